@@ -1,0 +1,25 @@
+"""The xeon kernels, one module per op family (mirroring sglang.ops), each with register()."""
+
+from __future__ import annotations
+
+import importlib
+
+KERNEL_MODULES = (
+    "sglang_xeon.kernels.norm",
+    "sglang_xeon.kernels.activation",
+    "sglang_xeon.kernels.rope",
+    "sglang_xeon.kernels.kv",
+    "sglang_xeon.kernels.attention",
+    "sglang_xeon.kernels.moe",
+    "sglang_xeon.kernels.gemm",
+    "sglang_xeon.kernels.gemm_fp8",
+    "sglang_xeon.kernels.gemm_int4",
+    "sglang_xeon.kernels.gemm_fp4",
+    "sglang_xeon.kernels.sampling",
+    "sglang_xeon.kernels.grammar",
+)
+
+
+def register_all(registry) -> None:
+    for name in KERNEL_MODULES:
+        importlib.import_module(name).register(registry)

@@ -1,0 +1,88 @@
+"""The xeon backend's implementation of the sglang backend contract."""
+
+from __future__ import annotations
+
+import torch
+
+from sglang.backend import (
+    KIND_CPU,
+    BackendInfo,
+    Capabilities,
+    ConformanceManifest,
+    CpuRuntime,
+    ProbeResult,
+    ProcessGroupCommunicator,
+    ServerDefaults,
+    hookimpl,
+)
+from sglang_xeon import __version__, cpu, kernels
+
+
+@hookimpl
+def sglang_backend_info() -> BackendInfo:
+    return BackendInfo(
+        name="xeon",
+        version=__version__,
+        device_type="cpu",
+        kind=KIND_CPU,
+        auto_priority=10,
+        description="x86 CPU kernels: torch native, oneDNN/AMX, IPEX when it matches torch",
+    )
+
+
+@hookimpl
+def sglang_backend_probe() -> ProbeResult:
+    if not cpu.is_x86():
+        return ProbeResult.unavailable(f"not an x86 CPU (machine is {cpu.platform.machine()})")
+    notes = [
+        "AVX-512" if cpu.has_avx512() else "no AVX-512",
+        "AVX-512 BF16" if cpu.has_avx512_bf16() else "no AVX-512 BF16",
+        "AMX" if cpu.has_amx() else "no AMX",
+        cpu.ipex_status()[1],
+    ]
+    return ProbeResult.ok(", ".join(notes))
+
+
+@hookimpl
+def sglang_backend_capabilities() -> Capabilities:
+    return Capabilities(
+        dtypes=frozenset({"float32", "bfloat16", "float16"}),
+        fp8_formats=frozenset({"e4m3fn"}),
+        fp4_formats=frozenset({"nvfp4", "mxfp4"}),
+        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order"}),
+        int8=True,
+        attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
+        kv_layouts=("NHD",),
+        page_sizes=(1, 16, 64),
+        graph_capture=False,
+        async_streams=False,
+        collectives=frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv"}),
+        extensions={"amx": cpu.has_amx(), "ipex": cpu.ipex_status()[0]},
+    )
+
+
+@hookimpl
+def sglang_backend_register_kernels(registry) -> None:
+    kernels.register_all(registry)
+
+
+@hookimpl
+def sglang_backend_create_runtime(device_index: int) -> CpuRuntime:
+    return CpuRuntime(device_index)
+
+
+@hookimpl
+def sglang_backend_create_communicator(rank, world_size, init_method, device_index):
+    return ProcessGroupCommunicator("gloo", rank, world_size, init_method)
+
+
+@hookimpl
+def sglang_backend_server_defaults(total_memory_bytes: int) -> ServerDefaults:
+    # CPU decode is bandwidth-bound and prefill is compute-bound: small chunks keep TTFT of
+    # queued requests bounded; the KV pool may take a large share of host memory.
+    return ServerDefaults(mem_fraction_static=0.6, chunked_prefill_size=2048, max_running_requests=64)
+
+
+@hookimpl
+def sglang_backend_conformance_manifest() -> ConformanceManifest:
+    return ConformanceManifest()

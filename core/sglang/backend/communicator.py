@@ -1,0 +1,120 @@
+"""Communicator: collectives between ranks, supplied by the backend.
+
+`Communicator` is the interface the core's tensor-parallel layers call. torch.distributed is
+device-neutral, so the core carries one implementation over a process group whose transport
+the backend names ("gloo" on CPU, "nccl" on NVIDIA, "hccl" on Ascend, ...).
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+REDUCE_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
+
+
+class Communicator(abc.ABC):
+    rank: int
+    world_size: int
+
+    @abc.abstractmethod
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """Reduce `tensor` across ranks in place and return it."""
+
+    @abc.abstractmethod
+    def all_gather(self, tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        """Concatenate every rank's `tensor` along `dim` (rank order)."""
+
+    @abc.abstractmethod
+    def reduce_scatter(self, tensor: torch.Tensor, dim: int = 0, op: str = "sum") -> torch.Tensor:
+        """Reduce across ranks, then return this rank's 1/world_size slice along `dim`."""
+
+    @abc.abstractmethod
+    def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+        """Overwrite `tensor` in place with rank `src`'s and return it."""
+
+    @abc.abstractmethod
+    def send(self, tensor: torch.Tensor, dst: int) -> None: ...
+
+    @abc.abstractmethod
+    def recv(self, tensor: torch.Tensor, src: int) -> torch.Tensor: ...
+
+    def barrier(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessGroupCommunicator(Communicator):
+    """Collectives over a torch.distributed process group with the given transport."""
+
+    def __init__(
+        self,
+        transport: str,
+        rank: int,
+        world_size: int,
+        init_method: str,
+        timeout_s: float = 120.0,
+    ) -> None:
+        self.transport = transport
+        self.rank = rank
+        self.world_size = world_size
+        if not dist.is_initialized():
+            dist.init_process_group(
+                transport,
+                init_method=init_method,
+                rank=rank,
+                world_size=world_size,
+                timeout=timedelta(seconds=timeout_s),
+            )
+        self.group = dist.group.WORLD
+
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        if self.world_size == 1:
+            return tensor
+        dist.all_reduce(tensor, op=REDUCE_OPS[op], group=self.group)
+        return tensor
+
+    def all_gather(self, tensor: torch.Tensor, dim: int = 0) -> torch.Tensor:
+        if self.world_size == 1:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous(), group=self.group)
+        return torch.cat(parts, dim=dim)
+
+    def reduce_scatter(self, tensor: torch.Tensor, dim: int = 0, op: str = "sum") -> torch.Tensor:
+        if self.world_size == 1:
+            return tensor
+        if tensor.shape[dim] % self.world_size:
+            raise ValueError(
+                f"reduce_scatter: size {tensor.shape[dim]} along dim {dim} is not divisible "
+                f"by world size {self.world_size}"
+            )
+        # gloo has no reduce_scatter; an all_reduce and a slice is exact and portable.
+        reduced = tensor.clone()
+        dist.all_reduce(reduced, op=REDUCE_OPS[op], group=self.group)
+        return reduced.chunk(self.world_size, dim=dim)[self.rank].contiguous()
+
+    def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+        if self.world_size > 1:
+            dist.broadcast(tensor, src=src, group=self.group)
+        return tensor
+
+    def send(self, tensor: torch.Tensor, dst: int) -> None:
+        dist.send(tensor.contiguous(), dst=dst, group=self.group)
+
+    def recv(self, tensor: torch.Tensor, src: int) -> torch.Tensor:
+        dist.recv(tensor, src=src, group=self.group)
+        return tensor
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier(group=self.group)
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()

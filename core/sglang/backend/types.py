@@ -1,0 +1,169 @@
+"""Typed records exchanged across the backend contract.
+
+Everything a backend hands to the core is one of these records, never a loose dict, so a
+backend written against `API_VERSION` 1 keeps working as records gain optional fields.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Major version of the contract. A backend declaring another major version is refused at
+# registration; hooks only ever grow by gaining keyword arguments with defaults.
+API_VERSION = 1
+
+# Backend kinds, in the order `--device auto` prefers them.
+KIND_ACCELERATOR = "accelerator"
+KIND_CPU = "cpu"
+KIND_FALLBACK = "fallback"
+KINDS = (KIND_ACCELERATOR, KIND_CPU, KIND_FALLBACK)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Who a backend is. `device_type` is the torch device type its tensors live on."""
+
+    name: str
+    version: str
+    device_type: str
+    api_version: int = API_VERSION
+    kind: str = KIND_ACCELERATOR
+    # Higher wins among available backends of the same kind under `--device auto`.
+    auto_priority: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Whether a backend can run here. Reasons say why not (or note caveats when available)."""
+
+    available: bool
+    reasons: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, *notes: str, **details: Any) -> ProbeResult:
+        return cls(True, tuple(notes), details)
+
+    @classmethod
+    def unavailable(cls, *reasons: str, **details: Any) -> ProbeResult:
+        if not reasons:
+            raise ValueError("an unavailable probe result must say why")
+        return cls(False, tuple(reasons), details)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. Op specs and kernels state requirements as feature keys
+    (`"dtype:bfloat16"`, `"fp8:e4m3fn"`, `"attention:sliding_window"`, `"page_size:16"`, ...);
+    `features()` flattens this record into that key space."""
+
+    dtypes: frozenset[str] = frozenset({"float32"})
+    fp8_formats: frozenset[str] = frozenset()  # "e4m3fn", "e5m2"
+    fp4_formats: frozenset[str] = frozenset()  # "nvfp4", "mxfp4"
+    int4_schemes: frozenset[str] = frozenset()  # "awq", "gptq", "gptq_act_order"
+    int8: bool = False  # w8a8 GEMM
+    # "gqa", "sliding_window", "logit_softcap", "custom_scale"
+    attention_features: frozenset[str] = frozenset()
+    kv_layouts: tuple[str, ...] = ("NHD",)  # token-major [slots, kv_heads, head_dim]
+    page_sizes: tuple[int, ...] = (1,)
+    graph_capture: bool = False
+    async_streams: bool = False
+    collectives: frozenset[str] = frozenset()  # "all_reduce", "all_gather", ...
+    # Name-keyed extensions for what only some backends have; never read by the core.
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    def features(self) -> frozenset[str]:
+        keys = {f"dtype:{d}" for d in self.dtypes}
+        keys |= {f"fp8:{f}" for f in self.fp8_formats}
+        keys |= {f"fp4:{f}" for f in self.fp4_formats}
+        keys |= {f"int4:{s}" for s in self.int4_schemes}
+        keys |= {f"attention:{a}" for a in self.attention_features}
+        keys |= {f"kv_layout:{k}" for k in self.kv_layouts}
+        keys |= {f"page_size:{p}" for p in self.page_sizes}
+        keys |= {f"collective:{c}" for c in self.collectives}
+        if self.int8:
+            keys.add("int8:w8a8")
+        if self.graph_capture:
+            keys.add("graph_capture")
+        if self.async_streams:
+            keys.add("async_streams")
+        return frozenset(keys)
+
+    def missing(self, required: tuple[str, ...] | list[str] | set[str]) -> list[str]:
+        have = self.features()
+        return sorted(k for k in required if k not in have)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dtypes": sorted(self.dtypes),
+            "fp8_formats": sorted(self.fp8_formats),
+            "fp4_formats": sorted(self.fp4_formats),
+            "int4_schemes": sorted(self.int4_schemes),
+            "int8": self.int8,
+            "attention_features": sorted(self.attention_features),
+            "kv_layouts": list(self.kv_layouts),
+            "page_sizes": list(self.page_sizes),
+            "graph_capture": self.graph_capture,
+            "async_streams": self.async_streams,
+            "collectives": sorted(self.collectives),
+            "extensions": {k: repr(v) for k, v in self.extensions.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ServerDefaults:
+    """Per-device defaults for server arguments the user did not set. `None` leaves the
+    core's own default in place."""
+
+    mem_fraction_static: float | None = None
+    chunked_prefill_size: int | None = None
+    graph_batch_sizes: tuple[int, ...] | None = None
+    max_running_requests: int | None = None
+    attention_backend: str | None = None
+    page_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ExpectedFailure:
+    """A conformance case (fnmatch pattern over case ids) known to fail, and why. Strict: a
+    case listed here that passes is reported as a failure, so the manifest stays honest."""
+
+    pattern: str
+    reason: str
+
+    def matches(self, case_id: str) -> bool:
+        return fnmatch.fnmatchcase(case_id, self.pattern)
+
+
+@dataclass(frozen=True)
+class ToleranceOverride:
+    """Looser (or tighter) tolerance for matching cases, and why."""
+
+    pattern: str
+    reason: str
+    atol: float | None = None
+    rtol: float | None = None
+    max_error: float | None = None  # for global-error metrics
+
+    def matches(self, case_id: str) -> bool:
+        return fnmatch.fnmatchcase(case_id, self.pattern)
+
+
+@dataclass(frozen=True)
+class ConformanceManifest:
+    expected_failures: tuple[ExpectedFailure, ...] = ()
+    tolerance_overrides: tuple[ToleranceOverride, ...] = ()
+
+    def __post_init__(self) -> None:
+        for entry in (*self.expected_failures, *self.tolerance_overrides):
+            if not entry.reason.strip():
+                raise ValueError(f"manifest entry {entry.pattern!r} needs a reason")
+
+    def expected_failure(self, case_id: str) -> ExpectedFailure | None:
+        return next((e for e in self.expected_failures if e.matches(case_id)), None)
+
+    def tolerance_override(self, case_id: str) -> ToleranceOverride | None:
+        return next((t for t in self.tolerance_overrides if t.matches(case_id)), None)
