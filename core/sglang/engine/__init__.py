@@ -1,0 +1,1 @@
+"""The engine: a frontend (tokenizer, detokenizer, request state) and a scheduler process."""

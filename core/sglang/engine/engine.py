@@ -1,0 +1,279 @@
+"""`sglang.Engine`: the in-process API. The scheduler (model, KV cache, batching) runs in a child
+process; this object tokenizes, sends, detokenizes, and returns SGLang-shaped results.
+
+    engine = sglang.Engine(model_path=..., device="xeon")
+    engine.generate("The capital of France is", {"max_new_tokens": 16, "temperature": 0})
+    engine.shutdown()
+
+`Engine()` with no model path serves the embedded default model (SmolLM2-135M-Instruct).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import tempfile
+import threading
+import time
+from typing import Any, AsyncIterator, Iterator
+
+from sglang.engine.scheduler_process import run_scheduler_process
+from sglang.engine.tokenizer_manager import TokenizerManager
+from sglang.model_loader import default_model_path, load_tokenizer, resolve_source
+from sglang.sampling.params import SamplingParams
+from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 600
+
+
+class EngineStartupError(RuntimeError):
+    pass
+
+
+class Engine:
+    def __init__(self, model_path: str | None = None, device: str = "auto", **server_args: Any):
+        self.args = ServerArgs.from_kwargs(model_path=model_path, device=device, **server_args)
+        if self.args.model_path is None:
+            self.args.model_path = default_model_path()
+        self._ipc_dir = tempfile.mkdtemp(prefix="sglang-")
+        scheduler_in = f"ipc://{os.path.join(self._ipc_dir, 'scheduler_in')}"
+        scheduler_out = f"ipc://{os.path.join(self._ipc_dir, 'scheduler_out')}"
+        tokenizer = None
+        if not self.args.skip_tokenizer_init:
+            tokenizer = load_tokenizer(self.args.tokenizer_path or resolve_source(self.args.model_path))
+        self.tokenizer = tokenizer
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="sglang-engine")
+        self._thread.start()
+
+        async def make_manager() -> TokenizerManager:
+            return TokenizerManager(tokenizer, scheduler_in, scheduler_out)
+
+        self.manager = self._run(make_manager())
+        ctx = mp.get_context("spawn")
+        reader, writer = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=run_scheduler_process,
+            args=(self.args, scheduler_in, scheduler_out, writer),
+            daemon=True,
+            name="sglang-scheduler",
+        )
+        self._proc.start()
+        writer.close()
+        self.server_info = self._wait_ready(reader)
+        self.manager.info = self.server_info
+        self._closed = False
+
+    def _wait_ready(self, reader) -> dict[str, Any]:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if reader.poll(0.5):
+                try:
+                    info = reader.recv()
+                except EOFError:
+                    break
+                if "error" in info:
+                    self._teardown()
+                    raise EngineStartupError(f"the scheduler failed to start:\n{info['error']}")
+                return info
+            if not self._proc.is_alive():
+                break
+        self._teardown()
+        raise EngineStartupError(
+            f"the scheduler process exited (code {self._proc.exitcode}) before it was ready"
+        )
+
+    def _run(self, coro, timeout: float | None = None):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    # --- generation ------------------------------------------------------------------------
+    def _requests(self, prompt, input_ids, sampling_params) -> list[tuple[list[int], SamplingParams]]:
+        """Normalise single/batch prompts and per-prompt params, expanding n into copies."""
+        if (prompt is None) == (input_ids is None):
+            raise ValueError("give exactly one of prompt or input_ids")
+        if prompt is not None:
+            prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+            ids = [self.manager.encode(p) for p in prompts]
+        else:
+            ids = [list(input_ids)] if input_ids and isinstance(input_ids[0], int) else [list(x) for x in input_ids]
+        if isinstance(sampling_params, list):
+            if len(sampling_params) != len(ids):
+                raise ValueError("sampling_params list must match the number of prompts")
+            plist = sampling_params
+        else:
+            plist = [sampling_params] * len(ids)
+        out = []
+        for prompt_ids, p in zip(ids, plist):
+            params = SamplingParams.from_dict(p)
+            for i in range(params.n):
+                copy = SamplingParams.from_dict({**(p or {}), "n": 1})
+                if params.sampling_seed is not None:
+                    copy.sampling_seed = params.sampling_seed + i
+                out.append((prompt_ids, copy))
+        return out
+
+    def _is_batch(self, prompt, input_ids, sampling_params) -> bool:
+        if prompt is not None:
+            batch = not isinstance(prompt, str)
+        else:
+            batch = bool(input_ids) and not isinstance(input_ids[0], int)
+        n = (sampling_params or {}).get("n", 1) if isinstance(sampling_params, dict) else 1
+        return batch or n > 1
+
+    async def _collect(self, prompt_ids, params, kw) -> dict[str, Any]:
+        last = None
+        async for chunk in self.manager.generate_one(prompt_ids, params, **kw):
+            last = chunk
+        return last
+
+    def generate(
+        self,
+        prompt: str | list[str] | None = None,
+        sampling_params: dict | list[dict] | None = None,
+        input_ids: list[int] | list[list[int]] | None = None,
+        return_logprob: bool = False,
+        logprob_start_len: int | None = None,
+        top_logprobs_num: int = 0,
+        stream: bool = False,
+    ) -> dict[str, Any] | list[dict[str, Any]] | Iterator[dict[str, Any]]:
+        reqs = self._requests(prompt, input_ids, sampling_params)
+        kw = dict(
+            return_logprob=return_logprob,
+            logprob_start_len=logprob_start_len,
+            top_logprobs_num=top_logprobs_num,
+        )
+        if stream:
+            if len(reqs) != 1:
+                raise ValueError("stream=True takes a single prompt with n=1")
+            return self._stream_sync(reqs[0], kw)
+
+        async def run_all():
+            return await asyncio.gather(*(self._collect(ids, p, kw) for ids, p in reqs))
+
+        results = self._run(run_all())
+        return results if self._is_batch(prompt, input_ids, sampling_params) else results[0]
+
+    def _stream_sync(self, req, kw) -> Iterator[dict[str, Any]]:
+        queue: asyncio.Queue = asyncio.Queue()
+        done = object()
+
+        async def pump():
+            try:
+                async for chunk in self.manager.generate_one(req[0], req[1], **kw):
+                    yield_chunk = chunk
+                    await queue.put(yield_chunk)
+            finally:
+                await queue.put(done)
+
+        fut = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        try:
+            while True:
+                item = self._run(queue.get())
+                if item is done:
+                    break
+                yield item
+        finally:
+            if not fut.done():
+                fut.cancel()
+        fut.result()
+
+    async def async_generate(
+        self,
+        prompt: str | None = None,
+        sampling_params: dict | None = None,
+        input_ids: list[int] | None = None,
+        return_logprob: bool = False,
+        logprob_start_len: int | None = None,
+        top_logprobs_num: int = 0,
+        stream: bool = False,
+    ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
+        """Awaitable result, or (stream=True) an async iterator of chunks, in the caller's loop."""
+        reqs = self._requests(prompt, input_ids, sampling_params)
+        kw = dict(
+            return_logprob=return_logprob,
+            logprob_start_len=logprob_start_len,
+            top_logprobs_num=top_logprobs_num,
+        )
+        if not stream:
+            futs = [
+                asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._collect(i, p, kw), self._loop))
+                for i, p in reqs
+            ]
+            results = await asyncio.gather(*futs)
+            return results if len(results) > 1 else results[0]
+        if len(reqs) != 1:
+            raise ValueError("stream=True takes a single prompt with n=1")
+        return self._stream_async(reqs[0], kw)
+
+    async def _stream_async(self, req, kw) -> AsyncIterator[dict[str, Any]]:
+        caller = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        done = object()
+
+        async def pump():
+            try:
+                async for chunk in self.manager.generate_one(req[0], req[1], **kw):
+                    caller.call_soon_threadsafe(queue.put_nowait, chunk)
+            finally:
+                caller.call_soon_threadsafe(queue.put_nowait, done)
+
+        fut = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        try:
+            while (item := await queue.get()) is not done:
+                yield item
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    # --- control ---------------------------------------------------------------------------
+    def flush_cache(self) -> bool:
+        return self._run(self.manager.control("flush_cache")).ok
+
+    def get_stats(self) -> dict[str, Any]:
+        return self._run(self.manager.control("stats")).payload
+
+    def check_idle(self) -> None:
+        """Raises when the scheduler, idle, still holds KV slots or request rows."""
+        reply = self._run(self.manager.control("check_idle"))
+        if not reply.ok:
+            raise RuntimeError(reply.payload.get("message"))
+
+    def shutdown(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        try:
+            self._run(self.manager.send_shutdown(), timeout=5)
+        except Exception:
+            pass
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if self._proc.is_alive():
+            self._proc.join(timeout=10)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=5)
+        try:
+            self._loop.call_soon_threadsafe(self.manager.close)
+        except Exception:
+            pass
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def __del__(self) -> None:
+        try:
+            self.shutdown()
+        except Exception:
+            pass

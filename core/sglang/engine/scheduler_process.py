@@ -1,0 +1,145 @@
+"""The scheduler process: selects the backend, loads the model, and runs the scheduling loop,
+receiving tokenized requests and sending token outputs over ZeroMQ (PULL in, PUSH out)."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import traceback
+from dataclasses import asdict
+from typing import Any
+
+import zmq
+
+from sglang.backend.selection import select_platform
+from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
+from sglang.model_executor.model_runner import ModelRunner
+from sglang.model_loader import load_model_config, load_tokenizer, resolve_source
+from sglang.scheduler.req import Req
+from sglang.scheduler.scheduler import Scheduler
+from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL_MS = 1000
+
+
+def build_scheduler(args: ServerArgs) -> tuple[Scheduler, dict[str, Any]]:
+    """Everything the scheduler needs, in the order the log tells it."""
+    platform = select_platform(args.device)
+    logger.info("backend %s (%s)", platform.name, platform.reason)
+    free, total = platform.runtime.memory_info()
+    args.resolve_defaults(platform.backend.server_defaults(total_memory_bytes=total))
+    source = resolve_source(args.model_path)
+    config = load_model_config(source, args.dtype, trust_remote_code=args.trust_remote_code)
+    tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
+    runner = ModelRunner(args, platform, config)
+    eos = frozenset(config.eos_token_ids)
+    if tokenizer is not None and tokenizer.eos_token_id is not None:
+        eos |= {tokenizer.eos_token_id}
+    scheduler = Scheduler(args, runner, tokenizer, eos)
+    info = {
+        "backend": platform.name,
+        "device": platform.runtime.device_name(),
+        "kernels": runner.ops.choices,
+        "architecture": config.architectures[0],
+        "dtype": str(runner.dtype).removeprefix("torch."),
+        "context_len": runner.context_len,
+        "vocab_size": config.vocab_size,
+        "max_total_tokens": runner.allocator.total_size,
+        "max_running_requests": args.max_running_requests,
+        "chunked_prefill_size": args.chunked_prefill_size,
+        "eos_token_ids": sorted(eos),
+        "server_args": {k: v for k, v in asdict(args).items() if k != "api_key"},
+    }
+    return scheduler, info
+
+
+def control(scheduler: Scheduler, msg: ControlRequest) -> ControlReply:
+    if msg.kind == "flush_cache":
+        if scheduler.has_work():
+            return ControlReply(msg.id, False, {"message": "requests are running"})
+        scheduler.cache.evict(scheduler.cache.evictable_size())
+        scheduler.cache.reset()
+        scheduler.runner.allocator.clear()
+        return ControlReply(msg.id, True)
+    if msg.kind == "stats":
+        kv = scheduler.kv
+        total = scheduler.runner.allocator.total_size
+        payload = {
+            **asdict(scheduler.stats),
+            "running": len(scheduler.running) + (1 if scheduler.chunked else 0),
+            "waiting": len(scheduler.waiting),
+            "kv_total": total,
+            "kv_free": scheduler.runner.allocator.available_size(),
+            "kv_cached": scheduler.cache.total_size(),
+            "kv_usage": 1 - kv.allocator.available_size() / total,
+        }
+        return ControlReply(msg.id, True, payload)
+    if msg.kind == "check_idle":
+        try:
+            scheduler.check_idle()
+            return ControlReply(msg.id, True)
+        except (AssertionError, RuntimeError) as e:
+            return ControlReply(msg.id, False, {"message": str(e)})
+    return ControlReply(msg.id, False, {"message": f"unknown control {msg.kind!r}"})
+
+
+def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: Any) -> None:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="[scheduler] %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        scheduler, info = build_scheduler(args)
+    except BaseException:
+        ready.send({"error": traceback.format_exc()})
+        return
+    ctx = zmq.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull.bind(in_addr)
+    push.connect(out_addr)
+    ready.send({"ok": True, **info})
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    try:
+        while True:
+            timeout = 0 if scheduler.has_work() else IDLE_POLL_MS
+            poller.poll(timeout)  # blocks only when idle
+            outputs = []
+            while True:  # drain everything that arrived
+                try:
+                    msg = pickle.loads(pull.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+                if isinstance(msg, TokenizedRequest):
+                    out = scheduler.add_request(
+                        Req(
+                            rid=msg.rid,
+                            prompt_ids=msg.prompt_ids,
+                            params=msg.params,
+                            eos_ids=scheduler.eos_ids,
+                            return_logprob=msg.return_logprob,
+                            logprob_start_len=msg.logprob_start_len,
+                            top_logprobs_num=msg.top_logprobs_num,
+                        )
+                    )
+                    if out is not None:
+                        outputs.append(out)
+                elif isinstance(msg, AbortRequest):
+                    out = scheduler.abort(msg.rid)
+                    if out is not None:
+                        outputs.append(out)
+                elif isinstance(msg, ControlRequest):
+                    if msg.kind == "shutdown":
+                        return
+                    push.send(pickle.dumps(control(scheduler, msg)))
+            if scheduler.has_work():
+                outputs += scheduler.step()
+            if outputs:
+                push.send(pickle.dumps(outputs))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pull.close(0)
+        push.close(0)
+        ctx.term()

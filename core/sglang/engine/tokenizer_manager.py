@@ -1,0 +1,190 @@
+"""The frontend half of the engine: tokenize, send to the scheduler, receive token ids, detokenize
+incrementally, and hand results out in SGLang's `{text, output_ids, meta_info}` shape.
+
+It lives in one asyncio loop (the Engine's background loop, or the HTTP server's) and talks to
+the scheduler process over ZeroMQ: PUSH requests to the scheduler, PULL outputs from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import pickle
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import zmq
+import zmq.asyncio
+
+from sglang.engine.detokenizer import IncrementalDetokenizer
+from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
+from sglang.sampling.params import SamplingParams
+from sglang.scheduler.scheduler import StepOutput
+
+
+@dataclass
+class ReqState:
+    prompt_ids: list[int]
+    params: SamplingParams
+    detok: IncrementalDetokenizer | None
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    output_ids: list[int] = field(default_factory=list)
+    output_logprobs: list[float] = field(default_factory=list)
+    output_top_logprobs: list[Any] = field(default_factory=list)
+    prompt_logprobs: list[Any] | None = None
+    prompt_top_logprobs: list[Any] | None = None
+    created: float = field(default_factory=time.monotonic)
+    first_token_time: float | None = None
+
+
+class TokenizerManager:
+    def __init__(self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: dict | None = None):
+        self.tokenizer = tokenizer
+        self.info = info or {}
+        self.ctx = zmq.asyncio.Context()
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.push.connect(scheduler_in)
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.pull.bind(scheduler_out)
+        self.states: dict[str, ReqState] = {}
+        self.controls: dict[int, asyncio.Future] = {}
+        self._control_ids = itertools.count()
+        self._loop_task: asyncio.Task | None = None
+
+    # --- plumbing --------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._loop_task is None:
+            self._loop_task = asyncio.get_running_loop().create_task(self._receive_loop())
+
+    async def _receive_loop(self) -> None:
+        while True:
+            msg = pickle.loads(await self.pull.recv())
+            if isinstance(msg, ControlReply):
+                fut = self.controls.pop(msg.id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+                continue
+            for out in msg:
+                state = self.states.get(out.rid)
+                if state is not None:
+                    state.queue.put_nowait(out)
+
+    async def control(self, kind: str, timeout: float = 60) -> ControlReply:
+        self.start()
+        cid = next(self._control_ids)
+        fut = asyncio.get_running_loop().create_future()
+        self.controls[cid] = fut
+        await self.push.send(pickle.dumps(ControlRequest(kind, cid)))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def send_shutdown(self) -> None:
+        await self.push.send(pickle.dumps(ControlRequest("shutdown", -1)))
+
+    def close(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        self.push.close(0)
+        self.pull.close(0)
+        self.ctx.term()
+
+    # --- tokenization ----------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        if self.tokenizer is None:
+            raise ValueError("the server runs with --skip-tokenizer-init: send input_ids")
+        return list(self.tokenizer.encode(text))
+
+    # --- one request -----------------------------------------------------------------------
+    async def generate_one(
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        rid: str | None = None,
+        return_logprob: bool = False,
+        logprob_start_len: int | None = None,
+        top_logprobs_num: int = 0,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yields a dict per output chunk (cumulative text and ids); the last has a finish
+        reason. Cancelling the iteration aborts the request in the scheduler."""
+        self.start()
+        rid = rid or uuid.uuid4().hex
+        if rid in self.states:
+            raise ValueError(f"request id {rid!r} is already in use")
+        vocab = self.info.get("vocab_size")
+        params.verify(vocab)
+        detok = None
+        if self.tokenizer is not None:
+            detok = IncrementalDetokenizer(
+                self.tokenizer,
+                prompt_ids,
+                params.skip_special_tokens,
+                params.spaces_between_special_tokens,
+                params.stop,
+                params.no_stop_trim,
+            )
+        state = ReqState(prompt_ids, params, detok)
+        self.states[rid] = state
+        lps = -1
+        if return_logprob:
+            lps = len(prompt_ids) - 1 if logprob_start_len is None else logprob_start_len
+            lps = max(0, min(lps, len(prompt_ids) - 1)) if lps >= 0 else -1
+        req = TokenizedRequest(rid, prompt_ids, params, return_logprob, lps, top_logprobs_num)
+        finished = False
+        try:
+            await self.push.send(pickle.dumps(req))
+            while not finished:
+                out: StepOutput = await state.queue.get()
+                finished = out.finished is not None
+                yield self._chunk(rid, state, out, return_logprob)
+        finally:
+            self.states.pop(rid, None)
+            if not finished:
+                await self.push.send(pickle.dumps(AbortRequest(rid)))
+
+    def _chunk(self, rid: str, state: ReqState, out: StepOutput, return_logprob: bool) -> dict:
+        if state.first_token_time is None and out.new_token_ids:
+            state.first_token_time = time.monotonic()
+        state.output_ids.extend(out.new_token_ids)
+        text = ""
+        if state.detok is not None:
+            state.detok.add(out.new_token_ids)
+            if out.finished is not None:
+                matched = out.finished.matched if isinstance(out.finished.matched, str) else None
+                state.detok.finish(matched)
+            state.detok.delta(out.finished is not None)
+            text = state.detok.text[: state.detok.emitted]
+        meta: dict[str, Any] = {
+            "id": rid,
+            "finish_reason": out.finished.to_json() if out.finished else None,
+            "prompt_tokens": out.prompt_tokens,
+            "completion_tokens": len(state.output_ids),
+            "cached_tokens": out.cached_tokens,
+            "retractions": out.retractions,
+            "e2e_latency": time.monotonic() - state.created,
+        }
+        if state.first_token_time is not None:
+            meta["ttft"] = state.first_token_time - state.created
+        if return_logprob:
+            state.output_logprobs.extend(out.output_logprobs)
+            state.output_top_logprobs.extend(out.output_top_logprobs)
+            if out.prompt_logprobs is not None:
+                state.prompt_logprobs = out.prompt_logprobs
+                state.prompt_top_logprobs = out.prompt_top_logprobs
+            meta["output_token_logprobs"] = [
+                (lp, tid, None) for lp, tid in zip(state.output_logprobs, state.output_ids)
+            ]
+            meta["output_top_logprobs"] = [
+                [(lp, tid, None) for tid, lp in (tops or [])] for tops in state.output_top_logprobs
+            ]
+            if state.prompt_logprobs is not None:
+                start = len(state.prompt_ids) - len(state.prompt_logprobs)
+                meta["input_token_logprobs"] = [
+                    (lp, tid, None)
+                    for lp, tid in zip(state.prompt_logprobs, state.prompt_ids[start:])
+                ]
+                meta["input_top_logprobs"] = [
+                    [(lp, tid, None) for tid, lp in tops] if tops else None
+                    for tops in state.prompt_top_logprobs
+                ]
+        return {"text": text, "output_ids": list(state.output_ids), "meta_info": meta}

@@ -1,0 +1,55 @@
+"""Paged attention over the KV cache: store this step's K/V, then attend (`kv.store`,
+`attention.extend` / `attention.decode`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sglang.layers.ops_table import OpTable
+from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
+
+
+class Attention(nn.Module):
+    def __init__(
+        self,
+        num_heads: int,
+        num_kv_heads: int,
+        head_dim: int,
+        layer_id: int,
+        ops: OpTable,
+        scale: float | None = None,
+        sliding_window: int = -1,
+        logit_softcap: float = 0.0,
+        v_head_dim: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.ops, self.layer_id = ops, layer_id
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.head_dim = head_dim
+        self.v_head_dim = v_head_dim or head_dim
+        self.scale = scale if scale is not None else head_dim**-0.5
+        self.sliding_window = sliding_window if sliding_window and sliding_window > 0 else -1
+        self.logit_softcap = logit_softcap or 0.0
+
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch
+    ) -> torch.Tensor:
+        """q [T, H, D], k [T, Hkv, D], v [T, Hkv, Dv] -> [T, H * Dv]."""
+        k_cache = batch.kv_cache.k_buffer(self.layer_id)
+        v_cache = batch.kv_cache.v_buffer(self.layer_id)
+        self.ops.kv_store(k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v)
+        common = dict(
+            k_cache=k_cache,
+            v_cache=v_cache,
+            kv_indptr=batch.kv_indptr,
+            kv_indices=batch.kv_indices,
+            sm_scale=self.scale,
+            sliding_window=self.sliding_window,
+            logit_softcap=self.logit_softcap,
+        )
+        if batch.mode == ForwardMode.DECODE:
+            out = self.ops.attention_decode(q=q, **common)
+        else:
+            out = self.ops.attention_extend(q=q, qo_indptr=batch.qo_indptr, **common)
+        return out.reshape(q.shape[0], self.num_heads * self.v_head_dim)

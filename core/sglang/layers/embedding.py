@@ -1,0 +1,46 @@
+"""Token embedding and the LM head (a `gemm.dense` against the vocabulary)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sglang.layers.ops_table import OpTable
+
+
+class VocabEmbedding(nn.Module):
+    def __init__(
+        self, vocab_size: int, hidden_size: int,
+        dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(
+            torch.empty(vocab_size, hidden_size, dtype=dtype, device=device), requires_grad=False
+        )
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.weight)
+
+
+class LMHead(nn.Module):
+    """hidden [R, D] -> logits [R, V] in float32, with an optional final soft-cap (Gemma 2)."""
+
+    def __init__(
+        self, vocab_size: int, hidden_size: int, ops: OpTable, final_softcap: float = 0.0,
+        dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        self.ops, self.final_softcap = ops, final_softcap or 0.0
+        self.weight = nn.Parameter(
+            torch.empty(vocab_size, hidden_size, dtype=dtype, device=device), requires_grad=False
+        )
+
+    def tie(self, embedding: VocabEmbedding) -> None:
+        self.weight = embedding.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.ops.gemm_dense(x=hidden, weight=self.weight).float()
+        if self.final_softcap > 0:
+            logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
+        return logits

@@ -1,0 +1,36 @@
+"""Rotary position embedding over the `rope` op, with its cos/sin cache built once."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sglang.layers.ops_table import OpTable
+from sglang.ops.rope import rope_cos_sin_cache
+
+
+class RotaryEmbedding(nn.Module):
+    def __init__(
+        self,
+        head_dim: int,
+        rotary_dim: int,
+        max_position: int,
+        base: float,
+        ops: OpTable,
+        scaling: dict | None = None,
+        is_neox: bool = True,
+        device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        self.ops, self.is_neox = ops, is_neox
+        self.head_dim, self.rotary_dim = head_dim, rotary_dim
+        cache = rope_cos_sin_cache(rotary_dim, max_position, base, scaling, dtype=torch.float32)
+        self.register_buffer("cos_sin_cache", cache.to(device), persistent=False)
+
+    def forward(
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """positions [T]; q [T, H, D]; k [T, Hkv, D]."""
+        return self.ops.rope(
+            positions=positions, q=q, k=k, cos_sin_cache=self.cos_sin_cache, is_neox=self.is_neox
+        )

@@ -1,0 +1,132 @@
+"""ModelRunner: builds the model on the selected platform, loads its weights, sizes the KV pool,
+and runs one ForwardBatch to logits."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from sglang.backend.selection import Platform
+from sglang.layers.ops_table import OpTable
+from sglang.mem.kv_cache import KVCache, tokens_that_fit
+from sglang.mem.req_to_token import ReqToTokenPool
+from sglang.mem.slot_allocator import KVSlotAllocator
+from sglang.model_executor.forward_batch import ForwardBatch
+from sglang.model_executor.model_registry import get_model_class
+from sglang.model_loader import ModelConfig, dummy_weights, iterate_weights
+from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+GIB = 1 << 30
+
+
+class ModelRunner:
+    def __init__(self, args: ServerArgs, platform: Platform, model_config: ModelConfig) -> None:
+        self.args, self.platform, self.model_config = args, platform, model_config
+        self.runtime = platform.runtime
+        self.device = self.runtime.device
+        self.dtype = model_config.dtype
+        if args.random_seed is not None:
+            self.runtime.manual_seed(args.random_seed)
+        self.ops = OpTable(platform)
+        cls = get_model_class(model_config.architectures)
+        hf = model_config.hf_config
+        start = time.perf_counter()
+        with torch.inference_mode():
+            self.model = cls(hf, self.ops, self.dtype, self.device)
+            self._load_weights()
+        self.model.eval()
+        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        logger.info(
+            "model %s loaded: %s, %.2f GiB of weights in %s on %s (%.1f s)",
+            model_config.architectures[0],
+            args.load_format,
+            self.weight_bytes / GIB,
+            str(self.dtype).removeprefix("torch."),
+            self.runtime.device_name(),
+            time.perf_counter() - start,
+        )
+        max_pos = model_config.max_position_embeddings
+        if args.context_length is not None and args.context_length > max_pos:
+            raise ValueError(
+                f"--context-length {args.context_length} exceeds the model's "
+                f"max_position_embeddings {max_pos}"
+            )
+        self.context_len = args.context_length or max_pos
+        self._init_memory_pool()
+
+    # --- weights ---------------------------------------------------------------------------
+    def _load_weights(self) -> None:
+        params = dict(self.model.named_parameters())
+        if self.args.load_format == "dummy":
+            shapes = {n: (tuple(p.shape), p.dtype) for n, p in params.items()}
+            weights = dummy_weights(shapes, seed=self.args.random_seed or 0)
+            for name, tensor in weights:
+                params[name].data.copy_(tensor)
+            return
+        loaded = self.model.load_weights(
+            (n, t.to(self.dtype) if t.is_floating_point() else t)
+            for n, t in iterate_weights(self.model_config.source, self.args.load_format)
+        )
+        missing = sorted(set(params) - loaded)
+        if missing:
+            raise ValueError(f"checkpoint lacks weights for: {', '.join(missing[:8])}")
+
+    # --- memory ----------------------------------------------------------------------------
+    def _init_memory_pool(self) -> None:
+        cfg, args = self.model_config, self.args
+        per_token = KVCache.bytes_per_token(
+            cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim, cfg.head_dim, self.dtype
+        )
+        if args.max_total_tokens is not None:
+            tokens = args.max_total_tokens
+            why = "--max-total-tokens"
+        else:
+            free, total = self.runtime.memory_info()
+            budget = int(total * args.mem_fraction_static) - self.weight_bytes
+            budget = min(budget, int(free * 0.9))
+            tokens = tokens_that_fit(max(budget, 0), per_token)
+            why = (
+                f"mem_fraction_static {args.mem_fraction_static} of {total / GIB:.1f} GiB "
+                f"({free / GIB:.1f} GiB free) minus {self.weight_bytes / GIB:.2f} GiB of weights"
+            )
+            # Without a limit the pool would hold far more than the running requests can use.
+            cap = self.context_len * max(args.max_running_requests or 1, 1)
+            if tokens > cap:
+                tokens, why = cap, why + f", capped at context_len x max_running_requests = {cap}"
+        if tokens < 16:
+            raise RuntimeError(f"the KV pool fits only {tokens} tokens ({why}); lower the load")
+        if args.max_running_requests is None:
+            args.max_running_requests = max(1, min(256, tokens // 2))
+        self.kv_cache = KVCache(
+            cfg.num_hidden_layers,
+            tokens,
+            cfg.num_key_value_heads,
+            cfg.head_dim,
+            cfg.head_dim,
+            self.dtype,
+            self.device,
+        )
+        self.allocator = KVSlotAllocator(tokens, self.device)
+        self.req_to_token = ReqToTokenPool(
+            args.max_running_requests + 1, self.context_len + 1, self.device
+        )
+        logger.info(
+            "KV pool: %d tokens x %d B/token = %.2f GiB (%s); max_running_requests=%d, "
+            "context_len=%d",
+            tokens,
+            per_token,
+            tokens * per_token / GIB,
+            why,
+            args.max_running_requests,
+            self.context_len,
+        )
+
+    # --- forward ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def forward(self, batch: ForwardBatch) -> torch.Tensor:
+        """float32 logits [len(batch.logits_indices), vocab]."""
+        return self.model(batch)

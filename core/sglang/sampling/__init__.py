@@ -1,0 +1,1 @@
+"""Sampling parameters (SGLang's names and defaults) and the batched sampler."""

@@ -1,0 +1,115 @@
+"""The batched sampler: penalties, logit bias, min-tokens masking, then `sampling.sample`.
+
+Order per step (SGLang's): penalties (repetition over prompt and output, frequency and presence
+over output), the grammar mask, logit bias, then temperature / top-k / top-p / min-p sampling.
+Randomness comes from each request's own generator (seeded by `sampling_seed`), drawn as one
+uniform per step, so a request's output does not depend on what it is batched with.
+Logprobs are those of the model's raw distribution (log_softmax of the unprocessed logits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from sglang.sampling.params import SamplingParams
+
+
+@dataclass
+class SampleInput:
+    """What the sampler needs from one request this step."""
+
+    params: SamplingParams
+    prompt_ids: Sequence[int]
+    output_ids: Sequence[int]
+    generator: torch.Generator
+    eos_ids: frozenset[int]
+    top_logprobs_num: int = 0
+    return_logprob: bool = False
+    bitmask: torch.Tensor | None = None  # int32 [ceil(V/32)] from a grammar, or None
+
+
+@dataclass
+class SampleOutput:
+    ids: list[int]
+    logprobs: list[float | None]
+    top_logprobs: list[list[tuple[int, float]] | None]
+
+
+class Sampler:
+    def __init__(self, ops, vocab_size: int) -> None:
+        self.ops, self.vocab_size = ops, vocab_size
+
+    def __call__(self, logits: torch.Tensor, inputs: Sequence[SampleInput]) -> SampleOutput:
+        """logits: float32 [B, V'] (V' >= vocab: padded vocabularies are cut)."""
+        logits = logits[:, : self.vocab_size].float()
+        want_logprobs = any(i.return_logprob for i in inputs)
+        raw_logprobs = torch.log_softmax(logits, dim=-1) if want_logprobs else None
+        logits = logits.clone()
+        for row, inp in enumerate(inputs):
+            self._process_row(logits[row], inp)
+        masks = [i.bitmask for i in inputs]
+        if any(m is not None for m in masks):
+            words = (self.vocab_size + 31) // 32
+            full = torch.full((len(inputs), words), -1, dtype=torch.int32)
+            for row, m in enumerate(masks):
+                if m is not None:
+                    full[row] = m
+            self.ops.apply_bitmask(logits=logits, bitmask=full.to(logits.device))
+        ids = self._sample(logits, inputs)
+        return self._logprobs(ids, raw_logprobs, inputs)
+
+    def _process_row(self, row: torch.Tensor, inp: SampleInput) -> None:
+        p = inp.params
+        if p.repetition_penalty != 1.0:
+            seen = torch.tensor(sorted({*inp.prompt_ids, *inp.output_ids}), dtype=torch.long)
+            seen = seen.to(row.device)
+            vals = row[seen]
+            row[seen] = torch.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
+        if (p.frequency_penalty or p.presence_penalty) and inp.output_ids:
+            out = torch.tensor(inp.output_ids, dtype=torch.long, device=row.device)
+            counts = torch.bincount(out, minlength=self.vocab_size)[: self.vocab_size].to(row.dtype)
+            row -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(row.dtype)
+        for tok, bias in p.logit_bias.items():
+            row[tok] += bias
+        if len(inp.output_ids) < p.min_new_tokens:
+            banned = set(p.stop_token_ids) | (set() if p.ignore_eos else set(inp.eos_ids))
+            for tok in banned:
+                if 0 <= tok < self.vocab_size:
+                    row[tok] = float("-inf")
+
+    def _sample(self, logits: torch.Tensor, inputs: Sequence[SampleInput]) -> torch.Tensor:
+        if all(i.params.is_greedy for i in inputs):
+            return torch.argmax(logits, dim=-1)
+        b, dev = len(inputs), logits.device
+        temps = torch.tensor([i.params.temperature for i in inputs], dtype=torch.float32)
+        top_ks = torch.tensor([i.params.top_k for i in inputs], dtype=torch.int32)
+        top_ps = torch.tensor([i.params.top_p for i in inputs], dtype=torch.float32)
+        min_ps = torch.tensor([i.params.min_p for i in inputs], dtype=torch.float32)
+        uniforms = torch.empty(b, dtype=torch.float32)
+        for row, inp in enumerate(inputs):
+            uniforms[row] = 0.0 if inp.params.is_greedy else torch.rand(1, generator=inp.generator)[0]
+        return self.ops.sample(
+            logits=logits,
+            temperatures=temps.to(dev),
+            top_ks=top_ks.to(dev),
+            top_ps=top_ps.to(dev),
+            min_ps=min_ps.to(dev),
+            uniforms=uniforms.to(dev),
+        )
+
+    def _logprobs(self, ids, raw_logprobs, inputs) -> SampleOutput:
+        ids_list = [int(t) for t in ids.tolist()]
+        logprobs: list[float | None] = [None] * len(inputs)
+        tops: list[list[tuple[int, float]] | None] = [None] * len(inputs)
+        if raw_logprobs is not None:
+            for row, inp in enumerate(inputs):
+                if not inp.return_logprob:
+                    continue
+                logprobs[row] = float(raw_logprobs[row, ids_list[row]])
+                if inp.top_logprobs_num > 0:
+                    vals, idx = raw_logprobs[row].topk(inp.top_logprobs_num)
+                    tops[row] = list(zip(idx.tolist(), vals.tolist()))
+        return SampleOutput(ids_list, logprobs, tops)

@@ -1,0 +1,1 @@
+"""Continuous batching: requests, admission, prefix reuse, retraction, stop conditions."""

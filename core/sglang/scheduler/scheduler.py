@@ -1,0 +1,395 @@
+"""The scheduler: a thin loop over the waiting queue, the running batch and the KV manager.
+
+Each `step()` runs one forward pass (SGLang's order):
+1. a prefill batch if any waiting request can be admitted (prefill has priority), continuing
+   the one request whose prompt is being chunked first;
+2. otherwise a decode step over the running requests, retracting the ones with the fewest
+   output tokens back to the queue when the KV pool cannot hold one more token for each.
+Admission reserves room for output tokens: each running request is expected to need
+`new_token_ratio` x its remaining tokens; the ratio decays from 0.7 towards 0.1 while nothing
+is retracted and rises again after a retraction. Nothing is ever dropped: a retracted request
+keeps its output and is re-prefilled, mostly from the prefix cache.
+
+The CPU work here is serial with the forward pass; backends with asynchronous runtimes get the
+overlapped variant (`is_async`) in the CUDA work, and this loop is the clean fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from sglang.cache.no_cache import NoPrefixCache
+from sglang.cache.radix_cache import RadixCache
+from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
+from sglang.model_executor.model_runner import ModelRunner
+from sglang.sampling.sampler import SampleInput, Sampler
+from sglang.scheduler.kv_manager import KVManager
+from sglang.scheduler.req import FinishReason, Req
+from sglang.scheduler.stop import StopChecker
+from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+INIT_NEW_TOKEN_RATIO = 0.7
+MIN_NEW_TOKEN_RATIO = 0.7 * 0.14
+NEW_TOKEN_RATIO_DECAY = (INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO) / 600
+LPM_MAX_QUEUE = 128  # longest-prefix-match costs a tree walk per request: fcfs beyond this
+
+
+@dataclass
+class StepOutput:
+    """What one request produced in one step (sent to the frontend)."""
+
+    rid: str
+    new_token_ids: list[int]
+    finished: FinishReason | None
+    output_logprobs: list[float] = field(default_factory=list)
+    output_top_logprobs: list[Any] = field(default_factory=list)
+    prompt_logprobs: list[float | None] | None = None
+    prompt_top_logprobs: list[Any] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    retractions: int = 0
+
+
+@dataclass
+class SchedulerStats:
+    steps: int = 0
+    prefill_steps: int = 0
+    decode_steps: int = 0
+    retractions: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    generated_tokens: int = 0
+
+
+class Scheduler:
+    def __init__(self, args: ServerArgs, runner: ModelRunner, tokenizer: Any, eos_ids: frozenset[int]):
+        self.args, self.runner = args, runner
+        self.eos_ids = eos_ids
+        cache_cls = NoPrefixCache if args.disable_radix_cache else RadixCache
+        self.cache = cache_cls(runner.allocator)
+        self.kv = KVManager(runner.req_to_token, runner.allocator, self.cache)
+        self.sampler = Sampler(runner.ops, runner.model_config.vocab_size)
+        self.stop = StopChecker(tokenizer, runner.context_len)
+        self.waiting: deque[Req] = deque()
+        self.running: list[Req] = []
+        self.chunked: Req | None = None
+        self.new_token_ratio = INIT_NEW_TOKEN_RATIO
+        self.stats = SchedulerStats()
+        self.chunk_size = args.chunked_prefill_size if args.chunked_prefill_size > 0 else None
+        self.max_running = args.max_running_requests
+        self.device = runner.device
+
+    # --- requests in and out ---------------------------------------------------------------
+    def add_request(self, req: Req) -> StepOutput | None:
+        """Queue a request; returns an immediate abort output when it can never run."""
+        problem = self._validate(req)
+        if problem:
+            req.finished = FinishReason("abort", message=problem)
+            return self._output(req, [])
+        self.waiting.append(req)
+        return None
+
+    def _validate(self, req: Req) -> str | None:
+        n = len(req.prompt_ids)
+        if n == 0:
+            return "the prompt is empty"
+        if n >= self.runner.context_len:
+            return f"the prompt has {n} tokens; the context length is {self.runner.context_len}"
+        vocab = self.runner.model_config.vocab_size
+        if any(t < 0 or t >= vocab for t in req.prompt_ids):
+            return f"prompt token ids must be in [0, {vocab})"
+        if n + 1 > self.runner.allocator.total_size:
+            return f"the prompt has {n} tokens; the KV pool holds {self.runner.allocator.total_size}"
+        return None
+
+    def abort(self, rid: str) -> StepOutput | None:
+        for req in [*self.waiting, *self.running, *([self.chunked] if self.chunked else [])]:
+            if req.rid == rid:
+                if req in self.waiting:
+                    self.waiting.remove(req)
+                if req in self.running:
+                    self.running.remove(req)
+                if req is self.chunked:
+                    self.chunked = None
+                self.kv.release(req)
+                req.finished = FinishReason("abort", message="aborted")
+                return self._output(req, [])
+        return None
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running or self.chunked)
+
+    # --- one step --------------------------------------------------------------------------
+    def step(self) -> list[StepOutput]:
+        self.stats.steps += 1
+        batch = self._prefill_batch()
+        if batch is not None:
+            self.stats.prefill_steps += 1
+            return self._run_prefill(*batch)
+        if self.running:
+            self.stats.decode_steps += 1
+            return self._run_decode()
+        return []
+
+    # --- prefill ---------------------------------------------------------------------------
+    def _reserved(self) -> float:
+        reqs = self.running + ([self.chunked] if self.chunked else [])
+        return sum(r.remaining_new_tokens() * self.new_token_ratio for r in reqs)
+
+    def _prefix_limit(self, req: Req) -> int:
+        """At least one token must be fed to get logits; prompt logprobs need the logits of
+        the positions they score, so those are not taken from the cache."""
+        limit = len(req.fill_ids) - 1
+        if req.wants_prompt_logprobs and not req.prompt_logprobs:
+            limit = min(limit, max(req.logprob_start_len - 1, 0))
+        return limit
+
+    def _order_waiting(self) -> list[Req]:
+        if self.args.schedule_policy == "lpm" and len(self.waiting) <= LPM_MAX_QUEUE:
+            lengths = {id(r): self.cache.match_prefix(r.fill_ids[: self._prefix_limit(r)]).indices.numel() for r in self.waiting}
+            return sorted(self.waiting, key=lambda r: -lengths[id(r)])
+        return list(self.waiting)
+
+    def _prefill_batch(self) -> tuple[list[Req], list[int]] | None:
+        """Pick requests (and how many tokens of each) for one prefill forward."""
+        budget = self.chunk_size or self.args.max_prefill_tokens
+        reqs, lens = [], []
+        if self.chunked is not None:
+            req = self.chunked
+            n = min(len(req.fill_ids) - req.kv_len, budget)
+            if self.kv.grow(req, n) is None:
+                return None  # the chunk cannot get memory now; decode proceeds and frees some
+            reqs.append(req), lens.append(n)
+            budget -= n
+        room = self.kv.available() - self._reserved()
+        for req in self._order_waiting():
+            if budget <= 0 or len(self.running) + len(reqs) >= self.max_running:
+                break
+            prefix, last_node = self.kv.match(req, self._prefix_limit(req))
+            extend = len(req.fill_ids) - prefix.numel()
+            n = extend
+            if n > budget:
+                if self.chunk_size is None:
+                    if reqs:  # unchunked: a long prompt runs alone rather than split
+                        break
+                elif self.chunked is not None:
+                    break  # one request is chunked at a time
+                else:
+                    n = budget
+            need = n + req.remaining_new_tokens() * self.new_token_ratio
+            if need > room and (reqs or self.running):
+                break
+            if not self.kv.admit(req, prefix, last_node, n):
+                break
+            room -= need
+            self.waiting.remove(req)
+            if not req.admitted_once:
+                req.cached_tokens = int(prefix.numel())
+                self.stats.cached_tokens += req.cached_tokens
+                self.stats.prompt_tokens += len(req.prompt_ids)
+                req.admitted_once = True
+            reqs.append(req), lens.append(n)
+            budget -= n
+            if n < extend:
+                self.chunked = req
+                break
+        return (reqs, lens) if reqs else None
+
+    def _run_prefill(self, reqs: list[Req], lens: list[int]) -> list[StepOutput]:
+        ids, positions, locs, kv_lens, rows = [], [], [], [], []
+        logit_rows: list[list[int]] = []  # per request: batch rows whose logits we need
+        offset = 0
+        for req, n in zip(reqs, lens):
+            start, end = req.kv_len, req.kv_len + n
+            fill = req.fill_ids
+            ids.extend(fill[start:end])
+            positions.extend(range(start, end))
+            locs.append(self.kv.slots_of(req, end)[start:end])
+            kv_lens.append(end)
+            wanted = []
+            if req.wants_prompt_logprobs and not req.prompt_logprobs_done:
+                first = max(start, req.logprob_start_len - 1)
+                wanted = list(range(offset + first - start, offset + n))
+            if end == len(fill) and (not wanted or wanted[-1] != offset + n - 1):
+                wanted.append(offset + n - 1)
+            logit_rows.append(wanted)
+            offset += n
+        flat_rows = [r for rs in logit_rows for r in rs]
+        batch = self._forward_batch(ForwardMode.EXTEND, reqs, ids, positions, locs, lens, kv_lens, flat_rows)
+        logits = self.runner.forward(batch)
+        for req, n in zip(reqs, lens):
+            req.kv_len += n
+        # Split the logits rows back per request.
+        outputs: list[StepOutput] = []
+        sample_reqs, sample_rows = [], []
+        cursor = 0
+        for req, n, rows in zip(reqs, lens, logit_rows):
+            mine = logits[cursor : cursor + len(rows)]
+            cursor += len(rows)
+            complete = req.kv_len == len(req.fill_ids)
+            if req.wants_prompt_logprobs and not req.prompt_logprobs_done:
+                self._record_prompt_logprobs(req, mine, req.kv_len - n, complete)
+            if complete:
+                sample_reqs.append(req)
+                sample_rows.append(mine[-1])
+                if req is self.chunked:
+                    self.chunked = None
+        if sample_reqs:
+            outputs += self._sample_and_advance(sample_reqs, torch.stack(sample_rows))
+            for req in sample_reqs:
+                if req.finished is None:
+                    self.running.append(req)
+        return outputs
+
+    def _record_prompt_logprobs(self, req: Req, logits: torch.Tensor, start: int, complete: bool) -> None:
+        """Logits rows cover positions max(start, lps-1) .. end-1 of this chunk; position p
+        scores prompt token p+1."""
+        lps = req.logprob_start_len
+        first = max(start, lps - 1)
+        end = req.kv_len
+        n_pred = min(end, len(req.prompt_ids) - 1) - first
+        if not req.prompt_logprobs:
+            req.prompt_logprobs = [None] if lps == 0 else []
+            req.prompt_top_logprobs = [None] if lps == 0 else []
+        if n_pred > 0:
+            logprobs = torch.log_softmax(logits[:n_pred].float(), dim=-1)
+            targets = torch.tensor(req.prompt_ids[first + 1 : first + 1 + n_pred], device=logprobs.device)
+            chosen = logprobs.gather(1, targets[:, None])[:, 0].tolist()
+            req.prompt_logprobs.extend(chosen)
+            if req.top_logprobs_num > 0:
+                vals, idx = logprobs.topk(req.top_logprobs_num, dim=-1)
+                req.prompt_top_logprobs.extend(
+                    list(zip(i, v)) for i, v in zip(idx.tolist(), vals.tolist())
+                )
+            else:
+                req.prompt_top_logprobs.extend([None] * n_pred)
+        if complete:
+            req.prompt_logprobs_done = True
+
+    # --- decode ----------------------------------------------------------------------------
+    def _run_decode(self) -> list[StepOutput]:
+        self._finished_early: list[StepOutput] = []
+        self._make_room_for_decode()
+        if not self.running:
+            return self._finished_early
+        reqs = list(self.running)
+        locs = []
+        for req in reqs:
+            slots = self.kv.grow(req, 1)
+            assert slots is not None, "decode room was ensured"
+            locs.append(slots)
+        ids = [req.fill_ids[req.kv_len] for req in reqs]
+        positions = [req.kv_len for req in reqs]
+        kv_lens = [req.kv_len + 1 for req in reqs]
+        batch = self._forward_batch(
+            ForwardMode.DECODE, reqs, ids, positions, locs, [1] * len(reqs), kv_lens, list(range(len(reqs)))
+        )
+        logits = self.runner.forward(batch)
+        for req in reqs:
+            req.kv_len += 1
+        outputs = self._finished_early + self._sample_and_advance(reqs, logits)
+        self.new_token_ratio = max(MIN_NEW_TOKEN_RATIO, self.new_token_ratio - NEW_TOKEN_RATIO_DECAY)
+        return outputs
+
+    def _make_room_for_decode(self) -> None:
+        """Every running request needs one slot; retract until they fit."""
+        while self.running and self.kv.available() < len(self.running):
+            if len(self.running) == 1:
+                # Alone and still out of room: its context fills the whole pool.
+                req = self.running.pop()
+                req.finished = FinishReason("length", len(req.output_ids), "the KV pool is full")
+                self.kv.release(req)
+                self._finished_early.append(self._output(req, req.output_ids[req.sent_len :]))
+                return
+            # Retract the request with the fewest output tokens (longest prompt on ties).
+            victim = min(self.running, key=lambda r: (len(r.output_ids), -len(r.prompt_ids)))
+            self.running.remove(victim)
+            self.kv.release(victim)
+            victim.retractions += 1
+            self.stats.retractions += 1
+            self.waiting.appendleft(victim)
+            self.new_token_ratio = min(1.0, self.new_token_ratio + 0.1)
+            logger.info(
+                "retracted request %s (%d output tokens); KV available %d for %d running",
+                victim.rid, len(victim.output_ids), self.kv.available(), len(self.running),
+            )
+
+    # --- shared ----------------------------------------------------------------------------
+    def _forward_batch(self, mode, reqs, ids, positions, locs, lens, kv_lens, logit_rows) -> ForwardBatch:
+        dev = self.device
+        kv_indices = torch.cat([self.kv.slots_of(r, n) for r, n in zip(reqs, kv_lens)])
+        qo = torch.tensor([0, *lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        kv = torch.tensor([0, *kv_lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
+        return ForwardBatch(
+            mode=mode,
+            batch_size=len(reqs),
+            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
+            positions=torch.tensor(positions, dtype=torch.int64, device=dev),
+            out_cache_loc=torch.cat(locs).to(dev),
+            qo_indptr=qo.to(dev),
+            kv_indptr=kv.to(dev),
+            kv_indices=kv_indices.to(dev),
+            logits_indices=torch.tensor(logit_rows, dtype=torch.int64, device=dev),
+            kv_cache=self.runner.kv_cache,
+        )
+
+    def _sample_and_advance(self, reqs: list[Req], logits: torch.Tensor) -> list[StepOutput]:
+        inputs = [
+            SampleInput(
+                params=r.params,
+                prompt_ids=r.prompt_ids,
+                output_ids=r.output_ids,
+                generator=r.generator,
+                eos_ids=r.eos_ids,
+                top_logprobs_num=r.top_logprobs_num,
+                return_logprob=r.return_logprob,
+            )
+            for r in reqs
+        ]
+        result = self.sampler(logits, inputs)
+        outputs = []
+        for i, req in enumerate(reqs):
+            req.output_ids.append(result.ids[i])
+            self.stats.generated_tokens += 1
+            if req.return_logprob:
+                req.output_logprobs.append(result.logprobs[i])
+                req.output_top_logprobs.append(result.top_logprobs[i])
+            req.finished = self.stop.check(req)
+            if req.finished is not None:
+                if req in self.running:
+                    self.running.remove(req)
+                self.kv.release(req)
+            pending = len(req.output_ids) - req.sent_len
+            if req.finished is not None or pending >= self.args.stream_interval:
+                outputs.append(self._output(req, req.output_ids[req.sent_len :]))
+        return outputs
+
+    def _output(self, req: Req, new_ids: list[int]) -> StepOutput:
+        start = req.sent_len
+        req.sent_len = len(req.output_ids)
+        first = start == 0
+        return StepOutput(
+            rid=req.rid,
+            new_token_ids=list(new_ids),
+            finished=req.finished,
+            output_logprobs=req.output_logprobs[start:] if req.return_logprob else [],
+            output_top_logprobs=req.output_top_logprobs[start:] if req.return_logprob else [],
+            prompt_logprobs=req.prompt_logprobs if (first and req.return_logprob) else None,
+            prompt_top_logprobs=req.prompt_top_logprobs if (first and req.return_logprob) else None,
+            prompt_tokens=len(req.prompt_ids),
+            completion_tokens=len(req.output_ids),
+            cached_tokens=req.cached_tokens,
+            retractions=req.retractions,
+        )
+
+    def check_idle(self) -> None:
+        assert not self.has_work()
+        self.kv.check_idle()

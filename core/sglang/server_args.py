@@ -1,0 +1,82 @@
+"""ServerArgs: the engine's and server's settings, with SGLang's names and defaults where the
+meaning is the same. `None` means "derive it" (from the backend's defaults hook, the model or
+the memory); `resolve_defaults` fills those in once the backend and model are known."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEDULE_POLICIES = ("fcfs", "lpm")
+LOAD_FORMATS = ("auto", "safetensors", "pt", "gguf", "dummy")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+@dataclass
+class ServerArgs:
+    model_path: str | None = None  # None: the embedded default model (SmolLM2-135M-Instruct)
+    tokenizer_path: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    load_format: str = "auto"
+    context_length: int | None = None
+    mem_fraction_static: float | None = None
+    max_total_tokens: int | None = None
+    max_running_requests: int | None = None
+    max_prefill_tokens: int = 16384
+    chunked_prefill_size: int | None = None  # -1 disables chunking
+    schedule_policy: str = "fcfs"
+    disable_radix_cache: bool = False
+    disable_overlap_schedule: bool = False
+    random_seed: int | None = None
+    stream_interval: int = 1
+    skip_tokenizer_init: bool = False
+    served_model_name: str | None = None
+    chat_template: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 30000
+    api_key: str | None = None
+    log_level: str = "info"
+    log_requests: bool = False
+    enable_metrics: bool = False
+    allow_auto_truncate: bool = False
+    attention_backend: str | None = None
+    trust_remote_code: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> ServerArgs:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown server argument(s): {', '.join(unknown)}")
+        args = cls(**kwargs)
+        args.validate()
+        return args
+
+    def validate(self) -> None:
+        if self.schedule_policy not in SCHEDULE_POLICIES:
+            raise ValueError(f"--schedule-policy must be one of {SCHEDULE_POLICIES}")
+        if self.load_format not in LOAD_FORMATS:
+            raise ValueError(f"--load-format must be one of {LOAD_FORMATS}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"--dtype must be one of {DTYPES}")
+        if self.mem_fraction_static is not None and not 0 < self.mem_fraction_static < 1:
+            raise ValueError("--mem-fraction-static must be in (0, 1)")
+        for name in ("max_total_tokens", "max_running_requests", "context_length"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.stream_interval < 1:
+            raise ValueError("--stream-interval must be >= 1")
+
+    def resolve_defaults(self, backend_defaults: Any) -> None:
+        """Fill unset values from the backend's ServerDefaults, then the core's own."""
+        for name in ("mem_fraction_static", "chunked_prefill_size", "max_running_requests"):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(backend_defaults, name, None))
+        if self.mem_fraction_static is None:
+            self.mem_fraction_static = 0.85
+        if self.chunked_prefill_size is None:
+            self.chunked_prefill_size = 8192

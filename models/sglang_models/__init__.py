@@ -1,0 +1,1 @@
+"""First-party model architectures, registered under the `sglang.models` entry-point group."""

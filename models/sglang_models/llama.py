@@ -1,0 +1,235 @@
+"""Llama (2, 3, 3.1, 3.2) and Mistral, over core layers. Qwen2/Qwen3 reuse it (sglang_models.qwen).
+
+Parameter names follow Hugging Face's, except the merged projections (qkv_proj, gate_up_proj),
+which `load_weights` fills shard by shard.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from sglang.layers.activation import gated_activation
+from sglang.layers.attention import Attention
+from sglang.layers.embedding import LMHead, VocabEmbedding
+from sglang.layers.linear import Linear, MergedLinear
+from sglang.layers.norm import RMSNorm
+from sglang.layers.ops_table import OpTable
+from sglang.layers.rotary import RotaryEmbedding
+from sglang.model_executor.forward_batch import ForwardBatch
+
+# checkpoint name piece -> (merged module name piece, shard)
+STACKED = (
+    ("q_proj", "qkv_proj", "q"),
+    ("k_proj", "qkv_proj", "k"),
+    ("v_proj", "qkv_proj", "v"),
+    ("gate_proj", "gate_up_proj", "gate"),
+    ("up_proj", "gate_up_proj", "up"),
+)
+
+
+def rope_scaling_of(config) -> dict | None:
+    scaling = getattr(config, "rope_scaling", None)
+    params = getattr(config, "rope_parameters", None)  # transformers 5 keeps rope settings here
+    if params and not scaling:
+        scaling = params
+    if not scaling:
+        return None
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    return None if kind == "default" else dict(scaling)
+
+
+def rope_theta_of(config) -> float:
+    theta = getattr(config, "rope_theta", None)
+    params = getattr(config, "rope_parameters", None)
+    if theta is None and params:
+        theta = params.get("rope_theta")
+    return float(theta if theta is not None else 10000.0)
+
+
+class LlamaAttention(nn.Module):
+    qk_norm = False  # Qwen3 normalises q and k per head before rope
+
+    def __init__(self, config, layer_id: int, ops: OpTable, dtype, device) -> None:
+        super().__init__()
+        hidden = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = getattr(config, "num_key_value_heads", None) or self.num_heads
+        self.head_dim = getattr(config, "head_dim", None) or hidden // self.num_heads
+        bias = bool(getattr(config, "attention_bias", False)) or self.qkv_bias
+        q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        kw = dict(dtype=dtype, device=device)
+        self.qkv_proj = MergedLinear(hidden, {"q": q, "k": kv, "v": kv}, ops, bias=bias, **kw)
+        self.o_proj = Linear(q, hidden, ops, bias=bool(getattr(config, "attention_bias", False)), **kw)
+        if self.qk_norm:
+            eps = config.rms_norm_eps
+            self.q_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
+            self.k_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
+        self.rotary_emb = RotaryEmbedding(
+            self.head_dim,
+            int(self.head_dim * getattr(config, "partial_rotary_factor", 1.0)),
+            config.max_position_embeddings,
+            rope_theta_of(config),
+            ops,
+            scaling=rope_scaling_of(config),
+            is_neox=True,
+            device=device,
+        )
+        self.attn = Attention(
+            self.num_heads,
+            self.num_kv_heads,
+            self.head_dim,
+            layer_id,
+            ops,
+            scale=self.attention_scale(config),
+            sliding_window=self.sliding_window(config, layer_id),
+            logit_softcap=self.logit_softcap(config),
+        )
+
+    qkv_bias = False
+
+    def attention_scale(self, config) -> float:
+        return self.head_dim**-0.5
+
+    def sliding_window(self, config, layer_id: int) -> int:
+        return -1
+
+    def logit_softcap(self, config) -> float:
+        return 0.0
+
+    def forward(self, positions: torch.Tensor, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
+        q, k, v = self.qkv_proj.split(self.qkv_proj(x))
+        t = x.shape[0]
+        q = q.reshape(t, self.num_heads, self.head_dim)
+        k = k.reshape(t, self.num_kv_heads, self.head_dim)
+        v = v.reshape(t, self.num_kv_heads, self.head_dim)
+        if self.qk_norm:
+            q = self.q_norm(q.reshape(-1, self.head_dim)).reshape(q.shape)
+            k = self.k_norm(k.reshape(-1, self.head_dim)).reshape(k.shape)
+        q, k = self.rotary_emb(positions, q, k)
+        return self.o_proj(self.attn(q, k, v, batch))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, config, ops: OpTable, dtype, device) -> None:
+        super().__init__()
+        hidden, inter = config.hidden_size, config.intermediate_size
+        bias = bool(getattr(config, "mlp_bias", False))
+        kw = dict(dtype=dtype, device=device)
+        self.gate_up_proj = MergedLinear(hidden, {"gate": inter, "up": inter}, ops, bias=bias, **kw)
+        self.down_proj = Linear(inter, hidden, ops, bias=bias, **kw)
+        self.act = gated_activation(ops, getattr(config, "hidden_act", "silu"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act(self.gate_up_proj(x)))
+
+
+class LlamaDecoderLayer(nn.Module):
+    attention_cls = LlamaAttention
+
+    def __init__(self, config, layer_id: int, ops: OpTable, dtype, device) -> None:
+        super().__init__()
+        eps = config.rms_norm_eps
+        self.self_attn = self.attention_cls(config, layer_id, ops, dtype, device)
+        self.mlp = LlamaMLP(config, ops, dtype, device)
+        self.input_layernorm = RMSNorm(config.hidden_size, ops, eps=eps, dtype=dtype, device=device)
+        self.post_attention_layernorm = RMSNorm(
+            config.hidden_size, ops, eps=eps, dtype=dtype, device=device
+        )
+
+    def forward(self, positions, hidden, residual, batch):
+        if residual is None:
+            residual = hidden
+            hidden = self.input_layernorm(hidden)
+        else:
+            hidden, residual = self.input_layernorm(hidden, residual)
+        hidden = self.self_attn(positions, hidden, batch)
+        hidden, residual = self.post_attention_layernorm(hidden, residual)
+        return self.mlp(hidden), residual
+
+
+class LlamaModel(nn.Module):
+    layer_cls = LlamaDecoderLayer
+
+    def __init__(self, config, ops: OpTable, dtype, device) -> None:
+        super().__init__()
+        self.embed_tokens = VocabEmbedding(config.vocab_size, config.hidden_size, dtype, device)
+        self.layers = nn.ModuleList(
+            self.layer_cls(config, i, ops, dtype, device) for i in range(config.num_hidden_layers)
+        )
+        self.norm = RMSNorm(
+            config.hidden_size, ops, eps=config.rms_norm_eps, dtype=dtype, device=device
+        )
+
+    def forward(self, input_ids, positions, batch):
+        hidden, residual = self.embed_tokens(input_ids), None
+        for layer in self.layers:
+            hidden, residual = layer(positions, hidden, residual, batch)
+        hidden, _ = self.norm(hidden, residual)
+        return hidden
+
+
+class LlamaForCausalLM(nn.Module):
+    model_cls = LlamaModel
+
+    def __init__(self, config, ops: OpTable, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        self.config = config
+        self.model = self.model_cls(config, ops, dtype, device)
+        self.lm_head = LMHead(
+            config.vocab_size,
+            config.hidden_size,
+            ops,
+            final_softcap=getattr(config, "final_logit_softcapping", None) or 0.0,
+            dtype=dtype,
+            device=device,
+        )
+        self.tied = bool(getattr(config, "tie_word_embeddings", False))
+        if self.tied:
+            self.lm_head.tie(self.model.embed_tokens)
+
+    def forward(self, batch: ForwardBatch) -> torch.Tensor:
+        """Logits [len(batch.logits_indices), vocab] in float32."""
+        hidden = self.model(batch.input_ids, batch.positions, batch)
+        return self.lm_head(hidden[batch.logits_indices])
+
+    # --- weights ---------------------------------------------------------------------------
+    def load_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> set[str]:
+        """Copy checkpoint tensors (Hugging Face names) into the parameters; returns the names
+        of the parameters that were filled. Unknown names raise, so a wrong mapping is loud."""
+        params = dict(self.named_parameters(remove_duplicate=False))
+        modules = dict(self.named_modules())
+        loaded: set[str] = set()
+        for name, tensor in weights:
+            if "rotary_emb.inv_freq" in name:
+                continue
+            if self.tied and name == "lm_head.weight":
+                continue
+            for piece, merged, shard in STACKED:
+                if f".{piece}." in name:
+                    module_name, _, kind = name.replace(piece, merged).rpartition(".")
+                    modules[module_name].load_shard(shard, tensor, is_bias=kind == "bias")
+                    loaded.add(f"{module_name}.{kind}")
+                    break
+            else:
+                module_name, _, kind = name.rpartition(".")
+                module = modules.get(module_name)
+                if isinstance(module, RMSNorm):
+                    module.load(tensor)
+                elif name in params:
+                    if params[name].shape != tensor.shape:
+                        raise ValueError(
+                            f"{name}: checkpoint shape {tuple(tensor.shape)} != "
+                            f"{tuple(params[name].shape)}"
+                        )
+                    params[name].data.copy_(tensor)
+                else:
+                    raise KeyError(f"checkpoint tensor {name!r} has no parameter in {type(self).__name__}")
+                loaded.add(name)
+        return loaded
+
+
+class MistralForCausalLM(LlamaForCausalLM):
+    """Mistral's dense models share Llama's architecture (sliding window unused by 7B v0.2+)."""
