@@ -30,14 +30,19 @@ class KVCache:
         self.dtype = dtype
         self.device = device
         rows = num_slots + 1
+        # Uninitialised: every slot is written (kv.store) before any kernel reads it, and the
+        # host-memory pages of a large CPU pool are only touched as slots are used. The
+        # padding row is zeroed so padded batches read finite values.
         self._k = [
-            torch.zeros((rows, num_kv_heads, head_dim), dtype=dtype, device=device)
+            torch.empty((rows, num_kv_heads, head_dim), dtype=dtype, device=device)
             for _ in range(num_layers)
         ]
         self._v = [
-            torch.zeros((rows, num_kv_heads, v_head_dim), dtype=dtype, device=device)
+            torch.empty((rows, num_kv_heads, v_head_dim), dtype=dtype, device=device)
             for _ in range(num_layers)
         ]
+        for buf in (*self._k, *self._v):
+            buf[0].zero_()
 
     def k_buffer(self, layer: int) -> torch.Tensor:
         return self._k[layer]
