@@ -1,0 +1,159 @@
+"""GGUF weights: a GGUF file's tensors, dequantized and renamed to Hugging Face names, one by one.
+
+This streams what transformers' legacy GGUF loader
+(`transformers.modeling_gguf_pytorch_utils.load_gguf_checkpoint(path, return_tensors=True,
+model_to_load=model)`, the path `from_pretrained(gguf_file=...)` takes for llama and most
+architectures) builds as one dict, from the same pieces:
+
+- `get_gguf_hf_weights_map(model, processor)`: GGUF name -> HF name, from the HF model's state
+  dict and gguf-py's tensor-name map; the model is built on the meta device (no storage);
+- `TENSOR_PROCESSORS[architecture]`: per-architecture fix-ups of the dequantized values, e.g.
+  llama's q/k rows, which llama.cpp permutes for its interleaved rotary layout and the
+  processor permutes back to HF's rotate-half layout;
+- gguf-py's `dequantize` (numpy), which yields float32.
+
+The tensor table comes from transformers' fast header reader (`integrations.gguf.reader`,
+transformers >= 5.x, no vocabulary parsing) where present, else from gguf-py's GGUFReader.
+Tensors are memory-mapped and read only when reached. Every tensor is yielded as float32, in
+torch's dimension order; the model casts it into its own dtype. GGUF tensors with no HF name
+(e.g. llama.cpp's precomputed rope factors) are skipped, as transformers skips them. Processors
+that merge several GGUF tensors into one (MoE experts) fill a pending dict, yielded at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+GGML_F32, GGML_F16, GGML_BF16 = 0, 1, 30
+_FLOAT_TYPES = {GGML_F32: torch.float32, GGML_F16: torch.float16, GGML_BF16: torch.bfloat16}
+
+
+class RawTensor(NamedTuple):
+    """One tensor of a GGUF file before dequantization.
+
+    shape: in elements, torch order. read(): the stored data as numpy, shaped
+    (*shape[:-1], bytes per row) for block types, as gguf-py's `dequantize` takes it.
+    """
+
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]
+    nbytes: int
+    read: Callable[[], np.ndarray]
+
+
+def read_tensor_table(path: str) -> tuple[str, list[RawTensor]]:
+    """(general.architecture, the file's tensors), without reading tensor data."""
+    try:
+        from transformers.integrations.gguf.reader import GgufHeader
+    except ImportError:
+        return _tensor_table_gguf_py(path)
+    header = GgufHeader.from_file(path)
+    # A plain ndarray view: numpy's memmap subclass costs a hook on every derived array.
+    blob = np.memmap(path, mode="r", dtype=np.uint8).view(np.ndarray)
+    tensors = []
+    for info in header.tensors:
+        start = header.data_start + info.offset
+        rows = info.shape[:-1]
+        byte_shape = (*rows, info.nbytes // max(1, math.prod(rows)))
+        view = blob[start : start + info.nbytes]
+        read = lambda view=view, shape=byte_shape: view.reshape(shape)  # noqa: E731
+        tensors.append(RawTensor(info.name, info.ggml_type, tuple(info.shape), info.nbytes, read))
+    return header.architecture, tensors
+
+
+def _tensor_table_gguf_py(path: str) -> tuple[str, list[RawTensor]]:
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    field = reader.fields["general.architecture"]
+    architecture = bytes(field.parts[field.data[0]]).decode("utf-8")
+    tensors = []
+    for t in reader.tensors:
+        shape = tuple(int(d) for d in reversed(t.shape))  # ggml lists the fastest dim first
+        read = lambda t=t: t.data  # noqa: E731
+        tensors.append(RawTensor(t.name, int(t.tensor_type), shape, int(t.n_bytes), read))
+    return architecture, tensors
+
+
+def gguf_float_dtype(path: str) -> torch.dtype:
+    """The float type a GGUF file was written in; float32 where it holds quantized blocks.
+
+    Half-precision files keep their norms in F32, so the half type, where present, wins.
+    """
+    _, tensors = read_tensor_table(path)
+    types = {t.ggml_type for t in tensors}
+    if not types <= set(_FLOAT_TYPES):
+        return torch.float32
+    for ggml_type in (GGML_BF16, GGML_F16, GGML_F32):
+        if ggml_type in types:
+            return _FLOAT_TYPES[ggml_type]
+    return torch.float32
+
+
+class _TopLevelView:
+    """A model as `get_gguf_hf_weights_map` sees it, minus its submodules.
+
+    That function maps the full parameter names, then recurses into every submodule, building
+    gguf-py's name table again for each (12 s for a 30-layer llama). The recursion only finds
+    names for models whose GGUF was converted from a submodule (Bloom); `gguf_hf_names` runs
+    it only when the full-name pass leaves parameters unnamed.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.config = model.config
+        self._model = model
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._model.state_dict()
+
+    def named_children(self) -> list:
+        return []
+
+
+def gguf_hf_names(hf_config: Any, architecture: str) -> tuple[Any, dict[str, str]]:
+    """(tensor processor, {GGUF name: HF name}) for a model of `hf_config`."""
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import (
+        TENSOR_PROCESSORS,
+        TensorProcessor,
+        get_gguf_hf_weights_map,
+    )
+
+    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=hf_config.to_dict())
+    # The meta device holds shapes only: the model is built for its parameter names.
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+    names = get_gguf_hf_weights_map(_TopLevelView(model), processor)
+    if set(model.state_dict()) - set(names.values()):
+        names = get_gguf_hf_weights_map(model, processor)
+    return processor, names
+
+
+def gguf_weights(path: str, hf_config: Any) -> tuple[int, Iterator[tuple[str, torch.Tensor]]]:
+    """(number of tensors in the file, iterator of (HF name, float32 tensor)) for a GGUF file."""
+    architecture, tensors = read_tensor_table(path)
+    return len(tensors), _iterate(tensors, architecture, hf_config)
+
+
+def _iterate(
+    tensors: list[RawTensor], architecture: str, hf_config: Any
+) -> Iterator[tuple[str, torch.Tensor]]:
+    from gguf import GGMLQuantizationType, dequantize
+
+    processor, names = gguf_hf_names(hf_config, architecture)
+    merged: dict[str, dict[str, torch.Tensor]] = {"tensors": {}}
+    for raw in tensors:
+        values = dequantize(raw.read(), GGMLQuantizationType(raw.ggml_type))
+        result = processor.process(
+            weights=values, name=raw.name, tensor_key_mapping=names, parsed_parameters=merged
+        )
+        if result.name is None or result.name not in names:
+            continue
+        yield names[result.name], torch.from_numpy(np.array(result.weights, dtype=np.float32))
+    yield from merged["tensors"].items()
