@@ -1,5 +1,133 @@
-"""(being written)"""
+"""gemm.dense and gemm.int8 on the CPU, plus the derived-weight cache the low-bit GEMMs share.
+
+gemm.dense is oneDNN through F.linear in the input dtype (bf16 uses AVX-512 BF16 / AMX where
+present, accumulating in float32). gemm.int8 quantizes activations per token and multiplies
+with torch._int_mm (oneDNN u8s8/s8s8 with VNNI, int32 accumulation, exact as the spec says).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+CACHE_ENV = "SGLANG_XEON_WEIGHT_CACHE_MB"
+
+
+class WeightCache:
+    """Weights derived from checkpoint tensors (dequantized, or prepacked for oneDNN), kept
+    while their sources live and are unchanged, evicted least-recently-used past a byte budget.
+
+    Opt-in: the budget comes from $SGLANG_XEON_WEIGHT_CACHE_MB (default 0, off). An entry is
+    keyed on each source tensor's identity, data_ptr, shape, dtype and `_version`, and dropped
+    when the first source is freed (so an id is never reused while its entry exists). What it
+    cannot see: writes through `tensor.data` (`param.data.copy_(...)`, as weight loaders do)
+    do not bump `_version`. Enable it only where weights are not rewritten that way after the
+    first forward; with it off every call derives its weight again (vectorised, but a full
+    pass over the weight)."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self._entries: OrderedDict[tuple, tuple[torch.Tensor, weakref.finalize]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        sources: tuple[torch.Tensor | None, ...],
+        extra: tuple,
+        build: Callable[[], torch.Tensor],
+    ) -> torch.Tensor:
+        """The derived weight for `sources` (+ `extra`, e.g. the target dtype), built by
+        `build` on a miss; sources[0] must be a tensor (its lifetime bounds the entry)."""
+        if self.budget <= 0:
+            return build()
+        key = (
+            tuple(
+                (id(t), t.data_ptr(), tuple(t.shape), t.dtype, t._version)
+                for t in sources
+                if t is not None
+            ),
+            extra,
+        )
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                return hit[0]
+        value = build()
+        size = value.numel() * value.element_size()
+        if size > self.budget:
+            return value
+        with self._lock:
+            if key not in self._entries:
+                finalizer = weakref.finalize(sources[0], self._drop, key)
+                self._entries[key] = (value, finalizer)
+                self._bytes += size
+                while self._bytes > self.budget:
+                    self._evict(next(iter(self._entries)))
+        return value
+
+    def _evict(self, key: tuple) -> None:
+        value, finalizer = self._entries.pop(key)
+        finalizer.detach()
+        self._bytes -= value.numel() * value.element_size()
+
+    def _drop(self, key: tuple) -> None:
+        with self._lock:
+            if key in self._entries:
+                self._evict(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            for key in list(self._entries):
+                self._evict(key)
+
+
+WEIGHT_CACHE = WeightCache(int(float(os.environ.get(CACHE_ENV, "0")) * 2**20))
+
+
+def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    return F.linear(x, weight, bias)
+
+
+def quantize_int8_per_token(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[M, K] float -> (int8 [M, K], float32 scale [M, 1]); the spec's symmetric rounding."""
+    xf = x.float()
+    scale = xf.abs().amax(dim=-1, keepdim=True) / 127.0
+    q = torch.round(xf / torch.where(scale > 0, scale, torch.ones_like(scale)))
+    return q.clamp_(-127, 127).to(torch.int8), scale
+
+
+def _int_mm(a: torch.Tensor, b_t: torch.Tensor) -> torch.Tensor:
+    """int8 [M, K] @ int8 [N, K].T -> int32 [M, N]; float32 matmul where _int_mm is missing
+    (exact while |acc| < 2**24, relative error 2**-24 beyond)."""
+    try:
+        return torch._int_mm(a, b_t.t())
+    except (AttributeError, RuntimeError):
+        return (a.float() @ b_t.float().t()).round_().to(torch.int32)
+
+
+def int8(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    weight_scale: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    if x.shape[0] == 0:
+        return x.new_zeros(0, weight.shape[0])
+    xq, x_scale = quantize_int8_per_token(x)
+    out = _int_mm(xq, weight).float() * x_scale * weight_scale.float().unsqueeze(0)
+    if bias is not None:
+        out += bias.float()
+    return out.to(x.dtype)
 
 
 def register(registry) -> None:
-    pass
+    registry.register("gemm.dense", dense, name="xeon.linear")
+    registry.register("gemm.int8", int8, name="xeon.int8_int_mm")

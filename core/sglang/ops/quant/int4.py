@@ -1,0 +1,154 @@
+"""Group-wise asymmetric int4 (W4A16) in the AutoAWQ GEMM and AutoGPTQ v1 packings.
+
+Unpacked form, shared by both packings (K input features, N output features, G group size):
+
+  q       [K, N]    integer codes 0..15
+  zeros   [K/G, N]  integer zero points
+  scales  [K/G, N]  float
+  g_idx   [K]       group of each input row; k // G unless GPTQ act-order (desc_act) permuted it
+  w[k, n] = (q[k, n] - zeros[g_idx[k], n]) * scales[g_idx[k], n]      (out = x @ w)
+
+Packings, eight 4-bit values per int32, value i of a word in bits [4i, 4i+4):
+
+  AWQ   qweight [K, N/8], qzeros [K/G, N/8], both packed along N in AWQ's interleaved order:
+        nibble i of word c holds column 8c + AWQ_ORDER[i], AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7).
+        Zeros are stored as they are. Checked against AutoAWQ
+        awq/modules/linear/gemm.py (WQLinear_GEMM.from_linear: `order_map = [0, 2, 4, 6, 1, 3,
+        5, 7]`, `qweight[:, col] |= qweight_col << (i * w_bit)`) and the unpackers that use
+        AWQ_REVERSE_ORDER = (0, 4, 1, 5, 2, 6, 3, 7) (AutoAWQ utils/packing_utils.py, GPTQModel).
+  GPTQ  qweight [K/8, N] packed along K in sequential order (nibble i of row r is input row
+        8r + i); qzeros [K/G, N/8] packed along N in sequential order, storing zeros - 1 (the
+        v1 checkpoint convention; readers add 1 back, so a stored nibble s means zero s + 1).
+        Checked against AutoGPTQ auto_gptq/nn_modules/qlinear/qlinear_cuda_old.py (`pack`:
+        `qweight[row] |= intweight[j] << (bits * (j - i))`, `zeros -= 1`; `forward`:
+        `zeros = zeros + 1`) and qlinear_cuda.py (`scales[g_idx] * (weight - zeros[g_idx])`).
+        Act-order g_idx follows GPTQ's `g_idx = [i // group_size ...][invperm]`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from sglang.ops.spec import compute_dtype
+
+AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
+AWQ_REVERSE_ORDER = (0, 4, 1, 5, 2, 6, 3, 7)
+SEQUENTIAL_ORDER = (0, 1, 2, 3, 4, 5, 6, 7)
+PACK = 8  # int4 values per int32
+_SHIFTS = tuple(4 * i for i in range(PACK))
+
+
+class Int4Quant(NamedTuple):
+    """The unpacked form (see the module docstring)."""
+
+    q: torch.Tensor  # [K, N] int32 codes 0..15
+    scales: torch.Tensor  # [K/G, N]
+    zeros: torch.Tensor  # [K/G, N] int32
+    g_idx: torch.Tensor  # [K] int32
+
+
+def pack_nibbles(values: torch.Tensor, order: tuple[int, ...] = SEQUENTIAL_ORDER) -> torch.Tensor:
+    """values: [R, C] integers 0..15, C % 8 == 0 -> int32 [R, C/8] packed along the last dim;
+    nibble i of word c holds column 8c + order[i]."""
+    r, c = values.shape
+    if c % PACK:
+        raise ValueError(f"cannot pack {c} columns into int32 words of {PACK} nibbles")
+    v = values.to(torch.int32).reshape(r, c // PACK, PACK)
+    words = torch.zeros(r, c // PACK, dtype=torch.int32, device=values.device)
+    for i, column in enumerate(order):
+        words |= (v[..., column] & 0xF) << _SHIFTS[i]  # bit 31 set wraps to a negative int32
+    return words
+
+
+def unpack_nibbles(packed: torch.Tensor, order: tuple[int, ...] = SEQUENTIAL_ORDER) -> torch.Tensor:
+    """Inverse of pack_nibbles: int32 [R, C/8] -> int32 [R, C] codes 0..15."""
+    r, w = packed.shape
+    shifts = torch.tensor(_SHIFTS, dtype=torch.int32, device=packed.device)
+    nibbles = (packed.to(torch.int32).unsqueeze(-1) >> shifts) & 0xF  # [R, C/8, nibble]
+    inverse = [order.index(j) for j in range(PACK)]  # column 8c + j sits in nibble inverse[j]
+    return nibbles[..., inverse].reshape(r, w * PACK)
+
+
+def pack_awq(q: torch.Tensor, zeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q [K, N], zeros [K/G, N]) -> (qweight [K, N/8], qzeros [K/G, N/8]), AWQ order."""
+    return pack_nibbles(q, AWQ_ORDER), pack_nibbles(zeros, AWQ_ORDER)
+
+
+def unpack_awq(qweight: torch.Tensor, qzeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(qweight [K, N/8], qzeros [K/G, N/8]) -> (q [K, N], zeros [K/G, N])."""
+    return unpack_nibbles(qweight, AWQ_ORDER), unpack_nibbles(qzeros, AWQ_ORDER)
+
+
+def pack_gptq(q: torch.Tensor, zeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q [K, N], zeros [K/G, N] in 1..16) -> (qweight [K/8, N], qzeros [K/G, N/8] = zeros-1)."""
+    if zeros.numel() and (int(zeros.min()) < 1 or int(zeros.max()) > 16):
+        raise ValueError("GPTQ v1 stores zeros - 1 in 4 bits: zero points must lie in 1..16")
+    qweight = pack_nibbles(q.t()).t().contiguous()
+    return qweight, pack_nibbles(zeros - 1)
+
+
+def unpack_gptq(qweight: torch.Tensor, qzeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(qweight [K/8, N], qzeros [K/G, N/8]) -> (q [K, N], zeros [K/G, N] = stored + 1)."""
+    q = unpack_nibbles(qweight.t()).t()
+    return q, unpack_nibbles(qzeros) + 1
+
+
+def default_g_idx(k: int, group_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """[K] int32: input row k belongs to group k // group_size."""
+    return (torch.arange(k, device=device) // group_size).to(torch.int32)
+
+
+def act_order_g_idx(perm: torch.Tensor, group_size: int) -> torch.Tensor:
+    """GPTQ desc_act: rows are quantized in the order `perm` (a permutation of range(K)), in
+    groups of group_size along that order, so g_idx[perm[j]] = j // group_size."""
+    g_idx = torch.empty_like(perm, dtype=torch.int32)
+    g_idx[perm] = default_g_idx(perm.numel(), group_size, perm.device)
+    return g_idx
+
+
+def quantize_int4(
+    w: torch.Tensor,
+    group_size: int,
+    g_idx: torch.Tensor | None = None,
+    scale_dtype: torch.dtype = torch.float32,
+    min_zero: int = 0,
+) -> Int4Quant:
+    """Min-max asymmetric quantization of a Linear weight w [N, K], as AutoAWQ / GPTQ's
+    quantizers do (range widened to include 0): scale = (max - min) / 15 per (group, column),
+    zero = round(-min / scale) clamped to [min_zero, 15], q = clamp(round(w / scale) + zero).
+    Scales are rounded to scale_dtype first, and q computed with the rounded scales, as a
+    checkpoint stores them. GPTQ v1 needs min_zero=1 (see pack_gptq)."""
+    n, k = w.shape
+    groups = k // group_size
+    if groups * group_size != k:
+        raise ValueError(f"K={k} is not a multiple of group_size={group_size}")
+    wt = w.t().to(compute_dtype(w)).contiguous()  # [K, N]
+    gi = default_g_idx(k, group_size, w.device) if g_idx is None else g_idx.to(torch.int32)
+    if not torch.equal(torch.bincount(gi.long(), minlength=groups), torch.full_like(
+        gi.long()[:groups], group_size)):
+        raise ValueError("every group must hold exactly group_size input rows")
+    grouped = wt.index_select(0, torch.argsort(gi.long(), stable=True)).reshape(groups, -1, n)
+    lo = grouped.amin(dim=1).clamp(max=0)
+    hi = grouped.amax(dim=1).clamp(min=0)
+    scales = ((hi - lo) / 15).to(scale_dtype)
+    s = torch.where(scales != 0, scales, torch.ones_like(scales)).to(wt.dtype)
+    zeros = torch.round(-lo / s).clamp(min_zero, 15)
+    rows = gi.long()
+    q = (torch.round(wt / s.index_select(0, rows)) + zeros.index_select(0, rows)).clamp(0, 15)
+    return Int4Quant(q.to(torch.int32), s.to(scale_dtype), zeros.to(torch.int32), gi)
+
+
+def dequantize_int4(
+    q: torch.Tensor,
+    scales: torch.Tensor,
+    zeros: torch.Tensor,
+    g_idx: torch.Tensor,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """(q - zeros[g_idx]) * scales[g_idx] -> [K, N], in dtype (default: the compute dtype of
+    scales, float32 or float64)."""
+    dt = dtype or compute_dtype(scales)
+    gi = g_idx.long()
+    return (q.to(dt) - zeros.to(dt).index_select(0, gi)) * scales.to(dt).index_select(0, gi)
