@@ -1,0 +1,71 @@
+"""Can the cuda backend run here? Answered cheaply, without initialising a device.
+
+Order: the torch build (a CPU or ROCm build cannot drive NVIDIA GPUs), then the driver's
+footprint (/dev/nvidia* device files, /proc/driver/nvidia), and only then, for a CUDA build with
+a driver present, `torch.cuda.device_count()`, which asks the driver (or NVML) for a count and
+creates no CUDA context. Triton's presence is read with `importlib.util.find_spec` and its
+version from metadata: it is never imported here.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.metadata as md
+import importlib.util
+import os
+
+import torch
+
+from sglang.backend import ProbeResult
+
+
+def torch_build_problem() -> str | None:
+    """Why this torch cannot drive NVIDIA GPUs, or None when it is a CUDA build."""
+    if torch.version.cuda is not None:
+        return None
+    hip = getattr(torch.version, "hip", None)
+    if hip is not None:
+        return f"torch {torch.__version__} is a ROCm build (HIP {hip}); use the rocm backend"
+    return f"torch {torch.__version__} is a CPU build (torch.version.cuda is None)"
+
+
+def driver_present() -> bool:
+    """True when the NVIDIA kernel driver shows itself: device files or its /proc entry."""
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/proc/driver/nvidia/version")
+
+
+def triton_version() -> str | None:
+    """The installed triton's version, from metadata; None when it is not installed."""
+    if importlib.util.find_spec("triton") is None:
+        return None
+    try:
+        return md.version("triton")
+    except md.PackageNotFoundError:
+        return "unknown version"
+
+
+def probe() -> ProbeResult:
+    triton = triton_version()
+    details = {"torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton}
+    reasons = []
+    build = torch_build_problem()
+    if build is not None:
+        reasons.append(build)
+    if not driver_present():
+        reasons.append("no NVIDIA device (no /dev/nvidia* device files, no /proc/driver/nvidia)")
+    if reasons:
+        return ProbeResult.unavailable(*reasons, **details)
+    count = torch.cuda.device_count()
+    details["device_count"] = count
+    if count == 0:
+        return ProbeResult.unavailable(
+            "no NVIDIA device visible to torch (torch.cuda.device_count() is 0; "
+            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')})",
+            **details,
+        )
+    notes = [
+        f"{count} NVIDIA device(s)",
+        f"torch {torch.__version__} with CUDA {torch.version.cuda}",
+        f"triton {triton}" if triton else "triton not installed",
+    ]
+    return ProbeResult.ok(", ".join(notes), **details)

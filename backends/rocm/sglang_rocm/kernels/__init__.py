@@ -1,0 +1,17 @@
+"""The rocm kernels, one module per op family (mirroring sglang.ops), each with register().
+
+None are registered yet: the Triton (HIP) and aiter kernels come in later issues. Until then
+every op resolves to the core's reference kernel: plain torch, run on the HIP tensors (torch
+device "cuda") as they are.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+KERNEL_MODULES: tuple[str, ...] = ()
+
+
+def register_all(registry) -> None:
+    for name in KERNEL_MODULES:
+        importlib.import_module(name).register(registry)

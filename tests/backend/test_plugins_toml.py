@@ -1,0 +1,95 @@
+"""plugins.toml agrees with the packages it lists: their pyprojects, core's extras, and what
+discovery finds installed."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sglang.backend.discovery import discover
+from sglang.backend.hookspecs import ENTRY_POINT_GROUP
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = tomllib.loads((ROOT / "plugins.toml").read_text())
+CORE = tomllib.loads((ROOT / "core" / "pyproject.toml").read_text())
+FIRST_PARTY = PLUGINS["backends"]
+ALL_ROWS = {**FIRST_PARTY, **PLUGINS.get("examples", {})}
+FIELDS = {"name", "distribution", "entry_point", "path", "device_type", "kind", "status"}
+STATUSES = {"stable", "probe-only", "example"}
+
+
+def pyproject(row: dict) -> dict:
+    return tomllib.loads((ROOT / row["path"] / "pyproject.toml").read_text())["project"]
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower()
+
+
+def test_first_party_backends_are_listed():
+    assert set(FIRST_PARTY) == {"reference", "xeon", "cuda", "rocm", "ascend", "tpu"}
+
+
+@pytest.mark.parametrize("key", sorted(ALL_ROWS))
+def test_row_is_complete(key):
+    row = ALL_ROWS[key]
+    assert FIELDS <= set(row), f"{key}: missing {sorted(FIELDS - set(row))}"
+    assert row["name"] == key
+    assert row["status"] in STATUSES
+    assert row["kind"] in ("accelerator", "cpu", "fallback")
+
+
+@pytest.mark.parametrize("key", sorted(ALL_ROWS))
+def test_pyproject_declares_the_entry_point(key):
+    row = ALL_ROWS[key]
+    project = pyproject(row)
+    assert project["name"] == row["distribution"]
+    declared = project["entry-points"][ENTRY_POINT_GROUP]
+    assert declared == {row["name"]: row["entry_point"]}
+    if row["distribution"] != "sglang":
+        assert "sglang" in {requirement_name(dep) for dep in project["dependencies"]}
+
+
+def test_core_extras_name_each_backend_distribution():
+    extras = CORE["project"]["optional-dependencies"]
+    listed = {row["extra"]: row["distribution"] for row in FIRST_PARTY.values() if "extra" in row}
+    assert {extra: [dist] for extra, dist in listed.items()} == {
+        extra: deps for extra, deps in extras.items() if extra in listed
+    }
+    backend_extras = {e for e, deps in extras.items() if any(d.startswith("sglang-") for d in deps)}
+    assert backend_extras == set(listed), "an extra pulls a backend plugins.toml does not list"
+    assert "extra" not in FIRST_PARTY["reference"], "the reference backend is built into sglang"
+
+
+@pytest.mark.parametrize("key", sorted(ALL_ROWS))
+def test_installed_metadata_matches(key):
+    row = ALL_ROWS[key]
+    try:
+        dist = md.distribution(row["distribution"])
+    except md.PackageNotFoundError:
+        pytest.skip(f"{row['distribution']} is not installed")
+    eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == ENTRY_POINT_GROUP}
+    assert eps == {row["name"]: row["entry_point"]}
+
+
+@pytest.fixture(scope="module")
+def found():
+    return discover()
+
+
+@pytest.mark.parametrize("key", sorted(ALL_ROWS))
+def test_discovered_backend_matches(found, key):
+    row = ALL_ROWS[key]
+    b = found.backends.get(row["name"])
+    if b is None:
+        pytest.skip(f"{row['distribution']} is not installed")
+    assert b.info is not None, b.error
+    assert b.info.device_type == row["device_type"]
+    assert b.info.kind == row["kind"]
+    assert b.entry_point == row["entry_point"]
+    if row["status"] == "probe-only":
+        assert b.kernel_count == 0, f"{key} registers kernels: update its status in plugins.toml"
