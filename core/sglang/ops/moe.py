@@ -1,1 +1,302 @@
-"""(being written)"""
+"""moe.route and moe.experts: the compute half of a mixture-of-experts layer.
+
+moe.route picks each token's experts and their weights from the router logits (SGLang's
+select_experts: fused_topk, grouped_topk and DeepSeek-V3's biased_grouped_topk in one op).
+moe.experts runs the chosen experts' gated MLPs and sums them with those weights. Dispatch and
+combine across expert-parallel ranks are the communicator's business, not these ops'.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
+from sglang.ops.specs import register_spec
+
+SCORING_FUNCS = ("softmax", "sigmoid")
+ACTIVATIONS = ("silu", "gelu")
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def route(
+    router_logits: torch.Tensor,
+    top_k: int,
+    scoring_func: str = "softmax",
+    renormalize: bool = True,
+    num_expert_group: int | None = None,
+    topk_group: int | None = None,
+    correction_bias: torch.Tensor | None = None,
+    routed_scaling_factor: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """router_logits: [T, E] -> (topk_weights [T, k] float32, topk_ids [T, k] int32).
+
+    scores = softmax(logits) or sigmoid(logits), in float32 (float64 under the oracle).
+    Selection uses choice = scores + correction_bias (bias [E] float32, optional; DeepSeek-V3's
+    load-balancing bias), else choice = scores. With num_expert_group = G, the E experts form
+    G contiguous groups of E/G; a group's score is the sum of its two best choice values when a
+    bias is given, else its best choice value; only experts of the topk_group best groups stay
+    eligible. The k eligible experts with the highest choice values are taken. Weights are
+    the unbiased scores of those experts, divided by their sum when renormalize, then times
+    routed_scaling_factor (SGLang may apply that factor to the layer output instead: the same,
+    as moe.experts is linear in the weights). The order of the k slots carries no meaning.
+    """
+    if scoring_func not in SCORING_FUNCS:
+        raise ValueError(f"scoring_func must be one of {SCORING_FUNCS}, got {scoring_func!r}")
+    acc = compute_dtype(router_logits, correction_bias)
+    logits = router_logits.to(acc)
+    scores = logits.softmax(dim=-1) if scoring_func == "softmax" else logits.sigmoid()
+    choice = scores if correction_bias is None else scores + correction_bias.to(acc)
+    if num_expert_group is not None and num_expert_group > 1:
+        tokens, experts = choice.shape
+        grouped = choice.view(tokens, num_expert_group, experts // num_expert_group)
+        if correction_bias is not None:
+            group_scores = grouped.topk(2, dim=-1).values.sum(dim=-1)
+        else:
+            group_scores = grouped.max(dim=-1).values
+        best_groups = group_scores.topk(topk_group, dim=-1).indices
+        keep = torch.zeros_like(group_scores, dtype=torch.bool).scatter_(1, best_groups, True)
+        keep = keep.repeat_interleave(experts // num_expert_group, dim=1)
+        choice = choice.masked_fill(~keep, float("-inf"))
+    ids = choice.topk(top_k, dim=-1).indices
+    weights = scores.gather(1, ids)
+    if renormalize:
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+    weights = weights * routed_scaling_factor
+    return weights.to(torch.float32), ids.to(torch.int32)
+
+
+def experts(
+    x: torch.Tensor,
+    w13: torch.Tensor,
+    w2: torch.Tensor,
+    topk_weights: torch.Tensor,
+    topk_ids: torch.Tensor,
+    activation: str = "silu",
+) -> torch.Tensor:
+    """x: [T, D]; w13: [E, 2I, D] (w1 = gate = w13[:, :I], w3 = up = w13[:, I:]); w2: [E, D, I];
+    topk_weights: [T, k] float32; topk_ids: [T, k] int32 -> out [T, D] in x.dtype:
+
+        out[t] = sum_j topk_weights[t, j] * w2[e] @ (act(w1[e] @ x[t]) * (w3[e] @ x[t])),
+        e = topk_ids[t, j]
+
+    act is silu, or exact (erf) gelu. A slot whose id is -1 (a padded token, or an expert
+    living on another expert-parallel rank) contributes nothing. Computed in float32 (float64
+    under the oracle), one expert at a time over the tokens routed to it."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    act = F.silu if activation == "silu" else F.gelu
+    acc = compute_dtype(x, w13, w2, topk_weights)
+    inter = w2.shape[-1]
+    h = x.to(acc)
+    out = torch.zeros(x.shape, dtype=acc)
+    for e in topk_ids.unique().tolist():
+        if e < 0:
+            continue
+        tokens, slots = (topk_ids == e).nonzero(as_tuple=True)
+        gate_up = h[tokens] @ w13[e].to(acc).T
+        y = (act(gate_up[:, :inter]) * gate_up[:, inter:]) @ w2[e].to(acc).T
+        out.index_add_(0, tokens, y * topk_weights[tokens, slots].to(acc).unsqueeze(1))
+    return out.to(x.dtype)
+
+
+def compare_routes(
+    case: Case, ref: list[torch.Tensor], out: list[torch.Tensor], tol: Tolerance
+) -> tuple[bool, float, str]:
+    """moe.route outputs: ids must match as per-row sets, exactly; weights are compared after
+    both rows are put in id order, with allclose."""
+    if len(out) != 2:
+        return False, float("inf"), f"expected (topk_weights, topk_ids), got {len(out)} outputs"
+    (ref_w, ref_ids), (w, ids) = ref, out
+    if not isinstance(w, torch.Tensor) or not isinstance(ids, torch.Tensor):
+        return False, float("inf"), "outputs must be tensors"
+    if w.shape != ref_w.shape or ids.shape != ref_ids.shape:
+        return False, float("inf"), f"shapes {tuple(w.shape)}, {tuple(ids.shape)} != reference"
+    if w.dtype != torch.float32 or ids.dtype != torch.int32:
+        return False, float("inf"), f"dtypes {w.dtype}, {ids.dtype}; want float32, int32"
+    ref_sorted, ref_order = ref_ids.sort(dim=-1)
+    got_sorted, got_order = ids.sort(dim=-1)
+    rows = (ref_sorted != got_sorted).any(dim=-1)
+    if bool(rows.any()):
+        t = int(rows.nonzero()[0])
+        return False, float(int(rows.sum())), (
+            f"{int(rows.sum())}/{ids.shape[0]} rows choose other experts; first row {t}: "
+            f"{got_sorted[t].tolist()} != {ref_sorted[t].tolist()}"
+        )
+    r = ref_w.gather(1, ref_order).to(torch.float64)
+    o = w.gather(1, got_order).to(torch.float64)
+    if r.numel() == 0:
+        return True, 0.0, "empty"
+    diff = (o - r).abs()
+    bad = diff > tol.atol + tol.rtol * r.abs()
+    err = float(diff.max())
+    if bool(bad.any()):
+        return False, err, f"ids match; {int(bad.sum())} weights off, max |diff| {err:.3g}"
+    return True, err, f"ids match; weights max |diff| {err:.3g}"
+
+
+# name: (experts, top_k, scoring, renormalize, groups, topk_group, bias, scaling)
+ROUTERS = {
+    "mixtral": (8, 2, "softmax", True, None, None, False, 1.0),
+    "qwen2moe": (60, 4, "softmax", False, None, None, False, 1.0),
+    "dsv2lite": (64, 6, "softmax", False, None, None, False, 1.0),
+    "dsv2": (160, 6, "softmax", False, 8, 3, False, 16.0),
+    "dsv3": (256, 8, "sigmoid", True, 8, 4, True, 2.5),
+    "kimi": (96, 6, "sigmoid", True, None, None, True, 2.827),
+    "sigmoid": (16, 3, "sigmoid", True, None, None, False, 1.0),
+}
+ROUTE_TOKENS = {"mixtral": (0, 1, 7), "dsv3": (1, 33), "dsv2": (5,)}
+
+
+def _route_cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for router in ROUTERS:
+            for t in ROUTE_TOKENS.get(router, (13,)):
+                name = case_name(dt, f"T{t}", router)
+                cases.append(Case("moe.route", name, dt, {"tokens": t, "router": router}))
+    return cases
+
+
+def _route_inputs(case: Case, gen: torch.Generator) -> dict:
+    """Logits are distinct multiples of 1/32 or 1/16 (exact in every float dtype); rows whose
+    decisions (the topk_group-th against the next group score, the k-th against the next
+    eligible choice value) are closer than 1e-4 in float64 are drawn again, so the experts
+    chosen are the same in any precision."""
+    experts_n, top_k, scoring, renorm, groups, topk_group, bias, scaling = ROUTERS[
+        case.params["router"]
+    ]
+    t = case.params["tokens"]
+    args = {
+        "top_k": top_k,
+        "scoring_func": scoring,
+        "renormalize": renorm,
+        "num_expert_group": groups,
+        "topk_group": topk_group,
+        "routed_scaling_factor": scaling,
+    }
+    if bias:
+        args["correction_bias"] = randn(gen, experts_n, dtype=torch.float32, scale=0.1)
+    logits = torch.empty(t, experts_n, dtype=case.dtype)
+    todo = torch.ones(t, dtype=torch.bool)
+    for _ in range(100):
+        n = int(todo.sum())
+        if n == 0:
+            break
+        ranks = torch.stack([torch.randperm(experts_n, generator=gen) for _ in range(n)])
+        step = torch.where(torch.rand(n, 1, generator=gen) < 0.5, 1 / 32, 1 / 16)
+        logits[todo] = ((ranks.reshape(n, experts_n) - experts_n // 2) * step).to(case.dtype)
+        todo &= _route_margin(logits, args) < 1e-4
+    if bool(todo.any()):
+        raise RuntimeError("could not draw router logits with separated decisions")
+    return {"router_logits": logits, **args}
+
+
+def _route_margin(logits: torch.Tensor, args: dict) -> torch.Tensor:
+    """Per row, the smallest float64 gap at a decision boundary of `route`."""
+    scores = logits.to(torch.float64)
+    scores = scores.softmax(-1) if args["scoring_func"] == "softmax" else scores.sigmoid()
+    choice = scores
+    if args.get("correction_bias") is not None:
+        choice = scores + args["correction_bias"].to(torch.float64)
+    t, e = choice.shape
+    margin = torch.full((t,), float("inf"), dtype=torch.float64)
+    groups, topk_group = args["num_expert_group"], args["topk_group"]
+    if groups is not None and groups > 1:
+        grouped = choice.view(t, groups, e // groups)
+        if args.get("correction_bias") is not None:
+            group_scores = grouped.topk(2, dim=-1).values.sum(dim=-1)
+        else:
+            group_scores = grouped.max(dim=-1).values
+        ordered = group_scores.sort(dim=-1, descending=True).values
+        margin = ordered[:, topk_group - 1] - ordered[:, topk_group]
+        best = ordered[:, topk_group - 1 : topk_group]
+        keep = (group_scores >= best).repeat_interleave(e // groups, dim=1)
+        choice = choice.masked_fill(~keep, float("-inf"))
+    k = args["top_k"]
+    ordered = choice.sort(dim=-1, descending=True).values
+    return torch.minimum(margin, ordered[:, k - 1] - ordered[:, k])
+
+
+# (tokens, hidden, inter, experts, top_k, activation, pad): empty, idle experts, Mixtral-like,
+# DeepSeek-like, a realistic-ish one, padded slots (-1).
+EXPERT_SHAPES = (
+    (0, 64, 32, 8, 2, "silu", False),
+    (3, 64, 32, 8, 2, "silu", False),
+    (17, 96, 40, 8, 2, "silu", False),
+    (9, 64, 24, 64, 6, "silu", False),
+    (11, 72, 20, 16, 4, "gelu", False),
+    (7, 48, 16, 8, 2, "silu", True),
+    (32, 1024, 256, 8, 2, "silu", False),
+)
+
+
+def _expert_cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for t, d, i, e, k, act, pad in EXPERT_SHAPES:
+            name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
+                             "pad" if pad else "")
+            params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
+                      "activation": act, "pad": pad}
+            cases.append(Case("moe.experts", name, dt, params))
+    return cases
+
+
+def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
+    p, dt = case.params, case.dtype
+    t, d, i, e, k = p["tokens"], p["hidden"], p["inter"], p["experts"], p["top_k"]
+    # The first half of the tokens crowd onto a few experts; many experts get no token.
+    crowd = max(e // 4, k)
+    ids = torch.zeros(t, k, dtype=torch.int64)
+    for j in range(t):
+        ids[j] = torch.randperm(crowd if j < t // 2 else e, generator=gen)[:k]
+    weights = torch.rand(t, k, generator=gen).softmax(dim=-1)
+    if p["pad"]:
+        ids[-2:] = -1
+        ids[0, -1] = -1
+    return {
+        "x": randn(gen, t, d, dtype=dt),
+        "w13": randn(gen, e, 2 * i, d, dtype=dt, scale=d**-0.5),
+        "w2": randn(gen, e, d, i, dtype=dt, scale=i**-0.5),
+        "topk_weights": weights.to(torch.float32),
+        "topk_ids": ids.to(torch.int32),
+        "activation": p["activation"],
+    }
+
+
+ROUTE_SPEC = register_spec(
+    OpSpec(
+        name="moe.route",
+        signature=(
+            '(router_logits[T,E], top_k, scoring_func="softmax"|"sigmoid", renormalize, '
+            "num_expert_group=None, topk_group=None, correction_bias[E] f32=None, "
+            "routed_scaling_factor=1.0) -> (topk_weights[T,k] f32, topk_ids[T,k] i32)"
+        ),
+        reference=route,
+        cases=_route_cases,
+        make_inputs=_route_inputs,
+        # Scores are float32 math on the same logits whatever their dtype.
+        tolerances={dt: Tolerance(atol=1e-6, rtol=1e-5) for dt in DTYPES},
+        compare=compare_routes,
+    )
+)
+
+EXPERTS_SPEC = register_spec(
+    OpSpec(
+        name="moe.experts",
+        signature=(
+            '(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, '
+            'activation="silu"|"gelu") -> out[T,D]'
+        ),
+        reference=experts,
+        cases=_expert_cases,
+        make_inputs=_expert_inputs,
+        # Two GEMMs with the gated activation rounded to the input dtype between them.
+        tolerances={
+            torch.float32: Tolerance(atol=1e-4, rtol=1e-4),
+            torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
+            torch.bfloat16: Tolerance(atol=2e-2, rtol=2e-2),
+        },
+    )
+)

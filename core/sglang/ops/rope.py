@@ -1,1 +1,155 @@
-"""(being written)"""
+"""rope: rotary position embedding of queries and keys, read from a cos/sin cache.
+
+Cache layout (SGLang's): cos_sin_cache[p] = cat(cos[p, :r/2], sin[p, :r/2]), r = rotary_dim,
+built by `rope_cos_sin_cache` (see sglang.ops.rope_scaling for the scaling schemes). Only the
+first r dims of each head rotate (partial rotary, r <= head_dim); the rest pass through.
+
+Pairing of the rotated dims, with i in [0, r/2):
+  neox  (is_neox=True):  (x[i], x[i + r/2])      "rotate half", Llama / Qwen / Mistral
+  gpt-j (is_neox=False): (x[2i], x[2i + 1])      interleaved, GPT-J / ChatGLM / DeepSeek MLA
+and each pair (x1, x2) becomes (x1 cos - x2 sin, x2 cos + x1 sin) with cos, sin = cache[:, i].
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from sglang.ops.rope_scaling import rope_cos_sin_cache, rope_inv_freq
+from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
+from sglang.ops.specs import register_spec
+
+__all__ = ["rope", "rope_cos_sin_cache", "rope_inv_freq"]
+
+
+def rope(
+    positions: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    cos_sin_cache: torch.Tensor,
+    is_neox: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions: [T] int64; q: [T, H, D]; k: [T, Hkv, D]; cos_sin_cache: [max_pos, r] float32.
+    Returns new (q_out, k_out) with q's and k's shapes and dtypes; inputs are not modified.
+    Computed in float32 (float64 under the oracle)."""
+    acc = compute_dtype(q, k, cos_sin_cache)
+    cos, sin = cos_sin_cache.index_select(0, positions).to(acc).chunk(2, dim=-1)
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)  # [T, 1, r/2], broadcast over heads
+    return _rotate(q, cos, sin, is_neox, acc), _rotate(k, cos, sin, is_neox, acc)
+
+
+def _rotate(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, is_neox: bool, acc: torch.dtype
+) -> torch.Tensor:
+    r = 2 * cos.shape[-1]
+    h = x.to(acc)
+    rot, rest = h[..., :r], h[..., r:]
+    if is_neox:
+        x1, x2 = rot[..., : r // 2], rot[..., r // 2 :]
+    else:
+        x1, x2 = rot[..., 0::2], rot[..., 1::2]
+    o1, o2 = x1 * cos - x2 * sin, x2 * cos + x1 * sin
+    if is_neox:
+        rot = torch.cat((o1, o2), dim=-1)
+    else:
+        rot = torch.stack((o1, o2), dim=-1).flatten(-2)
+    return torch.cat((rot, rest), dim=-1).to(x.dtype)
+
+
+LLAMA3 = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 256,
+}
+YARN = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512}
+YARN_MSCALE = {
+    "rope_type": "yarn",
+    "factor": 40.0,
+    "original_max_position_embeddings": 128,
+    "beta_fast": 32,
+    "beta_slow": 1,
+    "mscale": 1.0,
+    "mscale_all_dim": 0.707,
+}
+SCALINGS = {
+    "plain": None,
+    "linear": {"rope_type": "linear", "factor": 2.0},
+    "llama3": LLAMA3,
+    "yarn": YARN,
+    "yarnmscale": YARN_MSCALE,
+}
+
+# (tokens, heads, kv_heads, head_dim, rotary_dim, is_neox, scaling, max_position)
+SHAPES = (
+    (0, 4, 2, 64, 64, True, "plain", 256),
+    (1, 1, 1, 16, 16, False, "plain", 64),
+    (5, 3, 3, 64, 64, False, "plain", 256),
+    (7, 8, 2, 128, 128, True, "plain", 1024),
+    (13, 32, 8, 128, 128, True, "llama3", 2048),
+    (9, 4, 1, 128, 64, True, "linear", 1024),
+    (11, 6, 2, 96, 32, False, "plain", 512),
+    (17, 4, 4, 64, 64, True, "yarn", 2048),
+    (6, 16, 1, 64, 64, False, "yarnmscale", 2048),
+    (33, 16, 4, 80, 40, True, "plain", 1024),
+)
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for t, h, hkv, d, r, neox, scaling, max_pos in SHAPES:
+            name = case_name(
+                dt, f"T{t}", f"H{h}", f"KV{hkv}", f"D{d}", f"R{r}" if r != d else "",
+                "neox" if neox else "gptj", scaling,
+            )
+            params = {
+                "tokens": t, "heads": h, "kv_heads": hkv, "head_dim": d, "rotary_dim": r,
+                "is_neox": neox, "scaling": scaling, "max_position": max_pos,
+            }
+            cases.append(Case("rope", name, dt, params))
+    return cases
+
+
+@functools.lru_cache(maxsize=16)
+def _cache(rotary_dim: int, max_position: int, scaling: str) -> torch.Tensor:
+    return rope_cos_sin_cache(rotary_dim, max_position, 10000.0, SCALINGS[scaling])
+
+
+def _inputs(case: Case, gen: torch.Generator) -> dict:
+    p, dt = case.params, case.dtype
+    t, max_pos = p["tokens"], p["max_position"]
+    # Positions span the whole cache: for scaled caches, far beyond the original context.
+    positions = torch.randint(0, max_pos, (t,), generator=gen, dtype=torch.int64)
+    if t:
+        positions[-1] = max_pos - 1
+    cache = _cache(p["rotary_dim"], max_pos, p["scaling"]).clone()
+    return {
+        "positions": positions,
+        "q": randn(gen, t, p["heads"], p["head_dim"], dtype=dt),
+        "k": randn(gen, t, p["kv_heads"], p["head_dim"], dtype=dt),
+        "cos_sin_cache": cache,
+        "is_neox": p["is_neox"],
+    }
+
+
+SPEC = register_spec(
+    OpSpec(
+        name="rope",
+        signature=(
+            "(positions[T] int64, q[T,H,D], k[T,Hkv,D], cos_sin_cache[max_pos,r] f32, is_neox) "
+            "-> (q_out, k_out); first r dims of each head rotated, neox halves or gpt-j pairs"
+        ),
+        reference=rope,
+        cases=_cases,
+        make_inputs=_inputs,
+        tolerances={
+            torch.float32: Tolerance(atol=1e-5, rtol=1e-5),
+            torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
+            torch.bfloat16: Tolerance(atol=1.6e-2, rtol=1.6e-2),
+        },
+    )
+)
