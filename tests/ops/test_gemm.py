@@ -67,3 +67,25 @@ def test_int8_equals_dequantized_product():
     xq = torch.clamp(torch.round(x / xs[:, None]), -127, 127)
     expect = (xq * xs[:, None]) @ (w.double() * ws[:, None]).t()
     assert torch.allclose(int8(x=x, weight=w, weight_scale=ws), expect, rtol=1e-12, atol=1e-12)
+
+
+def test_xeon_weight_cache_reuses_and_invalidates():
+    cache_module = __import__("pytest").importorskip("sglang_xeon.kernels.gemm")
+    cache = cache_module.WeightCache(budget_bytes=1 << 20)
+    builds = []
+
+    def build(t):
+        builds.append(1)
+        return t * 2
+
+    w = torch.ones(4, 4)
+    first = cache.get((w,), ("x",), lambda: build(w))
+    assert cache.get((w,), ("x",), lambda: build(w)) is first and len(builds) == 1
+    assert cache.get((w,), ("y",), lambda: build(w)) is not first  # other extra key
+    w.add_(1)  # in-place op bumps _version: the entry is stale
+    assert float(cache.get((w,), ("x",), lambda: build(w))[0, 0]) == 4.0
+    del w, first
+    assert not cache._entries  # freeing the source drops its entries
+    big = torch.ones(1 << 20)
+    cache.get((big,), (), lambda: build(big))
+    assert not cache._entries  # larger than the budget: built, never stored

@@ -1,12 +1,15 @@
 """gemm.dense and gemm.int8 on the CPU, plus the derived-weight cache the low-bit GEMMs share.
 
 gemm.dense is oneDNN through F.linear in the input dtype (bf16 uses AVX-512 BF16 / AMX where
-present, accumulating in float32). gemm.int8 quantizes activations per token and multiplies
-with torch._int_mm (oneDNN u8s8/s8s8 with VNNI, int32 accumulation, exact as the spec says).
+present, accumulating in float32); with the weight cache on, the weight is kept reordered into
+oneDNN's blocked layout (torch.ops.mkldnn._reorder_linear_weight, what inductor's freezing
+does), which saves the per-call reorder. gemm.int8 quantizes activations per token and
+multiplies with torch._int_mm (oneDNN s8s8 with VNNI, int32 accumulation, exact as the spec).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import weakref
@@ -92,8 +95,72 @@ class WeightCache:
 WEIGHT_CACHE = WeightCache(int(float(os.environ.get(CACHE_ENV, "0")) * 2**20))
 
 
-def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+@functools.lru_cache(maxsize=8)
+def can_prepack(dtype: torch.dtype) -> bool:
+    """Whether oneDNN here reorders linear weights of this dtype (fp16 needs AVX-512 FP16 or
+    AVX-NE-CONVERT, bf16 AVX-512 BF16 or AMX); probed once on a tiny weight."""
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(8, 8, dtype=dtype))
+        torch.ops.mkldnn._linear_pointwise(torch.ones(1, 8, dtype=dtype), packed, None, "none",
+                                           [None], "")
+        return True
+    except Exception:  # the op is missing, or this CPU/dtype is unsupported
+        return False
+
+
+# oneDNN's float16 GEMM is emulated on CPUs without AVX-512 FP16 / AVX-NE-CONVERT (the same
+# condition its weight reorder checks): past this many tokens float32 is faster there.
+FP16_EMULATED_MIN_TOKENS = 64
+
+
+def _fp32_instead(x: torch.Tensor) -> bool:
+    return (
+        x.dtype == torch.float16
+        and x.shape[0] >= FP16_EMULATED_MIN_TOKENS
+        and not can_prepack(torch.float16)
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
+    """F.linear in x.dtype, or in float32 where float16 is emulated and the batch is large."""
+    if _fp32_instead(x):
+        b = None if bias is None else bias.float()
+        return F.linear(x.float(), weight.float(), b).to(x.dtype)
     return F.linear(x, weight, bias)
+
+
+def cached_linear(
+    x: torch.Tensor,
+    sources: tuple[torch.Tensor | None, ...],
+    extra: tuple,
+    build: Callable[[], torch.Tensor],
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """linear(x, W, bias) for W = build(), a [N, K] weight in x.dtype derived from `sources`.
+    With the weight cache on, W is cached, reordered for oneDNN where it can be (in float32
+    where float16 is emulated and the batch is large)."""
+    if WEIGHT_CACHE.budget <= 0:
+        return linear(x, build(), bias)
+    if _fp32_instead(x):
+        def build_fp32() -> torch.Tensor:
+            return build().float()
+
+        b = None if bias is None else bias.float()
+        return cached_linear(x.float(), sources, (*extra, "fp32"), build_fp32, b).to(x.dtype)
+    if x.dim() == 2 and can_prepack(x.dtype):
+        packed = WEIGHT_CACHE.get(
+            sources,
+            (*extra, "mkldnn"),
+            lambda: torch.ops.mkldnn._reorder_linear_weight(build()),
+        )
+        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [None], "")
+    return F.linear(x, WEIGHT_CACHE.get(sources, extra, build), bias)
+
+
+def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    if WEIGHT_CACHE.budget <= 0 or weight.dtype != x.dtype:
+        return linear(x, weight, bias)
+    return cached_linear(x, (weight,), ("dense",), lambda: weight, bias)
 
 
 def quantize_int8_per_token(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

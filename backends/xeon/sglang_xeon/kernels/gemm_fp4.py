@@ -1,16 +1,15 @@
 """gemm.fp4 on the CPU: decode e2m1 bytes through a 256-entry table (one gather yields both
 nibbles of a byte, low nibble first, so values land in true K order), apply the block scales
 (NVFP4: e4m3 * global; MXFP4: 2 ** (e - 127)) in x.dtype, then oneDNN's F.linear. Cached when
-the weight cache is on (see gemm.WeightCache)."""
+the weight cache is on (see gemm.cached_linear)."""
 
 from __future__ import annotations
 
 import functools
 
 import torch
-import torch.nn.functional as F
 
-from sglang_xeon.kernels.gemm import WEIGHT_CACHE
+from sglang_xeon.kernels.gemm import cached_linear
 
 E2M1 = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0)
 BLOCKS = {"nvfp4": 16, "mxfp4": 32}
@@ -44,12 +43,13 @@ def _dequant_weight(weight, weight_scale, fmt, global_scale, dtype) -> torch.Ten
 def fp4(x, weight, weight_scale, format, global_scale=None, bias=None):
     if format not in BLOCKS:
         raise ValueError(f"unknown fp4 format {format!r}")
-    w = WEIGHT_CACHE.get(
+    return cached_linear(
+        x,
         (weight, weight_scale, global_scale),
         ("fp4", format, x.dtype),
         lambda: _dequant_weight(weight, weight_scale, format, global_scale, x.dtype),
+        bias,
     )
-    return F.linear(x, w, bias)
 
 
 def register(registry) -> None:

@@ -1,6 +1,6 @@
 """gemm.fp8 on the CPU: no fp8 arithmetic here, so activations are quantized to e4m3 and
 straight back (the spec's rounding, in float32), the weight is dequantized to x.dtype (cached
-when the weight cache is on, see gemm.WeightCache), and oneDNN's F.linear multiplies."""
+when the weight cache is on, see gemm.cached_linear), and oneDNN's F.linear multiplies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from sglang_xeon.kernels.gemm import WEIGHT_CACHE
+from sglang_xeon.kernels.gemm import cached_linear
 
 E4M3_MAX = 448.0
 FP8 = torch.float8_e4m3fn
@@ -60,12 +60,13 @@ def _dequant_weight(weight, weight_scale, scheme, block, dtype) -> torch.Tensor:
 
 def fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None):
     block = tuple(block_size)
-    w = WEIGHT_CACHE.get(
+    return cached_linear(
+        _activation(x, scheme, input_scale, block[1]),
         (weight, weight_scale),
         ("fp8", scheme, block, x.dtype),
         lambda: _dequant_weight(weight, weight_scale, scheme, block, x.dtype),
+        bias,
     )
-    return F.linear(_activation(x, scheme, input_scale, block[1]), w, bias)
 
 
 def register(registry) -> None:

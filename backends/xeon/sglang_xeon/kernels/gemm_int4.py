@@ -1,6 +1,7 @@
 """gemm.int4 on the CPU: unpack the int4 weight with one shift-and-mask per nibble plane,
 dequantize in x.dtype ((q - z) is exact there; one rounding at the scale multiply), then
-oneDNN matmul. Cached when the weight cache is on (see gemm.WeightCache).
+oneDNN's F.linear on the transposed view. Cached when the weight cache is on (see
+gemm.cached_linear).
 
 AWQ's interleaved nibble order is never undone on the weight: plane i of word c lands at
 column i * N/8 + c ("plane-major"), the small scales and zeros are put in that order, and the
@@ -12,9 +13,8 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
-from sglang_xeon.kernels.gemm import WEIGHT_CACHE
+from sglang_xeon.kernels.gemm import cached_linear
 
 AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 
@@ -75,22 +75,24 @@ def _gptq_weight(qweight, scales, qzeros, group_size, g_idx, dtype) -> torch.Ten
 def int4(x, qweight, scales, qzeros, packing, group_size, g_idx=None, bias=None):
     dtype = x.dtype
     if packing == "awq":
-        w = WEIGHT_CACHE.get(
+        out = cached_linear(
+            x,
             (qweight, scales, qzeros),
             ("awq", group_size, dtype),
-            lambda: _awq_weight(qweight, scales, qzeros, group_size, dtype),
+            lambda: _awq_weight(qweight, scales, qzeros, group_size, dtype).t(),
         )
-        _, raw_of_true = _awq_columns(w.shape[1], w.device)
-        out = torch.matmul(x, w).index_select(1, raw_of_true)
+        _, raw_of_true = _awq_columns(out.shape[1], out.device)
+        out = out.index_select(1, raw_of_true)
         return out if bias is None else out + bias
     if packing != "gptq":
         raise ValueError(f"unknown int4 packing {packing!r}")
-    w = WEIGHT_CACHE.get(
+    return cached_linear(
+        x,
         (qweight, scales, qzeros, g_idx),
         ("gptq", group_size, dtype),
-        lambda: _gptq_weight(qweight, scales, qzeros, group_size, g_idx, dtype),
+        lambda: _gptq_weight(qweight, scales, qzeros, group_size, g_idx, dtype).t(),
+        bias,
     )
-    return F.linear(x, w.t(), bias)
 
 
 def register(registry) -> None:
