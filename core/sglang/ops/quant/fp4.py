@@ -5,14 +5,19 @@ e2m1 codes (1 sign, 2 exponent, 1 mantissa bit): code c -> E2M1_VALUES[c], i.e. 
 low nibble holds the even k, the high nibble the odd k. Checked against NVIDIA ModelOpt
 modelopt/torch/quantization/qtensor/nvfp4_tensor.py (`(q[..., 1::2] << 4) | q[..., 0::2]`;
 dequantize: `unpacked[..., 0::2] = input & 0x0F`), vLLM's `break_fp4_bytes`
-(`torch.stack((low, high))`) and PyTorch's test_matmul_cuda `pack_uint4`
-(`uint8_data[1::2] << 4 | uint8_data[::2]`), which feed the hardware's float4_e2m1fn_x2.
+(`torch.stack((low, high))`), PyTorch's test_matmul_cuda `pack_uint4`
+(`uint8_data[1::2] << 4 | uint8_data[::2]`, feeding the hardware's float4_e2m1fn_x2) and, for
+MXFP4, transformers' gpt-oss `convert_moe_packed_tensors` (`sub[:, 0::2] = lut[idx_lo]`, then
+`ldexp` by scales - 127).
 
   NVFP4  blocks of 16 along K; weight_scale float8_e4m3fn [N, K/16]; global_scale float32
          scalar (ModelOpt's `weight_scale_2` = amax / (6 * 448)); w = e2m1 * scale * global.
-         (vLLM's kernels take its reciprocal as `alpha`; checkpoints store it multiplicative.)
+         (vLLM's nvfp4 test helpers pass the reciprocal, 6 * 448 / amax, and divide by it;
+         checkpoints store the multiplicative form, which this signature takes.)
   MXFP4  OCP Microscaling v1.0: blocks of 32 along K; scale uint8 e8m0 [N, K/32], value
-         2 ** (e - 127) (255 is NaN and never produced); w = e2m1 * 2 ** (e - 127).
+         2 ** (e - 127) (255 is NaN and never produced); w = e2m1 * 2 ** (e - 127). The
+         quantization recipe is the spec's, as oneDNN's MX RFC restates it: scale =
+         pow2_floor(amax) / pow2_floor(6).
 
 Quantization rounds to the nearest e2m1 value, ties to even mantissa (ModelOpt `_cast_fp4`),
 saturating at +-6.
