@@ -35,6 +35,8 @@ def fp8(
     the oracle); the e4m3 products themselves are exact there."""
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if input_scale is not None and scheme != "per_tensor":
+        raise ValueError(f"a static input_scale belongs to scheme 'per_tensor', not {scheme!r}")
     acc = compute_dtype(x, weight_scale)
     xf, ws = x.to(acc), weight_scale.to(acc)
     n, k = weight.shape

@@ -158,9 +158,11 @@ def cached_linear(
 
 
 def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    if WEIGHT_CACHE.budget <= 0 or weight.dtype != x.dtype:
-        return linear(x, weight, bias)
-    return cached_linear(x, (weight,), ("dense",), lambda: weight, bias)
+    if bias is not None and bias.dtype != x.dtype:
+        bias = bias.to(x.dtype)
+    if WEIGHT_CACHE.budget <= 0:
+        return linear(x, weight.to(x.dtype), bias)
+    return cached_linear(x, (weight,), ("dense", x.dtype), lambda: weight.to(x.dtype), bias)
 
 
 def quantize_int8_per_token(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
