@@ -33,7 +33,7 @@ def build_scheduler(args: ServerArgs) -> tuple[Scheduler, dict[str, Any]]:
     source = resolve_source(args.model_path)
     config = load_model_config(source, args.dtype, trust_remote_code=args.trust_remote_code)
     tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
-    runner = ModelRunner(args, platform, config)
+    runner = ModelRunner(args, platform, config, source)
     eos = frozenset(config.eos_token_ids)
     if tokenizer is not None and tokenizer.eos_token_id is not None:
         eos |= {tokenizer.eos_token_id}

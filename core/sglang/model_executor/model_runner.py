@@ -15,7 +15,7 @@ from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
 from sglang.model_executor.forward_batch import ForwardBatch
 from sglang.model_executor.model_registry import get_model_class
-from sglang.model_loader import ModelConfig, dummy_weights, iterate_weights
+from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -24,8 +24,11 @@ GIB = 1 << 30
 
 
 class ModelRunner:
-    def __init__(self, args: ServerArgs, platform: Platform, model_config: ModelConfig) -> None:
+    def __init__(
+        self, args: ServerArgs, platform: Platform, model_config: ModelConfig, source: ModelSource
+    ) -> None:
         self.args, self.platform, self.model_config = args, platform, model_config
+        self.source = source
         self.runtime = platform.runtime
         self.device = self.runtime.device
         self.dtype = model_config.dtype
@@ -33,7 +36,7 @@ class ModelRunner:
             self.runtime.manual_seed(args.random_seed)
         self.ops = OpTable(platform)
         cls = get_model_class(model_config.architectures)
-        hf = model_config.hf_config
+        hf = model_config.raw
         start = time.perf_counter()
         with torch.inference_mode():
             self.model = cls(hf, self.ops, self.dtype, self.device)
@@ -69,7 +72,7 @@ class ModelRunner:
             return
         loaded = self.model.load_weights(
             (n, t.to(self.dtype) if t.is_floating_point() else t)
-            for n, t in iterate_weights(self.model_config.source, self.args.load_format)
+            for n, t in iterate_weights(self.source, self.args.load_format, hf_config=self.model_config.raw)
         )
         missing = sorted(set(params) - loaded)
         if missing:

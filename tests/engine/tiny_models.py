@@ -1,0 +1,91 @@
+"""Tiny random Hugging Face models of every supported architecture, saved to a directory, for
+parity tests against transformers. Weights are drawn with a large init range so the logits are
+well separated and greedy decoding is not decided by float rounding."""
+
+from __future__ import annotations
+
+import torch
+
+COMMON = dict(
+    vocab_size=512,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=1024,
+    initializer_range=0.25,
+    bos_token_id=1,
+    eos_token_id=2,
+    pad_token_id=0,
+)
+
+
+def configs() -> dict:
+    import transformers as tf
+
+    return {
+        "llama": tf.LlamaConfig(**COMMON),
+        "llama3.2": tf.LlamaConfig(  # llama3 rope scaling, tied embeddings
+            **COMMON,
+            tie_word_embeddings=True,
+            rope_scaling={
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+            },
+        ),
+        "mistral": tf.MistralConfig(**COMMON, sliding_window=None),
+        "qwen2": tf.Qwen2Config(**COMMON),
+        "qwen3": tf.Qwen3Config(**COMMON, head_dim=32),
+        "gemma2": tf.Gemma2Config(
+            **COMMON,
+            head_dim=16,
+            query_pre_attn_scalar=16,
+            sliding_window=8,
+            attn_logit_softcapping=20.0,
+            final_logit_softcapping=15.0,
+        ),
+    }
+
+
+def save_tiny_model(name: str, path: str) -> str:
+    """Build the named tiny model with transformers, save it (safetensors) and return path."""
+    import transformers as tf
+
+    config = configs()[name]
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    with torch.no_grad():  # norms away from 1 (and Gemma's away from 0) so they matter
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.normal_(1.0 if "gemma" not in name else 0.0, 0.2)
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def hf_greedy(path: str, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    import transformers as tf
+
+    model = tf.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([prompt_ids]),
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=max_new_tokens,
+            do_sample=False,
+        )
+    return out[0, len(prompt_ids) :].tolist()
+
+
+def hf_prompt_logprobs(path: str, prompt_ids: list[int]) -> list[float]:
+    """log p(prompt[i] | prompt[:i]) for i >= 1."""
+    import transformers as tf
+
+    model = tf.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt_ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return [float(logprobs[i - 1, prompt_ids[i]]) for i in range(1, len(prompt_ids))]
