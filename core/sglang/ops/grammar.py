@@ -16,7 +16,7 @@ def apply_bitmask(logits: torch.Tensor, bitmask: torch.Tensor) -> None:
     apply_token_bitmask_inplace_torch: (word >> bit) & 1; bit 31 is the int32 sign bit).
     Disallowed logits become -inf; allowed ones are left untouched. Bits past V are ignored."""
     vocab = logits.shape[-1]
-    bits = torch.arange(32, dtype=torch.int32)
+    bits = torch.arange(32, dtype=torch.int32, device=bitmask.device)
     allowed = (bitmask.unsqueeze(-1) >> bits) & 1  # [B, W, 32]
     allowed = allowed.flatten(1)[:, :vocab].bool()
     logits.masked_fill_(~allowed, float("-inf"))

@@ -89,7 +89,7 @@ def experts(
     acc = compute_dtype(x, w13, w2, topk_weights)
     inter = w2.shape[-1]
     h = x.to(acc)
-    out = torch.zeros(x.shape, dtype=acc)
+    out = torch.zeros(x.shape, dtype=acc, device=x.device)
     for e in topk_ids.unique().tolist():
         if e < 0:
             continue

@@ -40,7 +40,7 @@ def sample(
       if rounding leaves none).
     """
     acc = compute_dtype(logits)
-    out = torch.empty(logits.shape[0], dtype=torch.int64)
+    out = torch.empty(logits.shape[0], dtype=torch.int64, device=logits.device)
     for b in range(logits.shape[0]):
         row = logits[b].to(acc)
         temperature = temperatures[b].to(acc)
@@ -61,7 +61,7 @@ def kept_prefix(
 ) -> torch.Tensor:
     """probs: [V] sorted descending -> bool [V], the kept prefix (see `sample`)."""
     vocab = probs.shape[0]
-    keep = torch.ones(vocab, dtype=torch.bool)
+    keep = torch.ones(vocab, dtype=torch.bool, device=probs.device)
     if 0 < top_k < vocab:
         keep[top_k:] = False
     if float(top_p) < 1.0:
