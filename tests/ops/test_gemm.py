@@ -84,6 +84,8 @@ def test_xeon_weight_cache_reuses_and_invalidates():
     assert cache.get((w,), ("y",), lambda: build(w)) is not first  # other extra key
     w.add_(1)  # in-place op bumps _version: the entry is stale
     assert float(cache.get((w,), ("x",), lambda: build(w))[0, 0]) == 4.0
+    w.data.copy_(torch.full((4, 4), 5.0))  # no _version bump; the content sample sees it
+    assert float(cache.get((w,), ("x",), lambda: build(w))[0, 0]) == 10.0
     del w, first
     assert not cache._entries  # freeing the source drops its entries
     big = torch.ones(1 << 20)

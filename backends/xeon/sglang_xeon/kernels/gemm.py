@@ -28,15 +28,18 @@ class WeightCache:
 
     Opt-in: the budget comes from $SGLANG_XEON_WEIGHT_CACHE_MB (default 0, off). An entry is
     keyed on each source tensor's identity, data_ptr, shape, dtype and `_version`, and dropped
-    when the first source is freed (so an id is never reused while its entry exists). What it
-    cannot see: writes through `tensor.data` (`param.data.copy_(...)`, as weight loaders do)
-    do not bump `_version`. Enable it only where weights are not rewritten that way after the
-    first forward; with it off every call derives its weight again (vectorised, but a full
-    pass over the weight)."""
+    when the first source is freed (so an id is never reused while its entry exists). Writes
+    through `tensor.data` (`param.data.copy_(...)`, as weight loaders do) do not bump
+    `_version`, so each hit also compares a 16-element sample of every source: that catches a
+    rewritten tensor, but not a partial write that misses every sampled element. Hence opt-in:
+    enable it where weights are not partially rewritten after the first forward. With it off
+    every call derives its weight again (vectorised, but a full pass over the weight)."""
 
     def __init__(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
-        self._entries: OrderedDict[tuple, tuple[torch.Tensor, weakref.finalize]] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple[torch.Tensor, weakref.finalize, tuple]] = (
+            OrderedDict()
+        )
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -58,11 +61,14 @@ class WeightCache:
             ),
             extra,
         )
+        sample = tuple(_sample(t) for t in sources if t is not None)
         with self._lock:
             hit = self._entries.get(key)
-            if hit is not None:
+            if hit is not None and hit[2] == sample:
                 self._entries.move_to_end(key)
                 return hit[0]
+            if hit is not None:
+                self._evict(key)
         value = build()
         size = value.numel() * value.element_size()
         if size > self.budget:
@@ -70,14 +76,14 @@ class WeightCache:
         with self._lock:
             if key not in self._entries:
                 finalizer = weakref.finalize(sources[0], self._drop, key)
-                self._entries[key] = (value, finalizer)
+                self._entries[key] = (value, finalizer, sample)
                 self._bytes += size
                 while self._bytes > self.budget:
                     self._evict(next(iter(self._entries)))
         return value
 
     def _evict(self, key: tuple) -> None:
-        value, finalizer = self._entries.pop(key)
+        value, finalizer, _ = self._entries.pop(key)
         finalizer.detach()
         self._bytes -= value.numel() * value.element_size()
 
@@ -90,6 +96,13 @@ class WeightCache:
         with self._lock:
             for key in list(self._entries):
                 self._evict(key)
+
+
+def _sample(t: torch.Tensor, count: int = 16) -> tuple[int, ...]:
+    """The bytes of `count` elements spread over t: a cheap fingerprint of its contents."""
+    flat = t.detach().reshape(-1)
+    step = max(1, flat.numel() // count)
+    return tuple(flat[::step][:count].contiguous().view(torch.uint8).tolist())
 
 
 WEIGHT_CACHE = WeightCache(int(float(os.environ.get(CACHE_ENV, "0")) * 2**20))
