@@ -1,5 +1,14 @@
-"""(being written)"""
+"""kv.store on the CPU: one vectorised index_put_ per cache. This is the reference's own
+formulation: timed against index_copy_ on 2-D row views (Xeon, 16 threads, 4096 tokens into
+200k slots) it was the fastest of the two, and there is no gather left to remove."""
+
+from __future__ import annotations
+
+
+def store(k_cache, v_cache, loc, k, v) -> None:
+    k_cache.index_put_((loc,), k.to(k_cache.dtype))
+    v_cache.index_put_((loc,), v.to(v_cache.dtype))
 
 
 def register(registry) -> None:
-    pass
+    registry.register("kv.store", store, name="xeon.kv_store")
