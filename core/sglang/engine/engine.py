@@ -260,7 +260,7 @@ class Engine:
                 self._proc.kill()
                 self._proc.join(timeout=5)
         try:
-            self._loop.call_soon_threadsafe(self.manager.close)
+            self._run(self.manager.aclose(), timeout=5)
         except Exception:
             pass
         self._loop.call_soon_threadsafe(self._loop.stop)

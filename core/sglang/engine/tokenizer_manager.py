@@ -82,9 +82,17 @@ class TokenizerManager:
     async def send_shutdown(self) -> None:
         await self.push.send(pickle.dumps(ControlRequest("shutdown", -1)))
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self._loop_task is not None:
             self._loop_task.cancel()
+            try:
+                await self._loop_task
+            except asyncio.CancelledError:
+                pass
+            self._loop_task = None
+        self.close()
+
+    def close(self) -> None:
         self.push.close(0)
         self.pull.close(0)
         self.ctx.term()
