@@ -121,6 +121,17 @@ class TokenizerManager:
             raise ValueError(f"request id {rid!r} is already in use")
         vocab = self.info.get("vocab_size")
         params.verify(vocab)
+        if not prompt_ids:
+            raise ValueError("the prompt is empty")
+        context_len = self.info.get("context_len")
+        if context_len is not None and len(prompt_ids) >= context_len:
+            raise ValueError(
+                f"the prompt has {len(prompt_ids)} tokens; the context length is {context_len}"
+            )
+        if vocab is not None and any(t < 0 or t >= vocab for t in prompt_ids):
+            raise ValueError(f"input_ids must be in [0, {vocab})")
+        if params.stop and self.tokenizer is None:
+            raise ValueError("stop strings need a tokenizer (the engine runs with skip_tokenizer_init)")
         detok = None
         if self.tokenizer is not None:
             detok = IncrementalDetokenizer(
