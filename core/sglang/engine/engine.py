@@ -21,13 +21,20 @@ from typing import Any, AsyncIterator, Iterator
 
 from sglang.engine.scheduler_process import run_scheduler_process
 from sglang.engine.tokenizer_manager import TokenizerManager
-from sglang.model_loader import default_model_path, load_tokenizer, resolve_source
+from sglang.model_loader import (
+    default_model_path,
+    generation_defaults,
+    load_tokenizer,
+    resolve_source,
+)
 from sglang.sampling.params import SamplingParams
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 600
+# generation_config.json keys that become sampling defaults (SGLang's --sampling-defaults model)
+MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
 class EngineStartupError(RuntimeError):
@@ -42,9 +49,13 @@ class Engine:
         self._ipc_dir = tempfile.mkdtemp(prefix="sglang-")
         scheduler_in = f"ipc://{os.path.join(self._ipc_dir, 'scheduler_in')}"
         scheduler_out = f"ipc://{os.path.join(self._ipc_dir, 'scheduler_out')}"
+        source = resolve_source(self.args.model_path)
+        self.sampling_defaults = {
+            k: v for k, v in generation_defaults(source).items() if k in MODEL_DEFAULT_KEYS
+        }
         tokenizer = None
         if not self.args.skip_tokenizer_init:
-            tokenizer = load_tokenizer(self.args.tokenizer_path or resolve_source(self.args.model_path))
+            tokenizer = load_tokenizer(self.args.tokenizer_path or source)
         self.tokenizer = tokenizer
 
         self._loop = asyncio.new_event_loop()
@@ -108,10 +119,11 @@ class Engine:
         else:
             plist = [sampling_params] * len(ids)
         out = []
-        for prompt_ids, p in zip(ids, plist):
+        for prompt_ids, user in zip(ids, plist):
+            p = {**self.sampling_defaults, **(user or {})}
             params = SamplingParams.from_dict(p)
             for i in range(params.n):
-                copy = SamplingParams.from_dict({**(p or {}), "n": 1})
+                copy = SamplingParams.from_dict({**p, "n": 1})
                 if params.sampling_seed is not None:
                     copy.sampling_seed = params.sampling_seed + i
                 out.append((prompt_ids, copy))
