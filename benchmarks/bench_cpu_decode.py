@@ -53,11 +53,16 @@ def bench_sglang(args) -> dict:
 
 def bench_llamacpp(args) -> dict:
     from llama_cpp import Llama
-
     from sglang.model_loader import default_model_path
 
-    llm = Llama(model_path=default_model_path(), n_threads=args.threads, n_ctx=4096,
-                n_batch=512, verbose=False, seed=0)
+    llm = Llama(
+        model_path=default_model_path(),
+        n_threads=args.threads,
+        n_ctx=4096,
+        n_batch=512,
+        verbose=False,
+        seed=0,
+    )
     toks = llm.tokenize(PROMPT.encode())
     llm.eval(toks)
     tok = llm.sample(top_k=1, temp=0)
@@ -78,9 +83,12 @@ def bench_llamacpp(args) -> dict:
 def bench_transformers(args) -> dict:
     import torch
     import transformers as tf
-
     from sglang.model_loader import (
-        default_model_path, iterate_weights, load_model_config, load_tokenizer, resolve_source,
+        default_model_path,
+        iterate_weights,
+        load_model_config,
+        load_tokenizer,
+        resolve_source,
     )
 
     dtype = getattr(torch, args.dtype)
@@ -122,19 +130,28 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    print(f"threads={a.threads} dtype={a.dtype} output={a.output} commit={commit} "
-          f"torch={torch.__version__} machine={platform.processor() or platform.machine()}")
-    runners = {"sglang": bench_sglang, "llamacpp": bench_llamacpp,
-               "transformers": bench_transformers}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"threads={a.threads} dtype={a.dtype} output={a.output} commit={commit} "
+        f"torch={torch.__version__} machine={platform.processor() or platform.machine()}"
+    )
+    runners = {
+        "sglang": bench_sglang,
+        "llamacpp": bench_llamacpp,
+        "transformers": bench_transformers,
+    }
     rows = []
     for name in a.engines.split(","):
         r = runners[name](a)
         r.update(engine=name, threads=a.threads, dtype=a.dtype, output=a.output, commit=commit)
         rows.append(r)
-        print(f"{name:>13}: batch-1 {r['batch1_tok_s']:.1f} tok/s, "
-              f"16 concurrent {r['concurrent16_tok_s']:.1f} tok/s", flush=True)
+        print(
+            f"{name:>13}: batch-1 {r['batch1_tok_s']:.1f} tok/s, "
+            f"16 concurrent {r['concurrent16_tok_s']:.1f} tok/s",
+            flush=True,
+        )
     if a.json:
         with open(a.json, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)

@@ -18,11 +18,12 @@ import subprocess
 import time
 
 import torch
-
 from sglang.backend.discovery import discover
 
 
-def paged_batch(batch: int, context: int, new: int, heads=32, kv_heads=8, dim=128, dtype=torch.bfloat16):
+def paged_batch(
+    batch: int, context: int, new: int, heads=32, kv_heads=8, dim=128, dtype=torch.bfloat16
+):
     """KV cache with `batch` sequences of `context` tokens (the last `new` of them new),
     slots scattered over a pool twice as large."""
     gen = torch.Generator().manual_seed(0)
@@ -96,11 +97,22 @@ def main() -> None:
         fast, _ = reg.backend_kernel(op, "xeon", xeon.capabilities)
         t_ref = median_time(ref.fn, args, a.repeat)
         t_fast = median_time(fast.fn, args, a.repeat)
-        row = dict(op=op, shape=shape, reference_ms=t_ref * 1e3, xeon_ms=t_fast * 1e3,
-                   ratio=t_ref / t_fast, xeon_kernel=fast.name, commit=commit,
-                   threads=torch.get_num_threads(), machine=platform.machine())
+        row = dict(
+            op=op,
+            shape=shape,
+            reference_ms=t_ref * 1e3,
+            xeon_ms=t_fast * 1e3,
+            ratio=t_ref / t_fast,
+            xeon_kernel=fast.name,
+            commit=commit,
+            threads=torch.get_num_threads(),
+            machine=platform.machine(),
+        )
         rows.append(row)
-        print(f"| {op} | {shape} | {t_ref*1e3:.2f} | {t_fast*1e3:.2f} | {t_ref/t_fast:.2f}x |", flush=True)
+        print(
+            f"| {op} | {shape} | {t_ref * 1e3:.2f} | {t_fast * 1e3:.2f} | {t_ref / t_fast:.2f}x |",
+            flush=True,
+        )
     if a.json:
         with open(a.json, "w") as f:
             for row in rows:

@@ -4,9 +4,9 @@ soft-caps, query_pre_attn_scalar, and sliding-window attention on alternate laye
 from __future__ import annotations
 
 import torch
+from sglang.layers.norm import RMSNorm
 from torch import nn
 
-from sglang.layers.norm import RMSNorm
 from sglang_models.llama import LlamaAttention, LlamaForCausalLM, LlamaMLP, LlamaModel
 
 

@@ -6,11 +6,9 @@ which `load_weights` fills shard by shard.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
-from torch import nn
-
 from sglang.layers.activation import gated_activation
 from sglang.layers.attention import Attention
 from sglang.layers.embedding import LMHead, VocabEmbedding
@@ -19,6 +17,7 @@ from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
 from sglang.layers.rotary import RotaryEmbedding
 from sglang.model_executor.forward_batch import ForwardBatch
+from torch import nn
 
 # checkpoint name piece -> (merged module name piece, shard)
 STACKED = (
@@ -62,7 +61,9 @@ class LlamaAttention(nn.Module):
         q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
         kw = dict(dtype=dtype, device=device)
         self.qkv_proj = MergedLinear(hidden, {"q": q, "k": kv, "v": kv}, ops, bias=bias, **kw)
-        self.o_proj = Linear(q, hidden, ops, bias=bool(getattr(config, "attention_bias", False)), **kw)
+        self.o_proj = Linear(
+            q, hidden, ops, bias=bool(getattr(config, "attention_bias", False)), **kw
+        )
         if self.qk_norm:
             eps = config.rms_norm_eps
             self.q_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
@@ -99,7 +100,9 @@ class LlamaAttention(nn.Module):
     def logit_softcap(self, config) -> float:
         return 0.0
 
-    def forward(self, positions: torch.Tensor, x: torch.Tensor, batch: ForwardBatch) -> torch.Tensor:
+    def forward(
+        self, positions: torch.Tensor, x: torch.Tensor, batch: ForwardBatch
+    ) -> torch.Tensor:
         q, k, v = self.qkv_proj.split(self.qkv_proj(x))
         t = x.shape[0]
         q = q.reshape(t, self.num_heads, self.head_dim)
@@ -226,7 +229,9 @@ class LlamaForCausalLM(nn.Module):
                         )
                     params[name].data.copy_(tensor)
                 else:
-                    raise KeyError(f"checkpoint tensor {name!r} has no parameter in {type(self).__name__}")
+                    raise KeyError(
+                        f"checkpoint tensor {name!r} has no parameter in {type(self).__name__}"
+                    )
                 loaded.add(name)
         return loaded
 

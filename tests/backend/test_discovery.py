@@ -12,7 +12,6 @@ import sys
 
 import pytest
 import torch
-
 from sglang.backend import (
     API_VERSION,
     KIND_CPU,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
-
+import tomllib
 from sglang.backend.discovery import discover
 from sglang.backend.hookspecs import ENTRY_POINT_GROUP
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sglang.backend.types import Capabilities
 from sglang.ops.registry import KernelRegistry
 

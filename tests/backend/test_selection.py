@@ -9,7 +9,6 @@ import sys
 from dataclasses import replace
 
 import pytest
-
 from sglang.backend.discovery import Discovery, discover
 from sglang.backend.selection import (
     DEVICE_ENV,

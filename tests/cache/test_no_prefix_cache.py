@@ -1,5 +1,4 @@
 import torch
-
 from sglang.cache import NoPrefixCache
 from sglang.mem import KVSlotAllocator
 

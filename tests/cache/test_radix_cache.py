@@ -2,7 +2,6 @@ import random
 
 import pytest
 import torch
-
 from sglang.cache import NoPrefixCache, PrefixCache, RadixCache
 from sglang.mem import KVSlotAllocator
 

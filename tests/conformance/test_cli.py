@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sglang.backend.discovery import discover
 from sglang.ops import all_specs
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from sglang.backend import (
     KIND_CPU,
     BackendInfo,

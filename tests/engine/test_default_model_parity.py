@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from sglang.engine.engine import Engine
 from sglang.model_loader import (
     default_model_path,
@@ -47,9 +46,11 @@ def test_smollm2_matches_transformers(hf_model, backend):
             ids = tokenizer.encode(prompt)
             with torch.no_grad():
                 expected = model.generate(
-                    torch.tensor([ids]), max_new_tokens=MAX_NEW, min_new_tokens=MAX_NEW,
+                    torch.tensor([ids]),
+                    max_new_tokens=MAX_NEW,
+                    min_new_tokens=MAX_NEW,
                     do_sample=False,
-                )[0, len(ids):].tolist()
+                )[0, len(ids) :].tolist()
                 logits = model(torch.tensor([ids])).logits[0].float()
             out = e.generate(
                 input_ids=ids,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from sglang.engine.engine import Engine
 
 PROMPT = "Once upon a time, in a small village by the sea,"
@@ -66,7 +65,9 @@ def test_eos_stops_unless_ignored_and_min_new_tokens(engine):
     assert natural["meta_info"]["finish_reason"]["type"] == "stop"
     assert natural["output_ids"][-1] in eos
     n = len(natural["output_ids"])
-    longer = engine.generate(chat, {"temperature": 0, "max_new_tokens": n + 8, "min_new_tokens": n + 8})
+    longer = engine.generate(
+        chat, {"temperature": 0, "max_new_tokens": n + 8, "min_new_tokens": n + 8}
+    )
     assert len(longer["output_ids"]) == n + 8
     assert not eos & set(longer["output_ids"])
 
@@ -85,7 +86,10 @@ def test_seed_reproduces_and_n_returns_several(engine):
 
 def test_logprobs_and_top_logprobs(engine, greedy):
     out = engine.generate(
-        PROMPT, {**GREEDY, "max_new_tokens": 8}, return_logprob=True, top_logprobs_num=3,
+        PROMPT,
+        {**GREEDY, "max_new_tokens": 8},
+        return_logprob=True,
+        top_logprobs_num=3,
         logprob_start_len=0,
     )
     meta = out["meta_info"]

@@ -4,7 +4,6 @@ random model of every supported architecture, on the reference and xeon backends
 from __future__ import annotations
 
 import pytest
-
 from sglang.engine.engine import Engine
 from tiny_models import configs, hf_greedy, hf_prompt_logprobs, save_tiny_model
 
@@ -21,8 +20,14 @@ def model_dirs(tmp_path_factory):
 @pytest.mark.parametrize("arch", list(configs()))
 def test_greedy_and_prompt_logprobs_match_transformers(model_dirs, arch, backend):
     path = model_dirs[arch]
-    with Engine(model_path=path, device=backend, dtype="float32", skip_tokenizer_init=True,
-                max_total_tokens=2048, log_level="warning") as engine:
+    with Engine(
+        model_path=path,
+        device=backend,
+        dtype="float32",
+        skip_tokenizer_init=True,
+        max_total_tokens=2048,
+        log_level="warning",
+    ) as engine:
         for prompt in PROMPTS:
             out = engine.generate(
                 input_ids=prompt,

@@ -4,13 +4,14 @@ chunked prefill and the radix cache, and under KV pressure with retraction."""
 from __future__ import annotations
 
 import pytest
-
 from sglang.engine.engine import Engine
 from tiny_models import save_tiny_model
 
 GREEDY = {"max_new_tokens": 24, "temperature": 0, "ignore_eos": True}
-PROMPTS = [[1] + [(7 * i + 13 * j) % 500 + 3 for j in range(n)] for i, n in
-           enumerate((5, 40, 17, 90, 3, 64, 33, 120))]
+PROMPTS = [
+    [1] + [(7 * i + 13 * j) % 500 + 3 for j in range(n)]
+    for i, n in enumerate((5, 40, 17, 90, 3, 64, 33, 120))
+]
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,14 @@ def model_dir(tmp_path_factory):
 
 def engine(path, **kw):
     kw.setdefault("max_total_tokens", 4096)
-    return Engine(model_path=path, device="xeon", dtype="float32", skip_tokenizer_init=True,
-                  log_level="warning", **kw)
+    return Engine(
+        model_path=path,
+        device="xeon",
+        dtype="float32",
+        skip_tokenizer_init=True,
+        log_level="warning",
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")

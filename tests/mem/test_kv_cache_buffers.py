@@ -1,5 +1,4 @@
 import torch
-
 from sglang.mem import KVCache, KVSlotAllocator, tokens_that_fit
 
 CPU = torch.device("cpu")

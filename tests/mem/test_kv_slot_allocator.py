@@ -2,7 +2,6 @@ import random
 
 import pytest
 import torch
-
 from sglang.mem import KVSlotAllocator
 
 CPU = torch.device("cpu")

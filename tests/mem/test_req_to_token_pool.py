@@ -1,6 +1,5 @@
 import pytest
 import torch
-
 from sglang.mem import ReqToTokenPool
 
 CPU = torch.device("cpu")

@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-
 from sglang.model_loader import load_model_config
 from sglang.model_loader.config import model_config_from_hf
 

@@ -11,7 +11,6 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from sglang.model_loader import iterate_weights
 from sglang.model_loader.gguf_weights import (
     _tensor_table_gguf_py,

@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-
 from sglang.model_loader import ModelSource, ModelSourceError, resolve_source
 from sglang.model_loader.default_model import DefaultModelMissing, default_model_path
 

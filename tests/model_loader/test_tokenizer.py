@@ -5,7 +5,6 @@ import os
 import shutil
 
 import pytest
-
 from sglang.model_loader import (
     ModelSourceError,
     chat_template,

@@ -5,7 +5,6 @@ import os
 
 import pytest
 import torch
-
 from sglang.model_loader import dummy_weights, iterate_weights, parameter_shapes, resolve_source
 
 

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from sglang.ops.activation import gelu_mul, silu_mul
 
 

@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from sglang.ops import attention
 from sglang.ops.paged_kv import allocate_slots, indptr
 from sglang.ops.specs import get_spec

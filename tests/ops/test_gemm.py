@@ -1,7 +1,6 @@
 """gemm.dense and gemm.int8 references against element-wise sums and integer matmuls."""
 
 import torch
-
 from sglang.ops.gemm import dense, int8
 from sglang.ops.spec import randn
 

@@ -2,7 +2,6 @@
 e2m1 table and bytes packed by hand (low nibble = even k)."""
 
 import torch
-
 from sglang.ops.gemm_fp4 import fp4
 
 TABLE = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]

@@ -4,7 +4,6 @@ way DeepGEMM / SGLang's w8a8_block_fp8_matmul accumulate (scales outside each K-
 import math
 
 import torch
-
 from sglang.ops.gemm_fp8 import fp8
 from sglang.ops.quant import fp8 as q8
 

@@ -2,7 +2,6 @@
 words packed by loops written as AutoAWQ / AutoGPTQ write them (see test_quant_int4)."""
 
 import torch
-
 from sglang.ops.gemm import GLOBAL_TOLERANCES
 from sglang.ops.gemm_int4 import int4
 from sglang.ops.quant import int4 as q4

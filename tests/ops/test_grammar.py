@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from sglang.ops.grammar import apply_bitmask, pack_bitmask
 
 

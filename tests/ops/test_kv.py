@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from sglang.ops import kv
 from sglang.ops.specs import get_spec
 

@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-
 from sglang.ops.moe import compare_routes, experts, route
 from sglang.ops.spec import Case, Tolerance
 

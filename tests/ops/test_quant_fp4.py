@@ -4,7 +4,6 @@ block-by-block loops."""
 import math
 
 import torch
-
 from sglang.ops.quant import fp4 as q4
 
 TABLE = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]

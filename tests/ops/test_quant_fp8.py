@@ -3,7 +3,6 @@
 import math
 
 import torch
-
 from sglang.ops.quant import fp8 as q8
 
 

@@ -2,7 +2,6 @@
 (WQLinear_GEMM.from_linear) and AutoGPTQ (QuantLinear.pack) write them."""
 
 import torch
-
 from sglang.ops.quant import int4 as q4
 
 

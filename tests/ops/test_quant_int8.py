@@ -1,7 +1,6 @@
 """sglang.ops.quant.int8 against hand-computed values and round-trip bounds."""
 
 import torch
-
 from sglang.ops.quant.int8 import dequantize_int8_rowwise, quantize_int8_rowwise
 
 

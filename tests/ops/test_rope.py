@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-
 from sglang.ops.rope import rope, rope_cos_sin_cache, rope_inv_freq
 
 BASE = 10000.0

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import torch
-
 from sglang.backend.selection import select_platform
 from sglang.layers.ops_table import OpTable
 from sglang.sampling.params import SamplingParams
@@ -19,7 +18,9 @@ def make_sampler():
 
 def processed(params: dict, prompt, output, logits):
     sampler = make_sampler()
-    inp = SampleInput(SamplingParams.from_dict(params), prompt, output, torch.Generator(), frozenset({2}))
+    inp = SampleInput(
+        SamplingParams.from_dict(params), prompt, output, torch.Generator(), frozenset({2})
+    )
     row = logits.clone()
     sampler._process_row(row, inp)
     return row
@@ -38,7 +39,9 @@ def test_repetition_penalty_matches_hf_rule():
 
 def test_frequency_and_presence_penalties_count_output_tokens_only():
     logits = torch.zeros(V)
-    got = processed({"frequency_penalty": 0.5, "presence_penalty": 0.25}, [9, 9, 9], [5, 5, 6], logits)
+    got = processed(
+        {"frequency_penalty": 0.5, "presence_penalty": 0.25}, [9, 9, 9], [5, 5, 6], logits
+    )
     expected = torch.zeros(V)
     expected[5] = -(0.5 * 2 + 0.25)
     expected[6] = -(0.5 * 1 + 0.25)
@@ -47,7 +50,9 @@ def test_frequency_and_presence_penalties_count_output_tokens_only():
 
 def test_logit_bias_and_min_new_tokens_mask():
     logits = torch.zeros(V)
-    got = processed({"logit_bias": {"11": 3.0}, "min_new_tokens": 4, "stop_token_ids": [12]}, [1], [0], logits)
+    got = processed(
+        {"logit_bias": {"11": 3.0}, "min_new_tokens": 4, "stop_token_ids": [12]}, [1], [0], logits
+    )
     assert got[11] == 3.0
     assert got[2] == float("-inf") and got[12] == float("-inf")  # eos and stop ids banned
     got = processed({"min_new_tokens": 1}, [1], [0], logits)
@@ -60,8 +65,15 @@ def test_greedy_and_seeded_sampling():
 
     def run(params, seed):
         inputs = [
-            SampleInput(SamplingParams.from_dict(params), [1], [], torch.Generator().manual_seed(seed),
-                        frozenset({2}), return_logprob=True, top_logprobs_num=2)
+            SampleInput(
+                SamplingParams.from_dict(params),
+                [1],
+                [],
+                torch.Generator().manual_seed(seed),
+                frozenset({2}),
+                return_logprob=True,
+                top_logprobs_num=2,
+            )
             for _ in range(3)
         ]
         return sampler(logits, inputs)

@@ -11,6 +11,7 @@ from sglang.backend import (
     ProcessGroupCommunicator,
     hookimpl,
 )
+
 from sglang_ascend import __version__, kernels
 from sglang_ascend.probe import probe
 from sglang_ascend.runtime import NpuRuntime, npu_module

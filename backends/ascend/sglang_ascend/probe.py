@@ -12,7 +12,6 @@ import importlib.metadata as md
 import re
 
 import torch
-
 from sglang.backend import ProbeResult
 
 DISTRIBUTION = "torch-npu"

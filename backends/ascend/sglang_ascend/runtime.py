@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 
 import torch
-
 from sglang.backend import DeviceRuntime
 
 

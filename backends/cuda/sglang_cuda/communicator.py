@@ -4,7 +4,6 @@ with this rank's GPU made current first (NCCL binds each communicator to one dev
 from __future__ import annotations
 
 import torch
-
 from sglang.backend import ProcessGroupCommunicator
 
 

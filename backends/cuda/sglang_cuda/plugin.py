@@ -16,6 +16,7 @@ from sglang.backend import (
     ServerDefaults,
     hookimpl,
 )
+
 from sglang_cuda import __version__, kernels
 from sglang_cuda.communicator import NcclCommunicator
 from sglang_cuda.defaults import server_defaults

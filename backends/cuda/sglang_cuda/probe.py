@@ -15,7 +15,6 @@ import importlib.util
 import os
 
 import torch
-
 from sglang.backend import ProbeResult
 
 

@@ -7,10 +7,10 @@ current CUDA device, so kernels and collectives launched without an explicit dev
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
-
 from sglang.backend import DeviceRuntime
 
 GRAPH_WARMUP_RUNS = 2  # runs on a side stream before capture: lazy init, autotuning, allocations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from sglang.backend import (
     KIND_ACCELERATOR,
     BackendInfo,
@@ -13,6 +12,7 @@ from sglang.backend import (
     ProcessGroupCommunicator,
     hookimpl,
 )
+
 from sglang_rocm import __version__, kernels
 from sglang_rocm.probe import aiter_version, probe
 from sglang_rocm.runtime import RocmRuntime

@@ -13,7 +13,6 @@ import importlib.metadata as md
 import os
 
 import torch
-
 from sglang.backend import ProbeResult
 
 

@@ -8,7 +8,6 @@ graph path is validated on hardware; memory, synchronisation and seeding are rea
 from __future__ import annotations
 
 import torch
-
 from sglang.backend import DeviceRuntime
 
 

@@ -14,6 +14,7 @@ from sglang.backend import (
     ProcessGroupCommunicator,
     hookimpl,
 )
+
 from sglang_tpu import __version__, kernels
 from sglang_tpu.probe import probe, stack
 from sglang_tpu.runtime import create_runtime

@@ -15,7 +15,6 @@ import os
 from typing import NamedTuple
 
 import torch
-
 from sglang.backend import ProbeResult
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from sglang.backend import (
     KIND_CPU,
     BackendInfo,
@@ -15,6 +13,7 @@ from sglang.backend import (
     ServerDefaults,
     hookimpl,
 )
+
 from sglang_xeon import __version__, cpu, kernels
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sglang.backend.discovery import Discovery, LoadedBackend, discover
 from sglang.backend.types import KIND_ACCELERATOR, KIND_CPU, KIND_FALLBACK

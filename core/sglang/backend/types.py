@@ -7,8 +7,9 @@ backend written against `API_VERSION` 1 keeps working as records gain optional f
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 # Major version of the contract. A backend declaring another major version is refused at
 # registration; hooks only ever grow by gaining keyword arguments with defaults.

@@ -11,7 +11,8 @@ its own duplicates in `value[:prefix_len]` (those it did not get from the cache)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -23,7 +24,7 @@ class MatchResult(NamedTuple):
     # KV slots of the longest cached prefix of the key: int64 [prefix_len].
     indices: torch.Tensor
     # The node where that prefix ends (the root when nothing matched); lock it to keep it.
-    last_node: "TreeNode"
+    last_node: TreeNode
 
 
 class PrefixCache(ABC):
@@ -39,11 +40,11 @@ class PrefixCache(ABC):
         prefix that was already cached (see the module docstring for who frees what)."""
 
     @abstractmethod
-    def inc_lock_ref(self, node: "TreeNode") -> int:
+    def inc_lock_ref(self, node: TreeNode) -> int:
         """Locks the path root..node against eviction; returns the tokens newly protected."""
 
     @abstractmethod
-    def dec_lock_ref(self, node: "TreeNode") -> int:
+    def dec_lock_ref(self, node: TreeNode) -> int:
         """Undoes one inc_lock_ref(node); returns the tokens that became evictable again."""
 
     @abstractmethod

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 from collections import Counter, defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 

@@ -9,7 +9,8 @@ string is held back too, so a stream never shows a stop string that the final te
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 CONTEXT_TOKENS = 5
 

@@ -17,7 +17,8 @@ import os
 import tempfile
 import threading
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from sglang.engine.scheduler_process import run_scheduler_process
 from sglang.engine.tokenizer_manager import TokenizerManager
@@ -59,7 +60,9 @@ class Engine:
         self.tokenizer = tokenizer
 
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="sglang-engine")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="sglang-engine"
+        )
         self._thread.start()
 
         async def make_manager() -> TokenizerManager:
@@ -103,7 +106,9 @@ class Engine:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     # --- generation ------------------------------------------------------------------------
-    def _requests(self, prompt, input_ids, sampling_params) -> list[tuple[list[int], SamplingParams]]:
+    def _requests(
+        self, prompt, input_ids, sampling_params
+    ) -> list[tuple[list[int], SamplingParams]]:
         """Normalise single/batch prompts and per-prompt params, expanding n into copies."""
         if (prompt is None) == (input_ids is None):
             raise ValueError("give exactly one of prompt or input_ids")
@@ -111,7 +116,11 @@ class Engine:
             prompts = [prompt] if isinstance(prompt, str) else list(prompt)
             ids = [self.manager.encode(p) for p in prompts]
         else:
-            ids = [list(input_ids)] if input_ids and isinstance(input_ids[0], int) else [list(x) for x in input_ids]
+            ids = (
+                [list(input_ids)]
+                if input_ids and isinstance(input_ids[0], int)
+                else [list(x) for x in input_ids]
+            )
         if isinstance(sampling_params, list):
             if len(sampling_params) != len(ids):
                 raise ValueError("sampling_params list must match the number of prompts")
@@ -213,7 +222,9 @@ class Engine:
         )
         if not stream:
             futs = [
-                asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._collect(i, p, kw), self._loop))
+                asyncio.wrap_future(
+                    asyncio.run_coroutine_threadsafe(self._collect(i, p, kw), self._loop)
+                )
                 for i, p in reqs
             ]
             results = await asyncio.gather(*futs)

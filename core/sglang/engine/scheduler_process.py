@@ -39,7 +39,9 @@ def build_scheduler(args: ServerArgs) -> tuple[Scheduler, dict[str, Any]]:
     config = load_model_config(source, args.dtype, trust_remote_code=args.trust_remote_code)
     tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
     runner = ModelRunner(args, platform, config, source)
-    eos = frozenset(config.eos_token_ids) | set(generation_defaults(source).get("eos_token_ids", []))
+    eos = frozenset(config.eos_token_ids) | set(
+        generation_defaults(source).get("eos_token_ids", [])
+    )
     if tokenizer is not None and tokenizer.eos_token_id is not None:
         eos |= {tokenizer.eos_token_id}
     scheduler = Scheduler(args, runner, tokenizer, eos)

@@ -12,8 +12,9 @@ import itertools
 import pickle
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -40,7 +41,9 @@ class ReqState:
 
 
 class TokenizerManager:
-    def __init__(self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: dict | None = None):
+    def __init__(
+        self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: dict | None = None
+    ):
         self.tokenizer = tokenizer
         self.info = info or {}
         self.ctx = zmq.asyncio.Context()
@@ -131,7 +134,9 @@ class TokenizerManager:
         if vocab is not None and any(t < 0 or t >= vocab for t in prompt_ids):
             raise ValueError(f"input_ids must be in [0, {vocab})")
         if params.stop and self.tokenizer is None:
-            raise ValueError("stop strings need a tokenizer (the engine runs with skip_tokenizer_init)")
+            raise ValueError(
+                "stop strings need a tokenizer (the engine runs with skip_tokenizer_init)"
+            )
         detok = None
         if self.tokenizer is not None:
             detok = IncrementalDetokenizer(

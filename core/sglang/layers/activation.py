@@ -6,6 +6,7 @@ from sglang.layers.ops_table import OpTable
 
 GELU_TANH = ("gelu_pytorch_tanh", "gelu_new", "gelu_fast")
 
+
 def gated_activation(ops: OpTable, hidden_act: str):
     """The gated activation for a Hugging Face `hidden_act` name, as a function of [T, 2I]."""
     if hidden_act in ("silu", "swish"):

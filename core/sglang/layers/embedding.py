@@ -11,8 +11,11 @@ from sglang.layers.ops_table import OpTable
 
 class VocabEmbedding(nn.Module):
     def __init__(
-        self, vocab_size: int, hidden_size: int,
-        dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(
@@ -27,8 +30,13 @@ class LMHead(nn.Module):
     """hidden [R, D] -> logits [R, V] in float32, with an optional final soft-cap (Gemma 2)."""
 
     def __init__(
-        self, vocab_size: int, hidden_size: int, ops: OpTable, final_softcap: float = 0.0,
-        dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+        self,
+        vocab_size: int,
+        hidden_size: int,
+        ops: OpTable,
+        final_softcap: float = 0.0,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__()
         self.ops, self.final_softcap = ops, final_softcap or 0.0

@@ -54,7 +54,9 @@ class MergedLinear(Linear):
         start, size = self.shard_offsets[shard]
         target = self.bias if is_bias else self.weight
         if tensor.shape[0] != size:
-            raise ValueError(f"shard {shard}: checkpoint has {tensor.shape[0]} rows, expected {size}")
+            raise ValueError(
+                f"shard {shard}: checkpoint has {tensor.shape[0]} rows, expected {size}"
+            )
         target.data[start : start + size].copy_(tensor)
 
     def split(self, out: torch.Tensor) -> list[torch.Tensor]:

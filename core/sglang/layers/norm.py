@@ -13,8 +13,13 @@ class RMSNorm(nn.Module):
     offset is folded into the weight at load time, so the op stays one kernel."""
 
     def __init__(
-        self, dim: int, ops: OpTable, eps: float = 1e-6, offset: float = 0.0,
-        dtype: torch.dtype = torch.float32, device: torch.device | None = None,
+        self,
+        dim: int,
+        ops: OpTable,
+        eps: float = 1e-6,
+        offset: float = 0.0,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__()
         self.ops, self.eps, self.offset = ops, eps, offset

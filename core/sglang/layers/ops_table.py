@@ -7,7 +7,8 @@ two backends can live in one process, and the choice is logged once, not per cal
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 

@@ -72,7 +72,9 @@ class ModelRunner:
             return
         loaded = self.model.load_weights(
             (n, t.to(self.dtype) if t.is_floating_point() else t)
-            for n, t in iterate_weights(self.source, self.args.load_format, hf_config=self.model_config.raw)
+            for n, t in iterate_weights(
+                self.source, self.args.load_format, hf_config=self.model_config.raw
+            )
         )
         missing = sorted(set(params) - loaded)
         if missing:

@@ -17,8 +17,8 @@ slot is scattered. Unused slots hold random data, which a kernel must never read
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

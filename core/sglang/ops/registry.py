@@ -8,8 +8,9 @@ it was rejected: the selection is explainable, as `sglang backends` shows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from sglang.backend.types import Capabilities
 from sglang.ops import specs

@@ -13,7 +13,8 @@ which stands in for `config.max_position_embeddings` where HF reads it).
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -13,8 +13,9 @@ Calling convention: every op is called with keyword arguments only, named as in 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 

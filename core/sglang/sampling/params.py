@@ -92,8 +92,12 @@ class SamplingParams:
             bad("n", "must be >= 1")
         constraints = [k for k in ("json_schema", "regex", "ebnf") if getattr(self, k) is not None]
         if len(constraints) > 1:
-            raise ValueError(f"only one of json_schema, regex, ebnf may be given; got {constraints}")
+            raise ValueError(
+                f"only one of json_schema, regex, ebnf may be given; got {constraints}"
+            )
         if vocab_size is not None:
             for tok in [*self.logit_bias, *self.stop_token_ids]:
                 if not 0 <= tok < vocab_size:
-                    raise ValueError(f"token id {tok} is outside the vocabulary (size {vocab_size})")
+                    raise ValueError(
+                        f"token id {tok} is outside the vocabulary (size {vocab_size})"
+                    )

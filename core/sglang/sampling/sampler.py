@@ -9,8 +9,8 @@ Logprobs are those of the model's raw distribution (log_softmax of the unprocess
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -67,7 +67,9 @@ class Sampler:
             seen = torch.tensor(sorted({*inp.prompt_ids, *inp.output_ids}), dtype=torch.long)
             seen = seen.to(row.device)
             vals = row[seen]
-            row[seen] = torch.where(vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty)
+            row[seen] = torch.where(
+                vals > 0, vals / p.repetition_penalty, vals * p.repetition_penalty
+            )
         if (p.frequency_penalty or p.presence_penalty) and inp.output_ids:
             out = torch.tensor(inp.output_ids, dtype=torch.long, device=row.device)
             counts = torch.bincount(out, minlength=self.vocab_size)[: self.vocab_size].to(row.dtype)
@@ -90,7 +92,9 @@ class Sampler:
         min_ps = torch.tensor([i.params.min_p for i in inputs], dtype=torch.float32)
         uniforms = torch.empty(b, dtype=torch.float32)
         for row, inp in enumerate(inputs):
-            uniforms[row] = 0.0 if inp.params.is_greedy else torch.rand(1, generator=inp.generator)[0]
+            uniforms[row] = (
+                0.0 if inp.params.is_greedy else torch.rand(1, generator=inp.generator)[0]
+            )
         return self.ops.sample(
             logits=logits,
             temperatures=temps.to(dev),

@@ -12,7 +12,9 @@ from sglang.scheduler.req import Req
 
 
 class KVManager:
-    def __init__(self, req_to_token: ReqToTokenPool, allocator: KVSlotAllocator, cache: PrefixCache):
+    def __init__(
+        self, req_to_token: ReqToTokenPool, allocator: KVSlotAllocator, cache: PrefixCache
+    ):
         self.req_to_token, self.allocator, self.cache = req_to_token, allocator, cache
 
     # --- capacity ------------------------------------------------------------------------

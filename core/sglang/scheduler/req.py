@@ -32,11 +32,11 @@ class FinishReason:
 class Req:
     """Token ids in, token ids out. KV bookkeeping:
 
-        fill_ids = prompt_ids + output_ids
-        fill_ids[:kv_len]      have KV, at req_to_token[row, :kv_len]
-        fill_ids[:prefix_len]  of those, came from the prefix cache (locked via last_node)
-        fill_ids[kv_len:]      still to be fed to the model (prefill chunks, or the last
-                               sampled token in decode)
+    fill_ids = prompt_ids + output_ids
+    fill_ids[:kv_len]      have KV, at req_to_token[row, :kv_len]
+    fill_ids[:prefix_len]  of those, came from the prefix cache (locked via last_node)
+    fill_ids[kv_len:]      still to be fed to the model (prefill chunks, or the last
+                           sampled token in decode)
     """
 
     rid: str

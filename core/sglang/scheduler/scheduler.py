@@ -70,7 +70,9 @@ class SchedulerStats:
 
 
 class Scheduler:
-    def __init__(self, args: ServerArgs, runner: ModelRunner, tokenizer: Any, eos_ids: frozenset[int]):
+    def __init__(
+        self, args: ServerArgs, runner: ModelRunner, tokenizer: Any, eos_ids: frozenset[int]
+    ):
         self.args, self.runner = args, runner
         self.eos_ids = eos_ids
         cache_cls = NoPrefixCache if args.disable_radix_cache else RadixCache
@@ -107,7 +109,9 @@ class Scheduler:
         if any(t < 0 or t >= vocab for t in req.prompt_ids):
             return f"prompt token ids must be in [0, {vocab})"
         if n + 1 > self.runner.allocator.total_size:
-            return f"the prompt has {n} tokens; the KV pool holds {self.runner.allocator.total_size}"
+            return (
+                f"the prompt has {n} tokens; the KV pool holds {self.runner.allocator.total_size}"
+            )
         return None
 
     def abort(self, rid: str) -> StepOutput | None:
@@ -154,8 +158,11 @@ class Scheduler:
 
     def _order_waiting(self) -> list[Req]:
         if self.args.schedule_policy == "lpm" and len(self.waiting) <= LPM_MAX_QUEUE:
-            lengths = {id(r): self.cache.match_prefix(r.fill_ids[: self._prefix_limit(r)]).indices.numel() for r in self.waiting}
-            return sorted(self.waiting, key=lambda r: -lengths[id(r)])
+            matched = {
+                id(r): self.cache.match_prefix(r.fill_ids[: self._prefix_limit(r)]).indices.numel()
+                for r in self.waiting
+            }
+            return sorted(self.waiting, key=lambda r: -matched[id(r)])
         return list(self.waiting)
 
     def _prefill_batch(self) -> tuple[list[Req], list[int]] | None:
@@ -167,7 +174,8 @@ class Scheduler:
             n = min(len(req.fill_ids) - req.kv_len, budget)
             if self.kv.grow(req, n) is None:
                 return None  # the chunk cannot get memory now; decode proceeds and frees some
-            reqs.append(req), lens.append(n)
+            reqs.append(req)
+            lens.append(n)
             budget -= n
         room = self.kv.available() - self._reserved()
         for req in self._order_waiting():
@@ -196,7 +204,8 @@ class Scheduler:
                 self.stats.cached_tokens += req.cached_tokens
                 self.stats.prompt_tokens += len(req.prompt_ids)
                 req.admitted_once = True
-            reqs.append(req), lens.append(n)
+            reqs.append(req)
+            lens.append(n)
             budget -= n
             if n < extend:
                 self.chunked = req
@@ -223,7 +232,9 @@ class Scheduler:
             logit_rows.append(wanted)
             offset += n
         flat_rows = [r for rs in logit_rows for r in rs]
-        batch = self._forward_batch(ForwardMode.EXTEND, reqs, ids, positions, locs, lens, kv_lens, flat_rows)
+        batch = self._forward_batch(
+            ForwardMode.EXTEND, reqs, ids, positions, locs, lens, kv_lens, flat_rows
+        )
         logits = self.runner.forward(batch)
         for req, n in zip(reqs, lens):
             req.kv_len += n
@@ -249,7 +260,9 @@ class Scheduler:
                     self.running.append(req)
         return outputs
 
-    def _record_prompt_logprobs(self, req: Req, logits: torch.Tensor, start: int, complete: bool) -> None:
+    def _record_prompt_logprobs(
+        self, req: Req, logits: torch.Tensor, start: int, complete: bool
+    ) -> None:
         """Logits rows cover positions max(start, lps-1) .. end-1 of this chunk; position p
         scores prompt token p+1."""
         lps = req.logprob_start_len
@@ -261,7 +274,9 @@ class Scheduler:
             req.prompt_top_logprobs = [None] if lps == 0 else []
         if n_pred > 0:
             logprobs = torch.log_softmax(logits[:n_pred].float(), dim=-1)
-            targets = torch.tensor(req.prompt_ids[first + 1 : first + 1 + n_pred], device=logprobs.device)
+            targets = torch.tensor(
+                req.prompt_ids[first + 1 : first + 1 + n_pred], device=logprobs.device
+            )
             chosen = logprobs.gather(1, targets[:, None])[:, 0].tolist()
             req.prompt_logprobs.extend(chosen)
             if req.top_logprobs_num > 0:
@@ -290,13 +305,22 @@ class Scheduler:
         positions = [req.kv_len for req in reqs]
         kv_lens = [req.kv_len + 1 for req in reqs]
         batch = self._forward_batch(
-            ForwardMode.DECODE, reqs, ids, positions, locs, [1] * len(reqs), kv_lens, list(range(len(reqs)))
+            ForwardMode.DECODE,
+            reqs,
+            ids,
+            positions,
+            locs,
+            [1] * len(reqs),
+            kv_lens,
+            list(range(len(reqs))),
         )
         logits = self.runner.forward(batch)
         for req in reqs:
             req.kv_len += 1
         outputs = self._finished_early + self._sample_and_advance(reqs, logits)
-        self.new_token_ratio = max(MIN_NEW_TOKEN_RATIO, self.new_token_ratio - NEW_TOKEN_RATIO_DECAY)
+        self.new_token_ratio = max(
+            MIN_NEW_TOKEN_RATIO, self.new_token_ratio - NEW_TOKEN_RATIO_DECAY
+        )
         return outputs
 
     def _make_room_for_decode(self) -> None:
@@ -319,11 +343,16 @@ class Scheduler:
             self.new_token_ratio = min(1.0, self.new_token_ratio + 0.1)
             logger.info(
                 "retracted request %s (%d output tokens); KV available %d for %d running",
-                victim.rid, len(victim.output_ids), self.kv.available(), len(self.running),
+                victim.rid,
+                len(victim.output_ids),
+                self.kv.available(),
+                len(self.running),
             )
 
     # --- shared ----------------------------------------------------------------------------
-    def _forward_batch(self, mode, reqs, ids, positions, locs, lens, kv_lens, logit_rows) -> ForwardBatch:
+    def _forward_batch(
+        self, mode, reqs, ids, positions, locs, lens, kv_lens, logit_rows
+    ) -> ForwardBatch:
         dev = self.device
         kv_indices = torch.cat([self.kv.slots_of(r, n) for r, n in zip(reqs, kv_lens)])
         qo = torch.tensor([0, *lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)

@@ -18,6 +18,7 @@ from sglang.backend import (
     ToleranceOverride,
     hookimpl,
 )
+
 from sglang_acme import __version__, kernels
 from sglang_acme.device import AcmeRuntime, hardware_devices
 

@@ -9,7 +9,8 @@ sliding window and no logit soft-capping (the backend's capabilities say so, and
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
