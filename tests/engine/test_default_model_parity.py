@@ -15,6 +15,7 @@ from sglang.model_loader import (
     load_tokenizer,
     resolve_source,
 )
+from tiny_models import greedy_continuation
 
 PROMPTS = [
     "The capital of France is",
@@ -45,12 +46,7 @@ def test_smollm2_matches_transformers(hf_model, backend):
         for prompt in PROMPTS:
             ids = tokenizer.encode(prompt)
             with torch.no_grad():
-                expected = model.generate(
-                    torch.tensor([ids]),
-                    max_new_tokens=MAX_NEW,
-                    min_new_tokens=MAX_NEW,
-                    do_sample=False,
-                )[0, len(ids) :].tolist()
+                expected = greedy_continuation(model, ids, MAX_NEW)
                 logits = model(torch.tensor([ids])).logits[0].float()
             out = e.generate(
                 input_ids=ids,

@@ -59,7 +59,11 @@ def test_stop_token_ids_and_max_new_tokens(engine, greedy):
 
 
 def test_eos_stops_unless_ignored_and_min_new_tokens(engine):
-    chat = "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n"
+    chat = engine.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     natural = engine.generate(chat, {"temperature": 0, "max_new_tokens": 64})
     eos = set(engine.server_info["eos_token_ids"])
     assert natural["meta_info"]["finish_reason"]["type"] == "stop"

@@ -66,18 +66,26 @@ def save_tiny_model(name: str, path: str) -> str:
     return path
 
 
+def greedy_continuation(model, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    """Plain argmax decoding with a Hugging Face model, nothing masked (EOS included): what
+    `ignore_eos` greedy decoding must produce. (`generate(min_new_tokens=...)` would mask EOS.)"""
+    ids = list(prompt_ids)
+    past = None
+    with torch.no_grad():
+        step = torch.tensor([ids])
+        for _ in range(max_new_tokens):
+            out = model(step, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            ids.append(int(out.logits[0, -1].argmax()))
+            step = torch.tensor([[ids[-1]]])
+    return ids[len(prompt_ids) :]
+
+
 def hf_greedy(path: str, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
     import transformers as tf
 
     model = tf.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
-    with torch.no_grad():
-        out = model.generate(
-            torch.tensor([prompt_ids]),
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=max_new_tokens,
-            do_sample=False,
-        )
-    return out[0, len(prompt_ids) :].tolist()
+    return greedy_continuation(model, prompt_ids, max_new_tokens)
 
 
 def hf_prompt_logprobs(path: str, prompt_ids: list[int]) -> list[float]:

@@ -55,9 +55,9 @@ class SamplingParams:
         self.stop = [s for s in (self.stop or []) if s]
         self.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
         self.logit_bias = {int(k): float(v) for k, v in (self.logit_bias or {}).items()}
-        if self.temperature < GREEDY_EPS:
+        if 0 <= self.temperature < GREEDY_EPS:
             self.temperature, self.top_k = 0.0, 1
-        if self.top_k is None or self.top_k <= 0:
+        if self.top_k is None or self.top_k == 0:  # 0 and -1 both mean no top-k limit
             self.top_k = -1
 
     @property
@@ -74,8 +74,8 @@ class SamplingParams:
             bad("top_p", "must be in (0, 1]")
         if not 0 <= self.min_p <= 1:
             bad("min_p", "must be in [0, 1]")
-        if self.top_k < -1 or self.top_k == 0:
-            bad("top_k", "must be -1 (all) or >= 1")
+        if self.top_k < -1:
+            bad("top_k", "must be -1 or 0 (all) or >= 1")
         if not -2 <= self.frequency_penalty <= 2:
             bad("frequency_penalty", "must be in [-2, 2]")
         if not -2 <= self.presence_penalty <= 2:
