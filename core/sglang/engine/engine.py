@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing as mp
-import os
-import tempfile
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from sglang.engine.scheduler_process import run_scheduler_process
+from sglang.engine.launcher import start_scheduler, stop_scheduler, wait_ready
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.model_loader import (
     default_model_path,
@@ -33,13 +29,8 @@ from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
 
-STARTUP_TIMEOUT_S = 600
 # generation_config.json keys that become sampling defaults (SGLang's --sampling-defaults model)
 MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
-
-
-class EngineStartupError(RuntimeError):
-    pass
 
 
 class Engine:
@@ -47,16 +38,19 @@ class Engine:
         self.args = ServerArgs.from_kwargs(model_path=model_path, device=device, **server_args)
         if self.args.model_path is None:
             self.args.model_path = default_model_path()
-        self._ipc_dir = tempfile.mkdtemp(prefix="sglang-")
-        scheduler_in = f"ipc://{os.path.join(self._ipc_dir, 'scheduler_in')}"
-        scheduler_out = f"ipc://{os.path.join(self._ipc_dir, 'scheduler_out')}"
         source = resolve_source(self.args.model_path)
         self.sampling_defaults = {
             k: v for k, v in generation_defaults(source).items() if k in MODEL_DEFAULT_KEYS
         }
+        self._handle = start_scheduler(self.args)  # loads the model while we load the tokenizer
         tokenizer = None
-        if not self.args.skip_tokenizer_init:
-            tokenizer = load_tokenizer(self.args.tokenizer_path or source)
+        try:
+            if not self.args.skip_tokenizer_init:
+                tokenizer = load_tokenizer(self.args.tokenizer_path or source)
+            self.server_info = wait_ready(self._handle)
+        except BaseException:
+            stop_scheduler(self._handle, timeout=0)
+            raise
         self.tokenizer = tokenizer
 
         self._loop = asyncio.new_event_loop()
@@ -66,41 +60,12 @@ class Engine:
         self._thread.start()
 
         async def make_manager() -> TokenizerManager:
-            return TokenizerManager(tokenizer, scheduler_in, scheduler_out)
+            return TokenizerManager(
+                tokenizer, self._handle.scheduler_in, self._handle.scheduler_out, self.server_info
+            )
 
         self.manager = self._run(make_manager())
-        ctx = mp.get_context("spawn")
-        reader, writer = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(
-            target=run_scheduler_process,
-            args=(self.args, scheduler_in, scheduler_out, writer),
-            daemon=True,
-            name="sglang-scheduler",
-        )
-        self._proc.start()
-        writer.close()
-        self.server_info = self._wait_ready(reader)
-        self.manager.info = self.server_info
         self._closed = False
-
-    def _wait_ready(self, reader) -> dict[str, Any]:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if reader.poll(0.5):
-                try:
-                    info = reader.recv()
-                except EOFError:
-                    break
-                if "error" in info:
-                    self._teardown()
-                    raise EngineStartupError(f"the scheduler failed to start:\n{info['error']}")
-                return info
-            if not self._proc.is_alive():
-                break
-        self._teardown()
-        raise EngineStartupError(
-            f"the scheduler process exited (code {self._proc.exitcode}) before it was ready"
-        )
 
     def _run(self, coro, timeout: float | None = None):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -277,11 +242,7 @@ class Engine:
         self._teardown()
 
     def _teardown(self) -> None:
-        if self._proc.is_alive():
-            self._proc.join(timeout=10)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join(timeout=5)
+        stop_scheduler(self._handle)
         try:
             self._run(self.manager.aclose(), timeout=5)
         except Exception:
