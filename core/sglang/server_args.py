@@ -80,3 +80,47 @@ class ServerArgs:
             self.mem_fraction_static = 0.85
         if self.chunked_prefill_size is None:
             self.chunked_prefill_size = 8192
+
+
+# --- command line --------------------------------------------------------------------------
+def add_cli_args(parser, attention_backends=None) -> None:
+    """SGLang's flag names and defaults where the meaning is the same. `attention_backends`
+    (the choices of --attention-backend) come from the kernel registry, never from a list
+    written here."""
+    d = ServerArgs()
+    a = parser.add_argument
+    a("--model-path", default=None, help="HF directory or GGUF file (default: SmolLM2-135M)")
+    a("--tokenizer-path", default=None)
+    a("--host", default=d.host)
+    a("--port", type=int, default=d.port)
+    a("--device", default=d.device, help="auto | a backend name (see `sglang backends`)")
+    a("--dtype", default=d.dtype, choices=DTYPES)
+    a("--load-format", default=d.load_format, choices=LOAD_FORMATS)
+    a("--context-length", type=int, default=None)
+    a("--mem-fraction-static", type=float, default=None)
+    a("--max-total-tokens", type=int, default=None)
+    a("--max-running-requests", type=int, default=None)
+    a("--max-prefill-tokens", type=int, default=d.max_prefill_tokens)
+    a("--chunked-prefill-size", type=int, default=None, help="-1 disables chunking")
+    a("--schedule-policy", default=d.schedule_policy, choices=SCHEDULE_POLICIES)
+    a("--disable-radix-cache", action="store_true")
+    a("--disable-overlap-schedule", action="store_true")
+    a("--random-seed", type=int, default=None)
+    a("--stream-interval", type=int, default=d.stream_interval)
+    a("--skip-tokenizer-init", action="store_true")
+    a("--served-model-name", default=None)
+    a("--chat-template", default=None, help="a Jinja template string or a file holding one")
+    a("--api-key", default=None)
+    a("--log-level", default=d.log_level)
+    a("--log-requests", action="store_true")
+    a("--enable-metrics", action="store_true")
+    a("--allow-auto-truncate", action="store_true")
+    a("--attention-backend", default=None, choices=attention_backends)
+    a("--trust-remote-code", action="store_true")
+
+
+def from_cli(ns) -> ServerArgs:
+    names = {f.name for f in dataclasses.fields(ServerArgs)} - {"extra"}
+    args = ServerArgs(**{k: v for k, v in vars(ns).items() if k in names})
+    args.validate()
+    return args

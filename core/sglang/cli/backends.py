@@ -13,7 +13,9 @@ from sglang.backend.selection import BackendSelectionError, Platform, choose_bac
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("backends", help="list discovered backends and per-op kernel choices")
-    p.add_argument("--device", default=None, help="backend to select (default: auto or $SGLANG_DEVICE)")
+    p.add_argument(
+        "--device", default=None, help="backend to select (default: auto or $SGLANG_DEVICE)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--verbose", "-v", action="store_true", help="show full tracebacks")
 

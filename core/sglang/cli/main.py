@@ -6,19 +6,19 @@ import argparse
 import logging
 import sys
 
-from sglang.cli import backends, conformance
+from sglang.cli import backends, conformance, serve
 
-COMMANDS = {"backends": backends, "conformance": conformance}
+COMMANDS = {"backends": backends, "conformance": conformance, "serve": serve}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sglang", description=__doc__)
-    parser.add_argument("--log-level", default="warning")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
         module.add_parser(sub)
     args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = getattr(args, "log_level", "warning")
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     command = COMMANDS[args.command]
     if extra and not getattr(command, "ACCEPTS_EXTRA", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -82,6 +82,10 @@ class TokenizerManager:
         await self.push.send(pickle.dumps(ControlRequest(kind, cid)))
         return await asyncio.wait_for(fut, timeout)
 
+    async def abort(self, rid: str) -> None:
+        """Ask the scheduler to abort `rid`; its stream then ends with finish reason abort."""
+        await self.push.send(pickle.dumps(AbortRequest(rid)))
+
     async def send_shutdown(self) -> None:
         await self.push.send(pickle.dumps(ControlRequest("shutdown", -1)))
 

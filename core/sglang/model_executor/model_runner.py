@@ -34,7 +34,10 @@ class ModelRunner:
         self.dtype = model_config.dtype
         if args.random_seed is not None:
             self.runtime.manual_seed(args.random_seed)
-        self.ops = OpTable(platform)
+        overrides = {}
+        if args.attention_backend:
+            overrides = {op: args.attention_backend for op in ("attention.extend", "attention.decode")}
+        self.ops = OpTable(platform, overrides)
         cls = get_model_class(model_config.architectures)
         hf = model_config.raw
         start = time.perf_counter()

@@ -1,0 +1,1 @@
+"""The HTTP server: OpenAI-compatible routes, SGLang's native routes, metrics, auth."""

@@ -1,0 +1,135 @@
+"""The FastAPI application: lifespan (scheduler process + frontend), auth, error mapping."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+
+from sglang.engine.launcher import start_scheduler, stop_scheduler, wait_ready
+from sglang.engine.tokenizer_manager import TokenizerManager
+from sglang.model_loader import (
+    default_model_path,
+    generation_defaults,
+    load_tokenizer,
+    resolve_source,
+)
+from sglang.server import native_api, openai_api
+from sglang.server.errors import APIError, error_response
+from sglang.server.state import ServerState
+from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+OPEN_ROUTES = ("/health",)
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+
+
+def create_app(args: ServerArgs) -> FastAPI:
+    if args.model_path is None:
+        args.model_path = default_model_path()
+        args.served_model_name = args.served_model_name or DEFAULT_MODEL_NAME
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        source = resolve_source(args.model_path)
+        handle = start_scheduler(args)
+        try:
+            tokenizer = None
+            if not args.skip_tokenizer_init:
+                tokenizer = load_tokenizer(args.tokenizer_path or source)
+            info = wait_ready(handle)
+        except BaseException:
+            stop_scheduler(handle, timeout=0)
+            raise
+        manager = TokenizerManager(tokenizer, handle.scheduler_in, handle.scheduler_out, info)
+        manager.start()
+        state = ServerState(args, manager, info, source)
+        state.sampling_defaults = {
+            k: v for k, v in generation_defaults(source).items() if k in MODEL_DEFAULT_KEYS
+        }
+        app.state.server = state
+        logger.info(
+            "serving %s on %s (%s) at http://%s:%d",
+            state.model_name,
+            info["backend"],
+            info["device"],
+            args.host,
+            args.port,
+        )
+        try:
+            yield
+        finally:
+            await manager.send_shutdown()
+            stop_scheduler(handle)
+            await manager.aclose()
+            logger.info("shut down")
+
+    app = FastAPI(title="sglang", lifespan=lifespan)
+    app.include_router(openai_api.router)
+    app.include_router(native_api.router)
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError):
+        return error_response(exc.status, exc.message, exc.param, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            if err.get("type") == "json_invalid":
+                return error_response(400, f"the request body is not valid JSON: {err.get('msg')}")
+            problems.append(f"{where or 'body'}: {err.get('msg')}")
+        param = None
+        if exc.errors():
+            loc = [p for p in exc.errors()[0].get("loc", ()) if p != "body"]
+            param = str(loc[0]) if loc else None
+        return error_response(400, "; ".join(problems) or "invalid request", param)
+
+    app.add_middleware(GuardMiddleware, api_key=args.api_key, log_requests=args.log_requests)
+    return app
+
+
+class GuardMiddleware:
+    """API-key check (every route but /health) and optional request logging, as plain ASGI so
+    streaming responses and client disconnects pass through untouched."""
+
+    def __init__(self, app, api_key: str | None, log_requests: bool) -> None:
+        self.app, self.api_key, self.log_requests = app, api_key, log_requests
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.api_key and scope["path"] not in OPEN_ROUTES:
+            headers = dict(scope.get("headers") or [])
+            auth = headers.get(b"authorization", b"").decode("latin-1")
+            if auth != f"Bearer {self.api_key}":
+                response = error_response(401, "invalid or missing API key", code="invalid_api_key")
+                await response(scope, receive, send)
+                return
+        if not self.log_requests:
+            await self.app(scope, receive, send)
+            return
+        start, status = time.monotonic(), [0]
+
+        async def send_logged(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            logger.info(
+                "%s %s -> %d (%.1f ms)",
+                scope["method"],
+                scope["path"],
+                status[0],
+                (time.monotonic() - start) * 1e3,
+            )

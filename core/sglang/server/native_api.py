@@ -1,0 +1,190 @@
+"""SGLang's native routes: /generate, /health, /health_generate, /get_model_info,
+/get_server_info, /flush_cache, /abort_request, /tokenize, /detokenize, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from sglang.server.errors import APIError
+from sglang.server.openai_api import collect, merged, sse, state_of
+from sglang.server.protocol import AbortRequestBody, DetokenizeRequest, TokenizeRequest
+from sglang.server.state import ClientGone
+
+router = APIRouter()
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise APIError(400, f"the request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise APIError(400, "the request body must be a JSON object")
+    return body
+
+
+def as_list(value: Any, n: int, name: str) -> list:
+    if isinstance(value, list):
+        if len(value) != n:
+            raise APIError(400, f"{name} has {len(value)} entries for {n} prompts", name)
+        return value
+    return [value] * n
+
+
+@router.post("/generate")
+async def generate(request: Request):
+    state = state_of(request)
+    body = await json_body(request)
+    text, input_ids = body.get("text"), body.get("input_ids")
+    if (text is None) == (input_ids is None):
+        raise APIError(400, "give exactly one of text or input_ids")
+    if text is not None:
+        if not isinstance(text, (str, list)) or (
+            isinstance(text, list) and not all(isinstance(t, str) for t in text)
+        ):
+            raise APIError(400, "text must be a string or a list of strings", "text")
+        batch = isinstance(text, list)
+        prompts = [state.encode(t) for t in (text if batch else [text])]
+    else:
+        if not isinstance(input_ids, list) or not input_ids:
+            raise APIError(400, "input_ids must be a non-empty list", "input_ids")
+        batch = isinstance(input_ids[0], list)
+        prompts = input_ids if batch else [input_ids]
+        if not all(isinstance(t, int) for p in prompts for t in p):
+            raise APIError(400, "input_ids must hold integers", "input_ids")
+    sp_list = as_list(body.get("sampling_params") or {}, len(prompts), "sampling_params")
+    stream = bool(body.get("stream", False))
+    if stream and len(prompts) > 1:
+        raise APIError(400, "stream takes a single prompt")
+    kw = dict(
+        return_logprob=bool(body.get("return_logprob", False)),
+        logprob_start_len=body.get("logprob_start_len"),
+        top_logprobs_num=int(body.get("top_logprobs_num") or 0),
+    )
+    rids = body.get("rid")
+    rids = (
+        as_list(rids, len(prompts), "rid")
+        if rids is not None
+        else [uuid.uuid4().hex for _ in prompts]
+    )
+    streams = []
+    for ids, sp, rid in zip(prompts, sp_list, rids):
+        if not isinstance(sp, dict):
+            raise APIError(400, "sampling_params must be an object", "sampling_params")
+        params = state.sampling_params(sp)
+        ids = state.fit_prompt(list(ids), params.max_new_tokens)
+        if params.n != 1:
+            raise APIError(400, "n > 1 is supported on the OpenAI routes; send copies here", "n")
+        streams.append(state.generate(None if stream else request, ids, params, rid=rid, **kw))
+    if stream:
+
+        async def events():
+            try:
+                async for _, chunk in merged(streams):
+                    yield sse(chunk)
+            except ClientGone:
+                return
+            yield sse("[DONE]")
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+    try:
+        results = await asyncio.gather(*(collect(s) for s in streams))
+    except ClientGone:
+        return Response(status_code=499)
+    return JSONResponse(results if batch else results[0])
+
+
+@router.get("/health")
+async def health() -> Response:
+    return Response(status_code=200)
+
+
+@router.get("/health_generate")
+async def health_generate(request: Request) -> Response:
+    state = state_of(request)
+    ids = state.encode("ping") if state.tokenizer is not None else [1]
+    params = state.sampling_params({"max_new_tokens": 1, "temperature": 0})
+    try:
+        await asyncio.wait_for(collect(state.generate(None, ids, params)), timeout=60)
+    except Exception as e:  # the engine is unhealthy, whatever the cause
+        return JSONResponse({"error": {"message": f"generation failed: {e}"}}, status_code=503)
+    return Response(status_code=200)
+
+
+@router.get("/get_model_info")
+async def get_model_info(request: Request):
+    state = state_of(request)
+    return {
+        "model_path": state.args.model_path,
+        "tokenizer_path": state.args.tokenizer_path or state.args.model_path,
+        "served_model_name": state.model_name,
+        "is_generation": True,
+        "architecture": state.info.get("architecture"),
+        "context_length": state.context_len,
+    }
+
+
+@router.get("/get_server_info")
+async def get_server_info(request: Request):
+    state = state_of(request)
+    stats = await state.refresh_scheduler_gauges()
+    info = {k: v for k, v in state.info.items() if k not in ("ok", "server_args")}
+    return {**state.info.get("server_args", {}), **info, "scheduler": stats, "version": _version()}
+
+
+@router.api_route("/flush_cache", methods=["GET", "POST"])
+async def flush_cache(request: Request):
+    reply = await state_of(request).manager.control("flush_cache")
+    if not reply.ok:
+        raise APIError(400, f"cache not flushed: {reply.payload.get('message')}")
+    return Response("Cache flushed.", status_code=200)
+
+
+@router.post("/abort_request")
+async def abort_request(body: AbortRequestBody, request: Request):
+    await state_of(request).manager.abort(body.rid)
+    return Response(status_code=200)
+
+
+@router.post("/tokenize")
+async def tokenize(body: TokenizeRequest, request: Request):
+    state = state_of(request)
+    if isinstance(body.prompt, str):
+        tokens = state.encode(body.prompt, body.add_special_tokens)
+        return {"tokens": tokens, "count": len(tokens), "max_model_len": state.context_len}
+    tokens = [state.encode(p, body.add_special_tokens) for p in body.prompt]
+    return {"tokens": tokens, "count": [len(t) for t in tokens], "max_model_len": state.context_len}
+
+
+@router.post("/detokenize")
+async def detokenize(body: DetokenizeRequest, request: Request):
+    state = state_of(request)
+    if state.tokenizer is None:
+        raise APIError(400, "the server runs with --skip-tokenizer-init")
+    vocab = state.info.get("vocab_size") or len(state.tokenizer)
+    nested = bool(body.tokens) and isinstance(body.tokens[0], list)
+    seqs = body.tokens if nested else [body.tokens]
+    for seq in seqs:
+        if any(not 0 <= t < vocab for t in seq):
+            raise APIError(400, f"token ids must be in [0, {vocab})", "tokens")
+    texts = [state.tokenizer.decode(seq) for seq in seqs]
+    return {"text": texts if nested else texts[0]}
+
+
+@router.get("/metrics")
+async def metrics(request: Request):
+    state = state_of(request)
+    await state.refresh_scheduler_gauges()
+    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _version() -> str:
+    from sglang.version import __version__
+
+    return __version__

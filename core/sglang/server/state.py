@@ -1,0 +1,162 @@
+"""What the routes share: the frontend (TokenizerManager), the tokenizer and chat template, the
+model's name and limits, and the metrics. Also the request helpers every route uses: prompt
+checks, sampling-parameter errors as HTTP 400, metrics, and abort on client disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+
+from sglang.engine.tokenizer_manager import TokenizerManager
+from sglang.model_loader import chat_template as model_chat_template
+from sglang.sampling.params import SamplingParams
+from sglang.server.errors import APIError
+from sglang.server.metrics import ServerMetrics
+from sglang.server_args import ServerArgs
+
+DISCONNECT_POLL_S = 0.5
+
+
+class ServerState:
+    def __init__(self, args: ServerArgs, manager: TokenizerManager, info: dict, source: Any):
+        self.args, self.manager, self.info = args, manager, info
+        self.tokenizer = manager.tokenizer
+        self.model_name = args.served_model_name or os.path.basename(
+            str(args.model_path).rstrip("/")
+        )
+        self.context_len: int = info["context_len"]
+        self.metrics = ServerMetrics(self.model_name)
+        self.chat_template = None
+        if self.tokenizer is not None:
+            if args.chat_template:
+                template = args.chat_template
+                if os.path.isfile(template):
+                    with open(template, encoding="utf-8") as f:
+                        template = f.read()
+                self.chat_template = template
+            else:
+                self.chat_template = model_chat_template(self.tokenizer, source)
+        self.sampling_defaults: dict[str, Any] = {}
+        self.started = time.time()
+
+    # --- input checks ----------------------------------------------------------------------
+    def check_model(self, model: str | None) -> None:
+        if model and model not in (self.model_name, self.args.model_path, "default"):
+            raise APIError(404, f"The model `{model}` does not exist.", "model", "model_not_found")
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        if self.tokenizer is None:
+            raise APIError(400, "the server runs with --skip-tokenizer-init: send token ids")
+        return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens))
+
+    def render_chat(self, messages: list[dict], **template_kwargs: Any) -> list[int]:
+        if self.tokenizer is None:
+            raise APIError(
+                400, "chat needs a tokenizer; the server runs with --skip-tokenizer-init"
+            )
+        if self.chat_template is None:
+            raise APIError(400, "the model has no chat template; pass --chat-template")
+        text = self.tokenizer.apply_chat_template(
+            messages,
+            chat_template=self.chat_template,
+            tokenize=False,
+            add_generation_prompt=True,
+            **template_kwargs,
+        )
+        return self.encode(text, add_special_tokens=False)
+
+    def fit_prompt(self, ids: list[int], max_new_tokens: int | None) -> list[int]:
+        """Prompts longer than the context are a 400, or cut with --allow-auto-truncate."""
+        if not ids:
+            raise APIError(400, "the prompt is empty", "prompt")
+        if len(ids) >= self.context_len:
+            if not self.args.allow_auto_truncate:
+                raise APIError(
+                    400,
+                    f"This model's maximum context length is {self.context_len} tokens. "
+                    f"However, your prompt has {len(ids)} tokens.",
+                    "messages",
+                    "context_length_exceeded",
+                )
+            ids = ids[: self.context_len - 1]
+        if max_new_tokens is not None and len(ids) + max_new_tokens > self.context_len:
+            if not self.args.allow_auto_truncate:
+                raise APIError(
+                    400,
+                    f"This model's maximum context length is {self.context_len} tokens. "
+                    f"However, you requested {len(ids) + max_new_tokens} tokens "
+                    f"({len(ids)} in the prompt, {max_new_tokens} for the completion).",
+                    "max_tokens",
+                    "context_length_exceeded",
+                )
+        return ids
+
+    def sampling_params(self, fields: dict[str, Any]) -> SamplingParams:
+        try:
+            params = SamplingParams.from_dict({**self.sampling_defaults, **fields})
+            params.verify(self.info.get("vocab_size"))
+        except (ValueError, TypeError) as e:
+            raise APIError(400, str(e)) from None
+        if params.stop and self.tokenizer is None:
+            raise APIError(400, "stop strings need a tokenizer", "stop")
+        return params
+
+    # --- generation ------------------------------------------------------------------------
+    async def generate(
+        self, request: Request | None, prompt_ids: list[int], params: SamplingParams, **kw: Any
+    ) -> AsyncIterator[dict]:
+        """The manager's chunks, with metrics, and aborted when the client goes away."""
+        start = last = time.monotonic()
+        prev_tokens = 0
+        first = True
+        gen = self.manager.generate_one(prompt_ids, params, **kw)
+        try:
+            while True:
+                chunk = await self._next_or_disconnect(request, gen)
+                if chunk is None:
+                    return
+                now = time.monotonic()
+                n = len(chunk["output_ids"])
+                if n > prev_tokens:
+                    self.metrics.observe_chunk(first, now - last, n - prev_tokens)
+                    first, last, prev_tokens = False, now, n
+                if chunk["meta_info"]["finish_reason"] is not None:
+                    self.metrics.observe_finish(chunk["meta_info"], now - start)
+                yield chunk
+        finally:
+            await gen.aclose()
+
+    async def _next_or_disconnect(self, request: Request | None, gen) -> dict | None:
+        """The next chunk; None when the generator ended. Raises ClientGone on disconnect."""
+        step = asyncio.ensure_future(gen.__anext__())
+        try:
+            while True:
+                done, _ = await asyncio.wait({step}, timeout=DISCONNECT_POLL_S)
+                if done:
+                    try:
+                        return step.result()
+                    except StopAsyncIteration:
+                        return None
+                if request is not None and await request.is_disconnected():
+                    raise ClientGone()
+        finally:
+            if not step.done():
+                step.cancel()
+                try:
+                    await step
+                except (asyncio.CancelledError, StopAsyncIteration, ClientGone):
+                    pass
+
+    async def refresh_scheduler_gauges(self) -> dict:
+        stats = (await self.manager.control("stats")).payload
+        self.metrics.set_scheduler_stats(stats)
+        return stats
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected; the request was aborted."""
