@@ -3,7 +3,10 @@ requests finish for up to `GRACEFUL_S` seconds, aborts the rest, stops the sched
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 
 import uvicorn
 
@@ -11,6 +14,24 @@ from sglang.server.app import create_app
 from sglang.server_args import ServerArgs
 
 GRACEFUL_S = 30
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would end with
+    status 143; a server that shut down cleanly on request exits 0 instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def serve(args: ServerArgs) -> int:
@@ -26,6 +47,6 @@ def serve(args: ServerArgs) -> int:
         timeout_graceful_shutdown=GRACEFUL_S,
         timeout_keep_alive=5,
     )
-    server = uvicorn.Server(config)
+    server = GracefulServer(config)
     server.run()
     return 0 if server.started else 1

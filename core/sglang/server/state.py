@@ -74,6 +74,9 @@ class ServerState:
         """Prompts longer than the context are a 400, or cut with --allow-auto-truncate."""
         if not ids:
             raise APIError(400, "the prompt is empty", "prompt")
+        vocab = self.info.get("vocab_size")
+        if vocab is not None and any(not 0 <= t < vocab for t in ids):
+            raise APIError(400, f"input_ids must be in [0, {vocab})", "input_ids")
         if len(ids) >= self.context_len:
             if not self.args.allow_auto_truncate:
                 raise APIError(
@@ -117,7 +120,10 @@ class ServerState:
         gen = self.manager.generate_one(prompt_ids, params, **kw)
         try:
             while True:
-                chunk = await self._next_or_disconnect(request, gen)
+                try:
+                    chunk = await self._next_or_disconnect(request, gen)
+                except ValueError as e:  # the frontend's own input checks
+                    raise APIError(400, str(e)) from None
                 if chunk is None:
                     return
                 now = time.monotonic()
