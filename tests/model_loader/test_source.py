@@ -37,9 +37,18 @@ def test_missing_path():
 
 
 def test_directory_without_weights(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelSourceError, match="no model weights"):
         resolve_source(tmp_path)
+
+
+def test_config_only_directory_serves_dummy_weights_only(tmp_path):
+    from sglang.model_loader import iterate_weights
+
+    (tmp_path / "config.json").write_text("{}")
+    source = resolve_source(tmp_path)
+    assert source.format == "config-only" and source.weight_files == ()
+    with pytest.raises(ValueError, match="--load-format dummy"):
+        next(iterate_weights(source))
 
 
 def test_weights_without_config(tmp_path):

@@ -26,6 +26,9 @@ class ModelSourceError(ValueError):
     """A model path that cannot be used, with the reason and what was expected."""
 
 
+CONFIG_ONLY = "config-only"  # a directory with config.json and no weights
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSource:
     """A resolved model location.
@@ -34,6 +37,7 @@ class ModelSource:
     GGUF file, the directory holding it). format: "safetensors", "pt" or "gguf". weight_files:
     absolute paths of the weight files, shards in name order. gguf_file: the GGUF file's name
     inside `directory` (what transformers' `gguf_file=` takes), None for other formats.
+    format "config-only": a directory with config.json and no weights (for --load-format dummy).
     """
 
     path: str
@@ -99,6 +103,10 @@ def _directory_source(given: str, path: str) -> ModelSource:
             )
         return ModelSource(given, path, fmt, files)
     ggufs = sorted(glob.glob(os.path.join(path, "*.gguf")))
+    if not ggufs and has_config:
+        # A bare config: enough for --load-format dummy (benchmarks); loading weights from it
+        # fails in iterate_weights with a message saying so.
+        return ModelSource(given, path, CONFIG_ONLY, ())
     if len(ggufs) == 1:
         return _gguf_source(given, ggufs[0])
     if len(ggufs) > 1:

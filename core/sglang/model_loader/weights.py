@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from sglang.model_loader.source import ModelSource, resolve_source
+from sglang.model_loader.source import CONFIG_ONLY, ModelSource, resolve_source
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ def _check_format(source: ModelSource, load_format: str) -> str:
         raise ValueError(
             "load format 'dummy' reads no files: fill the model's parameters with "
             "dummy_weights(parameter_shapes(model))"
+        )
+    if source.format == CONFIG_ONLY:
+        raise ValueError(
+            f"{source.path!r} holds a config.json but no weights: pass --load-format dummy for "
+            "random weights, or a directory with *.safetensors / pytorch_model.bin"
         )
     if load_format not in ("auto", source.format):
         raise ValueError(
