@@ -43,7 +43,7 @@ def extend(
     acc = compute_dtype(q, k_cache, v_cache)
     heads, kv_heads, dim = q.shape[1], k_cache.shape[1], q.shape[2]
     group = heads // kv_heads
-    out = torch.zeros(q.shape[0], heads, v_cache.shape[2], dtype=q.dtype)
+    out = torch.zeros(q.shape[0], heads, v_cache.shape[2], dtype=q.dtype, device=q.device)
     for b in range(qo_indptr.numel() - 1):
         q0, q1 = int(qo_indptr[b]), int(qo_indptr[b + 1])
         k0, k1 = int(kv_indptr[b]), int(kv_indptr[b + 1])
@@ -55,8 +55,8 @@ def extend(
         scores = torch.einsum("nkgd,lkd->kgnl", qg, k) * sm_scale
         if logit_softcap > 0:
             scores = logit_softcap * torch.tanh(scores / logit_softcap)
-        query_pos = torch.arange(length - n, length).unsqueeze(1)  # [n, 1]
-        key_pos = torch.arange(length).unsqueeze(0)  # [1, L]
+        query_pos = torch.arange(length - n, length, device=q.device).unsqueeze(1)  # [n, 1]
+        key_pos = torch.arange(length, device=q.device).unsqueeze(0)  # [1, L]
         visible = key_pos <= query_pos
         if sliding_window > 0:
             visible &= query_pos - key_pos < sliding_window
@@ -79,7 +79,7 @@ def decode(
 ) -> torch.Tensor:
     """q: [B, H, D], one query per sequence at position L_b - 1; other arguments as extend.
     Returns o: [B, H, Dv] in q.dtype."""
-    one_each = torch.arange(q.shape[0] + 1, dtype=torch.int32)
+    one_each = torch.arange(q.shape[0] + 1, dtype=torch.int32, device=q.device)
     return extend(
         q, k_cache, v_cache, one_each, kv_indptr, kv_indices, sm_scale,
         sliding_window=sliding_window, logit_softcap=logit_softcap,
