@@ -248,6 +248,13 @@ class Scheduler:
             complete = req.kv_len == len(req.fill_ids)
             if req.wants_prompt_logprobs and not req.prompt_logprobs_done:
                 self._record_prompt_logprobs(req, mine, req.kv_len - n, complete)
+            if complete and req.params.max_new_tokens == 0:  # prefill only: scoring, caching
+                req.finished = FinishReason("length", 0)
+                self.kv.release(req)
+                outputs.append(self._output(req, []))
+                if req is self.chunked:
+                    self.chunked = None
+                continue
             if complete:
                 sample_reqs.append(req)
                 sample_rows.append(mine[-1])
