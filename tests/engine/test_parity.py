@@ -16,7 +16,21 @@ def model_dirs(tmp_path_factory):
     return {n: save_tiny_model(n, str(tmp_path_factory.mktemp(n))) for n in configs()}
 
 
-@pytest.mark.parametrize("backend", ["reference", "xeon"])
+def available(backend: str) -> bool:
+    from sglang.backend.discovery import discover
+
+    found = discover().backends.get(backend)
+    return found is not None and found.available
+
+
+BACKENDS = [
+    "reference",
+    "xeon",
+    pytest.param("cuda", marks=pytest.mark.skipif(not available("cuda"), reason="no CUDA device")),
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("arch", list(configs()))
 def test_greedy_and_prompt_logprobs_match_transformers(model_dirs, arch, backend):
     path = model_dirs[arch]
