@@ -19,17 +19,16 @@ SERVER_ARGS = ("--max-total-tokens", "32768", "--max-running-requests", "64")
 
 
 @pytest.fixture(scope="session")
-def lang_server():
+def url() -> str:
+    """A fresh server (or, for quick iteration, the one at $SGLANG_LANG_TEST_URL)."""
+    if os.environ.get("SGLANG_LANG_TEST_URL"):
+        yield os.environ["SGLANG_LANG_TEST_URL"].rstrip("/")
+        return
     from server_process import ServerProcess
 
-    s = ServerProcess(*SERVER_ARGS)
-    yield s
-    s.stop()
-
-
-@pytest.fixture(scope="session")
-def url(lang_server) -> str:
-    return lang_server.base_url
+    server = ServerProcess(*SERVER_ARGS)
+    yield server.base_url
+    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +36,32 @@ def backend(url):
     import sglang as sgl
 
     return sgl.RuntimeEndpoint(url)
+
+
+def post(url: str, path: str, body: dict):
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=600) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="session")
+def constrained(url) -> bool:
+    """Whether the server constrains generation to a regex (structured outputs are being
+    built at the same time as the frontend language; tests that need them skip without)."""
+    import re
+    import urllib.error
+
+    body = {
+        "text": "Reply with a three-digit number and nothing else. Number:",
+        "sampling_params": {"max_new_tokens": 8, "temperature": 0, "regex": "[0-9]{3}"},
+    }
+    try:
+        text = post(url, "/generate", body)["text"]
+    except urllib.error.HTTPError:
+        return False
+    return re.fullmatch("[0-9]{3}", text) is not None

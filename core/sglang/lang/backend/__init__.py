@@ -1,0 +1,1 @@
+"""Backends: where a program's generations and scores come from."""
