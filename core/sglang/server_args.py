@@ -8,6 +8,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from sglang.constrained.registry import DEFAULT_GRAMMAR_BACKEND, grammar_backends
+
 SCHEDULE_POLICIES = ("fcfs", "lpm")
 LOAD_FORMATS = ("auto", "safetensors", "pt", "gguf", "dummy")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -43,6 +45,7 @@ class ServerArgs:
     allow_auto_truncate: bool = False
     attention_backend: str | None = None
     trust_remote_code: bool = False
+    grammar_backend: str = DEFAULT_GRAMMAR_BACKEND  # xgrammar | llguidance (sglang.constrained)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +73,8 @@ class ServerArgs:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.stream_interval < 1:
             raise ValueError("--stream-interval must be >= 1")
+        if self.grammar_backend not in grammar_backends():
+            raise ValueError(f"--grammar-backend must be one of {grammar_backends()}")
 
     def resolve_defaults(self, backend_defaults: Any) -> None:
         """Fill unset values from the backend's ServerDefaults, then the core's own."""
@@ -117,6 +122,7 @@ def add_cli_args(parser, attention_backends=None) -> None:
     a("--allow-auto-truncate", action="store_true")
     a("--attention-backend", default=None, choices=attention_backends)
     a("--trust-remote-code", action="store_true")
+    a("--grammar-backend", default=d.grammar_backend, choices=grammar_backends())
 
 
 def from_cli(ns) -> ServerArgs:

@@ -27,6 +27,7 @@ from sglang.server_args import ServerArgs
 logger = logging.getLogger(__name__)
 
 IDLE_POLL_MS = 1000
+GRAMMAR_POLL_MS = 5  # while requests wait only for their grammars to compile
 
 
 def build_scheduler(args: ServerArgs) -> tuple[Scheduler, dict[str, Any]]:
@@ -110,7 +111,10 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     poller.register(pull, zmq.POLLIN)
     try:
         while True:
-            timeout = 0 if scheduler.has_work() else IDLE_POLL_MS
+            if scheduler.has_runnable():
+                timeout = 0
+            else:
+                timeout = GRAMMAR_POLL_MS if scheduler.has_work() else IDLE_POLL_MS
             poller.poll(timeout)  # blocks only when idle
             outputs = []
             while True:  # drain everything that arrived
@@ -147,6 +151,8 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     except KeyboardInterrupt:
         pass
     finally:
+        if scheduler.grammars is not None:
+            scheduler.grammars.shutdown()
         pull.close(0)
         push.close(0)
         ctx.term()

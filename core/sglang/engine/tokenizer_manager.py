@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from sglang.constrained import DEFAULT_GRAMMAR_BACKEND, constraint_of, validate_constraint
 from sglang.engine.detokenizer import IncrementalDetokenizer
 from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
 from sglang.sampling.params import SamplingParams
@@ -110,6 +111,17 @@ class TokenizerManager:
             raise ValueError("the server runs with --skip-tokenizer-init: send input_ids")
         return list(self.tokenizer.encode(text))
 
+    def check_constraint(self, params: SamplingParams) -> None:
+        """Raise ValueError (a GrammarError naming the problem) for an invalid json_schema,
+        regex or ebnf: checked here, without the tokenizer, so a bad request fails at once
+        rather than after queueing for compilation in the scheduler."""
+        if constraint_of(params) is None:
+            return
+        if self.tokenizer is None:
+            raise ValueError("json_schema, regex and ebnf need a tokenizer")
+        backend = self.info.get("server_args", {}).get("grammar_backend", DEFAULT_GRAMMAR_BACKEND)
+        validate_constraint(backend, params)
+
     # --- one request -----------------------------------------------------------------------
     async def generate_one(
         self,
@@ -128,6 +140,7 @@ class TokenizerManager:
             raise ValueError(f"request id {rid!r} is already in use")
         vocab = self.info.get("vocab_size")
         params.verify(vocab)
+        self.check_constraint(params)
         if not prompt_ids:
             raise ValueError("the prompt is empty")
         context_len = self.info.get("context_len")

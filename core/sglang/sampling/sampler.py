@@ -5,6 +5,8 @@ over output), the grammar mask, logit bias, then temperature / top-k / top-p / m
 Randomness comes from each request's own generator (seeded by `sampling_seed`), drawn as one
 uniform per step, so a request's output does not depend on what it is batched with.
 Logprobs are those of the model's raw distribution (log_softmax of the unprocessed logits).
+A grammar's mask decides when a constrained output may end: min_new_tokens bans no stop token
+there (a complete grammar allows nothing else).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class Sampler:
             row -= p.frequency_penalty * counts + p.presence_penalty * (counts > 0).to(row.dtype)
         for tok, bias in p.logit_bias.items():
             row[tok] += bias
-        if len(inp.output_ids) < p.min_new_tokens:
+        if len(inp.output_ids) < p.min_new_tokens and inp.bitmask is None:
             banned = set(p.stop_token_ids) | (set() if p.ignore_eos else set(inp.eos_ids))
             for tok in banned:
                 if 0 <= tok < self.vocab_size:

@@ -66,6 +66,10 @@ class Req:
     prompt_logprobs_done: bool = False
     sent_len: int = 0  # output tokens already sent to the frontend
 
+    grammar: Any = None  # a GrammarMatcher that has accepted exactly output_ids
+    grammar_future: Any = None  # the compilation this request waits for (grammar queue)
+    grammar_wait_start: float = 0.0
+
     def __post_init__(self) -> None:
         if self.generator is None:
             self.generator = torch.Generator()

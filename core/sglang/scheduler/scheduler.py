@@ -25,6 +25,7 @@ import torch
 
 from sglang.cache.no_cache import NoPrefixCache
 from sglang.cache.radix_cache import RadixCache
+from sglang.constrained.manager import GrammarManager
 from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.sampling.sampler import SampleInput, Sampler
@@ -80,6 +81,13 @@ class Scheduler:
         self.kv = KVManager(runner.req_to_token, runner.allocator, self.cache)
         self.sampler = Sampler(runner.ops, runner.model_config.vocab_size)
         self.stop = StopChecker(tokenizer, runner.context_len)
+        self.grammars = (
+            None
+            if tokenizer is None
+            else GrammarManager(
+                args.grammar_backend, tokenizer, runner.model_config.vocab_size, eos_ids
+            )
+        )
         self.waiting: deque[Req] = deque()
         self.running: list[Req] = []
         self.chunked: Req | None = None
@@ -96,6 +104,14 @@ class Scheduler:
         if problem:
             req.finished = FinishReason("abort", message=problem)
             return self._output(req, [])
+        if GrammarManager.wants(req):
+            if self.grammars is None:
+                req.finished = FinishReason(
+                    "abort", message="json_schema, regex and ebnf need a tokenizer"
+                )
+                return self._output(req, [])
+            self.grammars.submit(req)  # waits in the grammar queue; `step` polls it
+            return None
         self.waiting.append(req)
         return None
 
@@ -115,6 +131,10 @@ class Scheduler:
         return None
 
     def abort(self, rid: str) -> StepOutput | None:
+        compiling = self.grammars.remove(rid) if self.grammars is not None else None
+        if compiling is not None:
+            compiling.finished = FinishReason("abort", message="aborted")
+            return self._output(compiling, [])
         for req in [*self.waiting, *self.running, *([self.chunked] if self.chunked else [])]:
             if req.rid == rid:
                 if req in self.waiting:
@@ -129,19 +149,42 @@ class Scheduler:
         return None
 
     def has_work(self) -> bool:
-        return bool(self.waiting or self.running or self.chunked)
+        """Anything pending, requests whose grammar is compiling included."""
+        return self.has_runnable() or bool(self.grammars and self.grammars.queue)
+
+    def has_runnable(self) -> bool:
+        """Something a step can run now (or a grammar queue entry to resolve)."""
+        ready = self.grammars is not None and any(
+            r.grammar_future.done() for r in self.grammars.queue
+        )
+        return bool(self.waiting or self.running or self.chunked or ready)
 
     # --- one step --------------------------------------------------------------------------
     def step(self) -> list[StepOutput]:
+        outputs = self._poll_grammars()
+        if not (self.waiting or self.running or self.chunked):
+            return outputs
         self.stats.steps += 1
         batch = self._prefill_batch()
         if batch is not None:
             self.stats.prefill_steps += 1
-            return self._run_prefill(*batch)
+            return outputs + self._run_prefill(*batch)
         if self.running:
             self.stats.decode_steps += 1
-            return self._run_decode()
-        return []
+            return outputs + self._run_decode()
+        return outputs
+
+    def _poll_grammars(self) -> list[StepOutput]:
+        """Requests whose grammar finished compiling join the waiting queue (failures end)."""
+        if self.grammars is None:
+            return []
+        outputs = []
+        for req in self.grammars.poll():
+            if req.finished is not None:
+                outputs.append(self._output(req, []))
+            else:
+                self.waiting.append(req)
+        return outputs
 
     # --- prefill ---------------------------------------------------------------------------
     def _reserved(self) -> float:
@@ -378,6 +421,7 @@ class Scheduler:
         )
 
     def _sample_and_advance(self, reqs: list[Req], logits: torch.Tensor) -> list[StepOutput]:
+        masks = self.grammars.bitmasks(reqs) if self.grammars is not None else [None] * len(reqs)
         inputs = [
             SampleInput(
                 params=r.params,
@@ -387,8 +431,9 @@ class Scheduler:
                 eos_ids=r.eos_ids,
                 top_logprobs_num=r.top_logprobs_num,
                 return_logprob=r.return_logprob,
+                bitmask=mask,
             )
-            for r in reqs
+            for r, mask in zip(reqs, masks)
         ]
         result = self.sampler(logits, inputs)
         outputs = []
@@ -398,7 +443,7 @@ class Scheduler:
             if req.return_logprob:
                 req.output_logprobs.append(result.logprobs[i])
                 req.output_top_logprobs.append(result.top_logprobs[i])
-            req.finished = self.stop.check(req)
+            req.finished = self._check_finished(req, result.ids[i])
             if req.finished is not None:
                 if req in self.running:
                     self.running.remove(req)
@@ -407,6 +452,18 @@ class Scheduler:
             if req.finished is not None or pending >= self.args.stream_interval:
                 outputs.append(self._output(req, req.output_ids[req.sent_len :]))
         return outputs
+
+    def _check_finished(self, req: Req, token: int) -> FinishReason | None:
+        """The stop checks, then the grammar: a refused token aborts, and a terminated grammar
+        (it accepted a stop token) ends the request even with ignore_eos."""
+        if req.grammar is not None:
+            refused = self.grammars.advance(req, token)
+            if refused is not None:
+                return refused
+        finished = self.stop.check(req)
+        if finished is None and req.grammar is not None and req.grammar.is_terminated():
+            finished = FinishReason("stop", token)
+        return finished
 
     def _output(self, req: Req, new_ids: list[int]) -> StepOutput:
         start = req.sent_len
