@@ -2,7 +2,7 @@
 vs transformers, on the same machine with the same thread count.
 
     python benchmarks/bench_cpu_decode.py [--threads 2] [--dtype bfloat16] [--output 128]
-        [--engines sglang,llamacpp,transformers] [--json out.jsonl]
+        [--engines sglang,llamacpp,transformers] [--quantization int4] [--json out.jsonl]
 
 Workloads:
 - batch-1 decode: one request, a ~64-token prompt, `--output` new tokens (greedy, EOS ignored);
@@ -37,7 +37,8 @@ def bench_sglang(args) -> dict:
     from sglang.engine.engine import Engine
 
     params = {"max_new_tokens": args.output, "temperature": 0, "ignore_eos": True}
-    with Engine(device="xeon", dtype=args.dtype, log_level="warning", max_total_tokens=16384) as e:
+    with Engine(device="xeon", dtype=args.dtype, log_level="warning", max_total_tokens=16384,
+                quantization=args.quantization) as e:
         e.generate(PROMPT, {**params, "max_new_tokens": 8})  # warm-up
         chunks, t0 = [], time.perf_counter()
         for chunk in e.generate(PROMPT, params, stream=True):
@@ -125,6 +126,7 @@ def main() -> None:
     p.add_argument("--dtype", default="bfloat16")
     p.add_argument("--output", type=int, default=128)
     p.add_argument("--engines", default="sglang,llamacpp,transformers")
+    p.add_argument("--quantization", default=None, help="sglang only: e.g. int4")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     import torch
@@ -134,7 +136,8 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     print(
-        f"threads={a.threads} dtype={a.dtype} output={a.output} commit={commit} "
+        f"threads={a.threads} dtype={a.dtype} quantization={a.quantization} output={a.output} "
+        f"commit={commit} "
         f"torch={torch.__version__} machine={platform.processor() or platform.machine()}"
     )
     runners = {
@@ -145,7 +148,8 @@ def main() -> None:
     rows = []
     for name in a.engines.split(","):
         r = runners[name](a)
-        r.update(engine=name, threads=a.threads, dtype=a.dtype, output=a.output, commit=commit)
+        r.update(engine=name, threads=a.threads, dtype=a.dtype, output=a.output, commit=commit,
+                 quantization=a.quantization if name == "sglang" else None)
         rows.append(r)
         print(
             f"{name:>13}: batch-1 {r['batch1_tok_s']:.1f} tok/s, "

@@ -13,6 +13,7 @@ from sglang.constrained.registry import DEFAULT_GRAMMAR_BACKEND, grammar_backend
 SCHEDULE_POLICIES = ("fcfs", "lpm")
 LOAD_FORMATS = ("auto", "safetensors", "pt", "gguf", "dummy")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+QUANTIZATIONS = ("int4",)  # weight-only, computed at load time (sglang.layers.linear)
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ServerArgs:
     device: str = "auto"
     dtype: str = "auto"
     load_format: str = "auto"
+    quantization: str | None = None  # "int4": weight-only int4 (group 32) of the linear layers
     context_length: int | None = None
     mem_fraction_static: float | None = None
     max_total_tokens: int | None = None
@@ -65,6 +67,8 @@ class ServerArgs:
             raise ValueError(f"--load-format must be one of {LOAD_FORMATS}")
         if self.dtype not in DTYPES:
             raise ValueError(f"--dtype must be one of {DTYPES}")
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"--quantization must be one of {QUANTIZATIONS}")
         if self.mem_fraction_static is not None and not 0 < self.mem_fraction_static < 1:
             raise ValueError("--mem-fraction-static must be in (0, 1)")
         for name in ("max_total_tokens", "max_running_requests", "context_length"):
@@ -101,6 +105,7 @@ def add_cli_args(parser, attention_backends=None) -> None:
     a("--device", default=d.device, help="auto | a backend name (see `sglang backends`)")
     a("--dtype", default=d.dtype, choices=DTYPES)
     a("--load-format", default=d.load_format, choices=LOAD_FORMATS)
+    a("--quantization", default=None, choices=QUANTIZATIONS)
     a("--context-length", type=int, default=None)
     a("--mem-fraction-static", type=float, default=None)
     a("--max-total-tokens", type=int, default=None)

@@ -68,3 +68,16 @@ def test_zero_convention_is_visible_to_the_metric():
     wrong = x @ _dense(q, z - 1, s, torch.arange(64) // 16)
     nmse = float(((wrong - right) ** 2).sum() / (right**2).sum())
     assert nmse > 100 * GLOBAL_TOLERANCES[torch.bfloat16].max_error
+
+
+def test_float_zero_points_match_dense():
+    # Fractional zeros (the int4:float_zeros scheme) with both packings of qweight.
+    x, q, _, s = _problem(seed=4)
+    z = torch.rand(4, 16, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 15
+    dense = torch.empty(64, 16, dtype=torch.float64)
+    for kk in range(64):
+        for nn in range(16):
+            dense[kk, nn] = (int(q[kk, nn]) - float(z[kk // 16, nn])) * float(s[kk // 16, nn])
+    for packing, qweight in (("awq", _awq_pack_loop(q)), ("gptq", _gptq_pack_loop(q))):
+        out = int4(x=x, qweight=qweight, scales=s, qzeros=z, packing=packing, group_size=16)
+        assert torch.allclose(out, x @ dense, rtol=1e-12, atol=1e-12), packing

@@ -100,3 +100,32 @@ def test_dequantize_matches_the_elementwise_formula():
         for n in range(5):
             g = int(g_idx[k])
             assert abs(float(deq[k, n]) - (int(q[k, n]) - int(z[g, n])) * float(s[g, n])) < 1e-6
+
+
+def test_float_zeros_recover_a_q4_1_grid():
+    # GGUF Q4_1 stores w = d * q + m per 32 weights, m fractional in units of d (and all
+    # weights of a group may share a sign): float zero points recover q, d and z = -m / d.
+    gen = torch.Generator().manual_seed(4)
+    n, k = 16, 64
+    q = torch.randint(0, 16, (n, k), generator=gen)
+    q[:, 0::32], q[:, 1::32] = 0, 15  # each group uses both extremes, as Q4_1 makes it
+    d = torch.rand(n, k // 32, generator=gen, dtype=torch.float64) / 10 + 0.01
+    m = torch.randn(n, k // 32, generator=gen, dtype=torch.float64) * d * 6
+    w = (q.double().view(n, -1, 32) * d[..., None] + m[..., None]).view(n, k)
+    quant = q4.quantize_int4(w, 32, scale_dtype=torch.float64, float_zeros=True)
+    assert quant.zeros.dtype == torch.float64 and torch.equal(quant.q, q.t().to(torch.int32))
+    assert torch.allclose(quant.scales, d.t(), rtol=1e-12)
+    assert torch.allclose(quant.zeros, (-m / d).t(), rtol=1e-12, atol=1e-12)
+    deq = q4.dequantize_int4(quant.q, quant.scales, quant.zeros, quant.g_idx)
+    assert torch.allclose(deq, w.t(), rtol=1e-12, atol=1e-12)
+    integer = q4.quantize_int4(w, 32, scale_dtype=torch.float64)  # zero rounded: levels move
+    deq_int = q4.dequantize_int4(integer.q, integer.scales, integer.zeros, integer.g_idx)
+    assert float((deq_int - w.t()).abs().max()) > 1e-3
+
+
+def test_pack_qweight_round_trips():
+    q = torch.randint(0, 16, (32, 24), generator=torch.Generator().manual_seed(6))
+    assert torch.equal(q4.pack_qweight(q, "awq"), _awq_pack_loop(q))
+    assert torch.equal(q4.pack_qweight(q, "gptq"), _gptq_pack_loop(q))
+    for packing in ("awq", "gptq"):
+        assert torch.equal(q4.unpack_qweight(q4.pack_qweight(q, packing), packing), q)

@@ -48,7 +48,7 @@ def sglang_backend_capabilities() -> Capabilities:
         dtypes=frozenset({"float32", "bfloat16", "float16"}),
         fp8_formats=frozenset({"e4m3fn"}),
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
-        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order"}),
+        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
         int8=True,
         attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
         kv_layouts=("NHD",),

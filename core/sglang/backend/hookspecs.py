@@ -81,8 +81,12 @@ def sglang_backend_capabilities() -> Capabilities:
 @hookspec(firstresult=True)
 def sglang_backend_register_kernels(registry: KernelRegistrar) -> None:
     """REQUIRED. Register this backend's kernels: `registry.register(op, fn, name=...,
-    priority=..., available=..., unsupported=...)`. Ops a backend does not register fall back
-    to the core's reference kernels at run time and count as unsupported in conformance."""
+    priority=..., available=..., unsupported=..., prepare=...)`. Ops a backend does not
+    register fall back to the core's reference kernels at run time and count as unsupported in
+    conformance. Optional `prepare(args) -> dict`: a one-time transform of the op's weight
+    arguments (the spec's `weight_args`, given with the op's non-tensor arguments) into the
+    kernel's preferred layout; layers call it once at load time and then pass its result in
+    place of those weights on every call; conformance calls it before the kernel."""
 
 
 @hookspec(firstresult=True)

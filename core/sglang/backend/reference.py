@@ -43,7 +43,7 @@ def sglang_backend_capabilities() -> Capabilities:
         dtypes=frozenset(dtypes),
         fp8_formats=frozenset(fp8),
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
-        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order"}),
+        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
         int8=True,
         attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
         kv_layouts=("NHD",),

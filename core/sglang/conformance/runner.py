@@ -2,7 +2,8 @@
 
 The oracle: the spec's reference run on float64 copies of the inputs (quantized tensors such
 as fp8 or packed int4 stay as they are: they are data, not precision). The backend's own kernel
-(never the reference fallback) runs on copies moved to its device. Statuses:
+(never the reference fallback) runs on copies moved to its device, its weight arguments first
+passed through its `prepare` when it has one (as layers do at load time). Statuses:
 
   passed    the kernel's outputs meet the spec's metric and tolerance
   failed    they do not, or the kernel raised, or an expected failure passed (strict)
@@ -22,7 +23,7 @@ import torch
 
 from sglang.backend.discovery import LoadedBackend
 from sglang.conformance.compare import compare_outputs
-from sglang.ops.registry import KernelRegistry
+from sglang.ops.registry import KernelRegistry, prepared_arguments
 from sglang.ops.spec import Case, OpSpec, Tolerance
 
 PASSED, FAILED, XFAILED, SKIPPED = "passed", "failed", "xfailed", "skipped"
@@ -136,7 +137,8 @@ def run_case(target: Target, spec: OpSpec, case: Case) -> CheckResult:
     expected = collect(spec, spec.reference(**oracle_inputs), oracle_inputs)
     try:
         dev_inputs = to_device(inputs, target.runtime.device)
-        returned = kernel.fn(**dev_inputs)
+        call_args = prepared_arguments(kernel, dev_inputs)
+        returned = kernel.fn(**call_args)
         target.runtime.synchronize()
         got = collect(spec, returned, dev_inputs)
         if spec.compare is not None:

@@ -1,4 +1,4 @@
-"""Token embedding and the LM head (a `gemm.dense` against the vocabulary)."""
+"""Token embedding and the LM head (a linear layer against the vocabulary)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sglang.layers.linear import Linear
 from sglang.layers.ops_table import OpTable
 
 
@@ -26,8 +27,10 @@ class VocabEmbedding(nn.Module):
         return F.embedding(input_ids, self.weight)
 
 
-class LMHead(nn.Module):
-    """hidden [R, D] -> logits [R, V] in float32, with an optional final soft-cap (Gemma 2)."""
+class LMHead(Linear):
+    """hidden [R, D] -> logits [R, V] in float32, with an optional final soft-cap (Gemma 2).
+    A Linear without bias, so it is prepared (and int4-quantized) as the others are; when tied,
+    the embedding keeps the float weight and the head's prepared copy is its own."""
 
     def __init__(
         self,
@@ -38,17 +41,14 @@ class LMHead(nn.Module):
         dtype: torch.dtype = torch.float32,
         device: torch.device | None = None,
     ) -> None:
-        super().__init__()
-        self.ops, self.final_softcap = ops, final_softcap or 0.0
-        self.weight = nn.Parameter(
-            torch.empty(vocab_size, hidden_size, dtype=dtype, device=device), requires_grad=False
-        )
+        super().__init__(hidden_size, vocab_size, ops, bias=False, dtype=dtype, device=device)
+        self.final_softcap = final_softcap or 0.0
 
     def tie(self, embedding: VocabEmbedding) -> None:
         self.weight = embedding.weight
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = self.ops.gemm_dense(x=hidden, weight=self.weight).float()
+        logits = super().forward(hidden).float()
         if self.final_softcap > 0:
             logits = torch.tanh(logits / self.final_softcap) * self.final_softcap
         return logits

@@ -10,6 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sglang.ops.registry import Kernel, prepared_arguments
+
 logger = logging.getLogger(__name__)
 
 OPS = {
@@ -21,6 +23,7 @@ OPS = {
     "attention_extend": "attention.extend",
     "attention_decode": "attention.decode",
     "gemm_dense": "gemm.dense",
+    "gemm_int4": "gemm.int4",
     "sample": "sampling.sample",
     "apply_bitmask": "grammar.apply_bitmask",
     "moe_route": "moe.route",
@@ -35,22 +38,26 @@ class OpTable:
         """`overrides` maps an op to the backend whose kernel must serve it (e.g. from
         --attention-backend); that backend must run on the same torch device type."""
         self.platform = platform
+        caps = getattr(platform, "capabilities", None)
+        # The backend's capability keys ("int4:float_zeros", ...), for layers choosing a format.
+        self.features: frozenset[str] = frozenset(caps.features()) if caps else frozenset()
         self.choices: dict[str, str] = {}
+        self.kernels: dict[str, Kernel] = {}
         for attr, op in OPS.items():
             if overrides and op in overrides:
-                fn, name = self._forced(op, overrides[op])
+                kernel = self._forced(op, overrides[op])
             else:
-                res = platform.resolve(op)
-                fn, name = res.chosen.fn, res.chosen.name
-            setattr(self, attr, fn)
-            self.choices[op] = name
+                kernel = platform.resolve(op).chosen
+            setattr(self, attr, kernel.fn)
+            self.choices[op] = kernel.name
+            self.kernels[op] = kernel
         logger.info(
             "kernels on %s: %s",
             platform.name,
             ", ".join(f"{op}={name}" for op, name in sorted(self.choices.items())),
         )
 
-    def _forced(self, op: str, backend: str) -> tuple[Callable[..., Any], str]:
+    def _forced(self, op: str, backend: str) -> Kernel:
         found = self.platform.found
         other = found.backends.get(backend)
         if other is None or not other.available:
@@ -64,7 +71,13 @@ class OpTable:
         if kernel is None:
             why = "; ".join(f"{r.kernel}: {r.reason}" for r in rejected) or "no kernel registered"
             raise ValueError(f"{op}: backend {backend!r} cannot serve it ({why})")
-        return kernel.fn, kernel.name
+        return kernel
 
     def kernel(self, op: str, config: dict | None = None) -> Callable[..., Any]:
         return self.platform.kernel(op, config)
+
+    def prepared(self, op: str, args: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """(kernel function, `args` with the weights in its layout): a layer calls this once at
+        load time, then calls the function with its activations and these arguments."""
+        kernel = self.kernels.get(op) or self.platform.resolve(op).chosen
+        return kernel.fn, prepared_arguments(kernel, args)

@@ -9,6 +9,7 @@ import time
 import torch
 
 from sglang.backend.selection import Platform
+from sglang.layers.linear import prepare_linear_layers, weight_bytes
 from sglang.layers.ops_table import OpTable
 from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
@@ -44,14 +45,16 @@ class ModelRunner:
         with torch.inference_mode():
             self.model = cls(hf, self.ops, self.dtype, self.device)
             self._load_weights()
+            prepare_linear_layers(self.model, args.quantization)
         self.model.eval()
-        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.weight_bytes = weight_bytes(self.model)
         logger.info(
-            "model %s loaded: %s, %.2f GiB of weights in %s on %s (%.1f s)",
+            "model %s loaded: %s, %.2f GiB of weights in %s%s on %s (%.1f s)",
             model_config.architectures[0],
             args.load_format,
             self.weight_bytes / GIB,
             str(self.dtype).removeprefix("torch."),
+            f" ({args.quantization} linear layers)" if args.quantization else "",
             self.runtime.device_name(),
             time.perf_counter() - start,
         )

@@ -143,6 +143,7 @@ DENSE_SPEC = register_spec(
             torch.float16: Tolerance(atol=1e-3, rtol=1e-3),
             torch.bfloat16: Tolerance(atol=1e-2, rtol=1e-2),
         },
+        weight_args=("weight",),
     )
 )
 

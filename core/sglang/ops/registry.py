@@ -4,6 +4,11 @@ Backends register kernels through a `KernelRegistrar` bound to their name. For a
 backend, `resolve` walks that backend's kernels by priority, then the reference kernel (always
 last, always able), and returns the chosen kernel with every rejected candidate and the reason
 it was rejected: the selection is explainable, as `sglang backends` shows.
+
+A kernel may come with `prepare`, a one-time transform of the op's weight arguments into the
+layout it prefers (a prepacked GEMM weight, a repacked int4 weight). Layers call it once at
+load time through `prepared_arguments`, never per call, and the conformance runner calls it
+before the kernel, so a prepared kernel is checked as it runs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from sglang.backend.types import Capabilities
 from sglang.ops import specs
@@ -32,6 +39,8 @@ class Kernel:
     # unsupported(config) -> None, or why this kernel cannot serve a configuration (a dict such
     # as {"dtype": torch.bfloat16, "sliding_window": 4096}). Conformance passes case params.
     unsupported: Callable[[Mapping[str, Any]], str | None] | None = None
+    # prepare(args) -> weight arguments in the kernel's own layout (see `prepared_arguments`).
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def reject_reason(
         self, capabilities: Capabilities | None, config: Mapping[str, Any] | None
@@ -49,6 +58,23 @@ class Kernel:
             if why:
                 return f"unsupported configuration: {why}"
         return None
+
+
+def prepared_arguments(kernel: Kernel, args: Mapping[str, Any]) -> dict[str, Any]:
+    """`args` (an op's keyword arguments, or the part of them fixed at load time) with the
+    weight arguments (the spec's `weight_args`) replaced by what `kernel.prepare` makes of them.
+
+    prepare receives the weight arguments present in `args` together with its non-tensor
+    arguments (formats, group sizes: fixed for a layer), once, at load time, and returns the
+    weight arguments to call the kernel with instead (any names; a weight argument it leaves
+    out is not passed). Without prepare, `args` come back as they are."""
+    if kernel.prepare is None:
+        return dict(args)
+    weight_names = specs.get_spec(kernel.op).weight_args
+    weights = {k: v for k, v in args.items() if k in weight_names}
+    rest = {k: v for k, v in args.items() if k not in weight_names}
+    config = {k: v for k, v in rest.items() if not isinstance(v, torch.Tensor)}
+    return {**rest, **kernel.prepare({**weights, **config})}
 
 
 @dataclass(frozen=True)
@@ -154,6 +180,7 @@ class KernelRegistrar:
         requires: tuple[str, ...] = (),
         available: Callable[[], str | None] | None = None,
         unsupported: Callable[[Mapping[str, Any]], str | None] | None = None,
+        prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Kernel:
         kernel = Kernel(
             op=op,
@@ -164,6 +191,7 @@ class KernelRegistrar:
             requires=tuple(requires),
             available=available,
             unsupported=unsupported,
+            prepare=prepare,
         )
         self.registry.add(kernel)
         return kernel

@@ -79,6 +79,9 @@ class OpSpec:
     # where outputs are lists of tensors on the CPU. Used where order is not semantic (the
     # experts chosen by a router) or where a metric mixes kinds.
     compare: Callable[..., tuple[bool, float, str]] | None = None
+    # Arguments that are a layer's weights, fixed at load time (e.g. ("weight",) for a GEMM):
+    # what a kernel's `prepare` may turn into its own layout, once (sglang.ops.registry).
+    weight_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:

@@ -1,99 +1,134 @@
-"""gemm.int4 on the CPU: unpack the int4 weight with one shift-and-mask per nibble plane,
-dequantize in x.dtype ((q - z) is exact there; one rounding at the scale multiply), then
-oneDNN's F.linear on the transposed view. Cached when the weight cache is on (see
-gemm.cached_linear).
+"""gemm.int4 on the CPU: the weight is repacked once (`prepare`) and kept in two forms.
 
-AWQ's interleaved nibble order is never undone on the weight: plane i of word c lands at
-column i * N/8 + c ("plane-major"), the small scales and zeros are put in that order, and the
-[M, N] output is permuted back to true columns, which costs M * N instead of K * N.
+- torch's CPU int4 layout (aten._convert_weight_to_int4pack_for_cpu: uint8 [N, K/2]) with
+  scales_and_zeros [K/G, N, 2] in x's dtype, for aten._weight_int4pack_mm_for_cpu, which
+  computes w = (q - 8) * scale + zero: the spec's (q - z) * s is that with zero = (8 - z) * s.
+  It reads the 4-bit weight directly, GEMV-style: fast for a few rows (SmolLM2-135M's GEMMs,
+  2 cores, M=1: 5.8 ms against 17 ms for prepacked bf16) but its cost grows with M (M=16:
+  31 against 22 ms), so it serves M <= SMALL_M. Its layout needs N % 16 == 0 (N is padded
+  with zero columns) and G in 32/64/128/256 (other group sizes take the dense form only).
+- The dequantized weight in the scales' dtype, prepacked for oneDNN (gemm.prepack), for
+  larger M (prefill, big decode batches). So int4 here buys decode bandwidth, not memory:
+  the layer holds int4 plus a dense copy.
+
+Zero points may be integers (AWQ / GPTQ) or floats (int4:float_zeros): both become the float
+`zero` above. GPTQ act-order: the weight's input rows are put in group order (perm =
+argsort(g_idx)) for the int4 form, and x's columns are gathered likewise, since x @ w =
+x[:, perm] @ w[perm]; the dense form keeps the true order. A call with raw AWQ / GPTQ
+tensors (no prepare) prepares on the fly.
 """
 
 from __future__ import annotations
 
-import functools
+from typing import NamedTuple
 
 import torch
+from sglang.ops.quant import int4 as q4
 
-from sglang_xeon.kernels.gemm import cached_linear
+from sglang_xeon.kernels.gemm import packed_linear, prepack
 
-AWQ_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
-
-
-def _planes(packed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """int32 [R, C] -> [R, 8, C]: out[:, i] = nibble i of each word (bits 4i..4i+3)."""
-    out = torch.empty(packed.shape[0], 8, packed.shape[1], dtype=dtype, device=packed.device)
-    for i in range(8):
-        out[:, i] = (packed >> (4 * i)) & 0xF
-    return out
+SMALL_M = 8  # rows up to which the int4 kernel beats the dense one (see the docstring)
+INT4_GROUP_SIZES = (32, 64, 128, 256)
+N_ALIGN = 16  # the int4 layout packs 16 output columns together
 
 
-@functools.lru_cache(maxsize=64)
-def _awq_columns(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(true column of each plane-major column, plane-major column of each true column)."""
-    words = n // 8
-    plane, word = torch.arange(n) // words, torch.arange(n) % words
-    true_of_raw = 8 * word + torch.tensor(AWQ_ORDER)[plane]
-    return true_of_raw.to(device), torch.argsort(true_of_raw).to(device)
+class Int4Weight(NamedTuple):
+    """A prepared gemm.int4 weight (what `prepare` passes as `qweight`)."""
+
+    dense: torch.Tensor  # [N, K] dequantized, oneDNN-prepacked where it can be
+    packed: torch.Tensor | None  # uint8 [N', K/2] (N' = N padded to 16), or None
+    scales_zeros: torch.Tensor | None  # [K/G, N', 2]: (scale, zero) with w = (q - 8) * s + zero
+    perm: torch.Tensor | None  # int64 [K]: x's columns in the int4 form's row order (act-order)
+    n: int
+    group_size: int
 
 
-def _is_trivial(g_idx: torch.Tensor | None, group_size: int) -> bool:
-    if g_idx is None:
-        return True
-    expected = torch.arange(g_idx.numel(), device=g_idx.device) // group_size
-    return bool(torch.equal(g_idx.long(), expected))
-
-
-def _apply_groups(q, zeros, scales, group_size, g_idx, dtype) -> torch.Tensor:
-    """q [K, N] small integers in dtype, zeros / scales [K/G, N] -> (q - z[g]) * s[g]."""
-    k, n = q.shape
-    z, s = zeros.to(dtype), scales.to(dtype)
-    if _is_trivial(g_idx, group_size):
-        grouped = q.view(k // group_size, group_size, n)
-        return ((grouped - z.unsqueeze(1)) * s.unsqueeze(1)).view(k, n)
-    rows = g_idx.long()
-    return (q - z.index_select(0, rows)) * s.index_select(0, rows)
-
-
-def _awq_weight(qweight, scales, qzeros, group_size, dtype) -> torch.Tensor:
-    """-> [K, N] in plane-major column order."""
-    k, words = qweight.shape
-    true_of_raw, _ = _awq_columns(words * 8, qweight.device)
-    q = _planes(qweight, dtype).view(k, words * 8)
-    z = _planes(qzeros, torch.int32).view(qzeros.shape[0], words * 8)
-    s = scales.index_select(1, true_of_raw)
-    return _apply_groups(q, z, s, group_size, None, dtype)
-
-
-def _gptq_weight(qweight, scales, qzeros, group_size, g_idx, dtype) -> torch.Tensor:
-    """-> [K, N] in true order (GPTQ packs along K sequentially; zeros stored minus one)."""
-    rows8, n = qweight.shape
-    q = _planes(qweight, dtype).view(rows8 * 8, n)
-    z = _planes(qzeros, torch.int32).transpose(1, 2).reshape(qzeros.shape[0], n) + 1
-    return _apply_groups(q, z, scales, group_size, g_idx, dtype)
-
-
-def int4(x, qweight, scales, qzeros, packing, group_size, g_idx=None, bias=None):
-    dtype = x.dtype
-    if packing == "awq":
-        out = cached_linear(
-            x,
-            (qweight, scales, qzeros),
-            ("awq", group_size, dtype),
-            lambda: _awq_weight(qweight, scales, qzeros, group_size, dtype).t(),
-        )
-        _, raw_of_true = _awq_columns(out.shape[1], out.device)
-        out = out.index_select(1, raw_of_true)
-        return out if bias is None else out + bias
-    if packing != "gptq":
-        raise ValueError(f"unknown int4 packing {packing!r}")
-    return cached_linear(
-        x,
-        (qweight, scales, qzeros, g_idx),
-        ("gptq", group_size, dtype),
-        lambda: _gptq_weight(qweight, scales, qzeros, group_size, g_idx, dtype).t(),
-        bias,
+def _int4_kernel_available() -> bool:
+    return hasattr(torch.ops.aten, "_weight_int4pack_mm_for_cpu") and hasattr(
+        torch.ops.aten, "_convert_weight_to_int4pack_for_cpu"
     )
 
 
+def _unpack(packing, qweight, qzeros, g_idx):
+    """-> (q [K, N] int32, zeros [K/G, N]) with zeros as the spec reads them (integers, or
+    float zero points as given)."""
+    if packing == "awq" and g_idx is not None:
+        raise ValueError("AWQ has no g_idx (act-order is a GPTQ feature)")
+    if qzeros.is_floating_point():
+        return q4.unpack_qweight(qweight, packing), qzeros
+    if packing == "awq":
+        return q4.unpack_awq(qweight, qzeros)
+    if packing == "gptq":
+        return q4.unpack_gptq(qweight, qzeros)
+    raise ValueError(f"unknown int4 packing {packing!r}")
+
+
+def _dequantize(qn, scales, zeros, g_idx, group_size) -> torch.Tensor:
+    """qn [N, K] int32 codes -> float32 [N, K] weights, (q - z[g]) * s[g] with the groups as
+    views where they are contiguous."""
+    n, k = qn.shape
+    s, z = scales.t().float(), zeros.t().float()  # [N, K/G]
+    if g_idx is None:
+        grouped = qn.view(n, k // group_size, group_size).float()
+        return ((grouped - z.unsqueeze(-1)) * s.unsqueeze(-1)).view(n, k)
+    rows = g_idx.long()
+    return (qn.float() - z[:, rows]) * s[:, rows]
+
+
+def _int4_form(qn, scales, zeros, g_idx, group_size):
+    """(packed, scales_zeros, perm) for the int4 kernel from qn [N, K], or (None,) * 3."""
+    n, k = qn.shape
+    if not _int4_kernel_available() or group_size not in INT4_GROUP_SIZES or k % group_size:
+        return None, None, None
+    perm = None
+    if g_idx is not None:
+        perm = torch.argsort(g_idx.long(), stable=True)
+        qn = qn[:, perm]  # input row j now belongs to group j // G
+    pad = (-n) % N_ALIGN
+    if pad:
+        qn = torch.nn.functional.pad(qn, (0, 0, 0, pad), value=8)  # zero columns: s = z = 0
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(qn.contiguous(), 2)
+    s = scales.float()
+    sz = torch.stack((s, (8 - zeros.float()) * s), dim=-1)  # [K/G, N, 2]
+    if pad:
+        sz = torch.nn.functional.pad(sz, (0, 0, 0, pad))
+    return packed, sz.to(scales.dtype).contiguous(), perm
+
+
+def prepare(args: dict) -> dict:
+    """The AWQ / GPTQ tensors of one layer -> {"qweight": Int4Weight}."""
+    group_size = args["group_size"]
+    g_idx = args.get("g_idx")
+    q, zeros = _unpack(args["packing"], args["qweight"], args["qzeros"], g_idx)
+    scales = args["scales"]
+    k, n = q.shape
+    if g_idx is not None and torch.equal(g_idx.long(), q4.default_g_idx(k, group_size).long()):
+        g_idx = None
+    qn = q.t().contiguous()  # [N, K]
+    dense = _dequantize(qn, scales, zeros, g_idx, group_size).to(scales.dtype)
+    packed, sz, perm = _int4_form(qn, scales, zeros, g_idx, group_size)
+    return {"qweight": Int4Weight(prepack(dense), packed, sz, perm, n, group_size)}
+
+
+def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
+    """The spec's gemm.int4, with qweight an Int4Weight from `prepare` (or the raw tensors)."""
+    w = qweight
+    if not isinstance(w, Int4Weight):
+        raw = {"qweight": qweight, "scales": scales, "qzeros": qzeros, "g_idx": g_idx}
+        w = prepare({**raw, "packing": packing, "group_size": group_size})["qweight"]
+    m = x.shape[0]
+    if w.packed is None or not 0 < m <= SMALL_M or x.dtype != w.scales_zeros.dtype:
+        return packed_linear(x, w.dense, bias)
+    xs = x if w.perm is None else x.index_select(1, w.perm)
+    out = torch.ops.aten._weight_int4pack_mm_for_cpu(
+        xs.contiguous(), w.packed, w.group_size, w.scales_zeros
+    )
+    if out.shape[1] != w.n:
+        out = out[:, : w.n]
+    if bias is not None:
+        out = out + bias.to(out.dtype)
+    return out
+
+
 def register(registry) -> None:
-    registry.register("gemm.int4", int4, name="xeon.int4_dequant_linear")
+    registry.register("gemm.int4", int4, name="xeon.int4_pack_mm", prepare=prepare)

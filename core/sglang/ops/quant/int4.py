@@ -23,6 +23,11 @@ Packings, eight 4-bit values per int32, value i of a word in bits [4i, 4i+4):
         `qweight[row] |= intweight[j] << (bits * (j - i))`, `zeros -= 1`; `forward`:
         `zeros = zeros + 1`) and qlinear_cuda.py (`scales[g_idx] * (weight - zeros[g_idx])`).
         Act-order g_idx follows GPTQ's `g_idx = [i // group_size ...][invperm]`.
+
+Float zero points (`quantize_int4(float_zeros=True)`): zeros [K/G, N] stay a float tensor, not
+packed, and need not be integers, so the 16 levels (q - z) * s of a group can sit anywhere:
+GGUF Q4_1 stores w = d * q + m per 32 weights, which is s = d, z = -m / d. The range is then
+the group's own [min, max], not widened to include 0.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ class Int4Quant(NamedTuple):
 
     q: torch.Tensor  # [K, N] int32 codes 0..15
     scales: torch.Tensor  # [K/G, N]
-    zeros: torch.Tensor  # [K/G, N] int32
+    zeros: torch.Tensor  # [K/G, N] int32 (float in scale_dtype with float zero points)
     g_idx: torch.Tensor  # [K] int32
 
 
@@ -55,20 +60,25 @@ def pack_nibbles(values: torch.Tensor, order: tuple[int, ...] = SEQUENTIAL_ORDER
     r, c = values.shape
     if c % PACK:
         raise ValueError(f"cannot pack {c} columns into int32 words of {PACK} nibbles")
-    v = values.to(torch.int32).reshape(r, c // PACK, PACK)
-    words = torch.zeros(r, c // PACK, dtype=torch.int32, device=values.device)
-    for i, column in enumerate(order):
-        words |= (v[..., column] & 0xF) << _SHIFTS[i]  # bit 31 set wraps to a negative int32
-    return words
+    # The nibbles' bit fields are disjoint, so the word is their sum: one shift and one
+    # reduction over [R, C/8, 8], in int64, then wrapped to int32 (bit 31 set -> negative).
+    shifts = torch.tensor(
+        [_SHIFTS[order.index(j)] for j in range(PACK)], dtype=torch.int64, device=values.device
+    )
+    v = values.reshape(r, c // PACK, PACK).to(torch.int64) & 0xF
+    words = (v << shifts).sum(dim=-1)
+    return torch.where(words >= 2**31, words - 2**32, words).to(torch.int32)
 
 
 def unpack_nibbles(packed: torch.Tensor, order: tuple[int, ...] = SEQUENTIAL_ORDER) -> torch.Tensor:
     """Inverse of pack_nibbles: int32 [R, C/8] -> int32 [R, C] codes 0..15."""
     r, w = packed.shape
-    shifts = torch.tensor(_SHIFTS, dtype=torch.int32, device=packed.device)
-    nibbles = (packed.to(torch.int32).unsqueeze(-1) >> shifts) & 0xF  # [R, C/8, nibble]
-    inverse = [order.index(j) for j in range(PACK)]  # column 8c + j sits in nibble inverse[j]
-    return nibbles[..., inverse].reshape(r, w * PACK)
+    # Column 8c + j sits in nibble order.index(j): shift by that nibble's offset directly.
+    shifts = torch.tensor(
+        [_SHIFTS[order.index(j)] for j in range(PACK)], dtype=torch.int32, device=packed.device
+    )
+    nibbles = (packed.to(torch.int32).unsqueeze(-1) >> shifts) & 0xF  # [R, C/8, column j]
+    return nibbles.reshape(r, w * PACK)
 
 
 def pack_awq(q: torch.Tensor, zeros: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +105,24 @@ def unpack_gptq(qweight: torch.Tensor, qzeros: torch.Tensor) -> tuple[torch.Tens
     return q, unpack_nibbles(qzeros) + 1
 
 
+def pack_qweight(q: torch.Tensor, packing: str) -> torch.Tensor:
+    """q [K, N] -> qweight alone, in the packing's layout (for float zero points)."""
+    if packing == "awq":
+        return pack_nibbles(q, AWQ_ORDER)
+    if packing == "gptq":
+        return pack_nibbles(q.t()).t().contiguous()
+    raise ValueError(f"unknown int4 packing {packing!r}")
+
+
+def unpack_qweight(qweight: torch.Tensor, packing: str) -> torch.Tensor:
+    """Inverse of pack_qweight: -> q [K, N] int32."""
+    if packing == "awq":
+        return unpack_nibbles(qweight, AWQ_ORDER)
+    if packing == "gptq":
+        return unpack_nibbles(qweight.t()).t()
+    raise ValueError(f"unknown int4 packing {packing!r}")
+
+
 def default_g_idx(k: int, group_size: int, device: torch.device | None = None) -> torch.Tensor:
     """[K] int32: input row k belongs to group k // group_size."""
     return (torch.arange(k, device=device) // group_size).to(torch.int32)
@@ -114,12 +142,18 @@ def quantize_int4(
     g_idx: torch.Tensor | None = None,
     scale_dtype: torch.dtype = torch.float32,
     min_zero: int = 0,
+    float_zeros: bool = False,
 ) -> Int4Quant:
     """Min-max asymmetric quantization of a Linear weight w [N, K], as AutoAWQ / GPTQ's
     quantizers do (range widened to include 0): scale = (max - min) / 15 per (group, column),
     zero = round(-min / scale) clamped to [min_zero, 15], q = clamp(round(w / scale) + zero).
     Scales are rounded to scale_dtype first, and q computed with the rounded scales, as a
-    checkpoint stores them. GPTQ v1 needs min_zero=1 (see pack_gptq)."""
+    checkpoint stores them. GPTQ v1 needs min_zero=1 (see pack_gptq).
+
+    float_zeros: zero = -min / scale unrounded, over the group's own range, stored in
+    scale_dtype (q computed with the stored zero), so zeros come back as floats: weights that
+    already lie on a 4-bit grid per group (a dequantized Q4_1 tensor) are recovered up to the
+    rounding of scale and zero to scale_dtype."""
     n, k = w.shape
     groups = k // group_size
     if groups * group_size != k:
@@ -129,14 +163,29 @@ def quantize_int4(
     if not torch.equal(torch.bincount(gi.long(), minlength=groups), torch.full_like(
         gi.long()[:groups], group_size)):
         raise ValueError("every group must hold exactly group_size input rows")
-    grouped = wt.index_select(0, torch.argsort(gi.long(), stable=True)).reshape(groups, -1, n)
-    lo = grouped.amin(dim=1).clamp(max=0)
-    hi = grouped.amax(dim=1).clamp(min=0)
+    trivial = torch.equal(gi, default_g_idx(k, group_size, w.device))
+    # Act-order rows gathered into group order by indexing: index_select along dim 0 of a
+    # wide [K, N] is pathologically slow on the CPU (torch 2.13: 7 s against 0.1 s for K=576,
+    # N=49152). Contiguous groups are a view.
+    grouped = (wt if trivial else wt[torch.argsort(gi.long(), stable=True)]).view(groups, -1, n)
+    lo, hi = grouped.amin(dim=1), grouped.amax(dim=1)
+    if not float_zeros:
+        lo, hi = lo.clamp(max=0), hi.clamp(min=0)
     scales = ((hi - lo) / 15).to(scale_dtype)
     s = torch.where(scales != 0, scales, torch.ones_like(scales)).to(wt.dtype)
-    zeros = torch.round(-lo / s).clamp(min_zero, 15)
-    rows = gi.long()
-    q = (torch.round(wt / s.index_select(0, rows)) + zeros.index_select(0, rows)).clamp(0, 15)
+    if float_zeros:
+        zeros = (-lo / s).to(scale_dtype).to(wt.dtype)
+    else:
+        zeros = torch.round(-lo / s).clamp(min_zero, 15)
+    if trivial:  # [groups, G, N] against [groups, 1, N]: no per-row copies of s and zeros
+        base, s_rows, z_rows = grouped, s.unsqueeze(1), zeros.unsqueeze(1)
+    else:
+        rows = gi.long()
+        base, s_rows, z_rows = wt, s[rows], zeros[rows]
+    if float_zeros:
+        q = torch.round(base / s_rows + z_rows).clamp_(0, 15).reshape(k, n)
+        return Int4Quant(q.to(torch.int32), s.to(scale_dtype), zeros.to(scale_dtype), gi)
+    q = (torch.round(base / s_rows) + z_rows).clamp_(0, 15).reshape(k, n)
     return Int4Quant(q.to(torch.int32), s.to(scale_dtype), zeros.to(torch.int32), gi)
 
 
@@ -151,4 +200,4 @@ def dequantize_int4(
     scales, float32 or float64)."""
     dt = dtype or compute_dtype(scales)
     gi = g_idx.long()
-    return (q.to(dt) - zeros.to(dt).index_select(0, gi)) * scales.to(dt).index_select(0, gi)
+    return (q.to(dt) - zeros.to(dt)[gi]) * scales.to(dt)[gi]
