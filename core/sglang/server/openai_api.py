@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from sglang.server.errors import APIError
 from sglang.server.protocol import ROLES, ChatCompletionRequest, CompletionRequest, SamplingFields
+from sglang.server.response_format import constrained_fields
 from sglang.server.state import ClientGone, ServerState
 
 router = APIRouter()
@@ -184,6 +185,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     fields = sampling_fields(
         req, max_tokens if max_tokens is not None else state.context_len - len(ids)
     )
+    fields.update(constrained_fields(fields, req.response_format))
     params = [state.sampling_params(seeded(fields, i)) for i in range(req.n)]
     top = (req.top_logprobs or 0) if req.logprobs else 0
     kw = dict(return_logprob=req.logprobs, top_logprobs_num=top)

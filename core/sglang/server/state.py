@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import Request
 
+from sglang.constrained import GrammarError
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.model_loader import chat_template as model_chat_template
 from sglang.sampling.params import SamplingParams
@@ -103,6 +104,9 @@ class ServerState:
         try:
             params = SamplingParams.from_dict({**self.sampling_defaults, **fields})
             params.verify(self.info.get("vocab_size"))
+            self.manager.check_constraint(params)
+        except GrammarError as e:
+            raise APIError(400, str(e), e.kind if e.kind in fields else None) from None
         except (ValueError, TypeError) as e:
             raise APIError(400, str(e)) from None
         if params.stop and self.tokenizer is None:
