@@ -15,7 +15,7 @@ for sub in ("server", "engine"):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-SERVER_ARGS = ("--max-total-tokens", "32768", "--max-running-requests", "64")
+SERVER_ARGS = ("--max-total-tokens", "16384", "--max-running-requests", "64")
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -53,6 +54,11 @@ class RuntimeEndpoint(NativeBackend):
                 override = self._template_override
                 if override is None:
                     override = self.get_server_info().get("chat_template")
+                    if override and "{" not in override and not os.path.isfile(override):
+                        raise ValueError(
+                            f"the server's --chat-template {override!r} is not a file here: "
+                            "pass chat_template= (the template or a local file)"
+                        )
                 path = self.model_info.get("tokenizer_path") or self.model_info["model_path"]
                 self._template = load_model_template(path, override)
             return self._template
