@@ -38,23 +38,14 @@ def backend(url):
     return sgl.RuntimeEndpoint(url)
 
 
-def post(url: str, path: str, body: dict):
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(
-        url + path, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=600) as r:
-        return json.loads(r.read())
-
-
 @pytest.fixture(scope="session")
 def constrained(url) -> bool:
     """Whether the server constrains generation to a regex (structured outputs are being
     built at the same time as the frontend language; tests that need them skip without)."""
     import re
     import urllib.error
+
+    from lang_helpers import post
 
     body = {
         "text": "Reply with a three-digit number and nothing else. Number:",

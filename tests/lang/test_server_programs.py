@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import sglang as sgl
-from conftest import post
+from lang_helpers import post
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "frontend")
 sys.path.insert(0, os.path.abspath(EXAMPLES))
