@@ -73,3 +73,24 @@ def test_openai_backend_select_names_the_missing_feature(url, backend):
         cause = info.value.__cause__
         assert isinstance(cause, sgl.FeatureUnavailable)
         assert "log-likelihood of prompt tokens" in str(cause) and "echo" in str(cause)
+
+
+def test_openai_backend_json_schema_goes_as_response_format(url, backend, constrained):
+    if not constrained:
+        pytest.skip("the server does not constrain generation yet (structured outputs)")
+    import json
+
+    schema = {
+        "type": "object",
+        "properties": {"colour": {"type": "string", "maxLength": 12}},
+        "required": ["colour"],
+        "additionalProperties": False,
+    }
+
+    @sgl.function
+    def pick(s):
+        s += sgl.user("Give a colour as JSON.")
+        s += sgl.assistant(sgl.gen("json", max_tokens=24, temperature=0, json_schema=schema))
+
+    be = sgl.OpenAI(backend.get_model_name(), base_url=url + "/v1", api_key="none")
+    assert set(json.loads(pick.run(backend=be)["json"])) == {"colour"}
