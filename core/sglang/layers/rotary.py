@@ -1,12 +1,33 @@
-"""Rotary position embedding over the `rope` op, with its cos/sin cache built once."""
+"""Rotary position embedding over the `rope` op, with its cos/sin cache built once and shared
+by the layers."""
 
 from __future__ import annotations
+
+import json
+import weakref
 
 import torch
 from torch import nn
 
 from sglang.layers.ops_table import OpTable
 from sglang.ops.rope import rope_cos_sin_cache
+
+_CACHES: weakref.WeakValueDictionary[tuple, torch.Tensor] = weakref.WeakValueDictionary()
+
+
+def shared_cos_sin_cache(
+    rotary_dim: int, max_position: int, base: float, scaling: dict | None, device
+) -> torch.Tensor:
+    """One cos/sin cache per distinct configuration, shared by the layers that use it (all of a
+    model's, usually): one copy in memory, and one tensor a kernel sees again in every layer of
+    a step. Kept while some module holds it."""
+    key = (rotary_dim, max_position, base, json.dumps(scaling, sort_keys=True), str(device))
+    cache = _CACHES.get(key)
+    if cache is None:
+        cache = rope_cos_sin_cache(rotary_dim, max_position, base, scaling, dtype=torch.float32)
+        cache = cache.to(device)
+        _CACHES[key] = cache
+    return cache
 
 
 class RotaryEmbedding(nn.Module):
@@ -24,8 +45,8 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         self.ops, self.is_neox = ops, is_neox
         self.head_dim, self.rotary_dim = head_dim, rotary_dim
-        cache = rope_cos_sin_cache(rotary_dim, max_position, base, scaling, dtype=torch.float32)
-        self.register_buffer("cos_sin_cache", cache.to(device), persistent=False)
+        cache = shared_cos_sin_cache(rotary_dim, max_position, base, scaling, device)
+        self.register_buffer("cos_sin_cache", cache, persistent=False)
 
     def forward(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor

@@ -6,7 +6,8 @@ and V into reused scratch buffers, one scaled_dot_product_attention over [B, Hkv
 queries (a GQA group rides the query-length axis, so K/V are never repeated) with a padding
 mask only when lengths differ. Sequences of very different lengths go in a few length groups,
 so padding never reads more than 1.3x the keys needed. A sliding window gathers only the last
-`window` keys.
+`window` keys. The groups and their slots depend on the batch alone: built by the first layer
+of a step and reused by the others (step_memo).
 
 Extend loops over sequences. Without window or soft-cap it splits each sequence's keys into the
 cached prefix (every new token sees all of it: no mask) and the new tokens (plain top-left
@@ -18,8 +19,12 @@ Soft-cap needs the raw scores: it computes them with float32 matmuls.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
+
+from sglang_xeon.kernels.step_memo import StepMemo
 
 try:  # fused flash attention that also returns the log-sum-exp (torch >= 2.3 on the CPU)
     _FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
@@ -40,13 +45,20 @@ class _Scratch:
 
     def take(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor:
         buf = self._buffers.get((name, dtype))
-        if buf is None or buf.numel() < numel:
+        if buf is None or buf.numel() < numel or self._stale(buf):
             buf = torch.empty(numel, dtype=dtype)
             self._buffers[(name, dtype)] = buf
         return buf[:numel]
 
+    @staticmethod
+    def _stale(buf: torch.Tensor) -> bool:
+        """A buffer made under inference mode cannot be written outside it (a process may run
+        both, e.g. the engine and the conformance suite in one test session)."""
+        return buf.is_inference() and not torch.is_inference_mode_enabled()
+
 
 _SCRATCH = _Scratch()
+_PLANS = StepMemo()
 
 
 def _gather(cache: torch.Tensor, slots: torch.Tensor, name: str) -> torch.Tensor:
@@ -91,27 +103,50 @@ def _length_groups(
     return groups
 
 
-def _decode_padded(q, k_cache, v_cache, kv_indices, first, counts, scale, softcap):
-    """Sequences whose keys are kv_indices[first[b] : first[b] + counts[b]], padded to the
-    longest (padding reads slot 0, masked out). q [B, H, D] -> [B, H, Dv]."""
+class _Part(NamedTuple):
+    """One length group of a decode batch, padded to its longest member."""
+
+    rows: torch.Tensor | None  # the group's sequences (None: the whole batch)
+    slots: torch.Tensor  # [B * width] KV slots, padding at the reserved slot 0
+    valid: torch.Tensor  # bool [B, 1, 1, width]: real keys
+    ragged: bool  # whether any sequence is shorter than width (then SDPA needs the mask)
+    width: int
+
+
+def _plan(kv_indptr, kv_indices, sliding_window) -> list[_Part]:
+    """The decode batch's length groups and their gather slots: a function of the batch alone,
+    built once per step (step_memo) and reused by every layer."""
+    lengths = (kv_indptr[1:] - kv_indptr[:-1]).long()
+    counts = lengths.clamp(max=sliding_window) if sliding_window > 0 else lengths
+    first = kv_indptr[:-1].long() + lengths - counts
+    groups = _length_groups(counts.tolist())
+    last = max(kv_indices.numel() - 1, 0)
+    parts = []
+    for members in groups:
+        rows = None if len(groups) == 1 else torch.tensor(members)
+        f, c = (first, counts) if rows is None else (first[rows], counts[rows])
+        width = int(c.max())
+        cols = torch.arange(width)
+        valid = cols < c[:, None]  # [B, width]
+        offsets = (f[:, None] + cols).clamp(max=last)
+        slots = torch.where(valid, kv_indices[offsets], 0).view(-1)
+        ragged = bool((c != width).any())
+        parts.append(_Part(rows, slots, valid[:, None, None, :], ragged, width))
+    return parts
+
+
+def _decode_part(q, k_cache, v_cache, part: _Part, scale, softcap):
+    """q [B, H, D] of one length group -> [B, H, Dv]."""
     batch, heads, dim = q.shape
-    kv_heads, v_dim = k_cache.shape[1], v_cache.shape[2]
-    width = int(counts.max())
-    cols = torch.arange(width)
-    valid = cols < counts[:, None]  # [B, width]
-    offsets = (first[:, None] + cols).clamp(max=max(kv_indices.numel() - 1, 0))
-    slots = torch.where(valid, kv_indices[offsets], 0).view(-1)
-    k = _gather(k_cache, slots, "k").view(batch, width, kv_heads, dim).transpose(1, 2)
-    v = _gather(v_cache, slots, "v").view(batch, width, kv_heads, v_dim).transpose(1, 2)
+    kv_heads, v_dim, width = k_cache.shape[1], v_cache.shape[2], part.width
+    k = _gather(k_cache, part.slots, "k").view(batch, width, kv_heads, dim).transpose(1, 2)
+    v = _gather(v_cache, part.slots, "v").view(batch, width, kv_heads, v_dim).transpose(1, 2)
     qg = q.view(batch, kv_heads, heads // kv_heads, dim)
-    mask = valid[:, None, None, :]
     if softcap > 0:
-        out = _explicit(qg, k, v, mask, scale, softcap).to(q.dtype)
+        out = _explicit(qg, k, v, part.valid, scale, softcap).to(q.dtype)
     else:
-        ragged = bool((counts != width).any())
-        out = F.scaled_dot_product_attention(
-            qg, k, v, attn_mask=mask if ragged else None, scale=scale
-        )
+        mask = part.valid if part.ragged else None
+        out = F.scaled_dot_product_attention(qg, k, v, attn_mask=mask, scale=scale)
     return out.reshape(batch, heads, v_dim)
 
 
@@ -120,17 +155,17 @@ def decode(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=
     batch, heads = q.shape[0], q.shape[1]
     if batch == 0:
         return q.new_empty(0, heads, v_cache.shape[2])
-    lengths = (kv_indptr[1:] - kv_indptr[:-1]).long()
-    counts = lengths.clamp(max=sliding_window) if sliding_window > 0 else lengths
-    first = kv_indptr[:-1].long() + lengths - counts
-    groups = _length_groups(counts.tolist())
-    args = (k_cache, v_cache, kv_indices)
-    if len(groups) == 1:
-        return _decode_padded(q, *args, first, counts, sm_scale, logit_softcap)
+    parts = _PLANS.get(
+        (kv_indptr, kv_indices),
+        (sliding_window,),
+        lambda: _plan(kv_indptr, kv_indices, sliding_window),
+    )
+    args = (k_cache, v_cache)
+    if len(parts) == 1:
+        return _decode_part(q, *args, parts[0], sm_scale, logit_softcap)
     out = q.new_empty(batch, heads, v_cache.shape[2])
-    for members in groups:
-        sel = torch.tensor(members)
-        out[sel] = _decode_padded(q[sel], *args, first[sel], counts[sel], sm_scale, logit_softcap)
+    for part in parts:
+        out[part.rows] = _decode_part(q[part.rows], *args, part, sm_scale, logit_softcap)
     return out
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 
 def store(k_cache, v_cache, loc, k, v) -> None:
-    k_cache.index_put_((loc,), k.to(k_cache.dtype))
-    v_cache.index_put_((loc,), v.to(v_cache.dtype))
+    k_cache.index_put_((loc,), k if k.dtype == k_cache.dtype else k.to(k_cache.dtype))
+    v_cache.index_put_((loc,), v if v.dtype == v_cache.dtype else v.to(v_cache.dtype))
 
 
 def register(registry) -> None:

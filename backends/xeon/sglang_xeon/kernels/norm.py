@@ -1,20 +1,23 @@
-"""norm.rms on the CPU: torch's fused rms_norm (one pass, vectorised) in the input dtype."""
+"""norm.rms on the CPU: torch's fused rms_norm (one pass, vectorised, float32 statistics inside)
+in the input dtype. For bf16 / fp16 the residual sum is taken in that dtype too: x + residual
+rounds the exact sum once, which is the residual stream the spec returns; normalising that
+rounded sum rather than the float32 one moves the output by at most about one more rounding
+(bf16: 2^-9 relative), well inside the tolerance, and saves five float32 conversions a call
+(a 30-layer decode step makes 61 calls)."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 
 def rms_norm(x, weight, eps=1e-6, residual=None):
-    if residual is not None:
-        # The residual stream is kept in float32 for the sum, as the reference does.
-        h = (x.float() + residual.float())
-        out = F.rms_norm(h, (x.shape[-1],), weight.float(), eps).to(x.dtype)
-        return out, h.to(x.dtype)
-    if x.dtype == torch.float32:
-        return F.rms_norm(x, (x.shape[-1],), weight, eps)
-    return F.rms_norm(x.float(), (x.shape[-1],), weight.float(), eps).to(x.dtype)
+    shape = (x.shape[-1],)
+    if weight.dtype != x.dtype:
+        weight = weight.to(x.dtype)
+    if residual is None:
+        return F.rms_norm(x, shape, weight, eps)
+    h = x + (residual if residual.dtype == x.dtype else residual.to(x.dtype))
+    return F.rms_norm(h, shape, weight, eps), h
 
 
 def register(registry) -> None:

@@ -1,34 +1,65 @@
-"""rope on the CPU: one gather of the cos/sin rows for the batch, shared by q and k, then
-vectorised rotation into a preallocated output. Low-precision inputs rotate in float32 (a
-bfloat16 product-difference loses a few ulps the tolerance does not grant)."""
+"""rope on the CPU: out = x * cos2 + rot(x) * sin2 in float32, rounded once to x's dtype.
+
+rot is the rotate-half (neox: (x1, x2) -> (-x2, x1)) or pair swap (gpt-j: (a, b) -> (-b, a))
+of the first r dims, done as one small matmul with a signed permutation matrix [D, D] (exact:
+each output is one input, the other products are zeros); cos2 / sin2 [T, 1, D] spread the
+cache's r/2 angles over the rotated dims (and hold 1 / 0 past r, so the rest passes through).
+They are gathered once per step (step_memo): every layer passes the same positions. The
+products and the sum are the reference's, in float32.
+"""
 
 from __future__ import annotations
 
+import functools
+
 import torch
+
+from sglang_xeon.kernels.step_memo import StepMemo
+
+_ANGLES = StepMemo()
+
+
+@functools.lru_cache(maxsize=32)
+def _rotation(dim: int, rotary_dim: int, is_neox: bool, device: torch.device) -> torch.Tensor:
+    """R [D, D] float32 with (x @ R) = rot(x) on the first rotary_dim dims, 0 past them."""
+    r = torch.zeros(dim, dim, dtype=torch.float32)
+    half = rotary_dim // 2
+    for i in range(half):
+        a, b = (i, i + half) if is_neox else (2 * i, 2 * i + 1)
+        r[b, a] = -1.0  # out[a] = -x[b]
+        r[a, b] = 1.0  # out[b] = x[a]
+    return r.to(device)
+
+
+def _angles(positions, cos_sin_cache, dim: int, is_neox: bool):
+    """(cos2, sin2) [T, 1, D] float32 for these positions."""
+    cos, sin = cos_sin_cache.index_select(0, positions).float().chunk(2, dim=-1)  # [T, r/2]
+    if is_neox:
+        cos, sin = torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
+    else:
+        cos, sin = cos.repeat_interleave(2, dim=-1), sin.repeat_interleave(2, dim=-1)
+    pad = dim - cos.shape[-1]
+    if pad:
+        cos = torch.nn.functional.pad(cos, (0, pad), value=1.0)
+        sin = torch.nn.functional.pad(sin, (0, pad), value=0.0)
+    return cos.unsqueeze(1), sin.unsqueeze(1)
 
 
 def rope(positions, q, k, cos_sin_cache, is_neox):
-    cos, sin = cos_sin_cache.index_select(0, positions).chunk(2, dim=-1)
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    return _rotate(q, cos, sin, is_neox), _rotate(k, cos, sin, is_neox)
+    dim = q.shape[-1]
+    cos2, sin2 = _ANGLES.get(
+        (positions,),
+        (dim, is_neox),
+        lambda: _angles(positions, cos_sin_cache, dim, is_neox),
+        constants=(cos_sin_cache,),
+    )
+    rot = _rotation(dim, cos_sin_cache.shape[-1], is_neox, q.device)
+    return _apply(q, cos2, sin2, rot), _apply(k, cos2, sin2, rot)
 
 
-def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, is_neox: bool) -> torch.Tensor:
-    half = cos.shape[-1]
-    r = 2 * half
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    if r < x.shape[-1]:
-        out[..., r:] = x[..., r:]
-    rot = x[..., :r].float()
-    if is_neox:
-        x1, x2 = rot[..., :half], rot[..., half:]
-        o1, o2 = out[..., :half], out[..., half:r]
-    else:
-        x1, x2 = rot[..., 0::2], rot[..., 1::2]
-        o1, o2 = out[..., 0:r:2], out[..., 1:r:2]
-    o1.copy_(torch.addcmul(x1 * cos, x2, sin, value=-1))
-    o2.copy_(torch.addcmul(x2 * cos, x1, sin))
-    return out
+def _apply(x: torch.Tensor, cos2, sin2, rot) -> torch.Tensor:
+    xf = x.float()
+    return torch.addcmul(xf * cos2, xf @ rot, sin2).to(x.dtype)
 
 
 def register(registry) -> None:
