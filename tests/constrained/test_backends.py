@@ -209,3 +209,19 @@ def test_strict_schema_closes_listed_objects_only():
     assert out["properties"]["list"]["items"]["additionalProperties"] is False
     assert out["$defs"]["d"]["anyOf"][0]["additionalProperties"] is False
     assert "additionalProperties" not in schema  # the input is not modified
+
+
+def test_batch_fill_equals_one_by_one(backend, tokenizer):
+    compiled = backend.compile("json_object", "")
+    matchers = [backend.matcher(compiled) for _ in range(6)]
+    for i, m in enumerate(matchers):
+        for t in tokenizer.encode('{"k": "' + "v" * i)[: i + 1]:
+            assert m.accept_token(t)
+    words = (VOCAB + 31) // 32
+    batch = torch.zeros(9, words, dtype=torch.int32)
+    backend.fill_bitmasks(matchers, batch)
+    for i, m in enumerate(matchers):
+        row = torch.empty(words, dtype=torch.int32)
+        m.fill_bitmask(row)
+        assert torch.equal(batch[i], row)
+    assert not batch[6:].any()

@@ -125,5 +125,11 @@ class GrammarBackend(ABC):
     def matcher(self, compiled: Any) -> GrammarMatcher:
         """A fresh matcher at the start of the compiled grammar."""
 
+    def fill_bitmasks(self, matchers: list[GrammarMatcher], bitmask: torch.Tensor) -> None:
+        """Fill row i of `bitmask` (CPU int32 [>= len(matchers), words]) for matchers[i]. A
+        backend may fill the rows in parallel; the default fills them one by one."""
+        for i, m in enumerate(matchers):
+            m.fill_bitmask(bitmask[i])
+
     def bitmask_words(self) -> int:
         return (self.vocab_size + 31) // 32

@@ -124,14 +124,16 @@ class GrammarManager:
             self._buffer = torch.empty(
                 max(len(reqs), 2 * self._buffer.shape[0]), self.words, dtype=torch.int32
             )
+        constrained = [r for r in reqs if r.grammar is not None]
+        self.backend().fill_bitmasks([r.grammar for r in constrained], self._buffer)
         rows: list[torch.Tensor | None] = []
-        for i, req in enumerate(reqs):
+        k = 0
+        for req in reqs:
             if req.grammar is None:
                 rows.append(None)
-                continue
-            row = self._buffer[i]
-            req.grammar.fill_bitmask(row)
-            rows.append(row)
+            else:
+                rows.append(self._buffer[k])
+                k += 1
         return rows
 
     @staticmethod

@@ -7,6 +7,7 @@ matcher."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ from sglang.constrained.base import (
 )
 
 JSON_OPTIONS = dict(any_whitespace=False)
+PARALLEL_FILL_MIN = 4  # batches this large fill their masks on xgrammar's own threads
 ANY_OBJECT = '{"type": "object"}'
 
 
@@ -54,6 +56,10 @@ class XGrammarBackend(GrammarBackend):
             tokenizer, vocab_size=vocab_size, stop_token_ids=self.stop_ids or None
         )
         self._compiler = xgr.GrammarCompiler(info, max_threads=threads, cache_enabled=False)
+        fill_threads = max(1, min(8, (os.cpu_count() or 1) // 2))
+        self._batch = (
+            xgr.BatchGrammarMatcher(max_threads=fill_threads) if fill_threads > 1 else None
+        )
 
     @classmethod
     def validate(cls, kind: str, spec: str) -> None:
@@ -84,3 +90,11 @@ class XGrammarBackend(GrammarBackend):
 
     def matcher(self, compiled: xgr.CompiledGrammar) -> XGrammarMatcher:
         return XGrammarMatcher(xgr.GrammarMatcher(compiled))
+
+    def fill_bitmasks(self, matchers: list[GrammarMatcher], bitmask: torch.Tensor) -> None:
+        """Large batches fill in parallel on xgrammar's C++ threads (up to half the cores, at
+        most 8), synchronously: a Python thread overlapping the forward pass fought torch's
+        OpenMP threads and was slower (docs/benchmarks.md)."""
+        if self._batch is None or len(matchers) < PARALLEL_FILL_MIN:
+            return super().fill_bitmasks(matchers, bitmask)
+        self._batch.batch_fill_next_token_bitmask([m._m for m in matchers], bitmask)
