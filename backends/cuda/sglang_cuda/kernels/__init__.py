@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-KERNEL_MODULES: tuple[str, ...] = ()
+KERNEL_MODULES: tuple[str, ...] = (
+    "sglang_cuda.kernels.attention",
+)
 
 
 def register_all(registry) -> None:

@@ -1,0 +1,492 @@
+"""attention.decode and attention.extend in Triton over the paged KV cache (sglang.ops.attention).
+
+Cache: K [S, Hkv, D], V [S, Hkv, Dv]; sequence b's tokens sit at slots
+kv_indices[kv_indptr[b]:kv_indptr[b+1]] in position order, so every key tile is a gather of
+BLOCK_N rows (each row a contiguous D-vector of one KV head).
+
+Decode (flash-decoding, two kernels):
+
+    stage 1, grid (B, Hkv * head_blocks, max_splits): one program = one sequence, one KV head's
+             query group (up to BLOCK_H heads as the rows of a tl.dot, so K/V are read once per
+             KV head, not once per query head), one contiguous split of the keys in reach.
+             Writes the split's normalised output [BLOCK_H, Dv] and its log-sum-exp.
+    stage 2, grid (B, H): merges the splits by their log-sum-exp into o [B, H, Dv].
+
+CUDA-graph safe: the grid depends only on shapes (B, heads) and `max_splits`, chosen on the
+host from B and the SM count, never from the lengths. Each program reads its sequence's length
+on the device and works out how many splits that length needs (at least MIN_SPLIT_LEN keys
+each); programs past that exit after writing an empty split (lse = -inf). With one split
+stage 1 writes o directly and stage 2 is skipped.
+
+Extend: grid (query blocks, H). The query blocks of all sequences are numbered one after the
+other (blocks_per_seq = cdiv(new tokens, BLOCK_M), prefix-summed on the device); the grid is
+the static upper bound cdiv(N, BLOCK_M) + B and surplus programs exit. A program holds BLOCK_M
+new tokens of one head and streams the keys from the first one in reach (0, or the window's
+start) up to its last query's position, masking causally and by the window per element.
+
+Soft-cap: cap * tanh(s / cap) with tanh = 2 * sigmoid(2x) - 1. Accumulation is float32; float32
+inputs use IEEE dots (Triton's default for float32 is tf32).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # the backend still imports; the kernels report themselves unavailable
+    triton = None
+    tl = None
+
+MIN_SPLIT_LEN = 64  # fewest keys a decode split is worth (one BLOCK_N tile)
+MAX_SPLITS = 32
+MAX_HEAD_DIM = 256
+
+
+def _available() -> str | None:
+    return None if triton is not None else "triton is not installed"
+
+
+def _unsupported(config) -> str | None:
+    for key in ("head_dim", "v_head_dim"):
+        dim = config.get(key)
+        if dim and dim > MAX_HEAD_DIM:
+            return f"{key} {dim} > {MAX_HEAD_DIM}"
+    return None
+
+
+@functools.cache
+def _sm_count(device: torch.device) -> int:
+    if device.type == "cpu":  # the Triton interpreter: a small pretend machine
+        return 4
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _upcast(q: torch.Tensor) -> bool:
+    """Dots in float32: only under the interpreter (CPU tensors), for bfloat16."""
+    return q.device.type == "cpu" and q.dtype == torch.bfloat16
+
+
+def _precision(dtype: torch.dtype) -> str:
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+if triton is not None:
+
+    @triton.jit
+    def _softcap(s, cap):
+        return cap * (2.0 * tl.sigmoid(2.0 * s / cap) - 1.0)
+
+    @triton.jit
+    def _mma(a, b, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+        if UPCAST:  # the interpreter's bfloat16 dot is wrong (triton 3.9): go through float32
+            return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+        return tl.dot(a, b, input_precision=PRECISION)
+
+    @triton.jit
+    def _decode_split_kernel(
+        Q,
+        K,
+        V,
+        Out,
+        LSE,
+        kv_indptr,
+        kv_indices,
+        sm_scale,
+        logit_softcap,
+        sliding_window,
+        stride_qb,
+        stride_qh,
+        stride_kn,
+        stride_kh,
+        stride_vn,
+        stride_vh,
+        stride_ob,
+        stride_oh,
+        stride_os,
+        stride_lb,
+        stride_lh,
+        GROUP: tl.constexpr,
+        HEAD_BLOCKS: tl.constexpr,
+        BLOCK_H: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        D: tl.constexpr,
+        DV: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_DV: tl.constexpr,
+        SPLITS: tl.constexpr,
+        MIN_SPLIT: tl.constexpr,
+        USE_WINDOW: tl.constexpr,
+        USE_SOFTCAP: tl.constexpr,
+        DIRECT: tl.constexpr,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+    ):
+        b = tl.program_id(0)
+        kv_head = tl.program_id(1) // HEAD_BLOCKS
+        rows = (tl.program_id(1) % HEAD_BLOCKS) * BLOCK_H + tl.arange(0, BLOCK_H)
+        row_ok = rows < GROUP
+        heads = kv_head * GROUP + rows
+        split = tl.program_id(2)
+
+        kv0 = tl.load(kv_indptr + b).to(tl.int64)
+        length = tl.load(kv_indptr + b + 1).to(tl.int64) - kv0
+        first = length * 0
+        if USE_WINDOW:
+            first = tl.maximum(length - sliding_window, 0)
+        n_splits = tl.minimum(tl.maximum(tl.cdiv(length - first, MIN_SPLIT), 1), SPLITS)
+        per_split = tl.cdiv(tl.cdiv(length - first, n_splits), BLOCK_N) * BLOCK_N
+        lo = first + split * per_split
+        hi = tl.minimum(lo + per_split, length)
+
+        d = tl.arange(0, BLOCK_D)
+        dv = tl.arange(0, BLOCK_DV)
+        q = tl.load(
+            Q + b * stride_qb + heads[:, None] * stride_qh + d[None, :],
+            mask=row_ok[:, None] & (d[None, :] < D),
+            other=0.0,
+        )
+        m = tl.full([BLOCK_H], float("-inf"), tl.float32)
+        l_sum = tl.zeros([BLOCK_H], tl.float32)
+        acc = tl.zeros([BLOCK_H, BLOCK_DV], tl.float32)
+        for start in range(lo, hi, BLOCK_N):
+            offs = start + tl.arange(0, BLOCK_N)
+            key_ok = offs < hi
+            slots = tl.load(kv_indices + kv0 + offs, mask=key_ok, other=0).to(tl.int64)
+            k = tl.load(
+                K + slots[:, None] * stride_kn + kv_head * stride_kh + d[None, :],
+                mask=key_ok[:, None] & (d[None, :] < D),
+                other=0.0,
+            )
+            s = _mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale
+            if USE_SOFTCAP:
+                s = _softcap(s, logit_softcap)
+            s = tl.where(key_ok[None, :], s, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, 1))
+            p = tl.exp(s - m_new[:, None])
+            alpha = tl.exp(m - m_new)
+            v = tl.load(
+                V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
+                mask=key_ok[:, None] & (dv[None, :] < DV),
+                other=0.0,
+            )
+            l_sum = l_sum * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
+            m = m_new
+
+        seen = l_sum > 0
+        out = acc / tl.where(seen, l_sum, 1.0)[:, None]
+        o_ptr = Out + b * stride_ob + heads[:, None] * stride_oh + split * stride_os + dv[None, :]
+        o_mask = row_ok[:, None] & (dv[None, :] < DV)
+        if DIRECT:
+            tl.store(o_ptr, out.to(Out.dtype.element_ty), mask=o_mask)
+        else:
+            tl.store(o_ptr, out, mask=o_mask)
+            lse = tl.where(seen, m + tl.log(tl.where(seen, l_sum, 1.0)), float("-inf"))
+            tl.store(LSE + b * stride_lb + heads * stride_lh + split, lse, mask=row_ok)
+
+    @triton.jit
+    def _decode_merge_kernel(
+        PART,
+        LSE,
+        Out,
+        stride_pb,
+        stride_ph,
+        stride_ps,
+        stride_lb,
+        stride_lh,
+        stride_ob,
+        stride_oh,
+        DV: tl.constexpr,
+        BLOCK_DV: tl.constexpr,
+        SPLITS: tl.constexpr,
+    ):
+        b = tl.program_id(0)
+        h = tl.program_id(1)
+        s = tl.arange(0, SPLITS)
+        dv = tl.arange(0, BLOCK_DV)
+        lse = tl.load(LSE + b * stride_lb + h * stride_lh + s)
+        top = tl.max(lse, 0)
+        top = tl.where(top == float("-inf"), 0.0, top)
+        w = tl.exp(lse - top)  # empty splits: exp(-inf) = 0
+        part = tl.load(
+            PART + b * stride_pb + h * stride_ph + s[:, None] * stride_ps + dv[None, :],
+            mask=dv[None, :] < DV,
+            other=0.0,
+        )
+        total = tl.sum(w, 0)
+        out = tl.sum(part * w[:, None], 0) / tl.where(total > 0, total, 1.0)
+        tl.store(
+            Out + b * stride_ob + h * stride_oh + dv, out.to(Out.dtype.element_ty), mask=dv < DV
+        )
+
+    @triton.jit
+    def _extend_kernel(
+        Q,
+        K,
+        V,
+        Out,
+        qo_indptr,
+        kv_indptr,
+        kv_indices,
+        block_seq,
+        block_indptr,
+        sm_scale,
+        logit_softcap,
+        sliding_window,
+        num_seqs,
+        stride_qn,
+        stride_qh,
+        stride_kn,
+        stride_kh,
+        stride_vn,
+        stride_vh,
+        stride_on,
+        stride_oh,
+        GROUP: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        D: tl.constexpr,
+        DV: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        BLOCK_DV: tl.constexpr,
+        USE_WINDOW: tl.constexpr,
+        USE_SOFTCAP: tl.constexpr,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+    ):
+        pid = tl.program_id(0)
+        h = tl.program_id(1)
+        b = tl.load(block_seq + pid)
+        if b >= num_seqs:
+            return
+        block = pid - tl.load(block_indptr + b)
+        kv_head = h // GROUP
+        q0 = tl.load(qo_indptr + b).to(tl.int64)
+        n_new = tl.load(qo_indptr + b + 1).to(tl.int64) - q0
+        kv0 = tl.load(kv_indptr + b).to(tl.int64)
+        length = tl.load(kv_indptr + b + 1).to(tl.int64) - kv0
+        prefix = length - n_new
+
+        rows = block * BLOCK_M + tl.arange(0, BLOCK_M)
+        row_ok = rows < n_new
+        q_pos = prefix + rows
+        d = tl.arange(0, BLOCK_D)
+        dv = tl.arange(0, BLOCK_DV)
+        q = tl.load(
+            Q + (q0 + rows)[:, None] * stride_qn + h * stride_qh + d[None, :],
+            mask=row_ok[:, None] & (d[None, :] < D),
+            other=0.0,
+        )
+        hi = tl.minimum(prefix + (block + 1) * BLOCK_M, length)
+        lo = hi * 0
+        if USE_WINDOW:
+            lo = tl.maximum(prefix + block * BLOCK_M - sliding_window + 1, 0)
+        m = tl.full([BLOCK_M], float("-inf"), tl.float32)
+        l_sum = tl.zeros([BLOCK_M], tl.float32)
+        acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)
+        for start in range(lo, hi, BLOCK_N):
+            offs = start + tl.arange(0, BLOCK_N)
+            key_ok = offs < hi
+            slots = tl.load(kv_indices + kv0 + offs, mask=key_ok, other=0).to(tl.int64)
+            k = tl.load(
+                K + slots[:, None] * stride_kn + kv_head * stride_kh + d[None, :],
+                mask=key_ok[:, None] & (d[None, :] < D),
+                other=0.0,
+            )
+            s = _mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale
+            if USE_SOFTCAP:
+                s = _softcap(s, logit_softcap)
+            visible = key_ok[None, :] & (offs[None, :] <= q_pos[:, None])
+            if USE_WINDOW:
+                visible = visible & (q_pos[:, None] - offs[None, :] < sliding_window)
+            s = tl.where(visible, s, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, 1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing seen yet
+            p = tl.exp(s - m_safe[:, None])
+            alpha = tl.exp(m - m_safe)
+            v = tl.load(
+                V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
+                mask=key_ok[:, None] & (dv[None, :] < DV),
+                other=0.0,
+            )
+            l_sum = l_sum * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
+            m = m_new
+        out = acc / tl.where(l_sum > 0, l_sum, 1.0)[:, None]
+        tl.store(
+            Out + (q0 + rows)[:, None] * stride_on + h * stride_oh + dv[None, :],
+            out.to(Out.dtype.element_ty),
+            mask=row_ok[:, None] & (dv[None, :] < DV),
+        )
+
+
+def decode_splits(batch: int, kv_heads: int, head_blocks: int, device: torch.device) -> int:
+    """Largest number of KV splits per sequence: enough programs to fill the GPU twice over
+    when the batch alone cannot, a power of two, at most MAX_SPLITS. A function of shapes only
+    (a captured graph keeps it)."""
+    programs = batch * kv_heads * head_blocks
+    want = -(-2 * _sm_count(device) // max(programs, 1))
+    return min(MAX_SPLITS, _pow2(want))
+
+
+def decode(
+    q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1, logit_softcap=0.0
+):
+    batch, heads, dim = q.shape
+    kv_heads, v_dim = k_cache.shape[1], v_cache.shape[2]
+    out = q.new_empty(batch, heads, v_dim)
+    if batch == 0:
+        return out
+    group = heads // kv_heads
+    block_h = max(16, min(64, _pow2(group)))
+    head_blocks = -(-group // block_h)
+    splits = decode_splits(batch, kv_heads, head_blocks, q.device)
+    block_d, block_dv = max(16, _pow2(dim)), max(16, _pow2(v_dim))
+    block_n = 64 if max(block_d, block_dv) <= 128 else 32
+    q = q.contiguous()
+    direct = splits == 1
+    if direct:
+        part, lse = out, out  # lse unused
+        part_strides = (out.stride(0), out.stride(1), 0)
+        lse_strides = (0, 0)
+    else:
+        part = torch.empty(batch, heads, splits, v_dim, dtype=torch.float32, device=q.device)
+        lse = torch.empty(batch, heads, splits, dtype=torch.float32, device=q.device)
+        part_strides = (part.stride(0), part.stride(1), part.stride(2))
+        lse_strides = (lse.stride(0), lse.stride(1))
+    _decode_split_kernel[(batch, kv_heads * head_blocks, splits)](
+        q,
+        k_cache,
+        v_cache,
+        part,
+        lse,
+        kv_indptr,
+        kv_indices,
+        float(sm_scale),
+        float(logit_softcap),
+        int(sliding_window),
+        q.stride(0),
+        q.stride(1),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        *part_strides,
+        *lse_strides,
+        GROUP=group,
+        HEAD_BLOCKS=head_blocks,
+        BLOCK_H=block_h,
+        BLOCK_N=block_n,
+        D=dim,
+        DV=v_dim,
+        BLOCK_D=block_d,
+        BLOCK_DV=block_dv,
+        SPLITS=splits,
+        MIN_SPLIT=MIN_SPLIT_LEN,
+        USE_WINDOW=sliding_window > 0,
+        USE_SOFTCAP=logit_softcap > 0,
+        DIRECT=direct,
+        PRECISION=_precision(q.dtype),
+        UPCAST=_upcast(q),
+        num_warps=4,
+        num_stages=2,
+    )
+    if not direct:
+        _decode_merge_kernel[(batch, heads)](
+            part,
+            lse,
+            out,
+            part.stride(0),
+            part.stride(1),
+            part.stride(2),
+            lse.stride(0),
+            lse.stride(1),
+            out.stride(0),
+            out.stride(1),
+            DV=v_dim,
+            BLOCK_DV=block_dv,
+            SPLITS=splits,
+            num_warps=4,
+        )
+    return out
+
+
+def extend(
+    q,
+    k_cache,
+    v_cache,
+    qo_indptr,
+    kv_indptr,
+    kv_indices,
+    sm_scale,
+    sliding_window=-1,
+    logit_softcap=0.0,
+):
+    tokens, heads, dim = q.shape
+    kv_heads, v_dim = k_cache.shape[1], v_cache.shape[2]
+    num_seqs = qo_indptr.numel() - 1
+    out = q.new_empty(tokens, heads, v_dim)
+    if tokens == 0 or num_seqs == 0:
+        return out
+    block_d, block_dv = max(16, _pow2(dim)), max(16, _pow2(v_dim))
+    block_m = 64 if max(block_d, block_dv) <= 128 else 32
+    block_n = 64 if max(block_d, block_dv) <= 64 else 32
+    # Query blocks of all sequences, numbered in sequence order (on the device: no sync).
+    new = (qo_indptr[1:] - qo_indptr[:-1]).to(torch.int64)
+    block_indptr = torch.zeros(num_seqs + 1, dtype=torch.int64, device=q.device)
+    torch.cumsum((new + block_m - 1) // block_m, 0, out=block_indptr[1:])
+    grid0 = tokens // block_m + num_seqs  # >= sum(cdiv(new_b, block_m))
+    ids = torch.arange(grid0, dtype=torch.int64, device=q.device)
+    block_seq = torch.searchsorted(block_indptr[1:], ids, right=True).to(torch.int32)
+    q = q.contiguous()
+    _extend_kernel[(grid0, heads)](
+        q,
+        k_cache,
+        v_cache,
+        out,
+        qo_indptr,
+        kv_indptr,
+        kv_indices,
+        block_seq,
+        block_indptr,
+        float(sm_scale),
+        float(logit_softcap),
+        int(sliding_window),
+        num_seqs,
+        q.stride(0),
+        q.stride(1),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        out.stride(0),
+        out.stride(1),
+        GROUP=heads // kv_heads,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        D=dim,
+        DV=v_dim,
+        BLOCK_D=block_d,
+        BLOCK_DV=block_dv,
+        USE_WINDOW=sliding_window > 0,
+        USE_SOFTCAP=logit_softcap > 0,
+        PRECISION=_precision(q.dtype),
+        UPCAST=_upcast(q),
+        num_warps=4,
+        num_stages=2,
+    )
+    return out
+
+
+def register(registry) -> None:
+    common = dict(priority=10, available=_available, unsupported=_unsupported)
+    registry.register("attention.decode", decode, name="cuda.triton_decode", **common)
+    registry.register("attention.extend", extend, name="cuda.triton_extend", **common)

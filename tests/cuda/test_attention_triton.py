@@ -1,0 +1,100 @@
+"""The cuda backend's Triton attention kernels against the reference (sglang.ops.attention).
+
+Without a GPU the kernels run in Triton's interpreter on CPU tensors (TRITON_INTERPRET=1, set
+before triton is imported), at the op specs' small shapes plus a few that force several decode
+splits, the single-split direct path and windows inside splits. On a CUDA machine the same
+cases run on the GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import zlib
+
+import pytest
+import torch
+
+if importlib.util.find_spec("triton") is None:
+    pytest.skip("triton is not installed", allow_module_level=True)
+GPU = torch.cuda.is_available()
+if not GPU:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from sglang.ops import attention as ref  # noqa: E402
+from sglang.ops.spec import Case  # noqa: E402
+from sglang_cuda.kernels import attention as tri  # noqa: E402
+
+DEVICE = "cuda" if GPU else "cpu"
+TOL = {torch.float32: 2e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
+
+# Extra geometries (seqs as (prefix, new)), beyond the spec's small ones.
+EXTRA = {
+    "splits": {"seqs": ((299, 1),), "heads": 8, "kv_heads": 2},
+    "splits-window": {"seqs": ((250, 3), (40, 2)), "heads": 8, "kv_heads": 2, "sliding_window": 70},
+    "group32": {"seqs": ((90, 4), (5, 2)), "heads": 32, "kv_heads": 1, "head_dim": 32},
+    "D96-long-new": {
+        "seqs": ((10, 70), (0, 65)),
+        "heads": 4,
+        "kv_heads": 2,
+        "head_dim": 96,
+        "logit_softcap": 7.0,
+        "q_scale": 2.0,
+    },
+}
+
+
+def cases(op: str) -> list[Case]:
+    spec = ref.EXTEND if op == "attention.extend" else ref.DECODE
+    small = [
+        c
+        for c in spec.cases()
+        if "B8-" not in c.name
+        and "B6-" not in c.name
+        and "prefix200" not in c.name
+        and "mixed-window" not in c.name
+    ]
+    extra = []
+    for dtype in (torch.float32, torch.bfloat16):
+        for label, shape in EXTRA.items():
+            params = {**ref._DEFAULTS, **shape}
+            if op == "attention.decode":
+                params["seqs"] = tuple((p + n - 1, 1) for p, n in params["seqs"])
+            extra.append(Case(op, f"{dtype}-{label}", dtype, params))
+    return small + extra
+
+
+def check(op: str, case: Case) -> None:
+    spec = ref.EXTEND if op == "attention.extend" else ref.DECODE
+    gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
+    args = spec.make_inputs(case, gen)
+    expected = spec.reference(
+        **{
+            k: (v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v)
+            for k, v in args.items()
+        }
+    )
+    dev = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
+    kernel = tri.extend if op == "attention.extend" else tri.decode
+    got = kernel(**dev).cpu()
+    assert got.shape == expected.shape and got.dtype == case.dtype
+    assert torch.isfinite(got).all()
+    tol = TOL[case.dtype]
+    torch.testing.assert_close(got.double(), expected, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("case", cases("attention.decode"), ids=lambda c: c.name)
+def test_decode(case):
+    check("attention.decode", case)
+
+
+@pytest.mark.parametrize("case", cases("attention.extend"), ids=lambda c: c.name)
+def test_extend(case):
+    check("attention.extend", case)
+
+
+def test_decode_splits_follow_shapes_only():
+    """The split count is a function of the batch size and heads (graph capture needs it)."""
+    dev = torch.device(DEVICE)
+    assert tri.decode_splits(1, 8, 1, dev) >= tri.decode_splits(64, 8, 1, dev) == 1
+    assert tri.decode_splits(1, 1, 1, dev) <= tri.MAX_SPLITS
