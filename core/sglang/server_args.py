@@ -33,6 +33,9 @@ class ServerArgs:
     schedule_policy: str = "fcfs"
     disable_radix_cache: bool = False
     disable_overlap_schedule: bool = False
+    disable_cuda_graph: bool = False  # decode graphs, where the backend's runtime captures
+    cuda_graph_max_bs: int | None = None  # None: the backend's per-device default
+    cuda_graph_bs: list[int] | None = None  # exact sizes; None: derived from the max
     random_seed: int | None = None
     stream_interval: int = 1
     skip_tokenizer_init: bool = False
@@ -75,6 +78,10 @@ class ServerArgs:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
+        if self.cuda_graph_max_bs is not None and self.cuda_graph_max_bs < 1:
+            raise ValueError("--cuda-graph-max-bs must be >= 1")
+        if self.cuda_graph_bs is not None and min(self.cuda_graph_bs, default=0) < 1:
+            raise ValueError("--cuda-graph-bs values must be >= 1")
         if self.stream_interval < 1:
             raise ValueError("--stream-interval must be >= 1")
         if self.grammar_backend not in grammar_backends():
@@ -89,6 +96,14 @@ class ServerArgs:
             self.mem_fraction_static = 0.85
         if self.chunked_prefill_size is None:
             self.chunked_prefill_size = 8192
+        if self.cuda_graph_bs is None:
+            sizes = getattr(backend_defaults, "graph_batch_sizes", None)
+            if self.cuda_graph_max_bs is not None or not sizes:
+                from sglang.model_executor.graph_runner import graph_batch_sizes
+
+                sizes = graph_batch_sizes(self.cuda_graph_max_bs or 32)
+            self.cuda_graph_bs = sorted(sizes)
+        self.cuda_graph_max_bs = max(self.cuda_graph_bs)
 
 
 # --- command line --------------------------------------------------------------------------
@@ -115,6 +130,9 @@ def add_cli_args(parser, attention_backends=None) -> None:
     a("--schedule-policy", default=d.schedule_policy, choices=SCHEDULE_POLICIES)
     a("--disable-radix-cache", action="store_true")
     a("--disable-overlap-schedule", action="store_true")
+    a("--disable-cuda-graph", action="store_true", help="run decode eagerly (no graphs)")
+    a("--cuda-graph-max-bs", type=int, default=None, help="largest decode graph batch size")
+    a("--cuda-graph-bs", type=int, nargs="+", default=None, help="decode graph batch sizes")
     a("--random-seed", type=int, default=None)
     a("--stream-interval", type=int, default=d.stream_interval)
     a("--skip-tokenizer-init", action="store_true")

@@ -24,10 +24,12 @@ GIB = 1 << 30
 def test_cuda_server_defaults_follow_the_memory_tiers(memory_gib, chunk, max_bs):
     d = server_defaults(memory_gib * GIB)
     assert d.chunked_prefill_size == chunk
-    assert d.graph_batch_sizes[:5] == (1, 2, 4, 8, 12)[: len(d.graph_batch_sizes[:5])]
+    small = (1, 2, 4, 8, 16, 24, 32)
+    assert d.graph_batch_sizes[:7] == tuple(b for b in small if b <= max_bs)
     assert max(d.graph_batch_sizes) == max_bs
-    steps = [b for b in d.graph_batch_sizes if b >= 16]
-    assert all(b % 8 == 0 for b in steps) and steps == sorted(steps)
+    steps = [b for b in d.graph_batch_sizes if b > 32]
+    assert all(b % 16 == 0 for b in steps) and steps == sorted(steps)
+    assert 0.7 < d.mem_fraction_static < 0.9
 
 
 def test_cuda_probe_cpu_build(monkeypatch):

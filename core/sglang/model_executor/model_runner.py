@@ -15,6 +15,7 @@ from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
 from sglang.model_executor.forward_batch import ForwardBatch
+from sglang.model_executor.graph_runner import DecodeGraphRunner, graph_batch_sizes
 from sglang.model_executor.model_registry import get_model_class
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
 from sglang.server_args import ServerArgs
@@ -66,6 +67,9 @@ class ModelRunner:
             )
         self.context_len = args.context_length or max_pos
         self._init_memory_pool()
+        self.graph_runner: DecodeGraphRunner | None = None
+        if self.runtime.supports_graph_capture and not args.disable_cuda_graph:
+            self.init_graph_runner()
 
     # --- weights ---------------------------------------------------------------------------
     def _load_weights(self) -> None:
@@ -136,8 +140,21 @@ class ModelRunner:
             self.context_len,
         )
 
+    # --- graphs ----------------------------------------------------------------------------
+    def init_graph_runner(self, batch_sizes: list[int] | None = None) -> bool:
+        """Capture decode graphs (on a runtime without graphs: the same path, run eagerly).
+        Returns whether decode now replays through the graph runner."""
+        sizes = batch_sizes or self.args.cuda_graph_bs
+        sizes = sizes or graph_batch_sizes(self.args.cuda_graph_max_bs or 32)
+        runner = DecodeGraphRunner(self, sizes)
+        self.graph_runner = runner if runner.capture() else None
+        return self.graph_runner is not None
+
     # --- forward ---------------------------------------------------------------------------
     @torch.inference_mode()
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        """float32 logits [len(batch.logits_indices), vocab]."""
+        """float32 logits [len(batch.logits_indices), vocab] (from a decode graph's output
+        buffer when one ran: read it before the next forward)."""
+        if self.graph_runner is not None and self.graph_runner.can_run(batch):
+            return self.graph_runner.replay(batch)
         return self.model(batch)
