@@ -1,0 +1,73 @@
+"""act.silu_mul and act.gelu_mul on NVIDIA GPUs: one Triton kernel, the activation a constexpr.
+
+x = [gate | up] of shape [T, 2I]; programs cover (row, block of I columns); math in float32,
+one rounding of the output to x.dtype. gelu's tanh form is written with exp, as
+0.5 g (1 + tanh(u)) = g * sigmoid(2u): no libdevice call, no cancellation for negative u.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sglang_cuda.kernels.common import next_pow2, rows_2d
+
+SILU, GELU_TANH, GELU_ERF = 0, 1, 2
+BLOCK = 1024
+
+
+@triton.jit
+def act_mul(gate, up, ACT: tl.constexpr):
+    """act(gate) * up in float32 (shared with the fused MoE kernel)."""
+    if ACT == 0:
+        y = gate / (1.0 + tl.exp(-gate))
+    elif ACT == 1:
+        u = 0.7978845608028654 * (gate + 0.044715 * gate * gate * gate)
+        y = gate / (1.0 + tl.exp(-2.0 * u))  # 0.5 g (1 + tanh u) = g sigmoid(2u)
+    else:
+        y = 0.5 * gate * (1.0 + tl.erf(gate * 0.7071067811865476))
+    return y * up
+
+
+@triton.jit
+def _act_mul_kernel(
+    x_ptr, out_ptr, inter, stride_x, stride_o, ACT: tl.constexpr, BLOCK: tl.constexpr
+):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = cols < inter
+    x_row = x_ptr + row * stride_x
+    gate = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
+    up = tl.load(x_row + inter + cols, mask=mask, other=0.0).to(tl.float32)
+    y = act_mul(gate, up, ACT)
+    tl.store(out_ptr + row * stride_o + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def _launch(x: torch.Tensor, act: int) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    x2 = rows_2d(x)
+    out = torch.empty((x2.shape[0], half), dtype=x.dtype, device=x.device)
+    if out.numel():
+        block = min(BLOCK, next_pow2(half))
+        grid = (x2.shape[0], triton.cdiv(half, block))
+        _act_mul_kernel[grid](
+            x2, out, half, x2.stride(0), out.stride(0), ACT=act, BLOCK=block,
+            num_warps=4 if block >= 512 else 2,
+        )
+    return out.view(*x.shape[:-1], half)
+
+
+def silu_mul(x):
+    return _launch(x, SILU)
+
+
+def gelu_mul(x, approximate="tanh"):
+    if approximate not in ("tanh", "none"):
+        raise ValueError(f"approximate must be 'tanh' or 'none', got {approximate!r}")
+    return _launch(x, GELU_TANH if approximate == "tanh" else GELU_ERF)
+
+
+def register(registry) -> None:
+    registry.register("act.silu_mul", silu_mul, name="cuda.triton_silu_mul")
+    registry.register("act.gelu_mul", gelu_mul, name="cuda.triton_gelu_mul")

@@ -1,0 +1,102 @@
+"""rope on NVIDIA GPUs: one Triton program per token rotates all its query and key heads.
+
+The program reads the token's cos/sin row from the cache once (float32, [r/2] each) and walks
+the heads in tiles of [BLOCK_H heads, r/2 pairs]: pair i is (x[i], x[i + r/2]) for neox and
+(x[2i], x[2i + 1]) for gpt-j. Dims past the rotary dim r are copied. Outputs are new
+tensors (the spec's q_out, k_out); q and k may be strided views (of a fused qkv projection)
+as long as the head dim is contiguous.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sglang_cuda.kernels.common import next_pow2
+
+TILE = 4096  # elements of one [heads, pairs] tile
+
+
+@triton.jit
+def _rotate_heads(
+    src, dst, stride_sh, stride_dh, n_heads, cos, sin, pairs, pmask,
+    R2: tl.constexpr, D: tl.constexpr, IS_NEOX: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_REST: tl.constexpr,
+):
+    if IS_NEOX:
+        i1 = pairs
+        i2 = pairs + R2
+    else:
+        i1 = 2 * pairs
+        i2 = 2 * pairs + 1
+    for h0 in range(0, n_heads, BLOCK_H):
+        heads = h0 + tl.arange(0, BLOCK_H)
+        mask = (heads < n_heads)[:, None] & pmask[None, :]
+        s_row = src + heads[:, None] * stride_sh
+        d_row = dst + heads[:, None] * stride_dh
+        x1 = tl.load(s_row + i1[None, :], mask=mask, other=0.0).to(tl.float32)
+        x2 = tl.load(s_row + i2[None, :], mask=mask, other=0.0).to(tl.float32)
+        o1 = x1 * cos[None, :] - x2 * sin[None, :]
+        o2 = x2 * cos[None, :] + x1 * sin[None, :]
+        tl.store(d_row + i1[None, :], o1.to(dst.dtype.element_ty), mask=mask)
+        tl.store(d_row + i2[None, :], o2.to(dst.dtype.element_ty), mask=mask)
+        if BLOCK_REST > 0:
+            rest = 2 * R2 + tl.arange(0, BLOCK_REST)
+            rmask = (heads < n_heads)[:, None] & (rest < D)[None, :]
+            x = tl.load(s_row + rest[None, :], mask=rmask, other=0.0)
+            tl.store(d_row + rest[None, :], x, mask=rmask)
+
+
+@triton.jit
+def _rope_kernel(
+    pos_ptr, q_ptr, k_ptr, cache_ptr, qo_ptr, ko_ptr,
+    H, HKV, stride_qt, stride_qh, stride_kt, stride_kh,
+    stride_qot, stride_qoh, stride_kot, stride_koh, stride_cache,
+    R2: tl.constexpr, D: tl.constexpr, IS_NEOX: tl.constexpr,
+    BLOCK_R2: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_REST: tl.constexpr,
+):
+    t = tl.program_id(0).to(tl.int64)
+    pos = tl.load(pos_ptr + t).to(tl.int64)
+    pairs = tl.arange(0, BLOCK_R2)
+    pmask = pairs < R2
+    row = cache_ptr + pos * stride_cache
+    cos = tl.load(row + pairs, mask=pmask, other=0.0).to(tl.float32)
+    sin = tl.load(row + R2 + pairs, mask=pmask, other=0.0).to(tl.float32)
+    _rotate_heads(q_ptr + t * stride_qt, qo_ptr + t * stride_qot, stride_qh, stride_qoh, H,
+                  cos, sin, pairs, pmask, R2, D, IS_NEOX, BLOCK_H, BLOCK_REST)
+    _rotate_heads(k_ptr + t * stride_kt, ko_ptr + t * stride_kot, stride_kh, stride_koh, HKV,
+                  cos, sin, pairs, pmask, R2, D, IS_NEOX, BLOCK_H, BLOCK_REST)
+
+
+def _unit_last(x: torch.Tensor) -> torch.Tensor:
+    return x if x.shape[-1] <= 1 or x.stride(-1) == 1 else x.contiguous()
+
+
+def rope(positions, q, k, cos_sin_cache, is_neox):
+    """The spec's rope: positions [T], q [T, H, D], k [T, Hkv, D] -> new (q_out, k_out)."""
+    q, k = _unit_last(q), _unit_last(k)
+    q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    k_out = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+    t, h, d = q.shape
+    hkv = k.shape[1]
+    r2 = cos_sin_cache.shape[-1] // 2
+    if t == 0:
+        return q_out, k_out
+    cache = _unit_last(cos_sin_cache)
+    block_r2 = next_pow2(r2)
+    block_h = max(1, min(next_pow2(max(h, hkv)), TILE // block_r2))
+    rest = d - 2 * r2
+    _rope_kernel[(t,)](
+        positions, q, k, cache, q_out, k_out,
+        h, hkv, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
+        q_out.stride(0), q_out.stride(1), k_out.stride(0), k_out.stride(1), cache.stride(0),
+        R2=r2, D=d, IS_NEOX=bool(is_neox), BLOCK_R2=block_r2, BLOCK_H=block_h,
+        BLOCK_REST=next_pow2(rest) if rest else 0,
+        num_warps=4 if block_h * block_r2 >= 1024 else 2,
+    )
+    return q_out, k_out
+
+
+def register(registry) -> None:
+    registry.register("rope", rope, name="cuda.triton_rope")

@@ -1,0 +1,110 @@
+"""Run a cuda kernel through the conformance runner, with the op spec's own cases, generators,
+tolerances and metrics (sglang.conformance.runner.run_case), on the GPU when there is one and
+otherwise in Triton's interpreter on CPU tensors.
+
+Import this module before any sglang_cuda.kernels module: it sets TRITON_INTERPRET=1 on a
+machine without a GPU, which triton reads when a kernel is decorated (at import).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+
+import pytest
+import torch
+
+if importlib.util.find_spec("triton") is None:
+    pytest.skip("triton is not installed: the cuda kernels are Triton", allow_module_level=True)
+GPU = torch.cuda.is_available()
+if not GPU:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+DEVICE = torch.device("cuda" if GPU else "cpu")
+
+from sglang.backend import (  # noqa: E402
+    KIND_CPU,
+    BackendInfo,
+    Capabilities,
+    ConformanceManifest,
+    CpuRuntime,
+    ProbeResult,
+    ProcessGroupCommunicator,
+    hookimpl,
+)
+from sglang.backend.discovery import load_backend  # noqa: E402
+from sglang.conformance.runner import PASSED, Target, run_case  # noqa: E402
+from sglang.ops import KernelRegistry, get_spec  # noqa: E402
+from sglang.ops.spec import Case  # noqa: E402
+
+CAPABILITIES = Capabilities(
+    dtypes=frozenset({"float32", "float16", "bfloat16"}),
+    fp8_formats=frozenset({"e4m3fn"}),
+    fp4_formats=frozenset({"nvfp4", "mxfp4"}),
+    int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
+    int8=True,
+)
+
+
+class _GpuRuntime(CpuRuntime):
+    """The CPU runtime's behaviour on the current GPU (tests only need device and sync)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.device = torch.device("cuda", torch.cuda.current_device())
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize()
+
+
+def target(op: str, fn: Callable, prepare: Callable | None = None) -> Target:
+    """A one-kernel backend ("k") serving `op` with `fn`, loaded the way plugins are."""
+
+    class Plugin:
+        @hookimpl
+        def sglang_backend_info(self):
+            return BackendInfo(name="k", version="0", device_type="cpu", kind=KIND_CPU)
+
+        @hookimpl
+        def sglang_backend_probe(self):
+            return ProbeResult.ok()
+
+        @hookimpl
+        def sglang_backend_capabilities(self):
+            return CAPABILITIES
+
+        @hookimpl
+        def sglang_backend_register_kernels(self, registry):
+            registry.register(op, fn, name=f"k.{op}", prepare=prepare)
+
+        @hookimpl
+        def sglang_backend_create_runtime(self, device_index):
+            return _GpuRuntime() if GPU else CpuRuntime(device_index)
+
+        @hookimpl
+        def sglang_backend_create_communicator(self, rank, world_size, init_method, device_index):
+            return ProcessGroupCommunicator("gloo", rank, world_size, init_method)
+
+        @hookimpl
+        def sglang_backend_conformance_manifest(self):
+            return ConformanceManifest()
+
+    registry = KernelRegistry()
+    backend = load_backend("k", lambda: Plugin, "test:Plugin", None, None, registry)
+    assert backend.available, backend.error
+    return Target(backend, registry, backend.create_runtime(device_index=0))
+
+
+def cases(op: str, keep: Callable[[Case], bool] = lambda c: True) -> list[Case]:
+    return [c for c in get_spec(op).cases() if keep(c)]
+
+
+def check(op: str, fn: Callable, case: Case, prepare: Callable | None = None) -> None:
+    """Run one case; fail with the runner's reason unless it passed."""
+    r = run_case(target(op, fn, prepare), get_spec(op), case)
+    assert r.status == PASSED, f"{case.id}: {r.status}: {r.reason}"
+
+
+def params(op: str, keep: Callable[[Case], bool] = lambda c: True) -> list:
+    """pytest parameters, one per selected case of `op`, with the case name as the id."""
+    return [pytest.param(c, id=c.name) for c in cases(op, keep)]

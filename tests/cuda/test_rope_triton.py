@@ -1,0 +1,37 @@
+"""rope: the cuda backend's Triton kernel against the spec's reference (neox and gpt-j pairs,
+partial rotary dims, scaled caches), through the conformance runner (in Triton's interpreter
+where there is no GPU), plus strided q/k views of a fused qkv projection."""
+
+from __future__ import annotations
+
+import kernel_checks as kc
+import pytest
+import torch
+from sglang.ops import rope as ref
+from sglang_cuda.kernels import rope
+
+
+def small(case):
+    return case.params["tokens"] <= 17 and case.params["heads"] <= 16
+
+
+@pytest.mark.parametrize("case", kc.params("rope", small))
+def test_rope(case):
+    kc.check("rope", rope.rope, case)
+
+
+@pytest.mark.parametrize("is_neox", [True, False])
+def test_rope_on_views_of_a_fused_qkv(is_neox):
+    t, h, hkv, d = 5, 4, 2, 64
+    gen = torch.Generator().manual_seed(0)
+    qkv = torch.randn(t, (h + 2 * hkv) * d, generator=gen).to(kc.DEVICE, torch.bfloat16)
+    q = qkv[:, : h * d].view(t, h, d)
+    k = qkv[:, h * d : (h + hkv) * d].view(t, hkv, d)
+    cache = ref.rope_cos_sin_cache(32, 64, 10000.0, None).to(kc.DEVICE)  # 32 of 64 dims rotate
+    positions = torch.tensor([0, 3, 63, 7, 1], device=kc.DEVICE)
+    before = qkv.clone()
+    q_out, k_out = rope.rope(positions, q, k, cache, is_neox)
+    q_ref, k_ref = ref.rope(positions, q, k, cache, is_neox)
+    torch.testing.assert_close(q_out, q_ref, atol=1.6e-2, rtol=1.6e-2)
+    torch.testing.assert_close(k_out, k_ref, atol=1.6e-2, rtol=1.6e-2)
+    assert torch.equal(qkv, before)
