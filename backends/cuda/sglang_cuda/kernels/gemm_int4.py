@@ -1,0 +1,162 @@
+"""gemm.int4 (W4A16: AWQ and GPTQ, act-order, integer or float zero points) on NVIDIA GPUs.
+
+`prepare` repacks a layer's weight once into one layout for every variant (Int4Weight):
+
+  qweight  int32 [ceil(K/8), N], packed along K: nibble i of row r is input row 8r + i (the
+           GPTQ layout; AWQ's N-packed, interleaved words are unpacked and repacked);
+  scales   float32 [K/G, N];
+  zs       float32 [K/G, N] = zero * scale, so w[k, n] = q * s - zs, one FMA per weight;
+  perm     int32 [K] or None: GPTQ act-order puts the rows in group order (perm = argsort(
+           g_idx)), so row j of the packed weight belongs to group j // G; the kernel then
+           reads x's columns through perm (x @ w = x[:, perm] @ w[perm]).
+
+The Triton kernel dequantizes [BLOCK_K, BLOCK_N] weight tiles in registers (shift, mask, FMA
+with the group's scale and scaled zero; one scale row per tile when BLOCK_K divides G) and
+feeds them, in x's dtype, to tl.dot with float32 accumulation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+from sglang.ops.quant import int4 as q4
+
+from sglang_cuda.kernels.common import mma
+
+
+class Int4Weight(NamedTuple):
+    """A prepared gemm.int4 weight (what `prepare` passes as `qweight`)."""
+
+    qweight: torch.Tensor  # int32 [ceil(K/8), N], packed along K
+    scales: torch.Tensor  # float32 [K/G, N]
+    zs: torch.Tensor  # float32 [K/G, N]: zero point times scale
+    perm: torch.Tensor | None  # int32 [K]: x's columns in the packed rows' order (act-order)
+    k: int
+    n: int
+    group_size: int
+
+
+def _unpack(packing, qweight, qzeros):
+    """-> (q [K, N] int32 codes, zeros [K/G, N] as the spec reads them)."""
+    if packing not in ("awq", "gptq"):
+        raise ValueError(f"unknown int4 packing {packing!r}")
+    if qzeros.is_floating_point():
+        return q4.unpack_qweight(qweight, packing), qzeros
+    if packing == "awq":
+        return q4.unpack_awq(qweight, qzeros)
+    return q4.unpack_gptq(qweight, qzeros)
+
+
+def prepare(args: dict) -> dict:
+    """The AWQ / GPTQ tensors of one layer -> {"qweight": Int4Weight} (load time: may sync)."""
+    packing, group_size = args["packing"], args["group_size"]
+    g_idx = args.get("g_idx")
+    if packing == "awq" and g_idx is not None:
+        raise ValueError("AWQ has no g_idx (act-order is a GPTQ feature)")
+    q, zeros = _unpack(packing, args["qweight"], args["qzeros"])
+    k, n = q.shape
+    scales = args["scales"].float()
+    perm = None
+    if g_idx is not None:
+        order = torch.argsort(g_idx.long(), stable=True)
+        if not torch.equal(order, torch.arange(k, device=order.device)):
+            groups = g_idx.long()[order]
+            if not torch.equal(groups, q4.default_g_idx(k, group_size, q.device).long()):
+                raise ValueError("act-order g_idx must give every group exactly group_size rows")
+            perm, q = order.to(torch.int32), q[order]
+    pad = (-k) % 8
+    if pad:
+        q = torch.nn.functional.pad(q, (0, 0, 0, pad))
+    packed = q4.pack_nibbles(q.t().contiguous()).t().contiguous()  # [ceil(K/8), N]
+    zs = (zeros.float() * scales).contiguous()
+    return {"qweight": Int4Weight(packed, scales.contiguous(), zs, perm, k, n, group_size)}
+
+
+@triton.jit
+def _w4a16_kernel(
+    x_ptr, qw_ptr, s_ptr, zs_ptr, perm_ptr, bias_ptr, out_ptr,
+    M, N, K, stride_xm, stride_qk, stride_s, stride_om,
+    G: tl.constexpr, ALIGNED: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
+    IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * tiles_n
+    first_m = (pid // width) * GROUP_M
+    group_m = tl.minimum(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % width) % group_m
+    pid_n = (pid % width) // group_m
+
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mmask = rows < M
+    nmask = cols < N
+    x_rows = x_ptr + rows.to(tl.int64)[:, None] * stride_xm
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        kk = k0 + tl.arange(0, BLOCK_K)
+        kmask = kk < K
+        if HAS_PERM:
+            src = tl.load(perm_ptr + kk, mask=kmask, other=0)
+        else:
+            src = kk
+        a = tl.load(x_rows + src[None, :], mask=mmask[:, None] & kmask[None, :], other=0.0)
+        wmask = kmask[:, None] & nmask[None, :]
+        packed = tl.load(qw_ptr + (kk // 8)[:, None] * stride_qk + cols[None, :], mask=wmask,
+                         other=0)
+        q = ((packed >> ((kk % 8) * 4)[:, None]) & 0xF).to(tl.float32)
+        if ALIGNED:  # the whole tile lies in one group: one row of scales
+            g_off = (k0 // G) * stride_s + cols
+            s = tl.load(s_ptr + g_off, mask=nmask, other=0.0)[None, :]
+            zs = tl.load(zs_ptr + g_off, mask=nmask, other=0.0)[None, :]
+        else:
+            g_off = (kk // G)[:, None] * stride_s + cols[None, :]
+            s = tl.load(s_ptr + g_off, mask=wmask, other=0.0)
+            zs = tl.load(zs_ptr + g_off, mask=wmask, other=0.0)
+        w = (q * s - zs).to(a.dtype)
+        acc = mma(acc, a, w, IEEE)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + cols, mask=nmask, other=0.0).to(tl.float32)[None, :]
+    o_ptrs = out_ptr + rows.to(tl.int64)[:, None] * stride_om + cols[None, :]
+    tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mmask[:, None] & nmask[None, :])
+
+
+def _tiles(m: int, group_size: int) -> tuple[int, int, int]:
+    block_m = 16 if m <= 16 else 32 if m <= 32 else 64
+    block_n = 32 if m <= 16 else 64 if m <= 64 else 128
+    block_k = 64 if group_size % 64 == 0 else 32
+    return block_m, block_n, block_k
+
+
+def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
+    """The spec's gemm.int4, with qweight an Int4Weight from `prepare` (or the raw tensors,
+    prepared on the fly)."""
+    w = qweight
+    if not isinstance(w, Int4Weight):
+        raw = {"qweight": qweight, "scales": scales, "qzeros": qzeros, "g_idx": g_idx}
+        w = prepare({**raw, "packing": packing, "group_size": group_size})["qweight"]
+    m = x.shape[0]
+    out = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
+    if m == 0 or w.n == 0:
+        return out
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    bm, bn, bk = _tiles(m, w.group_size)
+    grid = (triton.cdiv(m, bm) * triton.cdiv(w.n, bn),)
+    _w4a16_kernel[grid](
+        x, w.qweight, w.scales, w.zs, w.perm if w.perm is not None else w.qweight,
+        bias if bias is not None else out, out,
+        m, w.n, w.k, x.stride(0), w.qweight.stride(0), w.scales.stride(0), out.stride(0),
+        G=w.group_size, ALIGNED=w.group_size % bk == 0, HAS_PERM=w.perm is not None,
+        HAS_BIAS=bias is not None, IEEE=x.dtype == torch.float32,
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=4,
+    )
+    return out
+
+
+def register(registry) -> None:
+    registry.register("gemm.int4", int4, name="cuda.triton_w4a16", prepare=prepare)

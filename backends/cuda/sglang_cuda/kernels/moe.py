@@ -1,0 +1,232 @@
+"""moe.route and moe.experts on NVIDIA GPUs.
+
+route: torch ops on the GPU, float32 throughout, no host sync (softmax / sigmoid scores,
+optional correction bias and group masking, top-k, renormalisation, scaling).
+
+experts: a fused MoE over tokens sorted by expert, as SGLang's / vLLM's fused_moe does:
+
+  1. align: the T*k (token, slot) pairs are sorted by expert id; each expert's run is padded
+     to a multiple of BLOCK_M, so every BLOCK_M block of `sorted_pairs` belongs to one expert
+     (`block_expert`). Padding entries hold the pair count n (masked off in the kernels);
+     blocks past the padded total, and slots with id -1, belong to no expert. Sizes are static
+     upper bounds (n + min(E, n) * (BLOCK_M - 1)), so nothing waits on the GPU:
+
+        pairs by expert:  e0 e0 e0 | e2 | e5 e5           (BLOCK_M = 4)
+        sorted_pairs:     p p p n  | p n n n | p p n n | n ...   block_expert: 0 2 5 E ...
+
+  2. gate/up kernel: per (block, tile of I columns), the block's token rows of x times the
+     gate and up tiles of w13[e] (two accumulators), act(gate) * up written to h[pair, I] in
+     x.dtype: the activation fused into the first GEMM, no [n, 2I] intermediate.
+  3. down kernel: per (block, tile of D columns), h rows times w2[e], scaled by the pair's
+     routing weight, written in float32 to y[pair, D] (pairs no block covers stay zero).
+  4. out[t] = sum over the k slots of y[t*k + j], rounded once to x.dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sglang_cuda.kernels.activation import GELU_ERF, SILU, act_mul
+from sglang_cuda.kernels.common import mma
+
+# --- moe.route -------------------------------------------------------------------------------
+
+
+def route(
+    router_logits,
+    top_k,
+    scoring_func="softmax",
+    renormalize=True,
+    num_expert_group=None,
+    topk_group=None,
+    correction_bias=None,
+    routed_scaling_factor=1.0,
+):
+    if scoring_func not in ("softmax", "sigmoid"):
+        raise ValueError(f"scoring_func must be softmax or sigmoid, got {scoring_func!r}")
+    logits = router_logits.float()
+    grouped = num_expert_group is not None and num_expert_group > 1
+    if scoring_func == "softmax" and correction_bias is None and not grouped:
+        # softmax is monotonic: choose on the logits, normalise only the k chosen.
+        top, ids = logits.topk(top_k, dim=-1)
+        if renormalize:
+            weights = top.softmax(dim=-1)
+        else:
+            weights = (top - logits.logsumexp(dim=-1, keepdim=True)).exp()
+    else:
+        scores = logits.softmax(dim=-1) if scoring_func == "softmax" else logits.sigmoid()
+        choice = scores if correction_bias is None else scores + correction_bias.float()
+        if grouped:
+            choice = _mask_groups(choice, num_expert_group, topk_group, correction_bias is not None)
+        ids = choice.topk(top_k, dim=-1).indices
+        weights = scores.gather(1, ids)
+        if renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+    if routed_scaling_factor != 1.0:
+        weights = weights * routed_scaling_factor
+    return weights, ids.to(torch.int32)
+
+
+def _mask_groups(choice: torch.Tensor, groups: int, topk_group: int, biased: bool) -> torch.Tensor:
+    """choice [T, E] with the experts outside each row's topk_group best groups at -inf."""
+    t, e = choice.shape
+    grouped = choice.view(t, groups, e // groups)
+    if biased:
+        group_scores = grouped.topk(2, dim=-1).values.sum(dim=-1)
+    else:
+        group_scores = grouped.amax(dim=-1)
+    best = group_scores.topk(topk_group, dim=-1).indices
+    drop = torch.ones_like(group_scores, dtype=torch.bool).scatter_(1, best, False)
+    return grouped.masked_fill(drop.unsqueeze(-1), float("-inf")).view(t, e)
+
+
+# --- moe.experts -----------------------------------------------------------------------------
+
+
+def align(topk_ids: torch.Tensor, num_experts: int, block_m: int):
+    """-> (sorted_pairs [P] int32, block_expert [P / block_m] int32) (see the module
+    docstring); ids outside [0, E) (the -1 of padded slots) are dropped."""
+    device = topk_ids.device
+    flat = topk_ids.reshape(-1).to(torch.int64)
+    n = flat.numel()
+    capacity = triton.cdiv(n + min(num_experts, n) * (block_m - 1), block_m) * block_m
+    expert = torch.where((flat >= 0) & (flat < num_experts), flat, num_experts)
+    counts = torch.zeros(num_experts + 1, dtype=torch.int64, device=device)
+    counts.scatter_add_(0, expert, torch.ones_like(expert))
+    padded = (counts[:num_experts] + block_m - 1) // block_m * block_m
+    padded_end = padded.cumsum(0)
+    first_of = counts.cumsum(0) - counts  # where each expert's run starts among sorted pairs
+    order = expert.argsort(stable=True)
+    sorted_expert = expert[order]
+    rank = torch.arange(n, device=device) - first_of[sorted_expert]
+    known = sorted_expert < num_experts
+    start = (padded_end - padded)[sorted_expert.clamp(max=num_experts - 1)]
+    dest = torch.where(known, start + rank, capacity)  # dropped pairs land past the end
+    sorted_pairs = torch.full((capacity + 1,), n, dtype=torch.int32, device=device)
+    sorted_pairs[dest] = order.to(torch.int32)
+    block_start = torch.arange(0, capacity, block_m, device=device)
+    block_expert = torch.searchsorted(padded_end, block_start, right=True).to(torch.int32)
+    return sorted_pairs[:capacity], block_expert
+
+
+@triton.jit
+def _gate_up_kernel(
+    x_ptr, w_ptr, h_ptr, pairs_ptr, experts_ptr,
+    n_pairs, inter, K, E, stride_xm, stride_we, stride_wn, stride_wk, stride_hm,
+    TOPK: tl.constexpr, ACT: tl.constexpr, IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    e = tl.load(experts_ptr + pid_m).to(tl.int64)
+    if e >= E:
+        return
+    pair = tl.load(pairs_ptr + pid_m * BLOCK_M + tl.arange(0, BLOCK_M))
+    pmask = pair < n_pairs
+    token = (pair // TOPK).to(tl.int64)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    nmask = cols < inter
+    ks = tl.arange(0, BLOCK_K)
+    a_ptrs = x_ptr + token[:, None] * stride_xm + ks[None, :]
+    g_ptrs = w_ptr + e * stride_we + cols[None, :] * stride_wn + ks[:, None] * stride_wk
+    u_ptrs = g_ptrs + inter * stride_wn
+    acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        kmask = (k0 + ks) < K
+        a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
+        g = tl.load(g_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        u = tl.load(u_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        acc_g = mma(acc_g, a, g, IEEE)
+        acc_u = mma(acc_u, a, u, IEEE)
+        a_ptrs += BLOCK_K
+        g_ptrs += BLOCK_K * stride_wk
+        u_ptrs += BLOCK_K * stride_wk
+    h = act_mul(acc_g, acc_u, ACT)
+    h_ptrs = h_ptr + pair.to(tl.int64)[:, None] * stride_hm + cols[None, :]
+    tl.store(h_ptrs, h.to(h_ptr.dtype.element_ty), mask=pmask[:, None] & nmask[None, :])
+
+
+@triton.jit
+def _down_kernel(
+    h_ptr, w_ptr, y_ptr, pairs_ptr, experts_ptr, weights_ptr,
+    n_pairs, N, K, E, stride_hm, stride_we, stride_wn, stride_wk, stride_ym,
+    IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    e = tl.load(experts_ptr + pid_m).to(tl.int64)
+    if e >= E:
+        return
+    pair = tl.load(pairs_ptr + pid_m * BLOCK_M + tl.arange(0, BLOCK_M))
+    pmask = pair < n_pairs
+    rows = pair.to(tl.int64)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    nmask = cols < N
+    ks = tl.arange(0, BLOCK_K)
+    a_ptrs = h_ptr + rows[:, None] * stride_hm + ks[None, :]
+    b_ptrs = w_ptr + e * stride_we + cols[None, :] * stride_wn + ks[:, None] * stride_wk
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        kmask = (k0 + ks) < K
+        a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
+        b = tl.load(b_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        acc = mma(acc, a, b, IEEE)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K * stride_wk
+    weight = tl.load(weights_ptr + rows, mask=pmask, other=0.0)
+    acc = acc * weight[:, None]
+    y_ptrs = y_ptr + rows[:, None] * stride_ym + cols[None, :]
+    tl.store(y_ptrs, acc, mask=pmask[:, None] & nmask[None, :])
+
+
+def _config(n_pairs: int, num_experts: int) -> dict:
+    """Tile sizes by the mean number of pairs per expert: small blocks for decode (a few
+    tokens per expert), larger ones for prefill."""
+    per_expert = n_pairs / max(num_experts, 1)
+    if per_expert <= 16:
+        return {"BLOCK_M": 16, "BLOCK_N": 64, "BLOCK_K": 64}
+    if per_expert <= 64:
+        return {"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 64}
+    return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}
+
+
+def experts(x, w13, w2, topk_weights, topk_ids, activation="silu"):
+    if activation not in ("silu", "gelu"):
+        raise ValueError(f"activation must be silu or gelu, got {activation!r}")
+    tokens, hidden = x.shape
+    num_experts, inter = w2.shape[0], w2.shape[-1]
+    top_k = topk_ids.shape[-1]
+    n = tokens * top_k
+    if n == 0:
+        return torch.zeros_like(x)
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
+    w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
+    cfg = _config(n, num_experts)
+    bm, bn = cfg["BLOCK_M"], cfg["BLOCK_N"]
+    sorted_pairs, block_expert = align(topk_ids, num_experts, bm)
+    blocks = block_expert.numel()
+    ieee = x.dtype == torch.float32
+    h = torch.empty((n, inter), dtype=x.dtype, device=x.device)
+    _gate_up_kernel[(blocks, triton.cdiv(inter, bn))](
+        x, w13, h, sorted_pairs, block_expert,
+        n, inter, hidden, num_experts, x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2),
+        h.stride(0), TOPK=top_k, ACT=SILU if activation == "silu" else GELU_ERF, IEEE=ieee,
+        **cfg, num_warps=4,
+    )
+    y = torch.zeros((n, hidden), dtype=torch.float32, device=x.device)
+    weights = topk_weights.reshape(-1).float()
+    _down_kernel[(blocks, triton.cdiv(hidden, bn))](
+        h, w2, y, sorted_pairs, block_expert, weights,
+        n, hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
+        y.stride(0), IEEE=ieee, **cfg, num_warps=4,
+    )
+    return y.view(tokens, top_k, hidden).sum(dim=1).to(x.dtype)
+
+
+def register(registry) -> None:
+    registry.register("moe.route", route, name="cuda.moe_route")
+    registry.register("moe.experts", experts, name="cuda.triton_fused_moe")

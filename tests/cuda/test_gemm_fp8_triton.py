@@ -1,0 +1,36 @@
+"""gemm.fp8: the cuda backend's kernel against the spec's reference through the conformance
+runner: the Triton scaled GEMM (epilogue and 128x128 block scales) in the interpreter where
+there is no GPU, and the torch._scaled_mm plumbing (scale shapes, the transposed weight) on
+the CPU, whose torch runs _scaled_mm too."""
+
+from __future__ import annotations
+
+import kernel_checks as kc
+import pytest
+import torch
+from sglang_cuda.kernels import gemm_fp8
+
+
+def small(case):
+    p = case.params
+    return p["k"] <= 1000 and p["n"] <= 512 and (p["m"] <= 7 or case.dtype == torch.bfloat16)
+
+
+@pytest.mark.parametrize("case", kc.params("gemm.fp8", small))
+def test_fp8(case):
+    kc.check("gemm.fp8", gemm_fp8.fp8, case)
+
+
+def aligned(case):
+    p = case.params
+    return p["scheme"] != "block" and p["m"] > 0 and p["k"] % 16 == 0 and p["n"] % 16 == 0 \
+        and p["k"] <= 1000 and case.dtype != torch.float16
+
+
+@pytest.mark.skipif(kc.GPU, reason="on a GPU the conformance run takes torch._scaled_mm itself")
+@pytest.mark.parametrize("case", kc.params("gemm.fp8", aligned))
+def test_fp8_through_scaled_mm(case, monkeypatch):
+    monkeypatch.setattr(gemm_fp8, "torch_path", lambda x, scheme, n: True)
+    monkeypatch.setattr(gemm_fp8, "_disabled", set())
+    kc.check("gemm.fp8", gemm_fp8.fp8, case)
+    assert not gemm_fp8._disabled
