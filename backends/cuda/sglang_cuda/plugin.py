@@ -18,6 +18,7 @@ from sglang.backend import (
 )
 
 from sglang_cuda import __version__, kernels
+from sglang_cuda.arch import compute_capability
 from sglang_cuda.communicator import NcclCommunicator
 from sglang_cuda.defaults import server_defaults
 from sglang_cuda.probe import probe, triton_version
@@ -45,22 +46,37 @@ def sglang_backend_probe() -> ProbeResult:
 
 @hookimpl
 def sglang_backend_capabilities() -> Capabilities:
-    """What a Hopper GPU (sm_90) offers. Older architectures lack fp8 (sm_89 and up) and fp4
-    tensor cores; per-architecture narrowing arrives with the kernels that depend on it. FP4
-    is W4A16 (weights dequantised in the kernel), so it needs no Blackwell FP4 units."""
+    return capabilities_for(compute_capability())
+
+
+def capabilities_for(arch: tuple[int, int] | None) -> Capabilities:
+    """What the kernels can do on GPUs of compute capability `arch` (the lowest visible one;
+    None when unreadable, taken as Hopper, sm_90, the architecture this backend targets).
+
+    bfloat16 needs sm_80 (Ampere); the fp8 GEMM needs sm_89 (Ada, Hopper: e4m3 tensor cores
+    and torch._scaled_mm); W8A8 int8 takes sm_80 (int8 MMA, cuBLASLt int8). FP4 is W4A16:
+    codes and scales are decoded with integer arithmetic in the kernel, so it needs no
+    Blackwell FP4 units and runs wherever 16-bit tl.dot does. The int4 kernel takes integer
+    and float zero points alike."""
+    major_minor = arch or (9, 0)
+    ampere = major_minor >= (8, 0)
+    dtypes = {"float32", "float16"} | ({"bfloat16"} if ampere else set())
     return Capabilities(
-        dtypes=frozenset({"float32", "float16", "bfloat16"}),
-        fp8_formats=frozenset({"e4m3fn", "e5m2"}),
+        dtypes=frozenset(dtypes),
+        fp8_formats=frozenset({"e4m3fn", "e5m2"} if major_minor >= (8, 9) else ()),
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
-        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order"}),
-        int8=True,
+        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
+        int8=ampere,
         attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
         kv_layouts=("NHD",),
         page_sizes=(1, 16, 64),
         graph_capture=True,
         async_streams=True,
         collectives=COLLECTIVES,
-        extensions={"triton": triton_version()},
+        extensions={
+            "triton": triton_version(),
+            "compute_capability": f"{major_minor[0]}.{major_minor[1]}" if arch else "unknown",
+        },
     )
 
 
