@@ -53,7 +53,7 @@ def _torch_scaled_mm(xq, weight, x_scale, w_scale, out_dtype, scheme):
         return torch._scaled_mm(
             xq, weight.t(), scale_a=x_scale, scale_b=w_scale, out_dtype=out_dtype
         )
-    except RuntimeError as e:
+    except (RuntimeError, NotImplementedError, ValueError) as e:  # argument checks, on the host
         _disabled.add(scheme)
         logger.warning("torch._scaled_mm refused gemm.fp8 %s (%s); using Triton", scheme, e)
         return None
