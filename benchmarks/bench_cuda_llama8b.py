@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import statistics
 import sys
@@ -207,6 +208,7 @@ def offline_args(extra=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.prepare_sharegpt:
         prepare_sharegpt(args.prepare_sharegpt, args.sharegpt_prompts)
         return 0

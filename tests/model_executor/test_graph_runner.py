@@ -120,3 +120,40 @@ def test_server_args_take_graph_sizes_from_the_backend():
     args = ServerArgs(cuda_graph_max_bs=48)
     args.resolve_defaults(ServerDefaults(graph_batch_sizes=(1, 2, 4, 8)))
     assert args.cuda_graph_bs == [1, 2, 4, 8, 16, 24, 32, 48]
+
+
+def graph_backend() -> str | None:
+    """An available backend whose runtime captures graphs (cuda on a GPU machine), or None."""
+    from sglang.backend.discovery import discover
+
+    for b in discover().backends.values():
+        if b.available and b.capabilities is not None and b.capabilities.graph_capture:
+            return b.name
+    return None
+
+
+@pytest.mark.skipif(graph_backend() is None, reason="no backend with graph capture available")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_captured_graphs_give_the_eager_tokens(model_dir, dtype):
+    """Graphs on and off: the same greedy tokens, batches padded (3 -> 4) included."""
+    backend = graph_backend()
+    results = []
+    for disable in (True, False):
+        args = ServerArgs.from_kwargs(
+            model_path=model_dir,
+            device=backend,
+            dtype=dtype,
+            skip_tokenizer_init=True,
+            max_total_tokens=1024,
+            disable_radix_cache=True,
+            log_level="warning",
+            disable_cuda_graph=disable,
+            cuda_graph_bs=[1, 2, 4, 8],
+        )
+        scheduler, _ = build_scheduler(args)
+        graphs = scheduler.runner.graph_runner
+        assert (graphs is None) == disable
+        results.append(generate(scheduler))
+        if graphs is not None:
+            assert graphs.replays == max(NEW) - 1
+    assert results[0] == results[1]

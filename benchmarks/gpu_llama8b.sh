@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One GPU call of the CUDA performance work (attention kernels, decode graphs, Llama-3.1-8B).
+# Usage: benchmarks/gpu_llama8b.sh STAGE OUTDIR [bench_cuda_llama8b.py flags...]
+#   check  the Triton attention tests on the GPU, graphs on/off greedy tokens on a tiny Llama,
+#          attention conformance, then workloads a and b (batch-1 ITL, decode step sweep)
+#   bench  workloads c, d, e (offline random, ShareGPT from .bench8b/sharegpt500.json, shared
+#          prefix); extra flags pass through
+# Installs the carried wheels (.wheels) and the repo's packages first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+STAGE=$1; DIR=$2; shift 2
+mkdir -p "$DIR"
+export PYTHONUNBUFFERED=1
+pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
+export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+pip install -q --no-index --no-deps --no-build-isolation -e core -e models -e backends/cuda \
+    2>&1 | tail -2
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$DIR/gpu.txt"
+git log -1 --format=%H 2>/dev/null | tee -a "$DIR/gpu.txt"
+B8="python benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt .bench8b/sharegpt500.json"
+if [ "$STAGE" = check ]; then
+    python -m pytest -q -x -p no:cacheprovider tests/cuda/test_attention_triton.py \
+        tests/model_executor/test_graph_runner.py 2>&1 | tail -15 | tee "$DIR/tests.log"
+    sglang conformance --backend cuda --ops attention.decode,attention.extend \
+        --report "$DIR/attn-conformance.json" 2>&1 | tail -6
+    $B8 --only ab --profile-batch 1 --out "$DIR/llama8b.jsonl" "$@" 2>&1 \
+        | tee "$DIR/bench.log" | tail -60
+else
+    $B8 --only cde --out "$DIR/llama8b.jsonl" "$@" 2>&1 | grep -v " INFO " \
+        | tee "$DIR/bench.log" | tail -40
+fi
