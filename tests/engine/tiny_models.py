@@ -51,11 +51,14 @@ def configs() -> dict:
     }
 
 
-def save_tiny_model(name: str, path: str) -> str:
-    """Build the named tiny model with transformers, save it (safetensors) and return path."""
+def save_tiny_model(name: str, path: str, **overrides) -> str:
+    """Build the named tiny model with transformers (config fields in `overrides` replaced),
+    save it (safetensors) and return path."""
     import transformers as tf
 
     config = configs()[name]
+    for key, value in overrides.items():
+        setattr(config, key, value)
     torch.manual_seed(0)
     model = tf.AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
     with torch.no_grad():  # norms away from 1 (and Gemma's away from 0) so they matter
