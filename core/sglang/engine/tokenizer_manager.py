@@ -189,10 +189,18 @@ class TokenizerManager:
         state.output_ids.extend(out.new_token_ids)
         text = ""
         if state.detok is not None:
-            state.detok.add(out.new_token_ids)
+            new_ids = out.new_token_ids
+            matched = out.finished.matched if out.finished is not None else None
+            if (  # SGLang's trim: a matched stop token (EOS, stop_token_ids) is not text
+                isinstance(matched, int)
+                and not state.params.no_stop_trim
+                and new_ids
+                and new_ids[-1] == matched
+            ):
+                new_ids = new_ids[:-1]
+            state.detok.add(new_ids)
             if out.finished is not None:
-                matched = out.finished.matched if isinstance(out.finished.matched, str) else None
-                state.detok.finish(matched)
+                state.detok.finish(matched if isinstance(matched, str) else None)
             state.detok.delta(out.finished is not None)
             text = state.detok.text[: state.detok.emitted]
         meta: dict[str, Any] = {
