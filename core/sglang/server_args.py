@@ -51,6 +51,8 @@ class ServerArgs:
     attention_backend: str | None = None
     trust_remote_code: bool = False
     grammar_backend: str = DEFAULT_GRAMMAR_BACKEND  # xgrammar | llguidance (sglang.constrained)
+    tool_call_parser: str | None = None  # None / "auto": detected from the chat template
+    reasoning_parser: str | None = None  # None: no reasoning separation; "auto": detected
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +88,10 @@ class ServerArgs:
             raise ValueError("--stream-interval must be >= 1")
         if self.grammar_backend not in grammar_backends():
             raise ValueError(f"--grammar-backend must be one of {grammar_backends()}")
+        if self.tool_call_parser is not None and self.tool_call_parser not in tool_parsers():
+            raise ValueError(f"--tool-call-parser must be one of {tool_parsers()}")
+        if self.reasoning_parser is not None and self.reasoning_parser not in reasoning_parsers():
+            raise ValueError(f"--reasoning-parser must be one of {reasoning_parsers()}")
 
     def resolve_defaults(self, backend_defaults: Any) -> None:
         """Fill unset values from the backend's ServerDefaults, then the core's own."""
@@ -107,6 +113,19 @@ class ServerArgs:
 
 
 # --- command line --------------------------------------------------------------------------
+def tool_parsers() -> tuple[str, ...]:
+    """--tool-call-parser's choices: the formats, their SGLang aliases, and auto."""
+    from sglang.server.tool_parsers import ALIASES, TOOL_PARSERS
+
+    return ("auto", *sorted({*TOOL_PARSERS, *ALIASES}))
+
+
+def reasoning_parsers() -> tuple[str, ...]:
+    from sglang.server.reasoning_parsers import REASONING_PARSERS
+
+    return ("auto", *REASONING_PARSERS)
+
+
 def add_cli_args(parser, attention_backends=None) -> None:
     """SGLang's flag names and defaults where the meaning is the same. `attention_backends`
     (the choices of --attention-backend) come from the kernel registry, never from a list
@@ -146,6 +165,18 @@ def add_cli_args(parser, attention_backends=None) -> None:
     a("--attention-backend", default=None, choices=attention_backends)
     a("--trust-remote-code", action="store_true")
     a("--grammar-backend", default=d.grammar_backend, choices=grammar_backends())
+    a(
+        "--tool-call-parser",
+        default=None,
+        choices=tool_parsers(),
+        help="format of tool calls in the output (default: detected from the chat template)",
+    )
+    a(
+        "--reasoning-parser",
+        default=None,
+        choices=reasoning_parsers(),
+        help="split <think> reasoning into reasoning_content (default: off)",
+    )
 
 
 def from_cli(ns) -> ServerArgs:

@@ -57,12 +57,16 @@ def _validate(name: str, kind: str, spec: str) -> GrammarError | None:
     return None
 
 
+def validate_spec(name: str, kind: str, spec: str) -> None:
+    """Raise GrammarError when `spec` of `kind` is invalid for the backend `name` (cached)."""
+    error = _validate(name, kind, spec)
+    if error is not None:
+        raise GrammarError(error.kind, error.problem)
+
+
 def validate_constraint(name: str, params: Any) -> None:
     """Raise GrammarError when the request's json_schema / regex / ebnf is invalid for the
     backend `name`. Parses without a tokenizer (milliseconds; answers are cached)."""
     constraint = constraint_of(params)
-    if constraint is None:
-        return
-    error = _validate(name, *constraint)
-    if error is not None:
-        raise GrammarError(error.kind, error.problem)
+    if constraint is not None:
+        validate_spec(name, *constraint)

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from sglang.server.chat_tools import ChoiceOutput, plan_tools, template_tool_calls
 from sglang.server.errors import APIError
 from sglang.server.protocol import ROLES, ChatCompletionRequest, CompletionRequest, SamplingFields
 from sglang.server.response_format import constrained_fields
@@ -143,7 +144,16 @@ def chat_messages(req: ChatCompletionRequest) -> list[dict[str, Any]]:
         content = m.content
         if isinstance(content, list):
             content = "".join(p.text or "" for p in content if p.type == "text")
-        out.append({"role": m.role, "content": content or ""})
+        message: dict[str, Any] = {"role": m.role, "content": content or ""}
+        extra = m.model_extra or {}
+        if m.name is not None:
+            message["name"] = m.name
+        if extra.get("tool_calls") is not None:
+            message["tool_calls"] = template_tool_calls(extra["tool_calls"], i)
+        for key in ("tool_call_id", "reasoning_content"):
+            if extra.get(key) is not None:
+                message[key] = extra[key]
+        out.append(message)
     return out
 
 
@@ -180,12 +190,40 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
         req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     )
     check_common(state, req, max_tokens)
-    ids = state.render_chat(chat_messages(req), **(req.chat_template_kwargs or {}))
+    plan = plan_tools(
+        req.tools,
+        req.tool_choice,
+        req.parallel_tool_calls,
+        state.tool_call_parser,
+        state.args.grammar_backend,
+    )
+    template_kwargs = req.chat_template_kwargs or {}
+    ids = state.render_chat(chat_messages(req), tools=plan.tools, **template_kwargs)
     ids = state.fit_prompt(ids, max_tokens)
     fields = sampling_fields(
         req, max_tokens if max_tokens is not None else state.context_len - len(ids)
     )
-    fields.update(constrained_fields(fields, req.response_format))
+    answer = constrained_fields(fields, req.response_format)
+    if plan.constraint is not None:
+        given = [k for k in ("json_schema", "regex", "ebnf") if fields.get(k) is not None]
+        if answer:
+            given.insert(0, "response_format")
+        if given:
+            raise APIError(
+                400,
+                f"tool_choice {tool_choice_text(req.tool_choice)} constrains the output; it "
+                f"cannot be combined with {', '.join(given)}",
+                "tool_choice",
+            )
+        answer = plan.constraint
+    fields.update(answer)
+    if plan.parser is not None and plan.parser.needs_special_tokens:
+        fields["skip_special_tokens"] = False  # the format's markers are special tokens
+    reasoning = state.reasoning_parser if req.separate_reasoning else None
+
+    def output() -> ChoiceOutput:
+        return ChoiceOutput(reasoning, plan, bool(answer), req.stream_reasoning)
+
     params = [state.sampling_params(seeded(fields, i)) for i in range(req.n)]
     top = (req.top_logprobs or 0) if req.logprobs else 0
     kw = dict(return_logprob=req.logprobs, top_logprobs_num=top)
@@ -199,8 +237,9 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     ]
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        outputs = [output() for _ in streams]
         return StreamingResponse(
-            chat_stream(state, rid, created, len(ids), streams, include_usage),
+            chat_stream(state, rid, created, len(ids), streams, outputs, include_usage),
             media_type="text/event-stream",
         )
     try:
@@ -210,12 +249,13 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     choices = []
     for i, r in enumerate(results):
         meta = r["meta_info"]
+        out = output()
         choices.append(
             {
                 "index": i,
-                "message": {"role": "assistant", "content": r["text"]},
+                "message": out.message(r["text"]),
                 "logprobs": chat_logprobs(state, meta, 0, None) if req.logprobs else None,
-                "finish_reason": finish_reason(meta),
+                "finish_reason": out.finish_reason(finish_reason(meta)),
             }
         )
     cached = max(r["meta_info"]["cached_tokens"] for r in results)
@@ -231,8 +271,12 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     )
 
 
+def tool_choice_text(choice: Any) -> str:
+    return choice if isinstance(choice, str) else repr(choice["function"]["name"])
+
+
 async def chat_stream(
-    state, rid, created, prompt_len, streams, include_usage
+    state, rid, created, prompt_len, streams, outputs: list[ChoiceOutput], include_usage
 ) -> AsyncIterator[str]:
     base = {
         "id": rid,
@@ -255,18 +299,19 @@ async def chat_stream(
         async for i, chunk in merged(streams):
             meta = chunk["meta_info"]
             text = chunk["text"][sent_text[i] :]
+            sent_text[i] = len(chunk["text"])
             n = len(chunk["output_ids"])
             reason = finish_reason(meta)
-            if not text and reason is None:
-                continue
+            delta = outputs[i].feed(text) if text else {}
+            if reason is not None:
+                for key, value in outputs[i].finish().items():
+                    delta[key] = delta.get(key, type(value)()) + value
+                reason = outputs[i].finish_reason(reason)
+            if not delta and reason is None:
+                continue  # held back (a tag or call may be starting); its logprobs come later
             logprobs = chat_logprobs(state, meta, sent_tokens[i], n)
-            sent_text[i], sent_tokens[i] = len(chunk["text"]), n
-            choice = {
-                "index": i,
-                "delta": {"content": text} if text else {},
-                "logprobs": logprobs,
-                "finish_reason": reason,
-            }
+            sent_tokens[i] = n
+            choice = {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": reason}
             yield sse({**base, "choices": [choice]})
             if reason is not None:
                 finals[i] = chunk

@@ -65,9 +65,13 @@ class ChatCompletionRequest(SamplingFields):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Any] | None = None
     tool_choice: Any = None
+    parallel_tool_calls: bool = True
     chat_template_kwargs: dict[str, Any] | None = None
+    # SGLang's extras: reasoning_content split off (with --reasoning-parser), streamed or not
+    separate_reasoning: bool = True
+    stream_reasoning: bool = True
 
 
 class CompletionRequest(SamplingFields):

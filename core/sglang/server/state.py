@@ -5,12 +5,14 @@ checks, sampling-parameter errors as HTTP 400, metrics, and abort on client disc
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
+from jinja2 import TemplateError
 
 from sglang.constrained import GrammarError
 from sglang.engine.tokenizer_manager import TokenizerManager
@@ -18,9 +20,16 @@ from sglang.model_loader import chat_template as model_chat_template
 from sglang.sampling.params import SamplingParams
 from sglang.server.errors import APIError
 from sglang.server.metrics import ServerMetrics
+from sglang.server.reasoning_parsers import (
+    ReasoningParser,
+    detect_reasoning_parser,
+    get_reasoning_parser,
+)
+from sglang.server.tool_parsers import ALIASES, detect_tool_parser
 from sglang.server_args import ServerArgs
 
 DISCONNECT_POLL_S = 0.5
+logger = logging.getLogger(__name__)
 
 
 class ServerState:
@@ -44,6 +53,40 @@ class ServerState:
                 self.chat_template = model_chat_template(self.tokenizer, source)
         self.sampling_defaults: dict[str, Any] = {}
         self.started = time.time()
+        self.tool_call_parser = self._pick_tool_call_parser()
+        self.reasoning_parser = self._pick_reasoning_parser()
+
+    def _pick_tool_call_parser(self) -> str | None:
+        """--tool-call-parser, or the format the chat template teaches (logged either way)."""
+        name = self.args.tool_call_parser
+        if name not in (None, "auto"):
+            name = ALIASES.get(name, name)
+            logger.info("tool-call parser: %s (--tool-call-parser)", name)
+            return name
+        name = detect_tool_parser(self.chat_template)
+        if name is not None:
+            logger.info("tool-call parser: %s (detected from the chat template)", name)
+        elif self.chat_template is not None:
+            logger.info(
+                "tool-call parser: none (the chat template shows no known tool-call format; "
+                "tools reach the template, calls are not parsed; see --tool-call-parser)"
+            )
+        return name
+
+    def _pick_reasoning_parser(self) -> ReasoningParser | None:
+        name = self.args.reasoning_parser
+        if name == "auto":
+            prompt = ""
+            if self.chat_template is not None and "<think>" in self.chat_template:
+                try:
+                    prompt = self._render([{"role": "user", "content": "Hi"}])
+                except Exception:  # a template that needs more than this: qwen3's rule
+                    prompt = ""
+            name = detect_reasoning_parser(self.chat_template, prompt)
+            logger.info("reasoning parser: %s (detected from the chat template)", name)
+        elif name is not None:
+            logger.info("reasoning parser: %s (--reasoning-parser)", name)
+        return None if name is None else get_reasoning_parser(name)
 
     # --- input checks ----------------------------------------------------------------------
     def check_model(self, model: str | None) -> None:
@@ -55,21 +98,30 @@ class ServerState:
             raise APIError(400, "the server runs with --skip-tokenizer-init: send token ids")
         return list(self.tokenizer.encode(text, add_special_tokens=add_special_tokens))
 
-    def render_chat(self, messages: list[dict], **template_kwargs: Any) -> list[int]:
+    def render_chat(
+        self, messages: list[dict], tools: list[dict] | None = None, **template_kwargs: Any
+    ) -> list[int]:
         if self.tokenizer is None:
             raise APIError(
                 400, "chat needs a tokenizer; the server runs with --skip-tokenizer-init"
             )
         if self.chat_template is None:
             raise APIError(400, "the model has no chat template; pass --chat-template")
-        text = self.tokenizer.apply_chat_template(
+        try:
+            text = self._render(messages, tools=tools, **template_kwargs)
+        except TemplateError as e:  # the template's own checks (raise_exception) included
+            msg = f"the chat template rejected the messages: {e}"
+            raise APIError(400, msg, "messages") from None
+        return self.encode(text, add_special_tokens=False)
+
+    def _render(self, messages: list[dict], **kw: Any) -> str:
+        return self.tokenizer.apply_chat_template(
             messages,
             chat_template=self.chat_template,
             tokenize=False,
             add_generation_prompt=True,
-            **template_kwargs,
+            **kw,
         )
-        return self.encode(text, add_special_tokens=False)
 
     def fit_prompt(self, ids: list[int], max_new_tokens: int | None) -> list[int]:
         """Prompts longer than the context are a 400, or cut with --allow-auto-truncate."""

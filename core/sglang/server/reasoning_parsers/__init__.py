@@ -22,6 +22,7 @@ __all__ = [
     "REASONING_PARSERS",
     "ReasoningParser",
     "StreamingReasoningParser",
+    "detect_reasoning_parser",
     "get_reasoning_parser",
 ]
 
@@ -33,3 +34,17 @@ def get_reasoning_parser(name: str) -> ReasoningParser:
         raise ValueError(f"unknown reasoning parser {name!r}; choose one of {choices}")
     module, cls = REASONING_PARSERS[name]
     return getattr(importlib.import_module(module), cls)()
+
+
+def detect_reasoning_parser(chat_template: str | None, generation_prompt: str = "") -> str | None:
+    """`--reasoning-parser auto`: the parser a chat template calls for, None if it shows no
+    `<think>`. A template whose generation prompt ends inside an opened `<think>` makes the
+    model start mid-thought (deepseek-r1); otherwise the `<think>` block is optional (qwen3).
+
+    generation_prompt: the template rendered for one user message with the generation prompt.
+    """
+    if not chat_template or "<think>" not in chat_template:
+        return None
+    if generation_prompt.rstrip().endswith("<think>"):
+        return "deepseek-r1"
+    return "qwen3"

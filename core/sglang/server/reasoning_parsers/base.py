@@ -121,12 +121,16 @@ class ReasoningParser:
     starts_in_reasoning: ClassVar[bool] = False
     """The output begins inside the reasoning (the template opened <think>)."""
 
-    def stream(self) -> StreamingReasoningParser:
-        return StreamingReasoningParser(self.starts_in_reasoning)
+    def stream(self, starts_in_reasoning: bool | None = None) -> StreamingReasoningParser:
+        """starts_in_reasoning: override the format's (False: an output whose start the route
+        constrained to an answer is reasoning only inside an explicit <think> block)."""
+        if starts_in_reasoning is None:
+            starts_in_reasoning = self.starts_in_reasoning
+        return StreamingReasoningParser(starts_in_reasoning)
 
-    def parse(self, text: str) -> tuple[str, str]:
+    def parse(self, text: str, starts_in_reasoning: bool | None = None) -> tuple[str, str]:
         """(reasoning_content, content) of a whole output; reasoning "" when there is none."""
-        s = self.stream()
+        s = self.stream(starts_in_reasoning)
         r1, c1 = s.feed(text)
         r2, c2 = s.finish()
         return r1 + r2, c1 + c2
