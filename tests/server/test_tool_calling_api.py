@@ -110,6 +110,8 @@ def servers(model_dir):
             f.result()  # raises the first failure to start
         yield started
     finally:
+        for s in started.values():  # all shut down together, then waited for
+            s.proc.terminate()
         for s in started.values():
             s.stop()
 
