@@ -3,6 +3,7 @@
 # Usage: benchmarks/gpu_llama8b.sh STAGE OUTDIR [bench_cuda_llama8b.py flags...]
 #   check  the Triton attention tests on the GPU, graphs on/off greedy tokens on a tiny Llama,
 #          attention conformance, then workloads a and b (batch-1 ITL, decode step sweep)
+#   all    graphs on/off tokens, then workloads a-e under `timeout $BUDGET_S` (default 240)
 #   bench  workloads c, d, e (offline random, ShareGPT from .bench8b/sharegpt500.json, shared
 #          prefix); extra flags pass through
 # Installs the carried wheels (.wheels) and the repo's packages first.
@@ -11,20 +12,25 @@ cd "$(dirname "$0")/.."
 STAGE=$1; DIR=$2; shift 2
 mkdir -p "$DIR"
 export PYTHONUNBUFFERED=1
-pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
+python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
 export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-pip install -q --no-index --no-deps --no-build-isolation -e core -e models -e backends/cuda \
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models -e backends/cuda \
     2>&1 | tail -2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$DIR/gpu.txt"
 git log -1 --format=%H 2>/dev/null | tee -a "$DIR/gpu.txt"
-B8="python benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt .bench8b/sharegpt500.json"
+B8="python3 benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt .bench8b/sharegpt500.json"
 if [ "$STAGE" = check ]; then
-    python -m pytest -q -x -p no:cacheprovider tests/cuda/test_attention_triton.py \
+    python3 -m pytest -q -x -p no:cacheprovider tests/cuda/test_attention_triton.py \
         tests/model_executor/test_graph_runner.py 2>&1 | tail -15 | tee "$DIR/tests.log"
-    sglang conformance --backend cuda --ops attention.decode,attention.extend \
+    python3 -m sglang.cli.main conformance --backend cuda --ops attention.decode,attention.extend \
         --report "$DIR/attn-conformance.json" 2>&1 | tail -6
     $B8 --only ab --profile-batch 1 --out "$DIR/llama8b.jsonl" "$@" 2>&1 \
         | tee "$DIR/bench.log" | tail -60
+elif [ "$STAGE" = all ]; then  # graphs on/off tokens, then every workload within BUDGET_S
+    python3 -m pytest -q -p no:cacheprovider tests/model_executor/test_graph_runner.py \
+        -k captured 2>&1 | tail -5 | tee "$DIR/tests.log"
+    timeout "${BUDGET_S:-240}" $B8 --only abcde --out "$DIR/llama8b.jsonl" "$@" 2>&1 \
+        | grep -v "it/s\]" | tee "$DIR/bench.log" | tail -40
 else
     $B8 --only cde --out "$DIR/llama8b.jsonl" "$@" 2>&1 | grep -v " INFO " \
         | tee "$DIR/bench.log" | tail -40

@@ -76,7 +76,8 @@ class ModelRunner:
         params = dict(self.model.named_parameters())
         if self.args.load_format == "dummy":
             shapes = {n: (tuple(p.shape), p.dtype) for n, p in params.items()}
-            weights = dummy_weights(shapes, seed=self.args.random_seed or 0)
+            # On the device: drawing 8B values on the host takes minutes.
+            weights = dummy_weights(shapes, seed=self.args.random_seed or 0, device=self.device)
             for name, tensor in weights:
                 params[name].data.copy_(tensor)
             return
