@@ -88,3 +88,17 @@ def test_tied_lm_head_quantizes_a_copy(ops):
     assert logits.dtype == torch.float32 and logits.shape == (2, 64)
     # Embedding (float32) plus the head's int4 weight (and, on xeon, its dense copy).
     assert weight_bytes(model) >= 64 * 32 * 4 + 64 * 32 // 2
+
+
+def test_weight_bytes_counts_shared_memory_once():
+    """A prepared weight that is the parameter detached (the dense path) is not counted twice."""
+    from torch import nn
+
+    class One(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(8, 4))
+            self.alias = self.w.detach()
+
+    model = One()
+    assert weight_bytes(model) == 8 * 4 * 4

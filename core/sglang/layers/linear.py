@@ -144,12 +144,20 @@ def prepare_linear_layers(model: nn.Module, quantization: str | None = None) -> 
 
 def weight_bytes(model: nn.Module) -> int:
     """Bytes held by the model's parameters and its linear layers' prepared weights, each
-    tensor counted once."""
-    seen: dict[int, torch.Tensor] = {id(p): p for p in model.parameters()}
+    storage counted once (a prepared weight is often the parameter itself, detached: another
+    tensor object over the same memory)."""
+    tensors = list(model.parameters())
     for m in model.modules():
         if isinstance(m, Linear):
-            seen.update((id(t), t) for t in m.prepared_tensors())
-    return sum(t.numel() * t.element_size() for t in seen.values())
+            tensors += m.prepared_tensors()
+    held: dict[int, int] = {}
+    for t in tensors:
+        try:
+            storage = t.untyped_storage()
+            held[storage.data_ptr()] = storage.nbytes()
+        except (NotImplementedError, RuntimeError):  # opaque tensors (prepacked): no storage
+            held[id(t)] = t.numel() * t.element_size()
+    return sum(held.values())
 
 
 class MergedLinear(Linear):
