@@ -132,3 +132,14 @@ def test_plan_tools():
     with pytest.raises(APIError, match="only allowed when tools"):
         plan_tools(None, "auto", True, "hermes", "xgrammar")
     assert plan_tools(None, "none", True, "hermes", "xgrammar") == ToolPlan()
+
+
+def test_reasoning_parser_detection():
+    from sglang.server.reasoning_parsers import detect_reasoning_parser
+
+    assert detect_reasoning_parser(None) is None
+    assert detect_reasoning_parser("{{ messages }}", "<|im_start|>assistant\n") is None
+    qwen3 = "{%- if enable_thinking is false %}<think>\n\n</think>\n\n{%- endif %}"
+    assert detect_reasoning_parser(qwen3, "<|im_start|>assistant\n") == "qwen3"
+    r1 = "{{ '<｜Assistant｜><think>\n' }}"
+    assert detect_reasoning_parser(r1, "<｜Assistant｜><think>\n") == "deepseek-r1"
