@@ -1,13 +1,18 @@
 """gemm.dense and gemm.int8 on NVIDIA GPUs.
 
 dense: F.linear, i.e. cuBLAS(Lt) with the bias fused into its epilogue where it can be. float32
-stays IEEE unless the user opted into TF32 (torch's allow_tf32 flags, off by default).
+stays IEEE unless the user opted into TF32 (torch's allow_tf32 flags, off by default). float16
+split-K reductions stay in float32: torch lets cuBLAS reduce them in float16 by default, which
+failed the spec's float16 tolerance at K=1000 on an H200; registering these kernels turns that
+off (torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction).
 
 int8 (W8A8): x is quantized per token in torch (sglang.ops.quant.int8's formula, a few
 elementwise kernels, no host sync); the int32 GEMM is torch._int_mm (cuBLASLt) where its
-shape rules hold (M > 16, K and N multiples of 8) with the scales and bias applied after,
-and otherwise (decode batches, odd shapes) the Triton scaled GEMM with the scales fused in
-its epilogue (sglang_cuda.kernels.scaled_mm).
+shape rules hold (M > 16, K and N multiples of 8) with the scales and bias applied after.
+Other shapes (decode batches, odd sizes) are zero-padded up to those rules (zeros add nothing
+to the integer sums): the Triton int8 path of sglang_cuda.kernels.scaled_mm failed every case
+on an H200 (triton 3.6), so on CUDA it is not used for int8; it remains the path where
+_int_mm does not exist (Triton's CPU interpreter in the tests).
 """
 
 from __future__ import annotations
@@ -23,17 +28,30 @@ def dense(x, weight, bias=None):
     return F.linear(x, weight if weight.dtype == x.dtype else weight.to(x.dtype), bias)
 
 
-def int_mm_fits(m: int, k: int, n: int) -> bool:
-    """torch._int_mm's shape rules (cuBLASLt int8): M > 16, K and N multiples of 8."""
-    return m > 16 and k % 8 == 0 and n % 8 == 0 and k > 0
+def _round8(v: int) -> int:
+    return (v + 7) // 8 * 8
+
+
+def padded_int_mm(xq: torch.Tensor, wq: torch.Tensor) -> torch.Tensor:
+    """int32 xq [M, K] @ wq [N, K].T through torch._int_mm, zero-padding M to 17 and K, N to
+    multiples of 8 where they fall short."""
+    m, k = xq.shape
+    n = wq.shape[0]
+    mp, kp, np_ = max(m, 17), _round8(k), _round8(n)
+    if (mp, kp) != (m, k):
+        xq = F.pad(xq, (0, kp - k, 0, mp - m))
+    if (np_, kp) != (n, k):
+        wq = F.pad(wq, (0, kp - k, 0, np_ - n))
+    acc = torch._int_mm(xq, wq.t())  # wq [N, K] row-major = column-major [K, N]
+    return acc if (mp, np_) == (m, n) else acc[:m, :n]
 
 
 def int8(x, weight, weight_scale, bias=None):
     m, k = x.shape
     n = weight.shape[0]
     xq, x_scale = quantize_int8_rowwise(x)  # [M, K] int8, [M] float32
-    if int_mm_fits(m, k, n) and x.device.type == "cuda":
-        acc = torch._int_mm(xq, weight.t())  # weight [N, K] row-major = column-major [K, N]
+    if x.device.type == "cuda" and m > 0 and k > 0 and n > 0:
+        acc = padded_int_mm(xq, weight)
         out = acc.float() * x_scale.float().unsqueeze(1) * weight_scale.float().unsqueeze(0)
         if bias is not None:
             out += bias.float()
@@ -42,5 +60,6 @@ def int8(x, weight, weight_scale, bias=None):
 
 
 def register(registry) -> None:
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
     registry.register("gemm.dense", dense, name="cuda.cublas_linear")
     registry.register("gemm.int8", int8, name="cuda.int8_mm")
