@@ -38,7 +38,7 @@ for _ in $(seq 240); do
 done
 python3 -m sglang.bench_serving --backend sglang --port 30000 --dataset-name sharegpt \
     --dataset-path .bench8b/serving/sharegpt2000.json --num-prompts "$N" --request-rate "$RATE" \
-    --disable-tqdm --output-file "$DIR/serving.jsonl" 2>&1 | tee "$DIR/bench_serving.log" | tail -40
+    --tokenizer "$MODEL" --disable-tqdm --output-file "$DIR/serving.jsonl" 2>&1 | tee "$DIR/bench_serving.log" | tail -40
 kill -TERM $SERVER; wait $SERVER
 echo "server exit $?"
 grep -E "captur|graph|KV|pool|backend" "$DIR/server.log" | head -20

@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 GIB = 1 << 30
 
 
+MAX_RUNNING_DEFAULT = 256  # --max-running-requests when unset (fewer if the pool is small)
+
 class ModelRunner:
     def __init__(
         self, args: ServerArgs, platform: Platform, model_config: ModelConfig, source: ModelSource
@@ -109,14 +111,15 @@ class ModelRunner:
                 f"mem_fraction_static {args.mem_fraction_static} of {total / GIB:.1f} GiB "
                 f"({free / GIB:.1f} GiB free) minus {self.weight_bytes / GIB:.2f} GiB of weights"
             )
-            # Without a limit the pool would hold far more than the running requests can use.
-            cap = self.context_len * max(args.max_running_requests or 1, 1)
+            # Without a limit the pool would hold far more than the running requests can use
+            # (unset --max-running-requests: its default upper bound).
+            cap = self.context_len * max(args.max_running_requests or MAX_RUNNING_DEFAULT, 1)
             if tokens > cap:
                 tokens, why = cap, why + f", capped at context_len x max_running_requests = {cap}"
         if tokens < 16:
             raise RuntimeError(f"the KV pool fits only {tokens} tokens ({why}); lower the load")
         if args.max_running_requests is None:
-            args.max_running_requests = max(1, min(256, tokens // 2))
+            args.max_running_requests = max(1, min(MAX_RUNNING_DEFAULT, tokens // 2))
         self.kv_cache = KVCache(
             cfg.num_hidden_layers,
             tokens,
