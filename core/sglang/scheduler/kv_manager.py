@@ -1,5 +1,6 @@
 """KVManager: who holds which KV slots. Glues the request table, the slot allocator and the
-prefix cache into the verb pairs the scheduler uses (admit / release, grow)."""
+prefix cache into the verb pairs the scheduler uses (admit / release, grow), plus
+`cache_unfinished`, which shares a running request's computed prefix through the cache."""
 
 from __future__ import annotations
 
@@ -60,6 +61,35 @@ class KVManager:
         if slots is not None:
             self.req_to_token.write(req.row, req.kv_len, slots)
         return slots
+
+    def cache_unfinished(self, req: Req) -> None:
+        """Share a running request's computed KV through the prefix cache (SGLang's
+        `cache_unfinished_req`), called after each prefill forward (every chunk).
+
+        fill_ids[:kv_len] go into the tree; slots someone else cached meanwhile (a request of
+        the same batch computed the same prefix) are freed and the row points at the tree's;
+        the lock moves from the old last node to the new deepest one. Afterwards
+        prefix_len == kv_len: every slot the request has is the tree's, locked by it, and
+        later requests match them while this one is still decoding."""
+        if req.row is None or req.kv_len <= req.prefix_len or not self.cache.stores_prefixes:
+            return
+        key = req.fill_ids[: req.kv_len]
+        slots = self.slots_of(req, req.kv_len).clone()
+        already = self.cache.insert(key, slots)
+        if already > req.prefix_len:
+            self.allocator.free(slots[req.prefix_len : already])
+        match = self.cache.match_prefix(key)
+        if match.indices.numel() != req.kv_len:
+            raise RuntimeError(
+                f"cached {req.kv_len} tokens but matched {match.indices.numel()} back"
+            )
+        if already > req.prefix_len:
+            self.req_to_token.write(
+                req.row, 0, match.indices[:already].to(self.req_to_token.device)
+            )
+        self.cache.inc_lock_ref(match.last_node)
+        self.cache.dec_lock_ref(req.last_node)
+        req.last_node, req.prefix_len = match.last_node, req.kv_len
 
     def slots_of(self, req: Req, end: int) -> torch.Tensor:
         return self.req_to_token.req_to_token[req.row, :end]

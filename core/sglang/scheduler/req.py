@@ -34,7 +34,9 @@ class Req:
 
     fill_ids = prompt_ids + output_ids
     fill_ids[:kv_len]      have KV, at req_to_token[row, :kv_len]
-    fill_ids[:prefix_len]  of those, came from the prefix cache (locked via last_node)
+    fill_ids[:prefix_len]  of those, are in the prefix cache (locked via last_node): the
+                           matched prefix, and after each prefill forward everything computed
+                           so far (KVManager.cache_unfinished)
     fill_ids[kv_len:]      still to be fed to the model (prefill chunks, or the last
                            sampled token in decode)
     """
@@ -55,6 +57,7 @@ class Req:
     last_node: Any = None
     cached_tokens: int = 0  # prompt tokens served from the prefix cache (first admission)
     admitted_once: bool = False
+    prefix_deferred: bool = False  # held back once for an in-batch shared prefix (see scheduler)
     retractions: int = 0
     generator: torch.Generator | None = None
     arrival_time: float = field(default_factory=time.monotonic)

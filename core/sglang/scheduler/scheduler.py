@@ -2,7 +2,10 @@
 
 Each `step()` runs one forward pass (SGLang's order):
 1. a prefill batch if any waiting request can be admitted (prefill has priority), continuing
-   the one request whose prompt is being chunked first;
+   the one request whose prompt is being chunked first; after the forward each request's
+   computed tokens go into the prefix cache (every chunk too), so queued requests sharing its
+   prefix reuse it while it still runs, and a request sharing a long uncached prefix with one
+   already in the batch waits for the next batch (`IN_BATCH_PREFIX_MIN`);
 2. otherwise a decode step over the running requests, retracting the ones with the fewest
    output tokens back to the queue when the KV pool cannot hold one more token for each.
 Admission reserves room for output tokens: each running request is expected to need
@@ -40,6 +43,13 @@ INIT_NEW_TOKEN_RATIO = 0.7
 MIN_NEW_TOKEN_RATIO = 0.7 * 0.14
 NEW_TOKEN_RATIO_DECAY = (INIT_NEW_TOKEN_RATIO - MIN_NEW_TOKEN_RATIO) / 600
 LPM_MAX_QUEUE = 128  # longest-prefix-match costs a tree walk per request: fcfs beyond this
+IN_BATCH_PREFIX_MIN = 32
+"""In-batch prefix deferral (SGLang's in-batch prefix caching check, applied under every
+policy): a waiting request whose uncached part shares at least this many tokens with a request
+already admitted to the prefill batch being built is held back to the next batch, where it
+finds those tokens in the prefix cache (the admitted one is inserted after its prefill) instead
+of computing them a second time. A request is held back at most once per admission, so nothing
+starves. Shorter overlaps are not worth a round of latency."""
 
 
 @dataclass
@@ -220,11 +230,22 @@ class Scheduler:
             reqs.append(req)
             lens.append(n)
             budget -= n
+        # What this batch will have computed (and cached) once it has run, for the deferral.
+        in_batch = RadixCache(_NoSlots) if self.cache.stores_prefixes else None
+        if in_batch is not None and self.chunked is not None:
+            end = self.chunked.kv_len + lens[0]
+            in_batch.insert(self.chunked.fill_ids[:end], _no_slots(end))
         room = self.kv.available() - self._reserved()
         for req in self._order_waiting():
             if budget <= 0 or len(self.running) + len(reqs) >= self.max_running:
                 break
-            prefix, last_node = self.kv.match(req, self._prefix_limit(req))
+            limit = self._prefix_limit(req)
+            prefix, last_node = self.kv.match(req, limit)
+            if in_batch is not None and not req.prefix_deferred:
+                shared = in_batch.match_prefix(req.fill_ids[:limit]).indices.numel()
+                if shared - prefix.numel() >= IN_BATCH_PREFIX_MIN:
+                    req.prefix_deferred = True  # next round it is not held back again
+                    continue
             extend = len(req.fill_ids) - prefix.numel()
             n = extend
             if n > budget:
@@ -242,6 +263,9 @@ class Scheduler:
                 break
             room -= need
             self.waiting.remove(req)
+            req.prefix_deferred = False
+            if in_batch is not None:
+                in_batch.insert(req.fill_ids[: req.kv_len + n], _no_slots(req.kv_len + n))
             if not req.admitted_once:
                 req.cached_tokens = int(prefix.numel())
                 self.stats.cached_tokens += req.cached_tokens
@@ -281,6 +305,7 @@ class Scheduler:
         logits = self.runner.forward(batch)
         for req, n in zip(reqs, lens):
             req.kv_len += n
+            self.kv.cache_unfinished(req)  # later requests share it while this one runs
         # Split the logits rows back per request.
         outputs: list[StepOutput] = []
         sample_reqs, sample_rows = [], []
@@ -500,3 +525,14 @@ class Scheduler:
     def check_idle(self) -> None:
         assert not self.has_work()
         self.kv.check_idle()
+
+
+class _NoSlots:
+    """The allocator of the throwaway tree used for in-batch prefix deferral: it holds token
+    ids only (its values are placeholders), and nothing is ever evicted from it."""
+
+    device = torch.device("cpu")
+
+
+def _no_slots(n: int) -> torch.Tensor:
+    return torch.zeros(n, dtype=torch.int64)
