@@ -18,7 +18,7 @@ CORE = tomllib.loads((ROOT / "core" / "pyproject.toml").read_text())
 FIRST_PARTY = PLUGINS["backends"]
 ALL_ROWS = {**FIRST_PARTY, **PLUGINS.get("examples", {})}
 FIELDS = {"name", "distribution", "entry_point", "path", "device_type", "kind", "status"}
-STATUSES = {"stable", "probe-only", "example"}
+STATUSES = {"stable", "device-verified", "probe-only", "example"}
 
 
 def pyproject(row: dict) -> dict:
@@ -92,3 +92,18 @@ def test_discovered_backend_matches(found, key):
     assert b.entry_point == row["entry_point"]
     if row["status"] == "probe-only":
         assert b.kernel_count == 0, f"{key} registers kernels: update its status in plugins.toml"
+
+
+@pytest.mark.parametrize(
+    "key", sorted(k for k, r in ALL_ROWS.items() if r["status"] == "device-verified")
+)
+def test_device_verified_backend_has_a_passing_conformance_report(key):
+    import json
+
+    name = ALL_ROWS[key]["name"]
+    reports = sorted((ROOT / "docs" / "conformance").glob(f"{name}*.json"))
+    assert reports, f"{key} is device-verified but docs/conformance/ has no {name}*.json report"
+    for path in reports:
+        report = json.loads(path.read_text())
+        summary = report["backends"][name]["summary"]
+        assert summary["failed"] == 0 and summary["passed"] > 0, f"{path.name}: {summary}"
