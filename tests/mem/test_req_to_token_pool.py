@@ -35,3 +35,14 @@ def test_write():
     assert pool.req_to_token[row, 2:5].tolist() == [7, 8, 9]
     with pytest.raises(ValueError):
         pool.write(row, 6, torch.tensor([1, 2, 3]))
+
+
+def test_write_each_appends_one_slot_per_row_and_checks_bounds():
+    pool = ReqToTokenPool(4, 8, torch.device("cpu"))
+    pool.write(1, 0, torch.tensor([5, 6]))
+    pool.write(3, 0, torch.tensor([7]))
+    pool.write_each([1, 3], [2, 1], torch.tensor([10, 11]))
+    assert pool.req_to_token[1, :3].tolist() == [5, 6, 10]
+    assert pool.req_to_token[3, :2].tolist() == [7, 11]
+    with pytest.raises(ValueError, match="max_context_len"):
+        pool.write_each([0], [8], torch.tensor([1]))

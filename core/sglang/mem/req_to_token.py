@@ -51,6 +51,18 @@ class ReqToTokenPool:
             raise ValueError(f"positions up to {end} exceed max_context_len {self.max_context_len}")
         self.req_to_token[row, start:end] = slots
 
+    def write_each(self, rows: list[int], positions: list[int], slots: torch.Tensor) -> None:
+        """req_to_token[rows[i], positions[i]] = slots[i] for every i, in one indexed write
+        (a decode step appends one slot to each running request)."""
+        if positions and max(positions) >= self.max_context_len:
+            raise ValueError(
+                f"position {max(positions)} exceeds max_context_len {self.max_context_len}"
+            )
+        dev = self.req_to_token.device
+        r = torch.tensor(rows, dtype=torch.int64).to(dev, non_blocking=True)
+        p = torch.tensor(positions, dtype=torch.int64).to(dev, non_blocking=True)
+        self.req_to_token[r, p] = slots
+
     def available_size(self) -> int:
         return len(self._free)
 

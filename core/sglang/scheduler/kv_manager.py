@@ -62,6 +62,16 @@ class KVManager:
             self.req_to_token.write(req.row, req.kv_len, slots)
         return slots
 
+    def grow_decode(self, reqs: list[Req]) -> torch.Tensor | None:
+        """One more slot for each request (a decode step), after its current KV: one
+        allocation and one table write for the batch, not one of each per request (each is a
+        device operation: milliseconds of host time a step at batch 256). Returns the slots
+        in request order, or None (nothing taken) when memory is short."""
+        slots = self._alloc(len(reqs))
+        if slots is not None:
+            self.req_to_token.write_each([r.row for r in reqs], [r.kv_len for r in reqs], slots)
+        return slots
+
     def cache_unfinished(self, req: Req) -> None:
         """Share a running request's computed KV through the prefix cache (SGLang's
         `cache_unfinished_req`), called after each prefill forward (every chunk).

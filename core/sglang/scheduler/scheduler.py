@@ -371,11 +371,9 @@ class Scheduler:
         if not self.running:
             return self._finished_early
         reqs = list(self.running)
-        locs = []
-        for req in reqs:
-            slots = self.kv.grow(req, 1)
-            assert slots is not None, "decode room was ensured"
-            locs.append(slots)
+        slots = self.kv.grow_decode(reqs)
+        assert slots is not None, "decode room was ensured"
+        locs = [slots]
         ids = [req.fill_ids[req.kv_len] for req in reqs]
         positions = [req.kv_len for req in reqs]
         kv_lens = [req.kv_len + 1 for req in reqs]
