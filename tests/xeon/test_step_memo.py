@@ -46,7 +46,7 @@ def test_decode_plan_follows_a_refilled_index_buffer():
     indices = torch.arange(1, 13, dtype=torch.int32)
     with torch.inference_mode():
         indptr, indices = indptr.clone(), indices.clone()
-        for step in range(3):
+        for _ in range(3):
             indices.copy_(torch.randperm(60)[:12] + 1)
             got = decode(q, k_cache, v_cache, indptr, indices, 0.25)
             want = decode_reference(q, k_cache, v_cache, indptr, indices, 0.25)
