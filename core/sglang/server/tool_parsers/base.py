@@ -464,3 +464,11 @@ class ToolParser:
                 else:
                     calls[d.index][2] += d.arguments
         return ParseResult(content, [ToolCall(n, a, i) for n, i, a in calls.values()])
+
+
+def first_non_space(text: str, start: int) -> int:
+    """Index of the first character at or after `start` that is not whitespace, or -1."""
+    for j in range(start, len(text)):
+        if text[j] not in " \t\r\n":
+            return j
+    return -1

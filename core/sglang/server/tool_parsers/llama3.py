@@ -15,7 +15,7 @@ Text before the tag is content; `"arguments"` is accepted for `"parameters"`.
 
 from __future__ import annotations
 
-from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser
+from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser, first_non_space
 
 PYTHON_TAG = "<|python_tag|>"
 
@@ -26,7 +26,7 @@ class Llama3Stream(StreamingToolParser):
     def _step(self, final: bool) -> bool:
         if self.state == "content":
             if self.at_start and not self.skip_ws:
-                j = _first_non_space(self.text, self.pos)
+                j = first_non_space(self.text, self.pos)
                 if j < 0:
                     if final:
                         self._content(len(self.text))
@@ -64,13 +64,6 @@ class Llama3Stream(StreamingToolParser):
 
     def _call_done(self) -> None:
         self.state = "after"
-
-
-def _first_non_space(text: str, start: int) -> int:
-    for j in range(start, len(text)):
-        if text[j] not in " \t\r\n":
-            return j
-    return -1
 
 
 class Llama3ToolParser(ToolParser):

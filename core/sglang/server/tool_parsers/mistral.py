@@ -23,7 +23,7 @@ import string
 
 import regex
 
-from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser
+from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser, first_non_space
 
 MARKER = "[TOOL_CALLS]"
 V11_HEADER = regex.compile(
@@ -48,7 +48,7 @@ class MistralStream(StreamingToolParser):
     def _step(self, final: bool) -> bool:
         if self.state == "content":
             if self.at_start and not self.skip_ws:
-                j = _first_non_space(self.text, self.pos)
+                j = first_non_space(self.text, self.pos)
                 if j < 0:
                     if final:
                         self._content(len(self.text))
@@ -130,13 +130,6 @@ class MistralStream(StreamingToolParser):
         else:  # not an object: the array ends, the rest is content
             self.in_array = False
             self.state = "content"
-
-
-def _first_non_space(text: str, start: int) -> int:
-    for j in range(start, len(text)):
-        if text[j] not in " \t\r\n":
-            return j
-    return -1
 
 
 class MistralToolParser(ToolParser):
