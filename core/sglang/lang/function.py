@@ -56,21 +56,7 @@ class SglFunction:
         from sglang.lang.api import resolve_backend
         from sglang.lang.interpreter import run_program
 
-        defaults = GenParams(
-            max_new_tokens=max_new_tokens,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            min_p=min_p,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            ignore_eos=ignore_eos,
-            return_logprob=return_logprob,
-            logprob_start_len=logprob_start_len,
-            top_logprobs_num=top_logprobs_num,
-        )
+        defaults = _run_defaults(locals())
         kwargs = {**self.bind_arguments, **kwargs}
         return run_program(
             self.func, resolve_backend(backend), args, kwargs, defaults, stream=stream
@@ -105,21 +91,7 @@ class SglFunction:
         if not batch_kwargs:
             return []
         batch = [self._as_kwargs(entry) for entry in batch_kwargs]
-        defaults = GenParams(
-            max_new_tokens=max_new_tokens,
-            stop=stop,
-            stop_token_ids=stop_token_ids,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            min_p=min_p,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            ignore_eos=ignore_eos,
-            return_logprob=return_logprob,
-            logprob_start_len=logprob_start_len,
-            top_logprobs_num=top_logprobs_num,
-        )
+        defaults = _run_defaults(locals())
         return run_program_batch(
             self.func,
             resolve_backend(backend),
@@ -143,3 +115,16 @@ class SglFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> ProgramState:
         return self.run(*args, **kwargs)
+
+
+# The generation defaults `run` and `run_batch` take as keyword arguments (SGLang's signature).
+_RUN_DEFAULT_NAMES = (
+    "max_new_tokens", "stop", "stop_token_ids", "temperature", "top_p", "top_k", "min_p",
+    "frequency_penalty", "presence_penalty", "ignore_eos", "return_logprob",
+    "logprob_start_len", "top_logprobs_num",
+)
+
+
+def _run_defaults(arguments: dict[str, Any]) -> GenParams:
+    """The program-wide GenParams from a `run` / `run_batch` call's arguments."""
+    return GenParams(**{name: arguments[name] for name in _RUN_DEFAULT_NAMES})
