@@ -111,7 +111,55 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=0,
         help="also profile one decode step at this batch size (torch profiler)",
     )
+    p.add_argument(
+        "--time-split",
+        action="store_true",
+        help="in workloads c-e, also report the time inside forward passes (synchronised) "
+        "against the wall time: the rest is host work (scheduling, sampling, bookkeeping)",
+    )
     return p.parse_args(argv)
+
+
+class ForwardTimer:
+    """Wraps runner.forward: synchronises after each call and sums its time per mode, so the
+    wall time of a run splits into device-bound forward time and host time around it. The
+    forward's result is read right after it anyway (sampling), so the added sync costs ~0."""
+
+    def __init__(self, runner) -> None:
+        self.runner, self.inner = runner, runner.forward
+        self.seconds = {"prefill": 0.0, "decode": 0.0}
+        self.steps = {"prefill": 0, "decode": 0}
+        self.decode_rows = 0
+
+    def __enter__(self):
+        def timed_forward(batch):
+            start = time.perf_counter()
+            out = self.inner(batch)
+            self.runner.runtime.synchronize()
+            mode = "decode" if batch.mode.name == "DECODE" else "prefill"
+            self.seconds[mode] += time.perf_counter() - start
+            self.steps[mode] += 1
+            if mode == "decode":
+                self.decode_rows += batch.batch_size
+            return out
+
+        self.runner.forward = timed_forward
+        return self
+
+    def __exit__(self, *exc):
+        del self.runner.forward  # back to the class's method
+
+    def metrics(self, wall: float) -> dict:
+        fwd = sum(self.seconds.values())
+        return {
+            "forward_prefill_s": self.seconds["prefill"],
+            "forward_decode_s": self.seconds["decode"],
+            "prefill_steps": self.steps["prefill"],
+            "decode_steps": self.steps["decode"],
+            "mean_decode_batch": self.decode_rows / max(self.steps["decode"], 1),
+            "mean_decode_step_ms": 1e3 * self.seconds["decode"] / max(self.steps["decode"], 1),
+            "host_s": wall - fwd,
+        }
 
 
 # --- ShareGPT ids, prepared where the dataset lives ------------------------------------------
@@ -292,7 +340,13 @@ def main(argv=None) -> int:
             s = fresh_scheduler(base, radix)
             throughput_scheduler(s, data[:4], offline_args(), cap=16)  # warm-up
             s = fresh_scheduler(base, radix)
-            m = throughput_scheduler(s, data, offline_args())
+            if args.time_split:
+                with ForwardTimer(runner) as timer:
+                    m = throughput_scheduler(s, data, offline_args())
+                split = timer.metrics(m["total_latency"])
+            else:
+                m = throughput_scheduler(s, data, offline_args())
+                split = {}
             label = name + ("" if len(radix_modes) == 1 else (" radix" if radix else " no-radix"))
             record(
                 label,
@@ -306,6 +360,7 @@ def main(argv=None) -> int:
                 total_tok_s=m["total_throughput"],
                 failed=m["failed_requests"],
                 retractions=s.stats.retractions,
+                **split,
             )
     print("\n" + "=" * 30 + " summary " + "=" * 30)
     print(f"{head['device']} / {head['backend']} / graphs {head['graphs']}")

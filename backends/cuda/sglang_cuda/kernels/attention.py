@@ -328,29 +328,45 @@ if triton is not None:
         )
 
 
-def decode_splits(batch: int, kv_heads: int, head_blocks: int, device: torch.device) -> int:
-    """Largest number of KV splits per sequence: enough programs to fill the GPU twice over
-    when the batch alone cannot, a power of two, at most MAX_SPLITS. A function of shapes only
-    (a captured graph keeps it)."""
+def decode_splits(
+    batch: int, kv_heads: int, head_blocks: int, device: torch.device, per_sm: int = 2
+) -> int:
+    """Largest number of KV splits per sequence: enough programs to fill the GPU `per_sm`
+    times over when the batch alone cannot, a power of two, at most MAX_SPLITS. A function of
+    shapes only (a captured graph keeps it)."""
     programs = batch * kv_heads * head_blocks
-    want = -(-2 * _sm_count(device) // max(programs, 1))
+    want = -(-per_sm * _sm_count(device) // max(programs, 1))
     return min(MAX_SPLITS, _pow2(want))
 
 
+DECODE_LAUNCH = {"block_n": None, "num_warps": 4, "num_stages": 2, "programs_per_sm": 2}
+"""Launch parameters of the decode kernels (block_n None: 64 up to head dim 128, else 32).
+A module-level table so that a tuning run (benchmarks/tune_cuda_decode.py) can try others."""
+
+
 def decode(
-    q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1, logit_softcap=0.0
+    q,
+    k_cache,
+    v_cache,
+    kv_indptr,
+    kv_indices,
+    sm_scale,
+    sliding_window=-1,
+    logit_softcap=0.0,
+    launch=None,
 ):
     batch, heads, dim = q.shape
     kv_heads, v_dim = k_cache.shape[1], v_cache.shape[2]
     out = q.new_empty(batch, heads, v_dim)
     if batch == 0:
         return out
+    cfg = DECODE_LAUNCH if launch is None else {**DECODE_LAUNCH, **launch}
     group = heads // kv_heads
     block_h = max(16, min(64, _pow2(group)))
     head_blocks = -(-group // block_h)
-    splits = decode_splits(batch, kv_heads, head_blocks, q.device)
+    splits = decode_splits(batch, kv_heads, head_blocks, q.device, cfg["programs_per_sm"])
     block_d, block_dv = max(16, _pow2(dim)), max(16, _pow2(v_dim))
-    block_n = 64 if max(block_d, block_dv) <= 128 else 32
+    block_n = cfg["block_n"] or (64 if max(block_d, block_dv) <= 128 else 32)
     q = q.contiguous()
     direct = splits == 1
     if direct:
@@ -396,8 +412,8 @@ def decode(
         DIRECT=direct,
         PRECISION=_precision(q.dtype),
         UPCAST=_upcast(q),
-        num_warps=4,
-        num_stages=2,
+        num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"],
     )
     if not direct:
         _decode_merge_kernel[(batch, heads)](

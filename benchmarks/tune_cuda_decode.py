@@ -1,0 +1,132 @@
+"""Times the cuda backend's decode attention over launch parameters, and the Llama-3.1-8B GEMMs
+at decode batch sizes, on one GPU: what a decode step at batch B and context L should cost.
+
+    python3 benchmarks/tune_cuda_decode.py [--batches 1 8 64 128 256] [--context 1024]
+
+Prints, per (batch, context), each launch tried with its median time and the KV bytes it read
+per second, best first; then the GEMM times (cuBLAS through torch) for the layer's four
+projections and the LM head. The KV cache holds each sequence's tokens in consecutive slots
+(as the allocator gives a fresh prefill) or, with --shuffle, in random slots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import statistics
+import sys
+
+import torch
+
+from sglang_cuda.kernels import attention
+
+HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTER, VOCAB, LAYERS = 4096, 32, 8, 128, 14336, 128256, 32
+
+
+def timed(fn, reps: int = 20) -> float:
+    """Median seconds of fn() over reps runs, each between two CUDA events."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+    return statistics.median(times)
+
+
+def attention_case(batch: int, context: int, shuffle: bool, launches: list[dict]) -> list[dict]:
+    dev = torch.device("cuda")
+    slots = batch * context + 1
+    k = torch.randn(slots, KV_HEADS, HEAD_DIM, dtype=torch.bfloat16, device=dev)
+    v = torch.randn_like(k)
+    q = torch.randn(batch, HEADS, HEAD_DIM, dtype=torch.bfloat16, device=dev)
+    indptr = torch.arange(0, batch + 1, dtype=torch.int32, device=dev) * context
+    indices = torch.arange(1, slots, dtype=torch.int32, device=dev)
+    if shuffle:
+        indices = indices[torch.randperm(indices.numel(), device=dev)]
+    scale = HEAD_DIM**-0.5
+    ref = attention.decode(q, k, v, indptr, indices, scale)
+    kv_bytes = batch * context * KV_HEADS * HEAD_DIM * 2 * 2
+    rows = []
+    for launch in launches:
+        try:
+            out = attention.decode(q, k, v, indptr, indices, scale, launch=launch)
+            err = (out.float() - ref.float()).abs().max().item()
+            t = timed(lambda: attention.decode(q, k, v, indptr, indices, scale, launch=launch))
+        except Exception as e:  # a launch the compiler refuses (shared memory, registers)
+            rows.append({**launch, "error": f"{type(e).__name__}: {str(e)[:80]}"})
+            continue
+        rows.append({**launch, "us": t * 1e6, "GBps": kv_bytes / t / 1e9, "max_err": err})
+    return sorted(rows, key=lambda r: r.get("us", float("inf")))
+
+
+def gemm_rows(batches: list[int]) -> list[dict]:
+    dev = torch.device("cuda")
+    shapes = {
+        "qkv": (HIDDEN, (HEADS + 2 * KV_HEADS) * HEAD_DIM),
+        "o": (HEADS * HEAD_DIM, HIDDEN),
+        "gate_up": (HIDDEN, 2 * INTER),
+        "down": (INTER, HIDDEN),
+        "lm_head": (HIDDEN, VOCAB),
+    }
+    weights = {n: torch.randn(o, i, dtype=torch.bfloat16, device=dev) for n, (i, o) in shapes.items()}
+    rows = []
+    for m in batches:
+        total = 0.0
+        row = {"batch": m}
+        for name, (i, o) in shapes.items():
+            x = torch.randn(m, i, dtype=torch.bfloat16, device=dev)
+            w = weights[name]
+            t = timed(lambda: torch.nn.functional.linear(x, w))
+            row[name + "_us"] = t * 1e6
+            total += t * (1 if name == "lm_head" else LAYERS)
+        row["step_gemm_ms"] = total * 1e3
+        rows.append(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 128, 256])
+    ap.add_argument("--context", type=int, nargs="+", default=[1024])
+    ap.add_argument("--shuffle", action="store_true")
+    ap.add_argument("--out", default=None, help="JSON lines of every row")
+    args = ap.parse_args(argv)
+    print(torch.cuda.get_device_name(), torch.__version__, flush=True)
+    launches = [
+        {"block_n": bn, "num_warps": w, "num_stages": s, "programs_per_sm": 2}
+        for bn, w, s in itertools.product((32, 64, 128), (4, 8), (1, 2, 3, 4))
+        if not (bn == 128 and s == 4)
+    ] + [
+        {"block_n": bn, "num_warps": 4, "num_stages": s, "programs_per_sm": p}
+        for bn, s, p in itertools.product((32, 64), (2, 3), (4, 8, 16))
+    ]
+    results = []
+    for batch, context in itertools.product(args.batches, args.context):
+        rows = attention_case(batch, context, args.shuffle, launches)
+        default = next(r for r in rows if all(
+            r.get(k) == v for k, v in {**attention.DECODE_LAUNCH, "block_n": 64}.items()))
+        print(f"\n== attention.decode batch {batch} context {context}: default "
+              f"{default.get('us', 0):.1f} us ({default.get('GBps', 0):.0f} GB/s) x {LAYERS} "
+              f"layers = {default.get('us', 0) * LAYERS / 1e3:.2f} ms", flush=True)
+        for r in rows[:8]:
+            print("   ", json.dumps(r), flush=True)
+        results += [{"case": "attention", "batch": batch, "context": context, **r} for r in rows]
+    print("\n== GEMMs (bf16, cuBLAS via torch), per layer us; step = 32 layers + LM head", flush=True)
+    for r in gemm_rows(args.batches):
+        print("   ", json.dumps({k: round(v, 1) for k, v in r.items()}), flush=True)
+        results.append({"case": "gemm", **r})
+    if args.out:
+        with open(args.out, "w") as f:
+            for r in results:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
