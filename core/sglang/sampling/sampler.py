@@ -34,6 +34,26 @@ class SampleInput:
 
 
 @dataclass
+class SampleLaunch:
+    """A sampling step launched on the device (ids not yet read back)."""
+
+    ids: torch.Tensor  # int64 [B] on the logits' device
+    raw_logprobs: torch.Tensor | None
+    inputs: Sequence[SampleInput]
+
+
+def _needs_processing(inp: SampleInput) -> bool:
+    """Whether this row's logits change before sampling (penalties, bias, min-tokens)."""
+    p = inp.params
+    return bool(
+        p.repetition_penalty != 1.0
+        or ((p.frequency_penalty or p.presence_penalty) and inp.output_ids)
+        or p.logit_bias
+        or (len(inp.output_ids) < p.min_new_tokens and inp.bitmask is None)
+    )
+
+
+@dataclass
 class SampleOutput:
     ids: list[int]
     logprobs: list[float | None]
@@ -46,14 +66,22 @@ class Sampler:
 
     def __call__(self, logits: torch.Tensor, inputs: Sequence[SampleInput]) -> SampleOutput:
         """logits: float32 [B, V'] (V' >= vocab: padded vocabularies are cut)."""
+        return self.finish(self.launch(logits, inputs))
+
+    def launch(self, logits: torch.Tensor, inputs: Sequence[SampleInput]) -> SampleLaunch:
+        """Everything up to the sampled ids, left on the device: no host synchronisation, so
+        the overlap scheduler can build the next step while this one runs."""
         logits = logits[:, : self.vocab_size].float()
         want_logprobs = any(i.return_logprob for i in inputs)
         raw_logprobs = torch.log_softmax(logits, dim=-1) if want_logprobs else None
-        logits = logits.clone()
-        for row, inp in enumerate(inputs):
-            self._process_row(logits[row], inp)
         masks = [i.bitmask for i in inputs]
-        if any(m is not None for m in masks):
+        has_mask = any(m is not None for m in masks)
+        rows = [row for row, inp in enumerate(inputs) if _needs_processing(inp)]
+        if rows or has_mask:  # the caller's logits stay as they were
+            logits = logits.clone()
+        for row in rows:
+            self._process_row(logits[row], inputs[row])
+        if has_mask:
             words = (self.vocab_size + 31) // 32
             full = torch.full((len(inputs), words), -1, dtype=torch.int32)
             for row, m in enumerate(masks):
@@ -61,7 +89,12 @@ class Sampler:
                     full[row] = m
             self.ops.apply_bitmask(logits=logits, bitmask=full.to(logits.device))
         ids = self._sample(logits, inputs)
-        return self._logprobs(ids, raw_logprobs, inputs)
+        return SampleLaunch(ids, raw_logprobs, inputs)
+
+    def finish(self, launched: SampleLaunch, ids: list[int] | None = None) -> SampleOutput:
+        """The host side: ids as ints (read from the device unless given) and the logprobs."""
+        ids_list = launched.ids.tolist() if ids is None else ids
+        return self._logprobs(ids_list, launched.raw_logprobs, launched.inputs)
 
     def _process_row(self, row: torch.Tensor, inp: SampleInput) -> None:
         p = inp.params
@@ -99,15 +132,14 @@ class Sampler:
             )
         return self.ops.sample(
             logits=logits,
-            temperatures=temps.to(dev),
-            top_ks=top_ks.to(dev),
-            top_ps=top_ps.to(dev),
-            min_ps=min_ps.to(dev),
-            uniforms=uniforms.to(dev),
+            temperatures=temps.to(dev, non_blocking=True),
+            top_ks=top_ks.to(dev, non_blocking=True),
+            top_ps=top_ps.to(dev, non_blocking=True),
+            min_ps=min_ps.to(dev, non_blocking=True),
+            uniforms=uniforms.to(dev, non_blocking=True),
         )
 
-    def _logprobs(self, ids, raw_logprobs, inputs) -> SampleOutput:
-        ids_list = [int(t) for t in ids.tolist()]
+    def _logprobs(self, ids_list: list[int], raw_logprobs, inputs) -> SampleOutput:
         logprobs: list[float | None] = [None] * len(inputs)
         tops: list[list[tuple[int, float]] | None] = [None] * len(inputs)
         if raw_logprobs is not None:

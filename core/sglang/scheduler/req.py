@@ -28,9 +28,10 @@ class FinishReason:
         return out
 
 
-@dataclass
+@dataclass(eq=False)
 class Req:
-    """Token ids in, token ids out. KV bookkeeping:
+    """Token ids in, token ids out. Compared by identity (lists of running and waiting
+    requests are searched often). KV bookkeeping:
 
     fill_ids = prompt_ids + output_ids
     fill_ids[:kv_len]      have KV, at req_to_token[row, :kv_len]

@@ -13,8 +13,14 @@ Admission reserves room for output tokens: each running request is expected to n
 is retracted and rises again after a retraction. Nothing is ever dropped: a retracted request
 keeps its output and is re-prefilled, mostly from the prefix cache.
 
-The CPU work here is serial with the forward pass; backends with asynchronous runtimes get the
-overlapped variant (`is_async`) in the CUDA work, and this loop is the clean fallback.
+Overlap (SGLang's overlap scheduler, for runtimes whose kernels run asynchronously, unless
+`--disable-overlap-schedule`): consecutive decode steps are pipelined. Step t+1 is launched
+(its input ids are step t's sampled ids, still on the device) before step t's ids are read back
+and processed (stop checks, outputs, KV release), so that host work runs while the device
+computes. A request that finished at step t has then been fed once more in step t+1; that
+token is dropped. Prefill steps, retractions, grammars, penalties, min_new_tokens and logprobs
+take the serial path: the in-flight step is drained (read back and processed) first. On a
+synchronous runtime this loop is the serial one.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from sglang.cache.radix_cache import RadixCache
 from sglang.constrained.manager import GrammarManager
 from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
 from sglang.model_executor.model_runner import ModelRunner
-from sglang.sampling.sampler import SampleInput, Sampler
+from sglang.sampling.sampler import SampleInput, SampleLaunch, SampleOutput, Sampler
 from sglang.scheduler.kv_manager import KVManager
 from sglang.scheduler.req import FinishReason, Req
 from sglang.scheduler.stop import StopChecker
@@ -50,6 +56,17 @@ already admitted to the prefill batch being built is held back to the next batch
 finds those tokens in the prefix cache (the admitted one is inserted after its prefill) instead
 of computing them a second time. A request is held back at most once per admission, so nothing
 starves. Shorter overlaps are not worth a round of latency."""
+
+
+@dataclass(eq=False)
+class _InFlight:
+    """A decode step launched on the device whose sampled ids are not yet processed."""
+
+    reqs: list[Req]
+    launch: SampleLaunch
+    host_ids: torch.Tensor  # filled by a non-blocking copy; read after `event`
+    event: Any
+    row_of: dict[int, int]  # id(req) -> its row in this step
 
 
 @dataclass
@@ -74,6 +91,7 @@ class SchedulerStats:
     steps: int = 0
     prefill_steps: int = 0
     decode_steps: int = 0
+    overlapped_decode_steps: int = 0  # launched before the previous step was processed
     retractions: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -106,6 +124,9 @@ class Scheduler:
         self.chunk_size = args.chunked_prefill_size if args.chunked_prefill_size > 0 else None
         self.max_running = args.max_running_requests
         self.device = runner.device
+        self.overlap = runner.runtime.is_async and not args.disable_overlap_schedule
+        self._inflight: _InFlight | None = None
+        self._early_outputs: list[StepOutput] = []  # drained outside step(): sent by the next
 
     # --- requests in and out ---------------------------------------------------------------
     def add_request(self, req: Req) -> StepOutput | None:
@@ -141,6 +162,9 @@ class Scheduler:
         return None
 
     def abort(self, rid: str) -> StepOutput | None:
+        if self._inflight is not None and any(r.rid == rid for r in self._inflight.reqs):
+            # Its KV must be released with every token it was fed known: read the step back.
+            self._early_outputs += self._drain()
         compiling = self.grammars.remove(rid) if self.grammars is not None else None
         if compiling is not None:
             compiling.finished = FinishReason("abort", message="aborted")
@@ -167,18 +191,32 @@ class Scheduler:
         ready = self.grammars is not None and any(
             r.grammar_future.done() for r in self.grammars.queue
         )
-        return bool(self.waiting or self.running or self.chunked or ready)
+        return bool(
+            self.waiting
+            or self.running
+            or self.chunked
+            or ready
+            or self._inflight is not None
+            or self._early_outputs
+        )
 
     # --- one step --------------------------------------------------------------------------
     def step(self) -> list[StepOutput]:
-        outputs = self._poll_grammars()
+        outputs, self._early_outputs = self._early_outputs, []
+        outputs += self._poll_grammars()
         if not (self.waiting or self.running or self.chunked):
-            return outputs
+            return outputs + self._drain()
         self.stats.steps += 1
         batch = self._prefill_batch()
         if batch is not None:
             self.stats.prefill_steps += 1
+            outputs += self._drain()
             return outputs + self._run_prefill(*batch)
+        if self.running and self.overlap and self._can_overlap():
+            self.stats.decode_steps += 1
+            self.stats.overlapped_decode_steps += self._inflight is not None
+            return outputs + self._run_decode_overlapped()
+        outputs += self._drain()
         if self.running:
             self.stats.decode_steps += 1
             return outputs + self._run_decode()
@@ -396,6 +434,81 @@ class Scheduler:
         )
         return outputs
 
+    def _can_overlap(self) -> bool:
+        """Whether the next decode step may launch before the previous one is processed: no
+        request's sampling depends on its latest token (grammar, penalties, min_new_tokens),
+        none wants logprobs, and every one gets a slot without retraction."""
+        if self.kv.available() < len(self.running):
+            return False
+        for r in self.running:
+            p = r.params
+            if (
+                r.grammar is not None
+                or r.return_logprob
+                or p.repetition_penalty != 1.0
+                or p.frequency_penalty
+                or p.presence_penalty
+                or len(r.output_ids) < p.min_new_tokens
+            ):
+                return False
+        return True
+
+    def _run_decode_overlapped(self) -> list[StepOutput]:
+        """Launch a decode step over the running requests, then process the one before it."""
+        reqs = list(self.running)
+        prev = self._inflight
+        slots = self.kv.grow_decode(reqs)
+        assert slots is not None, "_can_overlap checked the room"
+        positions = [r.kv_len for r in reqs]
+        kv_lens = [r.kv_len + 1 for r in reqs]
+        if prev is None:  # every input token is known on the host
+            ids: Any = [r.fill_ids[r.kv_len] for r in reqs]
+        else:  # every running request was in the previous step: its sampled ids, on device
+            rows = [prev.row_of[id(r)] for r in reqs]
+            ids = prev.launch.ids
+            if len(rows) != len(prev.reqs):
+                index = torch.tensor(rows, dtype=torch.int64).to(ids.device, non_blocking=True)
+                ids = ids.index_select(0, index)
+        for r in reqs:
+            r.kv_len += 1
+        batch = self._forward_batch(
+            ForwardMode.DECODE, reqs, ids, positions, [slots], [1] * len(reqs), kv_lens,
+            list(range(len(reqs))),
+        )
+        logits = self.runner.forward(batch)
+        launch = self.sampler.launch(logits, self._sample_inputs(reqs, [None] * len(reqs)))
+        host_ids = launch.ids.to("cpu", non_blocking=True)
+        event = self.runner.runtime.new_event()
+        event.record()
+        self._inflight = _InFlight(reqs, launch, host_ids, event, {id(r): i for i, r in enumerate(reqs)})
+        self.new_token_ratio = max(
+            MIN_NEW_TOKEN_RATIO, self.new_token_ratio - NEW_TOKEN_RATIO_DECAY
+        )
+        return self._process_inflight(prev) if prev is not None else []
+
+    def _drain(self) -> list[StepOutput]:
+        """Read back and process the step in flight, if any (before any serial step)."""
+        prev, self._inflight = self._inflight, None
+        return self._process_inflight(prev) if prev is not None else []
+
+    def _process_inflight(self, step: _InFlight) -> list[StepOutput]:
+        step.event.synchronize()
+        ids = step.host_ids.tolist()
+        # Requests that finished (or were aborted) since this step was launched: drop their
+        # extra token.
+        live = [i for i, r in enumerate(step.reqs) if r.finished is None]
+        if len(live) == len(step.reqs):
+            result = self.sampler.finish(step.launch, ids)
+            return self._advance(step.reqs, result)
+        result = self.sampler.finish(step.launch, ids)
+        reqs = [step.reqs[i] for i in live]
+        sub = SampleOutput(
+            [result.ids[i] for i in live],
+            [result.logprobs[i] for i in live],
+            [result.top_logprobs[i] for i in live],
+        )
+        return self._advance(reqs, sub)
+
     def _make_room_for_decode(self) -> None:
         """Every running request needs one slot; retract until they fit."""
         while self.running and self.kv.available() < len(self.running):
@@ -433,13 +546,15 @@ class Scheduler:
         return ForwardBatch(
             mode=mode,
             batch_size=len(reqs),
-            input_ids=torch.tensor(ids, dtype=torch.int64, device=dev),
-            positions=torch.tensor(positions, dtype=torch.int64, device=dev),
-            out_cache_loc=torch.cat(locs).to(dev),
-            qo_indptr=qo.to(dev),
-            kv_indptr=kv.to(dev),
+            input_ids=ids
+            if isinstance(ids, torch.Tensor)
+            else torch.tensor(ids, dtype=torch.int64).to(dev, non_blocking=True),
+            positions=torch.tensor(positions, dtype=torch.int64).to(dev, non_blocking=True),
+            out_cache_loc=(locs[0] if len(locs) == 1 else torch.cat(locs)).to(dev),
+            qo_indptr=qo.to(dev, non_blocking=True),
+            kv_indptr=kv.to(dev, non_blocking=True),
             kv_indices=kv_indices.to(dev),
-            logits_indices=torch.tensor(logit_rows, dtype=torch.int64, device=dev),
+            logits_indices=torch.tensor(logit_rows, dtype=torch.int64).to(dev, non_blocking=True),
             kv_cache=self.runner.kv_cache,
         )
 
@@ -457,9 +572,8 @@ class Scheduler:
         b = torch.searchsorted(starts[1:], j, right=True)
         return table[rows[b], j - starts[b]]
 
-    def _sample_and_advance(self, reqs: list[Req], logits: torch.Tensor) -> list[StepOutput]:
-        masks = self.grammars.bitmasks(reqs) if self.grammars is not None else [None] * len(reqs)
-        inputs = [
+    def _sample_inputs(self, reqs: list[Req], masks: list[Any]) -> list[SampleInput]:
+        return [
             SampleInput(
                 params=r.params,
                 prompt_ids=r.prompt_ids,
@@ -472,22 +586,31 @@ class Scheduler:
             )
             for r, mask in zip(reqs, masks)
         ]
-        result = self.sampler(logits, inputs)
+
+    def _sample_and_advance(self, reqs: list[Req], logits: torch.Tensor) -> list[StepOutput]:
+        masks = self.grammars.bitmasks(reqs) if self.grammars is not None else [None] * len(reqs)
+        result = self.sampler(logits, self._sample_inputs(reqs, masks))
+        return self._advance(reqs, result)
+
+    def _advance(self, reqs: list[Req], result: SampleOutput) -> list[StepOutput]:
+        """Append each request's new token, check whether it finished, collect outputs."""
         outputs = []
+        interval = self.args.stream_interval
         for i, req in enumerate(reqs):
-            req.output_ids.append(result.ids[i])
-            self.stats.generated_tokens += 1
+            token = result.ids[i]
+            req.output_ids.append(token)
             if req.return_logprob:
                 req.output_logprobs.append(result.logprobs[i])
                 req.output_top_logprobs.append(result.top_logprobs[i])
-            req.finished = self._check_finished(req, result.ids[i])
+            req.finished = self._check_finished(req, token)
             if req.finished is not None:
                 if req in self.running:
                     self.running.remove(req)
                 self.kv.release(req)
-            pending = len(req.output_ids) - req.sent_len
-            if req.finished is not None or pending >= self.args.stream_interval:
                 outputs.append(self._output(req, req.output_ids[req.sent_len :]))
+            elif len(req.output_ids) - req.sent_len >= interval:
+                outputs.append(self._output(req, req.output_ids[req.sent_len :]))
+        self.stats.generated_tokens += len(reqs)
         return outputs
 
     def _check_finished(self, req: Req, token: int) -> FinishReason | None:

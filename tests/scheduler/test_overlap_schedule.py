@@ -1,0 +1,149 @@
+"""The overlap scheduler (decode step t+1 launched before step t is processed) gives exactly the
+serial scheduler's outputs: same tokens, same finish reasons, for requests that stop by length,
+by a stop token, that arrive while others decode, that are aborted in flight, and for requests
+that force the serial path (penalties, logprobs, min_new_tokens) mixed in. Every KV slot is free
+again afterwards.
+
+The CPU runtime is synchronous, so the scheduler would not pick overlap by itself; the tests
+switch it on (`scheduler.overlap = True`): the bookkeeping is the same on every device, only
+the device's asynchrony (what it buys) differs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+from sglang.engine.scheduler_process import build_scheduler  # noqa: E402
+from sglang.sampling.params import SamplingParams  # noqa: E402
+from sglang.scheduler.req import Req  # noqa: E402
+from sglang.server_args import ServerArgs  # noqa: E402
+from tiny_models import save_tiny_model  # noqa: E402
+
+PROMPTS = [[1] + [(13 * i + 7 * j) % 480 + 5 for j in range(9 + 5 * i)] for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model("llama", str(tmp_path_factory.mktemp("llama")))
+
+
+def make(path: str, overlap: bool, **kw):
+    args = ServerArgs.from_kwargs(
+        model_path=path,
+        device="xeon",
+        dtype="float32",
+        skip_tokenizer_init=True,
+        max_total_tokens=kw.pop("max_total_tokens", 4096),
+        log_level="warning",
+        **kw,
+    )
+    scheduler, _ = build_scheduler(args)
+    scheduler.overlap = overlap
+    return scheduler
+
+
+def params(i: int, **extra) -> SamplingParams:
+    p = {"max_new_tokens": 5 + 3 * i, "temperature": 0, "ignore_eos": True, **extra}
+    return SamplingParams.from_dict(p)
+
+
+def drive(scheduler, arrivals: dict[int, list[Req]], aborts: dict[int, str] | None = None):
+    """Step until idle; requests in arrivals[k] are added before step k, aborts[k] is aborted
+    before step k. Returns rid -> (tokens, finish reason type, matched)."""
+    aborts = aborts or {}
+    tokens: dict[str, list[int]] = {}
+    finished: dict[str, tuple] = {}
+
+    def take(out):
+        tokens.setdefault(out.rid, []).extend(out.new_token_ids)
+        if out.finished is not None:
+            assert out.rid not in finished, f"{out.rid} finished twice"
+            finished[out.rid] = (out.finished.type, out.finished.matched)
+
+    k = 0
+    while scheduler.has_work() or any(j >= k for j in arrivals) or any(j >= k for j in aborts):
+        for req in arrivals.get(k, []):
+            assert scheduler.add_request(req) is None
+        if k in aborts:
+            out = scheduler.abort(aborts[k])
+            if out is not None:
+                take(out)
+        for out in scheduler.step():
+            take(out)
+        k += 1
+        assert k < 10_000
+    scheduler.check_idle()
+    return {rid: (tokens.get(rid, []), finished.get(rid)) for rid in finished}
+
+
+def workload(eos_ids, stop_token: int | None = None, mixed: bool = False):
+    arrivals: dict[int, list[Req]] = {0: [], 6: [], 11: []}
+    for i, prompt in enumerate(PROMPTS):
+        extra = {}
+        if stop_token is not None and i % 2 == 0:
+            extra = {"ignore_eos": False, "stop_token_ids": [stop_token]}
+        if mixed and i == 3:
+            extra = {"frequency_penalty": 0.5}
+        if mixed and i == 5:
+            extra = {"min_new_tokens": 4}
+        req = Req(f"r{i}", prompt, params(i, **extra), eos_ids)
+        if mixed and i == 6:
+            req = Req(f"r{i}", prompt, params(i), eos_ids, return_logprob=True)
+        arrivals[0 if i < 4 else (6 if i < 6 else 11)].append(req)
+    return arrivals
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["plain", "mixed-serial-features"])
+def test_overlap_gives_the_serial_outputs(model_dir, mixed):
+    serial = make(model_dir, overlap=False)
+    expected = drive(serial, workload(serial.eos_ids, mixed=mixed))
+    overlapped = make(model_dir, overlap=True)
+    got = drive(overlapped, workload(overlapped.eos_ids, mixed=mixed))
+    assert got == expected
+    assert all(finish[0] == "length" for _, finish in expected.values())
+    assert overlapped.stats.decode_steps >= serial.stats.decode_steps
+    assert serial.stats.overlapped_decode_steps == 0
+    if not mixed:  # mixed: a request with logprobs runs throughout, so every step is serial
+        assert overlapped.stats.overlapped_decode_steps > serial.stats.decode_steps // 2
+
+
+def test_overlap_with_stop_tokens(model_dir):
+    serial = make(model_dir, overlap=False)
+    probe = drive(serial, workload(serial.eos_ids))
+    # A token the model does produce mid-way for r0: requests asking for it stop there.
+    stop = probe["r0"][0][2]
+    serial = make(model_dir, overlap=False)
+    expected = drive(serial, workload(serial.eos_ids, stop_token=stop))
+    assert expected["r0"] == (probe["r0"][0][: probe["r0"][0].index(stop) + 1], ("stop", stop))
+    overlapped = make(model_dir, overlap=True)
+    assert drive(overlapped, workload(overlapped.eos_ids, stop_token=stop)) == expected
+
+
+def test_overlap_abort_in_flight(model_dir):
+    """An abort of a request whose step is in flight: it ends as aborted with the tokens
+    produced so far; the others are unaffected; nothing leaks."""
+    def run(overlap):
+        s = make(model_dir, overlap=overlap)
+        return drive(s, workload(s.eos_ids), aborts={8: "r2"})
+
+    serial, overlapped = run(False), run(True)
+    assert overlapped["r2"][1] == ("abort", None)
+    assert {k: v for k, v in overlapped.items() if k != "r2"} == {
+        k: v for k, v in serial.items() if k != "r2"
+    }
+    # What r2 produced before the abort is a prefix of its uninterrupted output.
+    alone = make(model_dir, overlap=False)
+    full = drive(alone, {0: [Req("r2", PROMPTS[2], params(2), alone.eos_ids)]})["r2"][0]
+    assert overlapped["r2"][0] == full[: len(overlapped["r2"][0])]
+
+
+def test_overlap_falls_back_to_serial_under_kv_pressure(model_dir):
+    """A pool too small for every request at once: retractions happen on the serial path and
+    the outputs still equal the serial scheduler's."""
+    serial = make(model_dir, overlap=False, max_total_tokens=160)
+    expected = drive(serial, workload(serial.eos_ids))
+    overlapped = make(model_dir, overlap=True, max_total_tokens=160)
+    assert drive(overlapped, workload(overlapped.eos_ids)) == expected
