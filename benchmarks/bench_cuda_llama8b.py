@@ -302,6 +302,9 @@ def main(argv=None) -> int:
             tok_s=1 / statistics.median(lat),
             prefill_ms=1e3 * r["prefill_latency"],
         )
+    if "a" in args.only:  # the same through the scheduler's own loop (overlap where async)
+        record("a: batch-1 decode ITL, scheduler loop (in 128, out 256)",
+               **single_request_itl(fresh_scheduler(base, radix=False), 128, args.itl_output))
     if "b" in args.only:
         for bs in args.step_batches:
             r = static.run(bs, 1024, args.step_output, 0)
@@ -339,35 +342,69 @@ def main(argv=None) -> int:
         for radix in radix_modes:
             s = fresh_scheduler(base, radix)
             throughput_scheduler(s, data[:4], offline_args(), cap=16)  # warm-up
-            s = fresh_scheduler(base, radix)
-            if args.time_split:
-                with ForwardTimer(runner) as timer:
+            for timing in (False, True) if args.time_split else (False,):
+                s = fresh_scheduler(base, radix)
+                if timing:  # a second run, serialised by the timer's syncs: the breakdown only
+                    with ForwardTimer(runner) as timer:
+                        m = throughput_scheduler(s, data, offline_args())
+                    split = timer.metrics(m["total_latency"])
+                else:
                     m = throughput_scheduler(s, data, offline_args())
-                split = timer.metrics(m["total_latency"])
-            else:
-                m = throughput_scheduler(s, data, offline_args())
-                split = {}
-            label = name + ("" if len(radix_modes) == 1 else (" radix" if radix else " no-radix"))
-            record(
-                label,
-                prompts=len(data),
-                duration_s=m["total_latency"],
-                input_tok=m["total_input_tokens"],
-                output_tok=m["total_output_tokens"],
-                cached_tok=m["cached_tokens"],
-                req_s=m["request_throughput"],
-                output_tok_s=m["output_throughput"],
-                total_tok_s=m["total_throughput"],
-                failed=m["failed_requests"],
-                retractions=s.stats.retractions,
-                **split,
-            )
+                    split = {}
+                label = name
+                if len(radix_modes) > 1:
+                    label += " radix" if radix else " no-radix"
+                label += " (time split: forward synchronised)" if timing else ""
+                record(
+                    label,
+                    prompts=len(data),
+                    duration_s=m["total_latency"],
+                    input_tok=m["total_input_tokens"],
+                    output_tok=m["total_output_tokens"],
+                    cached_tok=m["cached_tokens"],
+                    req_s=m["request_throughput"],
+                    output_tok_s=m["output_throughput"],
+                    total_tok_s=m["total_throughput"],
+                    failed=m["failed_requests"],
+                    retractions=s.stats.retractions,
+                    **split,
+                )
     print("\n" + "=" * 30 + " summary " + "=" * 30)
     print(f"{head['device']} / {head['backend']} / graphs {head['graphs']}")
     for name, m in summary:
         keys = ("median_itl_ms", "step_ms", "tok_s", "output_tok_s", "total_tok_s", "cached_tok")
         print(f"{name:50s} " + "  ".join(f"{k}={m[k]:.2f}" for k in keys if k in m))
     return 0
+
+
+def single_request_itl(s, input_len: int, output_len: int) -> dict:
+    """One request stepped by the scheduler's loop as a server runs it (the overlap scheduler
+    on an asynchronous runtime): the time from its first output token to its last, per token."""
+    from sglang.sampling.params import SamplingParams
+    from sglang.scheduler.req import Req
+
+    rng = np.random.default_rng(5)
+    runs = []
+    for _ in range(3):
+        p = SamplingParams.from_dict(
+            {"max_new_tokens": output_len, "temperature": 0.0, "ignore_eos": True}
+        )
+        s.add_request(Req("itl", rng.integers(100, 5000, input_len).tolist(), p, s.eos_ids))
+        first = last = None
+        tokens = 0
+        while s.has_work():
+            for out in s.step():
+                tokens += len(out.new_token_ids)
+                now = time.perf_counter()
+                if first is None and out.new_token_ids:
+                    first, first_tokens = now, tokens
+                last = now
+        runs.append((last - first) / (tokens - first_tokens))
+    return {
+        "median_itl_ms": 1e3 * statistics.median(runs),
+        "overlap": s.overlap,
+        "overlapped_steps": s.stats.overlapped_decode_steps,
+    }
 
 
 def profile_step(static, bs: int, out: str) -> None:

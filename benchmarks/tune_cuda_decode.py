@@ -18,24 +18,36 @@ import statistics
 import sys
 
 import torch
-
 from sglang_cuda.kernels import attention
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTER, VOCAB, LAYERS = 4096, 32, 8, 128, 14336, 128256, 32
 
 
-def timed(fn, reps: int = 20) -> float:
-    """Median seconds of fn() over reps runs, each between two CUDA events."""
+def timed(fn, reps: int = 20, per_graph: int = 10) -> float:
+    """Median seconds of one fn() call: fn is captured `per_graph` times into a CUDA graph
+    (so host launch cost does not count, as in a decode graph) and the graph replayed `reps`
+    times between CUDA events."""
     for _ in range(3):
         fn()
+    torch.cuda.synchronize()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(per_graph):
+            fn()
+    graph.replay()
     times = []
     for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        fn()
+        graph.replay()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b) / 1e3)
+        times.append(a.elapsed_time(b) / 1e3 / per_graph)
     return statistics.median(times)
 
 
@@ -57,7 +69,10 @@ def attention_case(batch: int, context: int, shuffle: bool, launches: list[dict]
         try:
             out = attention.decode(q, k, v, indptr, indices, scale, launch=launch)
             err = (out.float() - ref.float()).abs().max().item()
-            t = timed(lambda: attention.decode(q, k, v, indptr, indices, scale, launch=launch))
+            def call(launch=launch):
+                return attention.decode(q, k, v, indptr, indices, scale, launch=launch)
+
+            t = timed(call)
         except Exception as e:  # a launch the compiler refuses (shared memory, registers)
             rows.append({**launch, "error": f"{type(e).__name__}: {str(e)[:80]}"})
             continue
@@ -74,15 +89,17 @@ def gemm_rows(batches: list[int]) -> list[dict]:
         "down": (INTER, HIDDEN),
         "lm_head": (HIDDEN, VOCAB),
     }
-    weights = {n: torch.randn(o, i, dtype=torch.bfloat16, device=dev) for n, (i, o) in shapes.items()}
+    weights = {
+        n: torch.randn(o, i, dtype=torch.bfloat16, device=dev) for n, (i, o) in shapes.items()
+    }
     rows = []
     for m in batches:
         total = 0.0
         row = {"batch": m}
-        for name, (i, o) in shapes.items():
+        for name, (i, _) in shapes.items():
             x = torch.randn(m, i, dtype=torch.bfloat16, device=dev)
             w = weights[name]
-            t = timed(lambda: torch.nn.functional.linear(x, w))
+            t = timed(lambda x=x, w=w: torch.nn.functional.linear(x, w))
             row[name + "_us"] = t * 1e6
             total += t * (1 if name == "lm_head" else LAYERS)
         row["step_gemm_ms"] = total * 1e3
@@ -109,15 +126,15 @@ def main(argv=None) -> int:
     results = []
     for batch, context in itertools.product(args.batches, args.context):
         rows = attention_case(batch, context, args.shuffle, launches)
-        default = next(r for r in rows if all(
-            r.get(k) == v for k, v in {**attention.DECODE_LAUNCH, "block_n": 64}.items()))
+        mine = {**attention.DECODE_LAUNCH, "block_n": 64}
+        default = next(r for r in rows if all(r.get(k) == v for k, v in mine.items()))
         print(f"\n== attention.decode batch {batch} context {context}: default "
               f"{default.get('us', 0):.1f} us ({default.get('GBps', 0):.0f} GB/s) x {LAYERS} "
               f"layers = {default.get('us', 0) * LAYERS / 1e3:.2f} ms", flush=True)
         for r in rows[:8]:
             print("   ", json.dumps(r), flush=True)
         results += [{"case": "attention", "batch": batch, "context": context, **r} for r in rows]
-    print("\n== GEMMs (bf16, cuBLAS via torch), per layer us; step = 32 layers + LM head", flush=True)
+    print("\n== GEMMs (bf16, cuBLAS via torch), per layer us; step = 32 layers + LM head")
     for r in gemm_rows(args.batches):
         print("   ", json.dumps({k: round(v, 1) for k, v in r.items()}), flush=True)
         results.append({"case": "gemm", **r})

@@ -339,7 +339,7 @@ def decode_splits(
     return min(MAX_SPLITS, _pow2(want))
 
 
-DECODE_LAUNCH = {"block_n": None, "num_warps": 4, "num_stages": 2, "programs_per_sm": 2}
+DECODE_LAUNCH = {"block_n": None, "num_warps": 4, "num_stages": 3, "programs_per_sm": 2}
 """Launch parameters of the decode kernels (block_n None: 64 up to head dim 128, else 32).
 A module-level table so that a tuning run (benchmarks/tune_cuda_decode.py) can try others."""
 
