@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from sglang_xeon import native
 from sglang_xeon.kernels.step_memo import StepMemo
 
 try:  # fused flash attention that also returns the log-sum-exp (torch >= 2.3 on the CPU)
@@ -237,6 +238,22 @@ def extend(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, slid
     return out
 
 
+def native_decode(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1,
+                  logit_softcap=0.0):
+    """csrc/attention.cpp: K/V rows read from the paged cache by slot (no gather, no padding,
+    no per-step plan), online softmax in float32, one work item per (sequence, kv head)."""
+    return native.ops.decode_attention(
+        q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window, logit_softcap
+    )
+
+
 def register(registry) -> None:
     registry.register("attention.decode", decode, name="xeon.attention_decode")
+    registry.register(
+        "attention.decode",
+        native_decode,
+        name="xeon.native_attention_decode",
+        priority=1,
+        available=native.why_unavailable,
+    )
     registry.register("attention.extend", extend, name="xeon.attention_extend")

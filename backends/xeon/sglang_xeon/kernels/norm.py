@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from sglang_xeon import native
+
 
 def rms_norm(x, weight, eps=1e-6, residual=None):
     shape = (x.shape[-1],)
@@ -20,5 +22,22 @@ def rms_norm(x, weight, eps=1e-6, residual=None):
     return F.rms_norm(h, shape, weight, eps), h
 
 
+def native_rms_norm(x, weight, eps=1e-6, residual=None):
+    """The native kernel (csrc/norm.cpp): one pass over each row, the residual sum normalised
+    in float32 before its rounding, as the spec does."""
+    if x.dim() != 2:
+        return rms_norm(x, weight, eps, residual)
+    if residual is None:
+        return native.ops.rms_norm(x, weight, eps)
+    return native.ops.add_rms_norm(x, residual, weight, eps)
+
+
 def register(registry) -> None:
     registry.register("norm.rms", rms_norm, name="xeon.rms_norm")
+    registry.register(
+        "norm.rms",
+        native_rms_norm,
+        name="xeon.native_rms_norm",
+        priority=1,
+        available=native.why_unavailable,
+    )

@@ -14,6 +14,7 @@ import functools
 
 import torch
 
+from sglang_xeon import native
 from sglang_xeon.kernels.step_memo import StepMemo
 
 _ANGLES = StepMemo()
@@ -62,5 +63,14 @@ def _apply(x: torch.Tensor, cos2, sin2, rot) -> torch.Tensor:
     return torch.addcmul(xf * cos2, xf @ rot, sin2).to(x.dtype)
 
 
+def native_rope(positions, q, k, cos_sin_cache, is_neox):
+    """csrc/rope.cpp: q and k in one call, cos/sin read from the cache by position (no
+    per-step angle tables), float32 inside, rounded once; new contiguous outputs."""
+    return native.ops.rope(positions, q, k, cos_sin_cache, is_neox)
+
+
 def register(registry) -> None:
     registry.register("rope", rope, name="xeon.rope")
+    registry.register(
+        "rope", native_rope, name="xeon.native_rope", priority=1, available=native.why_unavailable
+    )

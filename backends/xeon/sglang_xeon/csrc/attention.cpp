@@ -1,0 +1,207 @@
+// attention.decode straight from the paged cache: no gather, no padding. One work item is one
+// (sequence, kv head): its `group` query heads share each K/V row read from the cache, scores
+// come a block of keys at a time, and the softmax is online (running max and sum, float32).
+//
+//   keys of sequence b: kv_indices[kv_indptr[b] + j], j in [first, L), first = L - window
+//   (sliding window) or 0;  s = scale * q.k, then s = cap * tanh(s / cap) with a soft-cap.
+#include <vector>
+
+#include "kernels.h"
+#include "vec512.h"
+
+namespace sgl {
+
+namespace {
+
+constexpr int64_t BLOCK = 32;  // keys per softmax update
+
+// The keys of work item (b, kvh): [start + first, start + length) in kv_indices.
+struct Keys {
+  int64_t start, first, length;
+};
+
+Keys keys_of(const int64_t* kv_indptr, int64_t b, int64_t window) {
+  const int64_t start = kv_indptr[b], length = kv_indptr[b + 1] - start;
+  return {start, window > 0 ? std::max<int64_t>(0, length - window) : 0, length};
+}
+
+// Plain loops: any CPU, any head size.
+template <typename T, typename I>
+void item_generic(const T* q, const T* k_cache, const T* v_cache, const I* kv_indices, T* out,
+                  const DecodeShape& s, int64_t b, int64_t kvh, Keys keys, float* qf,
+                  float* acc, float* scores, float* row, float* m, float* l) {
+  const int64_t group = s.heads / s.kv_heads, dim = s.dim, v_dim = s.v_dim;
+  for (int64_t g = 0; g < group; ++g) {
+    const T* qr = q + b * s.q_b + (kvh * group + g) * s.q_h;
+    for (int64_t d = 0; d < dim; ++d) qf[g * dim + d] = to_float(qr[d]) * s.scale;
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+  }
+  std::fill(acc, acc + group * v_dim, 0.0f);
+  for (int64_t j0 = keys.first; j0 < keys.length; j0 += BLOCK) {
+    const int64_t n = std::min(BLOCK, keys.length - j0);
+    for (int64_t j = 0; j < n; ++j) {
+      const T* kr = k_cache + int64_t(kv_indices[keys.start + j0 + j]) * s.k_s + kvh * s.k_h;
+      for (int64_t d = 0; d < dim; ++d) row[d] = to_float(kr[d]);
+      for (int64_t g = 0; g < group; ++g) {
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int64_t d = 0; d < dim; ++d) dot += qf[g * dim + d] * row[d];
+        if (s.softcap > 0.0f) dot = s.softcap * fast_tanh(dot / s.softcap);
+        scores[g * BLOCK + j] = dot;
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      float* sg = scores + g * BLOCK;
+      float m_new = m[g];
+      for (int64_t j = 0; j < n; ++j) m_new = std::max(m_new, sg[j]);
+      const float correction = fast_exp(m[g] - m_new);  // 0 on the first block
+      float sum = 0.0f;
+      for (int64_t j = 0; j < n; ++j) {
+        sg[j] = fast_exp(sg[j] - m_new);
+        sum += sg[j];
+      }
+      l[g] = l[g] * correction + sum;
+      m[g] = m_new;
+      for (int64_t d = 0; d < v_dim; ++d) acc[g * v_dim + d] *= correction;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const T* vr = v_cache + int64_t(kv_indices[keys.start + j0 + j]) * s.v_s + kvh * s.v_h;
+      for (int64_t d = 0; d < v_dim; ++d) row[d] = to_float(vr[d]);
+      for (int64_t g = 0; g < group; ++g) {
+        const float p = scores[g * BLOCK + j];
+#pragma omp simd
+        for (int64_t d = 0; d < v_dim; ++d) acc[g * v_dim + d] += p * row[d];
+      }
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;  // no keys: zeros
+    T* o = out + (b * s.heads + kvh * group + g) * v_dim;
+    for (int64_t d = 0; d < v_dim; ++d) o[d] = from_float<T>(acc[g * v_dim + d] * inv);
+  }
+}
+
+#if SGL_AVX512
+constexpr int64_t MAX_CHUNKS = 16;  // head sizes up to 256 on this path
+
+// The same computation on 16-lane vectors: a K/V row is loaded once per key and shared by the
+// group's query heads; q (pre-scaled) and the accumulators stay as vectors.
+template <typename T, typename I>
+void item_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_indices, T* out,
+                 const DecodeShape& s, int64_t b, int64_t kvh, Keys keys, __m512* qv,
+                 __m512* acc, float* scores, float* m, float* l) {
+  const int64_t group = s.heads / s.kv_heads, dim = s.dim, v_dim = s.v_dim;
+  const int64_t nc = (dim + 15) / 16, nv = (v_dim + 15) / 16;
+  const __m512 scale = _mm512_set1_ps(s.scale);
+  for (int64_t g = 0; g < group; ++g) {
+    const T* qr = q + b * s.q_b + (kvh * group + g) * s.q_h;
+    for (int64_t c = 0; c < nc; ++c)
+      qv[g * nc + c] = _mm512_mul_ps(load16(qr + 16 * c, tail_mask(dim - 16 * c)), scale);
+    for (int64_t c = 0; c < nv; ++c) acc[g * nv + c] = _mm512_setzero_ps();
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+  }
+  const I* idx = kv_indices + keys.start;
+  const int64_t k_off = kvh * s.k_h, v_off = kvh * s.v_h;
+  __m512 row[MAX_CHUNKS];
+  for (int64_t j0 = keys.first; j0 < keys.length; j0 += BLOCK) {
+    const int64_t n = std::min(BLOCK, keys.length - j0);
+    for (int64_t j = 0; j < n; ++j) {
+      if (j0 + j + 4 < keys.length)
+        _mm_prefetch(reinterpret_cast<const char*>(k_cache + int64_t(idx[j0 + j + 4]) * s.k_s + k_off),
+                     _MM_HINT_T0);
+      const T* kr = k_cache + int64_t(idx[j0 + j]) * s.k_s + k_off;
+      for (int64_t c = 0; c < nc; ++c) row[c] = load16(kr + 16 * c, tail_mask(dim - 16 * c));
+      for (int64_t g = 0; g < group; ++g) {
+        __m512 dot = _mm512_mul_ps(qv[g * nc], row[0]);
+        for (int64_t c = 1; c < nc; ++c) dot = _mm512_fmadd_ps(qv[g * nc + c], row[c], dot);
+        float sc = _mm512_reduce_add_ps(dot);
+        if (s.softcap > 0.0f) sc = s.softcap * fast_tanh(sc / s.softcap);
+        scores[g * BLOCK + j] = sc;
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      float* sg = scores + g * BLOCK;
+      const __mmask16 m0 = tail_mask(n), m1 = tail_mask(n - 16);
+      __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, sg);
+      __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, sg + 16);
+      const float m_new = std::max(m[g], _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
+      const __m512 mv = _mm512_set1_ps(m_new);
+      s0 = exp16(_mm512_sub_ps(s0, mv));
+      s1 = exp16(_mm512_sub_ps(s1, mv));
+      _mm512_storeu_ps(sg, s0);
+      _mm512_storeu_ps(sg + 16, s1);
+      const float correction = fast_exp(m[g] - m_new);  // 0 on the first block
+      l[g] = l[g] * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      m[g] = m_new;
+      if (correction != 1.0f) {
+        const __m512 cv = _mm512_set1_ps(correction);
+        for (int64_t c = 0; c < nv; ++c) acc[g * nv + c] = _mm512_mul_ps(acc[g * nv + c], cv);
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      if (j0 + j + 4 < keys.length)
+        _mm_prefetch(reinterpret_cast<const char*>(v_cache + int64_t(idx[j0 + j + 4]) * s.v_s + v_off),
+                     _MM_HINT_T0);
+      const T* vr = v_cache + int64_t(idx[j0 + j]) * s.v_s + v_off;
+      for (int64_t c = 0; c < nv; ++c) row[c] = load16(vr + 16 * c, tail_mask(v_dim - 16 * c));
+      for (int64_t g = 0; g < group; ++g) {
+        const __m512 p = _mm512_set1_ps(scores[g * BLOCK + j]);
+        for (int64_t c = 0; c < nv; ++c)
+          acc[g * nv + c] = _mm512_fmadd_ps(p, row[c], acc[g * nv + c]);
+      }
+    }
+  }
+  for (int64_t g = 0; g < group; ++g) {
+    const __m512 inv = _mm512_set1_ps(l[g] > 0.0f ? 1.0f / l[g] : 0.0f);  // no keys: zeros
+    T* o = out + (b * s.heads + kvh * group + g) * v_dim;
+    for (int64_t c = 0; c < nv; ++c)
+      store16(o + 16 * c, _mm512_mul_ps(acc[g * nv + c], inv), tail_mask(v_dim - 16 * c));
+  }
+}
+#endif
+
+}  // namespace
+
+template <typename T, typename I>
+void decode_attention(const T* q, const T* k_cache, const T* v_cache, const int64_t* kv_indptr,
+                      const I* kv_indices, T* out, const DecodeShape& s, int64_t begin,
+                      int64_t end) {
+  const int64_t group = s.heads / s.kv_heads;
+  std::vector<float> scores(group * BLOCK), m(group), l(group);
+#if SGL_AVX512
+  if ((s.dim + 15) / 16 <= MAX_CHUNKS && (s.v_dim + 15) / 16 <= MAX_CHUNKS) {
+    struct alignas(64) Lanes {
+      __m512 v;
+    };
+    std::vector<Lanes> qv(group * ((s.dim + 15) / 16)), acc(group * ((s.v_dim + 15) / 16));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / s.kv_heads, kvh = item % s.kv_heads;
+      item_avx512(q, k_cache, v_cache, kv_indices, out, s, b, kvh,
+                  keys_of(kv_indptr, b, s.window), &qv[0].v, &acc[0].v, scores.data(),
+                  m.data(), l.data());
+    }
+    return;
+  }
+#endif
+  std::vector<float> qf(group * s.dim), acc(group * s.v_dim), row(std::max(s.dim, s.v_dim));
+  for (int64_t item = begin; item < end; ++item) {
+    const int64_t b = item / s.kv_heads, kvh = item % s.kv_heads;
+    item_generic(q, k_cache, v_cache, kv_indices, out, s, b, kvh,
+                 keys_of(kv_indptr, b, s.window), qf.data(), acc.data(), scores.data(),
+                 row.data(), m.data(), l.data());
+  }
+}
+
+#define SGL_DECODE(T, I)                                                                   \
+  template void decode_attention<T, I>(const T*, const T*, const T*, const int64_t*, const I*, T*, \
+                                       const DecodeShape&, int64_t, int64_t);
+SGL_DECODE(float, int32_t)
+SGL_DECODE(float, int64_t)
+SGL_DECODE(bf16, int32_t)
+SGL_DECODE(bf16, int64_t)
+SGL_DECODE(f16, int32_t)
+SGL_DECODE(f16, int64_t)
+
+}  // namespace sgl

@@ -1,0 +1,209 @@
+// Python bindings of the native kernels: argument checks, output allocation, dtype dispatch,
+// and the split of rows between torch's OpenMP threads (at::parallel_for, so the kernels share
+// torch's thread pool and its thread count). Small calls run on the calling thread: at decode
+// sizes a parallel region costs more than the work.
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include "kernels.h"
+
+namespace {
+
+using sgl::bf16;
+using sgl::f16;
+
+constexpr int64_t PARALLEL_WORK = 1 << 15;  // float ops below which a call stays on one thread
+
+template <typename F>
+void for_rows(int64_t n, int64_t work_per_row, const F& f) {
+  if (n <= 0) return;
+  const int64_t grain = std::max<int64_t>(1, PARALLEL_WORK / std::max<int64_t>(1, work_per_row));
+  if (grain >= n || at::get_num_threads() == 1) {
+    f(0, n);
+  } else {
+    at::parallel_for(0, n, grain, f);
+  }
+}
+
+// Calls body.template operator()<T>() with T the element type of `dtype`.
+template <typename Body>
+void by_dtype(at::ScalarType dtype, const char* op, Body&& body) {
+  switch (dtype) {
+    case at::kFloat: body(float{}); break;
+    case at::kBFloat16: body(bf16{}); break;
+    case at::kHalf: body(f16{}); break;
+    default: TORCH_CHECK(false, op, ": unsupported dtype ", dtype);
+  }
+}
+
+template <typename T>
+T* ptr(const at::Tensor& t) {
+  return reinterpret_cast<T*>(t.data_ptr());
+}
+
+void check_rows(const at::Tensor& t, const char* what) {
+  TORCH_CHECK(t.dim() == 2 && t.stride(1) == 1, what, " must be 2-D with contiguous rows");
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  check_rows(x, "x");
+  auto w = weight.to(x.scalar_type()).contiguous();
+  auto out = at::empty(x.sizes(), x.options());
+  const int64_t dim = x.size(1);
+  by_dtype(x.scalar_type(), "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    for_rows(x.size(0), 3 * dim, [&](int64_t b, int64_t e) {
+      sgl::rms_norm<T>(ptr<T>(x), x.stride(0), nullptr, 0, ptr<T>(w), ptr<T>(out), nullptr, dim,
+                       float(eps), b, e);
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& residual,
+                                                const at::Tensor& weight, double eps) {
+  check_rows(x, "x");
+  auto r = residual.to(x.scalar_type());
+  check_rows(r, "residual");
+  TORCH_CHECK(r.sizes() == x.sizes(), "residual shape differs from x");
+  auto w = weight.to(x.scalar_type()).contiguous();
+  auto out = at::empty(x.sizes(), x.options());
+  auto h = at::empty(x.sizes(), x.options());
+  const int64_t dim = x.size(1);
+  by_dtype(x.scalar_type(), "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    for_rows(x.size(0), 4 * dim, [&](int64_t b, int64_t e) {
+      sgl::rms_norm<T>(ptr<T>(x), x.stride(0), ptr<T>(r), r.stride(0), ptr<T>(w), ptr<T>(out),
+                       ptr<T>(h), dim, float(eps), b, e);
+    });
+  });
+  return {out, h};
+}
+
+at::Tensor rope_one(const at::Tensor& x, const at::Tensor& pos, const at::Tensor& cache,
+                    bool neox) {
+  TORCH_CHECK(x.dim() == 3 && x.stride(2) == 1, "rope: q / k must be [T, H, D], D contiguous");
+  auto out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+  const int64_t heads = x.size(1), dim = x.size(2), rotary = cache.size(1);
+  by_dtype(x.scalar_type(), "rope", [&](auto tag) {
+    using T = decltype(tag);
+    for_rows(x.size(0), 4 * heads * dim, [&](int64_t b, int64_t e) {
+      sgl::rope<T>(ptr<T>(x), x.stride(0), x.stride(1), ptr<T>(out), heads, dim,
+                   ptr<int64_t>(pos), ptr<float>(cache), rotary, neox, b, e);
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> rope(const at::Tensor& positions, const at::Tensor& q,
+                                        const at::Tensor& k, const at::Tensor& cos_sin_cache,
+                                        bool is_neox) {
+  auto pos = positions.to(at::kLong).contiguous();
+  auto cache = cos_sin_cache.to(at::kFloat).contiguous();
+  TORCH_CHECK(cache.dim() == 2 && cache.size(1) % 2 == 0 && cache.size(1) <= q.size(-1),
+              "rope: cos_sin_cache must be [max_pos, r] with r even and r <= head_dim");
+  TORCH_CHECK(pos.numel() == q.size(0) && pos.numel() == k.size(0), "rope: positions != tokens");
+  const int64_t* pp = pos.data_ptr<int64_t>();
+  for (int64_t t = 0; t < pos.numel(); ++t) {
+    TORCH_CHECK(pp[t] >= 0 && pp[t] < cache.size(0), "rope: position ", pp[t],
+                " outside the cos/sin cache");
+  }
+  return {rope_one(q, pos, cache, is_neox), rope_one(k, pos, cache, is_neox)};
+}
+
+at::Tensor gated_act(const at::Tensor& x, int64_t act) {
+  auto x2 = x.reshape({-1, x.size(-1)});
+  if (x2.stride(-1) != 1) x2 = x2.contiguous();
+  const int64_t inter = x2.size(1) / 2;
+  auto sizes = x.sizes().vec();
+  sizes.back() = inter;
+  auto out = at::empty(sizes, x.options().memory_format(at::MemoryFormat::Contiguous));
+  by_dtype(x.scalar_type(), "gated_act", [&](auto tag) {
+    using T = decltype(tag);
+    for_rows(x2.size(0), 16 * inter, [&](int64_t b, int64_t e) {
+      sgl::gated_act<T>(ptr<T>(x2), x2.stride(0), ptr<T>(out), inter, int(act), b, e);
+    });
+  });
+  return out;
+}
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache,
+                            const at::Tensor& v_cache, const at::Tensor& kv_indptr,
+                            const at::Tensor& kv_indices, double sm_scale, int64_t window,
+                            double softcap) {
+  TORCH_CHECK(q.dim() == 3 && q.stride(2) == 1, "decode: q must be [B, H, D], D contiguous");
+  TORCH_CHECK(k_cache.stride(2) == 1 && v_cache.stride(2) == 1, "decode: cache rows strided");
+  TORCH_CHECK(k_cache.scalar_type() == q.scalar_type() &&
+                  v_cache.scalar_type() == q.scalar_type(),
+              "decode: q and the caches must share a dtype");
+  const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k_cache.size(1);
+  TORCH_CHECK(heads % kv_heads == 0, "decode: heads must be a multiple of kv heads");
+  auto indptr = kv_indptr.to(at::kLong).contiguous();
+  auto indices = kv_indices.contiguous();
+  sgl::DecodeShape s{heads, kv_heads, q.size(2), v_cache.size(2), q.stride(0), q.stride(1),
+                     k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1),
+                     float(sm_scale), float(softcap), window};
+  auto out = at::empty({batch, heads, s.v_dim}, q.options());
+  if (batch == 0) return out;
+  const int64_t* ip = indptr.data_ptr<int64_t>();
+  const int64_t keys = ip[batch] - ip[0];
+  const int64_t work_per_item =
+      (keys / batch + 1) * (heads / kv_heads) * (s.dim + s.v_dim) * 2;
+  by_dtype(q.scalar_type(), "decode_attention", [&](auto tag) {
+    using T = decltype(tag);
+    auto run = [&](auto itag) {
+      using I = decltype(itag);
+      for_rows(batch * kv_heads, work_per_item, [&](int64_t b, int64_t e) {
+        sgl::decode_attention<T, I>(ptr<T>(q), ptr<T>(k_cache), ptr<T>(v_cache), ip,
+                                    ptr<I>(indices), ptr<T>(out), s, b, e);
+      });
+    };
+    if (indices.scalar_type() == at::kInt) {
+      run(int32_t{});
+    } else {
+      TORCH_CHECK(indices.scalar_type() == at::kLong, "decode: kv_indices must be int32/int64");
+      run(int64_t{});
+    }
+  });
+  return out;
+}
+
+// cache[loc[i]] = x[i] for x [N, Hkv, D] (any head / token stride, D contiguous).
+void store_one(const at::Tensor& cache, const at::Tensor& loc, const at::Tensor& x_in) {
+  auto x = x_in.scalar_type() == cache.scalar_type() ? x_in : x_in.to(cache.scalar_type());
+  TORCH_CHECK(x.dim() == 3 && x.stride(2) == 1 && cache.stride(2) == 1 &&
+                  x.size(1) == cache.size(1) && x.size(2) == cache.size(2),
+              "kv_store: k / v must be [N, Hkv, D] matching the cache");
+  const int64_t n = x.size(0), heads = x.size(1), row = x.size(2) * x.element_size();
+  const int64_t slots = cache.size(0);
+  const int64_t* lp = loc.data_ptr<int64_t>();
+  char* dst = reinterpret_cast<char*>(cache.data_ptr());
+  const char* src = reinterpret_cast<const char*>(x.data_ptr());
+  const int64_t es = x.element_size();
+  for (int64_t i = 0; i < n; ++i) {
+    TORCH_CHECK(lp[i] >= 0 && lp[i] < slots, "kv_store: slot ", lp[i], " outside the cache");
+    for (int64_t h = 0; h < heads; ++h) {
+      std::memcpy(dst + (lp[i] * cache.stride(0) + h * cache.stride(1)) * es,
+                  src + (i * x.stride(0) + h * x.stride(1)) * es, row);
+    }
+  }
+}
+
+void kv_store(const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& loc,
+              const at::Tensor& k, const at::Tensor& v) {
+  auto l = loc.to(at::kLong).contiguous();
+  store_one(k_cache, l, k);
+  store_one(v_cache, l, v);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rms_norm", &rms_norm);
+  m.def("add_rms_norm", &add_rms_norm);
+  m.def("rope", &rope);
+  m.def("gated_act", &gated_act);
+  m.def("decode_attention", &decode_attention);
+  m.def("kv_store", &kv_store);
+}

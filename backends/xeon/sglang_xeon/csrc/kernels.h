@@ -1,0 +1,45 @@
+// The native kernels, over raw pointers and strides (elements), one call per range of rows
+// [begin, end): the bindings (bindings.cpp) check the tensors and split the rows between
+// threads. T is float, bf16 or f16; I is int32_t or int64_t.
+#pragma once
+
+#include <cstdint>
+
+#include "scalar.h"
+
+namespace sgl {
+
+// out[t] = w * h / rms(h), h = x[t] (+ residual[t]); with residual, h (rounded to T) goes to
+// h_out[t]. Rows of x / residual / out / h_out have stride x_stride / r_stride / dim / dim.
+template <typename T>
+void rms_norm(const T* x, int64_t x_stride, const T* residual, int64_t r_stride, const T* w,
+              T* out, T* h_out, int64_t dim, float eps, int64_t begin, int64_t end);
+
+// Rotary embedding of token t's heads [heads, dim] (head stride, token stride given) into a
+// contiguous [tokens, heads, dim] output; cache rows [rotary_dim] = cos | sin.
+template <typename T>
+void rope(const T* x, int64_t t_stride, int64_t h_stride, T* out, int64_t heads, int64_t dim,
+          const int64_t* positions, const float* cache, int64_t rotary_dim, bool neox,
+          int64_t begin, int64_t end);
+
+// out[t, :I] = act(x[t, :I]) * x[t, I:]; act 0 = silu, 1 = gelu tanh, 2 = gelu erf.
+template <typename T>
+void gated_act(const T* x, int64_t x_stride, T* out, int64_t inter, int act, int64_t begin,
+               int64_t end);
+
+// Decode attention straight from the paged cache, for work items [begin, end) of
+// batch x kv_heads (item = b * kv_heads + kvh). q [B, H, D] (strides q_b, q_h), caches
+// [S, Hkv, D] (strides k_s, k_h / v_s, v_h), out [B, H, Dv] contiguous.
+struct DecodeShape {
+  int64_t heads, kv_heads, dim, v_dim;
+  int64_t q_b, q_h, k_s, k_h, v_s, v_h;
+  float scale, softcap;
+  int64_t window;
+};
+
+template <typename T, typename I>
+void decode_attention(const T* q, const T* k_cache, const T* v_cache, const int64_t* kv_indptr,
+                      const I* kv_indices, T* out, const DecodeShape& s, int64_t begin,
+                      int64_t end);
+
+}  // namespace sgl

@@ -1,0 +1,93 @@
+"""The xeon backend's native kernels (csrc/): C++ compiled for this machine on first use.
+
+Built with torch.utils.cpp_extension.load (ninja, -O3 -march=native) into torch's extensions
+directory ($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), where later processes
+find it: only the first process on a machine compiles (about a minute on 2 cores), the others
+load it in well under a second; torch rebuilds when a source or flag changes and serialises
+concurrent builds with a lock file. The kernel units include no torch headers (they compile
+in seconds); bindings.cpp holds the checks and the thread split.
+
+Nothing here is required: the kernel modules register each native kernel next to its torch
+implementation, with `available=why_unavailable`, so kernel resolution triggers the build and
+takes the torch kernel when it fails (no compiler, no ninja, a compile error: the reason is
+logged once and shown by `sglang backends`). SGLANG_XEON_NATIVE=0 turns them off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+ENV = "SGLANG_XEON_NATIVE"
+NAME = "sglang_xeon_native"
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = ("bindings.cpp", "norm.cpp", "rope.cpp", "activation.cpp", "attention.cpp")
+CFLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-DNDEBUG")
+
+ops: Any = None  # the loaded extension module, once `why_unavailable()` returned None
+_lock = threading.Lock()
+_failure: str | None = None
+_tried = False
+
+
+def why_unavailable() -> str | None:
+    """None when the native kernels are loaded (building them on the first call), else why
+    not. Safe to call from any thread; never raises."""
+    global _tried
+    if ops is not None:
+        return None
+    if os.environ.get(ENV, "1") == "0":
+        return f"turned off by {ENV}=0"
+    with _lock:
+        if not _tried:
+            _tried = True
+            _load()
+    return None if ops is not None else _failure
+
+
+def _missing_tool() -> str | None:
+    from torch.utils import cpp_extension
+
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler ({compiler!r} not on PATH)"
+    if not cpp_extension.is_ninja_available():
+        return "ninja not found (pip install ninja), needed by torch.utils.cpp_extension"
+    return None
+
+
+def _load() -> None:
+    global ops, _failure
+    _failure = _missing_tool()
+    if _failure is None:
+        try:
+            from torch.utils import cpp_extension
+
+            start = time.perf_counter()
+            module = cpp_extension.load(
+                name=NAME,
+                sources=[str(CSRC / s) for s in SOURCES],
+                extra_cflags=list(CFLAGS),
+                extra_include_paths=[str(CSRC)],
+                verbose=False,
+            )
+            took = time.perf_counter() - start
+            logger.info(
+                "xeon native kernels %s in %.1f s (%s)",
+                "built" if took > 5 else "loaded",
+                took,
+                cpp_extension._get_build_directory(NAME, verbose=False),
+            )
+            ops = module
+            return
+        except Exception as e:  # a compile error must not stop the engine: torch kernels remain
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            _failure = "build failed: " + " | ".join(lines[-3:])[:500]
+    logger.warning("xeon native kernels unavailable (%s); using the torch kernels", _failure)

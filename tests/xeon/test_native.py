@@ -1,0 +1,127 @@
+"""The xeon native kernels (csrc/) against the torch kernels they replace, on the layouts the
+model passes (q / k / v as strided views of one qkv row) and the cases conformance does not
+stress; and the fallback when they cannot be built."""
+
+import logging
+
+import pytest
+import torch
+
+native = pytest.importorskip("sglang_xeon.native")
+from sglang_xeon.kernels import activation, attention, kv, norm, rope  # noqa: E402
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+TOL = {torch.float32: 2e-5, torch.bfloat16: 2e-2, torch.float16: 2e-3}
+
+
+@pytest.fixture(scope="module")
+def ops():
+    why = native.why_unavailable()
+    if why is not None:
+        pytest.skip(f"native kernels unavailable: {why}")
+    return native.ops
+
+
+def close(a, b, dtype):
+    torch.testing.assert_close(a.float(), b.float(), atol=TOL[dtype], rtol=TOL[dtype])
+
+
+def qkv_views(tokens, heads, kv_heads, dim, dtype, gen):
+    """q [T, H, D], k / v [T, Hkv, D]: views into one [T, (H + 2 Hkv) D] GEMM output."""
+    qkv = torch.randn(tokens, (heads + 2 * kv_heads) * dim, generator=gen).to(dtype)
+    q, k, v = qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], dim=-1)
+    shape = (tokens, -1, dim)
+    return q.reshape(shape), k.reshape(shape), v.reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_norm_and_activations_match_torch(ops, dtype):
+    gen = torch.Generator().manual_seed(0)
+    for tokens, dim in ((1, 576), (16, 576), (5, 100)):
+        wide = torch.randn(tokens, dim + 8, generator=gen).to(dtype)
+        x = wide[:, :dim]  # strided rows
+        r = torch.randn(tokens, dim, generator=gen).to(dtype)
+        w = torch.randn(dim, generator=gen).to(dtype)
+        close(norm.native_rms_norm(x, w, 1e-5), norm.rms_norm(x, w, 1e-5), dtype)
+        got, want = norm.native_rms_norm(x, w, 1e-5, r), norm.rms_norm(x, w, 1e-5, r)
+        close(got[0], want[0], dtype)
+        close(got[1], want[1], dtype)
+        g = torch.randn(tokens, 2 * dim, generator=gen).to(dtype) * 4
+        close(activation.native_silu_mul(g), activation.silu_mul(g), dtype)
+        for approximate in ("tanh", "none"):
+            close(activation.native_gelu_mul(g, approximate), activation.gelu_mul(g, approximate),
+                  dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("is_neox", (True, False))
+@pytest.mark.parametrize("rotary", (64, 32))
+def test_rope_on_qkv_views(ops, dtype, is_neox, rotary):
+    gen = torch.Generator().manual_seed(1)
+    q, k, _ = qkv_views(7, 9, 3, 64, dtype, gen)
+    cache = torch.randn(300, rotary, generator=gen)
+    positions = torch.tensor([0, 5, 299, 17, 17, 3, 100])
+    got = rope.native_rope(positions, q, k, cache, is_neox)
+    want = rope.rope(positions, q, k, cache, is_neox)
+    for g, w in zip(got, want):
+        assert g.is_contiguous() and g.shape == w.shape
+        close(g, w, dtype)
+    with pytest.raises(RuntimeError, match="outside the cos/sin cache"):
+        rope.native_rope(torch.tensor([300] * 7), q, k, cache, is_neox)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("index_dtype", (torch.int32, torch.int64))
+@pytest.mark.parametrize(
+    "window, softcap, dim", ((-1, 0.0, 64), (40, 0.0, 64), (-1, 20.0, 64), (-1, 0.0, 80))
+)
+def test_decode_matches_torch(ops, dtype, index_dtype, window, softcap, dim):
+    gen = torch.Generator().manual_seed(2)
+    lengths = [1, 70, 33, 250]  # blocks of 32 keys: partial, several, one past
+    slots = 1000
+    kc = torch.randn(slots, 2, dim, generator=gen).to(dtype)
+    vc = torch.randn(slots, 2, dim, generator=gen).to(dtype)
+    q, _, _ = qkv_views(len(lengths), 8, 2, dim, dtype, gen)
+    q = q * 3
+    indptr = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    indices = torch.randperm(slots - 1, generator=gen)[: sum(lengths)].add(1).to(index_dtype)
+    args = (q, kc, vc, indptr, indices, 0.1, window, softcap)
+    close(attention.native_decode(*args), attention.decode(*args), dtype)
+
+
+def test_kv_store_from_views_and_bounds(ops):
+    gen = torch.Generator().manual_seed(3)
+    _, k, v = qkv_views(4, 6, 2, 64, torch.bfloat16, gen)
+    caches = [torch.zeros(50, 2, 64, dtype=torch.bfloat16) for _ in range(4)]
+    loc = torch.tensor([7, 3, 49, 0])
+    kv.native_store(caches[0], caches[1], loc, k, v)
+    kv.store(caches[2], caches[3], loc, k, v)
+    assert torch.equal(caches[0], caches[2]) and torch.equal(caches[1], caches[3])
+    with pytest.raises(RuntimeError, match="outside the cache"):
+        kv.native_store(caches[0], caches[1], torch.tensor([0, 1, 2, 50]), k, v)
+
+
+def test_build_failure_falls_back_with_a_logged_reason(monkeypatch, caplog):
+    monkeypatch.setattr(native, "ops", None)
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_missing_tool", lambda: "no C++ compiler (test)")
+    with caplog.at_level(logging.WARNING, logger="sglang_xeon.native"):
+        assert native.why_unavailable() == "no C++ compiler (test)"
+    assert "using the torch kernels" in caplog.text
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setenv(native.ENV, "0")
+    assert "turned off" in native.why_unavailable()
+
+
+def test_registered_above_the_torch_kernels():
+    from sglang.ops.registry import KernelRegistry
+
+    registry = KernelRegistry()
+    from sglang_xeon import kernels
+
+    kernels.register_all(registry.registrar("xeon"))
+    for op in ("norm.rms", "rope", "kv.store", "attention.decode", "act.silu_mul"):
+        found = sorted(registry.kernels(op, "xeon"), key=lambda k: -k.priority)
+        assert found[0].name.startswith("xeon.native_"), op
+        assert found[0].available is native.why_unavailable
+        assert not found[-1].name.startswith("xeon.native_")  # the fallback stays registered
