@@ -13,7 +13,9 @@ namespace {
 using sgl::bf16;
 using sgl::f16;
 
-constexpr int64_t PARALLEL_WORK = 1 << 15;  // float ops below which a call stays on one thread
+// Float ops below which a call stays on one thread: waking torch's OpenMP workers costs a few
+// microseconds on an idle machine and tens when another process holds the other cores.
+constexpr int64_t PARALLEL_WORK = 1 << 18;
 
 template <typename F>
 void for_rows(int64_t n, int64_t work_per_row, const F& f) {
