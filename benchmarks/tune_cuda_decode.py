@@ -107,12 +107,68 @@ def gemm_rows(batches: list[int]) -> list[dict]:
     return rows
 
 
+def gemv_rows() -> list[dict]:
+    """The batch-1 GEMMs: cuBLAS (F.linear) against the Triton GEMV over launch parameters."""
+    from sglang_cuda.kernels import gemv
+
+    dev = torch.device("cuda")
+    shapes = {
+        "qkv": (HIDDEN, (HEADS + 2 * KV_HEADS) * HEAD_DIM),
+        "o": (HEADS * HEAD_DIM, HIDDEN),
+        "gate_up": (HIDDEN, 2 * INTER),
+        "down": (INTER, HIDDEN),
+        "lm_head": (HIDDEN, VOCAB),
+    }
+    launches = [
+        {"block_n": bn, "block_k": bk, "num_warps": w, "num_stages": st}
+        for bn, bk, w, st in itertools.product((4, 8, 16, 32), (256, 512, 1024), (4, 8), (2, 3, 4))
+        if bn * bk <= 2048 * w
+    ]
+    rows = []
+    totals = {"cublas": 0.0}
+    for name, (k, n) in shapes.items():
+        w = torch.randn(n, k, dtype=torch.bfloat16, device=dev) * 0.02
+        x = torch.randn(1, k, dtype=torch.bfloat16, device=dev)
+        ref = torch.nn.functional.linear(x, w)
+        t_ref = timed(lambda x=x, w=w: torch.nn.functional.linear(x, w))
+        layers = 1 if name == "lm_head" else LAYERS
+        totals["cublas"] += t_ref * layers
+        gbps = n * k * 2 / 1e9
+        row = {"shape": name, "cublas_us": t_ref * 1e6, "cublas_GBps": gbps / t_ref}
+        for launch in launches:
+            key = "{block_n}x{block_k}/w{num_warps}/s{num_stages}".format(**launch)
+            try:
+                out = gemv.gemv(x, w, launch=launch)
+                err = ((out.float() - ref.float()).abs().max() / ref.float().abs().max()).item()
+                t = timed(lambda x=x, w=w, launch=launch: gemv.gemv(x, w, launch=launch))
+            except Exception as e:  # noqa: BLE001 - a launch the compiler refuses
+                row[key] = f"error {type(e).__name__}"
+                continue
+            row[key] = round(t * 1e6, 2)
+            totals[key] = totals.get(key, 0.0) + t * layers
+            row.setdefault("max_rel_err", 0.0)
+            row["max_rel_err"] = max(row["max_rel_err"], err)
+        rows.append(row)
+        best = min((v, k2) for k2, v in row.items() if "/" in k2 and isinstance(v, float))
+        print(f"   {name}: cuBLAS {t_ref * 1e6:.1f} us ({gbps / t_ref:.0f} GB/s), best GEMV "
+              f"{best[1]} {best[0]:.1f} us ({gbps / best[0] * 1e6:.0f} GB/s), "
+              f"max rel err {row.get('max_rel_err', 0):.2e}", flush=True)
+    ranked = sorted((v, k2) for k2, v in totals.items() if len(k2) > 0)
+    print("   per-step totals (32 layers + LM head), ms:", flush=True)
+    for v, k2 in ranked[:8]:
+        print(f"     {k2}: {v * 1e3:.3f}", flush=True)
+    print(f"     cublas: {totals['cublas'] * 1e3:.3f}", flush=True)
+    rows.append({"shape": "step_total_ms", **{k2: v * 1e3 for k2, v in totals.items()}})
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64, 128, 256])
     ap.add_argument("--context", type=int, nargs="+", default=[1024])
     ap.add_argument("--shuffle", action="store_true")
     ap.add_argument("--out", default=None, help="JSON lines of every row")
+    ap.add_argument("--gemv", action="store_true", help="also the batch-1 GEMV sweep")
     args = ap.parse_args(argv)
     print(torch.cuda.get_device_name(), torch.__version__, flush=True)
     launches = [
@@ -125,6 +181,8 @@ def main(argv=None) -> int:
     ]
     results = []
     for batch, context in itertools.product(args.batches, args.context):
+        if batch <= 0:  # --batches 0: no attention sweep
+            continue
         rows = attention_case(batch, context, args.shuffle, launches)
         mine = {**attention.DECODE_LAUNCH, "block_n": 64}
         default = next(r for r in rows if all(r.get(k) == v for k, v in mine.items()))
@@ -135,9 +193,12 @@ def main(argv=None) -> int:
             print("   ", json.dumps(r), flush=True)
         results += [{"case": "attention", "batch": batch, "context": context, **r} for r in rows]
     print("\n== GEMMs (bf16, cuBLAS via torch), per layer us; step = 32 layers + LM head")
-    for r in gemm_rows(args.batches):
+    for r in gemm_rows([b for b in args.batches if b > 0]):
         print("   ", json.dumps({k: round(v, 1) for k, v in r.items()}), flush=True)
         results.append({"case": "gemm", **r})
+    if args.gemv:
+        print("\n== batch-1 GEMMs: cuBLAS against the Triton GEMV", flush=True)
+        results += [{"case": "gemv", **r} for r in gemv_rows()]
     if args.out:
         with open(args.out, "w") as f:
             for r in results:

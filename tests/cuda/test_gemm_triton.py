@@ -21,3 +21,18 @@ def test_int8(case):
 @pytest.mark.parametrize("case", kc.params("gemm.dense", small))
 def test_dense(case):
     kc.check("gemm.dense", gemm.dense, case)
+
+
+def _gemv_dense(x, weight, bias=None):
+    """gemm.dense with one row forced through the Triton GEMV (on a GPU `dense` picks it by
+    itself; under the interpreter its device check would send CPU tensors to F.linear)."""
+    from sglang_cuda.kernels import gemv
+
+    return gemv.gemv(x, weight.to(x.dtype), bias)
+
+
+@pytest.mark.parametrize(
+    "case", kc.params("gemm.dense", lambda c: c.params["m"] == 1 and not c.name.startswith("f32"))
+)
+def test_dense_one_row_gemv(case):
+    kc.check("gemm.dense", _gemv_dense, case)

@@ -1,6 +1,7 @@
 """gemm.dense and gemm.int8 on NVIDIA GPUs.
 
-dense: F.linear, i.e. cuBLAS(Lt) with the bias fused into its epilogue where it can be. float32
+dense: F.linear, i.e. cuBLAS(Lt) with the bias fused into its epilogue where it can be; a single
+bf16/fp16 row goes through the Triton GEMV of gemv.py instead. float32
 stays IEEE unless the user opted into TF32 (torch's allow_tf32 flags, off by default). float16
 split-K reductions stay in float32: torch lets cuBLAS reduce them in float16 by default, which
 failed the spec's float16 tolerance at K=1000 on an H200; registering these kernels turns that
@@ -21,11 +22,19 @@ import torch
 import torch.nn.functional as F
 from sglang.ops.quant.int8 import quantize_int8_rowwise
 
+from sglang_cuda.kernels import gemv
 from sglang_cuda.kernels.scaled_mm import scaled_mm
+
+USE_GEMV = True
+"""One-row bf16/fp16 products (batch-1 decode) through the Triton GEMV (kernels/gemv.py),
+which reads the weights closer to the memory bandwidth than cuBLAS does at M = 1."""
 
 
 def dense(x, weight, bias=None):
-    return F.linear(x, weight if weight.dtype == x.dtype else weight.to(x.dtype), bias)
+    weight = weight if weight.dtype == x.dtype else weight.to(x.dtype)
+    if USE_GEMV and gemv.applies(x, weight):
+        return gemv.gemv(x, weight, bias)
+    return F.linear(x, weight, bias)
 
 
 def _round8(v: int) -> int:
