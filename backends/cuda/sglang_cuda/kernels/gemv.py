@@ -22,7 +22,7 @@ except ImportError:
     triton = None
     tl = None
 
-GEMV_LAUNCH = {"block_n": 8, "block_k": 512, "num_warps": 4, "num_stages": 3}
+GEMV_LAUNCH = {"block_n": 16, "block_k": 1024, "num_warps": 8, "num_stages": 3}
 """Launch parameters (a tuning run may pass others per call)."""
 
 DTYPES = (torch.bfloat16, torch.float16)
