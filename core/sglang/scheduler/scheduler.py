@@ -480,7 +480,8 @@ class Scheduler:
         host_ids = launch.ids.to("cpu", non_blocking=True)
         event = self.runner.runtime.new_event()
         event.record()
-        self._inflight = _InFlight(reqs, launch, host_ids, event, {id(r): i for i, r in enumerate(reqs)})
+        row_of = {id(r): i for i, r in enumerate(reqs)}
+        self._inflight = _InFlight(reqs, launch, host_ids, event, row_of)
         self.new_token_ratio = max(
             MIN_NEW_TOKEN_RATIO, self.new_token_ratio - NEW_TOKEN_RATIO_DECAY
         )
