@@ -84,6 +84,15 @@ void item_generic(const T* q, const T* k_cache, const T* v_cache, const I* kv_in
 
 #if SGL_AVX512
 constexpr int64_t MAX_CHUNKS = 16;  // head sizes up to 256 on this path
+constexpr int64_t AHEAD = 8;        // keys between a row's prefetch and its use
+
+// Cache rows are scattered by slot: the hardware prefetcher cannot follow them, and right
+// after the layer's GEMMs they are rarely in cache.
+template <typename T>
+inline void prefetch_row(const T* row, int64_t n) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t off = 0; off < n * int64_t(sizeof(T)); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
+}
 
 // The same computation on 16-lane vectors: a K/V row is loaded once per key and shared by the
 // group's query heads; q (pre-scaled) and the accumulators stay as vectors.
@@ -108,9 +117,8 @@ void item_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_ind
   for (int64_t j0 = keys.first; j0 < keys.length; j0 += BLOCK) {
     const int64_t n = std::min(BLOCK, keys.length - j0);
     for (int64_t j = 0; j < n; ++j) {
-      if (j0 + j + 4 < keys.length)
-        _mm_prefetch(reinterpret_cast<const char*>(k_cache + int64_t(idx[j0 + j + 4]) * s.k_s + k_off),
-                     _MM_HINT_T0);
+      if (j0 + j + AHEAD < keys.length)
+        prefetch_row(k_cache + int64_t(idx[j0 + j + AHEAD]) * s.k_s + k_off, dim);
       const T* kr = k_cache + int64_t(idx[j0 + j]) * s.k_s + k_off;
       for (int64_t c = 0; c < nc; ++c) row[c] = load16(kr + 16 * c, tail_mask(dim - 16 * c));
       for (int64_t g = 0; g < group; ++g) {
@@ -141,9 +149,8 @@ void item_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_ind
       }
     }
     for (int64_t j = 0; j < n; ++j) {
-      if (j0 + j + 4 < keys.length)
-        _mm_prefetch(reinterpret_cast<const char*>(v_cache + int64_t(idx[j0 + j + 4]) * s.v_s + v_off),
-                     _MM_HINT_T0);
+      if (j0 + j + AHEAD < keys.length)
+        prefetch_row(v_cache + int64_t(idx[j0 + j + AHEAD]) * s.v_s + v_off, v_dim);
       const T* vr = v_cache + int64_t(idx[j0 + j]) * s.v_s + v_off;
       for (int64_t c = 0; c < nv; ++c) row[c] = load16(vr + 16 * c, tail_mask(v_dim - 16 * c));
       for (int64_t g = 0; g < group; ++g) {
