@@ -172,6 +172,6 @@ def test_captured_graphs_give_the_eager_tokens(model_dir, dtype):
         graphs = scheduler.runner.graph_runner
         assert (graphs is None) == disable
         results.append(generate(scheduler))
-        if graphs is not None:
-            assert graphs.replays == max(NEW) - 1
+        if graphs is not None:  # the overlap scheduler launches one step past the last finish
+            assert graphs.replays == max(NEW) - 1 + scheduler.overlap
     assert results[0] == results[1]
