@@ -125,3 +125,28 @@ def test_registered_above_the_torch_kernels():
         assert found[0].name.startswith("xeon.native_"), op
         assert found[0].available is native.why_unavailable
         assert not found[-1].name.startswith("xeon.native_")  # the fallback stays registered
+
+
+@pytest.mark.parametrize("rows", (1, 5, 16))
+@pytest.mark.parametrize("group_size, n", ((32, 72), (128, 64)))
+@pytest.mark.parametrize("float_zeros", (False, True))
+def test_int4_matches_the_int4_pack_kernel(ops, rows, group_size, n, float_zeros):
+    from sglang.layers.linear import int4_weight_args
+    from sglang_xeon.kernels import gemm_int4
+
+    if not ops.int4_gemm_supported():
+        pytest.skip("built without AVX-512 BF16")
+    gen = torch.Generator().manual_seed(4)
+    weight = (torch.randn(n, 256, generator=gen) * 0.05).to(torch.bfloat16)
+    args = int4_weight_args(weight, group_size, float_zeros=float_zeros)
+    plain = gemm_int4.prepare(args)["qweight"]
+    fast = gemm_int4.prepare_native(args)["qweight"]
+    assert plain.native is None and fast.native is not None
+    x = torch.randn(rows, 256, generator=gen).to(torch.bfloat16)
+    call = dict(packing="awq", group_size=group_size)
+    want = torch.nn.functional.linear(x.float(), plain.dense.to_dense().float()
+                                      if plain.dense.is_mkldnn else plain.dense.float())
+    got = gemm_int4.int4(x, fast, **call)
+    assert got.shape == (rows, n) and got.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(got, gemm_int4.int4(x, plain, **call), atol=2e-2, rtol=2e-2)

@@ -28,8 +28,12 @@ logger = logging.getLogger(__name__)
 ENV = "SGLANG_XEON_NATIVE"
 NAME = "sglang_xeon_native"
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = ("bindings.cpp", "norm.cpp", "rope.cpp", "activation.cpp", "attention.cpp")
-CFLAGS = ("-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-DNDEBUG")
+SOURCES = (
+    "bindings.cpp", "norm.cpp", "rope.cpp", "activation.cpp", "attention.cpp", "gemm_int4.cpp"
+)
+# -fopenmp: at::parallel_for is inline OpenMP code, compiled into bindings.cpp (without the flag
+# it runs on one thread); the extension then shares the libgomp torch has already loaded.
+CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG")
 
 ops: Any = None  # the loaded extension module, once `why_unavailable()` returned None
 _lock = threading.Lock()
@@ -75,6 +79,7 @@ def _load() -> None:
                 name=NAME,
                 sources=[str(CSRC / s) for s in SOURCES],
                 extra_cflags=list(CFLAGS),
+                extra_ldflags=["-fopenmp"],
                 extra_include_paths=[str(CSRC)],
                 verbose=False,
             )

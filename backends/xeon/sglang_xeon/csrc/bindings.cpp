@@ -199,6 +199,31 @@ void kv_store(const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Te
   store_one(v_cache, l, v);
 }
 
+// x [M, K] bf16 @ the packed int4 weight of gemm_int4.cpp -> [M, n] bf16.
+at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t group_size,
+                     int64_t n) {
+  TORCH_CHECK(sgl::int4_bf16_supported(), "int4_gemm: built without AVX-512 BF16");
+  TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kBFloat16, "int4_gemm: x must be bf16 [M, K]");
+  auto x = x_in.contiguous();
+  const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
+  TORCH_CHECK(group_size % 2 == 0 && k % group_size == 0, "int4_gemm: K must be whole groups");
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
+                  packed.numel() == blocks * (k / group_size) * (64 + 8 * group_size),
+              "int4_gemm: packed weight does not match K, n and the group size");
+  auto out = at::empty({m, n}, x.options());
+  if (m == 0) return out;
+  const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr());
+  const auto* wp = packed.data_ptr<uint8_t>();
+  auto* op = reinterpret_cast<uint16_t*>(out.data_ptr());
+  const int64_t groups = k / group_size;
+  std::vector<float> xsum(m * groups, 0.0f);
+  for (int64_t i = 0; i < m * k; ++i) xsum[i / group_size] += sgl::to_float(sgl::bf16{xp[i]});
+  for_rows(blocks, 16 * k * (m + 8), [&](int64_t b, int64_t e) {
+    sgl::int4_bf16_gemm(xp, xsum.data(), m, k, wp, group_size, op, n, b, e);
+  });
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -208,4 +233,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gated_act", &gated_act);
   m.def("decode_attention", &decode_attention);
   m.def("kv_store", &kv_store);
+  m.def("int4_gemm", &int4_gemm);
+  m.def("int4_gemm_supported", &sgl::int4_bf16_supported);
 }

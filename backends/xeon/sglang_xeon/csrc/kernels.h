@@ -43,3 +43,16 @@ void decode_attention(const T* q, const T* k_cache, const T* v_cache, const int6
                       int64_t end);
 
 }  // namespace sgl
+
+namespace sgl {
+
+// gemm.int4 with bf16 activations x [m, k] (contiguous; xsum [m, k / group_size] their
+// float32 sums per group) and the packed weight of gemm_int4.cpp, for column blocks
+// [nb_begin, nb_end) of 16 into out [m, n] (bf16). Only where the build targets AVX-512 BF16
+// (int4_bf16_supported()).
+bool int4_bf16_supported();
+void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
+                    const uint8_t* packed, int64_t group_size, uint16_t* out, int64_t n,
+                    int64_t nb_begin, int64_t nb_end);
+
+}  // namespace sgl

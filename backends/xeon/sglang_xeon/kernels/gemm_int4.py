@@ -10,6 +10,9 @@
 - The dequantized weight in the scales' dtype, prepacked for oneDNN (gemm.prepack), for
   larger M (prefill, big decode batches). So int4 here buys decode bandwidth, not memory:
   the layer holds int4 plus a dense copy.
+- With the native kernels (kernel xeon.native_int4, `prepare_native`): a third form for bf16
+  activations, csrc/gemm_int4.cpp's layout (`native_form`), which serves M <= NATIVE_MAX_M
+  ahead of both (AVX-512 BF16 dot products on the codes, exact scaling per group).
 
 Zero points may be integers (AWQ / GPTQ) or floats (int4:float_zeros): both become the float
 `zero` above. GPTQ act-order: the weight's input rows are put in group order (perm =
@@ -25,9 +28,14 @@ from typing import NamedTuple
 import torch
 from sglang.ops.quant import int4 as q4
 
+from sglang_xeon import native
 from sglang_xeon.kernels.gemm import packed_linear, prepack
 
 SMALL_M = 8  # rows up to which the int4 kernel beats the dense one (see the docstring)
+# Rows up to which the native kernel (csrc/gemm_int4.cpp) serves bf16: it beats the int4 kernel
+# at every M and the dense bf16 one below about 20 rows (SmolLM2-135M layers, 2 cores: M=1 3.8
+# vs 5.1 ms, M=16 18.6 vs 25.7 (int4) and 21.5 ms (bf16), M=24 29.1 vs 25.8 ms (bf16)).
+NATIVE_MAX_M = 16
 INT4_GROUP_SIZES = (32, 64, 128, 256)
 N_ALIGN = 16  # the int4 layout packs 16 output columns together
 
@@ -41,6 +49,7 @@ class Int4Weight(NamedTuple):
     perm: torch.Tensor | None  # int64 [K]: x's columns in the int4 form's row order (act-order)
     n: int
     group_size: int
+    native: torch.Tensor | None = None  # uint8: csrc/gemm_int4.cpp's layout (native_form)
 
 
 def _int4_kernel_available() -> bool:
@@ -110,6 +119,53 @@ def prepare(args: dict) -> dict:
     return {"qweight": Int4Weight(prepack(dense), packed, sz, perm, n, group_size)}
 
 
+def native_form(qn, scales, zeros, group_size) -> torch.Tensor:
+    """qn [N, K] codes, scales / zeros [K/G, N] (bf16: exact for integer zeros and for bf16
+    float zeros) -> csrc/gemm_int4.cpp's packed weight: per block of 16 columns and group, s
+    and z as bf16 (w = (q - z) s), then the codes in the kernel's lane order (two per byte). N
+    is padded to 16 with s = z = 0 (weights 0)."""
+    n, k = qn.shape
+    pad = (-n) % 16
+    blocks, groups, pairs = (n + pad) // 16, k // group_size, group_size // 2
+    s, z = scales.float(), zeros.float()
+    q = torch.nn.functional.pad(qn, (0, 0, 0, pad)).to(torch.uint8)
+    q = q.view(blocks, 2, 8, groups, pairs, 2).permute(0, 3, 4, 1, 2, 5)
+    q = q.reshape(blocks, groups, pairs, 2, 16)
+    codes = (q[..., 0, :] | (q[..., 1, :] << 4)).reshape(blocks, groups, pairs * 16)
+
+    def per_block(t):  # [K/G, N] -> uint8 [blocks, groups, 32]
+        t = torch.nn.functional.pad(t, (0, pad)).to(torch.bfloat16).t()
+        return t.reshape(blocks, 16, groups).transpose(1, 2).contiguous().view(torch.uint8)
+
+    return torch.cat((per_block(s), per_block(z), codes), dim=-1).reshape(-1).contiguous()
+
+
+def prepare_native(args: dict) -> dict:
+    """`prepare`, plus the native kernel's packed form where it applies (bf16 scales, groups
+    in input order: the bf16 decode path)."""
+    prepared = prepare(args)
+    group_size, g_idx = args["group_size"], args.get("g_idx")
+    if args["scales"].dtype != torch.bfloat16 or group_size % 2:
+        return prepared
+    q, zeros = _unpack(args["packing"], args["qweight"], args["qzeros"], g_idx)
+    k = q.shape[0]
+    if zeros.is_floating_point() and zeros.dtype != torch.bfloat16:
+        return prepared  # the packed form holds zero points as bf16
+    if k % group_size or (
+        g_idx is not None and not torch.equal(g_idx.long(), q4.default_g_idx(k, group_size).long())
+    ):
+        return prepared
+    form = native_form(q.t().contiguous(), args["scales"], zeros, group_size)
+    return {"qweight": prepared["qweight"]._replace(native=form)}
+
+
+def _native_int4_unavailable() -> str | None:
+    why = native.why_unavailable()
+    if why is None and not native.ops.int4_gemm_supported():
+        why = "the native build has no AVX-512 BF16 (this CPU lacks it)"
+    return why
+
+
 def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
     """The spec's gemm.int4, with qweight an Int4Weight from `prepare` (or the raw tensors)."""
     w = qweight
@@ -117,6 +173,9 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
         raw = {"qweight": qweight, "scales": scales, "qzeros": qzeros, "g_idx": g_idx}
         w = prepare({**raw, "packing": packing, "group_size": group_size})["qweight"]
     m = x.shape[0]
+    if w.native is not None and 0 < m <= NATIVE_MAX_M and x.dtype == torch.bfloat16:
+        out = native.ops.int4_gemm(x, w.native, w.group_size, w.n)
+        return out if bias is None else out + bias.to(out.dtype)
     if w.packed is None or not 0 < m <= SMALL_M or x.dtype != w.scales_zeros.dtype:
         return packed_linear(x, w.dense, bias)
     xs = x if w.perm is None else x.index_select(1, w.perm)
@@ -132,3 +191,11 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
 
 def register(registry) -> None:
     registry.register("gemm.int4", int4, name="xeon.int4_pack_mm", prepare=prepare)
+    registry.register(
+        "gemm.int4",
+        int4,
+        name="xeon.native_int4",
+        priority=1,
+        available=_native_int4_unavailable,
+        prepare=prepare_native,
+    )

@@ -1,0 +1,110 @@
+// gemm.int4 for a few rows of bf16 activations (decode batches): the weight stays 4-bit in
+// memory; its codes (0..15, exact in bf16) are widened in registers, 32 at a time, and dotted
+// with x by AVX-512 BF16 dot products (vdpbf16ps: pairs of k, float32 accumulation); scale and
+// offset apply once per group (see block_rows), so no weight is ever rounded to bf16.
+//
+// Packed layout (made by sglang_xeon.kernels.gemm_int4.native_form), for 16 output columns
+// ("block" nb) and one group g of G input features, KP = G / 2 pairs of k (w = (q - z) s):
+//
+//   [s: 16 x bf16][z: 16 x bf16][KP x 16 bytes]          (64 + 8 G bytes, blocks nb-major)
+//
+// byte j of pair kp holds lane j (low nibble) and lane j + 16 (high nibble) of 32 lanes laid out
+// as dot-product pairs: lane 2i + p = column i, k = 2 kp + p (i < 8); lane 16 + 2i + p = column
+// 8 + i. Low lanes widened are the low half of the bf16 operand, high lanes the high half.
+#include <utility>
+
+#include "kernels.h"
+
+#if defined(__AVX512BF16__) && defined(__AVX512F__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define SGL_INT4_BF16 1
+#endif
+
+namespace sgl {
+
+#if SGL_INT4_BF16
+namespace {
+
+inline __m512 bf16x16(const uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+
+// Rows [m0, m0 + MT) of x against column block nb. Per group, the codes q (small integers,
+// exact in bf16) are dotted with x in float32, then scaled: sum_k x (q - z) s = s (x . q) -
+// z s sum_k x, so the only roundings are float32 ones (xsum [m, groups] = per-group
+// sums of x).
+template <int MT>
+void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* packed,
+                int64_t groups, int64_t group_size, uint16_t* out, int64_t n, int64_t nb,
+                int64_t m0) {
+  alignas(64) float total[MT][16] = {};
+  const __m512i nibble = _mm512_set1_epi32(0xf);
+  const int64_t pairs = group_size / 2, stride = 64 + 16 * pairs;
+  const uint8_t* blk = packed + nb * groups * stride;
+  const uint32_t* xp = reinterpret_cast<const uint32_t*>(x + m0 * k);  // bf16 pairs
+  const int64_t xrow = k / 2;
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* p = blk + g * stride;
+    const uint8_t* q = p + 64;
+    const int64_t kp0 = g * pairs;
+    __m512 acc[MT];
+    for (int r = 0; r < MT; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t kp = 0; kp < pairs; ++kp) {
+      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(q + 16 * kp)));
+      const __m512bh w = _mm512_cvtne2ps_pbh(_mm512_cvtepi32_ps(_mm512_srli_epi32(v, 4)),
+                                             _mm512_cvtepi32_ps(_mm512_and_si512(v, nibble)));
+      for (int r = 0; r < MT; ++r) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32(int(xp[r * xrow + kp0 + kp]));
+        acc[r] = _mm512_dpbf16_ps(acc[r], a, w);
+      }
+    }
+    const __m512 s = bf16x16(reinterpret_cast<const uint16_t*>(p));
+    const __m512 sz = _mm512_mul_ps(s, bf16x16(reinterpret_cast<const uint16_t*>(p + 32)));
+    for (int r = 0; r < MT; ++r) {
+      __m512 t = _mm512_fmadd_ps(acc[r], s, _mm512_load_ps(total[r]));
+      t = _mm512_fnmadd_ps(_mm512_set1_ps(xsum[(m0 + r) * groups + g]), sz, t);
+      _mm512_store_ps(total[r], t);
+    }
+  }
+  const int64_t left = n - nb * 16;
+  const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+  for (int r = 0; r < MT; ++r) {
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(total[r]));
+    _mm256_mask_storeu_epi16(out + (m0 + r) * n + nb * 16, mask, h);
+  }
+}
+
+using BlockFn = void (*)(const uint16_t*, const float*, int64_t, const uint8_t*, int64_t,
+                         int64_t, uint16_t*, int64_t, int64_t, int64_t);
+
+template <int... MT>
+constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
+  BlockFn fns[] = {block_rows<MT + 1>...};
+  return fns[rows - 1];
+}
+
+}  // namespace
+
+bool int4_bf16_supported() { return true; }
+
+void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
+                    const uint8_t* packed, int64_t group_size, uint16_t* out, int64_t n,
+                    int64_t nb_begin, int64_t nb_end) {
+  const int64_t groups = k / group_size;
+  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
+    for (int64_t m0 = 0; m0 < m; m0 += 16) {
+      const int rows = int(std::min<int64_t>(16, m - m0));
+      pick(rows, std::make_integer_sequence<int, 16>{})(x, xsum, k, packed, groups, group_size,
+                                                         out, n, nb, m0);
+    }
+  }
+}
+#else
+bool int4_bf16_supported() { return false; }
+
+void int4_bf16_gemm(const uint16_t*, const float*, int64_t, int64_t, const uint8_t*, int64_t,
+                    uint16_t*, int64_t, int64_t, int64_t) {}
+#endif
+
+}  // namespace sgl
