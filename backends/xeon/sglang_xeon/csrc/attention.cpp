@@ -1,5 +1,5 @@
 // attention.decode straight from the paged cache: no gather, no padding. One work item is one
-// (sequence, kv head): its `group` query heads share each K/V row read from the cache, scores
+// sequence: each K/V row read from the cache serves its KV head's `group` query heads, scores
 // come a block of keys at a time, and the softmax is online (running max and sum, float32).
 //
 //   keys of sequence b: kv_indices[kv_indptr[b] + j], j in [first, L), first = L - window
@@ -94,77 +94,84 @@ inline void prefetch_row(const T* row, int64_t n) {
   for (int64_t off = 0; off < n * int64_t(sizeof(T)); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
 }
 
-// The same computation on 16-lane vectors: a K/V row is loaded once per key and shared by the
-// group's query heads; q (pre-scaled) and the accumulators stay as vectors.
+// The same computation on 16-lane vectors for all heads of sequence b at once: each cache row
+// (all KV heads, contiguous) is read in order, once, and shared by each KV head's query group;
+// q (pre-scaled) and the accumulators stay as vectors.
 template <typename T, typename I>
-void item_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_indices, T* out,
-                 const DecodeShape& s, int64_t b, int64_t kvh, Keys keys, __m512* qv,
-                 __m512* acc, float* scores, float* m, float* l) {
-  const int64_t group = s.heads / s.kv_heads, dim = s.dim, v_dim = s.v_dim;
+void seq_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_indices, T* out,
+                const DecodeShape& s, int64_t b, Keys keys, __m512* qv, __m512* acc,
+                float* scores, float* m, float* l) {
+  const int64_t heads = s.heads, group = s.heads / s.kv_heads, dim = s.dim, v_dim = s.v_dim;
   const int64_t nc = (dim + 15) / 16, nv = (v_dim + 15) / 16;
+  const int64_t k_span = (s.kv_heads - 1) * s.k_h + dim, v_span = (s.kv_heads - 1) * s.v_h + v_dim;
   const __m512 scale = _mm512_set1_ps(s.scale);
-  for (int64_t g = 0; g < group; ++g) {
-    const T* qr = q + b * s.q_b + (kvh * group + g) * s.q_h;
+  for (int64_t h = 0; h < heads; ++h) {
+    const T* qr = q + b * s.q_b + h * s.q_h;
     for (int64_t c = 0; c < nc; ++c)
-      qv[g * nc + c] = _mm512_mul_ps(load16(qr + 16 * c, tail_mask(dim - 16 * c)), scale);
-    for (int64_t c = 0; c < nv; ++c) acc[g * nv + c] = _mm512_setzero_ps();
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
+      qv[h * nc + c] = _mm512_mul_ps(load16(qr + 16 * c, tail_mask(dim - 16 * c)), scale);
+    for (int64_t c = 0; c < nv; ++c) acc[h * nv + c] = _mm512_setzero_ps();
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
   }
   const I* idx = kv_indices + keys.start;
-  const int64_t k_off = kvh * s.k_h, v_off = kvh * s.v_h;
   __m512 row[MAX_CHUNKS];
   for (int64_t j0 = keys.first; j0 < keys.length; j0 += BLOCK) {
     const int64_t n = std::min(BLOCK, keys.length - j0);
     for (int64_t j = 0; j < n; ++j) {
       if (j0 + j + AHEAD < keys.length)
-        prefetch_row(k_cache + int64_t(idx[j0 + j + AHEAD]) * s.k_s + k_off, dim);
-      const T* kr = k_cache + int64_t(idx[j0 + j]) * s.k_s + k_off;
-      for (int64_t c = 0; c < nc; ++c) row[c] = load16(kr + 16 * c, tail_mask(dim - 16 * c));
-      for (int64_t g = 0; g < group; ++g) {
-        __m512 dot = _mm512_mul_ps(qv[g * nc], row[0]);
-        for (int64_t c = 1; c < nc; ++c) dot = _mm512_fmadd_ps(qv[g * nc + c], row[c], dot);
-        float sc = _mm512_reduce_add_ps(dot);
-        if (s.softcap > 0.0f) sc = s.softcap * fast_tanh(sc / s.softcap);
-        scores[g * BLOCK + j] = sc;
+        prefetch_row(k_cache + int64_t(idx[j0 + j + AHEAD]) * s.k_s, k_span);
+      const T* krow = k_cache + int64_t(idx[j0 + j]) * s.k_s;
+      for (int64_t kvh = 0; kvh < s.kv_heads; ++kvh) {
+        const T* kr = krow + kvh * s.k_h;
+        for (int64_t c = 0; c < nc; ++c) row[c] = load16(kr + 16 * c, tail_mask(dim - 16 * c));
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+          __m512 dot = _mm512_mul_ps(qv[h * nc], row[0]);
+          for (int64_t c = 1; c < nc; ++c) dot = _mm512_fmadd_ps(qv[h * nc + c], row[c], dot);
+          float sc = _mm512_reduce_add_ps(dot);
+          if (s.softcap > 0.0f) sc = s.softcap * fast_tanh(sc / s.softcap);
+          scores[h * BLOCK + j] = sc;
+        }
       }
     }
-    for (int64_t g = 0; g < group; ++g) {
-      float* sg = scores + g * BLOCK;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* sh = scores + h * BLOCK;
       const __mmask16 m0 = tail_mask(n), m1 = tail_mask(n - 16);
-      __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, sg);
-      __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, sg + 16);
-      const float m_new = std::max(m[g], _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
+      __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, sh);
+      __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, sh + 16);
+      const float m_new = std::max(m[h], _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
       const __m512 mv = _mm512_set1_ps(m_new);
       s0 = exp16(_mm512_sub_ps(s0, mv));
       s1 = exp16(_mm512_sub_ps(s1, mv));
-      _mm512_storeu_ps(sg, s0);
-      _mm512_storeu_ps(sg + 16, s1);
-      const float correction = fast_exp(m[g] - m_new);  // 0 on the first block
-      l[g] = l[g] * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-      m[g] = m_new;
+      _mm512_storeu_ps(sh, s0);
+      _mm512_storeu_ps(sh + 16, s1);
+      const float correction = fast_exp(m[h] - m_new);  // 0 on the first block
+      l[h] = l[h] * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      m[h] = m_new;
       if (correction != 1.0f) {
         const __m512 cv = _mm512_set1_ps(correction);
-        for (int64_t c = 0; c < nv; ++c) acc[g * nv + c] = _mm512_mul_ps(acc[g * nv + c], cv);
+        for (int64_t c = 0; c < nv; ++c) acc[h * nv + c] = _mm512_mul_ps(acc[h * nv + c], cv);
       }
     }
     for (int64_t j = 0; j < n; ++j) {
       if (j0 + j + AHEAD < keys.length)
-        prefetch_row(v_cache + int64_t(idx[j0 + j + AHEAD]) * s.v_s + v_off, v_dim);
-      const T* vr = v_cache + int64_t(idx[j0 + j]) * s.v_s + v_off;
-      for (int64_t c = 0; c < nv; ++c) row[c] = load16(vr + 16 * c, tail_mask(v_dim - 16 * c));
-      for (int64_t g = 0; g < group; ++g) {
-        const __m512 p = _mm512_set1_ps(scores[g * BLOCK + j]);
-        for (int64_t c = 0; c < nv; ++c)
-          acc[g * nv + c] = _mm512_fmadd_ps(p, row[c], acc[g * nv + c]);
+        prefetch_row(v_cache + int64_t(idx[j0 + j + AHEAD]) * s.v_s, v_span);
+      const T* vrow = v_cache + int64_t(idx[j0 + j]) * s.v_s;
+      for (int64_t kvh = 0; kvh < s.kv_heads; ++kvh) {
+        const T* vr = vrow + kvh * s.v_h;
+        for (int64_t c = 0; c < nv; ++c) row[c] = load16(vr + 16 * c, tail_mask(v_dim - 16 * c));
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+          const __m512 p = _mm512_set1_ps(scores[h * BLOCK + j]);
+          for (int64_t c = 0; c < nv; ++c)
+            acc[h * nv + c] = _mm512_fmadd_ps(p, row[c], acc[h * nv + c]);
+        }
       }
     }
   }
-  for (int64_t g = 0; g < group; ++g) {
-    const __m512 inv = _mm512_set1_ps(l[g] > 0.0f ? 1.0f / l[g] : 0.0f);  // no keys: zeros
-    T* o = out + (b * s.heads + kvh * group + g) * v_dim;
+  for (int64_t h = 0; h < heads; ++h) {
+    const __m512 inv = _mm512_set1_ps(l[h] > 0.0f ? 1.0f / l[h] : 0.0f);  // no keys: zeros
+    T* o = out + (b * heads + h) * v_dim;
     for (int64_t c = 0; c < nv; ++c)
-      store16(o + 16 * c, _mm512_mul_ps(acc[g * nv + c], inv), tail_mask(v_dim - 16 * c));
+      store16(o + 16 * c, _mm512_mul_ps(acc[h * nv + c], inv), tail_mask(v_dim - 16 * c));
   }
 }
 #endif
@@ -176,28 +183,28 @@ void decode_attention(const T* q, const T* k_cache, const T* v_cache, const int6
                       const I* kv_indices, T* out, const DecodeShape& s, int64_t begin,
                       int64_t end) {
   const int64_t group = s.heads / s.kv_heads;
-  std::vector<float> scores(group * BLOCK), m(group), l(group);
 #if SGL_AVX512
   if ((s.dim + 15) / 16 <= MAX_CHUNKS && (s.v_dim + 15) / 16 <= MAX_CHUNKS) {
     struct alignas(64) Lanes {
       __m512 v;
     };
-    std::vector<Lanes> qv(group * ((s.dim + 15) / 16)), acc(group * ((s.v_dim + 15) / 16));
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / s.kv_heads, kvh = item % s.kv_heads;
-      item_avx512(q, k_cache, v_cache, kv_indices, out, s, b, kvh,
-                  keys_of(kv_indptr, b, s.window), &qv[0].v, &acc[0].v, scores.data(),
-                  m.data(), l.data());
+    std::vector<Lanes> qv(s.heads * ((s.dim + 15) / 16)), acc(s.heads * ((s.v_dim + 15) / 16));
+    std::vector<float> scores(s.heads * BLOCK), m(s.heads), l(s.heads);
+    for (int64_t b = begin; b < end; ++b) {
+      seq_avx512(q, k_cache, v_cache, kv_indices, out, s, b, keys_of(kv_indptr, b, s.window),
+                 &qv[0].v, &acc[0].v, scores.data(), m.data(), l.data());
     }
     return;
   }
 #endif
+  std::vector<float> scores(group * BLOCK), m(group), l(group);
   std::vector<float> qf(group * s.dim), acc(group * s.v_dim), row(std::max(s.dim, s.v_dim));
-  for (int64_t item = begin; item < end; ++item) {
-    const int64_t b = item / s.kv_heads, kvh = item % s.kv_heads;
-    item_generic(q, k_cache, v_cache, kv_indices, out, s, b, kvh,
-                 keys_of(kv_indptr, b, s.window), qf.data(), acc.data(), scores.data(),
-                 row.data(), m.data(), l.data());
+  for (int64_t b = begin; b < end; ++b) {
+    for (int64_t kvh = 0; kvh < s.kv_heads; ++kvh) {
+      item_generic(q, k_cache, v_cache, kv_indices, out, s, b, kvh,
+                   keys_of(kv_indptr, b, s.window), qf.data(), acc.data(), scores.data(),
+                   row.data(), m.data(), l.data());
+    }
   }
 }
 

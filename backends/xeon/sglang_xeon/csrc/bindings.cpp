@@ -156,7 +156,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache,
     using T = decltype(tag);
     auto run = [&](auto itag) {
       using I = decltype(itag);
-      for_rows(batch * kv_heads, work_per_item, [&](int64_t b, int64_t e) {
+      for_rows(batch, work_per_item * kv_heads, [&](int64_t b, int64_t e) {
         sgl::decode_attention<T, I>(ptr<T>(q), ptr<T>(k_cache), ptr<T>(v_cache), ip,
                                     ptr<I>(indices), ptr<T>(out), s, b, e);
       });

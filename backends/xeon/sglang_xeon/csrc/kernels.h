@@ -27,8 +27,8 @@ template <typename T>
 void gated_act(const T* x, int64_t x_stride, T* out, int64_t inter, int act, int64_t begin,
                int64_t end);
 
-// Decode attention straight from the paged cache, for work items [begin, end) of
-// batch x kv_heads (item = b * kv_heads + kvh). q [B, H, D] (strides q_b, q_h), caches
+// Decode attention straight from the paged cache, for sequences [begin, end) of the batch.
+// q [B, H, D] (strides q_b, q_h), caches
 // [S, Hkv, D] (strides k_s, k_h / v_s, v_h), out [B, H, Dv] contiguous.
 struct DecodeShape {
   int64_t heads, kv_heads, dim, v_dim;
