@@ -11,13 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 STAGE=$1; DIR=$2; shift 2
 mkdir -p "$DIR"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models -e backends/cuda \
-    2>&1 | tail -2
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$DIR/gpu.txt"
-git log -1 --format=%H 2>/dev/null | tee -a "$DIR/gpu.txt"
+source benchmarks/gpu_setup.sh "$DIR"
 B8="python3 benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt .bench8b/sharegpt500.json"
 if [ "$STAGE" = check ]; then
     python3 -m pytest -q -x -p no:cacheprovider tests/cuda/test_attention_triton.py \

@@ -9,12 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=$1; shift
 mkdir -p "$DIR"
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models -e backends/cuda \
-    2>&1 | tail -2
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$DIR/gpu.txt"
+source benchmarks/gpu_setup.sh "$DIR"
 timeout "${TUNE_S:-200}" python3 benchmarks/tune_cuda_decode.py --batches ${TUNE_BATCHES:-1 8 32 64 128 256} \
     --out "$DIR/tune.jsonl" 2>&1 | tee "$DIR/tune.log" | tail -80
 timeout "${BENCH_S:-300}" python3 benchmarks/bench_cuda_llama8b.py --device cuda \

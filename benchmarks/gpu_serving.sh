@@ -12,10 +12,7 @@ DIR=$1; RATE=${2:-16}; N=${3:-500}; DEVICE=${DEVICE:-cuda}
 mkdir -p "$DIR"
 export PYTHONUNBUFFERED=1
 if [ "$DEVICE" = cuda ]; then
-    python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
-    export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models \
-        -e backends/cuda 2>&1 | tail -2
+    source benchmarks/gpu_setup.sh "$DIR"
 fi
 MODEL=$(mktemp -d)
 python3 - "$MODEL" <<'PY'

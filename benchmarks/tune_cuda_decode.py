@@ -21,6 +21,13 @@ import torch
 from sglang_cuda.kernels import attention
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTER, VOCAB, LAYERS = 4096, 32, 8, 128, 14336, 128256, 32
+GEMM_SHAPES = {  # name: (K, N) of one layer's projections (qkv and gate_up fused) and the head
+    "qkv": (HIDDEN, (HEADS + 2 * KV_HEADS) * HEAD_DIM),
+    "o": (HEADS * HEAD_DIM, HIDDEN),
+    "gate_up": (HIDDEN, 2 * INTER),
+    "down": (INTER, HIDDEN),
+    "lm_head": (HIDDEN, VOCAB),
+}
 
 
 def timed(fn, reps: int = 20, per_graph: int = 10) -> float:
@@ -82,13 +89,7 @@ def attention_case(batch: int, context: int, shuffle: bool, launches: list[dict]
 
 def gemm_rows(batches: list[int]) -> list[dict]:
     dev = torch.device("cuda")
-    shapes = {
-        "qkv": (HIDDEN, (HEADS + 2 * KV_HEADS) * HEAD_DIM),
-        "o": (HEADS * HEAD_DIM, HIDDEN),
-        "gate_up": (HIDDEN, 2 * INTER),
-        "down": (INTER, HIDDEN),
-        "lm_head": (HIDDEN, VOCAB),
-    }
+    shapes = GEMM_SHAPES
     weights = {
         n: torch.randn(o, i, dtype=torch.bfloat16, device=dev) for n, (i, o) in shapes.items()
     }
@@ -112,13 +113,7 @@ def gemv_rows() -> list[dict]:
     from sglang_cuda.kernels import gemv
 
     dev = torch.device("cuda")
-    shapes = {
-        "qkv": (HIDDEN, (HEADS + 2 * KV_HEADS) * HEAD_DIM),
-        "o": (HEADS * HEAD_DIM, HIDDEN),
-        "gate_up": (HIDDEN, 2 * INTER),
-        "down": (INTER, HIDDEN),
-        "lm_head": (HIDDEN, VOCAB),
-    }
+    shapes = GEMM_SHAPES
     launches = [
         {"block_n": bn, "block_k": bk, "num_warps": w, "num_stages": st}
         for bn, bk, w, st in itertools.product((4, 8, 16, 32), (256, 512, 1024), (4, 8), (2, 3, 4))
