@@ -1,10 +1,10 @@
 """The xeon backend's native kernels (csrc/): C++ compiled for this machine on first use.
 
 Built with torch.utils.cpp_extension.load (ninja, -O3 -march=native) into torch's extensions
-directory ($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), where later processes
-find it: only the first process on a machine compiles (about a minute on 2 cores), the others
-load it in well under a second; torch rebuilds when a source or flag changes and serialises
-concurrent builds with a lock file. The kernel units include no torch headers (they compile
+directory ($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), under a name hashed from
+the checkout and its sources (`build_name`), where later processes find it: only the first
+process compiles (about a minute on 2 cores), the others load it in well under a second;
+torch serialises concurrent builds of one name with a lock file. The kernel units include no torch headers (they compile
 in seconds); bindings.cpp holds the checks and the thread split.
 
 Nothing here is required: the kernel modules register each native kernel next to its torch
@@ -15,6 +15,7 @@ logged once and shown by `sglang backends`). SGLANG_XEON_NATIVE=0 turns them off
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -34,6 +35,20 @@ SOURCES = (
 # -fopenmp: at::parallel_for is inline OpenMP code, compiled into bindings.cpp (without the flag
 # it runs on one thread); the extension then shares the libgomp torch has already loaded.
 CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG")
+
+def build_name() -> str:
+    """The extension's name, hence its build directory: NAME plus a hash of this checkout's
+    csrc path, every source and header, the flags and torch's version. Two checkouts (or two
+    versions of the sources) then never share a build directory, where torch would rebuild on
+    every switch between them; an unchanged checkout finds its build again."""
+    import torch
+
+    digest = hashlib.sha256(f"{CSRC.resolve()}|{CFLAGS}|{torch.__version__}".encode())
+    for path in sorted(CSRC.iterdir()):
+        if path.suffix in (".cpp", ".h"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return f"{NAME}_{digest.hexdigest()[:12]}"
+
 
 ops: Any = None  # the loaded extension module, once `why_unavailable()` returned None
 _lock = threading.Lock()
@@ -75,12 +90,12 @@ def _load() -> None:
             from torch.utils import cpp_extension
 
             start = time.perf_counter()
+            name = build_name()
             module = cpp_extension.load(
-                name=NAME,
+                name=name,
                 sources=[str(CSRC / s) for s in SOURCES],
                 extra_cflags=list(CFLAGS),
                 extra_ldflags=["-fopenmp"],
-                extra_include_paths=[str(CSRC)],
                 verbose=False,
             )
             took = time.perf_counter() - start
@@ -88,7 +103,7 @@ def _load() -> None:
                 "xeon native kernels %s in %.1f s (%s)",
                 "built" if took > 5 else "loaded",
                 took,
-                cpp_extension._get_build_directory(NAME, verbose=False),
+                cpp_extension._get_build_directory(name, verbose=False),
             )
             ops = module
             return
