@@ -19,8 +19,9 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
+
+from sglang.benchmark.report import git_commit
 
 PROMPT = (
     "You are a helpful assistant. Write a detailed story about a lighthouse keeper who finds "
@@ -132,9 +133,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     print(
         f"threads={a.threads} dtype={a.dtype} quantization={a.quantization} output={a.output} "
         f"commit={commit} "

@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 
 import torch
+from sglang.benchmark.report import git_commit
 
 SCHEMA = {
     "type": "object",
@@ -154,9 +154,7 @@ def main() -> None:
 
     from sglang.engine.engine import Engine
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    commit = git_commit()
     print(
         f"commit {commit}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"grammar backend {args.grammar_backend}"

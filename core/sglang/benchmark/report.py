@@ -8,6 +8,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,6 +75,22 @@ def serving_report(
     return "\n".join(rows)
 
 
+def git_commit() -> str:
+    """The short commit of the checkout the process runs from ("" outside a git checkout):
+    every recorded benchmark figure names the commit it was taken at."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def environment() -> dict[str, Any]:
     """Where and when a result was taken."""
     from sglang.version import __version__
@@ -86,6 +103,7 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "sglang_version": __version__,
+        "commit": git_commit(),
     }
 
 
