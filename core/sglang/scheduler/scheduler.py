@@ -498,10 +498,9 @@ class Scheduler:
         # Requests that finished (or were aborted) since this step was launched: drop their
         # extra token.
         live = [i for i, r in enumerate(step.reqs) if r.finished is None]
-        if len(live) == len(step.reqs):
-            result = self.sampler.finish(step.launch, ids)
-            return self._advance(step.reqs, result)
         result = self.sampler.finish(step.launch, ids)
+        if len(live) == len(step.reqs):
+            return self._advance(step.reqs, result)
         reqs = [step.reqs[i] for i in live]
         sub = SampleOutput(
             [result.ids[i] for i in live],
