@@ -1,13 +1,72 @@
-"""kv.store on NVIDIA GPUs: one index_put_ per cache (a single scatter kernel each, no host
-sync, capturable in a CUDA graph). The copy is bandwidth-bound and torch's scatter already
-moves whole rows; a Triton kernel would save only the second launch."""
+"""kv.store on NVIDIA GPUs: one Triton launch writes both caches.
+
+Each program copies one token's key row and value row (all KV heads) into its slot, casting
+to the cache dtype. Two `index_put_` calls (one scatter kernel per cache) do the same work,
+but at batch 1 a decode step is a chain of ~10 small kernels a layer, each costing its launch
+more than its bytes: one launch instead of two saves ~3 us a layer, ~0.1 ms a step of an 8B
+model's ~6 ms. k and v may be strided views of a fused qkv projection (unit stride on the head
+dim); other layouts take the index_put_ path.
+"""
 
 from __future__ import annotations
 
+import torch
+import triton
+import triton.language as tl
+
+from sglang_cuda.kernels.common import next_pow2
+
+MAX_BLOCK = 4096  # elements of a row one program copies per tile
+
+
+@triton.jit
+def _copy_row(src, dst, stride_sh, stride_dh, n, D: tl.constexpr, BLOCK: tl.constexpr):
+    for start in range(0, n * D, BLOCK):
+        offs = start + tl.arange(0, BLOCK)
+        mask = offs < n * D
+        h = offs // D
+        d = offs % D
+        x = tl.load(src + h * stride_sh + d, mask=mask)
+        tl.store(dst + h * stride_dh + d, x.to(dst.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _store_kernel(
+    k_cache, v_cache, loc, k, v,
+    stride_kt, stride_kh, stride_vt, stride_vh,
+    stride_kcs, stride_kch, stride_vcs, stride_vch, HKV,
+    D: tl.constexpr, DV: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_V: tl.constexpr,
+):
+    t = tl.program_id(0).to(tl.int64)
+    slot = tl.load(loc + t).to(tl.int64)
+    _copy_row(k + t * stride_kt, k_cache + slot * stride_kcs, stride_kh, stride_kch, HKV, D,
+              BLOCK_K)
+    _copy_row(v + t * stride_vt, v_cache + slot * stride_vcs, stride_vh, stride_vch, HKV, DV,
+              BLOCK_V)
+
+
+def _fits(x: torch.Tensor, cache: torch.Tensor) -> bool:
+    return x.dim() == 3 and x.stride(-1) == 1 and cache.stride(-1) == 1
+
 
 def store(k_cache, v_cache, loc, k, v) -> None:
-    k_cache.index_put_((loc,), k if k.dtype == k_cache.dtype else k.to(k_cache.dtype))
-    v_cache.index_put_((loc,), v if v.dtype == v_cache.dtype else v.to(v_cache.dtype))
+    n = loc.numel()
+    if n == 0:
+        return
+    if not (_fits(k, k_cache) and _fits(v, v_cache)):
+        k_cache.index_put_((loc,), k.to(k_cache.dtype))
+        v_cache.index_put_((loc,), v.to(v_cache.dtype))
+        return
+    hkv, d, dv = k.shape[1], k.shape[2], v.shape[2]
+    block_k = min(MAX_BLOCK, next_pow2(hkv * d))
+    block_v = min(MAX_BLOCK, next_pow2(hkv * dv))
+    _store_kernel[(n,)](
+        k_cache, v_cache, loc, k, v,
+        k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+        k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1), hkv,
+        D=d, DV=dv, BLOCK_K=block_k, BLOCK_V=block_v,
+        num_warps=4 if max(block_k, block_v) >= 1024 else 2,
+    )
 
 
 def register(registry) -> None:
