@@ -30,6 +30,7 @@ class ServerArgs:
     max_running_requests: int | None = None
     max_prefill_tokens: int = 16384
     chunked_prefill_size: int | None = None  # -1 disables chunking
+    enable_mixed_chunk: bool = False  # decode requests ride in prefill forwards
     schedule_policy: str = "fcfs"
     disable_radix_cache: bool = False
     disable_overlap_schedule: bool = False
@@ -146,6 +147,11 @@ def add_cli_args(parser, attention_backends=None) -> None:
     a("--max-running-requests", type=int, default=None)
     a("--max-prefill-tokens", type=int, default=d.max_prefill_tokens)
     a("--chunked-prefill-size", type=int, default=None, help="-1 disables chunking")
+    a(
+        "--enable-mixed-chunk",
+        action="store_true",
+        help="run the running requests' decode tokens inside each prefill forward",
+    )
     a("--schedule-policy", default=d.schedule_policy, choices=SCHEDULE_POLICIES)
     a("--disable-radix-cache", action="store_true")
     a("--disable-overlap-schedule", action="store_true")

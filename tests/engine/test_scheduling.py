@@ -37,13 +37,19 @@ def alone(model_dir):
         return [e.generate(input_ids=p, sampling_params=GREEDY)["output_ids"] for p in PROMPTS]
 
 
-@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize("chunked", [False, True, "mixed"])
 @pytest.mark.parametrize("radix", [True, False])
 def test_batch_equals_one_at_a_time(model_dir, alone, chunked, radix):
+    """"mixed": chunked prefill with --enable-mixed-chunk, so the later chunks run in the
+    same forwards as the decode steps of the prompts already prefilled."""
     kw = {"chunked_prefill_size": 16 if chunked else -1, "disable_radix_cache": not radix}
+    if chunked == "mixed":
+        kw["enable_mixed_chunk"] = True
     with engine(model_dir, **kw) as e:
         outs = e.generate(input_ids=PROMPTS, sampling_params=GREEDY)
         assert [o["output_ids"] for o in outs] == alone
+        if chunked == "mixed":
+            assert e.get_stats()["mixed_steps"] > 0
         e.check_idle()
 
 

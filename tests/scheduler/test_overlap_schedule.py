@@ -147,3 +147,22 @@ def test_overlap_falls_back_to_serial_under_kv_pressure(model_dir):
     expected = drive(serial, workload(serial.eos_ids))
     overlapped = make(model_dir, overlap=True, max_total_tokens=160)
     assert drive(overlapped, workload(overlapped.eos_ids)) == expected
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["serial", "overlap"])
+@pytest.mark.parametrize("pool", [4096, 160], ids=["roomy", "kv-pressure"])
+def test_mixed_chunk_gives_the_same_outputs(model_dir, overlap, pool):
+    """--enable-mixed-chunk: requests arriving while others decode are prefilled in forwards
+    that also decode the running ones (with a chunk small enough that prompts take several);
+    every request still gets the tokens of the plain serial scheduler, retractions included,
+    with serial-path features (penalties, min_new_tokens, logprobs) mixed in."""
+    for mixed_features in (False, True):
+        serial = make(model_dir, overlap=False, max_total_tokens=pool)
+        expected = drive(serial, workload(serial.eos_ids, mixed=mixed_features))
+        s = make(
+            model_dir, overlap=overlap, max_total_tokens=pool, enable_mixed_chunk=True,
+            chunked_prefill_size=24,
+        )
+        assert drive(s, workload(s.eos_ids, mixed=mixed_features)) == expected
+        assert s.stats.mixed_steps > 0
+        assert s.stats.prefill_steps + s.stats.decode_steps == s.stats.steps

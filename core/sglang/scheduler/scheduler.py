@@ -8,6 +8,11 @@ Each `step()` runs one forward pass (SGLang's order):
    already in the batch waits for the next batch (`IN_BATCH_PREFIX_MIN`);
 2. otherwise a decode step over the running requests, retracting the ones with the fewest
    output tokens back to the queue when the KV pool cannot hold one more token for each.
+With `--enable-mixed-chunk` (SGLang's mixed chunked prefill) a prefill forward also carries
+the running requests' next tokens, one query row each, so a new arrival's prefill no longer
+stalls every running request for one whole step: its own forward is the decode step. The
+prefill budget shrinks by the number of running requests; when the pool cannot give each of
+them a slot after the prefill's allocations, the prefill runs alone.
 Admission reserves room for output tokens: each running request is expected to need
 `new_token_ratio` x its remaining tokens; the ratio decays from 0.7 towards 0.1 while nothing
 is retracted and rises again after a retraction. Nothing is ever dropped: a retracted request
@@ -91,6 +96,7 @@ class SchedulerStats:
     steps: int = 0
     prefill_steps: int = 0
     decode_steps: int = 0
+    mixed_steps: int = 0  # prefill forwards that also decoded the running requests
     overlapped_decode_steps: int = 0  # launched before the previous step was processed
     retractions: int = 0
     prompt_tokens: int = 0
@@ -123,6 +129,7 @@ class Scheduler:
         self.stats = SchedulerStats()
         self.chunk_size = args.chunked_prefill_size if args.chunked_prefill_size > 0 else None
         self.max_running = args.max_running_requests
+        self.mixed = bool(args.enable_mixed_chunk)
         self.device = runner.device
         self.overlap = runner.runtime.is_async and not args.disable_overlap_schedule
         self._inflight: _InFlight | None = None
@@ -211,7 +218,7 @@ class Scheduler:
         if batch is not None:
             self.stats.prefill_steps += 1
             outputs += self._drain()
-            return outputs + self._run_prefill(*batch)
+            return outputs + self._run_prefill(*batch, self._mixed_decode_reqs())
         if self.running and self.overlap and self._can_overlap():
             self.stats.decode_steps += 1
             self.stats.overlapped_decode_steps += self._inflight is not None
@@ -259,6 +266,8 @@ class Scheduler:
     def _prefill_batch(self) -> tuple[list[Req], list[int]] | None:
         """Pick requests (and how many tokens of each) for one prefill forward."""
         budget = self.chunk_size or self.args.max_prefill_tokens
+        if self.mixed:
+            budget -= len(self.running)  # their decode rows share the forward
         reqs, lens = [], []
         if self.chunked is not None:
             req = self.chunked
@@ -317,7 +326,17 @@ class Scheduler:
                 break
         return (reqs, lens) if reqs else None
 
-    def _run_prefill(self, reqs: list[Req], lens: list[int]) -> list[StepOutput]:
+    def _mixed_decode_reqs(self) -> list[Req]:
+        """The running requests to decode inside this prefill forward (after the drain, so
+        every one's next input token is known): all of them if mixing is on and the pool has a
+        slot for each, else none (they wait for the next decode step, which can retract)."""
+        if not (self.mixed and self.running) or self.kv.available() < len(self.running):
+            return []
+        return list(self.running)
+
+    def _run_prefill(
+        self, reqs: list[Req], lens: list[int], decode_reqs: list[Req] = ()
+    ) -> list[StepOutput]:
         ids, positions, locs, kv_lens, rows = [], [], [], [], []
         logit_rows: list[list[int]] = []  # per request: batch rows whose logits we need
         offset = 0
@@ -337,13 +356,26 @@ class Scheduler:
             logit_rows.append(wanted)
             offset += n
         flat_rows = [r for rs in logit_rows for r in rs]
+        all_reqs, all_lens = reqs, lens
+        if decode_reqs:  # one query row each, after the prefill rows
+            slots = self.kv.grow_decode(decode_reqs)
+            assert slots is not None, "_mixed_decode_reqs checked the room"
+            locs.append(slots)
+            ids.extend(r.fill_ids[r.kv_len] for r in decode_reqs)
+            positions.extend(r.kv_len for r in decode_reqs)
+            kv_lens.extend(r.kv_len + 1 for r in decode_reqs)
+            flat_rows.extend(range(offset, offset + len(decode_reqs)))
+            all_reqs, all_lens = [*reqs, *decode_reqs], [*lens, *[1] * len(decode_reqs)]
+            self.stats.mixed_steps += 1
         batch = self._forward_batch(
-            ForwardMode.EXTEND, reqs, ids, positions, locs, lens, kv_lens, flat_rows
+            ForwardMode.EXTEND, all_reqs, ids, positions, locs, all_lens, kv_lens, flat_rows
         )
         logits = self.runner.forward(batch)
         for req, n in zip(reqs, lens):
             req.kv_len += n
             self.kv.cache_unfinished(req)  # later requests share it while this one runs
+        for req in decode_reqs:
+            req.kv_len += 1
         # Split the logits rows back per request.
         outputs: list[StepOutput] = []
         sample_reqs, sample_rows = [], []
@@ -366,11 +398,19 @@ class Scheduler:
                 sample_rows.append(mine[-1])
                 if req is self.chunked:
                     self.chunked = None
-        if sample_reqs:
-            outputs += self._sample_and_advance(sample_reqs, torch.stack(sample_rows))
+        if decode_reqs:
+            sample_rows.extend(logits[cursor : cursor + len(decode_reqs)])
+        if sample_reqs or decode_reqs:
+            outputs += self._sample_and_advance(
+                [*sample_reqs, *decode_reqs], torch.stack(sample_rows)
+            )
             for req in sample_reqs:
                 if req.finished is None:
                     self.running.append(req)
+        if decode_reqs:
+            self.new_token_ratio = max(
+                MIN_NEW_TOKEN_RATIO, self.new_token_ratio - NEW_TOKEN_RATIO_DECAY
+            )
         return outputs
 
     def _record_prompt_logprobs(
