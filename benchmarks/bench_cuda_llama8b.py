@@ -84,7 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--prepare-sharegpt", metavar="FILE", help="write the ShareGPT ids and exit")
-    p.add_argument("--sharegpt", metavar="FILE", help="the prepared ShareGPT ids")
+    p.add_argument(
+        "--sharegpt", metavar="FILE", nargs="+", help="prepared ShareGPT ids (d runs each file)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="llama8b.jsonl")
     p.add_argument("--only", default="abcde")
@@ -94,6 +96,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--itl-output", type=int, default=256)
     p.add_argument("--random-prompts", type=int, default=256)
     p.add_argument("--sharegpt-prompts", type=int, default=500)
+    p.add_argument(
+        "--sharegpt-tokenizer",
+        choices=("default", "llama3"),
+        default="default",
+        help="--prepare-sharegpt: SmolLM2's tokenizer, or Llama 3's (needs llama-models)",
+    )
     p.add_argument("--gsp-groups", type=int, default=8)
     p.add_argument("--gsp-prompts-per-group", type=int, default=16)
     p.add_argument("--gsp-system-len", type=int, default=2048)
@@ -101,6 +109,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gsp-output-len", type=int, default=256)
     p.add_argument("--context-length", type=int, default=4096)
     p.add_argument("--chunked-prefill-size", type=int, default=None)
+    p.add_argument("--enable-mixed-chunk", action="store_true")
+    p.add_argument(
+        "--max-running-requests", type=int, default=None,
+        help="default: 256, or more for larger step batches / random prompt counts",
+    )
     p.add_argument("--mem-fraction-static", type=float, default=None)
     p.add_argument("--max-total-tokens", type=int, default=None)
     p.add_argument("--disable-cuda-graph", action="store_true")
@@ -163,16 +176,40 @@ class ForwardTimer:
 
 
 # --- ShareGPT ids, prepared where the dataset lives ------------------------------------------
-def prepare_sharegpt(path: str, num: int) -> None:
+class MetaLlama3Tokenizer:
+    """Llama 3's own tokenizer (tiktoken BPE, 128,256 ids: the vocabulary of the benchmark's
+    config), from Meta's `llama-models` package (`pip install --no-deps llama-models tiktoken`),
+    behind the two calls the ShareGPT sampler makes. Like Hugging Face's Llama-3 tokenizer,
+    each encoding starts with <|begin_of_text|>, for the prompt and the reply alike (the
+    lengths SGLang's and vLLM's benchmarks compute with it)."""
+
+    name = "Llama 3 (Meta's tokenizer.model from the llama-models package)"
+
+    def __init__(self) -> None:
+        from llama_models.llama3.tokenizer import Tokenizer
+
+        self._tok = Tokenizer.get_instance()
+
+    def encode(self, text: str) -> list[int]:
+        return self._tok.encode(text, bos=True, eos=False)
+
+    def __call__(self, texts: list[str]) -> dict:
+        return {"input_ids": [self.encode(t) for t in texts]}
+
+
+def prepare_sharegpt(path: str, num: int, which: str = "default") -> None:
     from sglang.benchmark.datasets import sample_sharegpt
     from sglang.model_loader import default_model_path, load_tokenizer
 
-    tokenizer = load_tokenizer(default_model_path())
+    if which == "llama3":
+        tokenizer, name = MetaLlama3Tokenizer(), MetaLlama3Tokenizer.name
+    else:
+        tokenizer, name = load_tokenizer(default_model_path()), "SmolLM2-135M-Instruct (default model)"
     rows = sample_sharegpt(tokenizer, num, seed=1)
     records = [{"ids": list(tokenizer.encode(r.prompt)), "output_len": r.output_len} for r in rows]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump({"tokenizer": "SmolLM2-135M-Instruct (default model)", "rows": records}, f)
+        json.dump({"tokenizer": name, "rows": records}, f)
     ins = sum(len(r["ids"]) for r in records) / len(records)
     outs = sum(r["output_len"] for r in records) / len(records)
     print(f"{len(records)} prompts, mean input {ins:.1f}, mean output {outs:.1f} -> {path}")
@@ -188,11 +225,13 @@ def random_rows(n: int, input_len: int, output_len: int, vocab: int, seed: int):
 
 
 def sharegpt_rows(path: str, n: int):
+    """(rows, the tokenizer that measured them) from a --prepare-sharegpt file."""
     from sglang.benchmark.datasets import DatasetRow
 
     with open(path) as f:
-        records = json.load(f)["rows"][:n]
-    return [DatasetRow("", len(r["ids"]), r["output_len"], r["ids"]) for r in records]
+        data = json.load(f)
+    rows = [DatasetRow("", len(r["ids"]), r["output_len"], r["ids"]) for r in data["rows"][:n]]
+    return rows, data.get("tokenizer", "?")
 
 
 def gsp_rows(args, vocab: int, seed: int = 1):
@@ -225,8 +264,10 @@ def build(args, model_dir: str):
         device=args.device,
         skip_tokenizer_init=True,
         context_length=args.context_length,
-        max_running_requests=max(256, *args.step_batches, args.random_prompts),
+        max_running_requests=args.max_running_requests
+        or max(256, *args.step_batches, args.random_prompts),
         chunked_prefill_size=args.chunked_prefill_size,
+        enable_mixed_chunk=args.enable_mixed_chunk,
         mem_fraction_static=args.mem_fraction_static,
         max_total_tokens=args.max_total_tokens,
         disable_cuda_graph=args.disable_cuda_graph,
@@ -258,7 +299,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.prepare_sharegpt:
-        prepare_sharegpt(args.prepare_sharegpt, args.sharegpt_prompts)
+        prepare_sharegpt(args.prepare_sharegpt, args.sharegpt_prompts, args.sharegpt_tokenizer)
         return 0
     from sglang.bench_offline_throughput import throughput_scheduler
     from sglang.bench_one_batch import StaticBatch
@@ -318,27 +359,25 @@ def main(argv=None) -> int:
             )
     if args.profile_batch:
         profile_step(static, args.profile_batch, args.out)
-    for letter, name, rows, radix_modes in (
-        (
-            "c",
-            "c: offline random 1024/256",
-            lambda: random_rows(args.random_prompts, 1024, 256, vocab, 2),
-            (True,),
-        ),
-        (
-            "d",
-            "d: offline ShareGPT",
-            lambda: sharegpt_rows(args.sharegpt, args.sharegpt_prompts) if args.sharegpt else None,
-            (True,),
-        ),
-        ("e", "e: generated shared prefix", lambda: gsp_rows(args, vocab), (True, False)),
-    ):
+    def sharegpt(path):
+        rows, tokenizer = sharegpt_rows(path, args.sharegpt_prompts)
+        return f"d: offline ShareGPT (lengths by {tokenizer.split(' (')[0]})", rows
+
+    offline = [("c", "c: offline random 1024/256",
+                lambda: random_rows(args.random_prompts, 1024, 256, vocab, 2), (True,))]
+    for path in args.sharegpt or ():
+        offline.append(("d", None, lambda path=path: sharegpt(path), (True,)))
+    if not args.sharegpt and "d" in args.only:
+        print("== d: offline ShareGPT: skipped (no --sharegpt file)", flush=True)
+    offline.append(
+        ("e", "e: generated shared prefix", lambda: gsp_rows(args, vocab), (True, False))
+    )
+    for letter, name, rows, radix_modes in offline:
         if letter not in args.only:
             continue
         data = rows()
-        if data is None:
-            print(f"== {name}: skipped (no --sharegpt file)", flush=True)
-            continue
+        if name is None:
+            name, data = data
         for radix in radix_modes:
             s = fresh_scheduler(base, radix)
             throughput_scheduler(s, data[:4], offline_args(), cap=16)  # warm-up
@@ -367,6 +406,8 @@ def main(argv=None) -> int:
                     total_tok_s=m["total_throughput"],
                     failed=m["failed_requests"],
                     retractions=s.stats.retractions,
+                    steps=s.stats.steps,
+                    mixed_steps=s.stats.mixed_steps,
                     **split,
                 )
     print("\n" + "=" * 30 + " summary " + "=" * 30)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 STAGE=$1; DIR=$2; shift 2
 mkdir -p "$DIR"
 source benchmarks/gpu_setup.sh "$DIR"
-B8="python3 benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt .bench8b/sharegpt500.json"
+B8="python3 benchmarks/bench_cuda_llama8b.py --device cuda --sharegpt ${SHAREGPT:-.bench8b/sharegpt500.json}"
 if [ "$STAGE" = check ]; then
     python3 -m pytest -q -x -p no:cacheprovider tests/cuda/test_attention_triton.py \
         tests/model_executor/test_graph_runner.py 2>&1 | tail -15 | tee "$DIR/tests.log"
