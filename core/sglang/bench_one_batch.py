@@ -104,12 +104,14 @@ def weightless_source(path: str):
 class StaticBatch:
     """Runs one static batch through a Scheduler, step by step, timing each step. Steps are
     timed one at a time (forward latency, as SGLang's bench_one_batch), so the scheduler runs
-    serially: the overlap scheduler would hide one step's host work behind the next."""
+    serially: the overlap scheduler would hide one step's host work behind the next. Mixed
+    chunked prefill is off too: the batch is prefilled whole, then decoded."""
 
     def __init__(self, scheduler, seed: int) -> None:
         from sglang.sampling.params import SamplingParams
 
         scheduler.overlap = False
+        scheduler.mixed = False
         self.scheduler = scheduler
         self.runtime = scheduler.runner.runtime
         self.vocab = scheduler.runner.model_config.vocab_size
