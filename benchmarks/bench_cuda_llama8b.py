@@ -111,6 +111,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--chunked-prefill-size", type=int, default=None)
     p.add_argument("--enable-mixed-chunk", action="store_true")
     p.add_argument(
+        "--compare-mixed", action="store_true",
+        help="run d with mixed chunked prefill off and on (one model load)",
+    )
+    p.add_argument(
         "--max-running-requests", type=int, default=None,
         help="default: 256, or more for larger step batches / random prompt counts",
     )
@@ -378,11 +382,14 @@ def main(argv=None) -> int:
         data = rows()
         if name is None:
             name, data = data
-        for radix in radix_modes:
+        mixed_modes = (False, True) if letter == "d" and args.compare_mixed else (None,)
+        for radix, mixed in [(r, m) for r in radix_modes for m in mixed_modes]:
             s = fresh_scheduler(base, radix)
             throughput_scheduler(s, data[:4], offline_args(), cap=16)  # warm-up
             for timing in (False, True) if args.time_split else (False,):
                 s = fresh_scheduler(base, radix)
+                if mixed is not None:
+                    s.mixed = mixed
                 if timing:  # a second run, serialised by the timer's syncs: the breakdown only
                     with ForwardTimer(runner) as timer:
                         m = throughput_scheduler(s, data, offline_args())
@@ -393,6 +400,8 @@ def main(argv=None) -> int:
                 label = name
                 if len(radix_modes) > 1:
                     label += " radix" if radix else " no-radix"
+                if mixed is not None:
+                    label += ", mixed chunk" if mixed else ", no mixed chunk"
                 label += " (time split: forward synchronised)" if timing else ""
                 record(
                     label,
