@@ -76,6 +76,13 @@ def main(out: str = ".bench8b/serving", which: str = "default") -> None:
         tokenizer = tf.AutoTokenizer.from_pretrained(directory, gguf_file=name)
         target = os.path.join(out, "tokenizer")
     tokenizer.save_pretrained(target)
+    if which == "llama3":  # a class name every transformers release knows (4.x and 5.x)
+        config_path = os.path.join(target, "tokenizer_config.json")
+        with open(config_path) as f:
+            config = json.load(f)
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=2)
     with open(os.path.join(out, f"sharegpt{RECORDS}.json"), "w") as f:
         json.dump(records, f)
     print(f"wrote {target} and {out}/sharegpt{RECORDS}.json")
