@@ -48,9 +48,16 @@ void check_rows(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.dim() == 2 && t.stride(1) == 1, what, " must be 2-D with contiguous rows");
 }
 
+// t itself when it already has `dtype` and is contiguous (the usual case: a no-op `to` and
+// `contiguous` still cost a dispatch each, and a decode step makes hundreds of these calls).
+at::Tensor as(const at::Tensor& t, at::ScalarType dtype) {
+  if (t.scalar_type() == dtype && t.is_contiguous()) return t;
+  return t.to(dtype).contiguous();
+}
+
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   check_rows(x, "x");
-  auto w = weight.to(x.scalar_type()).contiguous();
+  auto w = as(weight, x.scalar_type());
   auto out = at::empty(x.sizes(), x.options());
   const int64_t dim = x.size(1);
   by_dtype(x.scalar_type(), "rms_norm", [&](auto tag) {
@@ -66,10 +73,10 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 std::tuple<at::Tensor, at::Tensor> add_rms_norm(const at::Tensor& x, const at::Tensor& residual,
                                                 const at::Tensor& weight, double eps) {
   check_rows(x, "x");
-  auto r = residual.to(x.scalar_type());
+  auto r = residual.scalar_type() == x.scalar_type() ? residual : residual.to(x.scalar_type());
   check_rows(r, "residual");
   TORCH_CHECK(r.sizes() == x.sizes(), "residual shape differs from x");
-  auto w = weight.to(x.scalar_type()).contiguous();
+  auto w = as(weight, x.scalar_type());
   auto out = at::empty(x.sizes(), x.options());
   auto h = at::empty(x.sizes(), x.options());
   const int64_t dim = x.size(1);
@@ -101,8 +108,8 @@ at::Tensor rope_one(const at::Tensor& x, const at::Tensor& pos, const at::Tensor
 std::tuple<at::Tensor, at::Tensor> rope(const at::Tensor& positions, const at::Tensor& q,
                                         const at::Tensor& k, const at::Tensor& cos_sin_cache,
                                         bool is_neox) {
-  auto pos = positions.to(at::kLong).contiguous();
-  auto cache = cos_sin_cache.to(at::kFloat).contiguous();
+  auto pos = as(positions, at::kLong);
+  auto cache = as(cos_sin_cache, at::kFloat);
   TORCH_CHECK(cache.dim() == 2 && cache.size(1) % 2 == 0 && cache.size(1) <= q.size(-1),
               "rope: cos_sin_cache must be [max_pos, r] with r even and r <= head_dim");
   TORCH_CHECK(pos.numel() == q.size(0) && pos.numel() == k.size(0), "rope: positions != tokens");
@@ -141,8 +148,8 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache,
               "decode: q and the caches must share a dtype");
   const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k_cache.size(1);
   TORCH_CHECK(heads % kv_heads == 0, "decode: heads must be a multiple of kv heads");
-  auto indptr = kv_indptr.to(at::kLong).contiguous();
-  auto indices = kv_indices.contiguous();
+  auto indptr = as(kv_indptr, at::kLong);
+  auto indices = kv_indices.is_contiguous() ? kv_indices : kv_indices.contiguous();
   sgl::DecodeShape s{heads, kv_heads, q.size(2), v_cache.size(2), q.stride(0), q.stride(1),
                      k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1),
                      float(sm_scale), float(softcap), window};
@@ -194,7 +201,7 @@ void store_one(const at::Tensor& cache, const at::Tensor& loc, const at::Tensor&
 
 void kv_store(const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Tensor& loc,
               const at::Tensor& k, const at::Tensor& v) {
-  auto l = loc.to(at::kLong).contiguous();
+  auto l = as(loc, at::kLong);
   store_one(k_cache, l, k);
   store_one(v_cache, l, v);
 }
@@ -204,7 +211,7 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t g
                      int64_t n) {
   TORCH_CHECK(sgl::int4_bf16_supported(), "int4_gemm: built without AVX-512 BF16");
   TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kBFloat16, "int4_gemm: x must be bf16 [M, K]");
-  auto x = x_in.contiguous();
+  auto x = x_in.is_contiguous() ? x_in : x_in.contiguous();
   const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
   TORCH_CHECK(group_size % 2 == 0 && k % group_size == 0, "int4_gemm: K must be whole groups");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
