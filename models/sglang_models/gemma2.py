@@ -4,8 +4,8 @@ soft-caps, query_pre_attn_scalar, and sliding-window attention on alternate laye
 from __future__ import annotations
 
 import torch
+from sglang.layers.base import Layer
 from sglang.layers.norm import RMSNorm
-from torch import nn
 
 from sglang_models.llama import LlamaAttention, LlamaForCausalLM, LlamaMLP, LlamaModel
 
@@ -48,7 +48,7 @@ class _ConfigView:
         return getattr(self._config, name)
 
 
-class Gemma2DecoderLayer(nn.Module):
+class Gemma2DecoderLayer(Layer):
     def __init__(self, config, layer_id, ops, dtype, device) -> None:
         super().__init__()
         kw = dict(eps=config.rms_norm_eps, offset=1.0, dtype=dtype, device=device)

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import torch
 from sglang.layers.activation import gated_activation
 from sglang.layers.attention import Attention
+from sglang.layers.base import Layer
 from sglang.layers.embedding import LMHead, VocabEmbedding
 from sglang.layers.linear import Linear, MergedLinear
 from sglang.layers.norm import RMSNorm
@@ -48,7 +49,7 @@ def rope_theta_of(config) -> float:
     return float(theta if theta is not None else 10000.0)
 
 
-class LlamaAttention(nn.Module):
+class LlamaAttention(Layer):
     qk_norm = False  # Qwen3 normalises q and k per head before rope
 
     def __init__(self, config, layer_id: int, ops: OpTable, dtype, device) -> None:
@@ -59,6 +60,7 @@ class LlamaAttention(nn.Module):
         self.head_dim = getattr(config, "head_dim", None) or hidden // self.num_heads
         bias = bool(getattr(config, "attention_bias", False)) or self.qkv_bias
         q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        self.head_split = (self.num_heads, self.num_kv_heads, self.num_kv_heads)
         kw = dict(dtype=dtype, device=device)
         self.qkv_proj = MergedLinear(hidden, {"q": q, "k": kv, "v": kv}, ops, bias=bias, **kw)
         self.o_proj = Linear(
@@ -103,11 +105,11 @@ class LlamaAttention(nn.Module):
     def forward(
         self, positions: torch.Tensor, x: torch.Tensor, batch: ForwardBatch
     ) -> torch.Tensor:
-        q, k, v = self.qkv_proj.split(self.qkv_proj(x))
-        t = x.shape[0]
-        q = q.reshape(t, self.num_heads, self.head_dim)
-        k = k.reshape(t, self.num_kv_heads, self.head_dim)
-        v = v.reshape(t, self.num_kv_heads, self.head_dim)
+        # One view as [T, heads, D] split along the heads: the q/k/v views of the merged
+        # projection's output in two tensor calls (a split and three reshapes took four more).
+        q, k, v = self.qkv_proj(x).reshape(x.shape[0], -1, self.head_dim).split_with_sizes(
+            self.head_split, 1
+        )
         if self.qk_norm:
             q = self.q_norm(q.reshape(-1, self.head_dim)).reshape(q.shape)
             k = self.k_norm(k.reshape(-1, self.head_dim)).reshape(k.shape)
@@ -115,7 +117,7 @@ class LlamaAttention(nn.Module):
         return self.o_proj(self.attn(q, k, v, batch))
 
 
-class LlamaMLP(nn.Module):
+class LlamaMLP(Layer):
     def __init__(self, config, ops: OpTable, dtype, device) -> None:
         super().__init__()
         hidden, inter = config.hidden_size, config.intermediate_size
@@ -129,7 +131,7 @@ class LlamaMLP(nn.Module):
         return self.down_proj(self.act(self.gate_up_proj(x)))
 
 
-class LlamaDecoderLayer(nn.Module):
+class LlamaDecoderLayer(Layer):
     attention_cls = LlamaAttention
 
     def __init__(self, config, layer_id: int, ops: OpTable, dtype, device) -> None:
@@ -153,7 +155,7 @@ class LlamaDecoderLayer(nn.Module):
         return self.mlp(hidden), residual
 
 
-class LlamaModel(nn.Module):
+class LlamaModel(Layer):
     layer_cls = LlamaDecoderLayer
 
     def __init__(self, config, ops: OpTable, dtype, device) -> None:
@@ -174,7 +176,7 @@ class LlamaModel(nn.Module):
         return hidden
 
 
-class LlamaForCausalLM(nn.Module):
+class LlamaForCausalLM(Layer):
     model_cls = LlamaModel
 
     def __init__(self, config, ops: OpTable, dtype: torch.dtype, device: torch.device) -> None:

@@ -53,7 +53,7 @@ def test_int4_layer_equals_dense_on_dequantized_weight(ops, dtype, float_zeros):
     layer.prepare("int4")
     assert layer.gemm_op == "gemm.int4" and layer.weight is None
     if not float_zeros:  # the layer picked float zeros; rebuild it with integer ones
-        layer._fn, layer._weights = ops.prepared("gemm.int4", args)
+        layer.set_prepared(*ops.prepared("gemm.int4", args))
     bound = 1e-5 if dtype == torch.bfloat16 else 1e-12  # one rounding of the output (bf16)
     gen = torch.Generator().manual_seed(1)
     for m in (1, 3, 16, 40):

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
 from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
 
 
-class Attention(nn.Module):
+class Attention(Layer):
     def __init__(
         self,
         num_heads: int,
@@ -36,20 +36,19 @@ class Attention(nn.Module):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch
     ) -> torch.Tensor:
         """q [T, H, D], k [T, Hkv, D], v [T, Hkv, Dv] -> [T, H * Dv]."""
-        k_cache = batch.kv_cache.k_buffer(self.layer_id)
-        v_cache = batch.kv_cache.v_buffer(self.layer_id)
-        self.ops.kv_store(k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v)
-        common = dict(
-            k_cache=k_cache,
-            v_cache=v_cache,
-            kv_indptr=batch.kv_indptr,
-            kv_indices=batch.kv_indices,
-            sm_scale=self.scale,
-            sliding_window=self.sliding_window,
-            logit_softcap=self.logit_softcap,
-        )
+        ops, kv = self.ops, batch.kv_cache
+        k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
+        ops.kv_store(k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v)
         if batch.mode == ForwardMode.DECODE:
-            out = self.ops.attention_decode(q=q, **common)
+            out = ops.attention_decode(
+                q=q, k_cache=k_cache, v_cache=v_cache, kv_indptr=batch.kv_indptr,
+                kv_indices=batch.kv_indices, sm_scale=self.scale,
+                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap,
+            )
         else:
-            out = self.ops.attention_extend(q=q, qo_indptr=batch.qo_indptr, **common)
+            out = ops.attention_extend(
+                q=q, k_cache=k_cache, v_cache=v_cache, qo_indptr=batch.qo_indptr,
+                kv_indptr=batch.kv_indptr, kv_indices=batch.kv_indices, sm_scale=self.scale,
+                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap,
+            )
         return out.reshape(q.shape[0], self.num_heads * self.v_head_dim)

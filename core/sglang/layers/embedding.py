@@ -6,11 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sglang.layers.base import Layer
 from sglang.layers.linear import Linear
 from sglang.layers.ops_table import OpTable
 
 
-class VocabEmbedding(nn.Module):
+class VocabEmbedding(Layer):
     def __init__(
         self,
         vocab_size: int,

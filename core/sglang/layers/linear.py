@@ -15,12 +15,14 @@ points where the backend takes them, multiplied by `gemm.int4` (see `int4_weight
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import torch
 from torch import nn
 
+from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
 from sglang.ops.quant import int4 as q4
 
@@ -65,7 +67,7 @@ def can_quantize_int4(out_features: int, in_features: int, group_size: int) -> b
     return out_features % q4.PACK == 0 and in_features % group_size == 0
 
 
-class Linear(nn.Module):
+class Linear(Layer):
     def __init__(
         self,
         in_features: int,
@@ -86,15 +88,17 @@ class Linear(nn.Module):
             if bias
             else None
         )
-        # Set by `prepare`: the kernel and its weight arguments (in the kernel's layout).
+        # Set by `prepare`: the kernel and its weight arguments (in the kernel's layout), and
+        # the kernel with them (and the bias) bound, which is what forward calls.
         self.gemm_op: str = "gemm.dense"
         self._fn = None
         self._weights: dict[str, Any] = {}
+        self._call = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fn is None:
+        if self._call is None:
             return self.ops.gemm_dense(x=x, weight=self.weight, bias=self.bias)
-        return self._fn(x=x, bias=self.bias, **self._weights)
+        return self._call(x=x)
 
     def prepare(self, quantization: str | None = None) -> None:
         """Once, after loading: quantize (if asked and the shape allows) and hand the weight to
@@ -112,9 +116,16 @@ class Linear(nn.Module):
             self.gemm_op, args = "gemm.int4", int4_weight_args(weight, float_zeros=float_zeros)
         else:
             self.gemm_op, args = "gemm.dense", {"weight": weight}
-        self._fn, self._weights = self.ops.prepared(self.gemm_op, args)
+        self.set_prepared(*self.ops.prepared(self.gemm_op, args))
         if not any(v is weight for v in self._weights.values()):
             self.weight = None
+
+    def set_prepared(self, fn, weights: dict[str, Any]) -> None:
+        """Run `fn` with these prepared weight arguments from now on. They are bound once, with
+        the bias (loaded before prepare; a later load copies into it in place, as loaders
+        do), so a call passes only x."""
+        self._fn, self._weights = fn, weights
+        self._call = functools.partial(fn, bias=self.bias, **weights)
 
     def prepared_tensors(self) -> list[torch.Tensor]:
         """The tensors the prepared weights hold (for memory accounting)."""

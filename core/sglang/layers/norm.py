@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
 
 
-class RMSNorm(nn.Module):
+class RMSNorm(Layer):
     """weight * x / rms(x). Gemma's variant scales by (1 + weight): pass `offset=1.0` and the
     offset is folded into the weight at load time, so the op stays one kernel."""
 
@@ -31,6 +32,7 @@ class RMSNorm(nn.Module):
     def forward(
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        weight = self._parameters["weight"]  # not self.weight: nn.Module's slow __getattr__
         if residual is None:
-            return self.ops.rms_norm(x=x, weight=self.weight, eps=self.eps)
-        return self.ops.rms_norm(x=x, weight=self.weight, eps=self.eps, residual=residual)
+            return self.ops.rms_norm(x=x, weight=weight, eps=self.eps)
+        return self.ops.rms_norm(x=x, weight=weight, eps=self.eps, residual=residual)

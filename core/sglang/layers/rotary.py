@@ -7,8 +7,8 @@ import json
 import weakref
 
 import torch
-from torch import nn
 
+from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
 from sglang.ops.rope import rope_cos_sin_cache
 
@@ -30,7 +30,7 @@ def shared_cos_sin_cache(
     return cache
 
 
-class RotaryEmbedding(nn.Module):
+class RotaryEmbedding(Layer):
     def __init__(
         self,
         head_dim: int,
@@ -52,6 +52,7 @@ class RotaryEmbedding(nn.Module):
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """positions [T]; q [T, H, D]; k [T, Hkv, D]."""
+        cache = self._buffers["cos_sin_cache"]  # not self.cos_sin_cache: the slow __getattr__
         return self.ops.rope(
-            positions=positions, q=q, k=k, cos_sin_cache=self.cos_sin_cache, is_neox=self.is_neox
+            positions=positions, q=q, k=k, cos_sin_cache=cache, is_neox=self.is_neox
         )
