@@ -129,6 +129,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="also profile one decode step at this batch size (torch profiler)",
     )
     p.add_argument(
+        "--profile-prefill",
+        type=int,
+        default=0,
+        help="also time and profile an eager prefill step of one prompt of this many tokens, "
+        "alone and with --profile-prefill-decodes running requests decoded in the same forward",
+    )
+    p.add_argument("--profile-prefill-decodes", type=int, default=24)
+    p.add_argument(
         "--time-split",
         action="store_true",
         help="in workloads c-e, also report the time inside forward passes (synchronised) "
@@ -363,6 +371,10 @@ def main(argv=None) -> int:
             )
     if args.profile_batch:
         profile_step(static, args.profile_batch, args.out)
+    if args.profile_prefill:
+        for decodes in (0, args.profile_prefill_decodes):
+            m = profile_prefill(base, args.profile_prefill, decodes, args.out)
+            record(f"prefill step, {args.profile_prefill} tokens + {decodes} decode rows", **m)
     def sharegpt(path):
         rows, tokenizer = sharegpt_rows(path, args.sharegpt_prompts)
         return f"d: offline ShareGPT (lengths by {tokenizer.split(' (')[0]})", rows
@@ -454,6 +466,61 @@ def single_request_itl(s, input_len: int, output_len: int) -> dict:
         "median_itl_ms": 1e3 * statistics.median(runs),
         "overlap": s.overlap,
         "overlapped_steps": s.stats.overlapped_decode_steps,
+    }
+
+
+def profile_prefill(base, tokens: int, decodes: int, out: str) -> dict:
+    """Eager prefill forwards of one `tokens`-long prompt (a new prompt each time, radix off),
+    with `decodes` requests decoding in the same forward (mixed chunk) when > 0: the wall time
+    of a step against the device time of its kernels (torch profiler), and the ops that cost
+    the most host time. Wall well above device time means the step is launch-bound."""
+    import torch
+    from sglang.sampling.params import SamplingParams
+    from sglang.scheduler.req import Req
+
+    s = fresh_scheduler(base, radix=False)
+    s.overlap, s.mixed = False, decodes > 0
+    rng = np.random.default_rng(11)
+
+    def params(n):
+        return SamplingParams.from_dict({"max_new_tokens": n, "temperature": 0.0, "ignore_eos": True})
+
+    for i in range(decodes):
+        s.add_request(Req(f"dec-{i}", rng.integers(100, 5000, 300).tolist(), params(400), s.eos_ids))
+    while s.waiting:
+        s.step()
+
+    def one(i):
+        s.add_request(Req(f"pre-{i}", rng.integers(100, 5000, tokens).tolist(), params(1), s.eos_ids))
+        s.runner.runtime.synchronize()
+        start = time.perf_counter()
+        s.step()
+        s.runner.runtime.synchronize()
+        return time.perf_counter() - start
+
+    for i in range(3):
+        one(i)
+    walls = [one(10 + i) for i in range(10)]
+    acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.profiler.profile(activities=acts) as prof:
+        for i in range(3):
+            one(100 + i)
+    events = prof.key_averages()
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
+    device_us = sum(e.self_device_time_total for e in kernels) / 3
+    with open(os.path.splitext(out)[0] + f"-prefill{tokens}-dec{decodes}.txt", "w") as f:
+        for key in ("self_cpu_time_total", "self_device_time_total"):
+            table = events.table(sort_by=key, row_limit=30)
+            f.write(table + "\n")
+            print(table, flush=True)
+    for i in range(decodes):
+        s.abort(f"dec-{i}")
+    while s.has_work():
+        s.step()
+    return {
+        "median_wall_ms": 1e3 * statistics.median(walls),
+        "device_kernels_ms": device_us / 1e3,
+        "mixed_steps": s.stats.mixed_steps,
     }
 
 
