@@ -34,6 +34,10 @@ def dense(x, weight, bias=None):
     weight = weight if weight.dtype == x.dtype else weight.to(x.dtype)
     if USE_GEMV and gemv.applies(x, weight):
         return gemv.gemv(x, weight, bias)
+    if bias is None and x.dim() == 2:
+        # The same cuBLAS call as F.linear's, without linear's and matmul's dispatch layers:
+        # ~5 us of host time a call, 128 calls an eager 8B forward (prefill is launch-bound).
+        return torch.mm(x, weight.t())
     return F.linear(x, weight, bias)
 
 
