@@ -89,6 +89,25 @@ def test_decode_matches_torch(ops, dtype, index_dtype, window, softcap, dim):
     close(attention.native_decode(*args), attention.decode(*args), dtype)
 
 
+@pytest.mark.parametrize(
+    "heads, kv_heads, dim", ((9, 3, 64), (12, 2, 64), (6, 2, 128), (2, 2, 128))
+)
+@pytest.mark.parametrize("indptr_dtype", (torch.int32, torch.int64))
+def test_decode_register_kernel_shapes(ops, heads, kv_heads, dim, indptr_dtype):
+    # Head sizes 64 / 128 with groups of up to 6 / 3 take the register kernel (kv_head_avx512).
+    gen = torch.Generator().manual_seed(3)
+    lengths = [130, 1, 32, 17]
+    slots = 400
+    kc = torch.randn(slots, kv_heads, dim, generator=gen).to(torch.bfloat16)
+    vc = torch.randn(slots, kv_heads, dim, generator=gen).to(torch.bfloat16)
+    q, _, _ = qkv_views(len(lengths), heads, kv_heads, dim, torch.bfloat16, gen)
+    indptr = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=indptr_dtype)
+    indices = torch.randperm(slots - 1, generator=gen)[: sum(lengths)].add(1)
+    for window, softcap in ((-1, 0.0), (20, 0.0), (-1, 15.0)):
+        args = (q * 3, kc, vc, indptr, indices, dim**-0.5, window, softcap)
+        close(attention.native_decode(*args), attention.decode(*args), torch.bfloat16)
+
+
 def test_kv_store_from_views_and_bounds(ops):
     gen = torch.Generator().manual_seed(3)
     _, k, v = qkv_views(4, 6, 2, 64, torch.bfloat16, gen)

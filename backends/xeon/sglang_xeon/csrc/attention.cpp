@@ -1,6 +1,8 @@
 // attention.decode straight from the paged cache: no gather, no padding. One work item is one
 // sequence: each K/V row read from the cache serves its KV head's `group` query heads, scores
 // come a block of keys at a time, and the softmax is online (running max and sum, float32).
+// Head sizes 64 and 128 with small query groups take kv_head_avx512, one (sequence, KV head)
+// at a time with the group's queries and accumulators in registers; others seq_avx512.
 //
 //   keys of sequence b: kv_indices[kv_indptr[b] + j], j in [first, L), first = L - window
 //   (sliding window) or 0;  s = scale * q.k, then s = cap * tanh(s / cap) with a soft-cap.
@@ -94,6 +96,140 @@ inline void prefetch_row(const T* row, int64_t n) {
   for (int64_t off = 0; off < n * int64_t(sizeof(T)); off += 64) _mm_prefetch(p + off, _MM_HINT_T0);
 }
 
+// r[j] = the sum of v[j]'s 16 lanes, for 16 vectors at once: a transpose folded into the adds,
+// in the same order as _mm512_reduce_add_ps (halves, quarters, pairs, lanes), so the sums are
+// those of 16 separate reductions, at a third of the instructions.
+inline __m512 hsum16(const __m512* v) {
+  __m512 a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i)  // quarters 0-1: key i, 2-3: key i + 8
+    a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_f32x4(v[i], v[i + 8], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int i = 0; i < 4; ++i)  // quarters: keys i, i + 8, i + 4, i + 12
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[i], a[i + 4], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(a[i], a[i + 4], _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int i = 0; i < 2; ++i)  // per quarter: two lanes of b[i]'s key, two of b[i + 2]'s
+    c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(3, 2, 3, 2)));
+  const __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // d's lane L holds key order[L] (an involution), so the same index puts key j in lane j.
+  const __m512i order = _mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15);
+  return _mm512_permutexvar_ps(order, d);
+}
+
+// One (sequence, KV head) with the head size (NC chunks of 16, K and V alike) and the query
+// group (G heads) known at compile time, so the group's queries and accumulators live in
+// registers (seq_avx512 keeps them in memory: a load and a store around every multiply-add
+// of the value pass). Same arithmetic, in the same order, as seq_avx512.
+template <int NC, int G, typename T, typename I>
+void kv_head_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_indices, T* out,
+                    const DecodeShape& s, int64_t b, int64_t kvh, Keys keys, __m512* dots) {
+  constexpr int64_t dim = 16 * NC;
+  __m512 qv[G][NC], acc[G][NC];
+  float m[G], l[G];
+  alignas(64) float scores[G][BLOCK];
+  const __m512 scale = _mm512_set1_ps(s.scale);
+  for (int g = 0; g < G; ++g) {
+    const T* qr = q + b * s.q_b + (kvh * G + g) * s.q_h;
+    for (int c = 0; c < NC; ++c) {
+      qv[g][c] = _mm512_mul_ps(load16(qr + 16 * c, __mmask16(0xffff)), scale);
+      acc[g][c] = _mm512_setzero_ps();
+    }
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+  }
+  const I* idx = kv_indices + keys.start;
+  const T* kbase = k_cache + kvh * s.k_h;
+  const T* vbase = v_cache + kvh * s.v_h;
+  for (int64_t j0 = keys.first; j0 < keys.length; j0 += BLOCK) {
+    const int64_t n = std::min(BLOCK, keys.length - j0);
+    for (int64_t j = 0; j < n; ++j) {
+      if (j0 + j + AHEAD < keys.length)
+        prefetch_row(kbase + int64_t(idx[j0 + j + AHEAD]) * s.k_s, dim);
+      const T* kr = kbase + int64_t(idx[j0 + j]) * s.k_s;
+      __m512 row[NC];
+      for (int c = 0; c < NC; ++c) row[c] = load16(kr + 16 * c, __mmask16(0xffff));
+      for (int g = 0; g < G; ++g) {
+        __m512 dot = _mm512_mul_ps(qv[g][0], row[0]);
+        for (int c = 1; c < NC; ++c) dot = _mm512_fmadd_ps(qv[g][c], row[c], dot);
+        dots[g * BLOCK + j] = dot;
+      }
+    }
+    for (int g = 0; g < G; ++g) {
+      float* sg = scores[g];
+      for (int64_t j = 0; j < n; j += 16) _mm512_store_ps(sg + j, hsum16(dots + g * BLOCK + j));
+      if (s.softcap > 0.0f) {
+        for (int64_t j = 0; j < n; ++j) sg[j] = s.softcap * fast_tanh(sg[j] / s.softcap);
+      }
+      const __mmask16 m0 = tail_mask(n), m1 = tail_mask(n - 16);
+      __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, sg);
+      __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, sg + 16);
+      const float m_new = std::max(m[g], _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
+      const __m512 mv = _mm512_set1_ps(m_new);
+      s0 = exp16(_mm512_sub_ps(s0, mv));
+      s1 = exp16(_mm512_sub_ps(s1, mv));
+      _mm512_store_ps(sg, s0);
+      _mm512_store_ps(sg + 16, s1);
+      const float correction = fast_exp(m[g] - m_new);  // 0 on the first block
+      l[g] = l[g] * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+      m[g] = m_new;
+      if (correction != 1.0f) {
+        const __m512 cv = _mm512_set1_ps(correction);
+        for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_mul_ps(acc[g][c], cv);
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      if (j0 + j + AHEAD < keys.length)
+        prefetch_row(vbase + int64_t(idx[j0 + j + AHEAD]) * s.v_s, dim);
+      const T* vr = vbase + int64_t(idx[j0 + j]) * s.v_s;
+      __m512 row[NC];
+      for (int c = 0; c < NC; ++c) row[c] = load16(vr + 16 * c, __mmask16(0xffff));
+      for (int g = 0; g < G; ++g) {
+        const __m512 p = _mm512_set1_ps(scores[g][j]);
+        for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_fmadd_ps(p, row[c], acc[g][c]);
+      }
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    const __m512 inv = _mm512_set1_ps(l[g] > 0.0f ? 1.0f / l[g] : 0.0f);  // no keys: zeros
+    T* o = out + (b * s.heads + kvh * G + g) * dim;
+    for (int c = 0; c < NC; ++c)
+      store16(o + 16 * c, _mm512_mul_ps(acc[g][c], inv), __mmask16(0xffff));
+  }
+}
+
+template <typename T, typename I>
+using KvHeadFn = void (*)(const T*, const T*, const T*, const I*, T*, const DecodeShape&,
+                          int64_t, int64_t, Keys, __m512*);
+
+// The register kernel for this head size and group, or null: head sizes 64 and 128 (K and V),
+// groups up to what keeps queries and accumulators in the 32 vector registers.
+template <typename T, typename I>
+KvHeadFn<T, I> kv_head_kernel(const DecodeShape& s) {
+  if (s.dim != s.v_dim) return nullptr;
+  const int64_t group = s.heads / s.kv_heads;
+  if (s.dim == 64) {
+    switch (group) {
+      case 1: return kv_head_avx512<4, 1, T, I>;
+      case 2: return kv_head_avx512<4, 2, T, I>;
+      case 3: return kv_head_avx512<4, 3, T, I>;
+      case 4: return kv_head_avx512<4, 4, T, I>;
+      case 5: return kv_head_avx512<4, 5, T, I>;
+      case 6: return kv_head_avx512<4, 6, T, I>;
+      default: return nullptr;
+    }
+  }
+  if (s.dim == 128) {
+    switch (group) {
+      case 1: return kv_head_avx512<8, 1, T, I>;
+      case 2: return kv_head_avx512<8, 2, T, I>;
+      case 3: return kv_head_avx512<8, 3, T, I>;
+      default: return nullptr;
+    }
+  }
+  return nullptr;
+}
+
 // The same computation on 16-lane vectors for all heads of sequence b at once: each cache row
 // (all KV heads, contiguous) is read in order, once, and shared by each KV head's query group;
 // q (pre-scaled) and the accumulators stay as vectors.
@@ -184,6 +320,18 @@ void decode_attention(const T* q, const T* k_cache, const T* v_cache, const int6
                       int64_t end) {
   const int64_t group = s.heads / s.kv_heads;
 #if SGL_AVX512
+  if (const auto kernel = kv_head_kernel<T, I>(s)) {
+    struct alignas(64) Lanes {
+      __m512 v;
+    };
+    std::vector<Lanes> dots(group * BLOCK);  // zeroed: lanes past a short block stay finite
+    for (int64_t b = begin; b < end; ++b) {
+      const Keys keys = keys_of(kv_indptr, b, s.window);
+      for (int64_t kvh = 0; kvh < s.kv_heads; ++kvh)
+        kernel(q, k_cache, v_cache, kv_indices, out, s, b, kvh, keys, &dots[0].v);
+    }
+    return;
+  }
   if ((s.dim + 15) / 16 <= MAX_CHUNKS && (s.v_dim + 15) / 16 <= MAX_CHUNKS) {
     struct alignas(64) Lanes {
       __m512 v;

@@ -148,14 +148,27 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache,
               "decode: q and the caches must share a dtype");
   const int64_t batch = q.size(0), heads = q.size(1), kv_heads = k_cache.size(1);
   TORCH_CHECK(heads % kv_heads == 0, "decode: heads must be a multiple of kv heads");
-  auto indptr = as(kv_indptr, at::kLong);
+  // kv_indptr as int64 host values: an int32 one (as the scheduler builds it: B + 1 values) is
+  // widened into a small vector, not into a converted tensor (a dispatch and an allocation).
+  TORCH_CHECK(kv_indptr.dim() == 1 && kv_indptr.numel() >= batch + 1,
+              "decode: kv_indptr must hold B + 1 offsets");
+  auto indptr = kv_indptr.is_contiguous() ? kv_indptr : kv_indptr.contiguous();
+  std::vector<int64_t> widened;
+  const int64_t* ip = nullptr;
+  if (indptr.scalar_type() == at::kInt) {
+    const int32_t* p32 = indptr.data_ptr<int32_t>();
+    widened.assign(p32, p32 + batch + 1);
+    ip = widened.data();
+  } else {
+    TORCH_CHECK(indptr.scalar_type() == at::kLong, "decode: kv_indptr must be int32/int64");
+    ip = indptr.data_ptr<int64_t>();
+  }
   auto indices = kv_indices.is_contiguous() ? kv_indices : kv_indices.contiguous();
   sgl::DecodeShape s{heads, kv_heads, q.size(2), v_cache.size(2), q.stride(0), q.stride(1),
                      k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1),
                      float(sm_scale), float(softcap), window};
   auto out = at::empty({batch, heads, s.v_dim}, q.options());
   if (batch == 0) return out;
-  const int64_t* ip = indptr.data_ptr<int64_t>();
   const int64_t keys = ip[batch] - ip[0];
   const int64_t work_per_item =
       (keys / batch + 1) * (heads / kv_heads) * (s.dim + s.v_dim) * 2;
