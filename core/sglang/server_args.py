@@ -37,6 +37,8 @@ class ServerArgs:
     disable_cuda_graph: bool = False  # decode graphs, where the backend's runtime captures
     cuda_graph_max_bs: int | None = None  # None: the backend's per-device default
     cuda_graph_bs: list[int] | None = None  # exact sizes; None: derived from the max
+    enable_torch_compile: bool = False  # torch.compile the model in decode graphs up to:
+    torch_compile_max_bs: int = 32
     random_seed: int | None = None
     stream_interval: int = 1
     skip_tokenizer_init: bool = False
@@ -85,6 +87,8 @@ class ServerArgs:
             raise ValueError("--cuda-graph-max-bs must be >= 1")
         if self.cuda_graph_bs is not None and min(self.cuda_graph_bs, default=0) < 1:
             raise ValueError("--cuda-graph-bs values must be >= 1")
+        if self.torch_compile_max_bs < 1:
+            raise ValueError("--torch-compile-max-bs must be >= 1")
         if self.stream_interval < 1:
             raise ValueError("--stream-interval must be >= 1")
         if self.grammar_backend not in grammar_backends():
@@ -158,6 +162,13 @@ def add_cli_args(parser, attention_backends=None) -> None:
     a("--disable-cuda-graph", action="store_true", help="run decode eagerly (no graphs)")
     a("--cuda-graph-max-bs", type=int, default=None, help="largest decode graph batch size")
     a("--cuda-graph-bs", type=int, nargs="+", default=None, help="decode graph batch sizes")
+    a(
+        "--enable-torch-compile",
+        action="store_true",
+        help="torch.compile the model for the decode graphs of batch size up to "
+        "--torch-compile-max-bs",
+    )
+    a("--torch-compile-max-bs", type=int, default=d.torch_compile_max_bs)
     a("--random-seed", type=int, default=None)
     a("--stream-interval", type=int, default=d.stream_interval)
     a("--skip-tokenizer-init", action="store_true")

@@ -151,13 +151,18 @@ def graph_backend() -> str | None:
 
 
 @pytest.mark.skipif(graph_backend() is None, reason="no backend with graph capture available")
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_captured_graphs_give_the_eager_tokens(model_dir, dtype):
-    """Graphs on and off: the same greedy tokens, batches padded (3 -> 4) included."""
+@pytest.mark.parametrize(
+    "dtype, compile", [("float32", False), ("bfloat16", False), ("float32", True)]
+)
+def test_captured_graphs_give_the_eager_tokens(model_dir, dtype, compile):
+    """Graphs on and off: the same greedy tokens, batches padded (3 -> 4) included; with
+    --enable-torch-compile, graphs of sizes 1 and 2 capture the compiled model."""
     backend = graph_backend()
     results = []
     for disable in (True, False):
         args = ServerArgs.from_kwargs(
+            enable_torch_compile=compile and not disable,
+            torch_compile_max_bs=2,
             model_path=model_dir,
             device=backend,
             dtype=dtype,
@@ -174,4 +179,34 @@ def test_captured_graphs_give_the_eager_tokens(model_dir, dtype):
         results.append(generate(scheduler))
         if graphs is not None:  # the overlap scheduler launches one step past the last finish
             assert graphs.replays == max(NEW) - 1 + scheduler.overlap
+            assert sorted(graphs.compiled_sizes) == ([1, 2] if compile else [])
     assert results[0] == results[1]
+
+
+def test_torch_compile_in_the_graphs_gives_the_eager_tokens(model_dir):
+    """--enable-torch-compile: the sizes up to --torch-compile-max-bs capture the compiled
+    model (inductor's CPU code here), the larger ones the plain model; tokens as eager."""
+    scheduler = scheduler_for(model_dir, "reference")
+    eager = generate(scheduler)
+    runner = scheduler.runner
+    runner.args.enable_torch_compile, runner.args.torch_compile_max_bs = True, 2
+    try:
+        assert runner.init_graph_runner([1, 2, 4])
+        assert sorted(runner.graph_runner.compiled_sizes) == [1, 2]
+        assert generate(scheduler) == eager
+        assert runner.graph_runner.replays == max(NEW) - 1
+    finally:
+        runner.args.enable_torch_compile = False
+
+
+def test_torch_compile_flags():
+    import argparse
+
+    from sglang.server_args import add_cli_args, from_cli
+
+    parser = argparse.ArgumentParser()
+    add_cli_args(parser)
+    args = from_cli(parser.parse_args(["--enable-torch-compile", "--torch-compile-max-bs", "8"]))
+    assert args.enable_torch_compile and args.torch_compile_max_bs == 8
+    with pytest.raises(ValueError, match="torch-compile-max-bs"):
+        ServerArgs.from_kwargs(torch_compile_max_bs=0)

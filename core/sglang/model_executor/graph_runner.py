@@ -19,6 +19,12 @@ On a runtime without graphs `capture_graph` returns the function itself, so the 
 eagerly from the static buffers: CPU tests exercise padding and buffer refills exactly.
 A capture that fails (a kernel that synchronises with the host, say) turns graphs off with the
 reason in the log; the model then runs eagerly.
+
+`--enable-torch-compile` (SGLang's flag): the graphs of batch sizes up to
+`--torch-compile-max-bs` capture `torch.compile(model)` instead of the model, specialised to
+that batch size (dynamic=False) and compiled by one run outside the capture (compilation
+synchronises). The backends' kernels are opaque to the compiler (Triton launches, C++ ops);
+what it can fuse is the torch code between them.
 """
 
 from __future__ import annotations
@@ -74,6 +80,25 @@ class DecodeGraphRunner:
         self.kv_capacity = kv_capacity
         self.graphs: dict[int, Callable[[], torch.Tensor]] = {}
         self.replays = 0
+        args = runner.args
+        self.compile_max_bs = args.torch_compile_max_bs if args.enable_torch_compile else 0
+        self.compiled_sizes: list[int] = []
+
+    def _compiled_model(self) -> Callable[[ForwardBatch], torch.Tensor] | None:
+        """torch.compile(model) for the sizes up to compile_max_bs (None when off): one
+        compiled module, recompiled once per batch size, so dynamo's recompile limit is raised
+        to the number of sizes."""
+        sizes = [bs for bs in self.batch_sizes if bs <= self.compile_max_bs]
+        if not sizes:
+            return None
+        import torch._dynamo
+
+        config = torch._dynamo.config
+        for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                     "accumulated_cache_size_limit"):
+            if hasattr(config, name):
+                setattr(config, name, max(getattr(config, name), 2 * len(sizes) + 8))
+        return torch.compile(self.runner.model, dynamic=False)
 
     # --- capture -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -92,25 +117,33 @@ class DecodeGraphRunner:
         self.ramp = torch.arange(1, n + 1, dtype=torch.int32, device=dev)
         free_before = self.runtime.memory_info()[0]
         start = time.perf_counter()
+        compiled = self._compiled_model()
         for bs in reversed(self.batch_sizes):
             batch = self._static_batch(bs)
+            fn = self.runner.model
             try:
-                self.graphs[bs] = self.runtime.capture_graph(
-                    lambda batch=batch: self.runner.model(batch)
-                )
+                if compiled is not None and bs <= self.compile_max_bs:
+                    fn = compiled
+                    fn(batch)  # compiles for this size, outside the capture
+                    self.compiled_sizes.append(bs)
+                self.graphs[bs] = self.runtime.capture_graph(lambda batch=batch, fn=fn: fn(batch))
             except Exception as e:  # noqa: BLE001 - any capture failure means eager decode
                 logger.warning("decode graph capture failed at batch size %d: %r", bs, e)
                 self.graphs.clear()
+                self.compiled_sizes.clear()
                 self.runtime.synchronize()
                 return False
         self.runtime.synchronize()
         used = free_before - self.runtime.memory_info()[0]
         logger.info(
-            "captured decode graphs for %d batch sizes %s in %.2f s (%.2f GiB)%s",
+            "captured decode graphs for %d batch sizes %s in %.2f s (%.2f GiB)%s%s",
             len(self.graphs),
             self.batch_sizes,
             time.perf_counter() - start,
             used / GIB,
+            f"; torch.compile for sizes {sorted(self.compiled_sizes)}"
+            if self.compiled_sizes
+            else "",
             "" if self.runtime.supports_graph_capture else " (eager replays: no graph support)",
         )
         return True

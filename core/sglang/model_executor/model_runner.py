@@ -72,6 +72,14 @@ class ModelRunner:
         self.graph_runner: DecodeGraphRunner | None = None
         if self.runtime.supports_graph_capture and not args.disable_cuda_graph:
             self.init_graph_runner()
+        elif args.enable_torch_compile:
+            logger.warning(
+                "--enable-torch-compile applies to the decode graphs, and %s: the model runs "
+                "uncompiled",
+                "--disable-cuda-graph is set"
+                if args.disable_cuda_graph
+                else f"the {self.runtime.device_name()} runtime captures none",
+            )
 
     # --- weights ---------------------------------------------------------------------------
     def _load_weights(self) -> None:
