@@ -122,6 +122,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-total-tokens", type=int, default=None)
     p.add_argument("--disable-cuda-graph", action="store_true")
     p.add_argument("--cuda-graph-max-bs", type=int, default=None)
+    p.add_argument("--enable-torch-compile", action="store_true")
+    p.add_argument("--torch-compile-max-bs", type=int, default=32)
     p.add_argument(
         "--profile-batch",
         type=int,
@@ -284,6 +286,8 @@ def build(args, model_dir: str):
         max_total_tokens=args.max_total_tokens,
         disable_cuda_graph=args.disable_cuda_graph,
         cuda_graph_max_bs=args.cuda_graph_max_bs,
+        enable_torch_compile=args.enable_torch_compile,
+        torch_compile_max_bs=args.torch_compile_max_bs,
         random_seed=0,
         log_level="info",
     )
