@@ -210,3 +210,21 @@ def test_torch_compile_flags():
     assert args.enable_torch_compile and args.torch_compile_max_bs == 8
     with pytest.raises(ValueError, match="torch-compile-max-bs"):
         ServerArgs.from_kwargs(torch_compile_max_bs=0)
+
+
+def test_a_failed_compile_keeps_the_graphs_of_the_plain_model(model_dir, monkeypatch):
+    """A compile error (an inductor or Triton failure on some kernel) is logged and the
+    graphs capture the uncompiled model: decode keeps its graphs and its tokens."""
+    import torch
+
+    def broken(batch):
+        raise RuntimeError("InductorError: a kernel failed to compile")
+
+    scheduler = scheduler_for(model_dir, "reference")
+    eager = generate(scheduler)
+    runner = scheduler.runner
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: broken)
+    monkeypatch.setattr(runner.args, "enable_torch_compile", True)
+    assert runner.init_graph_runner([1, 2, 4])
+    assert runner.graph_runner.compiled_sizes == []
+    assert generate(scheduler) == eager

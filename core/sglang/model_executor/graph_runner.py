@@ -121,11 +121,21 @@ class DecodeGraphRunner:
         for bs in reversed(self.batch_sizes):
             batch = self._static_batch(bs)
             fn = self.runner.model
-            try:
-                if compiled is not None and bs <= self.compile_max_bs:
+            if compiled is not None and bs <= self.compile_max_bs:
+                try:
+                    compiled(batch)  # compiles for this size, outside the capture
                     fn = compiled
-                    fn(batch)  # compiles for this size, outside the capture
                     self.compiled_sizes.append(bs)
+                except Exception as e:  # noqa: BLE001 - the graphs keep the plain model
+                    logger.warning(
+                        "torch.compile failed at batch size %d (%r): the decode graphs capture "
+                        "the uncompiled model",
+                        bs,
+                        e,
+                    )
+                    compiled = None
+                    self.runtime.synchronize()
+            try:
                 self.graphs[bs] = self.runtime.capture_graph(lambda batch=batch, fn=fn: fn(batch))
             except Exception as e:  # noqa: BLE001 - any capture failure means eager decode
                 logger.warning("decode graph capture failed at batch size %d: %r", bs, e)

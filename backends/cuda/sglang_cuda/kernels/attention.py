@@ -165,9 +165,10 @@ if triton is not None:
                 mask=key_ok[:, None] & (d[None, :] < D),
                 other=0.0,
             )
-            s = _mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale
+            # float32 even where a caller passes the scalars as float64 (torch.compile does)
+            s = (_mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale).to(tl.float32)
             if USE_SOFTCAP:
-                s = _softcap(s, logit_softcap)
+                s = _softcap(s, logit_softcap).to(tl.float32)
             s = tl.where(key_ok[None, :], s, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, 1))
             p = tl.exp(s - m_new[:, None])
@@ -301,9 +302,10 @@ if triton is not None:
                 mask=key_ok[:, None] & (d[None, :] < D),
                 other=0.0,
             )
-            s = _mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale
+            # float32 even where a caller passes the scalars as float64 (torch.compile does)
+            s = (_mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale).to(tl.float32)
             if USE_SOFTCAP:
-                s = _softcap(s, logit_softcap)
+                s = _softcap(s, logit_softcap).to(tl.float32)
             visible = key_ok[None, :] & (offs[None, :] <= q_pos[:, None])
             if USE_WINDOW:
                 visible = visible & (q_pos[:, None] - offs[None, :] < sliding_window)

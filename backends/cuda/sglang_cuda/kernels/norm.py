@@ -35,7 +35,8 @@ def _rms_norm_kernel(
         if HAS_RESIDUAL:
             h += tl.load(r_row + cols, mask=mask, other=0.0).to(tl.float32)
             tl.store(ro_row + cols, h.to(res_out_ptr.dtype.element_ty), mask=mask)
-        inv = tl.rsqrt(tl.sum(h * h, axis=0) / D + eps)
+        # float32 even where eps comes as a float64 scalar (torch.compile passes it so)
+        inv = tl.rsqrt((tl.sum(h * h, axis=0) / D + eps).to(tl.float32))
         w = tl.load(w_ptr + cols, mask=mask, other=0.0).to(tl.float32)
         tl.store(o_row + cols, (h * inv * w).to(out_ptr.dtype.element_ty), mask=mask)
     else:
@@ -48,7 +49,7 @@ def _rms_norm_kernel(
                 h += tl.load(r_row + c, mask=mask, other=0.0).to(tl.float32)
                 tl.store(ro_row + c, h.to(res_out_ptr.dtype.element_ty), mask=mask)
             acc += h * h
-        inv = tl.rsqrt(tl.sum(acc, axis=0) / D + eps)
+        inv = tl.rsqrt((tl.sum(acc, axis=0) / D + eps).to(tl.float32))
         for start in range(0, D, BLOCK):
             c = start + cols
             mask = c < D
