@@ -10,7 +10,8 @@ step in place (between GEMMs the interpreter's own data is out of cache). So a L
 Hooks: registering a forward / backward (pre-)hook on a Layer moves that one instance to a
 subclass that calls through nn.Module.__call__, so its hooks run as usual. Global module hooks
 (torch.nn.modules.module.register_module_forward_hook and friends) are not run for Layers; the
-engine registers none.
+engine registers none. A `forward` assigned on an instance is not what a call runs (the class's
+is): patch the class, or wrap the caller.
 """
 
 from __future__ import annotations
