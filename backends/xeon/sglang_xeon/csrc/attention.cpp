@@ -117,6 +117,25 @@ inline __m512 hsum16(const __m512* v) {
   return _mm512_permutexvar_ps(order, d);
 }
 
+// One block's online-softmax update: the n (<= BLOCK) scores at s become exp(score - m_new)
+// in place, m and l (running max and sum) move on; returns the factor the accumulators must be
+// scaled by (0 on the first block, 1 when the max did not move).
+inline float softmax_block(float* s, int64_t n, float& m, float& l) {
+  const __mmask16 m0 = tail_mask(n), m1 = tail_mask(n - 16);
+  __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, s);
+  __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, s + 16);
+  const float m_new = std::max(m, _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
+  const __m512 mv = _mm512_set1_ps(m_new);
+  s0 = exp16(_mm512_sub_ps(s0, mv));
+  s1 = exp16(_mm512_sub_ps(s1, mv));
+  _mm512_storeu_ps(s, s0);
+  _mm512_storeu_ps(s + 16, s1);
+  const float correction = fast_exp(m - m_new);
+  l = l * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+  m = m_new;
+  return correction;
+}
+
 // One (sequence, KV head) with the head size (NC chunks of 16, K and V alike) and the query
 // group (G heads) known at compile time, so the group's queries and accumulators live in
 // registers (seq_avx512 keeps them in memory: a load and a store around every multiply-add
@@ -161,18 +180,7 @@ void kv_head_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_
       if (s.softcap > 0.0f) {
         for (int64_t j = 0; j < n; ++j) sg[j] = s.softcap * fast_tanh(sg[j] / s.softcap);
       }
-      const __mmask16 m0 = tail_mask(n), m1 = tail_mask(n - 16);
-      __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, sg);
-      __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, sg + 16);
-      const float m_new = std::max(m[g], _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
-      const __m512 mv = _mm512_set1_ps(m_new);
-      s0 = exp16(_mm512_sub_ps(s0, mv));
-      s1 = exp16(_mm512_sub_ps(s1, mv));
-      _mm512_store_ps(sg, s0);
-      _mm512_store_ps(sg + 16, s1);
-      const float correction = fast_exp(m[g] - m_new);  // 0 on the first block
-      l[g] = l[g] * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-      m[g] = m_new;
+      const float correction = softmax_block(sg, n, m[g], l[g]);
       if (correction != 1.0f) {
         const __m512 cv = _mm512_set1_ps(correction);
         for (int c = 0; c < NC; ++c) acc[g][c] = _mm512_mul_ps(acc[g][c], cv);
@@ -271,18 +279,7 @@ void seq_avx512(const T* q, const T* k_cache, const T* v_cache, const I* kv_indi
     }
     for (int64_t h = 0; h < heads; ++h) {
       float* sh = scores + h * BLOCK;
-      const __mmask16 m0 = tail_mask(n), m1 = tail_mask(n - 16);
-      __m512 s0 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m0, sh);
-      __m512 s1 = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m1, sh + 16);
-      const float m_new = std::max(m[h], _mm512_reduce_max_ps(_mm512_max_ps(s0, s1)));
-      const __m512 mv = _mm512_set1_ps(m_new);
-      s0 = exp16(_mm512_sub_ps(s0, mv));
-      s1 = exp16(_mm512_sub_ps(s1, mv));
-      _mm512_storeu_ps(sh, s0);
-      _mm512_storeu_ps(sh + 16, s1);
-      const float correction = fast_exp(m[h] - m_new);  // 0 on the first block
-      l[h] = l[h] * correction + _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
-      m[h] = m_new;
+      const float correction = softmax_block(sh, n, m[h], l[h]);
       if (correction != 1.0f) {
         const __m512 cv = _mm512_set1_ps(correction);
         for (int64_t c = 0; c < nv; ++c) acc[h * nv + c] = _mm512_mul_ps(acc[h * nv + c], cv);
