@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from sglang.server.errors import APIError
 from sglang.server.openai_api import collect, merged, sse, state_of
+from sglang.server.openapi_bodies import generate_openapi
 from sglang.server.protocol import AbortRequestBody, DetokenizeRequest, TokenizeRequest
 from sglang.server.state import ClientGone
 
@@ -37,7 +38,7 @@ def as_list(value: Any, n: int, name: str) -> list:
     return [value] * n
 
 
-@router.post("/generate")
+@router.post("/generate", openapi_extra=generate_openapi())
 async def generate(request: Request):
     state = state_of(request)
     body = await json_body(request)
@@ -138,7 +139,8 @@ async def get_server_info(request: Request):
     return {**state.info.get("server_args", {}), **info, "scheduler": stats, "version": _version()}
 
 
-@router.api_route("/flush_cache", methods=["GET", "POST"])
+@router.get("/flush_cache")
+@router.post("/flush_cache", operation_id="flush_cache_post")
 async def flush_cache(request: Request):
     reply = await state_of(request).manager.control("flush_cache")
     if not reply.ok:

@@ -19,6 +19,7 @@ from sglang.server.response_format import constrained_fields
 from sglang.server.state import ClientGone, ServerState
 
 router = APIRouter()
+MAX_N = 128  # OpenAI's bound; each choice is a request of its own
 
 
 def state_of(request: Request) -> ServerState:
@@ -55,8 +56,8 @@ def check_common(state: ServerState, req: SamplingFields, max_tokens: int | None
     state.check_model(req.model)
     if max_tokens is not None and max_tokens < 1:
         raise APIError(400, f"max_tokens must be at least 1, got {max_tokens}", "max_tokens")
-    if req.n < 1:
-        raise APIError(400, f"n must be at least 1, got {req.n}", "n")
+    if not 1 <= req.n <= MAX_N:
+        raise APIError(400, f"n must be in [1, {MAX_N}], got {req.n}", "n")
     if req.temperature is not None and req.temperature < 0:
         raise APIError(400, f"temperature must be >= 0, got {req.temperature}", "temperature")
     if req.top_p is not None and not 0 < req.top_p <= 1:
