@@ -127,11 +127,14 @@ def test_expected_failure_is_strict():
 def test_tolerance_override_applies_with_reason():
     spec, c = case("f32-T7-D576")
     manifest = ConformanceManifest(
-        tolerance_overrides=(ToleranceOverride("norm.rms[f32-*", "coarse hardware", atol=0.02),)
+        tolerance_overrides=(
+            ToleranceOverride("norm.rms[f32-*]", "coarse hardware", atol=0.02, rel_rms=0.05),
+        )
     )
     r = run_case(make_target(off_by_a_little, manifest), spec, c)
     assert r.status == PASSED
     assert r.tolerance["atol"] == 0.02 and r.tolerance_reason == "coarse hardware"
+    assert r.tolerance["rel_rms"] == 0.05
 
 
 def test_manifest_entries_need_reasons():

@@ -125,32 +125,64 @@ class ServerDefaults:
     max_running_requests: int | None = None
     attention_backend: str | None = None
     page_size: int | None = None
+    # The float type to serve in where the checkpoint leaves it open (`--dtype auto` on a
+    # float32 checkpoint or a quantized GGUF file): the fastest type this device computes in
+    # at full quality, e.g. "bfloat16" on CPUs with AVX-512 BF16 or AMX. None: float32.
+    dtype: str | None = None
+
+
+def match_case_id(pattern: str, case_id: str) -> bool:
+    """fnmatch over case ids with brackets taken literally, as users write them:
+    "gemm.dense[f32-*]" matches "gemm.dense[f32-M1-K128-N96-bias]" (plain fnmatch would read
+    "[f32-*]" as a character class and match nothing). `*` and `?` stay wildcards."""
+    escaped = "".join("[[]" if c == "[" else "[]]" if c == "]" else c for c in pattern)
+    return fnmatch.fnmatchcase(case_id, escaped)
 
 
 @dataclass(frozen=True)
 class ExpectedFailure:
-    """A conformance case (fnmatch pattern over case ids) known to fail, and why. Strict: a
-    case listed here that passes is reported as a failure, so the manifest stays honest."""
+    """A conformance case (pattern over case ids, see `match_case_id`) known to fail, and why.
+    `kernel` (an fnmatch pattern over kernel names) narrows it to some of the backend's
+    kernels. Strict: a case listed here that passes is reported as a failure, so the manifest
+    stays honest; an entry that matches no case at all is an error."""
 
     pattern: str
     reason: str
+    kernel: str | None = None
 
-    def matches(self, case_id: str) -> bool:
-        return fnmatch.fnmatchcase(case_id, self.pattern)
+    def matches(self, case_id: str, kernel: str | None = None) -> bool:
+        if self.kernel is not None and not fnmatch.fnmatchcase(kernel or "", self.kernel):
+            return False
+        return match_case_id(self.pattern, case_id)
 
 
 @dataclass(frozen=True)
 class ToleranceOverride:
-    """Looser (or tighter) tolerance for matching cases, and why."""
+    """Looser (or tighter) tolerance for matching cases (and kernels), and why. The reason is
+    printed in the report beside every check it applies to."""
 
     pattern: str
     reason: str
     atol: float | None = None
     rtol: float | None = None
-    max_error: float | None = None  # for global-error metrics
+    max_error: float | None = None  # NMSE, for global-error metrics
+    rel_rms: float | None = None  # ||out - ref|| / ||ref||
+    peak: float | None = None  # max |out - ref| / rms(ref), for global-error metrics
+    kernel: str | None = None
 
-    def matches(self, case_id: str) -> bool:
-        return fnmatch.fnmatchcase(case_id, self.pattern)
+    def matches(self, case_id: str, kernel: str | None = None) -> bool:
+        if self.kernel is not None and not fnmatch.fnmatchcase(kernel or "", self.kernel):
+            return False
+        return match_case_id(self.pattern, case_id)
+
+    def bounds(self) -> dict[str, float | None]:
+        return {
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "max_error": self.max_error,
+            "rel_rms": self.rel_rms,
+            "peak": self.peak,
+        }
 
 
 @dataclass(frozen=True)
@@ -163,8 +195,22 @@ class ConformanceManifest:
             if not entry.reason.strip():
                 raise ValueError(f"manifest entry {entry.pattern!r} needs a reason")
 
-    def expected_failure(self, case_id: str) -> ExpectedFailure | None:
-        return next((e for e in self.expected_failures if e.matches(case_id)), None)
+    def expected_failure(self, case_id: str, kernel: str | None = None) -> ExpectedFailure | None:
+        return next((e for e in self.expected_failures if e.matches(case_id, kernel)), None)
 
-    def tolerance_override(self, case_id: str) -> ToleranceOverride | None:
-        return next((t for t in self.tolerance_overrides if t.matches(case_id)), None)
+    def tolerance_override(
+        self, case_id: str, kernel: str | None = None
+    ) -> ToleranceOverride | None:
+        return next((t for t in self.tolerance_overrides if t.matches(case_id, kernel)), None)
+
+    def unmatched(
+        self, case_ids: list[str], kernels: list[str]
+    ) -> list[ExpectedFailure | ToleranceOverride]:
+        """The entries that match none of `case_ids` with any of `kernels` (a typo, a renamed
+        case, a bracket read as a character class): each is an error, not a silent no-op."""
+        return [
+            e
+            for e in (*self.expected_failures, *self.tolerance_overrides)
+            if not any(match_case_id(e.pattern, c) for c in case_ids)
+            or (e.kernel is not None and not any(fnmatch.fnmatchcase(k, e.kernel) for k in kernels))
+        ]

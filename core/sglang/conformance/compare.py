@@ -6,6 +6,8 @@ exactly where the reference has them), then the spec's metric over the finite va
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from sglang.ops.spec import ALLCLOSE, EXACT, GLOBAL, Tolerance
@@ -49,8 +51,11 @@ def compare_tensor(metric: str, ref: torch.Tensor, out: torch.Tensor, tol: Toler
         r, o = r[keep], o[keep]
     if r.numel() == 0:
         return True, 0.0, "empty"
+    diff = (o - r).abs()
+    ref_norm = float(r.norm())
+    rel_rms = float(diff.norm()) / ref_norm if ref_norm > 0 else float(diff.norm())
+    norms = f"rel_rms {rel_rms:.3g}"
     if metric == ALLCLOSE:
-        diff = (o - r).abs()
         bound = tol.atol + tol.rtol * r.abs()
         bad = diff > bound
         max_abs = float(diff.max())
@@ -63,13 +68,40 @@ def compare_tensor(metric: str, ref: torch.Tensor, out: torch.Tensor, tol: Toler
                 f"max |diff| {max_abs:.3g}; worst: out={float(o.flatten()[idx]):.6g} "
                 f"ref={float(r.flatten()[idx]):.6g}",
             )
-        return True, max_abs, f"max |diff| {max_abs:.3g}"
+        if tol.rel_rms and rel_rms > tol.rel_rms:
+            return False, max_abs, _rel_rms_failure(rel_rms, tol, o, r)
+        return True, max_abs, f"max |diff| {max_abs:.3g}; {norms}"
     if metric == GLOBAL:
-        denom = float((r * r).sum())
-        nmse = float(((o - r) ** 2).sum()) / denom if denom > 0 else float(((o - r) ** 2).sum())
-        ok = nmse <= tol.max_error
-        return ok, nmse, f"normalised squared error {nmse:.3g} (max {tol.max_error:.3g})"
+        nmse = rel_rms**2
+        ref_rms = ref_norm / math.sqrt(r.numel())
+        peak = float(diff.max()) / ref_rms if ref_rms > 0 else float(diff.max())
+        detail = f"normalised squared error {nmse:.3g}; {norms}; peak {peak:.3g}"
+        if tol.max_error and nmse > tol.max_error:
+            return False, nmse, f"{detail} (max NMSE {tol.max_error:.3g})"
+        if tol.rel_rms and rel_rms > tol.rel_rms:
+            return False, nmse, _rel_rms_failure(rel_rms, tol, o, r)
+        if tol.peak and peak > tol.peak:
+            idx = int(torch.argmax(diff.flatten()))
+            return (
+                False,
+                nmse,
+                (
+                    f"peak error {peak:.3g} x rms(ref) > {tol.peak:.3g} at element {idx}: "
+                    f"out={float(o.flatten()[idx]):.6g} ref={float(r.flatten()[idx]):.6g}"
+                ),
+            )
+        return True, nmse, detail
     raise ValueError(f"unknown metric {metric!r}")
+
+
+def _rel_rms_failure(rel_rms: float, tol: Tolerance, o: torch.Tensor, r: torch.Tensor) -> str:
+    """Say whether the error looks systematic: the least-squares scale of out against ref."""
+    denom = float((r * r).sum())
+    scale = float((o * r).sum()) / denom if denom > 0 else float("nan")
+    return (
+        f"relative RMS error {rel_rms:.3g} > {tol.rel_rms:.3g} (NMSE {rel_rms**2:.3g}); "
+        f"out ~ {scale:.5f} x ref"
+    )
 
 
 def _exact(ref: torch.Tensor, out: torch.Tensor) -> Outcome:
@@ -85,3 +117,20 @@ def _exact(ref: torch.Tensor, out: torch.Tensor) -> Outcome:
     if mismatches:
         return False, float(mismatches), f"{mismatches}/{ref.numel()} elements differ"
     return True, 0.0, "exact"
+
+
+def rel_rms_error(ref: list[torch.Tensor], out: list[torch.Tensor]) -> float | None:
+    """The largest ||out - ref|| / ||ref|| over the finite values of the float outputs (None
+    when there is none to measure), recorded in the report for every check."""
+    worst = None
+    for r, o in zip(ref, out):
+        if not (isinstance(r, torch.Tensor) and isinstance(o, torch.Tensor)):
+            continue
+        if not r.is_floating_point() or r.shape != o.shape or r.numel() == 0:
+            continue
+        r64, o64 = r.to(torch.float64), o.detach().cpu().to(torch.float64)
+        keep = torch.isfinite(r64) & torch.isfinite(o64)
+        diff, norm = float((o64 - r64)[keep].norm()), float(r64[keep].norm())
+        value = diff / norm if norm > 0 else diff
+        worst = value if worst is None else max(worst, value)
+    return worst

@@ -21,6 +21,7 @@ import math
 import torch
 
 from sglang.ops.paged_kv import allocate_slots, indptr
+from sglang.ops.precision import with_error_bounds
 from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
 from sglang.ops.specs import register_spec
 
@@ -48,6 +49,8 @@ def extend(
         q0, q1 = int(qo_indptr[b]), int(qo_indptr[b + 1])
         k0, k1 = int(kv_indptr[b]), int(kv_indptr[b + 1])
         n, length = q1 - q0, k1 - k0
+        if n == 0:  # an empty sequence (a prefill graph's trailing padding): no queries
+            continue
         slots = kv_indices[k0:k1]
         k = k_cache[slots].to(acc)  # [L, Hkv, D]
         v = v_cache[slots].to(acc)  # [L, Hkv, Dv]
@@ -179,11 +182,18 @@ def _inputs(case: Case, gen: torch.Generator) -> dict:
     return args
 
 
-_TOLERANCES = {
-    torch.float32: Tolerance(atol=1e-5, rtol=1e-5),
-    torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
-    torch.bfloat16: Tolerance(atol=1.6e-2, rtol=1.6e-2),
-}
+# rel_rms: three roundings to the dtype (the probabilities, as flash kernels round them before
+# P @ V, the partial outputs of split-KV decode, the output) and float32 sums over the longest
+# context of the cases (1000 keys).
+_TOLERANCES = with_error_bounds(
+    {
+        torch.float32: Tolerance(atol=1e-5, rtol=1e-5),
+        torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
+        torch.bfloat16: Tolerance(atol=1.6e-2, rtol=1.6e-2),
+    },
+    roundings=3,
+    accumulation=1024,
+)
 _COMMON = "sm_scale, sliding_window=-1, logit_softcap=0.0"
 
 EXTEND = register_spec(

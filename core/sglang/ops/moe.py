@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sglang.ops.precision import with_error_bounds
 from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
 from sglang.ops.specs import register_spec
 
@@ -132,7 +133,11 @@ def compare_routes(
     err = float(diff.max())
     if bool(bad.any()):
         return False, err, f"ids match; {int(bad.sum())} weights off, max |diff| {err:.3g}"
-    return True, err, f"ids match; weights max |diff| {err:.3g}"
+    rel_rms = float((o - r).norm()) / float(r.norm()) if float(r.norm()) > 0 else 0.0
+    if tol.rel_rms and rel_rms > tol.rel_rms:
+        why = f"weights' relative RMS error {rel_rms:.3g} > {tol.rel_rms:.3g}"
+        return False, err, f"ids match; {why}"
+    return True, err, f"ids match; weights max |diff| {err:.3g}, rel_rms {rel_rms:.3g}"
 
 
 # name: (experts, top_k, scoring, renormalize, groups, topk_group, bias, scaling)
@@ -277,7 +282,14 @@ ROUTE_SPEC = register_spec(
         cases=_route_cases,
         make_inputs=_route_inputs,
         # Scores are float32 math on the same logits whatever their dtype.
-        tolerances={dt: Tolerance(atol=1e-6, rtol=1e-5) for dt in DTYPES},
+        # rel_rms: float32 outputs whatever the logits' dtype, two roundings (exp, division)
+        # and sums over at most 256 experts.
+        tolerances=with_error_bounds(
+            {dt: Tolerance(atol=1e-6, rtol=1e-5) for dt in DTYPES},
+            roundings=2,
+            accumulation=256,
+            output_dtype=torch.float32,
+        ),
         compare=compare_routes,
     )
 )
@@ -293,10 +305,16 @@ EXPERTS_SPEC = register_spec(
         cases=_expert_cases,
         make_inputs=_expert_inputs,
         # Two GEMMs with the gated activation rounded to the input dtype between them.
-        tolerances={
-            torch.float32: Tolerance(atol=1e-4, rtol=1e-4),
-            torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
-            torch.bfloat16: Tolerance(atol=2e-2, rtol=2e-2),
-        },
+        # rel_rms: four roundings (the gate/up product, the gated activation, the down product,
+        # the weighted sum) and float32 sums over D or I <= 1024.
+        tolerances=with_error_bounds(
+            {
+                torch.float32: Tolerance(atol=1e-4, rtol=1e-4),
+                torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
+                torch.bfloat16: Tolerance(atol=2e-2, rtol=2e-2),
+            },
+            roundings=4,
+            accumulation=1024,
+        ),
     )
 )

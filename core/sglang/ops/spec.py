@@ -12,6 +12,7 @@ Calling convention: every op is called with keyword arguments only, named as in 
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from typing import Any
 
 import torch
 
-ALLCLOSE = "allclose"  # |out - ref| <= atol + rtol * |ref|, element-wise
-GLOBAL = "global"  # normalised squared error sum((out-ref)^2) / sum(ref^2) <= max_error
+ALLCLOSE = "allclose"  # |out - ref| <= atol + rtol * |ref|, element-wise, and rel_rms
+GLOBAL = "global"  # rel_rms and peak (plus NMSE <= max_error where set), no element-wise check
 EXACT = "exact"  # bit-for-bit equal (indices, masks, in-place copies)
 METRICS = (ALLCLOSE, GLOBAL, EXACT)
 
@@ -34,12 +35,35 @@ DTYPE_NAMES = {
 
 @dataclass(frozen=True)
 class Tolerance:
+    """Bounds on a float output's error against the float64 oracle (0 = not checked).
+
+    atol, rtol  element-wise: |out - ref| <= atol + rtol * |ref| (ALLCLOSE)
+    rel_rms     normalised error of the whole output: ||out - ref||_2 / ||ref||_2 (NMSE is its
+                square); catches systematic errors (a 1% scale) that element-wise bounds sized
+                for the worst element let through. Derived in sglang.ops.precision.
+    peak        max |out - ref| / rms(ref): one wrong element, for GLOBAL metrics
+    max_error   NMSE bound for GLOBAL metrics (kept for manifests that state one)
+    """
+
     atol: float = 0.0
     rtol: float = 0.0
-    max_error: float = 0.0  # for GLOBAL
+    max_error: float = 0.0
+    rel_rms: float = 0.0
+    peak: float = 0.0
 
     def to_json(self) -> dict[str, float]:
-        return {"atol": self.atol, "rtol": self.rtol, "max_error": self.max_error}
+        return {
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "max_error": self.max_error,
+            "rel_rms": self.rel_rms,
+            "peak": self.peak,
+        }
+
+    def replace(self, **changes: float | None) -> Tolerance:
+        """This tolerance with the given fields replaced (None keeps a field)."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept)
 
 
 @dataclass(frozen=True)
