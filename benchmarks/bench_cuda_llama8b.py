@@ -21,6 +21,11 @@ Workloads (`--only` picks some, by letter):
      dataset package nor a Llama-3 tokenizer): the file carries ids and output lengths
   e  generated shared prefix (groups x prompts, system prompt + question, random token ids),
      with and without the radix cache
+  f  batch-1 decode at contexts --context-sweep (static step, scheduler-loop ITL, and the
+     device time of a step's kernels): does a step grow with the context, or with
+     --context-length?
+  p  prefill of one prompt at lengths --prefill-lengths (time to the first token in-process,
+     TFLOP/s counting the linear layers and causal attention), prefill graphs on and off
 Offline runs step the scheduler in-process (bench_offline_throughput.throughput_scheduler):
 no HTTP or detokenization, as in SGLang's offline Engine benchmark.
 
@@ -108,6 +113,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gsp-question-len", type=int, default=128)
     p.add_argument("--gsp-output-len", type=int, default=256)
     p.add_argument("--context-length", type=int, default=4096)
+    p.add_argument("--context-sweep", type=int, nargs="+", default=[128, 1024, 4096])
+    p.add_argument(
+        "--prefill-lengths", type=int, nargs="+", default=[16, 128, 512, 4096, 8192, 32768]
+    )
     p.add_argument("--chunked-prefill-size", type=int, default=None)
     p.add_argument("--enable-mixed-chunk", action="store_true")
     p.add_argument(
@@ -373,6 +382,39 @@ def main(argv=None) -> int:
                 tok_s=bs / med,
                 prefill_s=r["prefill_latency"],
             )
+    if "f" in args.only:
+        for ctx in [c for c in args.context_sweep if c + 64 <= args.context_length]:
+            r = static.run(1, ctx, 64, 0)
+            record(
+                f"f: batch-1 decode at context {ctx} (--context-length {args.context_length})",
+                context=ctx,
+                step_ms=1e3 * statistics.median(r["decode_latencies"]),
+                device_step_ms=device_step_ms(static.scheduler, ctx),
+                **single_request_itl(fresh_scheduler(base, radix=False), ctx, 128),
+            )
+    if "p" in args.only:
+        for length in [n for n in args.prefill_lengths if n + 2 <= args.context_length]:
+            for graphs_on in (True, False) if runner.prefill_graph_runner else (False,):
+                graphs = runner.prefill_graph_runner
+                if not graphs_on and graphs is not None and length > graphs.max_tokens:
+                    continue
+                kept, runner.prefill_graph_runner = runner.prefill_graph_runner, (
+                    runner.prefill_graph_runner if graphs_on else None
+                )
+                try:
+                    times = [static.run(1, length, 2, 0)["prefill_latency"]
+                             for _ in range(5 if length <= 4096 else 2)]
+                finally:
+                    runner.prefill_graph_runner = kept
+                t = statistics.median(times)
+                flop = prefill_flop(config, length)
+                record(
+                    f"p: prefill of {length} tokens, prefill graphs {'on' if graphs_on else 'off'}",
+                    tokens=length,
+                    ttft_ms=1e3 * t,
+                    tflop_s=flop / t / 1e12,
+                    chunk=base.chunk_size,
+                )
     if args.profile_batch:
         profile_step(static, args.profile_batch, args.out)
     if args.profile_prefill:
@@ -441,6 +483,44 @@ def main(argv=None) -> int:
         keys = ("median_itl_ms", "step_ms", "tok_s", "output_tok_s", "total_tok_s", "cached_tok")
         print(f"{name:50s} " + "  ".join(f"{k}={m[k]:.2f}" for k in keys if k in m))
     return 0
+
+
+def prefill_flop(config: dict, tokens: int) -> float:
+    """FLOPs of one prompt's prefill: 2 x the linear layers' weights per token (the logits
+    of the last token only) and causal attention (QK^T and PV over the visible keys)."""
+    h, inter = config["hidden_size"], config["intermediate_size"]
+    layers = config["num_hidden_layers"]
+    heads, kv, d = config["num_attention_heads"], config["num_key_value_heads"], config["head_dim"]
+    linear = layers * (h * heads * d + 2 * h * kv * d + heads * d * h + 3 * h * inter)
+    attention = layers * 4 * heads * d * tokens * (tokens + 1) / 2
+    return 2 * linear * tokens + attention + 2 * h * config["vocab_size"]
+
+
+def device_step_ms(s, ctx: int, steps: int = 8) -> float:
+    """Device time of one batch-1 decode step's kernels at context `ctx` (torch profiler)."""
+    import torch
+    from sglang.sampling.params import SamplingParams
+    from sglang.scheduler.req import Req
+
+    if torch.profiler.ProfilerActivity.CUDA not in torch.profiler.supported_activities():
+        return float("nan")
+    s.overlap = False
+    p = SamplingParams.from_dict({"max_new_tokens": steps + 4, "temperature": 0.0,
+                                  "ignore_eos": True})
+    ids = np.random.default_rng(7).integers(100, 5000, ctx).tolist()
+    s.add_request(Req("devstep", ids, p, s.eos_ids))
+    while s.waiting or s.chunked:
+        s.step()
+    s.step()
+    s.runner.runtime.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            s.step()
+        s.runner.runtime.synchronize()
+    while s.has_work():
+        s.step()
+    kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+    return sum(e.self_device_time_total for e in kernels) / steps / 1e3
 
 
 def single_request_itl(s, input_len: int, output_len: int) -> dict:

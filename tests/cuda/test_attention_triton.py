@@ -64,7 +64,7 @@ def cases(op: str) -> list[Case]:
     return small + extra
 
 
-def check(op: str, case: Case) -> None:
+def check(op: str, case: Case, launch: dict | None = None) -> None:
     spec = ref.EXTEND if op == "attention.extend" else ref.DECODE
     gen = torch.Generator().manual_seed(zlib.crc32(case.name.encode()))
     args = spec.make_inputs(case, gen)
@@ -76,7 +76,7 @@ def check(op: str, case: Case) -> None:
     )
     dev = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
     kernel = tri.extend if op == "attention.extend" else tri.decode
-    got = kernel(**dev).cpu()
+    got = (kernel(**dev) if launch is None else kernel(**dev, launch=launch)).cpu()
     assert got.shape == expected.shape and got.dtype == case.dtype
     assert torch.isfinite(got).all()
     tol = TOL[case.dtype]
@@ -91,6 +91,22 @@ def test_decode(case):
 @pytest.mark.parametrize("case", cases("attention.extend"), ids=lambda c: c.name)
 def test_extend(case):
     check("attention.extend", case)
+
+
+EXTEND_LAUNCHES = ({"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3},
+                  {"block_m": 64, "block_n": 128, "num_warps": 4, "num_stages": 2})
+
+
+@pytest.mark.parametrize("launch", EXTEND_LAUNCHES, ids=lambda c: f"m{c['block_m']}n{c['block_n']}")
+@pytest.mark.parametrize(
+    "case",
+    [c for c in cases("attention.extend") if "long-new" in c.name or "splits" in c.name],
+    ids=lambda c: c.name,
+)
+def test_extend_other_tiles(case, launch):
+    """Tiles other than the default (a tuning run's candidates): full tiles before a block's
+    first query skip the causal mask, so tile sizes move where that boundary falls."""
+    check("attention.extend", case, launch)
 
 
 def test_decode_splits_follow_shapes_only():

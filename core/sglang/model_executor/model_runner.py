@@ -17,7 +17,13 @@ from sglang.mem.slot_allocator import KVSlotAllocator
 from sglang.model_executor.forward_batch import ForwardBatch
 from sglang.model_executor.graph_runner import DecodeGraphRunner, graph_batch_sizes
 from sglang.model_executor.model_registry import get_model_class
+from sglang.model_executor.prefill_graph_runner import (
+    PrefillGraphRunner,
+    prefill_graph_max_tokens,
+    prefill_token_sizes,
+)
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
+from sglang.model_loader.gguf_quantization import plan_quantization
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -47,8 +53,10 @@ class ModelRunner:
         start = time.perf_counter()
         with torch.inference_mode():
             self.model = cls(hf, self.ops, self.dtype, self.device)
-            self._load_weights()
-            prepare_linear_layers(self.model, args.quantization)
+            param_types = self._load_weights()
+            plan = plan_quantization(args.quantization, self.model, param_types)
+            prepare_linear_layers(self.model, plan.method, keep_dense=plan.keep_dense)
+        self.quantization = plan.method
         self.model.eval()
         self.weight_bytes = weight_bytes(self.model)
         logger.info(
@@ -57,7 +65,7 @@ class ModelRunner:
             args.load_format,
             self.weight_bytes / GIB,
             str(self.dtype).removeprefix("torch."),
-            f" ({args.quantization} linear layers)" if args.quantization else "",
+            f" ({plan.method} linear layers: {plan.reason})" if plan.method else "",
             self.runtime.device_name(),
             time.perf_counter() - start,
         )
@@ -70,8 +78,10 @@ class ModelRunner:
         self.context_len = args.context_length or max_pos
         self._init_memory_pool()
         self.graph_runner: DecodeGraphRunner | None = None
+        self.prefill_graph_runner: PrefillGraphRunner | None = None
         if self.runtime.supports_graph_capture and not args.disable_cuda_graph:
             self.init_graph_runner()
+            self.init_prefill_graph_runner()
         elif args.enable_torch_compile:
             logger.warning(
                 "--enable-torch-compile applies to the decode graphs, and %s: the model runs "
@@ -82,7 +92,9 @@ class ModelRunner:
             )
 
     # --- weights ---------------------------------------------------------------------------
-    def _load_weights(self) -> None:
+    def _load_weights(self) -> dict[str, str] | None:
+        """Fill the parameters. Returns, for a GGUF file, {parameter name: the GGML type of
+        the file's tensor(s) that filled it} (see gguf_quantization), else None."""
         params = dict(self.model.named_parameters())
         if self.args.load_format == "dummy":
             shapes = {n: (tuple(p.shape), p.dtype) for n, p in params.items()}
@@ -90,16 +102,25 @@ class ModelRunner:
             weights = dummy_weights(shapes, seed=self.args.random_seed or 0, device=self.device)
             for name, tensor in weights:
                 params[name].data.copy_(tensor)
-            return
-        loaded = self.model.load_weights(
-            (n, t.to(self.dtype) if t.is_floating_point() else t)
-            for n, t in iterate_weights(
-                self.source, self.args.load_format, hf_config=self.model_config.raw
-            )
+            return None
+        types: dict[str, str] | None = {} if self.source.is_gguf else None
+        stream = iterate_weights(
+            self.source, self.args.load_format, hf_config=self.model_config.raw, types=types
         )
+        cast = ((n, t.to(self.dtype) if t.is_floating_point() else t) for n, t in stream)
+        if types is None:
+            loaded = self.model.load_weights(cast)
+            param_types = None
+        else:  # one tensor at a time, to learn which parameters each file tensor fills
+            loaded, param_types = set(), {}
+            for name, tensor in cast:
+                for param in self.model.load_weights([(name, tensor)]):
+                    loaded.add(param)
+                    param_types[param] = types[name]
         missing = sorted(set(params) - loaded)
         if missing:
             raise ValueError(f"checkpoint lacks weights for: {', '.join(missing[:8])}")
+        return param_types
 
     # --- memory ----------------------------------------------------------------------------
     def _init_memory_pool(self) -> None:
@@ -162,11 +183,24 @@ class ModelRunner:
         self.graph_runner = runner if runner.capture() else None
         return self.graph_runner is not None
 
+    def init_prefill_graph_runner(self, token_sizes: list[int] | None = None) -> bool:
+        """Capture graphs of short extend forwards (prefill_graph_runner.py); none when the
+        token limit is 0. Returns whether short prefills now replay from graphs."""
+        max_tokens = prefill_graph_max_tokens()
+        if token_sizes is None and max_tokens <= 0:
+            return False
+        runner = PrefillGraphRunner(self, token_sizes or prefill_token_sizes(max_tokens))
+        self.prefill_graph_runner = runner if runner.capture() else None
+        return self.prefill_graph_runner is not None
+
     # --- forward ---------------------------------------------------------------------------
     @torch.inference_mode()
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        """float32 logits [len(batch.logits_indices), vocab] (from a decode graph's output
-        buffer when one ran: read it before the next forward)."""
+        """float32 logits [len(batch.logits_indices), vocab] (from a graph's output buffer
+        when one ran: read it before the next forward)."""
         if self.graph_runner is not None and self.graph_runner.can_run(batch):
             return self.graph_runner.replay(batch)
+        prefill = self.prefill_graph_runner
+        if prefill is not None and prefill.can_run(batch):
+            return prefill.replay(batch)
         return self.model(batch)

@@ -229,6 +229,63 @@ if triton is not None:
         )
 
     @triton.jit
+    def _extend_tile(
+        acc, m, l_sum, q, K, V, kv_indices, kv0, start, hi, q_pos, kv_head, sm_scale,
+        logit_softcap, sliding_window, stride_kn, stride_kh, stride_vn, stride_vh,
+        d, dv, D: tl.constexpr, DV: tl.constexpr, BLOCK_N: tl.constexpr, MASKED: tl.constexpr,
+        USE_WINDOW: tl.constexpr, USE_SOFTCAP: tl.constexpr, PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+    ):
+        """One BLOCK_N tile of keys into the running softmax (base-2: m and s carry a log2(e)
+        factor). MASKED: the tile may hold keys past `hi`, past a query or outside its
+        window; unmasked tiles lie wholly before the block's first query."""
+        offs = start + tl.arange(0, BLOCK_N)
+        if MASKED:
+            key_ok = offs < hi
+            slots = tl.load(kv_indices + kv0 + offs, mask=key_ok, other=0).to(tl.int64)
+            k = tl.load(
+                K + slots[:, None] * stride_kn + kv_head * stride_kh + d[None, :],
+                mask=key_ok[:, None] & (d[None, :] < D),
+                other=0.0,
+            )
+        else:
+            slots = tl.load(kv_indices + kv0 + offs).to(tl.int64)
+            k = tl.load(
+                K + slots[:, None] * stride_kn + kv_head * stride_kh + d[None, :],
+                mask=d[None, :] < D,
+                other=0.0,
+            )
+        # float32 even where a caller passes the scalars as float64 (torch.compile does)
+        s = (_mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale).to(tl.float32)
+        if USE_SOFTCAP:
+            s = _softcap(s, logit_softcap).to(tl.float32)
+        s = s * 1.4426950408889634  # log2(e): exp2 below
+        if MASKED:
+            visible = key_ok[None, :] & (offs[None, :] <= q_pos[:, None])
+            if USE_WINDOW:
+                visible = visible & (q_pos[:, None] - offs[None, :] < sliding_window)
+            s = tl.where(visible, s, float("-inf"))
+        m_new = tl.maximum(m, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing seen yet
+        p = tl.math.exp2(s - m_safe[:, None])
+        alpha = tl.math.exp2(m - m_safe)
+        if MASKED:
+            v = tl.load(
+                V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
+                mask=key_ok[:, None] & (dv[None, :] < DV),
+                other=0.0,
+            )
+        else:
+            v = tl.load(
+                V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
+                mask=dv[None, :] < DV,
+                other=0.0,
+            )
+        l_sum = l_sum * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
+        return acc, m_new, l_sum
+
+    @triton.jit(do_not_specialize=["num_seqs"])
     def _extend_kernel(
         Q,
         K,
@@ -290,38 +347,25 @@ if triton is not None:
         lo = hi * 0
         if USE_WINDOW:
             lo = tl.maximum(prefix + block * BLOCK_M - sliding_window + 1, 0)
+            full = lo  # every tile masked: the window cuts into them
+        else:
+            # Whole tiles before the block's first query: every key visible to every row.
+            full = ((prefix + block * BLOCK_M) // BLOCK_N) * BLOCK_N
         m = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_sum = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)
-        for start in range(lo, hi, BLOCK_N):
-            offs = start + tl.arange(0, BLOCK_N)
-            key_ok = offs < hi
-            slots = tl.load(kv_indices + kv0 + offs, mask=key_ok, other=0).to(tl.int64)
-            k = tl.load(
-                K + slots[:, None] * stride_kn + kv_head * stride_kh + d[None, :],
-                mask=key_ok[:, None] & (d[None, :] < D),
-                other=0.0,
+        for start in range(lo, full, BLOCK_N):
+            acc, m, l_sum = _extend_tile(
+                acc, m, l_sum, q, K, V, kv_indices, kv0, start, hi, q_pos, kv_head, sm_scale,
+                logit_softcap, sliding_window, stride_kn, stride_kh, stride_vn, stride_vh,
+                d, dv, D, DV, BLOCK_N, False, USE_WINDOW, USE_SOFTCAP, PRECISION, UPCAST,
             )
-            # float32 even where a caller passes the scalars as float64 (torch.compile does)
-            s = (_mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale).to(tl.float32)
-            if USE_SOFTCAP:
-                s = _softcap(s, logit_softcap).to(tl.float32)
-            visible = key_ok[None, :] & (offs[None, :] <= q_pos[:, None])
-            if USE_WINDOW:
-                visible = visible & (q_pos[:, None] - offs[None, :] < sliding_window)
-            s = tl.where(visible, s, float("-inf"))
-            m_new = tl.maximum(m, tl.max(s, 1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing seen yet
-            p = tl.exp(s - m_safe[:, None])
-            alpha = tl.exp(m - m_safe)
-            v = tl.load(
-                V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
-                mask=key_ok[:, None] & (dv[None, :] < DV),
-                other=0.0,
+        for start in range(full, hi, BLOCK_N):
+            acc, m, l_sum = _extend_tile(
+                acc, m, l_sum, q, K, V, kv_indices, kv0, start, hi, q_pos, kv_head, sm_scale,
+                logit_softcap, sliding_window, stride_kn, stride_kh, stride_vn, stride_vh,
+                d, dv, D, DV, BLOCK_N, True, USE_WINDOW, USE_SOFTCAP, PRECISION, UPCAST,
             )
-            l_sum = l_sum * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
-            m = m_new
         out = acc / tl.where(l_sum > 0, l_sum, 1.0)[:, None]
         tl.store(
             Out + (q0 + rows)[:, None] * stride_on + h * stride_oh + dv[None, :],
@@ -437,6 +481,10 @@ def decode(
     return out
 
 
+EXTEND_LAUNCH = {"block_m": None, "block_n": None, "num_warps": 4, "num_stages": 2}
+"""Launch parameters of the extend kernel (None: block_m 64 up to head dim 128, else 32;
+block_n 64 up to head dim 64, else 32); benchmarks/tune_cuda_extend.py tries others."""
+
 _last_blocks: tuple | None = None
 
 
@@ -444,9 +492,12 @@ def _query_blocks(qo_indptr: torch.Tensor, block_m: int, grid0: int):
     """Query blocks of all sequences, numbered in sequence order, and the sequence of each
     program (on the device: no sync). Five small ops; every layer of one forward passes the same
     qo_indptr tensor, so they run once per forward, not once per layer (~1 ms of launches an
-    8B prefill step): the last result is kept with the tensor it was computed from."""
+    8B prefill step): the last result is kept with the tensor it was computed from. A graph
+    capture never reuses a result computed outside it (nor the reverse): the captured ops must
+    recompute it at every replay, from whatever the static buffer then holds."""
     global _last_blocks
-    key = (qo_indptr.data_ptr(), qo_indptr.numel(), block_m, grid0)
+    capturing = qo_indptr.is_cuda and torch.cuda.is_current_stream_capturing()
+    key = (qo_indptr.data_ptr(), qo_indptr.numel(), block_m, grid0, capturing)
     last = _last_blocks
     if last is not None and last[0] is qo_indptr and last[1] == key:
         return last[2]
@@ -470,6 +521,7 @@ def extend(
     sm_scale,
     sliding_window=-1,
     logit_softcap=0.0,
+    launch=None,
 ):
     tokens, heads, dim = q.shape
     kv_heads, v_dim = k_cache.shape[1], v_cache.shape[2]
@@ -477,9 +529,10 @@ def extend(
     out = q.new_empty(tokens, heads, v_dim)
     if tokens == 0 or num_seqs == 0:
         return out
+    cfg = EXTEND_LAUNCH if launch is None else {**EXTEND_LAUNCH, **launch}
     block_d, block_dv = max(16, _pow2(dim)), max(16, _pow2(v_dim))
-    block_m = 64 if max(block_d, block_dv) <= 128 else 32
-    block_n = 64 if max(block_d, block_dv) <= 64 else 32
+    block_m = cfg["block_m"] or (64 if max(block_d, block_dv) <= 128 else 32)
+    block_n = cfg["block_n"] or (64 if max(block_d, block_dv) <= 64 else 32)
     grid0 = tokens // block_m + num_seqs  # >= sum(cdiv(new_b, block_m))
     block_indptr, block_seq = _query_blocks(qo_indptr, block_m, grid0)
     q = q.contiguous()
@@ -516,8 +569,8 @@ def extend(
         USE_SOFTCAP=logit_softcap > 0,
         PRECISION=_precision(q.dtype),
         UPCAST=_upcast(q),
-        num_warps=4,
-        num_stages=2,
+        num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"],
     )
     return out
 
