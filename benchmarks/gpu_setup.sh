@@ -2,9 +2,12 @@
 # wheels (.wheels: what the machine's Python lacks) into /tmp/site and the repo's packages in
 # editable mode, and records the GPU and the commit in $1/gpu.txt.
 export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
-export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models -e backends/cuda \
-    2>&1 | tail -2
+if [ -z "${SGLANG_GPU_SETUP_DONE:-}" ]; then  # once per call, when several scripts source this
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
+    export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+    python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models \
+        -e backends/cuda 2>&1 | tail -2
+    export SGLANG_GPU_SETUP_DONE=1
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$1/gpu.txt"
 git log -1 --format=%H 2>/dev/null | tee -a "$1/gpu.txt"
