@@ -4,4 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 sglang backends
-python -m pytest -q
+# The example vendor backend is not installed (ci/install.sh): its tests and conformance run
+# from a copy built beside the venv, on PYTHONPATH for pytest alone; its absence then fails.
+example_dir="$(mktemp -d)"
+trap 'rm -rf "$example_dir"' EXIT
+if ! python -c 'import importlib.metadata as m; m.version("sglang-acme")' 2>/dev/null; then
+  python -m pip install -q --no-deps --no-build-isolation --target "$example_dir" \
+    ./examples/vendor-backend
+fi
+PYTHONPATH="$example_dir${PYTHONPATH:+:$PYTHONPATH}" SGLANG_REQUIRE_EXAMPLE_BACKEND=1 \
+  python -m pytest -q

@@ -4,6 +4,7 @@ the memory); `resolve_defaults` fills those in once the backend and model are kn
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,64 +132,234 @@ def reasoning_parsers() -> tuple[str, ...]:
     return ("auto", *REASONING_PARSERS)
 
 
+def _group(parser, title: str):
+    """A titled group in a parser's --help; a group handed in (the bench scripts') as is."""
+    if isinstance(parser, argparse.ArgumentParser):
+        return parser.add_argument_group(title)
+    return parser
+
+
 def add_cli_args(parser, attention_backends=None) -> None:
-    """SGLang's flag names and defaults where the meaning is the same. `attention_backends`
-    (the choices of --attention-backend) come from the kernel registry, never from a list
-    written here."""
+    """SGLang's flag names and defaults where the meaning is the same, each with its help and
+    default (a None default's help says what "unset" means). `attention_backends` (the choices
+    of --attention-backend) come from the kernel registry, never from a list written here."""
     d = ServerArgs()
-    a = parser.add_argument
-    a("--model-path", default=None, help="HF directory or GGUF file (default: SmolLM2-135M)")
-    a("--tokenizer-path", default=None)
-    a("--host", default=d.host)
-    a("--port", type=int, default=d.port)
-    a("--device", default=d.device, help="auto | a backend name (see `sglang backends`)")
-    a("--dtype", default=d.dtype, choices=DTYPES)
-    a("--load-format", default=d.load_format, choices=LOAD_FORMATS)
-    a("--quantization", default=None, choices=QUANTIZATIONS)
-    a("--context-length", type=int, default=None)
-    a("--mem-fraction-static", type=float, default=None)
-    a("--max-total-tokens", type=int, default=None)
-    a("--max-running-requests", type=int, default=None)
-    a("--max-prefill-tokens", type=int, default=d.max_prefill_tokens)
-    a("--chunked-prefill-size", type=int, default=None, help="-1 disables chunking")
-    a(
+
+    g = _group(parser, "model and tokenizer")
+    g.add_argument(
+        "--model-path",
+        "--model",
+        dest="model_path",
+        default=None,
+        help="a Hugging Face directory (config.json + weights) or a .gguf file, local only "
+        "(default: the embedded SmolLM2-135M-Instruct)",
+    )
+    g.add_argument(
+        "--tokenizer-path", default=None, help="tokenizer directory (default: the model's own)"
+    )
+    g.add_argument(
+        "--load-format",
+        default=d.load_format,
+        choices=LOAD_FORMATS,
+        help="weight format; dummy: random weights for the config (benchmarks)",
+    )
+    g.add_argument(
+        "--dtype",
+        default=d.dtype,
+        choices=DTYPES,
+        help="weight and activation dtype; auto: chosen from the model and the backend",
+    )
+    g.add_argument(
+        "--quantization",
+        default=None,
+        choices=QUANTIZATIONS,
+        help="weight-only quantization of the linear layers at load time "
+        "(default: none, or the checkpoint's own)",
+    )
+    g.add_argument(
+        "--context-length",
+        type=int,
+        default=None,
+        help="longest prompt + output (default: the model's max_position_embeddings)",
+    )
+    g.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let transformers run a model repository's own code",
+    )
+    g.add_argument(
+        "--served-model-name",
+        default=None,
+        help="the model name the API reports (default: the model path's last part)",
+    )
+    g.add_argument(
+        "--chat-template",
+        default=None,
+        help="a Jinja template string or a file holding one (default: the model's)",
+    )
+    g.add_argument(
+        "--skip-tokenizer-init",
+        action="store_true",
+        help="no tokenizer: requests and outputs are token ids",
+    )
+
+    g = _group(parser, "device and kernels")
+    g.add_argument(
+        "--device",
+        default=d.device,
+        help="a backend name, or auto: the best available (see `sglang backends`)",
+    )
+    g.add_argument(
+        "--attention-backend",
+        default=None,
+        choices=attention_backends,
+        help="backend whose attention kernels to use (default: the device's)",
+    )
+    g.add_argument(
+        "--random-seed",
+        type=int,
+        default=None,
+        help="seed of the device's generators (default: random)",
+    )
+
+    g = _group(parser, "HTTP server")
+    g.add_argument("--host", default=d.host, help="address to listen on")
+    g.add_argument("--port", type=int, default=d.port, help="port to listen on")
+    g.add_argument(
+        "--api-key",
+        default=None,
+        help="require `Authorization: Bearer KEY` on every route but /health (default: no key)",
+    )
+    g.add_argument(
+        "--log-level",
+        default=d.log_level,
+        type=str.lower,
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="log level",
+    )
+    g.add_argument(
+        "--log-requests",
+        action="store_true",
+        help="log each HTTP request with its status and latency",
+    )
+    g.add_argument(
+        "--enable-metrics",
+        action="store_true",
+        help="serve Prometheus metrics at /metrics (404 without this flag)",
+    )
+
+    g = _group(parser, "memory and scheduling")
+    g.add_argument(
+        "--mem-fraction-static",
+        type=float,
+        default=None,
+        help="fraction of device memory for weights and KV cache "
+        "(default: the backend's per-device value)",
+    )
+    g.add_argument(
+        "--max-total-tokens",
+        type=int,
+        default=None,
+        help="KV cache size in tokens (default: what the memory fraction allows)",
+    )
+    g.add_argument(
+        "--max-running-requests",
+        type=int,
+        default=None,
+        help="requests decoded together (default: derived from the KV cache size)",
+    )
+    g.add_argument(
+        "--max-prefill-tokens",
+        type=int,
+        default=d.max_prefill_tokens,
+        help="prompt tokens admitted in one prefill batch",
+    )
+    g.add_argument(
+        "--chunked-prefill-size",
+        type=int,
+        default=None,
+        help="longest prefill chunk; -1 disables chunking "
+        "(default: the backend's per-device value)",
+    )
+    g.add_argument(
         "--enable-mixed-chunk",
         action="store_true",
         help="run the running requests' decode tokens inside each prefill forward",
     )
-    a("--schedule-policy", default=d.schedule_policy, choices=SCHEDULE_POLICIES)
-    a("--disable-radix-cache", action="store_true")
-    a("--disable-overlap-schedule", action="store_true")
-    a("--disable-cuda-graph", action="store_true", help="run decode eagerly (no graphs)")
-    a("--cuda-graph-max-bs", type=int, default=None, help="largest decode graph batch size")
-    a("--cuda-graph-bs", type=int, nargs="+", default=None, help="decode graph batch sizes")
-    a(
+    g.add_argument(
+        "--schedule-policy",
+        default=d.schedule_policy,
+        choices=SCHEDULE_POLICIES,
+        help="order of waiting requests: fcfs, or lpm (longest prefix match first)",
+    )
+    g.add_argument(
+        "--disable-radix-cache",
+        action="store_true",
+        help="no prefix cache (every prompt is computed in full)",
+    )
+    g.add_argument(
+        "--disable-overlap-schedule",
+        action="store_true",
+        help="schedule the next batch only after the current one finished",
+    )
+    g.add_argument(
+        "--stream-interval",
+        type=int,
+        default=d.stream_interval,
+        help="tokens between streamed chunks",
+    )
+    g.add_argument(
+        "--allow-auto-truncate",
+        action="store_true",
+        help="cut prompts longer than the context instead of refusing them",
+    )
+
+    g = _group(parser, "graphs and compilation")
+    g.add_argument(
+        "--disable-cuda-graph",
+        action="store_true",
+        help="run decode eagerly (no graphs), where the backend captures graphs",
+    )
+    g.add_argument(
+        "--cuda-graph-max-bs",
+        type=int,
+        default=None,
+        help="largest decode graph batch size (default: the backend's per-device value)",
+    )
+    g.add_argument(
+        "--cuda-graph-bs",
+        type=int,
+        nargs="+",
+        default=None,
+        help="exact decode graph batch sizes (default: derived from the largest)",
+    )
+    g.add_argument(
         "--enable-torch-compile",
         action="store_true",
         help="torch.compile the model for the decode graphs of batch size up to "
         "--torch-compile-max-bs",
     )
-    a("--torch-compile-max-bs", type=int, default=d.torch_compile_max_bs)
-    a("--random-seed", type=int, default=None)
-    a("--stream-interval", type=int, default=d.stream_interval)
-    a("--skip-tokenizer-init", action="store_true")
-    a("--served-model-name", default=None)
-    a("--chat-template", default=None, help="a Jinja template string or a file holding one")
-    a("--api-key", default=None)
-    a("--log-level", default=d.log_level)
-    a("--log-requests", action="store_true")
-    a("--enable-metrics", action="store_true")
-    a("--allow-auto-truncate", action="store_true")
-    a("--attention-backend", default=None, choices=attention_backends)
-    a("--trust-remote-code", action="store_true")
-    a("--grammar-backend", default=d.grammar_backend, choices=grammar_backends())
-    a(
+    g.add_argument(
+        "--torch-compile-max-bs",
+        type=int,
+        default=d.torch_compile_max_bs,
+        help="largest batch size compiled with --enable-torch-compile",
+    )
+
+    g = _group(parser, "structured outputs, tools and reasoning")
+    g.add_argument(
+        "--grammar-backend",
+        default=d.grammar_backend,
+        choices=grammar_backends(),
+        help="library that compiles JSON schemas, regexes and EBNF grammars",
+    )
+    g.add_argument(
         "--tool-call-parser",
         default=None,
         choices=tool_parsers(),
         help="format of tool calls in the output (default: detected from the chat template)",
     )
-    a(
+    g.add_argument(
         "--reasoning-parser",
         default=None,
         choices=reasoning_parsers(),

@@ -91,6 +91,14 @@ def _load() -> None:
 
             start = time.perf_counter()
             name = build_name()
+            build_dir = cpp_extension._get_build_directory(name, verbose=False)
+            building = not os.path.exists(os.path.join(build_dir, f"{name}.so"))
+            if building:  # a minute of silence otherwise (at warning level: `sglang backends`)
+                logger.warning(
+                    "building the xeon native kernels for this checkout in %s (once; about a "
+                    "minute on 2 cores)",
+                    build_dir,
+                )
             module = cpp_extension.load(
                 name=name,
                 sources=[str(CSRC / s) for s in SOURCES],
@@ -99,12 +107,9 @@ def _load() -> None:
                 verbose=False,
             )
             took = time.perf_counter() - start
-            logger.info(
-                "xeon native kernels %s in %.1f s (%s)",
-                "built" if took > 5 else "loaded",
-                took,
-                cpp_extension._get_build_directory(name, verbose=False),
-            )
+            log = logger.warning if building else logger.info
+            verb = "built" if building else "loaded"
+            log("xeon native kernels %s in %.1f s (%s)", verb, took, build_dir)
             ops = module
             return
         except Exception as e:  # a compile error must not stop the engine: torch kernels remain

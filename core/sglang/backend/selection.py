@@ -27,7 +27,9 @@ AUTO = "auto"
 
 
 class BackendSelectionError(RuntimeError):
-    pass
+    def __init__(self, message: str, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 def requested_device(requested: str | None = None) -> str:
@@ -38,16 +40,22 @@ def choose_backend(found: Discovery, requested: str | None = None) -> tuple[Load
     """Return the backend to use and a sentence saying why it was chosen."""
     want = requested_device(requested)
     if want != AUTO:
+        # `summary` is one line naming what is wrong and what works instead (startup errors
+        # print it); the message may carry a failed plugin's traceback (`sglang backends`).
         b = found.backends.get(want)
         if b is None:
             known = ", ".join(sorted(found.backends))
-            raise BackendSelectionError(f"--device {want}: no such backend installed (found: {known})")
+            message = f"--device {want}: no such backend installed (installed: {known})"
+            raise BackendSelectionError(message, f"{message}; {_usable(found)}")
         if b.error is not None:
             raise BackendSelectionError(
-                f"--device {want}: the backend failed at {b.error_stage}:\n{b.error}"
+                f"--device {want}: the backend failed at {b.error_stage}:\n{b.error}",
+                f"--device {want}: the backend {b.why_unavailable()} (details: `sglang backends "
+                f"--verbose`); {_usable(found)}",
             )
         if not b.available:
-            raise BackendSelectionError(f"--device {want}: unavailable: {b.why_unavailable()}")
+            message = f"--device {want}: unavailable: {b.why_unavailable()}"
+            raise BackendSelectionError(message, f"{message}; {_usable(found)}")
         return b, f"requested with --device {want}"
     for kind in (KIND_ACCELERATOR, KIND_CPU, KIND_FALLBACK):
         ready = [b for b in found.backends.values() if b.available and b.info.kind == kind]
@@ -55,6 +63,15 @@ def choose_backend(found: Discovery, requested: str | None = None) -> tuple[Load
             best = max(ready, key=lambda b: (b.info.auto_priority, b.name))
             return best, f"auto: best available {kind} backend (priority {best.info.auto_priority})"
     raise BackendSelectionError("no backend is available, not even reference")
+
+
+def _usable(found: Discovery) -> str:
+    ready = sorted(
+        (b for b in found.backends.values() if b.available),
+        key=lambda b: (-b.info.auto_priority, b.name),
+    )
+    names = ", ".join(b.name for b in ready) or "none"
+    return f"available: {names} (see `sglang backends`)"
 
 
 @dataclass

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sglang.backend.discovery import Discovery, discover
-from sglang.backend.selection import BackendSelectionError, Platform, choose_backend
+if TYPE_CHECKING:
+    from sglang.backend.discovery import Discovery
+    from sglang.backend.selection import Platform
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +52,9 @@ def describe(found: Discovery, platform: Platform | None, error: str | None) -> 
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from sglang.backend.discovery import discover
+    from sglang.backend.selection import BackendSelectionError, Platform, choose_backend
+
     found = discover()
     platform, error = None, None
     try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from sglang.conformance.run import run_conformance
-
 ACCEPTS_EXTRA = True  # the rest goes to pytest (-k EXPR, -x, -v, ...)
 
 
@@ -17,4 +15,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from sglang.conformance.run import run_conformance
+
     return run_conformance(args.backend, args.report, args.ops, extra)

@@ -1,12 +1,32 @@
-"""`sglang serve [--model-path PATH] [--device NAME] ...`: the OpenAI-compatible server."""
+"""`sglang serve [--model-path PATH] [--device NAME] ...`: the OpenAI-compatible server (also
+`python -m sglang.launch_server`). A failed start prints one line, `error: ...`, and exits with
+the code of its class (sglang.engine.preflight.EXIT_CODES)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from sglang.engine.preflight import EXIT_USAGE, StartupError, exit_codes_text
 from sglang.server_args import add_cli_args, from_cli
 
 ACCEPTS_EXTRA = False
+DESCRIPTION = "Serve a model over SGLang's native and OpenAI-compatible HTTP APIs."
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default: "(default: X)" after its help, "(default: off)" for a
+    switch; a flag whose default is None says in its own help what unset means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or "default" in text or action.default is None:
+            return text
+        if action.default is argparse.SUPPRESS:
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
 
 
 def attention_backend_choices() -> list[str]:
@@ -43,18 +63,42 @@ class LazyChoices:
         return len(self._get())
 
 
+PARSER_OPTIONS = dict(
+    usage="%(prog)s [options]  (all options: --help)",
+    description=DESCRIPTION,
+    epilog=exit_codes_text(),
+    formatter_class=HelpFormatter,
+)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve a model over an OpenAI-compatible HTTP API")
+    p = sub.add_parser("serve", help=DESCRIPTION.lower().rstrip("."), **PARSER_OPTIONS)
     add_cli_args(p, LazyChoices(attention_backend_choices))
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
+    try:
+        server_args = from_cli(args)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     from sglang.server.launch import serve
 
-    return serve(from_cli(args))
+    try:
+        return serve(server_args)
+    except StartupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sglang.launch_server", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sglang.launch_server", **PARSER_OPTIONS)
     add_cli_args(parser, LazyChoices(attention_backend_choices))
-    return run(parser.parse_args(argv), [])
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        from sglang.cli.main import reject_unknown
+
+        reject_unknown(parser, extra)
+    return run(args, [])

@@ -16,14 +16,9 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from sglang.engine.launcher import start_scheduler, stop_scheduler, wait_ready
+from sglang.engine.launcher import launch, stop_scheduler
 from sglang.engine.tokenizer_manager import TokenizerManager
-from sglang.model_loader import (
-    default_model_path,
-    generation_defaults,
-    load_tokenizer,
-    resolve_source,
-)
+from sglang.model_loader import generation_defaults
 from sglang.sampling.params import SamplingParams
 from sglang.server_args import ServerArgs
 
@@ -36,22 +31,15 @@ MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_pena
 class Engine:
     def __init__(self, model_path: str | None = None, device: str = "auto", **server_args: Any):
         self.args = ServerArgs.from_kwargs(model_path=model_path, device=device, **server_args)
-        if self.args.model_path is None:
-            self.args.model_path = default_model_path()
-        source = resolve_source(self.args.model_path)
+        # A bad model path or device raises StartupError (one line) before anything loads.
+        launched = launch(self.args)
+        self._handle, self.server_info = launched.handle, launched.info
+        self.tokenizer = tokenizer = launched.tokenizer
         self.sampling_defaults = {
-            k: v for k, v in generation_defaults(source).items() if k in MODEL_DEFAULT_KEYS
+            k: v
+            for k, v in generation_defaults(launched.source).items()
+            if k in MODEL_DEFAULT_KEYS
         }
-        self._handle = start_scheduler(self.args)  # loads the model while we load the tokenizer
-        tokenizer = None
-        try:
-            if not self.args.skip_tokenizer_init:
-                tokenizer = load_tokenizer(self.args.tokenizer_path or source)
-            self.server_info = wait_ready(self._handle)
-        except BaseException:
-            stop_scheduler(self._handle, timeout=0)
-            raise
-        self.tokenizer = tokenizer
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

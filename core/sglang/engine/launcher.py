@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import shutil
@@ -10,14 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sglang.engine.scheduler_process import run_scheduler_process
+from sglang.engine.preflight import EXIT_FAILURE, EXIT_MODEL, StartupError, one_line, preflight
 from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 600
 
-
-class EngineStartupError(RuntimeError):
-    pass
+EngineStartupError = StartupError  # the name it had before the startup checks
 
 
 @dataclass
@@ -42,6 +43,8 @@ def ipc_addresses() -> tuple[str, str, str]:
 def start_scheduler(args: ServerArgs) -> SchedulerHandle:
     """Spawn the scheduler process; `wait_ready` then waits for it to load the model. The
     caller can load its tokenizer in between."""
+    from sglang.engine.scheduler_process import run_scheduler_process
+
     ipc_dir, scheduler_in, scheduler_out = ipc_addresses()
     ctx = mp.get_context("spawn")
     reader, writer = ctx.Pipe(duplex=False)
@@ -68,15 +71,57 @@ def wait_ready(handle: SchedulerHandle) -> dict[str, Any]:
                 break
             if "error" in info:
                 stop_scheduler(handle)
-                raise EngineStartupError(f"the scheduler failed to start:\n{info['error']}")
+                logger.debug("the scheduler process failed to start:\n%s", info.get("traceback"))
+                raise StartupError(info["error"], info.get("exit_code", EXIT_FAILURE))
             handle.info = info
             return info
         if not proc.is_alive():
             break
     stop_scheduler(handle)
-    raise EngineStartupError(
-        f"the scheduler process exited (code {proc.exitcode}) before it was ready"
+    if proc.exitcode is None:
+        raise StartupError(f"the scheduler was not ready after {STARTUP_TIMEOUT_S} s")
+    killed = " (killed: out of memory?)" if proc.exitcode == -9 else ""
+    raise StartupError(
+        f"the scheduler process exited (code {proc.exitcode}){killed} before it was ready"
     )
+
+
+@dataclass
+class Launched:
+    """A scheduler that reported ready, with the frontend's tokenizer (None with
+    --skip-tokenizer-init) and the model's resolved source."""
+
+    handle: SchedulerHandle
+    tokenizer: Any
+    info: dict[str, Any]
+    source: Any
+
+
+def launch(args: ServerArgs) -> Launched:
+    """Check the model path and device (fast, one-line StartupError), spawn the scheduler,
+    load the tokenizer while it loads the model, and wait until it is ready."""
+    from sglang.model_loader import load_tokenizer
+
+    source = preflight(args)
+    handle = start_scheduler(args)
+    try:
+        tokenizer = None
+        if not args.skip_tokenizer_init:
+            path = args.tokenizer_path or source
+            try:
+                tokenizer = load_tokenizer(path)
+            except Exception as e:
+                flag = "--tokenizer-path" if args.tokenizer_path else "--model-path"
+                raise StartupError(
+                    f"{flag} {args.tokenizer_path or args.model_path}: cannot load the tokenizer: "
+                    f"{one_line(e)}",
+                    EXIT_MODEL,
+                ) from None
+        info = wait_ready(handle)
+    except BaseException:
+        stop_scheduler(handle, timeout=0)
+        raise
+    return Launched(handle, tokenizer, info, source)
 
 
 def stop_scheduler(handle: SchedulerHandle, timeout: float = 10) -> None:

@@ -8,13 +8,14 @@ import gc
 import logging
 import pickle
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import zmq
 
 from sglang.backend.selection import select_platform
 from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
+from sglang.engine.preflight import failure_from
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import (
     generation_defaults,
@@ -32,16 +33,34 @@ IDLE_POLL_MS = 1000
 GRAMMAR_POLL_MS = 5  # while requests wait only for their grammars to compile
 
 
-def build_scheduler(args: ServerArgs) -> tuple[Scheduler, dict[str, Any]]:
+@dataclass
+class StartupStage:
+    """Which part of the startup is running, so that a failure says what failed."""
+
+    name: str = "device"  # device | model | load | scheduler (see preflight.failure_from)
+
+
+def build_scheduler(
+    args: ServerArgs, stage: StartupStage | None = None
+) -> tuple[Scheduler, dict[str, Any]]:
     """Everything the scheduler needs, in the order the log tells it."""
+    stage = stage or StartupStage()
+    stage.name = "device"
     platform = select_platform(args.device)
     logger.info("backend %s (%s)", platform.name, platform.reason)
     free, total = platform.runtime.memory_info()
-    args.resolve_defaults(platform.backend.server_defaults(total_memory_bytes=total))
+    defaults = platform.backend.server_defaults(total_memory_bytes=total)
+    args.resolve_defaults(defaults)
+    stage.name = "model"
     source = resolve_source(args.model_path)
-    config = load_model_config(source, args.dtype, trust_remote_code=args.trust_remote_code)
+    config = load_model_config(
+        source, args.dtype, trust_remote_code=args.trust_remote_code, preferred=defaults.dtype
+    )
+    logger.info("dtype %s (%s)", str(config.dtype).removeprefix("torch."), config.dtype_reason)
     tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
+    stage.name = "load"
     runner = ModelRunner(args, platform, config, source)
+    stage.name = "scheduler"
     eos = frozenset(config.eos_token_ids) | set(
         generation_defaults(source).get("eos_token_ids", [])
     )
@@ -67,6 +86,7 @@ def build_scheduler(args: ServerArgs) -> tuple[Scheduler, dict[str, Any]]:
         "kernels": runner.ops.choices,
         "architecture": config.architectures[0],
         "dtype": str(runner.dtype).removeprefix("torch."),
+        "quantization": runner.quantization,
         "context_len": runner.context_len,
         "vocab_size": config.vocab_size,
         "max_total_tokens": runner.allocator.total_size,
@@ -96,6 +116,7 @@ def control(scheduler: Scheduler, msg: ControlRequest) -> ControlReply:
             "kv_total": total,
             "kv_free": scheduler.runner.allocator.available_size(),
             "kv_cached": scheduler.cache.total_size(),
+            "kv_evictable": scheduler.cache.evictable_size(),
             "kv_usage": 1 - kv.allocator.available_size() / total,
         }
         return ControlReply(msg.id, True, payload)
@@ -112,10 +133,13 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     logging.basicConfig(
         level=args.log_level.upper(), format="[scheduler] %(levelname)s %(name)s: %(message)s"
     )
+    stage = StartupStage()
     try:
-        scheduler, info = build_scheduler(args)
-    except BaseException:
-        ready.send({"error": traceback.format_exc()})
+        scheduler, info = build_scheduler(args, stage)
+    except BaseException as e:  # back to the parent as one line, the traceback beside it
+        failure = failure_from(stage.name, e, args.model_path)
+        tb = traceback.format_exc()
+        ready.send({"error": str(failure), "exit_code": failure.exit_code, "traceback": tb})
         return
     ctx = zmq.Context()
     pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)

@@ -4,16 +4,34 @@ Nothing here touches an accelerator: tensors are made on the host, or on a devic
 argument. transformers, safetensors, gguf and tokenizers are imported when first needed.
 """
 
-from sglang.model_loader.config import ModelConfig, load_model_config
-from sglang.model_loader.default_model import DefaultModelMissing, default_model_path
-from sglang.model_loader.source import ModelSource, ModelSourceError, resolve_source
-from sglang.model_loader.tokenizer import chat_template, generation_defaults, load_tokenizer
-from sglang.model_loader.weights import (
-    checkpoint_float_dtype,
-    dummy_weights,
-    iterate_weights,
-    parameter_shapes,
-)
+from importlib import import_module
+
+# Imported on first use (PEP 562), so the startup checks read a model path without torch.
+_HOMES = {
+    "ModelConfig": "config",
+    "load_model_config": "config",
+    "DefaultModelMissing": "default_model",
+    "default_model_path": "default_model",
+    "ModelSource": "source",
+    "ModelSourceError": "source",
+    "resolve_source": "source",
+    "chat_template": "tokenizer",
+    "generation_defaults": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    "checkpoint_float_dtype": "weights",
+    "dummy_weights": "weights",
+    "iterate_weights": "weights",
+    "parameter_shapes": "weights",
+}
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DefaultModelMissing",

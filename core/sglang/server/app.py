@@ -9,15 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 
-from sglang.engine.launcher import start_scheduler, stop_scheduler, wait_ready
+from sglang.engine.launcher import Launched, launch, stop_scheduler
+from sglang.engine.preflight import DEFAULT_MODEL_NAME  # noqa: F401 (its old home)
 from sglang.engine.tokenizer_manager import TokenizerManager
-from sglang.model_loader import (
-    default_model_path,
-    generation_defaults,
-    load_tokenizer,
-    resolve_source,
-)
-from sglang.server import native_api, openai_api
+from sglang.model_loader import generation_defaults
+from sglang.server import metrics, native_api, openai_api
 from sglang.server.errors import APIError, error_response
 from sglang.server.state import ServerState
 from sglang.server_args import ServerArgs
@@ -25,27 +21,19 @@ from sglang.server_args import ServerArgs
 logger = logging.getLogger(__name__)
 
 OPEN_ROUTES = ("/health",)
-DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
-def create_app(args: ServerArgs) -> FastAPI:
-    if args.model_path is None:
-        args.model_path = default_model_path()
-        args.served_model_name = args.served_model_name or DEFAULT_MODEL_NAME
-
+def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
+    """The app around a scheduler that `launch(args)` started (`sglang serve` launches it
+    before uvicorn runs, so a failed start is one line and no lifespan traceback); without
+    one, the lifespan launches it."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        source = resolve_source(args.model_path)
-        handle = start_scheduler(args)
-        try:
-            tokenizer = None
-            if not args.skip_tokenizer_init:
-                tokenizer = load_tokenizer(args.tokenizer_path or source)
-            info = wait_ready(handle)
-        except BaseException:
-            stop_scheduler(handle, timeout=0)
-            raise
+        started = launched or launch(args)
+        handle, tokenizer, info, source = (
+            started.handle, started.tokenizer, started.info, started.source
+        )
         manager = TokenizerManager(tokenizer, handle.scheduler_in, handle.scheduler_out, info)
         manager.start()
         state = ServerState(args, manager, info, source)
@@ -70,6 +58,8 @@ def create_app(args: ServerArgs) -> FastAPI:
             logger.info("shut down")
 
     app = FastAPI(title="sglang", lifespan=lifespan)
+    # /metrics first: it answers 404 unless --enable-metrics (as SGLang does)
+    app.include_router(metrics.router(args.enable_metrics))
     app.include_router(openai_api.router)
     app.include_router(native_api.router)
 

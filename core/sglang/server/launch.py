@@ -10,7 +10,8 @@ import threading
 
 import uvicorn
 
-from sglang.server.app import create_app
+from sglang.engine.launcher import launch
+from sglang.engine.preflight import bind_socket, check_model
 from sglang.server_args import ServerArgs
 
 GRACEFUL_S = 30
@@ -34,11 +35,41 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def terminable():
+    """SIGTERM raises SystemExit while the model loads (uvicorn handles it only once serving),
+    so the scheduler process is stopped rather than orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def serve(args: ServerArgs) -> int:
+    """Bind the port, check the model and device, load, then serve. A failed start raises
+    StartupError (one line, with its exit code) before uvicorn runs."""
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(args)
+    sock = bind_socket(args.host, args.port)
+    try:
+        with terminable():
+            check_model(args)  # before the imports below, which take seconds (torch)
+            from sglang.server.app import create_app
+
+            launched = launch(args)
+    except BaseException:
+        sock.close()
+        raise
+    app = create_app(args, launched)
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -48,5 +79,5 @@ def serve(args: ServerArgs) -> int:
         timeout_keep_alive=5,
     )
     server = GracefulServer(config)
-    server.run()
+    server.run(sockets=[sock])
     return 0 if server.started else 1

@@ -1,62 +1,79 @@
-"""Prometheus metrics with SGLang's names (`sglang:*`), on a registry of the server's own."""
+"""Prometheus metrics with SGLang's names (`sglang:*`, label `model_name`), on a registry of the
+server's own, served at /metrics only with --enable-metrics (404 otherwise, as in SGLang).
+
+Exposed names, as SGLang exposes them where the meaning is the same: sglang:prompt_tokens_total,
+sglang:generation_tokens_total, sglang:cached_tokens_total, sglang:num_requests_total,
+sglang:time_to_first_token_seconds, sglang:inter_token_latency_seconds,
+sglang:time_per_output_token_seconds, sglang:e2e_request_latency_seconds,
+sglang:num_running_reqs, sglang:num_queue_reqs, sglang:num_used_tokens, sglang:token_usage,
+sglang:max_total_num_tokens, sglang:gen_throughput, sglang:cache_hit_rate,
+sglang:num_retracted_reqs_total. (prometheus_client adds `_total` to a counter's name.)
+"""
 
 from __future__ import annotations
 
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from sglang.server.errors import error_response
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class ServerMetrics:
     def __init__(self, model_name: str) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = r = CollectorRegistry()
         labels = ["model_name"]
-        r = self.registry
-        self.prompt_tokens = Counter(
-            "sglang:prompt_tokens", "Prompt tokens processed", labels, registry=r
+
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> Counter:
+            return Counter(name, doc, labels + list(extra), registry=r)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=r)
+
+        def histogram(name: str, doc: str) -> Histogram:
+            return Histogram(name, doc, labels, buckets=LATENCY_BUCKETS, registry=r)
+
+        self.prompt_tokens = counter("sglang:prompt_tokens", "Prefill tokens processed")
+        self.generation_tokens = counter("sglang:generation_tokens", "Tokens generated")
+        self.cached_tokens = counter(
+            "sglang:cached_tokens", "Prompt tokens served from the prefix cache"
         )
-        self.generation_tokens = Counter(
-            "sglang:generation_tokens", "Tokens generated", labels, registry=r
+        self.requests = counter("sglang:num_requests", "Finished requests", ("finish_reason",))
+        self.retractions = counter(
+            "sglang:num_retracted_reqs", "Requests retracted when the KV cache ran out"
         )
-        self.cached_tokens = Counter(
-            "sglang:cached_tokens", "Prompt tokens served from the prefix cache", labels, registry=r
+        self.ttft = histogram("sglang:time_to_first_token_seconds", "Time to first token")
+        self.itl = histogram(
+            "sglang:inter_token_latency_seconds", "Time between output chunks, per token"
         )
-        self.requests = Counter(
-            "sglang:num_requests", "Finished requests", labels + ["finish_reason"], registry=r
+        self.tpot = histogram(
+            "sglang:time_per_output_token_seconds",
+            "Per request: (latency - time to first token) / (output tokens - 1)",
         )
-        self.ttft = Histogram(
-            "sglang:time_to_first_token_seconds",
-            "Time to first token",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.e2e = histogram("sglang:e2e_request_latency_seconds", "End-to-end request latency")
+        self.running = gauge("sglang:num_running_reqs", "Requests running")
+        self.queued = gauge("sglang:num_queue_reqs", "Requests waiting")
+        self.used_tokens = gauge(
+            "sglang:num_used_tokens", "KV slots held by requests (not the evictable cache)"
         )
-        self.itl = Histogram(
-            "sglang:inter_token_latency_seconds",
-            "Time between output chunks per token",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.token_usage = gauge(
+            "sglang:token_usage", "num_used_tokens / max_total_num_tokens"
         )
-        self.e2e = Histogram(
-            "sglang:e2e_request_latency_seconds",
-            "End-to-end request latency",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.max_total_tokens = gauge("sglang:max_total_num_tokens", "KV cache size in tokens")
+        self.gen_throughput = gauge(
+            "sglang:gen_throughput", "Tokens generated per second since the previous scrape"
         )
-        self.running = Gauge("sglang:num_running_reqs", "Requests running", labels, registry=r)
-        self.queued = Gauge("sglang:num_queue_reqs", "Requests waiting", labels, registry=r)
-        self.token_usage = Gauge(
-            "sglang:token_usage", "Fraction of the KV pool in use", labels, registry=r
-        )
-        self.cache_hit_rate = Gauge(
-            "sglang:cache_hit_rate",
-            "Prompt tokens served from cache / prompt tokens",
-            labels,
-            registry=r,
+        self.cache_hit_rate = gauge(
+            "sglang:cache_hit_rate", "Prompt tokens served from the cache / prompt tokens"
         )
         self.model_name = model_name
+        self._last_generated: tuple[float, int] | None = None  # (monotonic time, tokens)
+        self._last_retractions = 0
 
     def observe_chunk(self, first: bool, since_last: float, new_tokens: int) -> None:
         if first:
@@ -66,22 +83,54 @@ class ServerMetrics:
             for _ in range(new_tokens):
                 self.itl.labels(self.model_name).observe(per_token)
 
-    def observe_finish(self, meta: dict, e2e: float) -> None:
+    def observe_finish(self, meta: dict, e2e: float, ttft: float | None = None) -> None:
         m = self.model_name
+        completion = meta.get("completion_tokens", 0)
         self.prompt_tokens.labels(m).inc(meta.get("prompt_tokens", 0))
-        self.generation_tokens.labels(m).inc(meta.get("completion_tokens", 0))
+        self.generation_tokens.labels(m).inc(completion)
         self.cached_tokens.labels(m).inc(meta.get("cached_tokens", 0))
         reason = (meta.get("finish_reason") or {}).get("type", "unknown")
         self.requests.labels(m, reason).inc()
         self.e2e.labels(m).observe(e2e)
+        if ttft is not None and completion > 1:
+            self.tpot.labels(m).observe((e2e - ttft) / (completion - 1))
 
     def set_scheduler_stats(self, stats: dict) -> None:
+        """From the scheduler's `stats` control reply (engine.scheduler_process.control)."""
         m = self.model_name
         self.running.labels(m).set(stats.get("running", 0))
         self.queued.labels(m).set(stats.get("waiting", 0))
-        self.token_usage.labels(m).set(stats.get("kv_usage", 0.0))
+        total = stats.get("kv_total", 0)
+        used = total - stats.get("kv_free", 0) - stats.get("kv_evictable", 0)
+        self.max_total_tokens.labels(m).set(total)
+        self.used_tokens.labels(m).set(used)
+        self.token_usage.labels(m).set(used / total if total else 0.0)
         prompt = stats.get("prompt_tokens", 0)
         self.cache_hit_rate.labels(m).set(stats.get("cached_tokens", 0) / prompt if prompt else 0.0)
+        retractions = stats.get("retractions", 0)
+        self.retractions.labels(m).inc(max(retractions - self._last_retractions, 0))
+        self._last_retractions = retractions
+        now, generated = time.monotonic(), stats.get("generated_tokens", 0)
+        if self._last_generated is not None and now > self._last_generated[0]:
+            rate = (generated - self._last_generated[1]) / (now - self._last_generated[0])
+            self.gen_throughput.labels(m).set(max(rate, 0.0))
+        self._last_generated = (now, generated)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def router(enabled: bool) -> APIRouter:
+    """GET /metrics: Prometheus text with --enable-metrics, else a 404 saying how to turn it on.
+    Included before the other routers so that this route is the one that answers."""
+    routes = APIRouter()
+
+    @routes.get("/metrics", include_in_schema=enabled)
+    async def metrics(request: Request):
+        if not enabled:
+            return error_response(404, "metrics are off: start the server with --enable-metrics")
+        state = request.app.state.server
+        await state.refresh_scheduler_gauges()
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    return routes

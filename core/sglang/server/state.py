@@ -172,7 +172,7 @@ class ServerState:
         """The manager's chunks, with metrics, and aborted when the client goes away."""
         start = last = time.monotonic()
         prev_tokens = 0
-        first = True
+        first, ttft = True, None
         gen = self.manager.generate_one(prompt_ids, params, **kw)
         try:
             while True:
@@ -186,9 +186,10 @@ class ServerState:
                 n = len(chunk["output_ids"])
                 if n > prev_tokens:
                     self.metrics.observe_chunk(first, now - last, n - prev_tokens)
+                    ttft = now - start if first else ttft
                     first, last, prev_tokens = False, now, n
                 if chunk["meta_info"]["finish_reason"] is not None:
-                    self.metrics.observe_finish(chunk["meta_info"], now - start)
+                    self.metrics.observe_finish(chunk["meta_info"], now - start, ttft)
                 yield chunk
         finally:
             await gen.aclose()

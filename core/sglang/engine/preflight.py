@@ -1,0 +1,162 @@
+"""Startup checks that run before anything heavy loads, and the one-line error they raise.
+
+A failed start is one line naming what is wrong and what would fix it (`StartupError`), with an
+exit code per class of failure, the same for `sglang serve`, `python -m sglang.launch_server` and
+`sglang.Engine(...)`. The cheap checks (address, model path, device) run in the parent before
+the scheduler process is spawned; a failure inside the scheduler process comes back over its
+ready pipe as a `StartupError` too (`failure_from`), its traceback logged at debug level.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+# Exit codes of `sglang serve` / `python -m sglang.launch_server`, one per class of failure.
+EXIT_FAILURE = 1  # anything unexpected (the traceback is logged with --log-level debug)
+EXIT_USAGE = 2  # a bad flag or value (argparse's own code)
+EXIT_DEVICE = 3  # --device names no installed backend, or one unavailable here
+EXIT_MODEL = 4  # the model path is missing, not a model, or its model cannot be loaded
+EXIT_ADDRESS = 5  # --host/--port cannot be bound (the port is in use)
+EXIT_MEMORY = 6  # the weights or the KV cache do not fit in the device's memory
+
+EXIT_CODES = {
+    EXIT_FAILURE: "unexpected failure (rerun with --log-level debug for the traceback)",
+    EXIT_USAGE: "bad flag or value",
+    EXIT_DEVICE: "device unavailable or unknown (see `sglang backends`)",
+    EXIT_MODEL: "model not found or not loadable",
+    EXIT_ADDRESS: "address in use or not bindable",
+    EXIT_MEMORY: "not enough memory for the weights or the KV cache",
+}
+
+
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"  # the name the embedded default model is served as
+
+
+class StartupError(RuntimeError):
+    """The engine could not start. `str(e)` is one line; `exit_code` is one of EXIT_CODES."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def exit_codes_text() -> str:
+    """The exit codes as `--help` shows them."""
+    return "exit codes:\n" + "\n".join(f"  {c}  {what}" for c, what in EXIT_CODES.items())
+
+
+ONE_LINE_MAX = 400
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (at most ONE_LINE_MAX characters), with its type
+    unless it is one of ours or a plain ValueError/RuntimeError."""
+    text = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+    if len(text) > ONE_LINE_MAX:
+        text = text[: ONE_LINE_MAX - 3] + "..."
+    if not text:
+        return type(exc).__name__
+    plain = type(exc).__module__.startswith("sglang.") or type(exc) in (ValueError, RuntimeError)
+    return text if plain else f"{type(exc).__name__}: {text}"
+
+
+# --- the checks ------------------------------------------------------------------------------
+def check_model(args) -> object:
+    """The model path resolves to something loadable (a ModelSource); fills in the default
+    model's path and served name. Reads directory listings and a GGUF file's first bytes."""
+    from sglang.model_loader.default_model import DefaultModelMissing, default_model_path
+    from sglang.model_loader.source import CONFIG_ONLY, ModelSourceError, resolve_source
+
+    try:
+        if args.model_path is None:
+            args.model_path = default_model_path()
+            args.served_model_name = args.served_model_name or DEFAULT_MODEL_NAME
+        source = resolve_source(args.model_path)
+    except (ModelSourceError, DefaultModelMissing) as e:
+        raise StartupError(str(e), EXIT_MODEL) from None
+    if source.format == CONFIG_ONLY and args.load_format != "dummy":
+        raise StartupError(
+            f"--model-path {args.model_path!r} holds a config.json but no weights: add the "
+            "weights (*.safetensors or a .gguf file), or pass --load-format dummy for random ones",
+            EXIT_MODEL,
+        )
+    if args.tokenizer_path is not None and not os.path.exists(args.tokenizer_path):
+        raise StartupError(
+            f"--tokenizer-path {args.tokenizer_path!r} does not exist (leave it unset to use the "
+            "model's own tokenizer)",
+            EXIT_MODEL,
+        )
+    return source
+
+
+def check_device(args) -> str:
+    """The backend `--device` names (or `auto` picks) is installed and available here. Imports
+    the backend plugins (torch with them) and runs their probes, which are cheap by contract."""
+    from sglang.backend.discovery import discover
+    from sglang.backend.selection import BackendSelectionError, choose_backend
+
+    try:
+        backend, _ = choose_backend(discover(), args.device)
+    except BackendSelectionError as e:
+        raise StartupError(e.summary, EXIT_DEVICE) from None
+    return backend.name
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The server's listening socket, bound now (listening starts when uvicorn serves): a port
+    in use fails here, in a second, rather than after the model has loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        reason = e.strerror or str(e)
+        hint = (
+            "stop the process using it or pass another --port"
+            if e.errno in (98, 48)  # EADDRINUSE on Linux, macOS
+            else "check --host"
+        )
+        raise StartupError(
+            f"--host {host} --port {port}: cannot bind: {reason} ({hint})", EXIT_ADDRESS
+        ) from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def preflight(args) -> object:
+    """Every check that needs no model load: the model path, then the device. Returns the
+    model's ModelSource."""
+    source = check_model(args)
+    check_device(args)
+    return source
+
+
+# --- failures inside the scheduler process ---------------------------------------------------
+def failure_from(stage: str, exc: BaseException, model_path: str | None = None) -> StartupError:
+    """A StartupError for an exception raised while the scheduler process started, by stage:
+    "device" (selecting the backend), "model" (config, tokenizer) or "load" (weights, KV pool,
+    graphs)."""
+    from sglang.backend.selection import BackendSelectionError
+
+    if isinstance(exc, BackendSelectionError):
+        return StartupError(exc.summary, EXIT_DEVICE)
+    if isinstance(exc, StartupError):
+        return exc
+    text = one_line(exc)
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return StartupError(
+            f"out of memory while loading the model: {text} (lower "
+            "--mem-fraction-static or --max-total-tokens)",
+            EXIT_MEMORY,
+        )
+    if "KV pool" in text:
+        return StartupError(text, EXIT_MEMORY)
+    if stage == "device":
+        return StartupError(f"the device failed to start: {text}", EXIT_DEVICE)
+    if stage in ("model", "load"):
+        where = f"--model-path {model_path}: " if model_path else ""
+        return StartupError(f"{where}the model could not be loaded: {text}", EXIT_MODEL)
+    return StartupError(f"the scheduler failed to start: {text}", EXIT_FAILURE)
