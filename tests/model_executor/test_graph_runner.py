@@ -180,6 +180,8 @@ def test_captured_graphs_give_the_eager_tokens(model_dir, dtype, compile):
         if graphs is not None:  # the overlap scheduler launches one step past the last finish
             assert graphs.replays == max(NEW) - 1 + scheduler.overlap
             assert sorted(graphs.compiled_sizes) == ([1, 2] if compile else [])
+            # The four prompts' prefill (21 tokens) replayed the prefill graph of 32 tokens.
+            assert scheduler.runner.prefill_graph_runner.replays == 1
     assert results[0] == results[1]
 
 
