@@ -72,6 +72,18 @@ class LoadedBackend:
             return "; ".join(self.probe.reasons)
         return ""
 
+    def failure_line(self) -> str:
+        """One line naming the package, the hook (or stage) and the cause, for a backend that
+        failed to load: what a user reads instead of a traceback."""
+        package = self.distribution or self.entry_point
+        hook = STAGE_HOOKS.get(self.error_stage or "", self.error_stage or "loading")
+        text = (self.error or "").strip()
+        cause = text.splitlines()[-1] if text else "unknown error"
+        where = _innermost_plugin_frame(text)
+        return f"backend {self.name!r} ({package}) failed in {hook}: {cause}" + (
+            f" [{where}]" if where else ""
+        )
+
     # --- hooks the rest of the core calls, with the contract's defaults -------------------
     def _hook(self, name: str, **kwargs: Any) -> Any:
         assert self.pm is not None, f"backend {self.name} is not loaded"
@@ -98,6 +110,32 @@ class LoadedBackend:
     def conformance_manifest(self) -> ConformanceManifest:
         result = self._hook("sglang_backend_conformance_manifest")
         return result if result is not None else ConformanceManifest()
+
+
+# What was running when a backend failed, by `error_stage`.
+STAGE_HOOKS = {
+    "import": "the import of its entry point",
+    "register": "registration (hook names checked against the contract)",
+    "info": "sglang_backend_info",
+    "probe": "sglang_backend_probe",
+    "capabilities": "sglang_backend_capabilities",
+    "kernels": "sglang_backend_register_kernels",
+}
+
+
+def _innermost_plugin_frame(traceback_text: str) -> str | None:
+    """"file:line" of the last traceback frame outside pluggy, importlib and this module."""
+    frames = [
+        line.strip()
+        for line in traceback_text.splitlines()
+        if line.strip().startswith('File "')
+        and not any(skip in line for skip in ("pluggy", "importlib", "sglang/backend/discovery"))
+    ]
+    if not frames:
+        return None
+    path, _, rest = frames[-1].removeprefix('File "').partition('", line ')
+    line = rest.split(",")[0]
+    return f"{'/'.join(path.split('/')[-2:])}:{line}"
 
 
 def _new_plugin_manager(name: str, plugin: Any) -> pluggy.PluginManager:

@@ -38,11 +38,29 @@ def summary(results: Iterable[CheckResult]) -> dict[str, int]:
     return out
 
 
+MUTANTS_OP = "mutants"  # the op of a mutation row (sglang.conformance.suite.test_mutants)
+
+
+def mutation_counts(results: Iterable[CheckResult]) -> dict[str, int]:
+    """Mutants of the backend's kernels: how many ran (passed = killed) and how many survived."""
+    rows = [r for r in results if r.op == MUTANTS_OP]
+    return {
+        "mutants": sum(r.status in (PASSED, FAILED) for r in rows),
+        "killed": sum(r.status == PASSED for r in rows),
+        "survived": sum(r.status == FAILED for r in rows),
+        "not_applicable": sum(r.status == SKIPPED for r in rows),
+    }
+
+
 def build_report(results: list[CheckResult], backends: dict[str, LoadedBackend]) -> dict[str, Any]:
     by_backend: dict[str, list[CheckResult]] = defaultdict(list)
     for r in results:
         by_backend[r.backend].append(r)
-    doc: dict[str, Any] = {"sglang_version": __version__, "summary": summary(results), "backends": {}}
+    doc: dict[str, Any] = {
+        "sglang_version": __version__,
+        "summary": summary(results),
+        "backends": {},
+    }
     for name, rs in by_backend.items():
         b = backends.get(name)
         snapshot = b.capabilities.to_json() if b is not None and b.capabilities else {}
@@ -52,6 +70,8 @@ def build_report(results: list[CheckResult], backends: dict[str, LoadedBackend])
             "capabilities": snapshot,
             "versions": ver,
             "summary": summary(rs),
+            "kernels": sorted({r.kernel for r in rs if r.kernel and r.op != MUTANTS_OP}),
+            "mutation": mutation_counts(rs),
             "checks": [{**r.to_json(), "versions": ver} for r in rs],
         }
     return doc
@@ -64,15 +84,42 @@ def write_report(path: str, doc: dict[str, Any]) -> None:
 
 
 def format_table(results: list[CheckResult]) -> list[str]:
-    """One row per (backend, op): counts per status."""
-    rows: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    """One row per (backend, op, kernel): counts per status. Mutants are summed per backend."""
+    rows: dict[tuple[str, str, str], Counter] = defaultdict(Counter)
     for r in results:
-        rows[(r.backend, r.op)][r.status] += 1
-    header = f"{'backend':<12} {'op':<26} " + " ".join(f"{s:>8}" for s in STATUSES)
+        kernel = "" if r.op == MUTANTS_OP else (r.kernel or "-")
+        rows[(r.backend, r.op, kernel)][r.status] += 1
+    header = f"{'backend':<10} {'op':<22} {'kernel':<32} " + " ".join(f"{s:>7}" for s in STATUSES)
     lines = [header, "-" * len(header)]
-    for (backend, op), c in sorted(rows.items()):
-        lines.append(f"{backend:<12} {op:<26} " + " ".join(f"{c.get(s, 0):>8}" for s in STATUSES))
+    for (backend, op, kernel), c in sorted(rows.items()):
+        counts = " ".join(f"{c.get(s, 0):>7}" for s in STATUSES)
+        lines.append(f"{backend:<10} {op:<22} {kernel[:32]:<32} {counts}")
     total = summary(results)
     lines.append("-" * len(header))
-    lines.append(f"{'total':<39} " + " ".join(f"{total[s]:>8}" for s in STATUSES))
+    lines.append(f"{'total':<66} " + " ".join(f"{total[s]:>7}" for s in STATUSES))
+    for backend in sorted({r.backend for r in results}):
+        m = mutation_counts(r for r in results if r.backend == backend)
+        if m["mutants"]:
+            lines.append(
+                f"{backend}: {m['killed']} of {m['mutants']} mutants killed"
+                f" ({m['not_applicable']} not applicable)"
+            )
+    return lines
+
+
+def format_mutants(backend: str, results: list[Any], summary_: dict[str, Any]) -> list[str]:
+    """The mutation mode's table: one row per (kernel, mutant)."""
+    lines = [f"{'kernel':<36} {'mutant':<14} verdict"]
+    for r in results:
+        if r.not_applicable:
+            verdict = f"not applicable: {r.not_applicable}"
+        elif r.killed:
+            verdict = "killed in " + ", ".join(sorted(r.killed_in))
+        else:
+            verdict = "SURVIVED in " + ", ".join(sorted(r.survived_in))
+        lines.append(f"{r.kernel:<36} {r.mutant:<14} {verdict}")
+    lines.append(
+        f"{backend}: {summary_['killed']} of {summary_['mutants']} mutants killed "
+        f"({summary_['not_applicable']} not applicable)"
+    )
     return lines

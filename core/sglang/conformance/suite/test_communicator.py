@@ -22,14 +22,16 @@ def pytest_generate_tests(metafunc: Any) -> None:
         return
     from sglang.conformance.plugin import session_of
 
-    wanted = session_of(metafunc.config).op_filter()
+    session = session_of(metafunc.config)
+    wanted = session.op_filter()
     selected = [
         (check, dtype)
         for check, dtype in cases()
-        if wanted is None or ALL_COMM in wanted or check.op in wanted
+        if (wanted is None or ALL_COMM in wanted or check.op in wanted)
+        and not session.kernel_option  # --sglang-kernel checks op kernels only
     ]
     if not selected:
-        skip = pytest.mark.skip(reason="no collective selected by --sglang-ops")
+        skip = pytest.mark.skip(reason="no collective selected by --sglang-ops / --sglang-kernel")
         metafunc.parametrize("collective_case", [pytest.param(None, marks=skip)], ids=["comm"])
         return
     metafunc.parametrize(
