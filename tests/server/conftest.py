@@ -5,7 +5,9 @@ from sglang.model_loader import default_model_path, load_tokenizer
 
 @pytest.fixture(scope="session")
 def server():
-    s = ServerProcess("--max-total-tokens", "16384", "--max-running-requests", "64")
+    s = ServerProcess(
+        "--max-total-tokens", "16384", "--max-running-requests", "64", "--enable-metrics"
+    )
     yield s
     s.stop()
 

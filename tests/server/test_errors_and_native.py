@@ -148,19 +148,27 @@ def test_metrics_parse(server):
     post(server, "/v1/completions", {"prompt": "Hi", "max_tokens": 3})
     text = httpx.get(server.base_url + "/metrics").text
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    for name in (
-        "sglang:prompt_tokens",
-        "sglang:generation_tokens",
-        "sglang:time_to_first_token_seconds",
-        "sglang:inter_token_latency_seconds",
-        "sglang:e2e_request_latency_seconds",
+    exposed = {s.name for f in families.values() for s in f.samples}
+    for name in (  # as SGLang exposes them (the server runs with --enable-metrics)
+        "sglang:prompt_tokens_total",
+        "sglang:generation_tokens_total",
+        "sglang:cached_tokens_total",
+        "sglang:time_to_first_token_seconds_bucket",
+        "sglang:inter_token_latency_seconds_bucket",
+        "sglang:time_per_output_token_seconds_bucket",
+        "sglang:e2e_request_latency_seconds_count",
         "sglang:num_running_reqs",
         "sglang:num_queue_reqs",
+        "sglang:num_used_tokens",
         "sglang:token_usage",
+        "sglang:max_total_num_tokens",
+        "sglang:gen_throughput",
         "sglang:cache_hit_rate",
     ):
-        assert name in families, name
+        assert name in exposed, name
     generated = [
         s.value for s in families["sglang:generation_tokens"].samples if s.name.endswith("_total")
     ]
     assert generated and generated[0] >= 3
+    kv = [s.value for s in families["sglang:max_total_num_tokens"].samples]
+    assert kv == [httpx.get(server.base_url + "/get_server_info").json()["scheduler"]["kv_total"]]

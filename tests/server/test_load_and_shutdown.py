@@ -81,6 +81,8 @@ def test_api_key_and_sigterm_with_a_request_in_flight():
         assert wrong.status_code == 401
         auth = {"Authorization": "Bearer sekret"}
         assert httpx.get(base + "/v1/models", headers=auth).status_code == 200
+        off = httpx.get(base + "/metrics", headers=auth)  # no --enable-metrics: 404, as SGLang
+        assert off.status_code == 404 and "--enable-metrics" in off.json()["error"]["message"]
 
         result = {}
 
