@@ -14,6 +14,7 @@ from sglang.constrained.registry import DEFAULT_GRAMMAR_BACKEND, grammar_backend
 SCHEDULE_POLICIES = ("fcfs", "lpm")
 LOAD_FORMATS = ("auto", "safetensors", "pt", "gguf", "dummy")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+SAMPLING_DEFAULTS = ("model", "openai")  # as sglang.model_loader.tokenizer has them
 QUANTIZATIONS = ("int4",)  # weight-only, computed at load time (sglang.layers.linear)
 
 
@@ -57,6 +58,7 @@ class ServerArgs:
     grammar_backend: str = DEFAULT_GRAMMAR_BACKEND  # xgrammar | llguidance (sglang.constrained)
     tool_call_parser: str | None = None  # None / "auto": detected from the chat template
     reasoning_parser: str | None = None  # None: no reasoning separation; "auto": detected
+    sampling_defaults: str = "model"  # "model": the model's generation config; "openai": none
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -98,9 +100,14 @@ class ServerArgs:
             raise ValueError(f"--tool-call-parser must be one of {tool_parsers()}")
         if self.reasoning_parser is not None and self.reasoning_parser not in reasoning_parsers():
             raise ValueError(f"--reasoning-parser must be one of {reasoning_parsers()}")
+        if self.sampling_defaults not in SAMPLING_DEFAULTS:
+            raise ValueError(f"--sampling-defaults must be one of {SAMPLING_DEFAULTS}")
 
     def resolve_defaults(self, backend_defaults: Any) -> None:
         """Fill unset values from the backend's ServerDefaults, then the core's own."""
+        if self.mem_fraction_static is None:  # the backend's KV cap holds only then
+            cap = getattr(backend_defaults, "kv_cache_bytes", None)
+            self.extra.setdefault("kv_cache_bytes", cap)
         for name in ("mem_fraction_static", "chunked_prefill_size", "max_running_requests"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(backend_defaults, name, None))
@@ -364,6 +371,14 @@ def add_cli_args(parser, attention_backends=None) -> None:
         default=None,
         choices=reasoning_parsers(),
         help="split <think> reasoning into reasoning_content (default: off)",
+    )
+    g.add_argument(
+        "--sampling-defaults",
+        default=d.sampling_defaults,
+        choices=SAMPLING_DEFAULTS,
+        help="sampling parameters a request leaves unset: 'model' takes the model's generation "
+        "config (temperature, top_p, top_k, min_p, repetition_penalty), 'openai' OpenAI's "
+        "(temperature 1, top_p 1)",
     )
 
 

@@ -43,6 +43,20 @@ def test_dtype_resolution(tmp_path, save_llama):
         load_model_config(tmp_path, dtype="int3")
 
 
+def test_backend_preferred_dtype(tmp_path, save_llama, default_gguf):
+    """--dtype auto takes the backend's preferred type where the checkpoint is float32 or
+    quantized (as vLLM and SGLang serve float32 checkpoints in half precision); an explicit
+    --dtype and a half-precision checkpoint keep theirs."""
+    save_llama(tmp_path)
+    config = load_model_config(tmp_path, preferred="bfloat16")
+    assert config.dtype == torch.bfloat16 and "preferred" in config.dtype_reason
+    assert load_model_config(tmp_path, dtype="float32", preferred="bfloat16").dtype == (
+        torch.float32
+    )
+    assert load_model_config(default_gguf, preferred="bfloat16").dtype == torch.bfloat16
+    assert load_model_config(default_gguf, preferred=None).dtype == torch.float32
+
+
 def test_bfloat16_checkpoint_stays_bfloat16(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -51,6 +65,7 @@ def test_bfloat16_checkpoint_stays_bfloat16(tmp_path):
                                          vocab_size=50)).to(torch.bfloat16)
     model.save_pretrained(tmp_path)
     assert load_model_config(tmp_path).dtype == torch.bfloat16
+    assert load_model_config(tmp_path, preferred="float16").dtype == torch.bfloat16
     _drop_config_dtype(tmp_path)
     assert load_model_config(tmp_path).dtype == torch.bfloat16
 

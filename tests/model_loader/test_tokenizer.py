@@ -10,6 +10,7 @@ from sglang.model_loader import (
     chat_template,
     generation_defaults,
     load_tokenizer,
+    sampling_defaults,
 )
 
 
@@ -97,4 +98,35 @@ def test_generation_defaults(tmp_path, save_llama, default_gguf):
     assert generation_defaults(tmp_path) == {"eos_token_ids": [2]}
     os.remove(tmp_path / "generation_config.json")
     assert generation_defaults(tmp_path) == {}
-    assert generation_defaults(default_gguf) == {}
+    # The embedded model's GGUF has no general.sampling.* keys: its model card's settings.
+    assert generation_defaults(default_gguf) == {"temperature": 0.2, "top_p": 0.9}
+
+
+def test_sampling_defaults_modes(tmp_path, save_llama):
+    save_llama(tmp_path)
+    generation = {"temperature": 0.6, "top_k": 20, "eos_token_id": 2, "do_sample": True}
+    (tmp_path / "generation_config.json").write_text(json.dumps(generation))
+    assert sampling_defaults(tmp_path) == {"temperature": 0.6, "top_k": 20}
+    assert sampling_defaults(tmp_path, "openai") == {}
+    with pytest.raises(ValueError, match="--sampling-defaults"):
+        sampling_defaults(tmp_path, "vllm")
+
+
+def test_gguf_sampling_metadata(tmp_path):
+    """llama.cpp's general.sampling.* keys in a GGUF file become the sampling defaults."""
+    import gguf
+    import numpy as np
+
+    path = str(tmp_path / "tiny.gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_float32("general.sampling.temp", 0.7)
+    writer.add_float32("general.sampling.top_p", 0.8)
+    writer.add_int32("general.sampling.top_k", 40)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    defaults = generation_defaults(path)
+    assert defaults["top_k"] == 40
+    assert abs(defaults["temperature"] - 0.7) < 1e-6 and abs(defaults["top_p"] - 0.8) < 1e-6

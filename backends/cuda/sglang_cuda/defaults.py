@@ -32,7 +32,16 @@ def server_defaults(total_memory_bytes: int) -> ServerDefaults:
         if bound is None or total_memory_bytes < bound:
             break
     return ServerDefaults(
+        dtype=preferred_dtype(),
         chunked_prefill_size=chunk,
         graph_batch_sizes=graph_batch_sizes(max_bs),
         mem_fraction_static=fraction,
     )
+
+
+def preferred_dtype() -> str:
+    """bfloat16 from Ampere on (SGLang's and vLLM's choice for float32 checkpoints there),
+    float16 before it."""
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"

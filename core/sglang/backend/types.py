@@ -129,6 +129,10 @@ class ServerDefaults:
     # float32 checkpoint or a quantized GGUF file): the fastest type this device computes in
     # at full quality, e.g. "bfloat16" on CPUs with AVX-512 BF16 or AMX. None: float32.
     dtype: str | None = None
+    # A cap on the KV pool's bytes for devices whose memory the host shares (vLLM's CPU
+    # backend defaults to 4 GiB): a CPU pool sized as a fraction of RAM would take most of
+    # it for a small model. It yields to an explicit --mem-fraction-static. None: no cap.
+    kv_cache_bytes: int | None = None
 
 
 def match_case_id(pattern: str, case_id: str) -> bool:

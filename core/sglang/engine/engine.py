@@ -18,14 +18,11 @@ from typing import Any
 
 from sglang.engine.launcher import launch, stop_scheduler
 from sglang.engine.tokenizer_manager import TokenizerManager
-from sglang.model_loader import generation_defaults
+from sglang.model_loader import sampling_defaults
 from sglang.sampling.params import SamplingParams
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
-
-# generation_config.json keys that become sampling defaults (SGLang's --sampling-defaults model)
-MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
 class Engine:
@@ -35,11 +32,7 @@ class Engine:
         launched = launch(self.args)
         self._handle, self.server_info = launched.handle, launched.info
         self.tokenizer = tokenizer = launched.tokenizer
-        self.sampling_defaults = {
-            k: v
-            for k, v in generation_defaults(launched.source).items()
-            if k in MODEL_DEFAULT_KEYS
-        }
+        self.sampling_defaults = sampling_defaults(launched.source, self.args.sampling_defaults)
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

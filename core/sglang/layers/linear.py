@@ -143,11 +143,14 @@ def _tensors(value: Any):
             yield from _tensors(v)
 
 
-def prepare_linear_layers(model: nn.Module, quantization: str | None = None) -> None:
-    """Prepare every Linear of `model` (the LM head included) once its weights are loaded."""
+def prepare_linear_layers(
+    model: nn.Module, quantization: str | None = None, keep_dense: frozenset[int] = frozenset()
+) -> None:
+    """Prepare every Linear of `model` (the LM head included) once its weights are loaded.
+    keep_dense: id() of weight parameters whose layers are not quantized."""
     layers = [m for m in model.modules() if isinstance(m, Linear)]
     for layer in layers:
-        layer.prepare(quantization)
+        layer.prepare(None if id(layer.weight) in keep_dense else quantization)
     if quantization:
         done = sum(layer.gemm_op != "gemm.dense" for layer in layers)
         logger.info("%s: %d of %d linear layers quantized", quantization, done, len(layers))

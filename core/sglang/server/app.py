@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from sglang.engine.launcher import Launched, launch, stop_scheduler
 from sglang.engine.preflight import DEFAULT_MODEL_NAME  # noqa: F401 (its old home)
 from sglang.engine.tokenizer_manager import TokenizerManager
-from sglang.model_loader import generation_defaults
+from sglang.model_loader import sampling_defaults
 from sglang.server import metrics, native_api, openai_api
 from sglang.server.errors import APIError, error_response
 from sglang.server.state import ServerState
@@ -21,7 +21,6 @@ from sglang.server_args import ServerArgs
 logger = logging.getLogger(__name__)
 
 OPEN_ROUTES = ("/health",)
-MODEL_DEFAULT_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
 def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
@@ -37,9 +36,7 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
         manager = TokenizerManager(tokenizer, handle.scheduler_in, handle.scheduler_out, info)
         manager.start()
         state = ServerState(args, manager, info, source)
-        state.sampling_defaults = {
-            k: v for k, v in generation_defaults(source).items() if k in MODEL_DEFAULT_KEYS
-        }
+        state.sampling_defaults = sampling_defaults(source, args.sampling_defaults)
         app.state.server = state
         logger.info(
             "serving %s on %s (%s) at http://%s:%d",

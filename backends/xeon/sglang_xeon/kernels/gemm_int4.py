@@ -176,7 +176,12 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
     if w.native is not None and 0 < m <= NATIVE_MAX_M and x.dtype == torch.bfloat16:
         out = native.ops.int4_gemm(x, w.native, w.group_size, w.n)
         return out if bias is None else out + bias.to(out.dtype)
-    if w.packed is None or not 0 < m <= SMALL_M or x.dtype != w.scales_zeros.dtype:
+    if (
+        w.packed is None
+        or not 0 < m <= SMALL_M
+        or x.dtype != w.scales_zeros.dtype
+        or x.dtype == torch.float32  # aten's float32 int4 GEMV is ~3x slower than dense float32
+    ):
         return packed_linear(x, w.dense, bias)
     xs = x if w.perm is None else x.index_select(1, w.perm)
     out = torch.ops.aten._weight_int4pack_mm_for_cpu(
