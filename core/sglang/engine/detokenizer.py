@@ -9,6 +9,7 @@ string is held back too, so a stream never shows a stop string that the final te
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,15 +55,20 @@ class IncrementalDetokenizer:
             self.prefix_offset = self.read_offset
             self.read_offset = len(self.ids)
 
-    def finish(self, matched_stop: str | None = None) -> None:
-        """Flush what was held back for an incomplete character; trim a matched stop string."""
+    def finish(self, matched_stop: str | None = None, regex: bool = False) -> None:
+        """Flush what was held back for an incomplete character; trim a matched stop string
+        (or, with `regex`, the first match of a stop_regex pattern)."""
         tail = self._decode(self.ids[self.prefix_offset :])
         prefix_text = self._decode(self.ids[self.prefix_offset : self.read_offset])
         if len(tail) > len(prefix_text):
             self.text += tail[len(prefix_text) :]
             self.prefix_offset = self.read_offset = len(self.ids)
         if matched_stop and not self.no_stop_trim:
-            cut = self.text.find(matched_stop)
+            if regex:
+                match = re.search(matched_stop, self.text)
+                cut = match.start() if match else -1
+            else:
+                cut = self.text.find(matched_stop)
             if cut >= 0:
                 self.text = self.text[:cut]
 

@@ -33,10 +33,12 @@ class ReqState:
     detok: IncrementalDetokenizer | None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     output_ids: list[int] = field(default_factory=list)
-    output_logprobs: list[float] = field(default_factory=list)
-    output_top_logprobs: list[Any] = field(default_factory=list)
-    prompt_logprobs: list[Any] | None = None
-    prompt_top_logprobs: list[Any] | None = None
+    # SGLang's logprob tuples (logprob, token_id, text or None), grown chunk by chunk
+    output_token_logprobs: list[tuple] = field(default_factory=list)
+    output_top_logprobs: list[list[tuple]] = field(default_factory=list)
+    input_token_logprobs: list[tuple] | None = None
+    input_top_logprobs: list[list[tuple] | None] | None = None
+    return_text_in_logprobs: bool = False
     created: float = field(default_factory=time.monotonic)
     first_token_time: float | None = None
 
@@ -131,9 +133,11 @@ class TokenizerManager:
         return_logprob: bool = False,
         logprob_start_len: int | None = None,
         top_logprobs_num: int = 0,
+        return_text_in_logprobs: bool = False,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yields a dict per output chunk (cumulative text and ids); the last has a finish
-        reason. Cancelling the iteration aborts the request in the scheduler."""
+        reason. Cancelling the iteration aborts the request in the scheduler. Logprobs come
+        as SGLang's (logprob, token_id, text) tuples, text None unless return_text_in_logprobs."""
         self.start()
         rid = rid or uuid.uuid4().hex
         if rid in self.states:
@@ -150,10 +154,13 @@ class TokenizerManager:
             )
         if vocab is not None and any(t < 0 or t >= vocab for t in prompt_ids):
             raise ValueError(f"input_ids must be in [0, {vocab})")
-        if params.stop and self.tokenizer is None:
+        if (params.stop or params.stop_regex) and self.tokenizer is None:
             raise ValueError(
-                "stop strings need a tokenizer (the engine runs with skip_tokenizer_init)"
+                "stop strings and stop_regex need a tokenizer (the engine runs with "
+                "skip_tokenizer_init)"
             )
+        if return_text_in_logprobs and self.tokenizer is None:
+            raise ValueError("return_text_in_logprobs needs a tokenizer")
         detok = None
         if self.tokenizer is not None:
             detok = IncrementalDetokenizer(
@@ -164,7 +171,7 @@ class TokenizerManager:
                 params.stop,
                 params.no_stop_trim,
             )
-        state = ReqState(prompt_ids, params, detok)
+        state = ReqState(prompt_ids, params, detok, return_text_in_logprobs=return_text_in_logprobs)
         self.states[rid] = state
         lps = -1
         if return_logprob:
@@ -200,7 +207,9 @@ class TokenizerManager:
                 new_ids = new_ids[:-1]
             state.detok.add(new_ids)
             if out.finished is not None:
-                state.detok.finish(matched if isinstance(matched, str) else None)
+                state.detok.finish(
+                    matched if isinstance(matched, str) else None, out.finished.regex
+                )
             state.detok.delta(out.finished is not None)
             text = state.detok.text[: state.detok.emitted]
         meta: dict[str, Any] = {
@@ -215,25 +224,37 @@ class TokenizerManager:
         if state.first_token_time is not None:
             meta["ttft"] = state.first_token_time - state.created
         if return_logprob:
-            state.output_logprobs.extend(out.output_logprobs)
-            state.output_top_logprobs.extend(out.output_top_logprobs)
-            if out.prompt_logprobs is not None:
-                state.prompt_logprobs = out.prompt_logprobs
-                state.prompt_top_logprobs = out.prompt_top_logprobs
-            meta["output_token_logprobs"] = [
-                (lp, tid, None) for lp, tid in zip(state.output_logprobs, state.output_ids)
-            ]
-            meta["output_top_logprobs"] = [
-                [(lp, tid, None) for tid, lp in (tops or [])] for tops in state.output_top_logprobs
-            ]
-            if state.prompt_logprobs is not None:
-                start = len(state.prompt_ids) - len(state.prompt_logprobs)
-                meta["input_token_logprobs"] = [
-                    (lp, tid, None)
-                    for lp, tid in zip(state.prompt_logprobs, state.prompt_ids[start:])
-                ]
-                meta["input_top_logprobs"] = [
-                    [(lp, tid, None) for tid, lp in tops] if tops else None
-                    for tops in state.prompt_top_logprobs
-                ]
+            self._add_logprobs(state, out, meta)
         return {"text": text, "output_ids": list(state.output_ids), "meta_info": meta}
+
+    def _add_logprobs(self, state: ReqState, out: StepOutput, meta: dict[str, Any]) -> None:
+        """Extend the request's logprob tuples by this chunk's and put them in `meta`."""
+        tuples = self._logprob_tuples if state.return_text_in_logprobs else _no_text_tuples
+        new_ids = state.output_ids[len(state.output_token_logprobs) :]
+        state.output_token_logprobs.extend(tuples(zip(out.output_logprobs, new_ids)))
+        state.output_top_logprobs.extend(
+            tuples((lp, tid) for tid, lp in (tops or [])) for tops in out.output_top_logprobs
+        )
+        if out.prompt_logprobs is not None:
+            start = len(state.prompt_ids) - len(out.prompt_logprobs)
+            state.input_token_logprobs = tuples(zip(out.prompt_logprobs, state.prompt_ids[start:]))
+            state.input_top_logprobs = [
+                tuples((lp, tid) for tid, lp in tops) if tops else None
+                for tops in out.prompt_top_logprobs
+            ]
+        meta["output_token_logprobs"] = list(state.output_token_logprobs)
+        meta["output_top_logprobs"] = list(state.output_top_logprobs)
+        if state.input_token_logprobs is not None:
+            meta["input_token_logprobs"] = state.input_token_logprobs
+            meta["input_top_logprobs"] = state.input_top_logprobs
+
+    def _logprob_tuples(self, pairs) -> list[tuple]:
+        """(logprob, token_id) pairs as (logprob, token_id, token text); the text of one token
+        decoded alone, special tokens kept (SGLang's detokenize_logprob_tokens)."""
+        pairs = list(pairs)
+        texts = self.tokenizer.batch_decode([[tid] for _, tid in pairs]) if pairs else []
+        return [(lp, tid, text) for (lp, tid), text in zip(pairs, texts)]
+
+
+def _no_text_tuples(pairs) -> list[tuple]:
+    return [(lp, tid, None) for lp, tid in pairs]

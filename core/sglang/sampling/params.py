@@ -1,14 +1,30 @@
 """SamplingParams with SGLang's names, defaults and validation.
 
 Invalid values raise `ValueError` naming the parameter, which the server turns into HTTP 400.
+Every field upstream SGLang accepts is either a field here or in `REFUSED`: accepted when it
+asks for nothing (null, its default), refused by name otherwise; never silently dropped.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 GREEDY_EPS = 1e-6  # temperatures below this decode greedily (top_k = 1)
+MAX_STOP_COUNT = 32  # SGLang's limits on stop strings and stop_regex patterns
+MAX_STOP_REGEX_LEN = 256  # bytes
+
+# Upstream fields this engine does not implement: name -> (values that ask for nothing, error).
+REFUSED: dict[str, tuple[tuple[Any, ...], str]] = {
+    "structural_tag": (
+        (None, ""),
+        "structural_tag is not supported (use json_schema, regex, ebnf)",
+    ),
+    "custom_params": ((None, {}), "custom_params is not supported (no custom logit processors)"),
+    "beam_width": ((None, 1), "beam_width above 1 is not supported (no beam search)"),
+    "watermark": ((None,), "watermark is not supported"),
+}
 
 
 @dataclass
@@ -24,6 +40,7 @@ class SamplingParams:
     repetition_penalty: float = 1.0
     stop: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
+    stop_regex: list[str] = field(default_factory=list)
     ignore_eos: bool = False
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
@@ -34,12 +51,18 @@ class SamplingParams:
     json_schema: str | None = None
     regex: str | None = None
     ebnf: str | None = None
+    stream_interval: int | None = None  # tokens per streamed chunk; None: the server's
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SamplingParams:
         d = dict(d or {})
         if "seed" in d and "sampling_seed" not in d:
             d["sampling_seed"] = d.pop("seed")
+        for name, (inert, error) in REFUSED.items():
+            if name in d:
+                value = d.pop(name)
+                if not any(value == v and type(value) is type(v) for v in inert):
+                    raise ValueError(f"{error}, got {value!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -50,9 +73,8 @@ class SamplingParams:
         return p
 
     def normalize(self) -> None:
-        if isinstance(self.stop, str):
-            self.stop = [self.stop]
-        self.stop = [s for s in (self.stop or []) if s]
+        self.stop = _strings(self.stop, "stop")
+        self.stop_regex = _strings(self.stop_regex, "stop_regex")
         self.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
         self.logit_bias = {int(k): float(v) for k, v in (self.logit_bias or {}).items()}
         if 0 <= self.temperature < GREEDY_EPS:
@@ -90,6 +112,15 @@ class SamplingParams:
             bad("min_new_tokens", "must be <= max_new_tokens")
         if self.n < 1:
             bad("n", "must be >= 1")
+        if self.stream_interval is not None and (
+            not isinstance(self.stream_interval, int) or self.stream_interval < 1
+        ):
+            bad("stream_interval", "must be an integer >= 1")
+        if self.sampling_seed is not None and not isinstance(self.sampling_seed, int):
+            bad("sampling_seed", "must be an integer")
+        if len(self.stop) > MAX_STOP_COUNT:
+            raise ValueError(f"stop takes at most {MAX_STOP_COUNT} strings, got {len(self.stop)}")
+        self._verify_stop_regex()
         constraints = [k for k in ("json_schema", "regex", "ebnf") if getattr(self, k) is not None]
         if len(constraints) > 1:
             raise ValueError(
@@ -101,3 +132,29 @@ class SamplingParams:
                     raise ValueError(
                         f"token id {tok} is outside the vocabulary (size {vocab_size})"
                     )
+
+    def _verify_stop_regex(self) -> None:
+        if len(self.stop_regex) > MAX_STOP_COUNT:
+            raise ValueError(
+                f"stop_regex takes at most {MAX_STOP_COUNT} patterns, got {len(self.stop_regex)}"
+            )
+        for pattern in self.stop_regex:
+            if len(pattern.encode()) > MAX_STOP_REGEX_LEN:
+                raise ValueError(
+                    f"stop_regex {pattern[:40]!r}... is over the {MAX_STOP_REGEX_LEN}-byte limit"
+                )
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"stop_regex {pattern!r} is not a valid regex: {e}") from None
+
+
+def _strings(value: Any, name: str) -> list[str]:
+    """A string or a list of strings as a list without empty strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a string or a list of strings, got {value!r}")
+    return [v for v in value if v]

@@ -14,8 +14,9 @@ from sglang.sampling.params import SamplingParams
 @dataclass
 class FinishReason:
     type: str  # "stop" | "length" | "abort"
-    matched: int | str | None = None  # the token id or stop string that ended it
+    matched: int | str | None = None  # the token id, stop string or stop_regex that ended it
     message: str | None = None
+    regex: bool = False  # matched is a stop_regex pattern
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}

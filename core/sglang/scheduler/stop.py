@@ -1,8 +1,10 @@
 """Stop conditions, checked after every new token (SGLang's order): min_new_tokens, length,
-EOS, stop token ids, stop strings (on decoded text, so they may span tokens)."""
+EOS, stop token ids, stop strings, stop_regex (both on decoded text, so they may span tokens)."""
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from sglang.scheduler.req import FinishReason, Req
@@ -35,4 +37,19 @@ class StopChecker:
             for s in p.stop:
                 if s in tail:
                     return FinishReason("stop", s)
+        if p.stop_regex and self.tokenizer is not None:
+            for pattern in p.stop_regex:
+                compiled, width = _compiled(pattern)
+                window = out if width is None else out[-(width + 8) :]
+                if compiled.search(self.tokenizer.decode(window, skip_special_tokens=False)):
+                    return FinishReason("stop", pattern, regex=True)
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(pattern: str) -> tuple[re.Pattern, int | None]:
+    """The pattern and the most characters one match can span (None: unbounded), which bounds
+    the output tail to decode, as for stop strings."""
+    compiled = re.compile(pattern)
+    width = re._parser.parse(pattern).getwidth()[1]
+    return compiled, (None if width >= re._parser.MAXREPEAT else width)

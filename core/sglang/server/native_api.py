@@ -1,9 +1,11 @@
-"""SGLang's native routes: /generate, /health, /health_generate, /get_model_info,
-/get_server_info, /flush_cache, /abort_request, /tokenize, /detokenize, /metrics."""
+"""SGLang's native routes: /generate, /health, /health_generate, /get_model_info (and
+/model_info), /get_server_info (and /server_info), /flush_cache, /abort_request, /tokenize,
+/detokenize, /metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -11,10 +13,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from sglang.sampling.params import SamplingParams
 from sglang.server.errors import APIError
-from sglang.server.openai_api import collect, merged, sse, state_of
+from sglang.server.openai_api import MAX_N, collect, merged, sse, state_of
 from sglang.server.openapi_bodies import generate_openapi
 from sglang.server.protocol import AbortRequestBody, DetokenizeRequest, TokenizeRequest
+from sglang.server.request_fields import check_generate_body
 from sglang.server.state import ClientGone
 
 router = APIRouter()
@@ -38,10 +42,24 @@ def as_list(value: Any, n: int, name: str) -> list:
     return [value] * n
 
 
+def int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise APIError(400, f"{name} must be an integer, got {value!r}", name)
+    return value
+
+
+def nth_sample(params: SamplingParams, i: int) -> SamplingParams:
+    """Sample i of n: n = 1, and its own seed when a seed is given (as the OpenAI routes do)."""
+    seed = params.sampling_seed
+    return dataclasses.replace(params, n=1, sampling_seed=seed + i if seed is not None else None)
+
+
 @router.post("/generate", openapi_extra=generate_openapi())
 async def generate(request: Request):
     state = state_of(request)
     body = await json_body(request)
+    check_generate_body(body)
     text, input_ids = body.get("text"), body.get("input_ids")
     if (text is None) == (input_ids is None):
         raise APIError(400, "give exactly one of text or input_ids")
@@ -65,8 +83,9 @@ async def generate(request: Request):
         raise APIError(400, "stream takes a single prompt")
     kw = dict(
         return_logprob=bool(body.get("return_logprob", False)),
-        logprob_start_len=body.get("logprob_start_len"),
-        top_logprobs_num=int(body.get("top_logprobs_num") or 0),
+        logprob_start_len=int_field(body, "logprob_start_len"),
+        top_logprobs_num=int_field(body, "top_logprobs_num") or 0,
+        return_text_in_logprobs=bool(body.get("return_text_in_logprobs", False)),
     )
     rids = body.get("rid")
     rids = (
@@ -80,9 +99,16 @@ async def generate(request: Request):
             raise APIError(400, "sampling_params must be an object", "sampling_params")
         params = state.sampling_params(sp)
         ids = state.fit_prompt(list(ids), params.max_new_tokens)
-        if params.n != 1:
-            raise APIError(400, "n > 1 is supported on the OpenAI routes; send copies here", "n")
-        streams.append(state.generate(None if stream else request, ids, params, rid=rid, **kw))
+        if not 1 <= params.n <= MAX_N:
+            raise APIError(400, f"n must be in [1, {MAX_N}], got {params.n}", "n")
+        if params.n > 1 and stream:
+            raise APIError(400, "stream takes n = 1", "n")
+        # SGLang's parallel sampling: n copies of the prompt, prompt-major in the answer
+        for i in range(params.n):
+            copy_rid = rid if params.n == 1 else f"{rid}-{i}"
+            watch = None if stream else request
+            streams.append(state.generate(watch, ids, nth_sample(params, i), rid=copy_rid, **kw))
+        batch = batch or params.n > 1
     if stream:
 
         async def events():
@@ -102,7 +128,10 @@ async def generate(request: Request):
 
 
 @router.get("/health")
-async def health() -> Response:
+async def health(request: Request) -> Response:
+    failure = state_of(request).manager.failure
+    if failure is not None:
+        raise APIError(503, str(failure))
     return Response(status_code=200)
 
 
@@ -119,6 +148,7 @@ async def health_generate(request: Request) -> Response:
 
 
 @router.get("/get_model_info")
+@router.get("/model_info", operation_id="model_info")
 async def get_model_info(request: Request):
     state = state_of(request)
     return {
@@ -132,6 +162,7 @@ async def get_model_info(request: Request):
 
 
 @router.get("/get_server_info")
+@router.get("/server_info", operation_id="server_info")
 async def get_server_info(request: Request):
     state = state_of(request)
     stats = await state.refresh_scheduler_gauges()

@@ -14,7 +14,19 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from sglang.server.chat_tools import ChoiceOutput, plan_tools, template_tool_calls
 from sglang.server.errors import APIError
-from sglang.server.protocol import ROLES, ChatCompletionRequest, CompletionRequest, SamplingFields
+from sglang.server.protocol import (
+    ROLES,
+    ChatCompletionRequest,
+    CompletionRequest,
+    ContentPart,
+    SamplingFields,
+)
+from sglang.server.request_fields import (
+    OPENAI_INFORMATIONAL,
+    OPENAI_REFUSED,
+    refuse_unknown,
+    refuse_unserved,
+)
 from sglang.server.response_format import constrained_fields
 from sglang.server.state import ClientGone, ServerState
 
@@ -35,6 +47,7 @@ def sampling_fields(req: SamplingFields, max_new_tokens: int) -> dict[str, Any]:
         "presence_penalty": req.presence_penalty,
         "stop": [req.stop] if isinstance(req.stop, str) else list(req.stop or []),
         "stop_token_ids": req.stop_token_ids or [],
+        "stop_regex": req.stop_regex,
         "ignore_eos": req.ignore_eos,
         "skip_special_tokens": req.skip_special_tokens,
         "no_stop_trim": req.no_stop_trim,
@@ -52,7 +65,12 @@ def sampling_fields(req: SamplingFields, max_new_tokens: int) -> dict[str, Any]:
     return fields
 
 
-def check_common(state: ServerState, req: SamplingFields, max_tokens: int | None) -> None:
+def check_common(
+    state: ServerState, req: SamplingFields, max_tokens: int | None, route: str
+) -> None:
+    extra = req.model_extra or {}
+    refuse_unserved(extra, OPENAI_REFUSED, route)
+    refuse_unknown(set(extra), set(OPENAI_REFUSED) | OPENAI_INFORMATIONAL, route)
     state.check_model(req.model)
     if max_tokens is not None and max_tokens < 1:
         raise APIError(400, f"max_tokens must be at least 1, got {max_tokens}", "max_tokens")
@@ -79,7 +97,10 @@ def finish_reason(meta: dict) -> str | None:
     return None if reason is None else reason["type"]
 
 
-def token_text(state: ServerState, token_id: int) -> str:
+def token_text(state: ServerState, token_id: int, text: str | None = None) -> str:
+    """A logprob tuple's text, or the token decoded alone (its id without a tokenizer)."""
+    if text is not None:
+        return text
     return state.tokenizer.decode([token_id]) if state.tokenizer is not None else str(token_id)
 
 
@@ -144,7 +165,7 @@ def chat_messages(req: ChatCompletionRequest) -> list[dict[str, Any]]:
             )
         content = m.content
         if isinstance(content, list):
-            content = "".join(p.text or "" for p in content if p.type == "text")
+            content = "".join(text_part(p, i, j) for j, p in enumerate(content))
         message: dict[str, Any] = {"role": m.role, "content": content or ""}
         extra = m.model_extra or {}
         if m.name is not None:
@@ -158,14 +179,30 @@ def chat_messages(req: ChatCompletionRequest) -> list[dict[str, Any]]:
     return out
 
 
+def text_part(part: ContentPart, i: int, j: int) -> str:
+    """The text of a message content part; a 400 naming any other part type (image_url,
+    input_audio, file, ...): this server serves text models."""
+    where = f"messages[{i}].content[{j}]"
+    if part.type != "text":
+        raise APIError(
+            400,
+            f"{where} is a {part.type!r} part; this server serves text models and takes only "
+            "text parts",
+            "messages",
+        )
+    if not isinstance(part.text, str):
+        raise APIError(400, f"{where} is a text part without text", "messages")
+    return part.text
+
+
 def chat_logprobs(state: ServerState, meta: dict, start: int, end: int) -> dict | None:
     if "output_token_logprobs" not in meta:
         return None
     content = []
     tokens = meta["output_token_logprobs"][start:end]
     tops = meta["output_top_logprobs"][start:end]
-    for (lp, tid, _), top in zip(tokens, tops):
-        text = token_text(state, tid)
+    for (lp, tid, text), top in zip(tokens, tops):
+        text = token_text(state, tid, text)
         content.append(
             {
                 "token": text,
@@ -173,11 +210,11 @@ def chat_logprobs(state: ServerState, meta: dict, start: int, end: int) -> dict 
                 "bytes": list(text.encode()),
                 "top_logprobs": [
                     {
-                        "token": token_text(state, t),
+                        "token": token_text(state, t, t_text),
                         "logprob": v,
-                        "bytes": list(token_text(state, t).encode()),
+                        "bytes": list(token_text(state, t, t_text).encode()),
                     }
-                    for v, t, _ in top
+                    for v, t, t_text in top
                 ],
             }
         )
@@ -190,7 +227,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     max_tokens = (
         req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     )
-    check_common(state, req, max_tokens)
+    check_common(state, req, max_tokens, "/v1/chat/completions")
     plan = plan_tools(
         req.tools,
         req.tool_choice,
@@ -198,7 +235,15 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
         state.tool_call_parser,
         state.args.grammar_backend,
     )
-    template_kwargs = req.chat_template_kwargs or {}
+    template_kwargs = dict(req.chat_template_kwargs or {})
+    if req.reasoning_effort is not None:
+        if "reasoning_effort" not in (state.chat_template or ""):
+            raise APIError(
+                400,
+                "reasoning_effort has no effect on this model: its chat template takes none",
+                "reasoning_effort",
+            )
+        template_kwargs.setdefault("reasoning_effort", req.reasoning_effort)
     ids = state.render_chat(chat_messages(req), tools=plan.tools, **template_kwargs)
     ids = state.fit_prompt(ids, max_tokens)
     fields = sampling_fields(
@@ -227,7 +272,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
 
     params = [state.sampling_params(seeded(fields, i)) for i in range(req.n)]
     top = (req.top_logprobs or 0) if req.logprobs else 0
-    kw = dict(return_logprob=req.logprobs, top_logprobs_num=top)
+    kw = dict(return_logprob=req.logprobs, top_logprobs_num=top, return_text_in_logprobs=True)
     rid = req.rid or f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     # Streaming responses are cancelled by Starlette when the client goes; others poll for it.
@@ -346,13 +391,13 @@ def completion_logprobs(
         return None
     tokens, token_logprobs, tops, offsets = [], [], [], []
     pos = offset
-    for (lp, tid, _), top in zip(
+    for (lp, tid, text), top in zip(
         meta["output_token_logprobs"][start:end], meta["output_top_logprobs"][start:end]
     ):
-        text = token_text(state, tid)
+        text = token_text(state, tid, text)
         tokens.append(text)
         token_logprobs.append(lp)
-        tops.append({token_text(state, t): v for v, t, _ in top} if top else None)
+        tops.append({token_text(state, t, t_text): v for v, t, t_text in top} if top else None)
         offsets.append(pos)
         pos += len(text)
     return {
@@ -366,16 +411,27 @@ def completion_logprobs(
 @router.post("/v1/completions")
 async def completions(req: CompletionRequest, request: Request):
     state = state_of(request)
-    check_common(state, req, req.max_tokens)
+    check_common(state, req, req.max_tokens, "/v1/completions")
     if req.echo:
         raise APIError(400, "echo is not supported", "echo")
+    if req.suffix:
+        raise APIError(400, "suffix is not supported (no fill-in-the-middle)", "suffix")
+    if req.best_of is not None and req.best_of != req.n:
+        raise APIError(
+            400,
+            f"best_of must equal n when given (no server-side choice among samples), "
+            f"got best_of={req.best_of}, n={req.n}",
+            "best_of",
+        )
     prompts = [
         state.fit_prompt(ids, req.max_tokens) for ids in completion_prompts(state, req.prompt)
     ]
     max_tokens = req.max_tokens if req.max_tokens is not None else 16  # OpenAI's default
     fields = sampling_fields(req, max_tokens)
     top = req.logprobs or 0
-    kw = dict(return_logprob=req.logprobs is not None, top_logprobs_num=top)
+    kw = dict(
+        return_logprob=req.logprobs is not None, top_logprobs_num=top, return_text_in_logprobs=True
+    )
     rid = req.rid or f"cmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     streams = []

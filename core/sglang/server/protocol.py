@@ -28,9 +28,10 @@ class ChatMessage(BaseModel):
 
 
 class SamplingFields(BaseModel):
-    """Fields both routes take: OpenAI's, then SGLang's extras."""
+    """Fields both routes take: OpenAI's, then SGLang's extras. Other fields are kept as extras
+    for `request_fields` to judge: informational, refused by name, or unrecognized (400)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
@@ -50,6 +51,7 @@ class SamplingFields(BaseModel):
     min_tokens: int = 0
     repetition_penalty: float | None = None
     stop_token_ids: list[int] | None = None
+    stop_regex: Union[str, list[str], None] = None
     ignore_eos: bool = False
     skip_special_tokens: bool = True
     no_stop_trim: bool = False
@@ -72,6 +74,7 @@ class ChatCompletionRequest(SamplingFields):
     # SGLang's extras: reasoning_content split off (with --reasoning-parser), streamed or not
     separate_reasoning: bool = True
     stream_reasoning: bool = True
+    reasoning_effort: str | None = None  # to the chat template, as SGLang does
 
 
 class CompletionRequest(SamplingFields):
@@ -79,6 +82,7 @@ class CompletionRequest(SamplingFields):
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
     suffix: str | None = None
+    best_of: int | None = None
 
 
 class TokenizeRequest(BaseModel):
