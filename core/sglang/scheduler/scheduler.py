@@ -635,8 +635,8 @@ class Scheduler:
     def _advance(self, reqs: list[Req], result: SampleOutput) -> list[StepOutput]:
         """Append each request's new token, check whether it finished, collect outputs."""
         outputs = []
-        interval = self.args.stream_interval
         for i, req in enumerate(reqs):
+            interval = req.params.stream_interval or self.args.stream_interval
             token = result.ids[i]
             req.output_ids.append(token)
             if req.return_logprob:
