@@ -1,6 +1,6 @@
 """SGLang's native routes: /generate, /health, /health_generate, /get_model_info (and
 /model_info), /get_server_info (and /server_info), /flush_cache, /abort_request, /tokenize,
-/detokenize, /metrics."""
+/detokenize. (/metrics, with --enable-metrics: sglang.server.metrics.)"""
 
 from __future__ import annotations
 
@@ -208,13 +208,6 @@ async def detokenize(body: DetokenizeRequest, request: Request):
             raise APIError(400, f"token ids must be in [0, {vocab})", "tokens")
     texts = [state.tokenizer.decode(seq) for seq in seqs]
     return {"text": texts if nested else texts[0]}
-
-
-@router.get("/metrics")
-async def metrics(request: Request):
-    state = state_of(request)
-    await state.refresh_scheduler_gauges()
-    return Response(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def _version() -> str:
