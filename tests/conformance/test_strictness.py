@@ -30,9 +30,10 @@ from sglang.ops.norm import rms_norm
 from sglang.ops.rope import rope
 
 ALL_DTYPES = ("float32", "bfloat16", "float16")
+NO_MANIFEST = ConformanceManifest()
 
 
-def make_backend(kernels, manifest=ConformanceManifest(), dtypes=ALL_DTYPES, registry=None):
+def make_backend(kernels, manifest=NO_MANIFEST, dtypes=ALL_DTYPES, registry=None):
     """A backend "t" registering `kernels`: (op, fn, name, priority) tuples."""
 
     class Plugin:
