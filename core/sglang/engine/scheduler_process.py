@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import os
 import pickle
 import traceback
 from dataclasses import asdict, dataclass
@@ -148,8 +149,12 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     ready.send({"ok": True, **info})
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
+    parent = os.getppid()
     try:
         while True:
+            if os.getppid() != parent:  # the server was killed: nobody is left to serve
+                logger.warning("the parent process %d is gone; the scheduler exits", parent)
+                return
             if scheduler.has_runnable():
                 timeout = 0
             else:

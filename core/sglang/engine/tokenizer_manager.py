@@ -43,6 +43,10 @@ class ReqState:
     first_token_time: float | None = None
 
 
+class SchedulerGone(RuntimeError):
+    """The scheduler process has exited: no request can be served any more."""
+
+
 class TokenizerManager:
     def __init__(
         self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: dict | None = None
@@ -58,11 +62,33 @@ class TokenizerManager:
         self.controls: dict[int, asyncio.Future] = {}
         self._control_ids = itertools.count()
         self._loop_task: asyncio.Task | None = None
+        self._watch_task: asyncio.Task | None = None
+        self.failure: SchedulerGone | None = None
 
     # --- plumbing --------------------------------------------------------------------------
     def start(self) -> None:
         if self._loop_task is None:
             self._loop_task = asyncio.get_running_loop().create_task(self._receive_loop())
+
+    def watch(self, process: Any, poll_s: float = 1.0) -> None:
+        """Once `process` (the scheduler) exits, fail every pending and later request and
+        control with SchedulerGone, rather than leave them waiting for outputs forever."""
+
+        async def watch() -> None:
+            while process.is_alive():
+                await asyncio.sleep(poll_s)
+            self.fail(SchedulerGone(f"the scheduler process exited (code {process.exitcode})"))
+
+        self._watch_task = asyncio.get_running_loop().create_task(watch())
+
+    def fail(self, error: SchedulerGone) -> None:
+        self.failure = error
+        for state in self.states.values():
+            state.queue.put_nowait(error)
+        for fut in self.controls.values():
+            if not fut.done():
+                fut.set_exception(error)
+        self.controls.clear()
 
     async def _receive_loop(self) -> None:
         while True:
@@ -79,6 +105,8 @@ class TokenizerManager:
 
     async def control(self, kind: str, timeout: float = 60) -> ControlReply:
         self.start()
+        if self.failure is not None:
+            raise self.failure
         cid = next(self._control_ids)
         fut = asyncio.get_running_loop().create_future()
         self.controls[cid] = fut
@@ -93,6 +121,8 @@ class TokenizerManager:
         await self.push.send(pickle.dumps(ControlRequest("shutdown", -1)))
 
     async def aclose(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         if self._loop_task is not None:
             self._loop_task.cancel()
             try:
@@ -139,6 +169,8 @@ class TokenizerManager:
         reason. Cancelling the iteration aborts the request in the scheduler. Logprobs come
         as SGLang's (logprob, token_id, text) tuples, text None unless return_text_in_logprobs."""
         self.start()
+        if self.failure is not None:
+            raise self.failure
         rid = rid or uuid.uuid4().hex
         if rid in self.states:
             raise ValueError(f"request id {rid!r} is already in use")
@@ -182,12 +214,14 @@ class TokenizerManager:
         try:
             await self.push.send(pickle.dumps(req))
             while not finished:
-                out: StepOutput = await state.queue.get()
+                out: StepOutput | SchedulerGone = await state.queue.get()
+                if isinstance(out, SchedulerGone):
+                    raise out
                 finished = out.finished is not None
                 yield self._chunk(rid, state, out, return_logprob)
         finally:
             self.states.pop(rid, None)
-            if not finished:
+            if not finished and self.failure is None:
                 await self.push.send(pickle.dumps(AbortRequest(rid)))
 
     def _chunk(self, rid: str, state: ReqState, out: StepOutput, return_logprob: bool) -> dict:

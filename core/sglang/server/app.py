@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 
 from sglang.engine.launcher import Launched, launch, stop_scheduler
 from sglang.engine.preflight import DEFAULT_MODEL_NAME  # noqa: F401 (its old home)
-from sglang.engine.tokenizer_manager import TokenizerManager
+from sglang.engine.tokenizer_manager import SchedulerGone, TokenizerManager
 from sglang.model_loader import sampling_defaults
 from sglang.server import metrics, native_api, openai_api
 from sglang.server.errors import APIError, error_response
@@ -35,6 +35,7 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
         )
         manager = TokenizerManager(tokenizer, handle.scheduler_in, handle.scheduler_out, info)
         manager.start()
+        manager.watch(handle.proc)  # requests fail with 503 if the scheduler dies, never hang
         state = ServerState(args, manager, info, source)
         state.sampling_defaults = sampling_defaults(source, args.sampling_defaults)
         app.state.server = state
@@ -63,6 +64,10 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError):
         return error_response(exc.status, exc.message, exc.param, exc.code)
+
+    @app.exception_handler(SchedulerGone)
+    async def scheduler_gone(request: Request, exc: SchedulerGone):
+        return error_response(503, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
