@@ -27,6 +27,7 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
     """The app around a scheduler that `launch(args)` started (`sglang serve` launches it
     before uvicorn runs, so a failed start is one line and no lifespan traceback); without
     one, the lifespan launches it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         started = launched or launch(args)
