@@ -193,6 +193,8 @@ class TokenizerManager:
             )
         if return_text_in_logprobs and self.tokenizer is None:
             raise ValueError("return_text_in_logprobs needs a tokenizer")
+        if vocab is not None and not 0 <= top_logprobs_num <= vocab:
+            raise ValueError(f"top_logprobs_num must be in [0, {vocab}], got {top_logprobs_num}")
         detok = None
         if self.tokenizer is not None:
             detok = IncrementalDetokenizer(

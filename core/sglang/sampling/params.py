@@ -7,6 +7,7 @@ asks for nothing (null, its default), refused by name otherwise; never silently 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -14,6 +15,17 @@ from typing import Any
 GREEDY_EPS = 1e-6  # temperatures below this decode greedily (top_k = 1)
 MAX_STOP_COUNT = 32  # SGLang's limits on stop strings and stop_regex patterns
 MAX_STOP_REGEX_LEN = 256  # bytes
+INT_FIELDS = ("max_new_tokens", "min_new_tokens", "top_k", "n", "sampling_seed", "stream_interval")
+NUMBER_FIELDS = (
+    "temperature",
+    "top_p",
+    "min_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "repetition_penalty",
+)
+FLAG_FIELDS = ("ignore_eos", "skip_special_tokens", "spaces_between_special_tokens", "no_stop_trim")
+INT64_LIMIT = 1 << 63  # integers become int64 tensors and generator seeds
 
 # Upstream fields this engine does not implement: name -> (values that ask for nothing, error).
 REFUSED: dict[str, tuple[tuple[Any, ...], str]] = {
@@ -73,6 +85,7 @@ class SamplingParams:
         return p
 
     def normalize(self) -> None:
+        self._verify_types()
         self.stop = _strings(self.stop, "stop")
         self.stop_regex = _strings(self.stop_regex, "stop_regex")
         self.stop_token_ids = [int(t) for t in (self.stop_token_ids or [])]
@@ -133,6 +146,34 @@ class SamplingParams:
                         f"token id {tok} is outside the vocabulary (size {vocab_size})"
                     )
 
+    def _verify_types(self) -> None:
+        """Before normalize converts anything: a wrong type or a non-finite number is a
+        ValueError naming the field, not a crash here or in the scheduler process."""
+        for name in INT_FIELDS:
+            v = getattr(self, name)
+            if v is not None and not (_is_int(v) and -INT64_LIMIT <= v < INT64_LIMIT):
+                raise ValueError(f"{name} must be a 64-bit integer, got {v!r}")
+        for name in NUMBER_FIELDS:
+            v = getattr(self, name)
+            if not (_is_number(v) and math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
+        for name in FLAG_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("json_schema", "regex", "ebnf"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{name} must be a string, got {v!r}")
+        ids = self.stop_token_ids
+        if ids is not None and not (isinstance(ids, list) and all(_is_int(t) for t in ids)):
+            raise ValueError(f"stop_token_ids must be a list of integers, got {ids!r}")
+        bias = self.logit_bias
+        if bias is not None and not (
+            isinstance(bias, dict)
+            and all(_is_number(b) and math.isfinite(b) for b in bias.values())
+        ):
+            raise ValueError(f"logit_bias must map token ids to finite numbers, got {bias!r}")
+
     def _verify_stop_regex(self) -> None:
         if len(self.stop_regex) > MAX_STOP_COUNT:
             raise ValueError(
@@ -147,6 +188,14 @@ class SamplingParams:
                 re.compile(pattern)
             except re.error as e:
                 raise ValueError(f"stop_regex {pattern!r} is not a valid regex: {e}") from None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _strings(value: Any, name: str) -> list[str]:

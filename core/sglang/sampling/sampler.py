@@ -122,7 +122,9 @@ class Sampler:
             return torch.argmax(logits, dim=-1)
         b, dev = len(inputs), logits.device
         temps = torch.tensor([i.params.temperature for i in inputs], dtype=torch.float32)
-        top_ks = torch.tensor([i.params.top_k for i in inputs], dtype=torch.int32)
+        # top_k >= vocab means all (the op's contract); clamped so it fits in int32
+        top_ks = [min(i.params.top_k, self.vocab_size) for i in inputs]
+        top_ks = torch.tensor(top_ks, dtype=torch.int32)
         top_ps = torch.tensor([i.params.top_p for i in inputs], dtype=torch.float32)
         min_ps = torch.tensor([i.params.min_p for i in inputs], dtype=torch.float32)
         uniforms = torch.empty(b, dtype=torch.float32)

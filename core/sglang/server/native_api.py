@@ -34,6 +34,10 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def as_list(value: Any, n: int, name: str) -> list:
     if isinstance(value, list):
         if len(value) != n:
@@ -75,8 +79,10 @@ async def generate(request: Request):
             raise APIError(400, "input_ids must be a non-empty list", "input_ids")
         batch = isinstance(input_ids[0], list)
         prompts = input_ids if batch else [input_ids]
-        if not all(isinstance(t, int) for p in prompts for t in p):
-            raise APIError(400, "input_ids must hold integers", "input_ids")
+        if not all(isinstance(p, list) and all(_is_int(t) for t in p) for p in prompts):
+            raise APIError(
+                400, "input_ids must be a list of integers or of such lists", "input_ids"
+            )
     sp_list = as_list(body.get("sampling_params") or {}, len(prompts), "sampling_params")
     stream = bool(body.get("stream", False))
     if stream and len(prompts) > 1:
