@@ -186,7 +186,7 @@ def text_part(part: ContentPart, i: int, j: int) -> str:
     if part.type != "text":
         raise APIError(
             400,
-            f"{where} is a {part.type!r} part; this server serves text models and takes only "
+            f"{where} has type {part.type!r}; this server serves text models and takes only "
             "text parts",
             "messages",
         )
