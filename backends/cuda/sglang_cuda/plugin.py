@@ -12,6 +12,7 @@ from sglang.backend import (
     BackendInfo,
     Capabilities,
     ConformanceManifest,
+    ExpectedFailure,
     ProbeResult,
     ServerDefaults,
     hookimpl,
@@ -102,6 +103,34 @@ def sglang_backend_server_defaults(total_memory_bytes: int) -> ServerDefaults:
     return server_defaults(total_memory_bytes)
 
 
+# Measured on an H200 (issue 18's relative-RMS bounds): the Triton scaled GEMM's fp8 path
+# without block scales (kernels/scaled_mm.py, `acc = tl.dot(a, b, acc)` on e4m3 operands) sits
+# at 4.8e-4 (float32, K=1000) and 1.2e-3 (float32, K=4096) relative RMS, where its float32 bound
+# is 2.5e-4, and float16 per-channel at 1.0e-3-1.5e-3 (bound 8.5e-4). The same kernel in
+# Triton's interpreter (exact float32 dots) gives 5e-8 and 2e-4: the error comes from the GPU.
+# Likely Hopper's fp8 MMA accumulating in reduced precision (~14 bits, DeepSeek-V3 report
+# 3.3.2); the fix to try is promoting partial sums to float32 every BLOCK_K (as the block-scale
+# path does, or tl.dot's max_num_imprecise_acc). bfloat16 passes. Strict: remove once fixed.
+_FP8_ON_HOPPER = (
+    "gemm.fp8[f32-M33-K1000-N511-per_tensor-bias]",
+    "gemm.fp8[f32-M33-K1000-N511-per_tensor-static-bias]",
+    "gemm.fp8[f32-M33-K1000-N511-per_channel-bias]",
+    "gemm.fp8[f32-M128-K4096-N256-per_channel-bias]",
+    "gemm.fp8[f16-M7-K257-N129-per_channel]",
+    "gemm.fp8[f16-M33-K1000-N511-per_channel-bias]",
+    "gemm.fp8[f16-M128-K4096-N256-per_channel-bias]",
+)
+
+
 @hookimpl
 def sglang_backend_conformance_manifest() -> ConformanceManifest:
-    return ConformanceManifest()
+    why = (
+        "fp8 GEMM (Triton, per-tensor/per-channel scales) on an H200: relative RMS 4.8e-4 to "
+        "1.5e-3 in float32/float16, above their bounds; exact in the interpreter, so the GPU's "
+        "fp8 accumulation is the suspect (see plugin.py)"
+    )
+    return ConformanceManifest(
+        expected_failures=tuple(
+            ExpectedFailure(case, why, kernel="cuda.fp8_mm") for case in _FP8_ON_HOPPER
+        )
+    )
