@@ -4,6 +4,10 @@ vs transformers, on the same machine with the same thread count.
     python benchmarks/bench_cpu_decode.py [--threads 2] [--dtype bfloat16] [--output 128]
         [--engines sglang,llamacpp,transformers] [--quantization int4] [--json out.jsonl]
 
+Without --dtype / --quantization the engine runs at its defaults, as `sglang serve` does (on
+this GGUF: the backend's preferred dtype and the file's 4-bit layers kept 4-bit); transformers
+then runs in bfloat16.
+
 Workloads:
 - batch-1 decode: one request, a ~64-token prompt, `--output` new tokens (greedy, EOS ignored);
   tokens/s = output tokens / (time after the first token), i.e. decode only.
@@ -38,10 +42,12 @@ def bench_sglang(args) -> dict:
     from sglang.engine.engine import Engine
 
     params = {"max_new_tokens": args.output, "temperature": 0, "ignore_eos": True}
-    with Engine(device="xeon", dtype=args.dtype, log_level="warning", max_total_tokens=16384,
-                quantization=args.quantization) as e:
+    chosen = {k: v for k, v in (("dtype", args.dtype), ("quantization", args.quantization)) if v}
+    with Engine(device="xeon", log_level="warning", **chosen) as e:
+        info = e.server_info
+        print(f"sglang: dtype={info.get('dtype')} quantization={info.get('quantization')}")
         e.generate(PROMPT, {**params, "max_new_tokens": 8})  # warm-up
-        chunks, t0 = [], time.perf_counter()
+        chunks, start = [], time.perf_counter()
         for chunk in e.generate(PROMPT, params, stream=True):
             chunks.append((time.perf_counter(), len(chunk["output_ids"])))
         first_t, first_n = chunks[0]
@@ -50,7 +56,7 @@ def bench_sglang(args) -> dict:
         outs = e.generate(prompts(16), params)
         wall = time.perf_counter() - t0
         total = sum(len(o["output_ids"]) for o in outs)
-    return {"batch1_tok_s": single, "concurrent16_tok_s": total / wall, "ttft_s": first_t - t0}
+    return {"batch1_tok_s": single, "concurrent16_tok_s": total / wall, "ttft_s": first_t - start}
 
 
 def bench_llamacpp(args) -> dict:
@@ -93,7 +99,7 @@ def bench_transformers(args) -> dict:
         resolve_source,
     )
 
-    dtype = getattr(torch, args.dtype)
+    dtype = getattr(torch, args.dtype or "bfloat16")
     source = resolve_source(default_model_path())
     config = load_model_config(source, "float32")
     model = tf.LlamaForCausalLM(config.raw)
@@ -124,10 +130,11 @@ def bench_transformers(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--dtype", default="bfloat16")
+    p.add_argument("--dtype", default=None, help="sglang: the engine's default when unset")
     p.add_argument("--output", type=int, default=128)
     p.add_argument("--engines", default="sglang,llamacpp,transformers")
-    p.add_argument("--quantization", default=None, help="sglang only: e.g. int4")
+    p.add_argument("--quantization", default=None,
+                   help="sglang only: e.g. int4 (unset: the engine's default)")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     import torch
