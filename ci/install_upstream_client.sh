@@ -15,7 +15,6 @@ python3 -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
 $PIP install -q --upgrade pip
 $PIP install -q torch==2.13.0     # the CPU build, as in install.sh (upstream pins a CUDA 2.14.1)
-$PIP install -q --no-deps sglang==0.5.23
 # Its client dependencies, found by running both clients: the frontend language needs the first
 # line (IPython through sglang.utils); bench_serving imports sglang.srt modules that need the rest.
 # torchvision: PyPI's wheel is a CUDA build whose ops cannot load beside the CPU torch; the tests
@@ -24,5 +23,8 @@ $PIP install -q orjson psutil pybase64 packaging pillow starlette msgspec pyzmq 
   requests aiohttp numpy tqdm \
   transformers==5.24.0 datasets==5.2.0 triton==3.9.0 apache-tvm-ffi==0.1.15.post2 \
   sentencepiece==0.2.3 compressed-tensors==0.20.1 gguf==0.19.0 torchvision==0.28.0
+# Last and without its requirements (it pins a CUDA torch 2.14.1 and transformers 5.19.0), so
+# that pip has nothing to report about them.
+$PIP install -q --no-deps sglang==0.5.23
 "$VENV/bin/python" -c "import torch; assert torch.__version__.endswith('+cpu'), torch.__version__"
 touch "$STAMP"
