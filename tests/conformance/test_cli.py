@@ -80,3 +80,19 @@ def test_unknown_backend_is_a_clear_error():
     proc = run_cli("conformance", "--backend", "no-such-chip")
     assert proc.returncode != 0
     assert "no-such-chip" in proc.stdout + proc.stderr
+
+
+def test_reports_check_every_kernel_the_models_and_the_mutants(reports):
+    """Issue 18: rows for every registered kernel, model-level checks that pass, and every
+    mutant of the backend's kernels killed, counted in the report."""
+    found = discover()
+    for name, (proc, path) in reports.items():
+        section = json.loads(path.read_text())["backends"][name]
+        registered = {k.name for k in found.registry.kernels(backend=name)}
+        assert registered <= set(section["kernels"]), name
+        models = [c for c in section["checks"] if c["op"].startswith("model.")]
+        assert {c["op"] for c in models} == {"model.llama", "model.qwen3"}, name
+        assert any(c["status"] == "passed" for c in models), name
+        mutation = section["mutation"]
+        assert mutation["mutants"] > 0 and mutation["killed"] == mutation["mutants"], name
+        assert f"{mutation['killed']} of {mutation['mutants']} mutants killed" in proc.stdout
