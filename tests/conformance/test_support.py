@@ -4,10 +4,10 @@ command written at its top when this fails."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from sglang.backend.discovery import discover
 from sglang.conformance.support import FALLBACK, UNSUPPORTED, markdown, matrix
 from sglang.ops import all_specs
