@@ -28,6 +28,8 @@ schemathesis = pytest.importorskip("schemathesis", reason="the test extra instal
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402 (after importorskip)
 from schemathesis import GenerationMode  # noqa: E402
 from sglang.server.app import create_app  # noqa: E402
+from sglang.server.openapi_bodies import GenerateRequest  # noqa: E402
+from sglang.server.request_fields import GENERATE_SERVED  # noqa: E402
 from sglang.server_args import ServerArgs  # noqa: E402
 
 SERVER_ARGS = (
@@ -161,6 +163,8 @@ def test_schema_describes_every_route(fuzz_server, live_schema):
     generate = live_schema["paths"]["/generate"]["post"]["requestBody"]["content"]
     params = generate["application/json"]["schema"]["properties"]["sampling_params"]["anyOf"][0]
     assert {"max_new_tokens", "temperature", "stop", "json_schema"} <= set(params["properties"])
+    # the documented /generate fields are the ones the route serves
+    assert set(GenerateRequest.model_fields) == GENERATE_SERVED
 
 
 @pytest.mark.parametrize("method,path,mode", FUZZ_CASES)

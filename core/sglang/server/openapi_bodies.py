@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from sglang.sampling.params import SamplingParams
+from sglang.server.request_fields import GENERATE_INFORMATIONAL
 
 
 class GenerateRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
     text: str | list[str] | None = None
     input_ids: list[int] | list[list[int]] | None = None
     sampling_params: dict[str, Any] | list[dict[str, Any]] | None = None
@@ -43,6 +43,11 @@ def generate_openapi() -> dict[str, Any]:
         "anyOf": [one, {"type": "array", "items": one}, {"type": "null"}],
         "description": "one object, or one per prompt of a batch",
     }
+    for name in sorted(GENERATE_INFORMATIONAL):
+        schema["properties"][name] = {"description": "informational: it changes no answer"}
+    # upstream fields this server does not serve are refused by name unless they ask for
+    # nothing (request_fields.GENERATE_REFUSED); the schema leaves them out
+    schema["additionalProperties"] = False
     schema["description"] = "SGLang's native request: exactly one of text or input_ids"
     body = {"required": True, "content": {"application/json": {"schema": schema}}}
     return {"requestBody": body}
