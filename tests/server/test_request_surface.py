@@ -191,3 +191,23 @@ def test_fields_that_ask_for_nothing_are_accepted(server, client):
         model="default", messages=[{"role": "user", "content": text}], max_tokens=1, user="u1"
     )
     assert chat.choices[0].finish_reason == "length"
+
+
+def test_continue_final_message(server, client, tokenizer):
+    messages = [
+        {"role": "user", "content": "Name a color."},
+        {"role": "assistant", "content": "My favorite color is"},
+    ]
+    prompt = tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    assert prompt.endswith("My favorite color is")
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    r = client.chat.completions.create(
+        model="default",
+        messages=messages,
+        max_tokens=4,
+        temperature=0,
+        extra_body={"continue_final_message": True},
+    )
+    assert r.usage.prompt_tokens == len(ids)
+    body = {"input_ids": ids, "sampling_params": {"temperature": 0, "max_new_tokens": 4}}
+    assert r.choices[0].message.content == generate(server, body).json()["text"]

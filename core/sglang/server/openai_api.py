@@ -244,7 +244,19 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
                 "reasoning_effort",
             )
         template_kwargs.setdefault("reasoning_effort", req.reasoning_effort)
-    ids = state.render_chat(chat_messages(req), tools=plan.tools, **template_kwargs)
+    if req.continue_final_message:
+        if req.messages[-1].role != "assistant":
+            raise APIError(
+                400,
+                "continue_final_message needs the last message to be the assistant's",
+                "continue_final_message",
+            )
+        template_kwargs["continue_final_message"] = True
+    try:
+        ids = state.render_chat(chat_messages(req), tools=plan.tools, **template_kwargs)
+    except ValueError as e:  # transformers: the final message is not found in the render
+        msg = f"the chat template cannot continue the messages: {e}"
+        raise APIError(400, msg, "messages") from None
     ids = state.fit_prompt(ids, max_tokens)
     fields = sampling_fields(
         req, max_tokens if max_tokens is not None else state.context_len - len(ids)

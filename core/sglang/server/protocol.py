@@ -75,6 +75,7 @@ class ChatCompletionRequest(SamplingFields):
     separate_reasoning: bool = True
     stream_reasoning: bool = True
     reasoning_effort: str | None = None  # to the chat template, as SGLang does
+    continue_final_message: bool = False  # continue the last (assistant) message
 
 
 class CompletionRequest(SamplingFields):

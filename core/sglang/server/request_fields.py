@@ -66,7 +66,7 @@ OPENAI_REFUSED: dict[str, tuple[Any, ...]] = {
         "session_params custom_logit_processor custom_params watermark images_config "
         "video_config mm_processor_kwargs max_dynamic_patch min_dynamic_patch "
         "use_audio_in_video data_parallel_rank extra_key cache_salt priority input_ids "
-        "thinking task continue_final_message audio prediction web_search_options functions "
+        "thinking task audio prediction web_search_options functions "
         "function_call store verbosity"
     ).split()
 }

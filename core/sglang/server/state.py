@@ -114,12 +114,14 @@ class ServerState:
             raise APIError(400, msg, "messages") from None
         return self.encode(text, add_special_tokens=False)
 
-    def _render(self, messages: list[dict], **kw: Any) -> str:
+    def _render(self, messages: list[dict], continue_final_message: bool = False, **kw: Any) -> str:
+        """continue_final_message: the last message is left open for the model to continue."""
         return self.tokenizer.apply_chat_template(
             messages,
             chat_template=self.chat_template,
             tokenize=False,
-            add_generation_prompt=True,
+            add_generation_prompt=not continue_final_message,
+            continue_final_message=continue_final_message,
             **kw,
         )
 
