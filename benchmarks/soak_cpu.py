@@ -487,7 +487,7 @@ def main() -> None:
     p.add_argument("--json", help="write the result here")
     p.add_argument("server_args", nargs="*", help="extra server flags, after --")
     args = p.parse_args()
-    load_start = os.getloadavg()
+    load_start, commit = os.getloadavg(), git_commit()  # the code the server runs
     port = free_port()
     log_path = f"/tmp/sglang-soak-{port}.log"
     t0 = time.monotonic()
@@ -505,7 +505,7 @@ def main() -> None:
     result.update(
         load_average_start=load_start,
         load_average_end=os.getloadavg(),
-        commit=git_commit(),
+        commit=commit,
         machine=f"{cpu_name()}, {os.cpu_count()} CPUs",
         args=vars(args),
     )
