@@ -9,8 +9,8 @@ retracts, and sends, from `--workers` concurrent clients (seeded):
   streaming and non-streaming requests on /generate, /v1/completions and /v1/chat/completions;
   streams the client abandons after a few chunks (disconnect mid-stream); non-streaming requests
   the client gives up on after a moment (disconnect while queued or decoding); streams aborted
-  with /abort_request; requests the server must refuse (400); and every `--burst-every` seconds
-  a burst of long requests that together need several times the KV pool.
+  with /abort_request; requests the server must refuse (400); and, `--burst-every` s after the
+  previous one has finished, a burst of long requests that together overflow the KV pool.
 Every request ends in one of: completed (its whole answer), aborted (the client left, or
 /abort_request ended it with finish_reason abort), refused (the 400 it was meant to get), errored
 (any other status, or a stream cut without an end) or lost (no answer within --deadline s). Lost
@@ -348,7 +348,8 @@ async def worker(traffic: Traffic, rng: random.Random, stop_at: float) -> None:
 
 
 async def bursts(traffic: Traffic, rng: random.Random, stop_at: float, every: float, size: int):
-    """Every `every` s, `size` long requests at once: several times the KV pool in demand."""
+    """`size` long requests at once, `every` s after the last burst finished: more than the
+    KV pool holds."""
     while time.monotonic() + every < stop_at:
         await asyncio.sleep(every)
         await asyncio.gather(
