@@ -8,6 +8,7 @@ asks for nothing (null, its default), refused by name otherwise; never silently 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -190,12 +191,12 @@ class SamplingParams:
                 raise ValueError(f"stop_regex {pattern!r} is not a valid regex: {e}") from None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _is_int(v: Any) -> bool:  # numpy's integers too (defaults read from a GGUF file)
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def _strings(value: Any, name: str) -> list[str]:
