@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 MODEL = "SmolLM2-135M-Instruct"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# Japan: a question the 135M model answers in bfloat16 greedy too (for France its first token
+# is a near-tie, 'The' vs 'L', which bfloat16 logits round to a tie).
+QUESTION = [{"role": "user", "content": "What is the capital of Japan?"}]
 
 
 def rendered_prompt_ids(tokenizer, messages):
@@ -21,7 +23,7 @@ def test_models(client):
 def test_chat_completion_and_usage_counts(client, tokenizer):
     r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=30)
     choice = r.choices[0]
-    assert "Paris" in choice.message.content
+    assert "Tokyo" in choice.message.content
     assert choice.finish_reason == "stop"
     assert r.usage.prompt_tokens == len(rendered_prompt_ids(tokenizer, QUESTION))
     # The finishing EOS token counts as generated; the text excludes it.
