@@ -71,14 +71,14 @@ def bench_llamacpp(args) -> dict:
         verbose=False,
         seed=0,
     )
-    toks = llm.tokenize(PROMPT.encode())
-    llm.eval(toks)
-    tok = llm.sample(top_k=1, temp=0)
-    t = time.perf_counter()
-    for _ in range(args.output):
-        llm.eval([tok])
-        tok = llm.sample(top_k=1, temp=0)
-    single = args.output / (time.perf_counter() - t)
+    # Streamed like the engine's run, decode only: tokens after the first over the time after
+    # it (llama-cpp-python 0.3.36's low-level eval() crashes, so its completion API is timed).
+    llm.create_completion(PROMPT, max_tokens=8, temperature=0, top_k=1)  # warm-up
+    stamps = []
+    for _ in llm.create_completion(PROMPT, max_tokens=args.output, temperature=0, top_k=1,
+                                   stream=True, logit_bias={llm.token_eos(): -1e9}):
+        stamps.append(time.perf_counter())
+    single = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     # llama-cpp-python serves one sequence at a time: 16 requests run back to back.
     t = time.perf_counter()
     total = 0
