@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -37,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from sglang.backend.runtime import CpuRuntime
 from sglang.benchmark.report import git_commit
 
 PARAGRAPH = (
@@ -66,17 +66,6 @@ class Books:
             self.lost.append((kind, detail))
         elif outcome == "errored":
             self.errors[f"{kind}: {detail[:120]}"] += 1
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def free_port() -> int:
@@ -507,7 +496,7 @@ def main() -> None:
         load_average_start=load_start,
         load_average_end=os.getloadavg(),
         commit=commit,
-        machine=f"{cpu_name()}, {os.cpu_count()} CPUs",
+        machine=f"{CpuRuntime(0).device_name()}, {os.cpu_count()} CPUs",
         args=vars(args),
     )
     report(result, args)
