@@ -6,7 +6,8 @@ b_q [N, K] (a Linear weight, read as [BLOCK_K, BLOCK_N] tiles of its transpose),
 Scale layouts (a_scale, b_scale), all float32:
   epilogue mode (GROUP_K = 0): a_scale is one value ([1]) or one per row ([M]); b_scale one
     value or one per output column ([N]); the integer / fp8 products accumulate over all of
-    K and the scales multiply the tile once at the end.
+    K and the scales multiply the tile once at the end; fp8 partial sums are promoted to the
+    float32 accumulator every BLOCK_K (Hopper's fp8 MMA keeps fewer accumulator bits).
   block mode (GROUP_K > 0): a_scale [M, ceil(K / GROUP_K)] (per token per K-group),
     b_scale [ceil(N / GROUP_N), ceil(K / GROUP_K)] (per weight tile); each BLOCK_K step (a
     divisor of GROUP_K) is accumulated apart and scaled by its group's scales, as SGLang's
@@ -53,8 +54,12 @@ def _scaled_mm_kernel(
             sa = tl.load(as_ptr + rows * stride_as + g, mask=mmask, other=0.0)
             sb = tl.load(bs_ptr + (cols // GROUP_N) * stride_bs + g, mask=nmask, other=0.0)
             acc += part * sa[:, None] * sb[None, :]
-        else:
+        elif INT:
             acc = tl.dot(a, b, acc)
+        else:
+            # Hopper's fp8 MMA accumulates in fewer than 32 bits; promote to the float32
+            # accumulator every BLOCK_K products (DeepSeek-V3's remedy, interval 128).
+            acc = tl.dot(a, b, acc, max_num_imprecise_acc=BLOCK_K)
         a_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
     out = acc.to(tl.float32)
