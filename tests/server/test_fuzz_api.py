@@ -18,11 +18,13 @@ import copy
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import httpx
 import pytest
-from server_process import ServerProcess
+from server_process import ServerProcess, free_port
 
 schemathesis = pytest.importorskip("schemathesis", reason="the test extra installs schemathesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402 (after importorskip)
@@ -354,14 +356,45 @@ def test_dead_scheduler_is_a_503_not_a_hang(fuzz_server):
         assert r.status_code == 503
 
 
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        found += kids
+        todo += kids
+    return found
+
+
 def test_scheduler_exits_with_its_server():
-    """A killed server (SIGKILL: no shutdown) does not leave its scheduler running."""
+    """A killed server (SIGKILL: no shutdown) leaves no process of it after 5 s."""
     s = ServerProcess("--context-length", "128", "--max-total-tokens", "1024")
     try:
         schedulers = schedulers_of(s.proc.pid)
         assert schedulers
+        left = descendants(s.proc.pid)
         s.proc.kill()
         s.proc.wait(timeout=10)
-        assert wait_until(lambda: not any(alive(p) for p in schedulers), 15)
+        assert wait_until(lambda: not any(alive(p) for p in left), 5), [
+            p for p in left if alive(p)
+        ]
     finally:
         s.stop()
+
+
+def test_scheduler_exits_when_its_server_dies_during_startup():
+    """SIGKILL while the scheduler is still loading the model: it does not load on alone."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "sglang.launch_server", "--port", str(port), "--device", "xeon",
+           "--context-length", "128", "--max-total-tokens", "1024"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: schedulers_of(proc.pid), 60), "no scheduler was spawned"
+        left = descendants(proc.pid)
+        proc.kill()
+        proc.wait(timeout=10)
+        assert wait_until(lambda: not any(alive(p) for p in left), 5), [
+            p for p in left if alive(p)
+        ]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

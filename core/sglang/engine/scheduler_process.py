@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
-import os
 import pickle
 import traceback
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ import zmq
 
 from sglang.backend.selection import select_platform
 from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
+from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import (
@@ -134,6 +134,7 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     logging.basicConfig(
         level=args.log_level.upper(), format="[scheduler] %(levelname)s %(name)s: %(message)s"
     )
+    exit_with_parent()  # from the start: a server killed while the model loads
     stage = StartupStage()
     try:
         scheduler, info = build_scheduler(args, stage)
@@ -149,12 +150,8 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     ready.send({"ok": True, **info})
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
-    parent = os.getppid()
     try:
         while True:
-            if os.getppid() != parent:  # the server was killed: nobody is left to serve
-                logger.warning("the parent process %d is gone; the scheduler exits", parent)
-                return
             if scheduler.has_runnable():
                 timeout = 0
             else:
