@@ -136,9 +136,10 @@ def test_registered_above_the_torch_kernels():
     from sglang.ops.registry import KernelRegistry
 
     registry = KernelRegistry()
+    from sglang.backend.plugin_kit import register_kernel_modules
     from sglang_xeon import kernels
 
-    kernels.register_all(registry.registrar("xeon"))
+    register_kernel_modules(registry.registrar("xeon"), kernels.KERNEL_MODULES)
     for op in ("norm.rms", "rope", "kv.store", "attention.decode", "act.silu_mul"):
         found = sorted(registry.kernels(op, "xeon"), key=lambda k: -k.priority)
         assert found[0].name.startswith("xeon.native_"), op

@@ -17,6 +17,7 @@ from sglang.backend import (
     ServerDefaults,
     hookimpl,
 )
+from sglang.backend.plugin_kit import register_kernel_modules
 
 from sglang_cuda import __version__, kernels
 from sglang_cuda.arch import compute_capability
@@ -83,7 +84,7 @@ def capabilities_for(arch: tuple[int, int] | None) -> Capabilities:
 
 @hookimpl
 def sglang_backend_register_kernels(registry) -> None:
-    kernels.register_all(registry)
+    register_kernel_modules(registry, kernels.KERNEL_MODULES)
 
 
 @hookimpl

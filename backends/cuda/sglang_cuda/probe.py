@@ -9,13 +9,9 @@ version from metadata: it is never imported here.
 
 from __future__ import annotations
 
-import glob
-import importlib.metadata as md
-import importlib.util
-import os
-
 import torch
 from sglang.backend import ProbeResult
+from sglang.backend.plugin_kit import counted_devices_probe, device_files, installed_version
 
 
 def torch_build_problem() -> str | None:
@@ -30,17 +26,12 @@ def torch_build_problem() -> str | None:
 
 def driver_present() -> bool:
     """True when the NVIDIA kernel driver shows itself: device files or its /proc entry."""
-    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/proc/driver/nvidia/version")
+    return bool(device_files("/dev/nvidia[0-9]*", "/proc/driver/nvidia/version"))
 
 
 def triton_version() -> str | None:
     """The installed triton's version, from metadata; None when it is not installed."""
-    if importlib.util.find_spec("triton") is None:
-        return None
-    try:
-        return md.version("triton")
-    except md.PackageNotFoundError:
-        return "unknown version"
+    return installed_version("triton", module="triton")
 
 
 def probe() -> ProbeResult:
@@ -52,19 +43,11 @@ def probe() -> ProbeResult:
         reasons.append(build)
     if not driver_present():
         reasons.append("no NVIDIA device (no /dev/nvidia* device files, no /proc/driver/nvidia)")
-    if reasons:
-        return ProbeResult.unavailable(*reasons, **details)
-    count = torch.cuda.device_count()
-    details["device_count"] = count
-    if count == 0:
-        return ProbeResult.unavailable(
-            "no NVIDIA device visible to torch (torch.cuda.device_count() is 0; "
-            f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')})",
-            **details,
-        )
     notes = [
-        f"{count} NVIDIA device(s)",
         f"torch {torch.__version__} with CUDA {torch.version.cuda}",
         f"triton {triton}" if triton else "triton not installed",
     ]
-    return ProbeResult.ok(", ".join(notes), **details)
+    return counted_devices_probe(
+        reasons, details, torch.cuda.device_count, "NVIDIA device", "CUDA_VISIBLE_DEVICES", notes,
+        count_call="torch.cuda.device_count()",
+    )

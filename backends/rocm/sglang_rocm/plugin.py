@@ -12,6 +12,7 @@ from sglang.backend import (
     ProcessGroupCommunicator,
     hookimpl,
 )
+from sglang.backend.plugin_kit import register_kernel_modules
 
 from sglang_rocm import __version__, kernels
 from sglang_rocm.probe import aiter_version, probe
@@ -56,7 +57,7 @@ def sglang_backend_capabilities() -> Capabilities:
 
 @hookimpl
 def sglang_backend_register_kernels(registry) -> None:
-    kernels.register_all(registry)
+    register_kernel_modules(registry, kernels.KERNEL_MODULES)
 
 
 @hookimpl

@@ -8,24 +8,20 @@ ROCm is absent it raises ("ROCm version file not found"), so the probe never imp
 
 from __future__ import annotations
 
-import glob
-import importlib.metadata as md
 import os
 
 import torch
 from sglang.backend import ProbeResult
+from sglang.backend.plugin_kit import counted_devices_probe, device_files, installed_version
 
 
 def aiter_version() -> str | None:
     """The installed amd-aiter's version (never the unrelated PyPI package `aiter`)."""
-    try:
-        return md.version("amd-aiter")
-    except md.PackageNotFoundError:
-        return None
+    return installed_version("amd-aiter")
 
 
 def driver_present() -> bool:
-    return os.path.exists("/dev/kfd") and bool(glob.glob("/dev/dri/renderD*"))
+    return os.path.exists("/dev/kfd") and bool(device_files("/dev/dri/renderD*"))
 
 
 def probe() -> ProbeResult:
@@ -37,19 +33,10 @@ def probe() -> ProbeResult:
         reasons.append(f"torch {torch.__version__} is not a ROCm build (torch.version.hip is None)")
     if not driver_present():
         reasons.append("no AMD GPU (no /dev/kfd with a /dev/dri/renderD* node)")
-    if reasons:
-        return ProbeResult.unavailable(*reasons, **details)
-    count = torch.cuda.device_count()
-    details["device_count"] = count
-    if count == 0:
-        return ProbeResult.unavailable(
-            "no AMD GPU visible to torch (device count 0; "
-            f"HIP_VISIBLE_DEVICES={os.environ.get('HIP_VISIBLE_DEVICES', '<unset>')})",
-            **details,
-        )
     notes = [
-        f"{count} AMD GPU(s)",
         f"torch {torch.__version__} with HIP {hip}",
         f"amd-aiter {aiter}" if aiter else "amd-aiter not installed",
     ]
-    return ProbeResult.ok(", ".join(notes), **details)
+    return counted_devices_probe(
+        reasons, details, torch.cuda.device_count, "AMD GPU", "HIP_VISIBLE_DEVICES", notes
+    )

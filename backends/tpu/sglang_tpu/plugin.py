@@ -14,6 +14,7 @@ from sglang.backend import (
     ProcessGroupCommunicator,
     hookimpl,
 )
+from sglang.backend.plugin_kit import register_kernel_modules
 
 from sglang_tpu import __version__, kernels
 from sglang_tpu.probe import probe, stack
@@ -54,7 +55,7 @@ def sglang_backend_capabilities() -> Capabilities:
 
 @hookimpl
 def sglang_backend_register_kernels(registry) -> None:
-    kernels.register_all(registry)
+    register_kernel_modules(registry, kernels.KERNEL_MODULES)
 
 
 @hookimpl

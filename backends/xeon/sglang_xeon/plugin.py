@@ -13,6 +13,7 @@ from sglang.backend import (
     ServerDefaults,
     hookimpl,
 )
+from sglang.backend.plugin_kit import register_kernel_modules
 
 from sglang_xeon import __version__, cpu, kernels
 
@@ -66,7 +67,7 @@ def sglang_backend_capabilities() -> Capabilities:
 
 @hookimpl
 def sglang_backend_register_kernels(registry) -> None:
-    kernels.register_all(registry)
+    register_kernel_modules(registry, kernels.KERNEL_MODULES)
 
 
 @hookimpl

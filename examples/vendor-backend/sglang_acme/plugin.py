@@ -18,6 +18,7 @@ from sglang.backend import (
     ToleranceOverride,
     hookimpl,
 )
+from sglang.backend.plugin_kit import register_kernel_modules
 
 from sglang_acme import __version__, kernels
 from sglang_acme.device import AcmeRuntime, hardware_devices
@@ -61,7 +62,7 @@ def sglang_backend_capabilities() -> Capabilities:
 
 @hookimpl
 def sglang_backend_register_kernels(registry) -> None:
-    kernels.register_all(registry)
+    register_kernel_modules(registry, kernels.KERNEL_MODULES)
 
 
 @hookimpl

@@ -6,11 +6,4 @@ resolves to the core's reference kernel: plain torch, run on the NPU tensors as 
 
 from __future__ import annotations
 
-import importlib
-
 KERNEL_MODULES: tuple[str, ...] = ()
-
-
-def register_all(registry) -> None:
-    for name in KERNEL_MODULES:
-        importlib.import_module(name).register(registry)

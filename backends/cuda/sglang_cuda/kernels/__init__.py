@@ -7,8 +7,6 @@ the grammar mask) and torch ops where cuBLAS or a plain scatter already does the
 
 from __future__ import annotations
 
-import importlib
-
 KERNEL_MODULES: tuple[str, ...] = (
     "sglang_cuda.kernels.norm",
     "sglang_cuda.kernels.activation",
@@ -23,8 +21,3 @@ KERNEL_MODULES: tuple[str, ...] = (
     "sglang_cuda.kernels.sampling",
     "sglang_cuda.kernels.grammar",
 )
-
-
-def register_all(registry) -> None:
-    for name in KERNEL_MODULES:
-        importlib.import_module(name).register(registry)

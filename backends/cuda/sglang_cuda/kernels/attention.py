@@ -91,6 +91,26 @@ if triton is not None:
         return tl.dot(a, b, input_precision=PRECISION)
 
     @triton.jit
+    def _online_softmax_update(
+        acc, m, l_sum, s, v, BASE2: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr
+    ):
+        """Fold one tile of scores s [rows, keys] (hidden keys at -inf) and its values
+        v [keys, Dv] into the running max m, sum l_sum and output acc [rows, Dv], all float32;
+        returns the new (acc, m, l_sum). BASE2: s carries a log2(e) factor and exp2 is used.
+        A row with nothing visible yet keeps m = -inf and adds nothing (exp(-inf - 0) = 0)."""
+        m_new = tl.maximum(m, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        if BASE2:
+            p = tl.math.exp2(s - m_safe[:, None])
+            alpha = tl.math.exp2(m - m_safe)
+        else:
+            p = tl.exp(s - m_safe[:, None])
+            alpha = tl.exp(m - m_safe)
+        l_sum = l_sum * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
+        return acc, m_new, l_sum
+
+    @triton.jit
     def _decode_split_kernel(
         Q,
         K,
@@ -170,17 +190,12 @@ if triton is not None:
             if USE_SOFTCAP:
                 s = _softcap(s, logit_softcap).to(tl.float32)
             s = tl.where(key_ok[None, :], s, float("-inf"))
-            m_new = tl.maximum(m, tl.max(s, 1))
-            p = tl.exp(s - m_new[:, None])
-            alpha = tl.exp(m - m_new)
             v = tl.load(
                 V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
                 mask=key_ok[:, None] & (dv[None, :] < DV),
                 other=0.0,
             )
-            l_sum = l_sum * alpha + tl.sum(p, 1)
-            acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
-            m = m_new
+            acc, m, l_sum = _online_softmax_update(acc, m, l_sum, s, v, False, PRECISION, UPCAST)
 
         seen = l_sum > 0
         out = acc / tl.where(seen, l_sum, 1.0)[:, None]
@@ -265,10 +280,6 @@ if triton is not None:
             if USE_WINDOW:
                 visible = visible & (q_pos[:, None] - offs[None, :] < sliding_window)
             s = tl.where(visible, s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing seen yet
-        p = tl.math.exp2(s - m_safe[:, None])
-        alpha = tl.math.exp2(m - m_safe)
         if MASKED:
             v = tl.load(
                 V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
@@ -281,9 +292,7 @@ if triton is not None:
                 mask=dv[None, :] < DV,
                 other=0.0,
             )
-        l_sum = l_sum * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + _mma(p.to(v.dtype), v, PRECISION, UPCAST)
-        return acc, m_new, l_sum
+        return _online_softmax_update(acc, m, l_sum, s, v, True, PRECISION, UPCAST)
 
     @triton.jit(do_not_specialize=["num_seqs"])
     def _extend_kernel(

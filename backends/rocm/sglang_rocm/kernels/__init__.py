@@ -7,11 +7,4 @@ device "cuda") as they are.
 
 from __future__ import annotations
 
-import importlib
-
 KERNEL_MODULES: tuple[str, ...] = ()
-
-
-def register_all(registry) -> None:
-    for name in KERNEL_MODULES:
-        importlib.import_module(name).register(registry)

@@ -7,11 +7,4 @@ then every op resolves to the core's reference kernel.
 
 from __future__ import annotations
 
-import importlib
-
 KERNEL_MODULES: tuple[str, ...] = ()
-
-
-def register_all(registry) -> None:
-    for name in KERNEL_MODULES:
-        importlib.import_module(name).register(registry)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 KERNEL_MODULES = (
     "sglang_xeon.kernels.norm",
     "sglang_xeon.kernels.activation",
@@ -18,8 +16,3 @@ KERNEL_MODULES = (
     "sglang_xeon.kernels.sampling",
     "sglang_xeon.kernels.grammar",
 )
-
-
-def register_all(registry) -> None:
-    for name in KERNEL_MODULES:
-        importlib.import_module(name).register(registry)

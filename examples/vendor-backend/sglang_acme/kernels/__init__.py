@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 KERNEL_MODULES = (
     "sglang_acme.kernels.norm",
     "sglang_acme.kernels.activation",
@@ -11,8 +9,3 @@ KERNEL_MODULES = (
     "sglang_acme.kernels.kv",
     "sglang_acme.kernels.attention",
 )
-
-
-def register_all(registry) -> None:
-    for name in KERNEL_MODULES:
-        importlib.import_module(name).register(registry)
