@@ -9,15 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
-from sglang.layers.activation import gated_activation
 from sglang.layers.attention import Attention
 from sglang.layers.base import Layer
 from sglang.layers.embedding import LMHead, VocabEmbedding
 from sglang.layers.linear import Linear, MergedLinear
+from sglang.layers.mlp import GatedMLP
 from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
 from sglang.layers.rotary import RotaryEmbedding
 from sglang.model_executor.forward_batch import ForwardBatch
+from sglang.model_loader.config import sliding_window_layers
 from torch import nn
 
 # checkpoint name piece -> (merged module name piece, shard)
@@ -97,7 +98,10 @@ class LlamaAttention(Layer):
         return self.head_dim**-0.5
 
     def sliding_window(self, config, layer_id: int) -> int:
-        return -1
+        """The config's window on the layers that slide (`layer_types`, else every layer when
+        a window is set and not switched off: Mistral, Qwen2's use_sliding_window), else -1."""
+        window = getattr(config, "sliding_window", None)
+        return int(window) if window and layer_id in sliding_window_layers(config) else -1
 
     def logit_softcap(self, config) -> float:
         return 0.0
@@ -117,18 +121,17 @@ class LlamaAttention(Layer):
         return self.o_proj(self.attn(q, k, v, batch))
 
 
-class LlamaMLP(Layer):
+class LlamaMLP(GatedMLP):
     def __init__(self, config, ops: OpTable, dtype, device) -> None:
-        super().__init__()
-        hidden, inter = config.hidden_size, config.intermediate_size
-        bias = bool(getattr(config, "mlp_bias", False))
-        kw = dict(dtype=dtype, device=device)
-        self.gate_up_proj = MergedLinear(hidden, {"gate": inter, "up": inter}, ops, bias=bias, **kw)
-        self.down_proj = Linear(inter, hidden, ops, bias=bias, **kw)
-        self.act = gated_activation(ops, getattr(config, "hidden_act", "silu"))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act(self.gate_up_proj(x)))
+        super().__init__(
+            config.hidden_size,
+            config.intermediate_size,
+            ops,
+            hidden_act=getattr(config, "hidden_act", "silu"),
+            bias=bool(getattr(config, "mlp_bias", False)),
+            dtype=dtype,
+            device=device,
+        )
 
 
 class LlamaDecoderLayer(Layer):
@@ -138,11 +141,15 @@ class LlamaDecoderLayer(Layer):
         super().__init__()
         eps = config.rms_norm_eps
         self.self_attn = self.attention_cls(config, layer_id, ops, dtype, device)
-        self.mlp = LlamaMLP(config, ops, dtype, device)
+        self.mlp = self.make_mlp(config, layer_id, ops, dtype, device)
         self.input_layernorm = RMSNorm(config.hidden_size, ops, eps=eps, dtype=dtype, device=device)
         self.post_attention_layernorm = RMSNorm(
             config.hidden_size, ops, eps=eps, dtype=dtype, device=device
         )
+
+    def make_mlp(self, config, layer_id: int, ops: OpTable, dtype, device) -> Layer:
+        """The feed-forward block of layer `layer_id` (mixture-of-experts models override)."""
+        return LlamaMLP(config, ops, dtype, device)
 
     def forward(self, positions, hidden, residual, batch):
         if residual is None:
@@ -239,4 +246,5 @@ class LlamaForCausalLM(Layer):
 
 
 class MistralForCausalLM(LlamaForCausalLM):
-    """Mistral's dense models share Llama's architecture (sliding window unused by 7B v0.2+)."""
+    """Mistral's dense models share Llama's architecture; a config's sliding window (7B v0.1)
+    applies to every layer (LlamaAttention.sliding_window)."""

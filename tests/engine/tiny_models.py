@@ -40,6 +40,18 @@ def configs() -> dict:
         "mistral": tf.MistralConfig(**COMMON, sliding_window=None),
         "qwen2": tf.Qwen2Config(**COMMON),
         "qwen3": tf.Qwen3Config(**COMMON, head_dim=32),
+        "mistral-swa": tf.MistralConfig(**COMMON, sliding_window=6),
+        "mixtral": tf.MixtralConfig(
+            **{**COMMON, "intermediate_size": 32}, num_local_experts=4, num_experts_per_tok=2
+        ),
+        "qwen2-moe": tf.Qwen2MoeConfig(  # a shared expert; layer 1 dense
+            **COMMON, moe_intermediate_size=32, shared_expert_intermediate_size=48,
+            num_experts=8, num_experts_per_tok=2, mlp_only_layers=[1],
+        ),
+        "qwen3-moe": tf.Qwen3MoeConfig(
+            **COMMON, head_dim=32, moe_intermediate_size=32, num_experts=8,
+            num_experts_per_tok=3, norm_topk_prob=True,
+        ),
         "gemma2": tf.Gemma2Config(
             **COMMON,
             head_dim=16,

@@ -134,7 +134,7 @@ def model_config_from_hf(raw: Any, dtype: torch.dtype) -> ModelConfig:
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
     rope = _rope_by_layer_type(text)
     full_theta, full_scaling, partial = rope.get("full_attention", rope["default"])
-    sliding_layers = _sliding_window_layers(text)
+    sliding_layers = sliding_window_layers(text)
     sliding = rope.get("sliding_attention")
     sliding_differs = sliding is not None and sliding[:2] != (full_theta, full_scaling)
     return ModelConfig(
@@ -216,7 +216,9 @@ def _normalise_rope(params: dict, partial: float) -> tuple[float, dict | None, f
     return theta, scaling, partial
 
 
-def _sliding_window_layers(text: Any) -> tuple[int, ...]:
+def sliding_window_layers(text: Any) -> tuple[int, ...]:
+    """Indices of the layers that use the config's sliding window: those `layer_types` marks
+    sliding, else every layer when a window is set and `use_sliding_window` is not False."""
     if getattr(text, "sliding_window", None) is None:
         return ()
     layer_types = getattr(text, "layer_types", None)

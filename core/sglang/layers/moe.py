@@ -1,0 +1,182 @@
+"""Mixture-of-experts layers over `moe.route` and `moe.experts`.
+
+`Routing` is what a config says about choosing experts (checked at construction: a config the
+layer does not know fails at startup naming its field). `FusedMoE` holds every routed expert's
+weights stacked (w13 [E, 2I, D]: gate rows then up rows; w2 [E, D, I]) and runs router logits
+-> (weights, ids) -> the weighted sum of the chosen experts' gated MLPs. `SparseMoE` is the
+whole block a decoder layer calls: the router's linear layer, the routed experts, and optional
+shared experts (always on, optionally scaled by a sigmoid gate: Qwen2-MoE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from sglang.layers.base import Layer
+from sglang.layers.linear import Linear
+from sglang.layers.ops_table import OpTable
+from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
+
+
+class MoEConfigError(ValueError):
+    """A mixture-of-experts config field the layer cannot serve (the message names it)."""
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How a token picks its experts (the semantics are moe.route's).
+
+    fields: for error messages, the config's own name for each attribute (Mixtral calls the
+    expert count `num_local_experts`, DeepSeek `n_routed_experts`)."""
+
+    num_experts: int
+    top_k: int
+    scoring_func: str = "softmax"
+    renormalize: bool = True
+    num_expert_group: int | None = None
+    topk_group: int | None = None
+    routed_scaling_factor: float = 1.0
+    correction_bias: bool = False
+    fields: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        def bad(attr: str, why: str) -> MoEConfigError:
+            name = self.fields.get(attr, attr)
+            return MoEConfigError(
+                f"mixture-of-experts config: {name} = {getattr(self, attr)!r}: {why}"
+            )
+
+        if not isinstance(self.num_experts, int) or self.num_experts <= 0:
+            raise bad("num_experts", "the expert count must be a positive integer")
+        if not isinstance(self.top_k, int) or not 0 < self.top_k <= self.num_experts:
+            raise bad("top_k", f"must be an integer in 1..{self.num_experts} (the expert count)")
+        if self.scoring_func not in SCORING_FUNCS:
+            raise bad("scoring_func", f"unknown routing scoring function; known: {SCORING_FUNCS}")
+        groups = self.num_expert_group
+        if groups is not None and groups > 1:
+            if self.num_experts % groups:
+                raise bad("num_expert_group", f"does not divide the {self.num_experts} experts")
+            if self.topk_group is None or not 0 < self.topk_group <= groups:
+                raise bad("topk_group", f"must be in 1..{groups} (the group count)")
+            per_group = self.num_experts // groups
+            if self.correction_bias and per_group < 2:
+                raise bad("num_expert_group", "biased group scores need 2 experts per group")
+            if self.top_k > self.topk_group * per_group:
+                raise bad("top_k", f"exceeds the {self.topk_group * per_group} eligible experts")
+
+
+class FusedMoE(Layer):
+    """Routed experts. forward(x [T, D], router_logits [T, E]) -> [T, D] in x.dtype."""
+
+    def __init__(
+        self,
+        routing: Routing,
+        hidden_size: int,
+        intermediate_size: int,
+        ops: OpTable,
+        activation: str = "silu",
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise MoEConfigError(
+                f"mixture-of-experts config: hidden_act = {activation!r}: the experts support "
+                f"{ACTIVATIONS}"
+            )
+        self.ops, self.routing, self.activation = ops, routing, activation
+        self.inter = intermediate_size
+        e = routing.num_experts
+        kw = dict(dtype=dtype, device=device)
+        self.w13_weight = nn.Parameter(
+            torch.empty(e, 2 * intermediate_size, hidden_size, **kw), requires_grad=False
+        )
+        self.w2_weight = nn.Parameter(
+            torch.empty(e, hidden_size, intermediate_size, **kw), requires_grad=False
+        )
+        # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it.
+        self.correction_bias = (
+            nn.Parameter(torch.zeros(e, dtype=torch.float32, device=device), requires_grad=False)
+            if routing.correction_bias
+            else None
+        )
+        r = routing
+        self._route_args = dict(
+            top_k=r.top_k,
+            scoring_func=r.scoring_func,
+            renormalize=r.renormalize,
+            num_expert_group=r.num_expert_group,
+            topk_group=r.topk_group,
+            routed_scaling_factor=r.routed_scaling_factor,
+        )
+
+    def load_expert(self, expert: int, shard: str, tensor: torch.Tensor) -> str:
+        """Copy one expert's checkpoint matrix: shard "gate" / "up" ([I, D]) or "down"
+        ([D, I]). Returns the parameter's local name."""
+        if not 0 <= expert < self.routing.num_experts:
+            raise ValueError(f"expert {expert} out of range 0..{self.routing.num_experts - 1}")
+        if shard == "down":
+            target, name = self.w2_weight.data[expert], "w2_weight"
+        elif shard in ("gate", "up"):
+            rows = slice(0, self.inter) if shard == "gate" else slice(self.inter, 2 * self.inter)
+            target, name = self.w13_weight.data[expert, rows], "w13_weight"
+        else:
+            raise ValueError(f"unknown expert shard {shard!r}")
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(
+                f"expert {expert} {shard}: checkpoint shape {tuple(tensor.shape)} != "
+                f"{tuple(target.shape)}"
+            )
+        target.copy_(tensor)
+        return name
+
+    def forward(self, x: torch.Tensor, router_logits: torch.Tensor) -> torch.Tensor:
+        weights, ids = self.ops.moe_route(
+            router_logits=router_logits, correction_bias=self.correction_bias, **self._route_args
+        )
+        return self.ops.moe_experts(
+            x=x, w13=self.w13_weight, w2=self.w2_weight, topk_weights=weights, topk_ids=ids,
+            activation=self.activation,
+        )
+
+
+class SparseMoE(Layer):
+    """The MoE block: the router (a linear layer, `gate`), the routed `experts`, and optional
+    shared experts (any layer of x, kept under `shared_name`, the checkpoint's name) added to
+    their sum, scaled per token by sigmoid(shared_expert_gate(x)) when `shared_gate`."""
+
+    def __init__(
+        self,
+        routing: Routing,
+        hidden_size: int,
+        intermediate_size: int,
+        ops: OpTable,
+        activation: str = "silu",
+        shared: nn.Module | None = None,
+        shared_name: str = "shared_experts",
+        shared_gate: bool = False,
+        router_bias: bool = False,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        self.gate = Linear(hidden_size, routing.num_experts, ops, bias=router_bias, **kw)
+        self.experts = FusedMoE(routing, hidden_size, intermediate_size, ops, activation, **kw)
+        self.shared_name = shared_name
+        if shared is not None:
+            setattr(self, shared_name, shared)
+        self.shared_expert_gate = Linear(hidden_size, 1, ops, **kw) if shared_gate else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.experts(x, self.gate(x))
+        shared = self._modules.get(self.shared_name)
+        if shared is not None:
+            shared = shared(x)
+            if self.shared_expert_gate is not None:
+                shared = shared * torch.sigmoid(self.shared_expert_gate(x))
+            out = out + shared
+        return out
