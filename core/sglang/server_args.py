@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sglang.constrained.registry import DEFAULT_GRAMMAR_BACKEND, grammar_backends
+from sglang.layers.quantization.registry import quantization_choices
 
 SCHEDULE_POLICIES = ("fcfs", "lpm")
 LOAD_FORMATS = ("auto", "safetensors", "pt", "gguf", "dummy")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 SAMPLING_DEFAULTS = ("model", "openai")  # as sglang.model_loader.tokenizer has them
-QUANTIZATIONS = ("int4",)  # weight-only, computed at load time (sglang.layers.linear)
+QUANTIZATIONS = quantization_choices()  # SGLang's names (sglang.layers.quantization.registry)
+KV_CACHE_DTYPES = ("auto", "fp8_e4m3", "fp8_e5m2")  # SGLang's names
 
 
 @dataclass
@@ -25,7 +27,10 @@ class ServerArgs:
     device: str = "auto"
     dtype: str = "auto"
     load_format: str = "auto"
-    quantization: str | None = None  # "int4": weight-only int4 (group 32) of the linear layers
+    # None: the checkpoint's own format; a name forces a load-time method (fp8, int4) on a
+    # float checkpoint or must match the checkpoint's (sglang.layers.quantization)
+    quantization: str | None = None
+    kv_cache_dtype: str = "auto"  # auto: the serving dtype; fp8_e4m3 / fp8_e5m2
     context_length: int | None = None
     mem_fraction_static: float | None = None
     max_total_tokens: int | None = None
@@ -80,6 +85,8 @@ class ServerArgs:
             raise ValueError(f"--dtype must be one of {DTYPES}")
         if self.quantization is not None and self.quantization not in QUANTIZATIONS:
             raise ValueError(f"--quantization must be one of {QUANTIZATIONS}")
+        if self.kv_cache_dtype not in KV_CACHE_DTYPES:
+            raise ValueError(f"--kv-cache-dtype must be one of {KV_CACHE_DTYPES}")
         if self.mem_fraction_static is not None and not 0 < self.mem_fraction_static < 1:
             raise ValueError("--mem-fraction-static must be in (0, 1)")
         for name in ("max_total_tokens", "max_running_requests", "context_length"):
@@ -180,8 +187,15 @@ def add_cli_args(parser, attention_backends=None) -> None:
         "--quantization",
         default=None,
         choices=QUANTIZATIONS,
-        help="weight-only quantization of the linear layers at load time "
-        "(default: none, or the checkpoint's own)",
+        help="quantization method (default: the checkpoint's own, from its config.json or "
+        "hf_quant_config.json); on a float checkpoint fp8 and int4 quantize at load time",
+    )
+    g.add_argument(
+        "--kv-cache-dtype",
+        default=d.kv_cache_dtype,
+        choices=KV_CACHE_DTYPES,
+        help="KV cache storage type; auto: the serving dtype; fp8 types use the "
+        "checkpoint's per-layer k/v scales where it has them, else 1.0",
     )
     g.add_argument(
         "--context-length",

@@ -16,6 +16,7 @@ from sglang.layers.linear import Linear, MergedLinear
 from sglang.layers.mlp import GatedMLP
 from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
+from sglang.layers.quantization.kv_scales import is_kv_scale, load_kv_scale
 from sglang.layers.rotary import RotaryEmbedding
 from sglang.model_executor.forward_batch import ForwardBatch
 from sglang.model_loader.config import sliding_window_layers
@@ -219,10 +220,13 @@ class LlamaForCausalLM(Layer):
                 continue
             if self.tied and name == "lm_head.weight":
                 continue
+            if is_kv_scale(name):  # fp8 KV cache scales, wherever the format puts them
+                load_kv_scale(modules, name, tensor)
+                continue
             for piece, merged, shard in STACKED:
                 if f".{piece}." in name:
                     module_name, _, kind = name.replace(piece, merged).rpartition(".")
-                    modules[module_name].load_shard(shard, tensor, is_bias=kind == "bias")
+                    modules[module_name].load_shard(shard, tensor, name=kind)
                     loaded.add(f"{module_name}.{kind}")
                     break
             else:
@@ -230,6 +234,8 @@ class LlamaForCausalLM(Layer):
                 module = modules.get(module_name)
                 if isinstance(module, RMSNorm):
                     module.load(tensor)
+                elif isinstance(module, Linear):
+                    module.load(kind, tensor)
                 elif name in params:
                     if params[name].shape != tensor.shape:
                         raise ValueError(

@@ -90,17 +90,58 @@ def check_model(args) -> object:
     return source
 
 
-def check_device(args) -> str:
+def check_device(args, found=None):
     """The backend `--device` names (or `auto` picks) is installed and available here. Imports
-    the backend plugins (torch with them) and runs their probes, which are cheap by contract."""
+    the backend plugins (torch with them) and runs their probes, which are cheap by contract.
+    Returns the chosen LoadedBackend."""
     from sglang.backend.discovery import discover
     from sglang.backend.selection import BackendSelectionError, choose_backend
 
     try:
-        backend, _ = choose_backend(discover(), args.device)
+        backend, _ = choose_backend(found or discover(), args.device)
     except BackendSelectionError as e:
         raise StartupError(e.summary, EXIT_DEVICE) from None
-    return backend.name
+    return backend
+
+
+def check_quantization(args, source, found, backend) -> None:
+    """The checkpoint's quantization (or --quantization) is a known method, consistent, and one
+    the chosen backend can run (else: the format, the backend and the backends that can). Reads
+    config.json and hf_quant_config.json only."""
+    import json
+
+    from sglang.layers.quantization.errors import QuantizationError
+    from sglang.layers.quantization.registry import (
+        check_backend,
+        checkpoint_quantization,
+        resolve_quantization,
+    )
+
+    if source.is_gguf:
+        return
+    declared = None
+    config_path = os.path.join(source.directory, "config.json")
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            declared = json.load(f).get("quantization_config")
+    try:
+        config = resolve_quantization(
+            checkpoint_quantization(source.directory, declared), args.quantization
+        )
+        if config is None:
+            return
+        columns = {}
+        from sglang.conformance.support import column
+
+        for name, b in found.backends.items():
+            caps = column(found, b).capabilities
+            columns[name] = caps.features() if caps is not None else None
+    except QuantizationError as e:
+        raise StartupError(f"--model-path {args.model_path}: {e}", EXIT_MODEL) from None
+    try:
+        check_backend(config, backend.name, backend.capabilities.features(), columns)
+    except QuantizationError as e:
+        raise StartupError(f"--device {backend.name}: {e}", EXIT_DEVICE) from None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -129,8 +170,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def preflight(args) -> object:
     """Every check that needs no model load: the model path, then the device. Returns the
     model's ModelSource."""
+    from sglang.backend.discovery import discover
+
     source = check_model(args)
-    check_device(args)
+    found = discover()
+    backend = check_device(args, found)
+    check_quantization(args, source, found, backend)
     return source
 
 

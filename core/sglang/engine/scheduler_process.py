@@ -88,6 +88,7 @@ def build_scheduler(
         "architecture": config.architectures[0],
         "dtype": str(runner.dtype).removeprefix("torch."),
         "quantization": runner.quantization,
+        "quantization_layers": runner.layer_methods,
         "context_len": runner.context_len,
         "vocab_size": config.vocab_size,
         "max_total_tokens": runner.allocator.total_size,

@@ -31,6 +31,10 @@ class Attention(Layer):
         self.scale = scale if scale is not None else head_dim**-0.5
         self.sliding_window = sliding_window if sliding_window and sliding_window > 0 else -1
         self.logit_softcap = logit_softcap or 0.0
+        # fp8 KV cache scales (k_cache = k / k_scale); a checkpoint may set them per layer
+        # (sglang.layers.quantization.kv_scales).
+        self.k_scale = self.v_scale = 1.0
+        self.kv_scales_loaded = False
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from torch import nn
 from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
 from sglang.ops.quant import int4 as q4
+
+if TYPE_CHECKING:
+    from sglang.layers.quantization.base import LinearMethod
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,12 @@ class Linear(Layer):
         super().__init__()
         self.ops = ops
         self.in_features, self.out_features = in_features, out_features
+        self.device, self.dtype = device, dtype
+        # Quantized checkpoints (sglang.layers.quantization): the method that owns this layer's
+        # parameters, the layer's name in the model, and the (parameter, shard) pairs loaded.
+        self.quant_method: LinearMethod | None = None
+        self.prefix = ""
+        self.loaded: set[tuple[str, str | None]] = set()
         self.weight = nn.Parameter(
             torch.empty(out_features, in_features, dtype=dtype, device=device), requires_grad=False
         )
@@ -100,11 +109,68 @@ class Linear(Layer):
             return self.ops.gemm_dense(x=x, weight=self.weight, bias=self.bias)
         return self._call(x=x)
 
+    # --- quantized formats (sglang.layers.quantization) -------------------------------------
+    def set_quant_method(self, method: LinearMethod) -> None:
+        """Before loading: the method replaces the float weight by its format's parameters."""
+        self.quant_method = method
+        method.create_weights(self)
+
+    def shard_names(self) -> tuple[str, ...]:
+        return ()
+
+    def shard_index(self, shard: str) -> int:
+        return self.shard_names().index(shard)
+
+    def checkpoint_name(self, name: str, shard: str | None = None) -> str:
+        """The checkpoint's name of parameter `name` (of `shard`, for a merged layer)."""
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def load(self, name: str, tensor: torch.Tensor, shard: str | None = None) -> None:
+        """Copy the checkpoint tensor `name` ("weight", "bias", "weight_scale", ...) in."""
+        if name == "bias" and self.bias is not None:
+            self._copy_rows(self.bias, tensor, shard, name)
+        elif self.quant_method is not None:
+            self.quant_method.load(self, name, tensor, shard)
+        elif name == "weight":
+            self._copy_rows(self.weight, tensor, shard, name)
+        else:
+            from sglang.layers.quantization.base import QuantizationError
+
+            raise QuantizationError(
+                f"{self.checkpoint_name(name, shard)}: a quantization tensor, but the model is "
+                "served unquantized (its config.json has no quantization_config)"
+            )
+        self.loaded.add((name, shard))
+
+    def _copy_rows(self, param, tensor: torch.Tensor, shard: str | None, name: str) -> None:
+        target = param.data
+        if shard is not None:
+            start, size = self.shard_offsets[shard]
+            target = target[start : start + size]
+        if tuple(tensor.shape) != tuple(target.shape):
+            raise ValueError(
+                f"{self.checkpoint_name(name, shard)}: checkpoint shape {tuple(tensor.shape)} "
+                f"!= {tuple(target.shape)}"
+            )
+        target.copy_(tensor)
+
+    def _prepare_quantized(self) -> None:
+        method = self.quant_method
+        method.check_loaded(self)
+        args = method.process(self)
+        for name in method.specs:  # the op's arguments hold what is still needed
+            setattr(self, name, None)
+        self.gemm_op = method.op
+        self.set_prepared(*self.ops.prepared(method.op, args))
+
     def prepare(self, quantization: str | None = None) -> None:
         """Once, after loading: quantize (if asked and the shape allows) and hand the weight to
         the kernel's prepare. The float weight is dropped when the kernel no longer uses it (a
         tied weight lives on in its other owner)."""
         if self._fn is not None:
+            return
+        if self.quant_method is not None:
+            self._prepare_quantized()
             return
         weight = self.weight.detach()
         if quantization not in (None, *QUANTIZATIONS):
@@ -125,7 +191,12 @@ class Linear(Layer):
         the bias (loaded before prepare; a later load copies into it in place, as loaders
         do), so a call passes only x."""
         self._fn, self._weights = fn, weights
+        namer = getattr(self.ops, "kernel_name", None)
+        self.kernel_name = namer(self.gemm_op) if namer else getattr(fn, "__name__", "?")
         self._call = functools.partial(fn, bias=self.bias, **weights)
+
+    def checkpoint_prefixes(self) -> list[str]:
+        return [self.prefix]
 
     def prepared_tensors(self) -> list[torch.Tensor]:
         """The tensors the prepared weights hold (for memory accounting)."""
@@ -175,24 +246,48 @@ def weight_bytes(model: nn.Module) -> int:
 
 
 class MergedLinear(Linear):
-    """Several projections of the same input in one GEMM; shards named in `shard_sizes`."""
+    """Several projections of the same input in one GEMM; shards named in `shard_sizes`.
+    checkpoint_names: shard -> the projection's name in the checkpoint (default
+    "<shard>_proj": q -> q_proj, gate -> gate_proj), for messages and ignore lists."""
 
-    def __init__(self, in_features: int, shard_sizes: dict[str, int], ops: OpTable, **kw) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        shard_sizes: dict[str, int],
+        ops: OpTable,
+        checkpoint_names: dict[str, str] | None = None,
+        **kw,
+    ) -> None:
         super().__init__(in_features, sum(shard_sizes.values()), ops, **kw)
         self.shard_offsets: dict[str, tuple[int, int]] = {}
         start = 0
         for name, size in shard_sizes.items():
             self.shard_offsets[name] = (start, size)
             start += size
+        self.checkpoint_names = checkpoint_names or {s: f"{s}_proj" for s in shard_sizes}
 
-    def load_shard(self, shard: str, tensor: torch.Tensor, is_bias: bool = False) -> None:
-        start, size = self.shard_offsets[shard]
-        target = self.bias if is_bias else self.weight
-        if tensor.shape[0] != size:
-            raise ValueError(
-                f"shard {shard}: checkpoint has {tensor.shape[0]} rows, expected {size}"
-            )
-        target.data[start : start + size].copy_(tensor)
+    def shard_names(self) -> tuple[str, ...]:
+        return tuple(self.shard_offsets)
+
+    def checkpoint_prefixes(self) -> list[str]:
+        """The names the checkpoint gives this layer's shards (model.layers.0.self_attn.q_proj
+        ...)."""
+        parent = self.prefix.rpartition(".")[0]
+        return [f"{parent}.{n}" if parent else n for n in self.checkpoint_names.values()]
+
+    def checkpoint_name(self, name: str, shard: str | None = None) -> str:
+        if shard is None:
+            return super().checkpoint_name(name)
+        parent = self.prefix.rpartition(".")[0]
+        piece = self.checkpoint_names.get(shard, shard)
+        return f"{parent}.{piece}.{name}" if parent else f"{piece}.{name}"
+
+    def load_shard(
+        self, shard: str, tensor: torch.Tensor, is_bias: bool = False, name: str | None = None
+    ) -> None:
+        """Copy the checkpoint tensor `name` of one shard (is_bias: name "bias", the older
+        spelling) into its rows."""
+        self.load(name or ("bias" if is_bias else "weight"), tensor, shard)
 
     def split(self, out: torch.Tensor) -> list[torch.Tensor]:
         return list(out.split([size for _, size in self.shard_offsets.values()], dim=-1))

@@ -24,6 +24,9 @@ OPS = {
     "attention_decode": "attention.decode",
     "gemm_dense": "gemm.dense",
     "gemm_int4": "gemm.int4",
+    "gemm_int8": "gemm.int8",
+    "gemm_fp8": "gemm.fp8",
+    "gemm_fp4": "gemm.fp4",
     "sample": "sampling.sample",
     "apply_bitmask": "grammar.apply_bitmask",
     "moe_route": "moe.route",
@@ -75,6 +78,10 @@ class OpTable:
 
     def kernel(self, op: str, config: dict | None = None) -> Callable[..., Any]:
         return self.platform.kernel(op, config)
+
+    def kernel_name(self, op: str) -> str:
+        kernel = self.kernels.get(op) or self.platform.resolve(op).chosen
+        return kernel.name
 
     def prepared(self, op: str, args: dict[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
         """(kernel function, `args` with the weights in its layout): a layer calls this once at

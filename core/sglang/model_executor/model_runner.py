@@ -11,6 +11,13 @@ import torch
 from sglang.backend.selection import Platform
 from sglang.layers.linear import prepare_linear_layers, weight_bytes
 from sglang.layers.ops_table import OpTable
+from sglang.layers.quantization.model import (
+    apply_quantization,
+    log_layer_methods,
+    mark_loaded,
+    optional_parameters,
+)
+from sglang.layers.quantization.registry import checkpoint_quantization, resolve_quantization
 from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
@@ -23,7 +30,7 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
-from sglang.model_loader.gguf_quantization import plan_quantization
+from sglang.model_loader.gguf_quantization import QuantizationPlan, plan_quantization
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -63,6 +70,19 @@ def kv_pool_size(
     return tokens, f"the least of {why}"
 
 
+def quantization_for(args: ServerArgs, model_config: ModelConfig, directory: str):
+    """The QuantizationConfig serving this checkpoint (None: dense), from its config or
+    --quantization (sglang.layers.quantization.registry)."""
+    declared = checkpoint_quantization(directory, model_config.quantization_config)
+    return resolve_quantization(declared, args.quantization)
+
+
+def _is_float_weight(name: str, tensor: torch.Tensor) -> bool:
+    return tensor.dtype in (torch.float32, torch.float16, torch.bfloat16) and name.endswith(
+        (".weight", ".bias")
+    )
+
+
 class ModelRunner:
     def __init__(
         self, args: ServerArgs, platform: Platform, model_config: ModelConfig, source: ModelSource
@@ -81,12 +101,21 @@ class ModelRunner:
         cls = get_model_class(model_config.architectures)
         hf = model_config.raw
         start = time.perf_counter()
+        self.quant_config = (
+            None if source.is_gguf else quantization_for(args, model_config, source.directory)
+        )
         with torch.inference_mode():
             self.model = cls(hf, self.ops, self.dtype, self.device)
+            apply_quantization(self.model, self.quant_config)
             param_types = self._load_weights()
-            plan = plan_quantization(args.quantization, self.model, param_types)
-            prepare_linear_layers(self.model, plan.method, keep_dense=plan.keep_dense)
+            if self.quant_config is not None:
+                plan = QuantizationPlan(self.quant_config.name, frozenset(), "the checkpoint")
+                prepare_linear_layers(self.model)
+            else:
+                plan = plan_quantization(args.quantization, self.model, param_types)
+                prepare_linear_layers(self.model, plan.method, keep_dense=plan.keep_dense)
         self.quantization = plan.method
+        self.layer_methods = log_layer_methods(self.model, self.quant_config)
         self.model.eval()
         self.weight_bytes = weight_bytes(self.model)
         logger.info(
@@ -132,12 +161,15 @@ class ModelRunner:
             weights = dummy_weights(shapes, seed=self.args.random_seed or 0, device=self.device)
             for name, tensor in weights:
                 params[name].data.copy_(tensor)
+            mark_loaded(self.model)
             return None
         types: dict[str, str] | None = {} if self.source.is_gguf else None
         stream = iterate_weights(
             self.source, self.args.load_format, hf_config=self.model_config.raw, types=types
         )
-        cast = ((n, t.to(self.dtype) if t.is_floating_point() else t) for n, t in stream)
+        # Float weights and biases take the serving dtype; quantized data and scales stay as the
+        # checkpoint has them (their parameters declare their own dtypes).
+        cast = ((n, t.to(self.dtype) if _is_float_weight(n, t) else t) for n, t in stream)
         if types is None:
             loaded = self.model.load_weights(cast)
             param_types = None
@@ -147,7 +179,7 @@ class ModelRunner:
                 for param in self.model.load_weights([(name, tensor)]):
                     loaded.add(param)
                     param_types[param] = types[name]
-        missing = sorted(set(params) - loaded)
+        missing = sorted(set(params) - loaded - optional_parameters(self.model))
         if missing:
             raise ValueError(f"checkpoint lacks weights for: {', '.join(missing[:8])}")
         return param_types

@@ -1,0 +1,78 @@
+"""Putting a quantization config on a built model: a method per linear layer before the
+weights load, the checks after, and the startup line saying what each layer type got."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+
+from torch import nn
+
+from sglang.layers.linear import Linear
+from sglang.layers.quantization.base import QuantizationConfig
+
+logger = logging.getLogger(__name__)
+
+
+def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> None:
+    """Name every linear layer (its `prefix`) and give it the config's method, which replaces
+    its float weight by the format's parameters. Call before loading the weights."""
+    for name, module in model.named_modules():
+        if not isinstance(module, Linear):
+            continue
+        module.prefix = name
+        if config is None:
+            continue
+        method = config.linear_method(name, module)
+        if method is not None:
+            module.set_quant_method(method)
+
+
+def optional_parameters(model: nn.Module) -> set[str]:
+    """Names of quantized parameters a checkpoint may leave out (static input scales of a
+    dynamic scheme, act-order indices): the loader does not report them missing."""
+    names = set()
+    for name, module in model.named_modules():
+        method = getattr(module, "quant_method", None) if isinstance(module, Linear) else None
+        if method is not None:
+            names |= {f"{name}.{p}" for p, spec in method.specs.items() if spec.optional}
+    return names
+
+
+def mark_loaded(model: nn.Module) -> None:
+    """--load-format dummy fills parameters directly: count every one as loaded."""
+    for module in model.modules():
+        if isinstance(module, Linear):
+            shards = module.shard_names() or (None,)
+            names = [n for n, _ in module.named_parameters(recurse=False)]
+            module.loaded |= {(n, s) for n in names for s in shards}
+
+
+def layer_type(name: str) -> str:
+    """model.layers.3.self_attn.qkv_proj -> self_attn.qkv_proj (layer indices dropped)."""
+    parts = [p for p in name.split(".") if not re.fullmatch(r"\d+", p)]
+    return ".".join(parts[-2:]) if len(parts) > 1 and parts[0] == "model" else ".".join(parts)
+
+
+def layer_methods(model: nn.Module) -> dict[str, str]:
+    """{layer type: "<format> via <op> (<kernel>)"} for every linear layer type of a prepared
+    model (what the startup log line and /get_server_info show)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for name, module in model.named_modules():
+        if isinstance(module, Linear):
+            method = module.quant_method
+            label = method.label if method is not None else "dense"
+            kernel = getattr(module._fn, "kernel_name", None) or module.kernel_name
+            found[layer_type(name)].add(f"{label} via {module.gemm_op} ({kernel})")
+    return {kind: "; ".join(sorted(v)) for kind, v in found.items()}
+
+
+def log_layer_methods(model: nn.Module, config: QuantizationConfig | None) -> dict[str, str]:
+    methods = layer_methods(model)
+    logger.info(
+        "quantization %s: %s",
+        config.describe() if config is not None else "none",
+        ", ".join(f"{kind} = {what}" for kind, what in methods.items()),
+    )
+    return methods

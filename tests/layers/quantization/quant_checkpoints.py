@@ -1,0 +1,219 @@
+"""Tiny quantized Llama checkpoints and an in-process runner for them.
+
+`save_float_llama` saves a random tiny Llama with transformers; `save_quantized` rewrites its
+linear weights with a format's writer (each test module brings one: the real tool where it
+installs, else a writer following the format's published description) and adds the format's
+quantization_config. `run_logits` loads a checkpoint through the engine's ModelRunner on a
+backend and returns the logits of a prompt (prefill) and of greedy decode steps;
+`hf_logits` runs transformers on a float state dict (the dequantized reference) the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+TINY = dict(
+    vocab_size=256,
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    max_position_embeddings=256,
+    initializer_range=0.1,
+    rms_norm_eps=1e-6,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+PROMPT = [1, 17, 33, 250, 99, 7, 41, 5, 200, 13, 77, 120]
+DECODE_STEPS = 6
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def save_float_llama(path: str, seed: int = 0, **overrides) -> dict[str, torch.Tensor]:
+    """A random tiny Llama saved by transformers into `path`; returns its float32 state dict."""
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    model = tf.LlamaForCausalLM(tf.LlamaConfig(**{**TINY, **overrides})).float()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.normal_(1.0, 0.2)
+    model.save_pretrained(path, safe_serialization=True)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def is_projection(name: str) -> bool:
+    return name.endswith(".weight") and any(f".{p}." in name for p in PROJECTIONS)
+
+
+def save_quantized(
+    path: str,
+    tensors: dict[str, torch.Tensor],
+    quantization_config: dict | None,
+    extra_files: dict[str, dict] | None = None,
+    base: str | None = None,
+) -> str:
+    """Replace the checkpoint's weights by `tensors` and set its quantization_config (the
+    config is copied from the float checkpoint `base` first, when given)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    if base is not None:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(base):
+            if name.endswith(".json"):
+                shutil.copy(os.path.join(base, name), os.path.join(path, name))
+    for name in os.listdir(path):
+        if name.endswith(".safetensors") or name.endswith(".safetensors.index.json"):
+            os.remove(os.path.join(path, name))
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()}, os.path.join(path, "model.safetensors")
+    )
+    cfg_path = os.path.join(path, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    if quantization_config is None:
+        cfg.pop("quantization_config", None)
+    else:
+        cfg["quantization_config"] = quantization_config
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=1)
+    for name, content in (extra_files or {}).items():
+        with open(os.path.join(path, name), "w") as f:
+            json.dump(content, f)
+    return path
+
+
+def run_logits(path: str, backend: str = "reference", dtype: str = "float32", **args):
+    """(prefill logits [len(PROMPT), V], decode logits [DECODE_STEPS, V], fed tokens) from the
+    engine's ModelRunner, float64 on the CPU; decode feeds the runner's own greedy tokens."""
+    from sglang.backend.selection import select_platform
+    from sglang.conformance.model import Built, forward_batch
+    from sglang.model_executor.forward_batch import ForwardMode
+    from sglang.model_executor.model_runner import ModelRunner
+    from sglang.model_loader import load_model_config, resolve_source
+    from sglang.server_args import ServerArgs
+
+    server_args = ServerArgs.from_kwargs(
+        model_path=path,
+        device=backend,
+        dtype=dtype,
+        max_total_tokens=256,
+        disable_cuda_graph=True,
+        **args,
+    )
+    platform = select_platform(backend)
+    server_args.resolve_defaults(platform.backend.server_defaults(1 << 34))
+    source = resolve_source(path)
+    config = load_model_config(source, dtype)
+    runner = ModelRunner(server_args, platform, config, source)
+    built = Built(runner.model, runner.device, runner.dtype, runner.runtime)
+    cache = runner.kv_cache
+    slots = [list(range(1, len(PROMPT) + DECODE_STEPS + 1))]
+    with torch.inference_mode():
+        batch = forward_batch(ForwardMode.EXTEND, built, cache, [(PROMPT, 0)], slots, True)
+        prefill = runner.model(batch).to("cpu", torch.float64)
+        tok, steps, fed = int(prefill[-1].argmax()), [], []
+        for i in range(DECODE_STEPS):
+            fed.append(tok)
+            batch = forward_batch(
+                ForwardMode.DECODE, built, cache, [([tok], len(PROMPT) + i)], slots, False
+            )
+            out = runner.model(batch).to("cpu", torch.float64)
+            steps.append(out[0])
+            tok = int(out[0].argmax())
+    return prefill, torch.stack(steps), fed, runner
+
+
+def hf_logits(path: str, state: dict[str, torch.Tensor], fed: list[int], act_quant=None):
+    """transformers' float32 logits for PROMPT (one forward) then each fed token (one forward
+    each, through its KV cache), with the model's weights replaced by `state` (the dequantized
+    checkpoint). act_quant(name, x) -> x: applied to the input of every projection (the
+    format's activation quantization, written from its description)."""
+    import transformers as tf
+
+    config = tf.AutoConfig.from_pretrained(path)
+    config.quantization_config = None
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = tf.LlamaForCausalLM(config).float().eval()
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    if act_quant is not None:
+        for name, module in model.named_modules():
+            if name.rpartition(".")[2] in PROJECTIONS:
+                module.register_forward_pre_hook(
+                    lambda m, args, name=name: (act_quant(name, args[0]),)
+                )
+    with torch.no_grad():
+        out = model(torch.tensor([PROMPT]), use_cache=True)
+        prefill, past, steps = out.logits[0].double(), out.past_key_values, []
+        for tok in fed:
+            out = model(torch.tensor([[tok]]), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            steps.append(out.logits[0, -1].double())
+    return prefill, torch.stack(steps)
+
+
+def rel_rms(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out - ref).norm() / ref.norm())
+
+
+def greedy_agrees(out: torch.Tensor, ref: torch.Tensor, err: float) -> tuple[int, int]:
+    """(rows checked, rows agreeing): rows whose reference top-2 margin exceeds 4x the largest
+    logit difference seen are checked (the others are near-ties)."""
+    top2 = ref.topk(2, dim=-1).values
+    margin = top2[:, 0] - top2[:, 1]
+    clear = margin > 4 * err
+    same = out.argmax(-1) == ref.argmax(-1)
+    return int(clear.sum()), int((same & clear).sum())
+
+
+def activation_quant_bound(mantissa_bits: int, quantized_linears: int) -> float:
+    """Relative RMS error of logits when every linear layer's input is rounded to a float
+    format with `mantissa_bits` (dynamic scales): each rounding is uniform within half an ulp,
+    a relative RMS of 2^-(m+1) / sqrt(3); the layers' errors add in quadrature; x2 room for
+    the larger relative error of small values and the weights' own rounding. (Measured: 0.09
+    of a bound of 0.20 for e4m3 over 8 linear inputs.)"""
+    per = 2.0 ** -(mantissa_bits + 1) / math.sqrt(3)
+    return 2 * per * math.sqrt(quantized_linears)
+
+
+# The same activation rounding on both sides leaves float32 arithmetic and the rare value on a
+# rounding boundary that the two sides' float32 scales send to neighbouring codes (one e4m3 step,
+# 1/16 relative, for a few elements): measured 1e-4..1e-3.
+MATCHED_ACTIVATIONS_BOUND = 1e-2
+
+
+def fake_quant_e4m3(
+    x: torch.Tensor,
+    group: int | None = None,
+    per_token: bool = False,
+    static_scale: float | None = None,
+) -> torch.Tensor:
+    """x rounded to e4m3 and back, as the format's activations are: a static scale, or amax /
+    448 per tensor, per token, or per token per group of `group` along the last dim."""
+    xf = x.float()
+    if static_scale is not None:
+        scale = torch.tensor(static_scale)
+    elif group is not None:
+        *lead, k = xf.shape
+        xg = xf.reshape(*lead, k // group, group)
+        scale = xg.abs().amax(-1, keepdim=True) / 448
+        q = (xg / torch.where(scale > 0, scale, 1)).clamp(-448, 448).to(torch.float8_e4m3fn)
+        return (q.float() * scale).reshape(xf.shape).to(x.dtype)
+    elif per_token:
+        scale = xf.abs().amax(-1, keepdim=True) / 448
+    else:
+        scale = xf.abs().amax() / 448
+    q = (xf / torch.where(scale > 0, scale, 1)).clamp(-448, 448).to(torch.float8_e4m3fn)
+    return (q.float() * scale).to(x.dtype)

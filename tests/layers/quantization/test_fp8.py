@@ -1,0 +1,189 @@
+"""FP8 checkpoints (quant_method "fp8": block-wise as DeepSeek-V3 / Qwen3-FP8 publish them,
+per-tensor with static or dynamic activation scales; FBGEMM's per-channel) and
+`--quantization fp8` at load time, on the reference and xeon backends, against transformers
+running the dequantized weights.
+
+The writer follows the format's description (transformers' FineGrainedFP8 and SGLang's
+Fp8Config): w ~ weight.float() * scale, with `weight_scale_inv` one multiplier per
+(bn, bk) tile of [N, K]. The reference dequantizes by that description, independently of
+the engine's helpers. Activations are quantized to e4m3 (3 mantissa bits) by the engine, not
+by the reference: the logits' tolerance is that rounding's (activation_quant_bound).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from quant_checkpoints import (
+    MATCHED_ACTIVATIONS_BOUND,
+    activation_quant_bound,
+    fake_quant_e4m3,
+    greedy_agrees,
+    hf_logits,
+    is_projection,
+    rel_rms,
+    run_logits,
+    save_float_llama,
+    save_quantized,
+)
+
+FP8 = torch.float8_e4m3fn
+BACKENDS = ["reference", "xeon"]
+LINEARS_ON_PATH = 2 * 4  # quantized linear inputs per token path (qkv, o, gate_up, down)
+
+
+def block_quantize(w: torch.Tensor, bn: int, bk: int):
+    n, k = w.shape
+    s = torch.zeros((n + bn - 1) // bn, (k + bk - 1) // bk)
+    q = torch.empty(n, k, dtype=FP8)
+    for i in range(s.shape[0]):
+        for j in range(s.shape[1]):
+            tile = w[i * bn : (i + 1) * bn, j * bk : (j + 1) * bk]
+            s[i, j] = tile.abs().max() / 448
+            q[i * bn : (i + 1) * bn, j * bk : (j + 1) * bk] = (tile / s[i, j]).to(FP8)
+    return q, s
+
+
+def block_dequantize(q: torch.Tensor, s: torch.Tensor, bn: int, bk: int) -> torch.Tensor:
+    out = q.float().clone()
+    for i in range(s.shape[0]):
+        for j in range(s.shape[1]):
+            out[i * bn : (i + 1) * bn, j * bk : (j + 1) * bk] *= s[i, j]
+    return out
+
+
+def write_block(path, base, state, block=(32, 32)):
+    tensors, dense = {}, {}
+    for name, w in state.items():
+        if is_projection(name):
+            q, s = block_quantize(w, *block)
+            tensors[name], tensors[name.replace("weight", "weight_scale_inv")] = q, s
+            dense[name] = block_dequantize(q, s, *block)
+        else:
+            tensors[name] = dense[name] = w
+    config = {
+        "quant_method": "fp8",
+        "fmt": "e4m3",
+        "activation_scheme": "dynamic",
+        "weight_block_size": list(block),
+    }
+    return save_quantized(path, tensors, config, base=base), dense
+
+
+MERGED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
+
+
+def write_per_tensor(path, base, state, static: bool):
+    """Per-tensor scales, each projection its own (q, k and v differ). The reference with
+    static activations requantizes merged shards to their largest scale, as SGLang describes
+    (requantize_with_max_scale); with dynamic ones they stay exact."""
+    tensors, dense, scales = {}, {}, {}
+    for name, w in state.items():
+        if is_projection(name):
+            s = w.abs().max() / 448
+            q = (w / s).to(FP8)
+            tensors[name], tensors[name.replace("weight", "weight_scale")] = q, s.reshape(())
+            if static:  # a calibrated activation range of 4 (inputs are normalised)
+                tensors[name.replace("weight", "input_scale")] = torch.tensor(4.0 / 448)
+            dense[name], scales[name] = q.float() * s, s
+        else:
+            tensors[name] = dense[name] = w
+    if static:
+        for name in list(dense):
+            for group in MERGED:
+                if any(f".{p}." in name for p in group):
+                    top = max(
+                        scales[name.replace(next(p for p in group if f".{p}." in name), p)]
+                        for p in group
+                    )
+                    dense[name] = (dense[name] / top).to(FP8).float() * top
+    config = {"quant_method": "fp8", "activation_scheme": "static" if static else "dynamic"}
+    return save_quantized(path, tensors, config, base=base), dense
+
+
+def write_per_channel(path, base, state):
+    tensors, dense = {}, {}
+    for name, w in state.items():
+        if is_projection(name):
+            s = w.abs().amax(dim=1, keepdim=True) / 448
+            q = (w / s).to(FP8)
+            tensors[name], tensors[name.replace("weight", "weight_scale")] = q, s
+            dense[name] = q.float() * s
+        else:
+            tensors[name] = dense[name] = w
+    return save_quantized(path, tensors, {"quant_method": "fbgemm_fp8"}, base=base), dense
+
+
+def check_against_reference(path, dense, backend, act_quant, **args):
+    """Against transformers on the dequantized weights: with the format's activation rounding
+    applied there too (tight), and without it (the bound that rounding alone explains)."""
+    prefill, decode, fed, runner = run_logits(path, backend, **args)
+    out = torch.cat([prefill, decode])
+    ref = torch.cat(hf_logits(path, dense, fed, act_quant))
+    err = rel_rms(out, ref)
+    assert err < MATCHED_ACTIVATIONS_BOUND, err
+    checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
+    assert checked >= len(out) // 2 and same == checked, (checked, same, len(out))
+    unquantized = torch.cat(hf_logits(path, dense, fed))
+    linears = LINEARS_ON_PATH * (2 if args.get("quantization") else 1)
+    assert rel_rms(out, unquantized) < activation_quant_bound(3, linears)
+    return runner
+
+
+def PER_TOKEN(name, x):
+    return fake_quant_e4m3(x, per_token=True)
+
+
+def PER_TENSOR_DYNAMIC(name, x):
+    """Merged projections with unequal shard scales run per channel: activations per token."""
+    merged = name.rpartition(".")[2] in ("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj")
+    return fake_quant_e4m3(x, per_token=merged)
+
+
+ACT = {(False, b): PER_TENSOR_DYNAMIC for b in BACKENDS} | {
+    (True, b): (lambda name, x: fake_quant_e4m3(x, static_scale=4.0 / 448)) for b in BACKENDS
+}
+
+
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("float"))
+    return path, save_float_llama(path)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_block_fp8(tmp_path, float_model, backend):
+    path, dense = write_block(str(tmp_path), *float_model)
+    runner = check_against_reference(
+        path, dense, backend, lambda name, x: fake_quant_e4m3(x, group=32)
+    )
+    methods = runner.layer_methods
+    assert methods["self_attn.qkv_proj"].startswith("fp8 (block 32x32) via gemm.fp8")
+    assert methods["lm_head"].startswith("dense via gemm.dense")
+
+
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_per_tensor_fp8(tmp_path, float_model, backend, static):
+    path, dense = write_per_tensor(str(tmp_path), *float_model, static)
+    check_against_reference(path, dense, backend, ACT[(static, backend)])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_per_channel_fp8(tmp_path, float_model, backend):
+    path, dense = write_per_channel(str(tmp_path), *float_model)
+    check_against_reference(path, dense, backend, PER_TOKEN)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_load_time_fp8(float_model, backend):
+    path, state = float_model
+    # The reference gets the weights rounded per channel as the format describes.
+    dense = {}
+    for name, w in state.items():
+        if is_projection(name):
+            s = w.abs().amax(dim=1, keepdim=True) / 448
+            w = (w / s).to(FP8).float() * s
+        dense[name] = w
+    runner = check_against_reference(path, dense, backend, PER_TOKEN, quantization="fp8")
+    assert runner.layer_methods["mlp.down_proj"].startswith("fp8 (load-time, per-channel)")
