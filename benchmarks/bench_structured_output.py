@@ -96,9 +96,9 @@ def profile(engine, backend_name: str, batch: int) -> dict[str, float]:
     from types import SimpleNamespace
 
     from sglang.backend.selection import select_platform
-    from sglang.constrained.manager import GrammarManager
     from sglang.sampling.params import SamplingParams
     from sglang.sampling.sampler import SampleInput, Sampler
+    from sglang.scheduler.grammar_manager import GrammarManager
     from sglang.scheduler.req import Req
 
     info = engine.server_info

@@ -27,7 +27,7 @@ from typing import Any
 
 from sglang.benchmark.datasets import DatasetRow, add_dataset_args, describe, get_dataset
 from sglang.benchmark.report import append_jsonl, environment, table
-from sglang.server_args import add_cli_args, from_cli
+from sglang.cli.args import add_cli_args, from_cli
 
 WARMUP_PROMPTS = 4
 WARMUP_OUTPUT = 16
@@ -160,10 +160,9 @@ def with_prompt_ids(rows: list[DatasetRow], tokenizer) -> list[DatasetRow]:
 
 
 def main_scheduler(args: argparse.Namespace) -> dict[str, Any]:
+    from sglang.bench_one_batch import weightless_source
     from sglang.engine.scheduler_process import build_scheduler
     from sglang.model_loader import default_model_path, load_tokenizer
-
-    from sglang.bench_one_batch import weightless_source
 
     server_args = from_cli(args)
     server_args.model_path = server_args.model_path or default_model_path()

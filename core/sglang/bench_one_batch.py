@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from sglang.benchmark.report import append_jsonl, environment
-from sglang.server_args import ServerArgs, add_cli_args, from_cli
+from sglang.cli.args import add_cli_args, from_cli
+from sglang.server_args import ServerArgs
 
 WARMUP_MAX_OUTPUT = 32
 LOGGED_DECODE_STEPS = 5  # the first steps are printed; later ones every --log-decode-step

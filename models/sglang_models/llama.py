@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from sglang.forward_batch import ForwardBatch
+from sglang.layers.activation import gated_activation
 from sglang.layers.attention import Attention
 from sglang.layers.base import Layer
 from sglang.layers.embedding import LMHead, VocabEmbedding
@@ -18,7 +20,6 @@ from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
 from sglang.layers.quantization.kv_scales import is_kv_scale, load_kv_scale
 from sglang.layers.rotary import RotaryEmbedding
-from sglang.model_executor.forward_batch import ForwardBatch
 from sglang.model_loader.config import sliding_window_layers
 from torch import nn
 

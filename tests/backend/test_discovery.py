@@ -23,7 +23,7 @@ from sglang.backend import (
     hookimpl,
 )
 from sglang.backend.discovery import Discovery, discover, load_backend
-from sglang.ops.registry import KernelRegistry
+from sglang.backend.registry import KernelRegistry
 
 EXPECTED = {"reference", "xeon", "cuda", "rocm", "ascend", "tpu", "acme"}
 VENDOR_MODULES = ("triton", "torch_npu", "torch_xla", "jax", "intel_extension_for_pytorch",

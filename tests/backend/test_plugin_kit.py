@@ -11,7 +11,7 @@ from sglang.backend.plugin_kit import (
     installed_version,
     register_kernel_modules,
 )
-from sglang.ops.registry import KernelRegistry
+from sglang.backend.registry import KernelRegistry
 
 
 def test_register_kernel_modules_calls_each_register_with_the_context(monkeypatch):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from sglang.backend.registry import KernelRegistry
 from sglang.backend.types import Capabilities
-from sglang.ops.registry import KernelRegistry
 
 OP = "norm.rms"
 CAPS = Capabilities(dtypes=frozenset({"float32", "bfloat16"}))

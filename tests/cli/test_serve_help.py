@@ -46,7 +46,8 @@ def test_exit_codes_in_help_and_readme():
 
 
 def test_defaults_match_server_args():
-    from sglang.server_args import ServerArgs, from_cli
+    from sglang.cli.args import from_cli
+    from sglang.server_args import ServerArgs
 
     args = from_cli(serve_parser().parse_args([]))
     assert args == ServerArgs()

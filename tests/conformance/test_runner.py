@@ -19,8 +19,9 @@ from sglang.backend import (
     hookimpl,
 )
 from sglang.backend.discovery import load_backend
+from sglang.backend.registry import KernelRegistry
 from sglang.conformance.runner import FAILED, PASSED, SKIPPED, XFAILED, Target, run_case
-from sglang.ops import KernelRegistry, get_spec
+from sglang.ops import get_spec
 from sglang.ops.norm import rms_norm
 
 

@@ -20,11 +20,12 @@ from sglang.backend import (
     hookimpl,
 )
 from sglang.backend.discovery import Discovery, discover, load_backend
+from sglang.backend.registry import KernelRegistry
 from sglang.backend.types import match_case_id
 from sglang.conformance.case_ids import known_case_ids
 from sglang.conformance.model import run_model_cases
 from sglang.conformance.runner import FAILED, PASSED, SKIPPED, Target, run_case
-from sglang.ops import KernelRegistry, all_specs, get_spec
+from sglang.ops import all_specs, get_spec
 from sglang.ops.gemm import dense
 from sglang.ops.norm import rms_norm
 from sglang.ops.rope import rope

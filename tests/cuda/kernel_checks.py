@@ -33,8 +33,9 @@ from sglang.backend import (  # noqa: E402
     hookimpl,
 )
 from sglang.backend.discovery import load_backend  # noqa: E402
+from sglang.backend.registry import KernelRegistry  # noqa: E402
 from sglang.conformance.runner import PASSED, Target, run_case  # noqa: E402
-from sglang.ops import KernelRegistry, get_spec  # noqa: E402
+from sglang.ops import get_spec  # noqa: E402
 from sglang.ops.spec import Case  # noqa: E402
 
 CAPABILITIES = Capabilities(

@@ -131,12 +131,13 @@ def test_graph_batch_sizes():
 
 def test_server_args_take_graph_sizes_from_the_backend():
     from sglang.backend import ServerDefaults
+    from sglang.engine.settings import resolve
 
     args = ServerArgs()
-    args.resolve_defaults(ServerDefaults(graph_batch_sizes=(1, 2, 4, 8)))
+    args = resolve(args, ServerDefaults(graph_batch_sizes=(1, 2, 4, 8)))
     assert args.cuda_graph_bs == [1, 2, 4, 8] and args.cuda_graph_max_bs == 8
     args = ServerArgs(cuda_graph_max_bs=48)
-    args.resolve_defaults(ServerDefaults(graph_batch_sizes=(1, 2, 4, 8)))
+    args = resolve(args, ServerDefaults(graph_batch_sizes=(1, 2, 4, 8)))
     assert args.cuda_graph_bs == [1, 2, 4, 8, 16, 24, 32, 48]
 
 
@@ -204,7 +205,7 @@ def test_torch_compile_in_the_graphs_gives_the_eager_tokens(model_dir):
 def test_torch_compile_flags():
     import argparse
 
-    from sglang.server_args import add_cli_args, from_cli
+    from sglang.cli.args import add_cli_args, from_cli
 
     parser = argparse.ArgumentParser()
     add_cli_args(parser)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sglang.model_executor.forward_batch import ForwardMode  # noqa: E402
+from sglang.forward_batch import ForwardMode  # noqa: E402
 from sglang.model_executor.prefill_graph_runner import (  # noqa: E402
     PrefillGraphRunner,
     prefill_token_sizes,

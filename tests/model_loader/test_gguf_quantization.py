@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from sglang.backend.selection import select_platform
+from sglang.engine.settings import resolve
 from sglang.layers.linear import Linear
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import load_model_config, resolve_source
@@ -15,7 +16,7 @@ from sglang.server_args import ServerArgs
 def _runner(default_gguf, **kw) -> ModelRunner:
     args = ServerArgs(device="xeon", max_total_tokens=256, disable_cuda_graph=True, **kw)
     platform = select_platform("xeon")
-    args.resolve_defaults(platform.backend.server_defaults(total_memory_bytes=1 << 34))
+    args = resolve(args, platform.backend.server_defaults(total_memory_bytes=1 << 34))
     source = resolve_source(default_gguf)
     config = load_model_config(source, "bfloat16")
     return ModelRunner(args, platform, config, source)

@@ -8,10 +8,10 @@ import json
 import random
 
 import pytest
+from sglang.parsers.reasoning import get_reasoning_parser
+from sglang.parsers.tool import get_tool_parser
 from sglang.server.chat_tools import ChoiceOutput, ToolPlan, plan_tools
 from sglang.server.errors import APIError
-from sglang.server.reasoning_parsers import get_reasoning_parser
-from sglang.server.tool_parsers import get_tool_parser
 
 TOOL = {
     "type": "function",
@@ -135,7 +135,7 @@ def test_plan_tools():
 
 
 def test_reasoning_parser_detection():
-    from sglang.server.reasoning_parsers import detect_reasoning_parser
+    from sglang.parsers.reasoning import detect_reasoning_parser
 
     assert detect_reasoning_parser(None) is None
     assert detect_reasoning_parser("{{ messages }}", "<|im_start|>assistant\n") is None

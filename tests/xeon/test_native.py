@@ -133,7 +133,7 @@ def test_build_failure_falls_back_with_a_logged_reason(monkeypatch, caplog):
 
 
 def test_registered_above_the_torch_kernels():
-    from sglang.ops.registry import KernelRegistry
+    from sglang.backend.registry import KernelRegistry
 
     registry = KernelRegistry()
     from sglang.backend.plugin_kit import register_kernel_modules

@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from sglang.backend import hookspecs
+from sglang.backend.registry import KernelRegistry
 from sglang.backend.types import (
     API_VERSION,
     KINDS,
@@ -28,7 +29,6 @@ from sglang.backend.types import (
     ProbeResult,
     ServerDefaults,
 )
-from sglang.ops.registry import KernelRegistry
 
 logger = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from sglang.backend.communicator import Communicator
+    from sglang.backend.registry import KernelRegistrar
     from sglang.backend.runtime import DeviceRuntime
     from sglang.backend.types import (
         BackendInfo,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
         ProbeResult,
         ServerDefaults,
     )
-    from sglang.ops.registry import KernelRegistrar
 
 PROJECT = "sglang"
 ENTRY_POINT_GROUP = "sglang.backends"

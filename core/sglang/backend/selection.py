@@ -16,8 +16,8 @@ from functools import cached_property
 from typing import Any
 
 from sglang.backend.discovery import Discovery, LoadedBackend, discover
+from sglang.backend.registry import Resolution
 from sglang.backend.types import KIND_ACCELERATOR, KIND_CPU, KIND_FALLBACK
-from sglang.ops.registry import Resolution
 from sglang.ops.specs import all_specs
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sglang.cli.args import add_cli_args, from_cli
 from sglang.engine.preflight import EXIT_USAGE, StartupError, exit_codes_text
-from sglang.server_args import add_cli_args, from_cli
 
 ACCEPTS_EXTRA = False
 DESCRIPTION = "Serve a model over SGLang's native and OpenAI-compatible HTTP APIs."

@@ -38,9 +38,9 @@ import torch.multiprocessing as mp
 
 from sglang.backend.discovery import BUILTIN_REFERENCE, LoadedBackend, load_backend
 from sglang.backend.hookspecs import ENTRY_POINT_GROUP
+from sglang.backend.registry import KernelRegistry
 from sglang.conformance.compare import compare_outputs
 from sglang.conformance.runner import FAILED, PASSED, SKIPPED, XFAILED, CheckResult
-from sglang.ops.registry import KernelRegistry
 from sglang.ops.spec import ALLCLOSE, EXACT, Tolerance, case_name, dtype_key
 
 WORLD_SIZE = 2

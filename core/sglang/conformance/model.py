@@ -174,7 +174,7 @@ def forward_batch(
     all_rows: bool,
 ) -> Any:
     """seqs: (token ids of the new tokens, number of tokens already cached) per sequence."""
-    from sglang.model_executor.forward_batch import ForwardBatch
+    from sglang.forward_batch import ForwardBatch
 
     dev, i64 = built.device, torch.int64
     ids, pos, loc, qo, kv, kv_idx, rows = [], [], [], [0], [0], [], []
@@ -208,8 +208,8 @@ def run_model(
     """Prefill logits [sum prompts, V] and the decode logits of each step [B, V], float64 on the
     CPU. Decode feeds `tokens_for_decode[step][b]` (the reference's greedy choices), or, when
     None, picks them greedily itself (as the reference does)."""
+    from sglang.forward_batch import ForwardMode
     from sglang.mem.kv_cache import KVCache
-    from sglang.model_executor.forward_batch import ForwardMode
 
     config = hf_config(arch)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from sglang.backend.registry import Kernel
 from sglang.conformance.runner import (
     FAILED,
     SKIPPED,
@@ -37,7 +38,6 @@ from sglang.conformance.runner import (
     collect,
 )
 from sglang.conformance.runner import check_kernel as run_kernel_check
-from sglang.ops.registry import Kernel
 from sglang.ops.spec import Case, OpSpec, dtype_key
 
 Outputs = list[torch.Tensor]

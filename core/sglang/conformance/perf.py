@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from sglang.backend.discovery import Discovery
+from sglang.backend.registry import prepared_arguments
 from sglang.conformance.runner import Target, to_device
-from sglang.ops.registry import prepared_arguments
 from sglang.ops.spec import Case
 from sglang.ops.specs import get_spec
 

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 
 from sglang.backend.discovery import LoadedBackend
+from sglang.backend.registry import Kernel, KernelRegistry, prepared_arguments
 from sglang.conformance.compare import compare_outputs, rel_rms_error
-from sglang.ops.registry import Kernel, KernelRegistry, prepared_arguments
 from sglang.ops.spec import Case, OpSpec
 
 PASSED, FAILED, XFAILED, SKIPPED = "passed", "failed", "xfailed", "skipped"

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from sglang.backend.discovery import Discovery, LoadedBackend
+from sglang.backend.registry import Kernel, KernelRegistry
 from sglang.backend.types import Capabilities
-from sglang.ops.registry import Kernel, KernelRegistry
 from sglang.ops.spec import OpSpec, dtype_key
 from sglang.ops.specs import all_specs
 

@@ -1,5 +1,5 @@
-"""Structured outputs: grammar backends (xgrammar, llguidance), compiled-grammar cache, and the
-scheduler's grammar queue. See base.py for the interface."""
+"""Structured outputs: grammar backends (xgrammar, llguidance) and the compiled-grammar cache.
+See base.py for the interface; the scheduler's grammar queue is sglang.scheduler.grammar_manager."""
 
 from sglang.constrained.base import (
     KINDS,

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sglang.constrained.base import GrammarBackend, GrammarError, constraint_of
+from sglang.server_args import DEFAULT_GRAMMAR_BACKEND as DEFAULT_GRAMMAR_BACKEND
 
-DEFAULT_GRAMMAR_BACKEND = "xgrammar"
 _BACKENDS: dict[str, str | Callable[[], type[GrammarBackend]]] = {
     "xgrammar": "sglang.constrained.xgrammar:XGrammarBackend",
     "llguidance": "sglang.constrained.llguidance:LLGuidanceBackend",

@@ -17,17 +17,17 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from sglang.engine.launcher import launch, stop_scheduler
+from sglang.engine.settings import settings_from_kwargs
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.model_loader import sampling_defaults
 from sglang.sampling.params import SamplingParams
-from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
 
 
 class Engine:
     def __init__(self, model_path: str | None = None, device: str = "auto", **server_args: Any):
-        self.args = ServerArgs.from_kwargs(model_path=model_path, device=device, **server_args)
+        self.args = settings_from_kwargs(model_path=model_path, device=device, **server_args)
         # A bad model path or device raises StartupError (one line) before anything loads.
         launched = launch(self.args)
         self._handle, self.server_info = launched.handle, launched.info

@@ -17,6 +17,7 @@ from sglang.backend.selection import select_platform
 from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
 from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from
+from sglang.engine.settings import resolve
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import (
     generation_defaults,
@@ -51,7 +52,7 @@ def build_scheduler(
     logger.info("backend %s (%s)", platform.name, platform.reason)
     free, total = platform.runtime.memory_info()
     defaults = platform.backend.server_defaults(total_memory_bytes=total)
-    args.resolve_defaults(defaults)
+    args = resolve(args, defaults)
     stage.name = "model"
     source = resolve_source(args.model_path)
     config = load_model_config(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from sglang.forward_batch import ForwardBatch, ForwardMode
 from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
-from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
 
 
 class Attention(Layer):

@@ -5,7 +5,7 @@ gate_up) hold one weight whose rows are the concatenation of their shards; `load
 a checkpoint tensor into its rows.
 
 Once the weights are loaded the model runner calls `prepare_linear_layers`: each layer hands
-its weight to its GEMM kernel's `prepare` (sglang.ops.registry: a one-time repack into the
+its weight to its GEMM kernel's `prepare` (sglang.backend.registry: a one-time repack into the
 kernel's layout) and keeps only what comes back, freeing the float weight when the kernel made
 its own copy. With quantization="int4" the weight is first turned into its weight-only int4
 form, the gpt-fast way (a checkpoint transform, then the layer runs another op): group-wise

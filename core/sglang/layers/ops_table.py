@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sglang.ops.registry import Kernel, prepared_arguments
+from sglang.backend.registry import Kernel, prepared_arguments
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
+from sglang.forward_batch import ForwardBatch, ForwardMode
 
 logger = logging.getLogger(__name__)
 

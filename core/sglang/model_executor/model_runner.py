@@ -9,6 +9,7 @@ import time
 import torch
 
 from sglang.backend.selection import Platform
+from sglang.forward_batch import ForwardBatch
 from sglang.layers.linear import prepare_linear_layers, weight_bytes
 from sglang.layers.ops_table import OpTable
 from sglang.layers.quantization.model import (
@@ -21,7 +22,6 @@ from sglang.layers.quantization.registry import checkpoint_quantization, resolve
 from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
-from sglang.model_executor.forward_batch import ForwardBatch
 from sglang.model_executor.graph_runner import DecodeGraphRunner, graph_batch_sizes
 from sglang.model_executor.model_registry import get_model_class
 from sglang.model_executor.prefill_graph_runner import (

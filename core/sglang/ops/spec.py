@@ -104,7 +104,7 @@ class OpSpec:
     # experts chosen by a router) or where a metric mixes kinds.
     compare: Callable[..., tuple[bool, float, str]] | None = None
     # Arguments that are a layer's weights, fixed at load time (e.g. ("weight",) for a GEMM):
-    # what a kernel's `prepare` may turn into its own layout, once (sglang.ops.registry).
+    # what a kernel's `prepare` may turn into its own layout, once (sglang.backend.registry).
     weight_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

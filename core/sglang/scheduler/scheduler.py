@@ -39,10 +39,10 @@ import torch
 
 from sglang.cache.no_cache import NoPrefixCache
 from sglang.cache.radix_cache import RadixCache
-from sglang.constrained.manager import GrammarManager
-from sglang.model_executor.forward_batch import ForwardBatch, ForwardMode
+from sglang.forward_batch import ForwardBatch, ForwardMode
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.sampling.sampler import SampleInput, SampleLaunch, SampleOutput, Sampler
+from sglang.scheduler.grammar_manager import GrammarManager
 from sglang.scheduler.kv_manager import KVManager
 from sglang.scheduler.req import FinishReason, Req
 from sglang.scheduler.stop import StopChecker

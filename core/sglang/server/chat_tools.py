@@ -25,9 +25,8 @@ from typing import Any
 
 from sglang.constrained import GrammarError
 from sglang.constrained.registry import validate_spec
-from sglang.server.errors import APIError
-from sglang.server.reasoning_parsers import ReasoningParser
-from sglang.server.tool_parsers import (
+from sglang.parsers.reasoning import ReasoningParser
+from sglang.parsers.tool import (
     ContentDelta,
     Delta,
     ToolCallDelta,
@@ -35,6 +34,7 @@ from sglang.server.tool_parsers import (
     constraint_for_tool_choice,
     get_tool_parser,
 )
+from sglang.server.errors import APIError
 
 CHOICES = ("auto", "none", "required")
 

@@ -17,15 +17,15 @@ from jinja2 import TemplateError
 from sglang.constrained import GrammarError
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.model_loader import chat_template as model_chat_template
-from sglang.sampling.params import SamplingParams
-from sglang.server.errors import APIError
-from sglang.server.metrics import ServerMetrics
-from sglang.server.reasoning_parsers import (
+from sglang.parsers.reasoning import (
     ReasoningParser,
     detect_reasoning_parser,
     get_reasoning_parser,
 )
-from sglang.server.tool_parsers import ALIASES, detect_tool_parser
+from sglang.parsers.tool import ALIASES, detect_tool_parser
+from sglang.sampling.params import SamplingParams
+from sglang.server.errors import APIError
+from sglang.server.metrics import ServerMetrics
 from sglang.server_args import ServerArgs
 
 DISCONNECT_POLL_S = 0.5

@@ -99,7 +99,8 @@ def run_logits(path: str, backend: str = "reference", dtype: str = "float32", **
     engine's ModelRunner, float64 on the CPU; decode feeds the runner's own greedy tokens."""
     from sglang.backend.selection import select_platform
     from sglang.conformance.model import Built, forward_batch
-    from sglang.model_executor.forward_batch import ForwardMode
+    from sglang.engine.settings import resolve
+    from sglang.forward_batch import ForwardMode
     from sglang.model_executor.model_runner import ModelRunner
     from sglang.model_loader import load_model_config, resolve_source
     from sglang.server_args import ServerArgs
@@ -113,7 +114,7 @@ def run_logits(path: str, backend: str = "reference", dtype: str = "float32", **
         **args,
     )
     platform = select_platform(backend)
-    server_args.resolve_defaults(platform.backend.server_defaults(1 << 34))
+    server_args = resolve(server_args, platform.backend.server_defaults(1 << 34))
     source = resolve_source(path)
     config = load_model_config(source, dtype)
     runner = ModelRunner(server_args, platform, config, source)

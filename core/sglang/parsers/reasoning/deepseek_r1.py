@@ -12,7 +12,7 @@ Earlier R1 builds wrote the `<think>` themselves; a leading `<think>` is skipped
 that never closes its thinking (cut by max_tokens) is all reasoning.
 """
 
-from sglang.server.reasoning_parsers.base import ReasoningParser
+from sglang.parsers.reasoning.base import ReasoningParser
 
 
 class DeepSeekR1ReasoningParser(ReasoningParser):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from sglang.server.reasoning_parsers import REASONING_PARSERS, get_reasoning_parser
+from sglang.parsers.reasoning import REASONING_PARSERS, get_reasoning_parser
 
 R1_THOUGHT = (
     "Okay, the user is asking for the sum of 17 and 25. Let me add them: 17 + 25 = 42.\n\n"

@@ -7,7 +7,7 @@ templates open `<think>` in the prompt, so their output starts mid-thought: that
 `qwen3-thinking` (the deepseek-r1 behaviour).
 """
 
-from sglang.server.reasoning_parsers.base import ReasoningParser
+from sglang.parsers.reasoning.base import ReasoningParser
 
 
 class Qwen3ReasoningParser(ReasoningParser):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib
 
-from sglang.server.reasoning_parsers.base import ReasoningParser, StreamingReasoningParser
+from sglang.parsers.reasoning.base import ReasoningParser, StreamingReasoningParser
 
 REASONING_PARSERS = {
-    "deepseek-r1": ("sglang.server.reasoning_parsers.deepseek_r1", "DeepSeekR1ReasoningParser"),
-    "qwen3": ("sglang.server.reasoning_parsers.qwen3", "Qwen3ReasoningParser"),
-    "qwen3-thinking": ("sglang.server.reasoning_parsers.qwen3", "Qwen3ThinkingReasoningParser"),
+    "deepseek-r1": ("sglang.parsers.reasoning.deepseek_r1", "DeepSeekR1ReasoningParser"),
+    "qwen3": ("sglang.parsers.reasoning.qwen3", "Qwen3ReasoningParser"),
+    "qwen3-thinking": ("sglang.parsers.reasoning.qwen3", "Qwen3ThinkingReasoningParser"),
 }
 
 __all__ = [

@@ -24,7 +24,7 @@ import copy
 import json
 from typing import Any
 
-from sglang.server.tool_parsers.gbnf import GbnfBuilder, json_literal, literal
+from sglang.parsers.tool.gbnf import GbnfBuilder, json_literal, literal
 
 EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 
@@ -39,7 +39,7 @@ def constraint_for_tool_choice(
     tool_choice: "required" or {"type": "function", "function": {"name": ...}};
     parallel: OpenAI's parallel_tool_calls (several calls allowed for "required").
     Raises ValueError for a choice naming no given tool, or "required" without tools."""
-    from sglang.server.tool_parsers import ALIASES
+    from sglang.parsers.tool import ALIASES
 
     chosen = chosen_functions(tools, tool_choice)
     if chosen is None:

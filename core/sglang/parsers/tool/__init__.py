@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sglang.server.tool_parsers.base import (
+from sglang.parsers.tool.base import (
     ContentDelta,
     Delta,
     ParseResult,
@@ -23,12 +23,12 @@ from sglang.server.tool_parsers.base import (
     ToolParser,
     openai_delta,
 )
-from sglang.server.tool_parsers.constraints import constraint_for_tool_choice
+from sglang.parsers.tool.constraints import constraint_for_tool_choice
 
 TOOL_PARSERS = {
-    "llama3": ("sglang.server.tool_parsers.llama3", "Llama3ToolParser"),
-    "hermes": ("sglang.server.tool_parsers.hermes", "HermesToolParser"),
-    "mistral": ("sglang.server.tool_parsers.mistral", "MistralToolParser"),
+    "llama3": ("sglang.parsers.tool.llama3", "Llama3ToolParser"),
+    "hermes": ("sglang.parsers.tool.hermes", "HermesToolParser"),
+    "mistral": ("sglang.parsers.tool.mistral", "MistralToolParser"),
 }
 ALIASES = {"llama": "llama3", "qwen": "hermes", "qwen25": "hermes", "qwen3": "hermes"}
 

@@ -9,9 +9,9 @@ import time
 
 import torch
 from sglang.constrained import GrammarBackend, GrammarError, GrammarMatcher
-from sglang.constrained.manager import GrammarManager
 from sglang.constrained.registry import register_grammar_backend
 from sglang.sampling.params import SamplingParams
+from sglang.scheduler.grammar_manager import GrammarManager
 from sglang.scheduler.req import Req
 
 GATE = threading.Event()

@@ -22,7 +22,7 @@ import random
 
 import jsonschema
 import pytest
-from sglang.server.tool_parsers import (
+from sglang.parsers.tool import (
     ContentDelta,
     ToolCallDelta,
     constraint_for_tool_choice,

@@ -19,7 +19,7 @@ output ended, or the model went on writing) ends the call at its object's closin
 
 from __future__ import annotations
 
-from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser
+from sglang.parsers.tool.base import StreamingToolParser, ToolParser
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 

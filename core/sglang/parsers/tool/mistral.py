@@ -22,8 +22,7 @@ import random
 import string
 
 import regex
-
-from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser, first_non_space
+from sglang.parsers.tool.base import StreamingToolParser, ToolParser, first_non_space
 
 MARKER = "[TOOL_CALLS]"
 V11_HEADER = regex.compile(

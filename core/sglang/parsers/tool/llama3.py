@@ -15,7 +15,7 @@ Text before the tag is content; `"arguments"` is accepted for `"parameters"`.
 
 from __future__ import annotations
 
-from sglang.server.tool_parsers.base import StreamingToolParser, ToolParser, first_non_space
+from sglang.parsers.tool.base import StreamingToolParser, ToolParser, first_non_space
 
 PYTHON_TAG = "<|python_tag|>"
 
