@@ -18,7 +18,7 @@ import statistics
 import sys
 
 import torch
-from sglang_cuda.kernels import attention
+from sglang_triton import attention
 
 HIDDEN, HEADS, KV_HEADS, HEAD_DIM, INTER, VOCAB, LAYERS = 4096, 32, 8, 128, 14336, 128256, 32
 GEMM_SHAPES = {  # name: (K, N) of one layer's projections (qkv and gate_up fused) and the head
@@ -110,7 +110,7 @@ def gemm_rows(batches: list[int]) -> list[dict]:
 
 def gemv_rows() -> list[dict]:
     """The batch-1 GEMMs: cuBLAS (F.linear) against the Triton GEMV over launch parameters."""
-    from sglang_cuda.kernels import gemv
+    from sglang_triton import gemv
 
     dev = torch.device("cuda")
     shapes = GEMM_SHAPES

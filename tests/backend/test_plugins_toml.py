@@ -18,7 +18,7 @@ CORE = tomllib.loads((ROOT / "core" / "pyproject.toml").read_text())
 FIRST_PARTY = PLUGINS["backends"]
 ALL_ROWS = {**FIRST_PARTY, **PLUGINS.get("examples", {})}
 FIELDS = {"name", "distribution", "entry_point", "path", "device_type", "kind", "status"}
-STATUSES = {"stable", "device-verified", "probe-only", "example"}
+STATUSES = {"stable", "device-verified", "emulated", "unverified", "probe-only", "example"}
 
 
 def pyproject(row: dict) -> dict:

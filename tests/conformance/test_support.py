@@ -44,7 +44,13 @@ def test_every_op_and_backend_has_a_cell(doc):
         assert set(row["cells"]) == set(first_party())
         assert row["cells"]["reference"] not in (FALLBACK, UNSUPPORTED, "?"), row
     # Probe-only backends have no kernels: every op they run falls back to the reference.
-    assert {row["cells"]["rocm"] for row in doc["rows"]} <= {FALLBACK, UNSUPPORTED}
+    plugins = tomllib.loads((ROOT / "plugins.toml").read_text())["backends"]
+    for name in (p["name"] for p in plugins.values() if p["status"] == "probe-only"):
+        assert {row["cells"][name] for row in doc["rows"]} <= {FALLBACK, UNSUPPORTED}, name
+    # The GPU backends share their Triton kernels: the same kernel names serve the same cells.
+    for row in doc["rows"]:
+        cuda, rocm = set(row["cells"]["cuda"].split(", ")), set(row["cells"]["rocm"].split(", "))
+        assert {n for n in cuda if n.startswith("triton_")} <= rocm | {UNSUPPORTED}, row
 
 
 def test_cells_name_the_registered_kernels(doc):

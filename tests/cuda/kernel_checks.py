@@ -2,8 +2,9 @@
 tolerances and metrics (sglang.conformance.runner.run_case), on the GPU when there is one and
 otherwise in Triton's interpreter on CPU tensors.
 
-Import this module before any sglang_cuda.kernels module: it sets TRITON_INTERPRET=1 on a
-machine without a GPU, which triton reads when a kernel is decorated (at import).
+Import this module before any sglang_triton or sglang_cuda.kernels module: it sets
+TRITON_INTERPRET=1 on a machine without a GPU, which triton reads when a kernel is decorated
+(at import).
 """
 
 from __future__ import annotations

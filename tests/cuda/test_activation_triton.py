@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import kernel_checks as kc
 import pytest
-from sglang_cuda.kernels import activation
+from sglang_triton import activation
 
 
 def small(case):

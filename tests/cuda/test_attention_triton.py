@@ -23,7 +23,7 @@ if not GPU:
 
 from sglang.ops import attention as ref  # noqa: E402
 from sglang.ops.spec import Case  # noqa: E402
-from sglang_cuda.kernels import attention as tri  # noqa: E402
+from sglang_triton import attention as tri  # noqa: E402
 
 DEVICE = "cuda" if GPU else "cpu"
 TOL = {torch.float32: 2e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}

@@ -8,7 +8,7 @@ import kernel_checks as kc
 import pytest
 import torch
 from sglang.ops.quant import fp4 as q4
-from sglang_cuda.kernels import gemm_fp4
+from sglang_triton import gemm_fp4
 
 
 def small(case):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import kernel_checks as kc
 import pytest
 import torch
-from sglang_cuda.kernels import gemm_int4
+from sglang_triton import gemm_int4
 
 
 def small(case):

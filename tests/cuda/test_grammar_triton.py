@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import kernel_checks as kc
 import pytest
-from sglang_cuda.kernels import grammar
+from sglang_triton import grammar
 
 
 @pytest.mark.parametrize("case", kc.params("grammar.apply_bitmask",

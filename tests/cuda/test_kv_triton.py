@@ -8,7 +8,7 @@ import kernel_checks as kc
 import pytest
 import torch
 from sglang.ops import kv as ref
-from sglang_cuda.kernels import kv
+from sglang_triton import kv
 
 
 @pytest.mark.parametrize("case", kc.params("kv.store"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import kernel_checks as kc
 import pytest
 import torch
-from sglang_cuda.kernels import moe
+from sglang_triton import moe
 
 
 def small(case):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import kernel_checks as kc
 import pytest
-from sglang_cuda.kernels import norm
+from sglang_triton import norm
 
 SMALL = kc.params("norm.rms", lambda c: c.params["dim"] <= 576)
 

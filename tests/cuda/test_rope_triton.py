@@ -8,7 +8,7 @@ import kernel_checks as kc
 import pytest
 import torch
 from sglang.ops import rope as ref
-from sglang_cuda.kernels import rope
+from sglang_triton import rope
 
 
 def small(case):

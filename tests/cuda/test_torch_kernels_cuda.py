@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import kernel_checks as kc
 import pytest
-from sglang_cuda.kernels import kv, moe, sampling
+from sglang_triton import kv, moe, sampling
 
 
 @pytest.mark.parametrize("case", kc.params("kv.store"))

@@ -17,7 +17,6 @@ from sglang.backend import (
     ServerDefaults,
     hookimpl,
 )
-from sglang.backend.plugin_kit import register_kernel_modules
 
 from sglang_cuda import __version__, kernels
 from sglang_cuda.arch import compute_capability
@@ -84,7 +83,7 @@ def capabilities_for(arch: tuple[int, int] | None) -> Capabilities:
 
 @hookimpl
 def sglang_backend_register_kernels(registry) -> None:
-    register_kernel_modules(registry, kernels.KERNEL_MODULES)
+    kernels.register(registry)
 
 
 @hookimpl

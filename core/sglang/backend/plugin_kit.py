@@ -4,6 +4,7 @@
   kernels live one op family per module, each module with `register(registry, **context)`.
 - `installed_version`, `device_files`: the cheap facts a probe reads (package metadata, device
   nodes), never importing the vendor library.
+- `EXPLICIT_ONLY`: the probe detail that keeps a backend out of `--device auto`.
 - `counted_devices_probe`: the tail of a GPU-style probe: unavailable with the reasons found so
   far, else ask the device count (the one call that talks to the driver) and say how many.
 
@@ -22,6 +23,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sglang.backend.types import ProbeResult
+
+EXPLICIT_ONLY = "explicit_only"
+"""A probe detail: the backend runs only when named (`--device NAME`, `sglang conformance
+--backend NAME`), never by `--device auto`. Emulation modes set it: a GPU backend emulated on
+the CPU must not be preferred to the real CPU backend."""
 
 
 def register_kernel_modules(registry: Any, modules: Iterable[str], **context: Any) -> None:

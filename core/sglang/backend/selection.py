@@ -1,7 +1,8 @@
 """Selection: which backend runs (`--device`), and which kernel serves each op.
 
 `--device auto` prefers an available accelerator (highest `auto_priority`), then an available
-CPU backend, then the reference backend. `--device NAME` takes that backend or fails with the
+CPU backend, then the reference backend; a backend whose probe says `explicit_only` (an
+emulation mode) is never chosen by auto. `--device NAME` takes that backend or fails with the
 reason it cannot run (its probe's reasons, or the traceback of its failed import). The choice
 travels to child processes through the environment variable `SGLANG_DEVICE`.
 """
@@ -16,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from sglang.backend.discovery import Discovery, LoadedBackend, discover
+from sglang.backend.plugin_kit import EXPLICIT_ONLY
 from sglang.backend.registry import Resolution
 from sglang.backend.types import KIND_ACCELERATOR, KIND_CPU, KIND_FALLBACK
 from sglang.ops.specs import all_specs
@@ -58,11 +60,16 @@ def choose_backend(found: Discovery, requested: str | None = None) -> tuple[Load
             raise BackendSelectionError(message, f"{message}; {_usable(found)}")
         return b, f"requested with --device {want}"
     for kind in (KIND_ACCELERATOR, KIND_CPU, KIND_FALLBACK):
-        ready = [b for b in found.backends.values() if b.available and b.info.kind == kind]
+        ready = [b for b in found.backends.values() if _auto_candidate(b, kind)]
         if ready:
             best = max(ready, key=lambda b: (b.info.auto_priority, b.name))
             return best, f"auto: best available {kind} backend (priority {best.info.auto_priority})"
     raise BackendSelectionError("no backend is available, not even reference")
+
+
+def _auto_candidate(b: LoadedBackend, kind: str) -> bool:
+    explicit_only = b.probe is not None and b.probe.details.get(EXPLICIT_ONLY)
+    return b.available and b.info.kind == kind and not explicit_only
 
 
 def _usable(found: Discovery) -> str:

@@ -12,6 +12,7 @@ import torch
 
 from sglang.backend.discovery import LoadedBackend
 from sglang.conformance.runner import FAILED, PASSED, SKIPPED, XFAILED, CheckResult
+from sglang.ops.specs import all_specs
 from sglang.version import __version__
 
 STATUSES = (PASSED, FAILED, XFAILED, SKIPPED)
@@ -52,6 +53,20 @@ def mutation_counts(results: Iterable[CheckResult]) -> dict[str, int]:
     }
 
 
+def native_ops(backend: str, results: Iterable[CheckResult]) -> list[str]:
+    """Op specs `backend` serves with a kernel of its own (not the reference fallback) that
+    passed at least one check."""
+    specs = {s.name for s in all_specs()}
+    own = f"{backend}."
+    return sorted(
+        {
+            r.op
+            for r in results
+            if r.op in specs and r.status == PASSED and (r.kernel or "").startswith(own)
+        }
+    )
+
+
 def build_report(results: list[CheckResult], backends: dict[str, LoadedBackend]) -> dict[str, Any]:
     by_backend: dict[str, list[CheckResult]] = defaultdict(list)
     for r in results:
@@ -71,6 +86,7 @@ def build_report(results: list[CheckResult], backends: dict[str, LoadedBackend])
             "versions": ver,
             "summary": summary(rs),
             "kernels": sorted({r.kernel for r in rs if r.kernel and r.op != MUTANTS_OP}),
+            "native_ops": native_ops(name, rs),
             "mutation": mutation_counts(rs),
             "checks": [{**r.to_json(), "versions": ver} for r in rs],
         }
@@ -98,7 +114,15 @@ def format_table(results: list[CheckResult]) -> list[str]:
     lines.append("-" * len(header))
     lines.append(f"{'total':<66} " + " ".join(f"{total[s]:>7}" for s in STATUSES))
     for backend in sorted({r.backend for r in results}):
-        m = mutation_counts(r for r in results if r.backend == backend)
+        own = [r for r in results if r.backend == backend]
+        checked = {r.op for r in own} & {s.name for s in all_specs()}
+        if checked and backend != "reference":
+            native = native_ops(backend, own)
+            lines.append(
+                f"{backend}: {len(native)} of {len(checked)} ops native (a kernel of its own "
+                "passed); the others fall back to the reference"
+            )
+        m = mutation_counts(own)
         if m["mutants"]:
             lines.append(
                 f"{backend}: {m['killed']} of {m['mutants']} mutants killed"

@@ -1,23 +1,23 @@
-"""The cuda kernels, one module per op family (mirroring sglang.ops), each with register().
-
-Triton kernels (norm, activation, rope, attention, moe.experts, the W4A16 and scaled GEMMs,
-the grammar mask) and torch ops where cuBLAS or a plain scatter already does the job
-(gemm.dense, kv.store, moe.route, sampling). Rules every module follows: kernels/common.py.
+"""The cuda kernels: the shared GPU kernels of sglang_triton (norm, activation, rope, kv,
+attention, moe, gemm.dense, the W4A16 int4/fp4 GEMMs, sampling, the grammar mask), launched
+with their module defaults (the tables were tuned on H100/H200), plus cuda's own modules:
+gemm.int8 (cuBLASLt int8) and gemm.fp8 (torch._scaled_mm and the Triton scaled GEMM).
 """
 
 from __future__ import annotations
 
+import sglang_triton
+from sglang.backend.plugin_kit import register_kernel_modules
+from sglang_triton.target import TritonTarget
+
+CUDA = TritonTarget("cuda", blas="cublas")
+
 KERNEL_MODULES: tuple[str, ...] = (
-    "sglang_cuda.kernels.norm",
-    "sglang_cuda.kernels.activation",
-    "sglang_cuda.kernels.rope",
-    "sglang_cuda.kernels.kv",
-    "sglang_cuda.kernels.attention",
-    "sglang_cuda.kernels.moe",
     "sglang_cuda.kernels.gemm",
     "sglang_cuda.kernels.gemm_fp8",
-    "sglang_cuda.kernels.gemm_int4",
-    "sglang_cuda.kernels.gemm_fp4",
-    "sglang_cuda.kernels.sampling",
-    "sglang_cuda.kernels.grammar",
 )
+
+
+def register(registry) -> None:
+    register_kernel_modules(registry, sglang_triton.KERNEL_MODULES, target=CUDA)
+    register_kernel_modules(registry, KERNEL_MODULES)

@@ -1,11 +1,4 @@
-"""gemm.dense and gemm.int8 on NVIDIA GPUs.
-
-dense: F.linear, i.e. cuBLAS(Lt) with the bias fused into its epilogue where it can be; a single
-bf16/fp16 row goes through the Triton GEMV of gemv.py instead. float32
-stays IEEE unless the user opted into TF32 (torch's allow_tf32 flags, off by default). float16
-split-K reductions stay in float32: torch lets cuBLAS reduce them in float16 by default, which
-failed the spec's float16 tolerance at K=1000 on an H200; registering these kernels turns that
-off (torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction).
+"""gemm.int8 on NVIDIA GPUs (gemm.dense is shared with rocm: sglang_triton.dense).
 
 int8 (W8A8): x is quantized per token in torch (sglang.ops.quant.int8's formula, a few
 elementwise kernels, no host sync); the int32 GEMM is torch._int_mm (cuBLASLt) where its
@@ -22,23 +15,7 @@ import torch
 import torch.nn.functional as F
 from sglang.ops.quant.int8 import quantize_int8_rowwise
 
-from sglang_cuda.kernels import gemv
 from sglang_cuda.kernels.scaled_mm import scaled_mm
-
-USE_GEMV = True
-"""One-row bf16/fp16 products (batch-1 decode) through the Triton GEMV (kernels/gemv.py),
-which reads the weights closer to the memory bandwidth than cuBLAS does at M = 1."""
-
-
-def dense(x, weight, bias=None):
-    weight = weight if weight.dtype == x.dtype else weight.to(x.dtype)
-    if USE_GEMV and gemv.applies(x, weight):
-        return gemv.gemv(x, weight, bias)
-    if bias is None and x.dim() == 2:
-        # The same cuBLAS call as F.linear's, without linear's and matmul's dispatch layers:
-        # ~5 us of host time a call, 128 calls an eager 8B forward (prefill is launch-bound).
-        return torch.mm(x, weight.t())
-    return F.linear(x, weight, bias)
 
 
 def _round8(v: int) -> int:
@@ -73,6 +50,4 @@ def int8(x, weight, weight_scale, bias=None):
 
 
 def register(registry) -> None:
-    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
-    registry.register("gemm.dense", dense, name="cuda.cublas_linear")
     registry.register("gemm.int8", int8, name="cuda.int8_mm")

@@ -1,4 +1,4 @@
-"""rope on NVIDIA GPUs: one Triton program per token rotates all its query and key heads.
+"""rope on GPUs: one Triton program per token rotates all its query and key heads.
 
 The program reads the token's cos/sin row from the cache once (float32, [r/2] each) and walks
 the heads in tiles of [BLOCK_H heads, r/2 pairs]: pair i is (x[i], x[i + r/2]) for neox and
@@ -13,7 +13,8 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_cuda.kernels.common import next_pow2
+from sglang_triton.common import next_pow2
+from sglang_triton.target import warps
 
 TILE = 4096  # elements of one [heads, pairs] tile
 
@@ -73,7 +74,7 @@ def _unit_last(x: torch.Tensor) -> torch.Tensor:
     return x if x.shape[-1] <= 1 or x.stride(-1) == 1 else x.contiguous()
 
 
-def rope(positions, q, k, cos_sin_cache, is_neox):
+def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
     """The spec's rope: positions [T], q [T, H, D], k [T, Hkv, D] -> new (q_out, k_out)."""
     q, k = _unit_last(q), _unit_last(k)
     q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
@@ -93,10 +94,10 @@ def rope(positions, q, k, cos_sin_cache, is_neox):
         q_out.stride(0), q_out.stride(1), k_out.stride(0), k_out.stride(1), cache.stride(0),
         R2=r2, D=d, IS_NEOX=bool(is_neox), BLOCK_R2=block_r2, BLOCK_H=block_h,
         BLOCK_REST=next_pow2(rest) if rest else 0,
-        num_warps=4 if block_h * block_r2 >= 1024 else 2,
+        num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
     )
     return q_out, k_out
 
 
-def register(registry) -> None:
-    registry.register("rope", rope, name="cuda.triton_rope")
+def register(registry, target) -> None:
+    registry.register("rope", target.bind(rope, "rope"), name=target.name("triton_rope"))

@@ -1,4 +1,4 @@
-"""gemm.int4 (W4A16: AWQ and GPTQ, act-order, integer or float zero points) on NVIDIA GPUs.
+"""gemm.int4 (W4A16: AWQ and GPTQ, act-order, integer or float zero points) on GPUs.
 
 `prepare` repacks a layer's weight once into one layout for every variant (Int4Weight):
 
@@ -24,7 +24,8 @@ import triton
 import triton.language as tl
 from sglang.ops.quant import int4 as q4
 
-from sglang_cuda.kernels.common import grouped_tile, mma
+from sglang_triton.common import grouped_tile, mma
+from sglang_triton.target import warps
 
 
 class Int4Weight(NamedTuple):
@@ -126,7 +127,9 @@ def _tiles(m: int, group_size: int) -> tuple[int, int, int]:
     return block_m, block_n, block_k
 
 
-def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
+def int4(
+    x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None, launch=None
+):
     """The spec's gemm.int4, with qweight an Int4Weight from `prepare` (or the raw tensors,
     prepared on the fly)."""
     w = qweight
@@ -146,10 +149,11 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
         m, w.n, w.k, x.stride(0), w.qweight.stride(0), w.scales.stride(0), out.stride(0),
         G=w.group_size, ALIGNED=w.group_size % bk == 0, HAS_PERM=w.perm is not None,
         HAS_BIAS=bias is not None, IEEE=x.dtype == torch.float32,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=4,
+        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=warps(4, launch),
     )
     return out
 
 
-def register(registry) -> None:
-    registry.register("gemm.int4", int4, name="cuda.triton_w4a16", prepare=prepare)
+def register(registry, target) -> None:
+    fn = target.bind(int4, "gemm_int4")
+    registry.register("gemm.int4", fn, name=target.name("triton_w4a16"), prepare=prepare)

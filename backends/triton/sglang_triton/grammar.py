@@ -1,4 +1,4 @@
-"""grammar.apply_bitmask on NVIDIA GPUs: a Triton kernel over (row, block of tokens) that
+"""grammar.apply_bitmask on GPUs: a Triton kernel over (row, block of tokens) that
 writes -inf where the token's bit is 0 and touches nothing else (allowed logits are not even
 read). Bit j % 32 of word j // 32, least significant first; an arithmetic shift of the int32
 word keeps bit 31 right."""
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+from sglang_triton.target import warps
 
 BLOCK = 1024
 
@@ -22,7 +24,7 @@ def _apply_bitmask_kernel(logits_ptr, mask_ptr, V, stride_l, stride_m, BLOCK: tl
     tl.store(logits_ptr + row * stride_l + cols, ninf, mask=inside & banned)
 
 
-def apply_bitmask(logits, bitmask) -> None:
+def apply_bitmask(logits, bitmask, launch=None) -> None:
     b, v = logits.shape
     if b == 0 or v == 0:
         return
@@ -31,9 +33,11 @@ def apply_bitmask(logits, bitmask) -> None:
     bitmask = bitmask if bitmask.stride(-1) == 1 else bitmask.contiguous()
     grid = (b, triton.cdiv(v, BLOCK))
     _apply_bitmask_kernel[grid](
-        logits, bitmask, v, logits.stride(0), bitmask.stride(0), BLOCK=BLOCK, num_warps=4
+        logits, bitmask, v, logits.stride(0), bitmask.stride(0), BLOCK=BLOCK,
+        num_warps=warps(4, launch),
     )
 
 
-def register(registry) -> None:
-    registry.register("grammar.apply_bitmask", apply_bitmask, name="cuda.triton_apply_bitmask")
+def register(registry, target) -> None:
+    fn = target.bind(apply_bitmask, "grammar")
+    registry.register("grammar.apply_bitmask", fn, name=target.name("triton_apply_bitmask"))

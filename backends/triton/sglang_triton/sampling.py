@@ -1,4 +1,4 @@
-"""sampling.sample on NVIDIA GPUs: the spec's algorithm batched over all rows in torch, with no
+"""sampling.sample on GPUs: the spec's algorithm batched over all rows in torch, with no
 host synchronisation (no nonzero, no .item(), no branch on a tensor's value), so a decode step
 that samples can be captured in a CUDA graph.
 
@@ -45,5 +45,5 @@ def sample(logits, temperatures, top_ks, top_ps, min_ps, uniforms):
     return torch.where(greedy, greedy_ids, sampled)
 
 
-def register(registry) -> None:
-    registry.register("sampling.sample", sample, name="cuda.sample")
+def register(registry, target) -> None:
+    registry.register("sampling.sample", sample, name=target.name("sample"))

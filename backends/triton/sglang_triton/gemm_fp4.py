@@ -1,4 +1,4 @@
-"""gemm.fp4 (W4A16: NVFP4 and MXFP4 weights, 16-bit activations) on NVIDIA GPUs without FP4
+"""gemm.fp4 (W4A16: NVFP4 and MXFP4 weights, 16-bit activations) on GPUs without FP4
 tensor cores (Hopper, Ampere): the weight is dequantized tile by tile inside a Triton GEMM.
 
 Layouts are the spec's (sglang.ops.quant.fp4), read as they are stored: weight uint8 [N, K/2]
@@ -21,7 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_cuda.kernels.common import grouped_tile, mma
+from sglang_triton.common import grouped_tile, mma
+from sglang_triton.target import warps
 
 NVFP4, MXFP4 = 0, 1
 
@@ -91,7 +92,7 @@ def _w4a16_fp4_kernel(
     tl.store(o_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mmask[:, None] & nmask[None, :])
 
 
-def fp4(x, weight, weight_scale, format, global_scale=None, bias=None):
+def fp4(x, weight, weight_scale, format, global_scale=None, bias=None, launch=None):
     if format not in ("nvfp4", "mxfp4"):
         raise ValueError(f"format must be nvfp4 or mxfp4, got {format!r}")
     m, k = x.shape
@@ -113,10 +114,11 @@ def fp4(x, weight, weight_scale, format, global_scale=None, bias=None):
         m, n, k, x.stride(0), weight.stride(0), scales.stride(0), out.stride(0),
         FORMAT=NVFP4 if nv else MXFP4, SCALE_BLOCK=16 if nv else 32, HAS_GLOBAL=has_global,
         HAS_BIAS=bias is not None, IEEE=x.dtype == torch.float32,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=64, GROUP_M=8, num_warps=4,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=64, GROUP_M=8, num_warps=warps(4, launch),
     )
     return out
 
 
-def register(registry) -> None:
-    registry.register("gemm.fp4", fp4, name="cuda.triton_w4a16_fp4")
+def register(registry, target) -> None:
+    fn = target.bind(fp4, "gemm_fp4")
+    registry.register("gemm.fp4", fn, name=target.name("triton_w4a16_fp4"))

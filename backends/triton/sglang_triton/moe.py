@@ -1,4 +1,4 @@
-"""moe.route and moe.experts on NVIDIA GPUs.
+"""moe.route and moe.experts on GPUs.
 
 route: the core's vectorised torch route (sglang.ops.moe_route_vectorized), on the GPU: float32
 throughout, no host sync.
@@ -29,8 +29,9 @@ import triton
 import triton.language as tl
 from sglang.ops.moe_route_vectorized import route
 
-from sglang_cuda.kernels.activation import GELU_ERF, SILU, act_mul
-from sglang_cuda.kernels.common import mma
+from sglang_triton.activation import GELU_ERF, SILU, act_mul
+from sglang_triton.common import mma
+from sglang_triton.target import merged, warps
 
 # --- moe.route: sglang.ops.moe_route_vectorized ----------------------------------------
 
@@ -145,7 +146,7 @@ def _config(n_pairs: int, num_experts: int) -> dict:
     return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}
 
 
-def experts(x, w13, w2, topk_weights, topk_ids, activation="silu"):
+def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
     if activation not in ("silu", "gelu"):
         raise ValueError(f"activation must be silu or gelu, got {activation!r}")
     tokens, hidden = x.shape
@@ -157,7 +158,10 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu"):
     x = x if x.stride(-1) == 1 else x.contiguous()
     w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
     w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
-    cfg = _config(n, num_experts)
+    cfg = merged(_config(n, num_experts), launch and launch.get("tiles"))
+    run = {"num_warps": warps(4, launch)}
+    if launch and "num_stages" in launch:
+        run["num_stages"] = launch["num_stages"]
     bm, bn = cfg["BLOCK_M"], cfg["BLOCK_N"]
     sorted_pairs, block_expert = align(topk_ids, num_experts, bm)
     blocks = block_expert.numel()
@@ -167,18 +171,19 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu"):
         x, w13, h, sorted_pairs, block_expert,
         n, inter, hidden, num_experts, x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2),
         h.stride(0), TOPK=top_k, ACT=SILU if activation == "silu" else GELU_ERF, IEEE=ieee,
-        **cfg, num_warps=4,
+        **cfg, **run,
     )
     y = torch.zeros((n, hidden), dtype=torch.float32, device=x.device)
     weights = topk_weights.reshape(-1).float()
     _down_kernel[(blocks, triton.cdiv(hidden, bn))](
         h, w2, y, sorted_pairs, block_expert, weights,
         n, hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
-        y.stride(0), IEEE=ieee, **cfg, num_warps=4,
+        y.stride(0), IEEE=ieee, **cfg, **run,
     )
     return y.view(tokens, top_k, hidden).sum(dim=1).to(x.dtype)
 
 
-def register(registry) -> None:
-    registry.register("moe.route", route, name="cuda.moe_route")
-    registry.register("moe.experts", experts, name="cuda.triton_fused_moe")
+def register(registry, target) -> None:
+    registry.register("moe.route", route, name=target.name("moe_route"))
+    fused = target.bind(experts, "moe")
+    registry.register("moe.experts", fused, name=target.name("triton_fused_moe"))

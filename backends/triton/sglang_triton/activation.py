@@ -1,4 +1,4 @@
-"""act.silu_mul and act.gelu_mul on NVIDIA GPUs: one Triton kernel, the activation a constexpr.
+"""act.silu_mul and act.gelu_mul on GPUs: one Triton kernel, the activation a constexpr.
 
 x = [gate | up] of shape [T, 2I]; programs cover (row, block of I columns); math in float32,
 one rounding of the output to x.dtype. gelu's tanh form is written with exp, as
@@ -11,7 +11,8 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_cuda.kernels.common import next_pow2, rows_2d
+from sglang_triton.common import next_pow2, rows_2d
+from sglang_triton.target import warps
 
 SILU, GELU_TANH, GELU_ERF = 0, 1, 2
 BLOCK = 1024
@@ -44,7 +45,7 @@ def _act_mul_kernel(
     tl.store(out_ptr + row * stride_o + cols, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def _launch(x: torch.Tensor, act: int) -> torch.Tensor:
+def _launch(x: torch.Tensor, act: int, launch=None) -> torch.Tensor:
     half = x.shape[-1] // 2
     x2 = rows_2d(x)
     out = torch.empty((x2.shape[0], half), dtype=x.dtype, device=x.device)
@@ -53,21 +54,22 @@ def _launch(x: torch.Tensor, act: int) -> torch.Tensor:
         grid = (x2.shape[0], triton.cdiv(half, block))
         _act_mul_kernel[grid](
             x2, out, half, x2.stride(0), out.stride(0), ACT=act, BLOCK=block,
-            num_warps=4 if block >= 512 else 2,
+            num_warps=warps(4 if block >= 512 else 2, launch),
         )
     return out.view(*x.shape[:-1], half)
 
 
-def silu_mul(x):
-    return _launch(x, SILU)
+def silu_mul(x, launch=None):
+    return _launch(x, SILU, launch)
 
 
-def gelu_mul(x, approximate="tanh"):
+def gelu_mul(x, approximate="tanh", launch=None):
     if approximate not in ("tanh", "none"):
         raise ValueError(f"approximate must be 'tanh' or 'none', got {approximate!r}")
-    return _launch(x, GELU_TANH if approximate == "tanh" else GELU_ERF)
+    return _launch(x, GELU_TANH if approximate == "tanh" else GELU_ERF, launch)
 
 
-def register(registry) -> None:
-    registry.register("act.silu_mul", silu_mul, name="cuda.triton_silu_mul")
-    registry.register("act.gelu_mul", gelu_mul, name="cuda.triton_gelu_mul")
+def register(registry, target) -> None:
+    silu, gelu = target.bind(silu_mul, "activation"), target.bind(gelu_mul, "activation")
+    registry.register("act.silu_mul", silu, name=target.name("triton_silu_mul"))
+    registry.register("act.gelu_mul", gelu, name=target.name("triton_gelu_mul"))

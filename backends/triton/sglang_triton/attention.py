@@ -584,7 +584,8 @@ def extend(
     return out
 
 
-def register(registry) -> None:
+def register(registry, target) -> None:
     common = dict(priority=10, available=_available, unsupported=_unsupported)
-    registry.register("attention.decode", decode, name="cuda.triton_decode", **common)
-    registry.register("attention.extend", extend, name="cuda.triton_extend", **common)
+    dec, ext = target.bind(decode, "attention.decode"), target.bind(extend, "attention.extend")
+    registry.register("attention.decode", dec, name=target.name("triton_decode"), **common)
+    registry.register("attention.extend", ext, name=target.name("triton_extend"), **common)

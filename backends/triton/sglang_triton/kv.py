@@ -1,4 +1,4 @@
-"""kv.store on NVIDIA GPUs: one Triton launch writes both caches.
+"""kv.store on GPUs: one Triton launch writes both caches.
 
 Each program copies one token's key row and value row (all KV heads) into its slot, casting
 to the cache dtype. Two `index_put_` calls (one scatter kernel per cache) do the same work,
@@ -14,7 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_cuda.kernels.common import next_pow2
+from sglang_triton.common import next_pow2
+from sglang_triton.target import warps
 
 MAX_BLOCK = 4096  # elements of a row one program copies per tile
 
@@ -49,7 +50,7 @@ def _fits(x: torch.Tensor, cache: torch.Tensor) -> bool:
     return x.dim() == 3 and x.stride(-1) == 1 and cache.stride(-1) == 1
 
 
-def store(k_cache, v_cache, loc, k, v) -> None:
+def store(k_cache, v_cache, loc, k, v, launch=None) -> None:
     n = loc.numel()
     if n == 0:
         return
@@ -65,9 +66,9 @@ def store(k_cache, v_cache, loc, k, v) -> None:
         k.stride(0), k.stride(1), v.stride(0), v.stride(1),
         k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1), hkv,
         D=d, DV=dv, BLOCK_K=block_k, BLOCK_V=block_v,
-        num_warps=4 if max(block_k, block_v) >= 1024 else 2,
+        num_warps=warps(4 if max(block_k, block_v) >= 1024 else 2, launch),
     )
 
 
-def register(registry) -> None:
-    registry.register("kv.store", store, name="cuda.kv_store")
+def register(registry, target) -> None:
+    registry.register("kv.store", target.bind(store, "kv"), name=target.name("kv_store"))

@@ -1,4 +1,4 @@
-"""norm.rms on NVIDIA GPUs: one Triton program per row, the residual add fused in.
+"""norm.rms on GPUs: one Triton program per row, the residual add fused in.
 
 Each program loads its row of x (and of residual) once, forms h = x + residual in float32,
 writes h rounded to x.dtype as the new residual stream, and normalises the float32 h (not its
@@ -12,7 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_cuda.kernels.common import next_pow2, row_warps, rows_2d
+from sglang_triton.common import next_pow2, row_warps, rows_2d
+from sglang_triton.target import warps
 
 MAX_BLOCK = 16384  # one register tile per row up to this width
 
@@ -61,7 +62,7 @@ def _rms_norm_kernel(
             tl.store(o_row + c, (h * inv * w).to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def rms_norm(x, weight, eps=1e-6, residual=None):
+def rms_norm(x, weight, eps=1e-6, residual=None, launch=None):
     """The spec's norm.rms: x [..., D] -> out, or (out, x + residual) with a residual."""
     shape, d = x.shape, x.shape[-1]
     x2 = rows_2d(x)
@@ -75,12 +76,13 @@ def rms_norm(x, weight, eps=1e-6, residual=None):
             x2, res2, weight, out, res_out,
             d, x2.stride(0), res2.stride(0), out.stride(0), res_out.stride(0), float(eps),
             HAS_RESIDUAL=residual is not None, BLOCK=block, ONE_PASS=block >= d,
-            num_warps=row_warps(block),
+            num_warps=warps(row_warps(block), launch),
         )
     if residual is None:
         return out.view(shape)
     return out.view(shape), res_out.view(shape)
 
 
-def register(registry) -> None:
-    registry.register("norm.rms", rms_norm, name="cuda.triton_rms_norm")
+def register(registry, target) -> None:
+    fn = target.bind(rms_norm, "norm")
+    registry.register("norm.rms", fn, name=target.name("triton_rms_norm"))
