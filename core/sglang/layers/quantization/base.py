@@ -173,6 +173,15 @@ def load_tiled(
         target = target.narrow(spec.output_dim, start // div, size // div)
     elif spec.per_shard:
         target = target[0] if target.dim() else target
+    elif shard is not None and any(n == name for n, _ in layer.loaded):
+        # One tensor for the whole merged layer (GPTQ's g_idx): every shard must agree.
+        if tuple(tensor.shape) == tuple(target.shape) and not torch.equal(
+            tensor.to(target.dtype), target
+        ):
+            raise QuantizationError(
+                f"{layer.checkpoint_name(name, shard)} differs from the other projections "
+                f"merged into {layer.prefix} (they share one input and must share it)"
+            )
     if tuple(tensor.shape) != tuple(target.shape):
         if tensor.numel() == 1 and target.numel() == 1:
             tensor = tensor.reshape(target.shape)
