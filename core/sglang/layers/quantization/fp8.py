@@ -85,9 +85,23 @@ class Fp8Config(QuantizationConfig):
 
 
 class Fp8LinearMethod(LinearMethod):
-    def __init__(self, scheme: str, block, static: bool, label: str) -> None:
+    """scheme: "block", "per_tensor" (static or dynamic activations), "per_channel", or
+    "online". block_scale: the block scales' checkpoint name (compressed-tensors calls them
+    weight_scale)."""
+
+    def __init__(
+        self,
+        scheme: str,
+        block,
+        static: bool,
+        label: str,
+        block_scale="weight_scale_inv",
+        per_token: bool = False,
+    ) -> None:
         super().__init__(op="gemm.fp8", label=label, requires=("fp8:e4m3fn",))
         self.scheme, self.block, self.static = scheme, block, static
+        self.block_scale = block_scale
+        self.per_token = per_token  # per-tensor weights, activations per token
 
     def params(self, layer) -> dict[str, ParamSpec]:
         n, k = layer.out_features, layer.in_features
@@ -96,7 +110,7 @@ class Fp8LinearMethod(LinearMethod):
         specs = {"weight": ParamSpec((n, k), FP8, output_dim=0)}
         if self.scheme == "block":
             bn, bk = self.block
-            specs["weight_scale_inv"] = ParamSpec(
+            specs[self.block_scale] = ParamSpec(
                 (math.ceil(n / bn), math.ceil(k / bk)), F32, output_dim=0, output_div=bn
             )
         elif self.scheme == "per_channel":
@@ -116,7 +130,7 @@ class Fp8LinearMethod(LinearMethod):
         if self.scheme == "block":
             return {
                 "weight": weight,
-                "weight_scale": layer.weight_scale_inv.detach(),
+                "weight_scale": getattr(layer, self.block_scale).detach(),
                 "scheme": "block",
                 "block_size": self.block,
             }
@@ -128,17 +142,17 @@ class Fp8LinearMethod(LinearMethod):
             }
         scales = layer.weight_scale.detach()
         args = {"scheme": "per_tensor"}
-        if scales.numel() > 1 and not bool((scales == scales[0]).all()):
-            if not self.static:
-                rows = [
-                    scales[i].expand(layer.shard_offsets[s][1])
-                    for i, s in enumerate(layer.shard_names())
-                ]
-                return {
-                    "weight": weight,
-                    "weight_scale": torch.cat(rows).float(),
-                    "scheme": "per_channel",
-                }
+        unequal = scales.numel() > 1 and not bool((scales == scales[0]).all())
+        if self.per_token or (unequal and not self.static):
+            sizes = [layer.shard_offsets[s][1] for s in layer.shard_names()]
+            sizes = sizes or [layer.out_features]
+            rows = [scales[i].expand(size) for i, size in enumerate(sizes)]
+            return {
+                "weight": weight,
+                "weight_scale": torch.cat(rows).float(),
+                "scheme": "per_channel",
+            }
+        if unequal:
             weight = requantize_to_max_scale(weight, scales, layer)
         args["weight"], args["weight_scale"] = weight, scales.max().reshape(1)
         if self.static:

@@ -41,6 +41,11 @@ for _name, _path, _aliases in (
     ("fp8", "sglang.layers.quantization.fp8:Fp8Config", ("w8a8_fp8", "fbgemm_fp8")),
     ("awq", "sglang.layers.quantization.awq:AwqConfig", ("awq_marlin",)),
     ("gptq", "sglang.layers.quantization.gptq:GptqConfig", ("gptq_marlin",)),
+    (
+        "compressed-tensors",
+        "sglang.layers.quantization.compressed_tensors:CompressedTensorsConfig",
+        ("compressed_tensors",),
+    ),
     ("int4", "sglang.layers.quantization.int4:Int4Config", ()),
 ):
     register_quantization(_name, _path, _aliases)
