@@ -187,6 +187,7 @@ class LlamaModel(Layer):
 
 class LlamaForCausalLM(Layer):
     model_cls = LlamaModel
+    stacked = STACKED  # the checkpoint matrices load_weights merges
 
     def __init__(self, config, ops: OpTable, dtype: torch.dtype, device: torch.device) -> None:
         super().__init__()
@@ -224,7 +225,7 @@ class LlamaForCausalLM(Layer):
             if is_kv_scale(name):  # fp8 KV cache scales, wherever the format puts them
                 load_kv_scale(modules, name, tensor)
                 continue
-            for piece, merged, shard in STACKED:
+            for piece, merged, shard in self.stacked:
                 if f".{piece}." in name:
                     module_name, _, kind = name.replace(piece, merged).rpartition(".")
                     modules[module_name].load_shard(shard, tensor, name=kind)

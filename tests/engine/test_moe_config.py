@@ -13,7 +13,12 @@ from tiny_models import save_tiny_model
 
 @pytest.mark.parametrize(
     "arch, field, value",
-    [("mixtral", "num_local_experts", 0), ("qwen3-moe", "num_experts_per_tok", 99)],
+    [
+        ("mixtral", "num_local_experts", 0),
+        ("qwen3-moe", "num_experts_per_tok", 99),
+        ("deepseek-v2", "topk_method", "sinkhorn"),
+        ("deepseek-v3", "scoring_func", "sqrtsoftplus"),
+    ],
 )
 def test_bad_moe_config_fails_at_startup_naming_the_field(tmp_path, arch, field, value):
     path = save_tiny_model(arch, str(tmp_path))
@@ -21,7 +26,7 @@ def test_bad_moe_config_fails_at_startup_naming_the_field(tmp_path, arch, field,
     config = json.load(open(config_file))
     config[field] = value
     json.dump(config, open(config_file, "w"))
-    with pytest.raises(Exception, match=rf"{field} = {value}") as info:
+    with pytest.raises(Exception, match=rf"{field} = {value!r}") as info:
         Engine(model_path=path, device="reference", dtype="float32", skip_tokenizer_init=True,
                max_total_tokens=256, log_level="warning")
     assert "\n" not in str(info.value)

@@ -52,6 +52,25 @@ def configs() -> dict:
             **COMMON, head_dim=32, moe_intermediate_size=32, num_experts=8,
             num_experts_per_tok=3, norm_topk_prob=True,
         ),
+        "deepseek-v2-lite": tf.DeepseekV2Config(  # no q LoRA, greedy routing, 1 dense layer
+            **{**COMMON, "num_key_value_heads": 4}, moe_intermediate_size=32, n_routed_experts=8,
+            num_experts_per_tok=2, n_shared_experts=2, first_k_dense_replace=1,
+            q_lora_rank=None, kv_lora_rank=32, qk_rope_head_dim=16, qk_nope_head_dim=32,
+            v_head_dim=24, topk_method="greedy",
+        ),
+        "deepseek-v2": tf.DeepseekV2Config(  # q LoRA, group-limited routing, scaling
+            **{**COMMON, "num_key_value_heads": 4}, moe_intermediate_size=32, n_routed_experts=8,
+            num_experts_per_tok=2, n_shared_experts=1, q_lora_rank=48, kv_lora_rank=32,
+            qk_rope_head_dim=16, qk_nope_head_dim=32, v_head_dim=32,
+            topk_method="group_limited_greedy", n_group=4, topk_group=2,
+            routed_scaling_factor=2.0,
+        ),
+        "deepseek-v3": tf.DeepseekV3Config(  # sigmoid, noaux_tc with its bias, 1 dense layer
+            **{**COMMON, "num_key_value_heads": 4}, moe_intermediate_size=32, n_routed_experts=8,
+            num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1,
+            q_lora_rank=48, kv_lora_rank=32, qk_rope_head_dim=16, qk_nope_head_dim=32,
+            v_head_dim=32, n_group=4, topk_group=2, routed_scaling_factor=2.5,
+        ),
         "gemma2": tf.Gemma2Config(
             **COMMON,
             head_dim=16,
@@ -77,6 +96,9 @@ def save_tiny_model(name: str, path: str, **overrides) -> str:
         for n, p in model.named_parameters():
             if "norm" in n:
                 p.normal_(1.0 if "gemma" not in name else 0.0, 0.2)
+        for n, b in model.named_buffers():  # DeepSeek-V3's routing bias, zeros when made
+            if "e_score_correction_bias" in n:
+                b.normal_(0.0, 0.1)
     model.save_pretrained(path, safe_serialization=True)
     return path
 

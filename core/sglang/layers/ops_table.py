@@ -22,6 +22,8 @@ OPS = {
     "kv_store": "kv.store",
     "attention_extend": "attention.extend",
     "attention_decode": "attention.decode",
+    "mla_extend": "attention.mla_extend",
+    "mla_decode": "attention.mla_decode",
     "gemm_dense": "gemm.dense",
     "gemm_int4": "gemm.int4",
     "gemm_int8": "gemm.int8",

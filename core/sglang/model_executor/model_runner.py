@@ -179,7 +179,11 @@ class ModelRunner:
                 for param in self.model.load_weights([(name, tensor)]):
                     loaded.add(param)
                     param_types[param] = types[name]
-        missing = sorted(set(params) - loaded - optional_parameters(self.model))
+        optional = tuple(getattr(self.model, "optional_weights", ()))  # prefixes (V3's MTP)
+        missing = sorted(
+            n for n in set(params) - loaded - optional_parameters(self.model)
+            if not n.startswith(optional)
+        )
         if missing:
             raise ValueError(f"checkpoint lacks weights for: {', '.join(missing[:8])}")
         return param_types
@@ -187,9 +191,13 @@ class ModelRunner:
     # --- memory ----------------------------------------------------------------------------
     def _init_memory_pool(self) -> None:
         cfg, args = self.model_config, self.args
-        per_token = KVCache.bytes_per_token(
-            cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim, cfg.head_dim, self.dtype
+        # (kv heads, K width, V width) per token and layer; a model may store another layout
+        # (MLA: one latent row, no V).
+        geometry = getattr(self.model, "kv_cache_geometry", None)
+        heads, k_dim, v_dim = (
+            geometry() if geometry else (cfg.num_key_value_heads, cfg.head_dim, cfg.head_dim)
         )
+        per_token = KVCache.bytes_per_token(cfg.num_hidden_layers, heads, k_dim, v_dim, self.dtype)
         if args.max_total_tokens is not None:
             tokens = args.max_total_tokens
             why = "--max-total-tokens"
@@ -208,9 +216,9 @@ class ModelRunner:
         self.kv_cache = KVCache(
             cfg.num_hidden_layers,
             tokens,
-            cfg.num_key_value_heads,
-            cfg.head_dim,
-            cfg.head_dim,
+            heads,
+            k_dim,
+            v_dim,
             self.dtype,
             self.device,
         )

@@ -13,6 +13,7 @@ SPEC_MODULES = (
     "sglang.ops.rope",
     "sglang.ops.kv",
     "sglang.ops.attention",
+    "sglang.ops.mla",
     "sglang.ops.moe",
     "sglang.ops.gemm",
     "sglang.ops.gemm_fp8",

@@ -8,6 +8,7 @@ KERNEL_MODULES = (
     "sglang_xeon.kernels.rope",
     "sglang_xeon.kernels.kv",
     "sglang_xeon.kernels.attention",
+    "sglang_xeon.kernels.mla",
     "sglang_xeon.kernels.moe",
     "sglang_xeon.kernels.gemm",
     "sglang_xeon.kernels.gemm_fp8",
