@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sglang.forward_batch import ForwardBatch, ForwardMode
 from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
-from sglang.forward_batch import ForwardBatch, ForwardMode
 
 
 def kv_cache_geometry(kv_lora_rank: int, qk_rope_head_dim: int) -> tuple[int, int, int]:
