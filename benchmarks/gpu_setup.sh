@@ -6,7 +6,7 @@ if [ -z "${SGLANG_GPU_SETUP_DONE:-}" ]; then  # once per call, when several scri
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
     export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
     python3 -m pip install -q --no-index --no-deps --no-build-isolation -e core -e models \
-        -e backends/cuda 2>&1 | tail -2
+        -e backends/triton -e backends/cuda 2>&1 | tail -2
     export SGLANG_GPU_SETUP_DONE=1
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$1/gpu.txt"
