@@ -46,6 +46,9 @@ for _name, _path, _aliases in (
         "sglang.layers.quantization.compressed_tensors:CompressedTensorsConfig",
         ("compressed_tensors",),
     ),
+    ("modelopt", "sglang.layers.quantization.modelopt:ModelOptConfig",
+     ("modelopt_fp8", "modelopt_fp4")),
+    ("mxfp4", "sglang.layers.quantization.mxfp4:Mxfp4Config", ()),
     ("int4", "sglang.layers.quantization.int4:Int4Config", ()),
 ):
     register_quantization(_name, _path, _aliases)
