@@ -69,6 +69,9 @@ class Capabilities:
     # "gqa", "sliding_window", "logit_softcap", "custom_scale"
     attention_features: frozenset[str] = frozenset()
     kv_layouts: tuple[str, ...] = ("NHD",)  # token-major [slots, kv_heads, head_dim]
+    # Quantized KV caches its kv.store and attention kernels take ("fp8_e4m3", "fp8_e5m2"):
+    # buffers of that type holding k / k_scale, v / v_scale (`--kv-cache-dtype`).
+    kv_cache_dtypes: frozenset[str] = frozenset()
     page_sizes: tuple[int, ...] = (1,)
     graph_capture: bool = False
     async_streams: bool = False
@@ -83,6 +86,7 @@ class Capabilities:
         keys |= {f"int4:{s}" for s in self.int4_schemes}
         keys |= {f"attention:{a}" for a in self.attention_features}
         keys |= {f"kv_layout:{k}" for k in self.kv_layouts}
+        keys |= {f"kv_cache:{k}" for k in self.kv_cache_dtypes}
         keys |= {f"page_size:{p}" for p in self.page_sizes}
         keys |= {f"collective:{c}" for c in self.collectives}
         if self.int8:
@@ -106,6 +110,7 @@ class Capabilities:
             "int8": self.int8,
             "attention_features": sorted(self.attention_features),
             "kv_layouts": list(self.kv_layouts),
+            "kv_cache_dtypes": sorted(self.kv_cache_dtypes),
             "page_sizes": list(self.page_sizes),
             "graph_capture": self.graph_capture,
             "async_streams": self.async_streams,

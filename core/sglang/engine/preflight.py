@@ -113,10 +113,24 @@ def check_quantization(args, source, found, backend) -> None:
     from sglang.layers.quantization.errors import QuantizationError
     from sglang.layers.quantization.registry import (
         check_backend,
+        check_kv_cache_dtype,
         checkpoint_quantization,
         resolve_quantization,
     )
 
+    columns = {}
+    from sglang.conformance.support import column
+
+    for name, b in found.backends.items():
+        caps = column(found, b).capabilities
+        columns[name] = caps.features() if caps is not None else None
+    attention = found.backends.get(args.attention_backend or backend.name, backend)
+    try:
+        check_kv_cache_dtype(
+            args.kv_cache_dtype, attention.name, attention.capabilities.features(), columns
+        )
+    except QuantizationError as e:
+        raise StartupError(f"--device {backend.name}: {e}", EXIT_DEVICE) from None
     if source.is_gguf:
         return
     declared = None
@@ -130,12 +144,6 @@ def check_quantization(args, source, found, backend) -> None:
         )
         if config is None:
             return
-        columns = {}
-        from sglang.conformance.support import column
-
-        for name, b in found.backends.items():
-            caps = column(found, b).capabilities
-            columns[name] = caps.features() if caps is not None else None
     except QuantizationError as e:
         raise StartupError(f"--model-path {args.model_path}: {e}", EXIT_MODEL) from None
     try:

@@ -35,6 +35,9 @@ class Attention(Layer):
         # (sglang.layers.quantization.kv_scales).
         self.k_scale = self.v_scale = 1.0
         self.kv_scales_loaded = False
+        # {"k_scale": ..., "v_scale": ...} once the runner has made an fp8 cache, else empty:
+        # 16/32-bit caches call the kernels without them (a kernel need not take them).
+        self.kv_kwargs: dict[str, float] = {}
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch
@@ -42,17 +45,20 @@ class Attention(Layer):
         """q [T, H, D], k [T, Hkv, D], v [T, Hkv, Dv] -> [T, H * Dv]."""
         ops, kv = self.ops, batch.kv_cache
         k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
-        ops.kv_store(k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v)
+        scales = self.kv_kwargs
+        ops.kv_store(
+            k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales
+        )
         if batch.mode == ForwardMode.DECODE:
             out = ops.attention_decode(
                 q=q, k_cache=k_cache, v_cache=v_cache, kv_indptr=batch.kv_indptr,
                 kv_indices=batch.kv_indices, sm_scale=self.scale,
-                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap,
+                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap, **scales,
             )
         else:
             out = ops.attention_extend(
                 q=q, k_cache=k_cache, v_cache=v_cache, qo_indptr=batch.qo_indptr,
                 kv_indptr=batch.kv_indptr, kv_indices=batch.kv_indices, sm_scale=self.scale,
-                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap,
+                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap, **scales,
             )
         return out.reshape(q.shape[0], self.num_heads * self.v_head_dim)

@@ -12,13 +12,18 @@ from sglang.backend.selection import Platform
 from sglang.forward_batch import ForwardBatch
 from sglang.layers.linear import prepare_linear_layers, weight_bytes
 from sglang.layers.ops_table import OpTable
+from sglang.layers.quantization.kv_scales import kv_cache_dtype, set_kv_scales
 from sglang.layers.quantization.model import (
     apply_quantization,
     log_layer_methods,
     mark_loaded,
     optional_parameters,
 )
-from sglang.layers.quantization.registry import checkpoint_quantization, resolve_quantization
+from sglang.layers.quantization.registry import (
+    check_kv_cache_dtype,
+    checkpoint_quantization,
+    resolve_quantization,
+)
 from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
@@ -96,7 +101,10 @@ class ModelRunner:
             self.runtime.manual_seed(args.random_seed)
         overrides = {}
         if args.attention_backend:
-            overrides = {op: args.attention_backend for op in ("attention.extend", "attention.decode")}
+            ops = ("attention.extend", "attention.decode")
+            if args.kv_cache_dtype != "auto":  # the cache's writer must take its scales too
+                ops += ("kv.store",)
+            overrides = {op: args.attention_backend for op in ops}
         self.ops = OpTable(platform, overrides)
         cls = get_model_class(model_config.architectures)
         hf = model_config.raw
@@ -191,13 +199,20 @@ class ModelRunner:
     # --- memory ----------------------------------------------------------------------------
     def _init_memory_pool(self) -> None:
         cfg, args = self.model_config, self.args
+        attention = self.platform.backend
+        if args.attention_backend:
+            attention = self.platform.found.backends[args.attention_backend]
+        check_kv_cache_dtype(
+            args.kv_cache_dtype, attention.name, attention.capabilities.features(), {}
+        )
+        kv_dtype = kv_cache_dtype(args.kv_cache_dtype, self.dtype)
         # (kv heads, K width, V width) per token and layer; a model may store another layout
         # (MLA: one latent row, no V).
         geometry = getattr(self.model, "kv_cache_geometry", None)
         heads, k_dim, v_dim = (
             geometry() if geometry else (cfg.num_key_value_heads, cfg.head_dim, cfg.head_dim)
         )
-        per_token = KVCache.bytes_per_token(cfg.num_hidden_layers, heads, k_dim, v_dim, self.dtype)
+        per_token = KVCache.bytes_per_token(cfg.num_hidden_layers, heads, k_dim, v_dim, kv_dtype)
         if args.max_total_tokens is not None:
             tokens = args.max_total_tokens
             why = "--max-total-tokens"
@@ -219,19 +234,22 @@ class ModelRunner:
             heads,
             k_dim,
             v_dim,
-            self.dtype,
+            kv_dtype,
             self.device,
         )
+        scales = set_kv_scales(self.model, kv_dtype != self.dtype)
         self.allocator = KVSlotAllocator(tokens, self.device)
         self.req_to_token = ReqToTokenPool(
             args.max_running_requests + 1, self.context_len + 1, self.device
         )
         logger.info(
-            "KV pool: %d tokens x %d B/token = %.2f GiB (%s); max_running_requests=%d, "
+            "KV pool: %d tokens x %d B/token = %.2f GiB of %s%s (%s); max_running_requests=%d, "
             "context_len=%d",
             tokens,
             per_token,
             tokens * per_token / GIB,
+            str(kv_dtype).removeprefix("torch."),
+            f", {scales}" if scales else "",
             why,
             args.max_running_requests,
             self.context_len,

@@ -12,6 +12,10 @@ Rules, for the query of the token at position p and the key at position j:
 - score = (q . k) * sm_scale, then logit_softcap * tanh(score / logit_softcap) when
   logit_softcap > 0; softmax over the visible keys in float32 (float64 under the oracle);
 - GQA: query head h reads kv head h // (H // Hkv).
+
+A quantized KV cache (float8_e4m3fn or float8_e5m2 buffers, `--kv-cache-dtype`) holds k / k_scale
+and v / v_scale (kv.store); attention reads k_cache * k_scale and v_cache * v_scale. The scales
+are per layer (a checkpoint's k_scale / v_scale, else 1.0); with a 16/32-bit cache they are 1.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def extend(
     sm_scale: float,
     sliding_window: int = -1,
     logit_softcap: float = 0.0,
+    k_scale: float = 1.0,
+    v_scale: float = 1.0,
 ) -> torch.Tensor:
     """q: [N, H, D] (new tokens of all sequences, packed); k_cache: [S, Hkv, D];
     v_cache: [S, Hkv, Dv]; qo_indptr, kv_indptr: [B+1] int32; kv_indices: [sum L] int64.
@@ -52,8 +58,8 @@ def extend(
         if n == 0:  # an empty sequence (a prefill graph's trailing padding): no queries
             continue
         slots = kv_indices[k0:k1]
-        k = k_cache[slots].to(acc)  # [L, Hkv, D]
-        v = v_cache[slots].to(acc)  # [L, Hkv, Dv]
+        k = k_cache[slots].to(acc) * k_scale  # [L, Hkv, D]
+        v = v_cache[slots].to(acc) * v_scale  # [L, Hkv, Dv]
         qg = q[q0:q1].to(acc).view(n, kv_heads, group, dim)  # head h = kv head h // group
         scores = torch.einsum("nkgd,lkd->kgnl", qg, k) * sm_scale
         if logit_softcap > 0:
@@ -79,13 +85,16 @@ def decode(
     sm_scale: float,
     sliding_window: int = -1,
     logit_softcap: float = 0.0,
+    k_scale: float = 1.0,
+    v_scale: float = 1.0,
 ) -> torch.Tensor:
     """q: [B, H, D], one query per sequence at position L_b - 1; other arguments as extend.
     Returns o: [B, H, Dv] in q.dtype."""
     one_each = torch.arange(q.shape[0] + 1, dtype=torch.int32, device=q.device)
     return extend(
         q, k_cache, v_cache, one_each, kv_indptr, kv_indices, sm_scale,
-        sliding_window=sliding_window, logit_softcap=logit_softcap,
+        sliding_window=sliding_window, logit_softcap=logit_softcap, k_scale=k_scale,
+        v_scale=v_scale,
     )
 
 
@@ -125,9 +134,14 @@ _LARGE_SHAPES = {
                                "logit_softcap": 30.0, "q_scale": 3.0}),
     ),
 }
+# Quantized caches: a few geometries in float32 and bfloat16 per fp8 type, with power-of-two
+# scales (exact divisions, so every side rounds the same values to fp8).
+_FP8_CACHES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+_FP8_SHAPES = ("b1", "gqa4-D128", "page16")
 _DEFAULTS = {
     "heads": 4, "kv_heads": 4, "head_dim": 64, "v_head_dim": None, "page_size": 1,
     "sliding_window": -1, "logit_softcap": 0.0, "sm_scale": None, "q_scale": 1.0,
+    "kv_cache": None,
 }
 
 
@@ -143,6 +157,8 @@ def _requires(p: dict) -> tuple[str, ...]:
         req.append("attention:custom_scale")
     if p["page_size"] > 1:
         req.append(f"page_size:{p['page_size']}")
+    if p["kv_cache"]:
+        req.append(f"kv_cache:{p['kv_cache']}")
     return tuple(req)
 
 
@@ -158,6 +174,17 @@ def _cases_for(op: str) -> list[Case]:
             if decode_op:
                 params["seqs"] = tuple((prefix + new - 1, 1) for prefix, new in params["seqs"])
             cases.append(Case(op, case_name(dtype, label), dtype, params, _requires(params)))
+        if dtype == torch.float16:
+            continue
+        for kv_cache in _FP8_CACHES:
+            for label, shape in _SHAPES:
+                if label not in _FP8_SHAPES:
+                    continue
+                params = {**_DEFAULTS, **shape, "kv_cache": kv_cache}
+                if decode_op:
+                    params["seqs"] = tuple((a + b - 1, 1) for a, b in params["seqs"])
+                name = case_name(dtype, label, kv_cache)
+                cases.append(Case(op, name, dtype, params, _requires(params)))
     return cases
 
 
@@ -172,6 +199,12 @@ def _inputs(case: Case, gen: torch.Generator) -> dict:
         "k_cache": randn(gen, batch.num_slots, p["kv_heads"], dim, dtype=dt),
         "v_cache": randn(gen, batch.num_slots, p["kv_heads"], v_dim, dtype=dt),
     }
+    if p["kv_cache"]:  # what kv.store leaves: k / k_scale in the fp8 type
+        fp8 = _FP8_CACHES[p["kv_cache"]]
+        args["k_scale"], args["v_scale"] = 0.125, 0.25
+        for name in ("k_cache", "v_cache"):
+            scale = args[name[0] + "_scale"]
+            args[name] = (args[name].float() / scale).to(fp8)
     if case.op == "attention.extend":
         args["qo_indptr"] = indptr([new for _, new in p["seqs"]])
     args["kv_indptr"] = batch.kv_indptr
@@ -194,7 +227,7 @@ _TOLERANCES = with_error_bounds(
     roundings=3,
     accumulation=1024,
 )
-_COMMON = "sm_scale, sliding_window=-1, logit_softcap=0.0"
+_COMMON = "sm_scale, sliding_window=-1, logit_softcap=0.0, k_scale=1.0, v_scale=1.0"
 
 EXTEND = register_spec(
     OpSpec(

@@ -42,3 +42,27 @@ def load_kv_scale(modules: dict, name: str, tensor: torch.Tensor) -> None:
     for attr in ("k_scale", "v_scale") if kind == "kv_scale" else (kind,):
         setattr(attn, attr, value)
     attn.kv_scales_loaded = True
+
+
+KV_CACHE_DTYPES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+
+
+def kv_cache_dtype(name: str, serving: torch.dtype) -> torch.dtype:
+    """--kv-cache-dtype -> the cache buffers' dtype ("auto": the serving dtype)."""
+    return serving if name == "auto" else KV_CACHE_DTYPES[name]
+
+
+def set_kv_scales(model: torch.nn.Module, quantized: bool) -> str:
+    """Hand each attention layer its scales when the cache is quantized; returns a phrase for
+    the startup log (how many layers took the checkpoint's scales)."""
+    from sglang.layers.attention import Attention
+
+    layers = [m for m in model.modules() if isinstance(m, Attention)]
+    for attn in layers:
+        attn.kv_kwargs = {"k_scale": attn.k_scale, "v_scale": attn.v_scale} if quantized else {}
+    if not quantized:
+        return ""
+    loaded = sum(a.kv_scales_loaded for a in layers)
+    if loaded:
+        return f"k/v scales from the checkpoint on {loaded} of {len(layers)} layers"
+    return "no k/v scales in the checkpoint: scale 1.0 (values past the type's range saturate)"

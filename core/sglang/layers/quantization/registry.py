@@ -147,3 +147,24 @@ def check_backend(
         f"{config.describe()} checkpoints need {', '.join(missing)}, which backend {backend!r} "
         f"does not have; backends that can run them: {', '.join(can) or 'none installed'}"
     )
+
+
+KV_CACHE_TYPES = {"fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+
+
+def check_kv_cache_dtype(
+    kv_cache_dtype: str,
+    backend: str,
+    features: frozenset[str],
+    columns: dict[str, frozenset[str] | None],
+) -> None:
+    """Refuse a quantized KV cache the backend's kv.store / attention kernels do not take."""
+    if kv_cache_dtype == "auto":
+        return
+    key = f"kv_cache:{kv_cache_dtype}"
+    if key not in features:
+        can = backends_that_can({key}, columns)
+        raise QuantizationError(
+            f"--kv-cache-dtype {kv_cache_dtype} needs {key}, which backend {backend!r} does not "
+            f"have; backends that can: {', '.join(can) or 'none installed'} (or leave it auto)"
+        )
