@@ -54,8 +54,11 @@ def deepseek_routing(config, default_method: str, default_scoring: str) -> Routi
         topk_group=config.topk_group if grouped else None,
         routed_scaling_factor=float(getattr(config, "routed_scaling_factor", 1.0) or 1.0),
         correction_bias=method == "noaux_tc",
-        fields={"num_experts": "n_routed_experts", "top_k": "num_experts_per_tok",
-                "num_expert_group": "n_group"},
+        fields={
+            "num_experts": "n_routed_experts",
+            "top_k": "num_experts_per_tok",
+            "num_expert_group": "n_group",
+        },
     )
 
 
@@ -94,12 +97,25 @@ class DeepseekAttention(Layer):
         self.o_proj = Linear(heads * config.v_head_dim, d, ops, bias=bias, **kw)
         interleaved = bool(getattr(config, "rope_interleave", True)) or self.rope_interleaved
         self.rotary_emb = RotaryEmbedding(
-            rope, rope, config.max_position_embeddings, rope_theta_of(config), ops,
-            scaling=rope_scaling_of(config), is_neox=not interleaved, device=device,
+            rope,
+            rope,
+            config.max_position_embeddings,
+            rope_theta_of(config),
+            ops,
+            scaling=rope_scaling_of(config),
+            is_neox=not interleaved,
+            device=device,
         )
         self.attn = MLAttention(
-            heads, rank, self.nope, rope, config.v_head_dim, layer_id, ops,
-            softmax_scale(config), **kw,
+            heads,
+            rank,
+            self.nope,
+            rope,
+            config.v_head_dim,
+            layer_id,
+            ops,
+            softmax_scale(config),
+            **kw,
         )
 
     def forward(self, positions, x, batch):
@@ -135,12 +151,25 @@ class DeepseekV2DecoderLayer(LlamaDecoderLayer):
         shared_n = getattr(config, "n_shared_experts", 0) or 0
         shared = None
         if shared_n:
-            shared = GatedMLP(config.hidden_size, inter * shared_n, ops, config.hidden_act,
-                              dtype=dtype, device=device)
+            shared = GatedMLP(
+                config.hidden_size,
+                inter * shared_n,
+                ops,
+                config.hidden_act,
+                dtype=dtype,
+                device=device,
+            )
         routing = deepseek_routing(config, self.default_method, self.default_scoring)
         return SparseMoE(
-            routing, config.hidden_size, inter, ops, activation=config.hidden_act,
-            shared=shared, shared_name="shared_experts", dtype=dtype, device=device,
+            routing,
+            config.hidden_size,
+            inter,
+            ops,
+            activation=config.hidden_act,
+            shared=shared,
+            shared_name="shared_experts",
+            dtype=dtype,
+            device=device,
         )
 
 

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 
 import torch
 from sglang.forward_batch import ForwardBatch
-from sglang.layers.activation import gated_activation
 from sglang.layers.attention import Attention
 from sglang.layers.base import Layer
 from sglang.layers.embedding import LMHead, VocabEmbedding

@@ -18,8 +18,13 @@ class MixtralDecoderLayer(LlamaDecoderLayer):
             fields={"num_experts": "num_local_experts", "top_k": "num_experts_per_tok"},
         )
         return SparseMoE(
-            routing, config.hidden_size, config.intermediate_size, ops,
-            activation=config.hidden_act, dtype=dtype, device=device,
+            routing,
+            config.hidden_size,
+            config.intermediate_size,
+            ops,
+            activation=config.hidden_act,
+            dtype=dtype,
+            device=device,
         )
 
 

@@ -12,8 +12,12 @@ from torch import nn
 # "<prefix>.experts.<id>.<proj>.weight", <prefix>.experts being a FusedMoE.
 EXPERT = re.compile(r"^(?P<module>.*\.experts)\.(?P<id>\d+)\.(?P<proj>\w+)\.weight$")
 SHARDS = {
-    "gate_proj": "gate", "up_proj": "up", "down_proj": "down",  # Qwen, DeepSeek
-    "w1": "gate", "w3": "up", "w2": "down",  # Mixtral
+    "gate_proj": "gate",
+    "up_proj": "up",
+    "down_proj": "down",  # Qwen, DeepSeek
+    "w1": "gate",
+    "w3": "up",
+    "w2": "down",  # Mixtral
 }
 
 Weights = Iterable[tuple[str, torch.Tensor]]

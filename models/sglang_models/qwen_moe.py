@@ -16,8 +16,7 @@ def is_sparse_layer(config, layer_id: int) -> bool:
     step = getattr(config, "decoder_sparse_step", 1) or 1
     if not isinstance(step, int) or step < 1:
         raise MoEConfigError(
-            f"mixture-of-experts config: decoder_sparse_step = {step!r}: must be a positive "
-            "integer"
+            f"mixture-of-experts config: decoder_sparse_step = {step!r}: must be a positive integer"
         )
     only_dense = getattr(config, "mlp_only_layers", None) or ()
     return layer_id not in only_dense and config.num_experts > 0 and (layer_id + 1) % step == 0
@@ -46,9 +45,16 @@ class Qwen2MoeDecoderLayer(LlamaDecoderLayer):
                 config.hidden_size, shared_size, ops, config.hidden_act, dtype=dtype, device=device
             )
         return SparseMoE(
-            qwen_routing(config), config.hidden_size, config.moe_intermediate_size, ops,
-            activation=config.hidden_act, shared=shared, shared_name="shared_expert",
-            shared_gate=shared is not None, dtype=dtype, device=device,
+            qwen_routing(config),
+            config.hidden_size,
+            config.moe_intermediate_size,
+            ops,
+            activation=config.hidden_act,
+            shared=shared,
+            shared_name="shared_expert",
+            shared_gate=shared is not None,
+            dtype=dtype,
+            device=device,
         )
 
 

@@ -27,6 +27,12 @@ def test_bad_moe_config_fails_at_startup_naming_the_field(tmp_path, arch, field,
     config[field] = value
     json.dump(config, open(config_file, "w"))
     with pytest.raises(Exception, match=rf"{field} = {value!r}") as info:
-        Engine(model_path=path, device="reference", dtype="float32", skip_tokenizer_init=True,
-               max_total_tokens=256, log_level="warning")
+        Engine(
+            model_path=path,
+            device="reference",
+            dtype="float32",
+            skip_tokenizer_init=True,
+            max_total_tokens=256,
+            log_level="warning",
+        )
     assert "\n" not in str(info.value)

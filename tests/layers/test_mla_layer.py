@@ -42,10 +42,23 @@ def test_deepseek_v3_mtp_layer_loads_from_checkpoint_names():
     from sglang_models.deepseek import DeepseekV3ForCausalLM
 
     hf = tf.DeepseekV3Config(
-        vocab_size=64, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
-        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, n_routed_experts=4,
-        num_experts_per_tok=2, n_group=2, topk_group=1, first_k_dense_replace=1,
-        q_lora_rank=16, kv_lora_rank=16, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=8,
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=48,
+        moe_intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        n_group=2,
+        topk_group=1,
+        first_k_dense_replace=1,
+        q_lora_rank=16,
+        kv_lora_rank=16,
+        qk_rope_head_dim=8,
+        qk_nope_head_dim=8,
+        v_head_dim=8,
         num_nextn_predict_layers=1,
     )
     model = DeepseekV3ForCausalLM(hf, OpTable(select_platform("reference")), torch.float32, None)
@@ -58,10 +71,16 @@ def test_deepseek_v3_mtp_layer_loads_from_checkpoint_names():
         "model.layers.1.mlp.experts.0.gate_proj.weight": torch.randn(16, 32),
     }
     loaded = model.load_weights(tensors.items())
-    assert {"mtp.0.eh_proj.weight", "mtp.0.mlp.experts.w2_weight",
-            "mtp.0.mlp.experts.correction_bias", "mtp.0.self_attn.attn.kv_b_proj.weight",
-            "model.layers.1.mlp.experts.w13_weight"} <= loaded
+    assert {
+        "mtp.0.eh_proj.weight",
+        "mtp.0.mlp.experts.w2_weight",
+        "mtp.0.mlp.experts.correction_bias",
+        "mtp.0.self_attn.attn.kv_b_proj.weight",
+        "model.layers.1.mlp.experts.w13_weight",
+    } <= loaded
     mtp, t = model.mtp[0], tensors
-    assert torch.equal(mtp.mlp.experts.w2_weight[3], t["model.layers.2.mlp.experts.3.down_proj.weight"])
+    assert torch.equal(
+        mtp.mlp.experts.w2_weight[3], t["model.layers.2.mlp.experts.3.down_proj.weight"]
+    )
     assert torch.equal(mtp.shared_head.head.weight, t["model.layers.2.shared_head.head.weight"])
     assert model.optional_weights == ("mtp.",)

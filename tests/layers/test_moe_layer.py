@@ -66,10 +66,18 @@ def _loop(block: SparseMoE, x: torch.Tensor, r: Routing) -> torch.Tensor:
 ROUTINGS = {
     "mixtral": Routing(8, 2),
     "qwen2-shared": Routing(8, 4, renormalize=False),
-    "dsv2-groups": Routing(16, 3, renormalize=False, num_expert_group=4, topk_group=2,
-                           routed_scaling_factor=16.0),
-    "dsv3-noaux_tc": Routing(16, 4, scoring_func="sigmoid", num_expert_group=4, topk_group=2,
-                             routed_scaling_factor=2.5, correction_bias=True),
+    "dsv2-groups": Routing(
+        16, 3, renormalize=False, num_expert_group=4, topk_group=2, routed_scaling_factor=16.0
+    ),
+    "dsv3-noaux_tc": Routing(
+        16,
+        4,
+        scoring_func="sigmoid",
+        num_expert_group=4,
+        topk_group=2,
+        routed_scaling_factor=2.5,
+        correction_bias=True,
+    ),
 }
 
 
@@ -112,7 +120,10 @@ def test_load_expert_fills_gate_up_and_down_rows(ops):
     ],
 )
 def test_bad_routing_config_names_the_field(kwargs, field):
-    names = {"num_experts": "n_routed_experts", "top_k": "num_experts_per_tok",
-             "num_expert_group": "n_group"}
+    names = {
+        "num_experts": "n_routed_experts",
+        "top_k": "num_experts_per_tok",
+        "num_expert_group": "n_group",
+    }
     with pytest.raises(MoEConfigError, match=field):
         Routing(**kwargs, fields=names)

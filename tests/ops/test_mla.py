@@ -41,7 +41,13 @@ def test_absorbed_decode_equals_unabsorbed_attention():
     qo = indptr([1] * len(seqs))
     want = mla.extend(q, cache, qo, batch.kv_indptr, batch.kv_indices, w_kc, w_vc, sm_scale=0.3)
     q_lat = torch.einsum("bhn,hnr->bhr", q[..., :DN], w_kc)
-    o = mla.decode(torch.cat([q_lat, q[..., DN:]], -1), cache, batch.kv_indptr,
-                   batch.kv_indices, sm_scale=0.3, kv_lora_rank=R)
+    o = mla.decode(
+        torch.cat([q_lat, q[..., DN:]], -1),
+        cache,
+        batch.kv_indptr,
+        batch.kv_indices,
+        sm_scale=0.3,
+        kv_lora_rank=R,
+    )
     got = torch.einsum("bhr,hvr->bhv", o, w_vc)
     assert torch.allclose(got, want, atol=1e-12)

@@ -77,23 +77,35 @@ class MLAttention(Layer):
         ops, rank = self.ops, self.rank
         cache = batch.kv_cache.k_buffer(self.layer_id)  # [S, 1, R + P]
         ops.kv_store(
-            k_cache=cache[..., :rank], v_cache=cache[..., rank:], loc=batch.out_cache_loc,
-            k=latent.unsqueeze(1), v=k_pe.unsqueeze(1),
+            k_cache=cache[..., :rank],
+            v_cache=cache[..., rank:],
+            loc=batch.out_cache_loc,
+            k=latent.unsqueeze(1),
+            v=k_pe.unsqueeze(1),
         )
         tokens = q.shape[0]
         if batch.mode == ForwardMode.DECODE:
             q_nope, q_pe = q.split([self.nope, self.rope], dim=-1)
             q_lat = torch.bmm(q_nope.transpose(0, 1), self._w_kc).transpose(0, 1)  # [T, H, R]
             o = ops.mla_decode(
-                q=torch.cat([q_lat, q_pe], dim=-1), kv_cache=cache, kv_indptr=batch.kv_indptr,
-                kv_indices=batch.kv_indices, sm_scale=self.scale, kv_lora_rank=rank,
+                q=torch.cat([q_lat, q_pe], dim=-1),
+                kv_cache=cache,
+                kv_indptr=batch.kv_indptr,
+                kv_indices=batch.kv_indices,
+                sm_scale=self.scale,
+                kv_lora_rank=rank,
             )
             # [H, T, R] @ [H, R, Dv] -> [T, H, Dv]
             out = torch.bmm(o.transpose(0, 1), self._w_vc.transpose(1, 2)).transpose(0, 1)
         else:
             out = ops.mla_extend(
-                q=q, kv_cache=cache, qo_indptr=batch.qo_indptr, kv_indptr=batch.kv_indptr,
-                kv_indices=batch.kv_indices, w_kc=self._w_kc, w_vc=self._w_vc,
+                q=q,
+                kv_cache=cache,
+                qo_indptr=batch.qo_indptr,
+                kv_indptr=batch.kv_indptr,
+                kv_indices=batch.kv_indices,
+                w_kc=self._w_kc,
+                w_vc=self._w_vc,
                 sm_scale=self.scale,
             )
         return out.reshape(tokens, self.heads * self.v_dim)

@@ -138,7 +138,11 @@ class FusedMoE(Layer):
             router_logits=router_logits, correction_bias=self.correction_bias, **self._route_args
         )
         return self.ops.moe_experts(
-            x=x, w13=self.w13_weight, w2=self.w2_weight, topk_weights=weights, topk_ids=ids,
+            x=x,
+            w13=self.w13_weight,
+            w2=self.w2_weight,
+            topk_weights=weights,
+            topk_ids=ids,
             activation=self.activation,
         )
 

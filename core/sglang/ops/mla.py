@@ -91,8 +91,14 @@ def _cases_for(op: str) -> list[Case]:
         for label, seqs, heads, rank, rope, nope, v_dim in shapes:
             if op == "attention.mla_decode":
                 seqs = tuple((prefix + new - 1, 1) for prefix, new in seqs)
-            params = {"seqs": seqs, "heads": heads, "rank": rank, "rope": rope, "nope": nope,
-                      "v_dim": v_dim}
+            params = {
+                "seqs": seqs,
+                "heads": heads,
+                "rank": rank,
+                "rope": rope,
+                "nope": nope,
+                "v_dim": v_dim,
+            }
             cases.append(Case(op, case_name(dtype, label), dtype, params))
     return cases
 

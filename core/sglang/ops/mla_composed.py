@@ -24,8 +24,12 @@ def composed(
 
     def mla_decode(q, kv_cache, kv_indptr, kv_indices, sm_scale, kv_lora_rank):
         out = attention_decode(
-            q=q, k_cache=kv_cache, v_cache=kv_cache, kv_indptr=kv_indptr,
-            kv_indices=kv_indices, sm_scale=sm_scale,
+            q=q,
+            k_cache=kv_cache,
+            v_cache=kv_cache,
+            kv_indptr=kv_indptr,
+            kv_indices=kv_indices,
+            sm_scale=sm_scale,
         )
         return out[..., :kv_lora_rank]
 
@@ -38,8 +42,13 @@ def composed(
         v = (latent @ w_vc.reshape(-1, rank).T).view(rows.shape[0], heads, w_vc.shape[1])
         local = torch.arange(rows.shape[0], dtype=kv_indices.dtype, device=kv_indices.device)
         return attention_extend(
-            q=q, k_cache=k, v_cache=v, qo_indptr=qo_indptr, kv_indptr=kv_indptr,
-            kv_indices=local, sm_scale=sm_scale,
+            q=q,
+            k_cache=k,
+            v_cache=v,
+            qo_indptr=qo_indptr,
+            kv_indptr=kv_indptr,
+            kv_indices=local,
+            sm_scale=sm_scale,
         )
 
     return mla_decode, mla_extend
