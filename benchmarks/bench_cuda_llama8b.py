@@ -82,6 +82,16 @@ TINY = {
     "head_dim": 16,
 }
 STEP_BATCHES = (1, 8, 32, 64, 128, 256)
+# --quant: the quantization_config a publisher's checkpoint of this model would carry (the
+# dummy weights fill its quantized tensors), or a load-time method ("fp8-online").
+QUANT_CONFIGS = {
+    "fp8-block": {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+                  "weight_block_size": [128, 128]},
+    "awq": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True,
+            "version": "gemm"},
+    "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False,
+             "sym": True, "checkpoint_format": "gptq"},
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -96,6 +106,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="llama8b.jsonl")
     p.add_argument("--only", default="abcde")
     p.add_argument("--tiny", action="store_true")
+    p.add_argument(
+        "--quant", choices=("none", *QUANT_CONFIGS, "fp8-online"), default="none",
+        help="serve the config as a quantized checkpoint of that format (dummy weights)",
+    )
+    p.add_argument("--kv-cache-dtype", default="auto")
     p.add_argument("--step-batches", type=int, nargs="+", default=list(STEP_BATCHES))
     p.add_argument("--step-output", type=int, default=8, help="tokens per step-latency run")
     p.add_argument("--itl-output", type=int, default=256)
@@ -299,6 +314,8 @@ def build(args, model_dir: str):
         torch_compile_max_bs=args.torch_compile_max_bs,
         random_seed=0,
         log_level="info",
+        quantization="fp8" if args.quant == "fp8-online" else None,
+        kv_cache_dtype=args.kv_cache_dtype,
     )
     sa.model_path = weightless_source(model_dir)
     start = time.perf_counter()
@@ -331,6 +348,12 @@ def main(argv=None) -> int:
     from sglang.benchmark.report import append_jsonl, environment
 
     config = dict(LLAMA_31_8B, **(TINY if args.tiny else {}))
+    if args.quant in QUANT_CONFIGS:
+        quant = dict(QUANT_CONFIGS[args.quant])
+        if args.tiny:  # the tiny model's 16-wide heads: blocks and groups of 16
+            quant = {**quant, **({"weight_block_size": [16, 16]} if "weight_block_size" in quant
+                                 else {"group_size": 16})}
+        config["quantization_config"] = quant
     tmp = tempfile.mkdtemp(prefix="llama8b-")
     with open(os.path.join(tmp, "config.json"), "w") as f:
         json.dump(config, f)
@@ -339,6 +362,9 @@ def main(argv=None) -> int:
     graphs = runner.graph_runner
     head = {
         "model": "Llama-3.1-8B config" + (" (tiny)" if args.tiny else ""),
+        "quant": args.quant,
+        "quantization_layers": info.get("quantization_layers"),
+        "weight_gib": runner.weight_bytes / 2**30,
         "backend": info["backend"],
         "device": info["device"],
         "graphs": graphs.batch_sizes if graphs else None,

@@ -32,6 +32,25 @@ TINY = dict(
     bos_token_id=1,
     eos_token_id=2,
 )
+
+
+def _available(backend: str) -> bool:
+    from sglang.backend.discovery import discover
+
+    found = discover().backends.get(backend)
+    return found is not None and found.available
+
+
+def backends() -> list:
+    """reference and xeon everywhere; cuda where a GPU is (benchmarks/gpu_quant.sh)."""
+    import pytest
+
+    cuda = pytest.param(
+        "cuda", marks=pytest.mark.skipif(not _available("cuda"), reason="no CUDA device")
+    )
+    return ["reference", "xeon", cuda]
+
+
 PROMPT = [1, 17, 33, 250, 99, 7, 41, 5, 200, 13, 77, 120]
 DECODE_STEPS = 6
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

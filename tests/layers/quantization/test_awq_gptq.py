@@ -14,6 +14,7 @@ import pytest
 import torch
 from int_writers import dequantize, pack_awq, pack_gptq, quantize_groups
 from quant_checkpoints import (
+    backends,
     greedy_agrees,
     hf_logits,
     is_projection,
@@ -23,7 +24,7 @@ from quant_checkpoints import (
     save_quantized,
 )
 
-BACKENDS = ["reference", "xeon"]
+BACKENDS = backends()
 FLOAT32_BOUND = 1e-4
 
 

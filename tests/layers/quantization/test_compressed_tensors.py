@@ -14,6 +14,7 @@ import torch
 from quant_checkpoints import (
     MATCHED_ACTIVATIONS_BOUND,
     PROJECTIONS,
+    backends,
     fake_quant_e4m3,
     greedy_agrees,
     hf_logits,
@@ -23,7 +24,7 @@ from quant_checkpoints import (
 )
 
 ct = pytest.importorskip("compressed_tensors")
-BACKENDS = ["reference", "xeon"]
+BACKENDS = backends()
 WEIGHT_ONLY_BOUND = 1e-4
 
 

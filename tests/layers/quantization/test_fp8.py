@@ -17,6 +17,7 @@ import torch
 from quant_checkpoints import (
     MATCHED_ACTIVATIONS_BOUND,
     activation_quant_bound,
+    backends,
     fake_quant_e4m3,
     greedy_agrees,
     hf_logits,
@@ -28,7 +29,7 @@ from quant_checkpoints import (
 )
 
 FP8 = torch.float8_e4m3fn
-BACKENDS = ["reference", "xeon"]
+BACKENDS = backends()
 LINEARS_ON_PATH = 2 * 4  # quantized linear inputs per token path (qkv, o, gate_up, down)
 
 
@@ -140,9 +141,7 @@ def PER_TENSOR_DYNAMIC(name, x):
     return fake_quant_e4m3(x, per_token=merged)
 
 
-ACT = {(False, b): PER_TENSOR_DYNAMIC for b in BACKENDS} | {
-    (True, b): (lambda name, x: fake_quant_e4m3(x, static_scale=4.0 / 448)) for b in BACKENDS
-}
+ACT = {False: PER_TENSOR_DYNAMIC, True: lambda name, x: fake_quant_e4m3(x, static_scale=4.0 / 448)}
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +165,7 @@ def test_block_fp8(tmp_path, float_model, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_per_tensor_fp8(tmp_path, float_model, backend, static):
     path, dense = write_per_tensor(str(tmp_path), *float_model, static)
-    check_against_reference(path, dense, backend, ACT[(static, backend)])
+    check_against_reference(path, dense, backend, ACT[static])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from quant_checkpoints import (
     MATCHED_ACTIVATIONS_BOUND,
+    backends,
     fake_quant_e4m3,
     greedy_agrees,
     hf_logits,
@@ -27,7 +28,7 @@ from quant_checkpoints import (
 )
 
 nvfp4_helpers = pytest.importorskip("compressed_tensors.compressors.nvfp4.helpers")
-BACKENDS = ["reference", "xeon"]
+BACKENDS = backends()
 E2M1 = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 WEIGHT_ONLY_BOUND = 1e-4

@@ -100,14 +100,11 @@ class GptqLinearMethod(LinearMethod):
         cfg = self.config
         k = layer.in_features
         g = k if cfg.group_size == -1 else cfg.group_size
-        g_idx = layer.g_idx.detach() if self.has(layer, "g_idx") else None
+        # Without desc_act the groups are sequential whatever g_idx says (vLLM ignores it too;
+        # --load-format dummy leaves it zero).
+        g_idx = layer.g_idx.detach() if cfg.desc_act and self.has(layer, "g_idx") else None
         if g_idx is not None and torch.equal(g_idx.long(), q4.default_g_idx(k, g, g_idx.device)):
             g_idx = None  # sequential groups: the plain layout
-        if g_idx is not None and not cfg.desc_act:
-            raise QuantizationError(
-                f"{layer.checkpoint_name('g_idx')}: permuted groups in a checkpoint whose "
-                "quantization_config has desc_act false"
-            )
         scales = layer.scales.detach().to(layer.dtype)
         if cfg.bits == 8:
             return {"weight": dequantize_gptq8(layer, scales, g_idx, g)}
