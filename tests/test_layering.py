@@ -20,7 +20,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
         "specs and leaves",
         ("ops", "mem", "model_loader", "sampling", "constrained", "parsers", "benchmark"),
     ),
-    ("backend contract", ("backend", "cache", "forward_batch")),
+    ("backend contract", ("backend", "cache", "forward_batch", "parallel")),
     ("layers", ("layers",)),
     ("model runner", ("model_executor",)),
     ("scheduler", ("scheduler", "conformance")),

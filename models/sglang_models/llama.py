@@ -13,7 +13,8 @@ from sglang.forward_batch import ForwardBatch
 from sglang.layers.attention import Attention
 from sglang.layers.base import Layer
 from sglang.layers.embedding import LMHead, VocabEmbedding
-from sglang.layers.linear import Linear, MergedLinear
+from sglang.layers.linear import Linear
+from sglang.layers.merged_linear import QKVLinear
 from sglang.layers.mlp import GatedMLP
 from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
@@ -61,13 +62,19 @@ class LlamaAttention(Layer):
         self.num_kv_heads = getattr(config, "num_key_value_heads", None) or self.num_heads
         self.head_dim = getattr(config, "head_dim", None) or hidden // self.num_heads
         bias = bool(getattr(config, "attention_bias", False)) or self.qkv_bias
-        q, kv = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        self.head_split = (self.num_heads, self.num_kv_heads, self.num_kv_heads)
         kw = dict(dtype=dtype, device=device)
-        self.qkv_proj = MergedLinear(hidden, {"q": q, "k": kv, "v": kv}, ops, bias=bias, **kw)
-        self.o_proj = Linear(
-            q, hidden, ops, bias=bool(getattr(config, "attention_bias", False)), **kw
+        # Tensor parallel: heads split over the ranks (KV heads replicated when fewer).
+        self.qkv_proj = QKVLinear(
+            hidden, self.head_dim, self.num_heads, self.num_kv_heads, ops, bias=bias, **kw
         )
+        q = self.num_heads * self.head_dim
+        self.o_proj = Linear(
+            q, hidden, ops, bias=bool(getattr(config, "attention_bias", False)),
+            parallel="row", **kw,
+        )
+        self.num_heads = self.qkv_proj.shard_offsets["q"][1] // self.head_dim
+        self.num_kv_heads = self.qkv_proj.shard_offsets["k"][1] // self.head_dim
+        self.head_split = (self.num_heads, self.num_kv_heads, self.num_kv_heads)
         if self.qk_norm:
             eps = config.rms_norm_eps
             self.q_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
@@ -168,7 +175,9 @@ class LlamaModel(Layer):
 
     def __init__(self, config, ops: OpTable, dtype, device) -> None:
         super().__init__()
-        self.embed_tokens = VocabEmbedding(config.vocab_size, config.hidden_size, dtype, device)
+        self.embed_tokens = VocabEmbedding(
+            config.vocab_size, config.hidden_size, dtype, device, ops=ops
+        )
         self.layers = nn.ModuleList(
             self.layer_cls(config, i, ops, dtype, device) for i in range(config.num_hidden_layers)
         )
@@ -233,7 +242,7 @@ class LlamaForCausalLM(Layer):
             else:
                 module_name, _, kind = name.rpartition(".")
                 module = modules.get(module_name)
-                if isinstance(module, RMSNorm):
+                if isinstance(module, (RMSNorm, VocabEmbedding)):
                     module.load(tensor)
                 elif isinstance(module, Linear):
                     module.load(kind, tensor)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -45,6 +46,11 @@ class Communicator(abc.ABC):
     def barrier(self) -> None:
         pass
 
+    def subgroup(self, ranks: list[int]) -> Communicator:
+        """A communicator over `ranks` (ranks of this one), whose ranks are numbered by their
+        position in `ranks`. Every rank calls it, for every subgroup, in the same order."""
+        raise NotImplementedError(f"{type(self).__name__} has no subgroups")
+
     def close(self) -> None:
         pass
 
@@ -72,6 +78,18 @@ class ProcessGroupCommunicator(Communicator):
                 timeout=timedelta(seconds=timeout_s),
             )
         self.group = dist.group.WORLD
+
+    @classmethod
+    def over_group(cls, transport: str, group: Any, rank: int, world_size: int):
+        """A communicator over an existing process group (made by `subgroup`)."""
+        self = cls.__new__(cls)
+        self.transport, self.group, self.rank, self.world_size = transport, group, rank, world_size
+        return self
+
+    def subgroup(self, ranks: list[int]) -> Communicator:
+        group = dist.new_group(ranks, backend=self.transport)
+        mine = ranks.index(self.rank) if self.rank in ranks else -1
+        return ProcessGroupCommunicator.over_group(self.transport, group, mine, len(ranks))
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         if self.world_size == 1:
@@ -101,14 +119,14 @@ class ProcessGroupCommunicator(Communicator):
 
     def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
         if self.world_size > 1:
-            dist.broadcast(tensor, src=src, group=self.group)
+            dist.broadcast(tensor, group=self.group, group_src=src)
         return tensor
 
     def send(self, tensor: torch.Tensor, dst: int) -> None:
-        dist.send(tensor.contiguous(), dst=dst, group=self.group)
+        dist.send(tensor.contiguous(), group=self.group, group_dst=dst)
 
     def recv(self, tensor: torch.Tensor, src: int) -> torch.Tensor:
-        dist.recv(tensor, src=src, group=self.group)
+        dist.recv(tensor, group=self.group, group_src=src)
         return tensor
 
     def barrier(self) -> None:
@@ -116,5 +134,5 @@ class ProcessGroupCommunicator(Communicator):
             dist.barrier(group=self.group)
 
     def close(self) -> None:
-        if dist.is_initialized():
+        if dist.is_initialized() and self.group is dist.group.WORLD:
             dist.destroy_process_group()

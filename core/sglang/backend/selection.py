@@ -88,6 +88,7 @@ class Platform:
     found: Discovery
     backend: LoadedBackend
     reason: str
+    device_index: int = 0  # this rank's device (tensor-parallel rank r: base + r)
 
     @property
     def name(self) -> str:
@@ -99,7 +100,7 @@ class Platform:
 
     @cached_property
     def runtime(self):
-        return self.backend.create_runtime(device_index=0)
+        return self.backend.create_runtime(device_index=self.device_index)
 
     def resolve(self, op: str, config: Mapping[str, Any] | None = None) -> Resolution:
         return self.found.registry.resolve(op, self.name, self.capabilities, config)

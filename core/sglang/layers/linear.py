@@ -25,6 +25,8 @@ from torch import nn
 from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
 from sglang.ops.quant import int4 as q4
+from sglang.parallel.sharding import check_tiles, local_size, split_part
+from sglang.parallel.state import GroupInfo
 
 if TYPE_CHECKING:
     from sglang.layers.quantization.base import LinearMethod
@@ -70,7 +72,22 @@ def can_quantize_int4(out_features: int, in_features: int, group_size: int) -> b
     return out_features % q4.PACK == 0 and in_features % group_size == 0
 
 
+def tp_group(ops: Any) -> GroupInfo:
+    """The tensor-parallel group the layers built on `ops` split over."""
+    parallel = getattr(ops, "parallel", None)
+    return parallel.tp if parallel is not None else GroupInfo()
+
+
+# How the float weight and the bias split (quantized parameters bring their own ParamSpec).
+_FLOAT_DIMS = {"weight": (0, 1), "bias": (0, None)}
+
+
 class Linear(Layer):
+    """parallel: None (every rank holds the whole layer), "column" (the output features split
+    over the tensor-parallel ranks: each returns its slice) or "row" (the input features split:
+    each rank takes its slice of x, and the partial products are all-reduced; the bias is
+    added once, by rank 0). in_features / out_features are this rank's."""
+
     def __init__(
         self,
         in_features: int,
@@ -79,9 +96,23 @@ class Linear(Layer):
         bias: bool = False,
         dtype: torch.dtype = torch.float32,
         device: torch.device | None = None,
+        parallel: str | None = None,
+        local_out_features: int | None = None,
     ) -> None:
         super().__init__()
         self.ops = ops
+        self.tp = tp_group(ops) if parallel else GroupInfo()
+        self.parallel = parallel if self.tp.size > 1 else None
+        if self.parallel == "column":
+            out_features = local_out_features or local_size(
+                out_features, self.tp.size, f"{type(self).__name__} output features"
+            )
+        elif self.parallel == "row":
+            in_features = local_size(
+                in_features, self.tp.size, f"{type(self).__name__} input features"
+            )
+        elif parallel not in (None, "column", "row"):
+            raise ValueError(f"parallel must be None, 'column' or 'row', not {parallel!r}")
         self.in_features, self.out_features = in_features, out_features
         self.device, self.dtype = device, dtype
         # Quantized checkpoints (sglang.layers.quantization): the method that owns this layer's
@@ -106,8 +137,45 @@ class Linear(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._call is None:
-            return self.ops.gemm_dense(x=x, weight=self.weight, bias=self.bias)
+            out = self.ops.gemm_dense(x=x, weight=self.weight, bias=self._own_bias())
+            return self.tp.comm.all_reduce(out) if self.parallel == "row" else out
         return self._call(x=x)
+
+    def _own_bias(self):
+        """The bias this rank adds: a row-parallel layer's partial sums get it once."""
+        return None if self.parallel == "row" and self.tp.rank > 0 else self.bias
+
+    # --- tensor parallelism (sglang.parallel.sharding) -------------------------------------
+    def shard_part(self, shard: str | None) -> tuple[int, int]:
+        """(part, parts): which slice of a checkpoint tensor's output features this rank
+        holds (QKV layers replicate KV heads when there are fewer than ranks)."""
+        return self.tp.rank, self.tp.size
+
+    def local_part(self, name: str, tensor: torch.Tensor, shard: str | None) -> torch.Tensor:
+        """This rank's slice of the whole checkpoint tensor `name` (of `shard`)."""
+        spec = self.quant_method.specs.get(name) if self.quant_method is not None else None
+        if spec is not None:
+            dims = (spec.output_dim, spec.input_dim)
+            divs = (spec.output_div, spec.input_div)
+        elif name in _FLOAT_DIMS and (name != "weight" or self.weight is not None):
+            dims, divs = _FLOAT_DIMS[name], (1, 1)
+        else:
+            return tensor  # not a parameter of this layer: load() names the problem
+        what = self.checkpoint_name(name, shard)
+        if self.parallel == "column" and dims[0] is not None:
+            local = self.shard_offsets[shard][1] if shard is not None else self.out_features
+            check_tiles(local, divs[0], what)
+            part, parts = self.shard_part(shard)
+            return split_part(tensor, dims[0], part, parts, what)
+        if self.parallel == "row" and dims[1] is not None:
+            check_tiles(self.in_features, divs[1], what)
+            return split_part(tensor, dims[1], self.tp.rank, self.tp.size, what)
+        return tensor
+
+    @property
+    def input_offset(self) -> int:
+        """The first input feature this rank holds (row-parallel), in the whole layer."""
+        return self.tp.rank * self.in_features if self.parallel == "row" else 0
 
     # --- quantized formats (sglang.layers.quantization) -------------------------------------
     def set_quant_method(self, method: LinearMethod) -> None:
@@ -126,7 +194,10 @@ class Linear(Layer):
         return f"{self.prefix}.{name}" if self.prefix else name
 
     def load(self, name: str, tensor: torch.Tensor, shard: str | None = None) -> None:
-        """Copy the checkpoint tensor `name` ("weight", "bias", "weight_scale", ...) in."""
+        """Copy the checkpoint tensor `name` ("weight", "bias", "weight_scale", ...) in (this
+        rank's part of it, when the layer is split)."""
+        if self.parallel is not None:
+            tensor = self.local_part(name, tensor, shard)
         if name == "bias" and self.bias is not None:
             self._copy_rows(self.bias, tensor, shard, name)
         elif self.quant_method is not None:
@@ -193,7 +264,12 @@ class Linear(Layer):
         self._fn, self._weights = fn, weights
         namer = getattr(self.ops, "kernel_name", None)
         self.kernel_name = namer(self.gemm_op) if namer else getattr(fn, "__name__", "?")
-        self._call = functools.partial(fn, bias=self.bias, **weights)
+        call = functools.partial(fn, bias=self._own_bias(), **weights)
+        if self.parallel == "row":
+            reduce = self.tp.comm.all_reduce
+            self._call = lambda x: reduce(call(x=x))
+        else:
+            self._call = call
 
     def checkpoint_prefixes(self) -> list[str]:
         return [self.prefix]
@@ -245,49 +321,11 @@ def weight_bytes(model: nn.Module) -> int:
     return sum(held.values())
 
 
-class MergedLinear(Linear):
-    """Several projections of the same input in one GEMM; shards named in `shard_sizes`.
-    checkpoint_names: shard -> the projection's name in the checkpoint (default
-    "<shard>_proj": q -> q_proj, gate -> gate_proj), for messages and ignore lists."""
+def __getattr__(name: str):
+    """MergedLinear / QKVLinear moved to sglang.layers.merged_linear; imported lazily (that
+    module imports this one)."""
+    if name in ("MergedLinear", "QKVLinear"):
+        from sglang.layers import merged_linear
 
-    def __init__(
-        self,
-        in_features: int,
-        shard_sizes: dict[str, int],
-        ops: OpTable,
-        checkpoint_names: dict[str, str] | None = None,
-        **kw,
-    ) -> None:
-        super().__init__(in_features, sum(shard_sizes.values()), ops, **kw)
-        self.shard_offsets: dict[str, tuple[int, int]] = {}
-        start = 0
-        for name, size in shard_sizes.items():
-            self.shard_offsets[name] = (start, size)
-            start += size
-        self.checkpoint_names = checkpoint_names or {s: f"{s}_proj" for s in shard_sizes}
-
-    def shard_names(self) -> tuple[str, ...]:
-        return tuple(self.shard_offsets)
-
-    def checkpoint_prefixes(self) -> list[str]:
-        """The names the checkpoint gives this layer's shards (model.layers.0.self_attn.q_proj
-        ...)."""
-        parent = self.prefix.rpartition(".")[0]
-        return [f"{parent}.{n}" if parent else n for n in self.checkpoint_names.values()]
-
-    def checkpoint_name(self, name: str, shard: str | None = None) -> str:
-        if shard is None:
-            return super().checkpoint_name(name)
-        parent = self.prefix.rpartition(".")[0]
-        piece = self.checkpoint_names.get(shard, shard)
-        return f"{parent}.{piece}.{name}" if parent else f"{piece}.{name}"
-
-    def load_shard(
-        self, shard: str, tensor: torch.Tensor, is_bias: bool = False, name: str | None = None
-    ) -> None:
-        """Copy the checkpoint tensor `name` of one shard (is_bias: name "bias", the older
-        spelling) into its rows."""
-        self.load(name or ("bias" if is_bias else "weight"), tensor, shard)
-
-    def split(self, out: torch.Tensor) -> list[torch.Tensor]:
-        return list(out.split([size for _, size in self.shard_offsets.values()], dim=-1))
+        return getattr(merged_linear, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,8 @@ import torch
 
 from sglang.layers.activation import gated_activation
 from sglang.layers.base import Layer
-from sglang.layers.linear import Linear, MergedLinear
+from sglang.layers.linear import Linear
+from sglang.layers.merged_linear import MergedLinear
 from sglang.layers.ops_table import OpTable
 
 
@@ -26,8 +27,9 @@ class GatedMLP(Layer):
         super().__init__()
         kw = dict(bias=bias, dtype=dtype, device=device)
         shards = {"gate": intermediate_size, "up": intermediate_size}
-        self.gate_up_proj = MergedLinear(hidden_size, shards, ops, **kw)
-        self.down_proj = Linear(intermediate_size, hidden_size, ops, **kw)
+        # Megatron's split: gate/up by columns, down by rows, one all-reduce at the end.
+        self.gate_up_proj = MergedLinear(hidden_size, shards, ops, parallel="column", **kw)
+        self.down_proj = Linear(intermediate_size, hidden_size, ops, parallel="row", **kw)
         self.act = gated_activation(ops, hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sglang.backend.registry import Kernel, prepared_arguments
+from sglang.parallel.state import SINGLE
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class OpTable:
         """`overrides` maps an op to the backend whose kernel must serve it (e.g. from
         --attention-backend); that backend must run on the same torch device type."""
         self.platform = platform
+        # Which ranks hold what (sglang.parallel): set by the model runner before the model is
+        # built; layers split their weights by it.
+        self.parallel = SINGLE
         caps = getattr(platform, "capabilities", None)
         # The backend's capability keys ("int4:float_zeros", ...), for layers choosing a format.
         self.features: frozenset[str] = frozenset(caps.features()) if caps else frozenset()

@@ -36,6 +36,7 @@ from sglang.model_executor.prefill_graph_runner import (
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
 from sglang.model_loader.gguf_quantization import QuantizationPlan, plan_quantization
+from sglang.parallel.state import SINGLE, ParallelState
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,17 @@ def quantization_for(args: ServerArgs, model_config: ModelConfig, directory: str
     return resolve_quantization(declared, args.quantization)
 
 
+def local_kv_geometry(model) -> tuple[int, int, int]:
+    """(KV heads, K width, V width) this rank's attention layers store (tensor-parallel: its
+    share of the KV heads)."""
+    from sglang.layers.attention import Attention
+
+    for module in model.modules():
+        if isinstance(module, Attention):
+            return module.num_kv_heads, module.head_dim, module.v_head_dim
+    raise ValueError(f"{type(model).__name__} has no attention layer to size the KV cache by")
+
+
 def _is_float_weight(name: str, tensor: torch.Tensor) -> bool:
     return tensor.dtype in (torch.float32, torch.float16, torch.bfloat16) and name.endswith(
         (".weight", ".bias")
@@ -90,9 +102,17 @@ def _is_float_weight(name: str, tensor: torch.Tensor) -> bool:
 
 class ModelRunner:
     def __init__(
-        self, args: ServerArgs, platform: Platform, model_config: ModelConfig, source: ModelSource
+        self,
+        args: ServerArgs,
+        platform: Platform,
+        model_config: ModelConfig,
+        source: ModelSource,
+        parallel: ParallelState = SINGLE,
     ) -> None:
+        """parallel: this rank's groups (sglang.parallel); the layers split their weights by
+        it, and every rank of a replica sizes the same KV pool."""
         self.args, self.platform, self.model_config = args, platform, model_config
+        self.parallel = parallel
         self.source = source
         self.runtime = platform.runtime
         self.device = self.runtime.device
@@ -106,6 +126,7 @@ class ModelRunner:
                 ops += ("kv.store",)
             overrides = {op: args.attention_backend for op in ops}
         self.ops = OpTable(platform, overrides)
+        self.ops.parallel = parallel
         cls = get_model_class(model_config.architectures)
         hf = model_config.raw
         start = time.perf_counter()
@@ -212,6 +233,8 @@ class ModelRunner:
         heads, k_dim, v_dim = (
             geometry() if geometry else (cfg.num_key_value_heads, cfg.head_dim, cfg.head_dim)
         )
+        if self.parallel.tp.size > 1 and geometry is None:
+            heads, k_dim, v_dim = local_kv_geometry(self.model)
         per_token = KVCache.bytes_per_token(cfg.num_hidden_layers, heads, k_dim, v_dim, kv_dtype)
         if args.max_total_tokens is not None:
             tokens = args.max_total_tokens
@@ -224,6 +247,8 @@ class ModelRunner:
                 memory=(total, free, args.mem_fraction_static, self.weight_bytes),
                 cap_bytes=args.extra.get("kv_cache_bytes"),
             )
+        if self.parallel.world.size > 1:  # every rank's pool holds the same slots
+            tokens = self._agree_on_min(tokens)
         if tokens < 16:
             raise RuntimeError(f"the KV pool fits only {tokens} tokens ({why}); lower the load")
         if args.max_running_requests is None:
@@ -254,6 +279,10 @@ class ModelRunner:
             args.max_running_requests,
             self.context_len,
         )
+
+    def _agree_on_min(self, value: int) -> int:
+        t = torch.tensor([value], dtype=torch.int64, device=self.device)
+        return int(self.parallel.world.comm.all_reduce(t, op="min").item())
 
     # --- graphs ----------------------------------------------------------------------------
     def init_graph_runner(self, batch_sizes: list[int] | None = None) -> bool:

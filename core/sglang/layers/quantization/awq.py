@@ -71,9 +71,14 @@ class AwqLinearMethod(LinearMethod):
                 f"{g} and out_features ({n}) a multiple of {PACK}"
             )
         return {
-            "qweight": ParamSpec((k, n // PACK), torch.int32, output_dim=1, output_div=PACK),
-            "qzeros": ParamSpec((k // g, n // PACK), torch.int32, output_dim=1, output_div=PACK),
-            "scales": ParamSpec((k // g, n), torch.float16, output_dim=1),
+            "qweight": ParamSpec(
+                (k, n // PACK), torch.int32, output_dim=1, output_div=PACK, input_dim=0
+            ),
+            "qzeros": ParamSpec(
+                (k // g, n // PACK), torch.int32, output_dim=1, output_div=PACK, input_dim=0,
+                input_div=g,
+            ),
+            "scales": ParamSpec((k // g, n), torch.float16, output_dim=1, input_dim=0, input_div=g),
         }
 
     def process(self, layer) -> dict[str, Any]:

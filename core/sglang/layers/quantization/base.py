@@ -46,6 +46,8 @@ class ParamSpec:
     dtype: torch.dtype
     output_dim: int | None = None
     output_div: int = 1
+    input_dim: int | None = None
+    input_div: int = 1
     per_shard: bool = False
     optional: bool = False
     fill: float = 0.0  # initial value (what an absent optional parameter keeps)

@@ -37,6 +37,7 @@ from sglang.layers.quantization.base import (
     is_ignored,
 )
 from sglang.layers.quantization.fp8 import Fp8LinearMethod
+from sglang.layers.quantization.gptq import plain_g_idx, whole_groups
 from sglang.ops.quant import int4 as q4
 
 FORMATS = (
@@ -188,7 +189,7 @@ class Int8ChannelMethod(LinearMethod):
     def params(self, layer) -> dict[str, ParamSpec]:
         n, k = layer.out_features, layer.in_features
         return {
-            "weight": ParamSpec((n, k), torch.int8, output_dim=0),
+            "weight": ParamSpec((n, k), torch.int8, output_dim=0, input_dim=1),
             "weight_scale": ParamSpec((n, 1), torch.float32, output_dim=0),
         }
 
@@ -209,7 +210,7 @@ class PackedInt4Method(LinearMethod):
         if not symmetric:
             requires = ("int4:awq",)
         super().__init__(op="gemm.int4", label=label, requires=requires)
-        self.group, self.symmetric = group, symmetric
+        self.group, self.symmetric, self.act_order = group, symmetric, act_order
 
     def _group(self, layer) -> int:
         return layer.in_features if self.group == -1 else self.group
@@ -222,27 +223,32 @@ class PackedInt4Method(LinearMethod):
                 f"{layer.prefix}: pack-quantized int4 needs in_features ({k}) a multiple of "
                 f"{g} and of 8, out_features ({n}) a multiple of 8"
             )
+        groups, by_cols = k // g, {"input_dim": 1, "input_div": g}
+        if self.group == -1:
+            by_cols = {}
+        elif whole_groups(layer, self.act_order):
+            groups, by_cols = layer.in_features * layer.tp.size // g, {}
         specs = {
-            "weight_packed": ParamSpec((n, k // 8), torch.int32, output_dim=0),
-            "weight_scale": ParamSpec((n, k // g), layer.dtype, output_dim=0),
+            "weight_packed": ParamSpec(
+                (n, k // 8), torch.int32, output_dim=0, input_dim=1, input_div=8
+            ),
+            "weight_scale": ParamSpec((n, groups), layer.dtype, output_dim=0, **by_cols),
             "weight_shape": ParamSpec(
                 (max(len(layer.shard_names()), 1), 2), torch.int64, per_shard=True, optional=True
             ),
-            "weight_g_idx": ParamSpec((k,), torch.int32, optional=True),
+            "weight_g_idx": ParamSpec((k,), torch.int32, optional=True, input_dim=0),
         }
         if not self.symmetric:
             specs["weight_zero_point"] = ParamSpec(
-                (n // 8, k // g), torch.int32, output_dim=0, output_div=8
+                (n // 8, groups), torch.int32, output_dim=0, output_div=8, **by_cols
             )
         return specs
 
     def process(self, layer) -> dict[str, Any]:
         g = self._group(layer)
-        k = layer.in_features
         scales = layer.weight_scale.detach().t().contiguous().to(layer.dtype)  # [K/G, N]
         g_idx = layer.weight_g_idx.detach() if self.has(layer, "weight_g_idx") else None
-        if g_idx is not None and torch.equal(g_idx.long(), q4.default_g_idx(k, g, g_idx.device)):
-            g_idx = None
+        g_idx = plain_g_idx(layer, g_idx, g, self.act_order)
         qweight = layer.weight_packed.detach().t().contiguous()  # [K/8, N], GPTQ's layout
         if self.symmetric:
             zeros = torch.full(scales.shape, 8, dtype=torch.int32, device=scales.device)
@@ -307,8 +313,12 @@ class Nvfp4Method(LinearMethod):
             raise QuantizationError(f"{layer.prefix}: NVFP4 needs in_features ({k}) % 16 == 0")
         shards = max(len(layer.shard_names()), 1)
         specs = {
-            self.weight_name: ParamSpec((n, k // 2), torch.uint8, output_dim=0),
-            "weight_scale": ParamSpec((n, k // 16), torch.float8_e4m3fn, output_dim=0),
+            self.weight_name: ParamSpec(
+                (n, k // 2), torch.uint8, output_dim=0, input_dim=1, input_div=2
+            ),
+            "weight_scale": ParamSpec(
+                (n, k // 16), torch.float8_e4m3fn, output_dim=0, input_dim=1, input_div=16
+            ),
             self.scale_name: ParamSpec((shards,), torch.float32, per_shard=True, fill=1.0),
         }
         for name in self.extra:  # activation scales of W4A4: not used by a W4A16 op

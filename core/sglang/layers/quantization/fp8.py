@@ -106,12 +106,13 @@ class Fp8LinearMethod(LinearMethod):
     def params(self, layer) -> dict[str, ParamSpec]:
         n, k = layer.out_features, layer.in_features
         if self.scheme == "online":
-            return {"weight": ParamSpec((n, k), layer.dtype, output_dim=0)}
-        specs = {"weight": ParamSpec((n, k), FP8, output_dim=0)}
+            return {"weight": ParamSpec((n, k), layer.dtype, output_dim=0, input_dim=1)}
+        specs = {"weight": ParamSpec((n, k), FP8, output_dim=0, input_dim=1)}
         if self.scheme == "block":
             bn, bk = self.block
             specs[self.block_scale] = ParamSpec(
-                (math.ceil(n / bn), math.ceil(k / bk)), F32, output_dim=0, output_div=bn
+                (math.ceil(n / bn), math.ceil(k / bk)), F32, output_dim=0, output_div=bn,
+                input_dim=1, input_div=bk,
             )
         elif self.scheme == "per_channel":
             specs["weight_scale"] = ParamSpec((n, 1), F32, output_dim=0)

@@ -30,6 +30,27 @@ from sglang.layers.quantization.base import (
 from sglang.ops.quant import int4 as q4
 
 
+def whole_groups(layer, act_order: bool) -> bool:
+    """A row-parallel layer of an act-order checkpoint keeps every group's scales."""
+    return act_order and layer.parallel == "row"
+
+
+def plain_g_idx(layer, g_idx, g: int, act_order: bool):
+    """None when `g_idx` (this rank's rows) is the sequential layout of this rank's groups,
+    so the kernel takes the plain path; else g_idx (rebased to this rank's first group when
+    the rank holds only its own groups' scales)."""
+    if g_idx is None:
+        return None
+    if whole_groups(layer, act_order):
+        return g_idx  # it indexes all groups: kept even where sequential
+    k = layer.in_features
+    if g_idx.numel() == k:
+        g_idx = g_idx - layer.input_offset // g
+    if torch.equal(g_idx.long(), q4.default_g_idx(k, g, g_idx.device)):
+        return None
+    return g_idx
+
+
 class GptqConfig(QuantizationConfig):
     name = "gptq"
 
@@ -89,11 +110,23 @@ class GptqLinearMethod(LinearMethod):
                 f"{layer.prefix}: GPTQ {cfg.bits}-bit needs in_features ({k}) a multiple of the "
                 f"group size {g} and of {per}, and out_features ({n}) a multiple of {per}"
             )
+        # Row-parallel: each rank's input rows, with their groups' scales and zeros, unless
+        # act-order scatters a rank's rows over every group (then all groups are kept, and
+        # g_idx, split by rows, still names them; as SGLang does).
+        groups, by_rows = k // g, {"input_dim": 0, "input_div": g}
+        if cfg.group_size == -1:
+            by_rows = {}  # one group: every rank needs it
+        elif whole_groups(layer, cfg.desc_act):
+            groups, by_rows = layer.in_features * layer.tp.size // g, {}
         return {
-            "qweight": ParamSpec((k // per, n), torch.int32, output_dim=1),
-            "qzeros": ParamSpec((k // g, n // per), torch.int32, output_dim=1, output_div=per),
-            "scales": ParamSpec((k // g, n), torch.float16, output_dim=1),
-            "g_idx": ParamSpec((k,), torch.int32, optional=True),
+            "qweight": ParamSpec(
+                (k // per, n), torch.int32, output_dim=1, input_dim=0, input_div=per
+            ),
+            "qzeros": ParamSpec(
+                (groups, n // per), torch.int32, output_dim=1, output_div=per, **by_rows
+            ),
+            "scales": ParamSpec((groups, n), torch.float16, output_dim=1, **by_rows),
+            "g_idx": ParamSpec((k,), torch.int32, optional=True, input_dim=0),
         }
 
     def process(self, layer) -> dict[str, Any]:
@@ -103,8 +136,7 @@ class GptqLinearMethod(LinearMethod):
         # Without desc_act the groups are sequential whatever g_idx says (vLLM ignores it too;
         # --load-format dummy leaves it zero).
         g_idx = layer.g_idx.detach() if cfg.desc_act and self.has(layer, "g_idx") else None
-        if g_idx is not None and torch.equal(g_idx.long(), q4.default_g_idx(k, g, g_idx.device)):
-            g_idx = None  # sequential groups: the plain layout
+        g_idx = plain_g_idx(layer, g_idx, g, cfg.desc_act)
         scales = layer.scales.detach().to(layer.dtype)
         if cfg.bits == 8:
             return {"weight": dequantize_gptq8(layer, scales, g_idx, g)}

@@ -32,7 +32,9 @@ class Int4Config(QuantizationConfig):
 class Int4LoadTimeMethod(LinearMethod):
     def params(self, layer) -> dict[str, ParamSpec]:
         return {
-            "weight": ParamSpec((layer.out_features, layer.in_features), layer.dtype, output_dim=0)
+            "weight": ParamSpec(
+                (layer.out_features, layer.in_features), layer.dtype, output_dim=0, input_dim=1
+            )
         }
 
     def process(self, layer) -> dict[str, Any]:
