@@ -317,11 +317,10 @@ def build(args, model_dir: str):
         quantization="fp8" if args.quant == "fp8-online" else None,
         kv_cache_dtype=args.kv_cache_dtype,
     )
-    sa.model_path = weightless_source(model_dir)
+    sa = dataclasses.replace(sa, model_path=weightless_source(model_dir))
     start = time.perf_counter()
     scheduler, info = build_scheduler(sa)
-    info["startup_s"] = time.perf_counter() - start
-    return scheduler, info
+    return scheduler, {**info.as_dict(), "startup_s": time.perf_counter() - start}
 
 
 def fresh_scheduler(base, radix: bool):

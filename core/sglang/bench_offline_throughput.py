@@ -165,11 +165,11 @@ def main_scheduler(args: argparse.Namespace) -> dict[str, Any]:
     from sglang.model_loader import default_model_path, load_tokenizer
 
     server_args = from_cli(args)
-    server_args.model_path = server_args.model_path or default_model_path()
-    tokenizer = load_tokenizer(server_args.tokenizer_path or server_args.model_path)
+    model_path = server_args.model_path or default_model_path()
+    tokenizer = load_tokenizer(server_args.tokenizer_path or model_path)
     if server_args.load_format == "dummy":
-        server_args.model_path = weightless_source(server_args.model_path)
-    server_args.skip_tokenizer_init = True
+        model_path = weightless_source(model_path)
+    server_args = dataclasses.replace(server_args, model_path=model_path, skip_tokenizer_init=True)
     scheduler, info = build_scheduler(server_args)
     rows = with_prompt_ids(get_dataset(args, tokenizer), tokenizer)
     print(describe(rows))
@@ -182,7 +182,7 @@ def main_scheduler(args: argparse.Namespace) -> dict[str, Any]:
         **{k: v for k, v in vars(args).items() if k != "result_filename"},
         **metrics,
         "engine": {
-            k: info.get(k)
+            k: getattr(info, k)
             for k in (
                 "backend",
                 "device",

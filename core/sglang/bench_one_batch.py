@@ -21,6 +21,7 @@ Each combination appends a JSON line to `--result-filename` (default result.json
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import statistics
@@ -70,17 +71,20 @@ def server_args_for(args: argparse.Namespace) -> ServerArgs:
     from sglang.model_loader import default_model_path
 
     sa = from_cli(args)
-    sa.model_path = sa.model_path or default_model_path()
+    model_path = sa.model_path or default_model_path()
     if sa.load_format == "dummy":
-        sa.model_path = weightless_source(sa.model_path)
+        model_path = weightless_source(model_path)
     combos = list(itertools.product(args.batch_size, args.input_len, args.output_len))
-    sa.skip_tokenizer_init = sa.disable_radix_cache = True
-    if sa.chunked_prefill_size is None:
-        sa.chunked_prefill_size = -1
-    sa.max_prefill_tokens = max(sa.max_prefill_tokens, *(b * i for b, i, _ in combos))
-    sa.max_running_requests = max(sa.max_running_requests or 0, *args.batch_size)
-    if sa.max_total_tokens is None:
-        sa.max_total_tokens = max(b * (i + o + 1) for b, i, o in combos)
+    sa = dataclasses.replace(
+        sa,
+        model_path=model_path,
+        skip_tokenizer_init=True,
+        disable_radix_cache=True,
+        chunked_prefill_size=-1 if sa.chunked_prefill_size is None else sa.chunked_prefill_size,
+        max_prefill_tokens=max(sa.max_prefill_tokens, *(b * i for b, i, _ in combos)),
+        max_running_requests=max(sa.max_running_requests or 0, *args.batch_size),
+        max_total_tokens=sa.max_total_tokens or max(b * (i + o + 1) for b, i, o in combos),
+    )
     sa.validate()
     return sa
 
@@ -219,9 +223,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     server_args = server_args_for(args)
     scheduler, info = build_scheduler(server_args)
     print(
-        f"model {info['architecture']} ({server_args.load_format}, {info['dtype']}) on "
-        f"{info['backend']} / {info['device']}: max_total_num_tokens={info['max_total_tokens']}, "
-        f"context_len={info['context_len']}",
+        f"model {info.architecture} ({server_args.load_format}, {info.dtype}) on "
+        f"{info.backend} / {info.device}: max_total_num_tokens={info.max_total_tokens}, "
+        f"context_len={info.context_len}",
         flush=True,
     )
     bench = StaticBatch(scheduler, args.seed)
@@ -242,9 +246,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             **bench.run(bs, il, ol, args.log_decode_step),
             "model_path": getattr(server_args.model_path, "path", server_args.model_path),
             "load_format": server_args.load_format,
-            "backend": info["backend"],
-            "device": info["device"],
-            "dtype": info["dtype"],
+            "backend": info.backend,
+            "device": info.device,
+            "dtype": info.dtype,
             **environment(),
         }
         append_jsonl(args.result_filename, result)

@@ -1,6 +1,8 @@
 """ServerArgs: the engine's and server's settings, with SGLang's names and defaults where the
 meaning is the same. `None` means "derive it" (from the backend's defaults hook, the model or
-the memory); `sglang.engine.settings.resolve` fills those in once the backend is known.
+the memory); `sglang.engine.settings.resolve` fills those in, into a new record, once the
+backend is known. Frozen: nothing changes a record after it is made (dataclasses.replace makes
+another).
 
 A leaf: this module imports nothing of sglang. Names that plugins register (grammar backends,
 tool-call and reasoning parsers) are checked one floor up, by `sglang.engine.settings`."""
@@ -19,7 +21,7 @@ KV_CACHE_DTYPES = ("auto", "fp8_e4m3", "fp8_e5m2")  # SGLang's names
 DEFAULT_GRAMMAR_BACKEND = "xgrammar"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServerArgs:
     model_path: str | None = None  # None: the embedded default model (SmolLM2-135M-Instruct)
     tokenizer_path: str | None = None

@@ -5,6 +5,7 @@ decode."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def test_failed_capture_leaves_eager_decode(model_dir):
 
 def test_unused_sizes_are_not_captured(model_dir):
     scheduler = scheduler_for(model_dir, "reference")
-    scheduler.runner.args.max_running_requests = 20
+    scheduler.runner.max_running_requests = 20
     graphs = DecodeGraphRunner(scheduler.runner, graph_batch_sizes(256))
     assert graphs.batch_sizes == [1, 2, 4, 8, 16, 24]
 
@@ -192,14 +193,15 @@ def test_torch_compile_in_the_graphs_gives_the_eager_tokens(model_dir):
     scheduler = scheduler_for(model_dir, "reference")
     eager = generate(scheduler)
     runner = scheduler.runner
-    runner.args.enable_torch_compile, runner.args.torch_compile_max_bs = True, 2
+    plain = runner.args
+    runner.args = dataclasses.replace(plain, enable_torch_compile=True, torch_compile_max_bs=2)
     try:
         assert runner.init_graph_runner([1, 2, 4])
         assert sorted(runner.graph_runner.compiled_sizes) == [1, 2]
         assert generate(scheduler) == eager
         assert runner.graph_runner.replays == max(NEW) - 1
     finally:
-        runner.args.enable_torch_compile = False
+        runner.args = plain
 
 
 def test_torch_compile_flags():
@@ -227,7 +229,7 @@ def test_a_failed_compile_keeps_the_graphs_of_the_plain_model(model_dir, monkeyp
     eager = generate(scheduler)
     runner = scheduler.runner
     monkeypatch.setattr(torch, "compile", lambda model, **kw: broken)
-    monkeypatch.setattr(runner.args, "enable_torch_compile", True)
+    monkeypatch.setattr(runner, "args", dataclasses.replace(runner.args, enable_torch_compile=True))
     assert runner.init_graph_runner([1, 2, 4])
     assert runner.graph_runner.compiled_sizes == []
     assert generate(scheduler) == eager

@@ -5,6 +5,7 @@ tokens of plain eager prefill."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_prefill_graphs_with_cached_prefixes(model_dir):
     """With the radix cache the second round's prompts start from cached prefixes: the graphs
     read the batch's whole KV (prefix slots included) from the static kv_indices."""
     scheduler = scheduler_for(model_dir, "reference")
-    scheduler.args.disable_radix_cache = False
+    scheduler.args = dataclasses.replace(scheduler.args, disable_radix_cache=False)
     from sglang.cache.radix_cache import RadixCache
 
     scheduler.cache = RadixCache(scheduler.runner.allocator)

@@ -30,7 +30,8 @@ class Engine:
         self.args = settings_from_kwargs(model_path=model_path, device=device, **server_args)
         # A bad model path or device raises StartupError (one line) before anything loads.
         launched = launch(self.args)
-        self._handle, self.server_info = launched.handle, launched.info
+        self.args, self.info = launched.args, launched.info
+        self._handle, self.server_info = launched.handle, launched.info.as_dict()
         self.tokenizer = tokenizer = launched.tokenizer
         self.sampling_defaults = sampling_defaults(launched.source, self.args.sampling_defaults)
 
@@ -42,7 +43,7 @@ class Engine:
 
         async def make_manager() -> TokenizerManager:
             return TokenizerManager(
-                tokenizer, self._handle.scheduler_in, self._handle.scheduler_out, self.server_info
+                tokenizer, self._handle.scheduler_in, self._handle.scheduler_out, self.info
             )
 
         self.manager = self._run(make_manager())

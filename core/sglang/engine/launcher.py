@@ -8,10 +8,11 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sglang.engine.preflight import EXIT_FAILURE, EXIT_MODEL, StartupError, one_line, preflight
+from sglang.engine.io import SchedulerInfo, StartupFailure
+from sglang.engine.preflight import EXIT_MODEL, StartupError, one_line, preflight
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ class SchedulerHandle:
     scheduler_in: str  # the frontend PUSHes requests here
     scheduler_out: str  # the frontend PULLs outputs from here
     ipc_dir: str
-    info: dict[str, Any] = field(default_factory=dict)
+    info: SchedulerInfo | None = None
     reader: Any = None  # the pipe on which the scheduler reports readiness
 
 
@@ -59,7 +60,7 @@ def start_scheduler(args: ServerArgs) -> SchedulerHandle:
     return SchedulerHandle(proc, scheduler_in, scheduler_out, ipc_dir, reader=reader)
 
 
-def wait_ready(handle: SchedulerHandle) -> dict[str, Any]:
+def wait_ready(handle: SchedulerHandle) -> SchedulerInfo:
     """Block until the scheduler reports ready (returns its info) or fails (raises)."""
     reader, proc = handle.reader, handle.proc
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -69,10 +70,10 @@ def wait_ready(handle: SchedulerHandle) -> dict[str, Any]:
                 info = reader.recv()
             except EOFError:
                 break
-            if "error" in info:
+            if isinstance(info, StartupFailure):
                 stop_scheduler(handle)
-                logger.debug("the scheduler process failed to start:\n%s", info.get("traceback"))
-                raise StartupError(info["error"], info.get("exit_code", EXIT_FAILURE))
+                logger.debug("the scheduler process failed to start:\n%s", info.traceback)
+                raise StartupError(info.error, info.exit_code)
             handle.info = info
             return info
         if not proc.is_alive():
@@ -88,12 +89,14 @@ def wait_ready(handle: SchedulerHandle) -> dict[str, Any]:
 
 @dataclass
 class Launched:
-    """A scheduler that reported ready, with the frontend's tokenizer (None with
-    --skip-tokenizer-init) and the model's resolved source."""
+    """A scheduler that reported ready, with the settings it was started with (the default
+    model's path filled in), the frontend's tokenizer (None with --skip-tokenizer-init) and
+    the model's resolved source."""
 
+    args: ServerArgs
     handle: SchedulerHandle
     tokenizer: Any
-    info: dict[str, Any]
+    info: SchedulerInfo
     source: Any
 
 
@@ -102,7 +105,7 @@ def launch(args: ServerArgs) -> Launched:
     load the tokenizer while it loads the model, and wait until it is ready."""
     from sglang.model_loader import load_tokenizer
 
-    source = preflight(args)
+    args, source = preflight(args)
     handle = start_scheduler(args)
     try:
         tokenizer = None
@@ -121,7 +124,7 @@ def launch(args: ServerArgs) -> Launched:
     except BaseException:
         stop_scheduler(handle, timeout=0)
         raise
-    return Launched(handle, tokenizer, info, source)
+    return Launched(args, handle, tokenizer, info, source)
 
 
 def stop_scheduler(handle: SchedulerHandle, timeout: float = 10) -> None:

@@ -9,6 +9,7 @@ ready pipe as a `StartupError` too (`failure_from`), its traceback logged at deb
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 
@@ -62,16 +63,20 @@ def one_line(exc: BaseException) -> str:
 
 
 # --- the checks ------------------------------------------------------------------------------
-def check_model(args) -> object:
-    """The model path resolves to something loadable (a ModelSource); fills in the default
-    model's path and served name. Reads directory listings and a GGUF file's first bytes."""
+def check_model(args):
+    """(settings, ModelSource): the model path resolves to something loadable; the settings
+    returned name the default model's path and served name when `args` names no model. Reads
+    directory listings and a GGUF file's first bytes."""
     from sglang.model_loader.default_model import DefaultModelMissing, default_model_path
     from sglang.model_loader.source import CONFIG_ONLY, ModelSourceError, resolve_source
 
     try:
         if args.model_path is None:
-            args.model_path = default_model_path()
-            args.served_model_name = args.served_model_name or DEFAULT_MODEL_NAME
+            args = dataclasses.replace(
+                args,
+                model_path=default_model_path(),
+                served_model_name=args.served_model_name or DEFAULT_MODEL_NAME,
+            )
         source = resolve_source(args.model_path)
     except (ModelSourceError, DefaultModelMissing) as e:
         raise StartupError(str(e), EXIT_MODEL) from None
@@ -87,7 +92,7 @@ def check_model(args) -> object:
             "model's own tokenizer)",
             EXIT_MODEL,
         )
-    return source
+    return args, source
 
 
 def check_device(args, found=None):
@@ -175,16 +180,16 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def preflight(args) -> object:
-    """Every check that needs no model load: the model path, then the device. Returns the
-    model's ModelSource."""
+def preflight(args):
+    """Every check that needs no model load: the model path, then the device. Returns
+    `check_model`'s (settings, ModelSource)."""
     from sglang.backend.discovery import discover
 
-    source = check_model(args)
+    args, source = check_model(args)
     found = discover()
     backend = check_device(args, found)
     check_quantization(args, source, found, backend)
-    return source
+    return args, source
 
 
 # --- failures inside the scheduler process ---------------------------------------------------

@@ -8,13 +8,20 @@ import gc
 import logging
 import pickle
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import zmq
 
 from sglang.backend.selection import select_platform
-from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
+from sglang.engine.io import (
+    AbortRequest,
+    ControlReply,
+    ControlRequest,
+    SchedulerInfo,
+    StartupFailure,
+    TokenizedRequest,
+)
 from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from
 from sglang.engine.settings import resolve
@@ -44,7 +51,7 @@ class StartupStage:
 
 def build_scheduler(
     args: ServerArgs, stage: StartupStage | None = None
-) -> tuple[Scheduler, dict[str, Any]]:
+) -> tuple[Scheduler, SchedulerInfo]:
     """Everything the scheduler needs, in the order the log tells it."""
     stage = stage or StartupStage()
     stage.name = "device"
@@ -82,22 +89,22 @@ def build_scheduler(
             else " (the runtime is synchronous)"
         ),
     )
-    info = {
-        "backend": platform.name,
-        "device": platform.runtime.device_name(),
-        "kernels": runner.ops.choices,
-        "architecture": config.architectures[0],
-        "dtype": str(runner.dtype).removeprefix("torch."),
-        "quantization": runner.quantization,
-        "quantization_layers": runner.layer_methods,
-        "context_len": runner.context_len,
-        "vocab_size": config.vocab_size,
-        "max_total_tokens": runner.allocator.total_size,
-        "max_running_requests": args.max_running_requests,
-        "chunked_prefill_size": args.chunked_prefill_size,
-        "eos_token_ids": sorted(eos),
-        "server_args": {k: v for k, v in asdict(args).items() if k != "api_key"},
-    }
+    info = SchedulerInfo(
+        backend=platform.name,
+        device=platform.runtime.device_name(),
+        kernels=runner.ops.choices,
+        architecture=config.architectures[0],
+        dtype=str(runner.dtype).removeprefix("torch."),
+        quantization=runner.quantization,
+        quantization_layers=runner.layer_methods,
+        context_len=runner.context_len,
+        vocab_size=config.vocab_size,
+        max_total_tokens=runner.allocator.total_size,
+        max_running_requests=runner.max_running_requests,
+        chunked_prefill_size=args.chunked_prefill_size,
+        eos_token_ids=sorted(eos),
+        settings=replace(args, max_running_requests=runner.max_running_requests),
+    )
     return scheduler, info
 
 
@@ -143,13 +150,13 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     except BaseException as e:  # back to the parent as one line, the traceback beside it
         failure = failure_from(stage.name, e, args.model_path)
         tb = traceback.format_exc()
-        ready.send({"error": str(failure), "exit_code": failure.exit_code, "traceback": tb})
+        ready.send(StartupFailure(str(failure), failure.exit_code, tb))
         return
     ctx = zmq.Context()
     pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
     pull.bind(in_addr)
     push.connect(out_addr)
-    ready.send({"ok": True, **info})
+    ready.send(info)
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
     try:

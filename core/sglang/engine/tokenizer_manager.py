@@ -19,9 +19,15 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from sglang.constrained import DEFAULT_GRAMMAR_BACKEND, constraint_of, validate_constraint
+from sglang.constrained import constraint_of, validate_constraint
 from sglang.engine.detokenizer import IncrementalDetokenizer
-from sglang.engine.io import AbortRequest, ControlReply, ControlRequest, TokenizedRequest
+from sglang.engine.io import (
+    AbortRequest,
+    ControlReply,
+    ControlRequest,
+    SchedulerInfo,
+    TokenizedRequest,
+)
 from sglang.sampling.params import SamplingParams
 from sglang.scheduler.scheduler import StepOutput
 
@@ -49,10 +55,10 @@ class SchedulerGone(RuntimeError):
 
 class TokenizerManager:
     def __init__(
-        self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: dict | None = None
+        self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: SchedulerInfo
     ):
         self.tokenizer = tokenizer
-        self.info = info or {}
+        self.info = info
         self.ctx = zmq.asyncio.Context()
         self.push = self.ctx.socket(zmq.PUSH)
         self.push.connect(scheduler_in)
@@ -151,8 +157,7 @@ class TokenizerManager:
             return
         if self.tokenizer is None:
             raise ValueError("json_schema, regex and ebnf need a tokenizer")
-        backend = self.info.get("server_args", {}).get("grammar_backend", DEFAULT_GRAMMAR_BACKEND)
-        validate_constraint(backend, params)
+        validate_constraint(self.info.settings.grammar_backend, params)
 
     # --- one request -----------------------------------------------------------------------
     async def generate_one(
@@ -174,12 +179,12 @@ class TokenizerManager:
         rid = rid or uuid.uuid4().hex
         if rid in self.states:
             raise ValueError(f"request id {rid!r} is already in use")
-        vocab = self.info.get("vocab_size")
+        vocab = self.info.vocab_size
         params.verify(vocab)
         self.check_constraint(params)
         if not prompt_ids:
             raise ValueError("the prompt is empty")
-        context_len = self.info.get("context_len")
+        context_len = self.info.context_len
         if context_len is not None and len(prompt_ids) >= context_len:
             raise ValueError(
                 f"the prompt has {len(prompt_ids)} tokens; the context length is {context_len}"

@@ -70,7 +70,7 @@ class DecodeGraphRunner:
         sizes = sorted({int(bs) for bs in batch_sizes if bs > 0})
         if not sizes:
             raise ValueError("no batch sizes to capture")
-        limit = runner.args.max_running_requests or sizes[-1]
+        limit = runner.max_running_requests or sizes[-1]
         cut = bisect.bisect_left(sizes, limit)
         self.batch_sizes = sizes[: cut + 1]
         self.max_bs = self.batch_sizes[-1]

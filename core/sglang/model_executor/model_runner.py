@@ -251,8 +251,10 @@ class ModelRunner:
             tokens = self._agree_on_min(tokens)
         if tokens < 16:
             raise RuntimeError(f"the KV pool fits only {tokens} tokens ({why}); lower the load")
-        if args.max_running_requests is None:
-            args.max_running_requests = max(1, min(MAX_RUNNING_DEFAULT, tokens // 2))
+        # The settings' value, or derived from the pool (the settings record is not changed).
+        self.max_running_requests = args.max_running_requests or max(
+            1, min(MAX_RUNNING_DEFAULT, tokens // 2)
+        )
         self.kv_cache = KVCache(
             cfg.num_hidden_layers,
             tokens,
@@ -265,7 +267,7 @@ class ModelRunner:
         scales = set_kv_scales(self.model, kv_dtype != self.dtype)
         self.allocator = KVSlotAllocator(tokens, self.device)
         self.req_to_token = ReqToTokenPool(
-            args.max_running_requests + 1, self.context_len + 1, self.device
+            self.max_running_requests + 1, self.context_len + 1, self.device
         )
         logger.info(
             "KV pool: %d tokens x %d B/token = %.2f GiB of %s%s (%s); max_running_requests=%d, "
@@ -276,7 +278,7 @@ class ModelRunner:
             str(kv_dtype).removeprefix("torch."),
             f", {scales}" if scales else "",
             why,
-            args.max_running_requests,
+            self.max_running_requests,
             self.context_len,
         )
 

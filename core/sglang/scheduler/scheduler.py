@@ -128,7 +128,7 @@ class Scheduler:
         self.new_token_ratio = INIT_NEW_TOKEN_RATIO
         self.stats = SchedulerStats()
         self.chunk_size = args.chunked_prefill_size if args.chunked_prefill_size > 0 else None
-        self.max_running = args.max_running_requests
+        self.max_running = runner.max_running_requests
         self.mixed = bool(args.enable_mixed_chunk)
         self.device = runner.device
         self.overlap = runner.runtime.is_async and not args.disable_overlap_schedule

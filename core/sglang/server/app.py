@@ -35,19 +35,20 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
         handle, tokenizer, info, source = (
             started.handle, started.tokenizer, started.info, started.source
         )
+        settings = started.args
         manager = TokenizerManager(tokenizer, handle.scheduler_in, handle.scheduler_out, info)
         manager.start()
         manager.watch(handle.proc)  # requests fail with 503 if the scheduler dies, never hang
-        state = ServerState(args, manager, info, source)
-        state.sampling_defaults = sampling_defaults(source, args.sampling_defaults)
+        state = ServerState(settings, manager, info, source)
+        state.sampling_defaults = sampling_defaults(source, settings.sampling_defaults)
         app.state.server = state
         logger.info(
             "serving %s on %s (%s) at http://%s:%d",
             state.model_name,
-            info["backend"],
-            info["device"],
-            args.host,
-            args.port,
+            info.backend,
+            info.device,
+            settings.host,
+            settings.port,
         )
         try:
             yield

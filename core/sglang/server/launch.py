@@ -62,7 +62,7 @@ def serve(args: ServerArgs) -> int:
     sock = bind_socket(args.host, args.port)
     try:
         with terminable():
-            check_model(args)  # before the imports below, which take seconds (torch)
+            args, _ = check_model(args)  # before the imports below, which take seconds (torch)
             from sglang.server.app import create_app
 
             launched = launch(args)

@@ -162,7 +162,7 @@ async def get_model_info(request: Request):
         "tokenizer_path": state.args.tokenizer_path or state.args.model_path,
         "served_model_name": state.model_name,
         "is_generation": True,
-        "architecture": state.info.get("architecture"),
+        "architecture": state.info.architecture,
         "context_length": state.context_len,
     }
 
@@ -172,8 +172,9 @@ async def get_model_info(request: Request):
 async def get_server_info(request: Request):
     state = state_of(request)
     stats = await state.refresh_scheduler_gauges()
-    info = {k: v for k, v in state.info.items() if k not in ("ok", "server_args")}
-    return {**state.info.get("server_args", {}), **info, "scheduler": stats, "version": _version()}
+    info = state.info.as_dict()
+    settings = info.pop("server_args")
+    return {**settings, **info, "scheduler": stats, "version": _version()}
 
 
 @router.get("/flush_cache")
@@ -206,7 +207,7 @@ async def detokenize(body: DetokenizeRequest, request: Request):
     state = state_of(request)
     if state.tokenizer is None:
         raise APIError(400, "the server runs with --skip-tokenizer-init")
-    vocab = state.info.get("vocab_size") or len(state.tokenizer)
+    vocab = state.info.vocab_size or len(state.tokenizer)
     nested = bool(body.tokens) and isinstance(body.tokens[0], list)
     seqs = body.tokens if nested else [body.tokens]
     for seq in seqs:

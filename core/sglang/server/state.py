@@ -15,6 +15,7 @@ from fastapi import Request
 from jinja2 import TemplateError
 
 from sglang.constrained import GrammarError
+from sglang.engine.io import SchedulerInfo
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.model_loader import chat_template as model_chat_template
 from sglang.parsers.reasoning import (
@@ -33,13 +34,15 @@ logger = logging.getLogger(__name__)
 
 
 class ServerState:
-    def __init__(self, args: ServerArgs, manager: TokenizerManager, info: dict, source: Any):
+    def __init__(
+        self, args: ServerArgs, manager: TokenizerManager, info: SchedulerInfo, source: Any
+    ):
         self.args, self.manager, self.info = args, manager, info
         self.tokenizer = manager.tokenizer
         self.model_name = args.served_model_name or os.path.basename(
             str(args.model_path).rstrip("/")
         )
-        self.context_len: int = info["context_len"]
+        self.context_len: int = info.context_len
         self.metrics = ServerMetrics(self.model_name)
         self.chat_template = None
         if self.tokenizer is not None:
@@ -129,7 +132,7 @@ class ServerState:
         """Prompts longer than the context are a 400, or cut with --allow-auto-truncate."""
         if not ids:
             raise APIError(400, "the prompt is empty", "prompt")
-        vocab = self.info.get("vocab_size")
+        vocab = self.info.vocab_size
         if vocab is not None and any(not 0 <= t < vocab for t in ids):
             raise APIError(400, f"input_ids must be in [0, {vocab})", "input_ids")
         if len(ids) >= self.context_len:
@@ -157,7 +160,7 @@ class ServerState:
     def sampling_params(self, fields: dict[str, Any]) -> SamplingParams:
         try:
             params = SamplingParams.from_dict({**self.sampling_defaults, **fields})
-            params.verify(self.info.get("vocab_size"))
+            params.verify(self.info.vocab_size)
             self.manager.check_constraint(params)
         except GrammarError as e:
             raise APIError(400, str(e), e.kind if e.kind in fields else None) from None
