@@ -18,6 +18,7 @@ from sglang.layers.merged_linear import QKVLinear
 from sglang.layers.mlp import GatedMLP
 from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
+from sglang.layers.quantization.experts import ExpertLoader
 from sglang.layers.quantization.kv_scales import is_kv_scale, load_kv_scale
 from sglang.layers.rotary import RotaryEmbedding
 from sglang.model_loader.config import sliding_window_layers
@@ -225,6 +226,8 @@ class LlamaForCausalLM(Layer):
         params = dict(self.named_parameters(remove_duplicate=False))
         modules = dict(self.named_modules())
         loaded: set[str] = set()
+        config = getattr(self, "quant_config", None)  # sglang.layers.quantization.model
+        dequantized = ExpertLoader(config, torch.float32) if config is not None else None
         for name, tensor in weights:
             if "rotary_emb.inv_freq" in name:
                 continue
@@ -246,6 +249,10 @@ class LlamaForCausalLM(Layer):
                     module.load(tensor)
                 elif isinstance(module, Linear):
                     module.load(kind, tensor)
+                elif dequantized is not None and getattr(module, "dequantize_on_load", False):
+                    dequantized.add(module_name, kind, tensor, tuple(module.weight.shape),
+                                    module.weight.data.copy_)
+                    name = f"{module_name}.weight"
                 elif name in params:
                     if params[name].shape != tensor.shape:
                         raise ValueError(
@@ -258,6 +265,8 @@ class LlamaForCausalLM(Layer):
                         f"checkpoint tensor {name!r} has no parameter in {type(self).__name__}"
                     )
                 loaded.add(name)
+        if dequantized is not None:
+            dequantized.finish()
         return loaded
 
 

@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterable
 
 import torch
 from sglang.layers.moe import FusedMoE
+from sglang.layers.quantization.experts import ExpertLoader
 from torch import nn
 
-# "<prefix>.experts.<id>.<proj>.weight", <prefix>.experts being a FusedMoE.
-EXPERT = re.compile(r"^(?P<module>.*\.experts)\.(?P<id>\d+)\.(?P<proj>\w+)\.weight$")
+# "<prefix>.experts.<id>.<proj>.<kind>", <prefix>.experts being a FusedMoE; kind "weight", or a
+# quantized format's tensors (qweight, weight_scale_inv, ...).
+EXPERT = re.compile(r"^(?P<module>.*\.experts)\.(?P<id>\d+)\.(?P<proj>\w+)\.(?P<kind>\w+)$")
 SHARDS = {
     "gate_proj": "gate",
     "up_proj": "up",
@@ -30,6 +32,9 @@ def load_with_experts(
     order, to `load_rest` (the dense model's loader). Returns the parameter names filled."""
     modules = dict(model.named_modules())
     loaded: set[str] = set()
+    # A quantized checkpoint's experts go through the format's method (quantization.experts).
+    config = getattr(model, "quant_config", None)
+    quantized = ExpertLoader(config, torch.float32) if config is not None else None
 
     def others():
         for name, tensor in weights:
@@ -38,7 +43,23 @@ def load_with_experts(
             if not isinstance(module, FusedMoE) or m["proj"] not in SHARDS:
                 yield name, tensor
                 continue
-            local = module.load_expert(int(m["id"]), SHARDS[m["proj"]], tensor)
+            expert, shard = int(m["id"]), SHARDS[m["proj"]]
+            if quantized is None and m["kind"] == "weight":
+                local = module.load_expert(expert, shard, tensor)
+            elif quantized is None:
+                raise ValueError(f"{name}: a quantized expert tensor, but the model is served "
+                                 "unquantized (its config.json has no quantization_config)")
+            else:
+                w13, w2 = module.w13_weight, module.w2_weight
+                shape = (w2.shape[1], w2.shape[2]) if shard == "down" else (
+                    w13.shape[1] // 2, w13.shape[2])
+                local = "w2_weight" if shard == "down" else "w13_weight"
+                store = lambda dense, module=module, e=expert, s=shard: module.load_expert(  # noqa: E731
+                    e, s, dense.to(module.w13_weight.dtype))
+                quantized.add(name.rpartition(".")[0], m["kind"], tensor, shape, store)
             loaded.add(f"{m['module']}.{local}")
 
-    return load_rest(others()) | loaded
+    filled = load_rest(others()) | loaded
+    if quantized is not None:
+        quantized.finish()
+    return filled

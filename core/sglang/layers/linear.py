@@ -88,6 +88,8 @@ class Linear(Layer):
     each rank takes its slice of x, and the partial products are all-reduced; the bias is
     added once, by rank 0). in_features / out_features are this rank's."""
 
+    quantizable = True  # False: stays in the float dtype whatever the checkpoint's format
+
     def __init__(
         self,
         in_features: int,

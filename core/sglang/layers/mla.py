@@ -24,7 +24,10 @@ def kv_cache_geometry(kv_lora_rank: int, qk_rope_head_dim: int) -> tuple[int, in
 
 class UpProjection(Layer):
     """kv_b_proj's weight [H * (Dn + Dv), R] (the checkpoint's), never run as a linear layer:
-    MLA reads it as per-head w_kc [H, Dn, R] and w_vc [H, Dv, R] (`split`, once loaded)."""
+    MLA reads it as per-head w_kc [H, Dn, R] and w_vc [H, Dv, R] (`split`, once loaded). A
+    quantized checkpoint's kv_b_proj is dequantized into it at load (`dequantize_on_load`)."""
+
+    dequantize_on_load = True
 
     def __init__(self, rank: int, heads: int, nope: int, v_dim: int, dtype, device) -> None:
         super().__init__()

@@ -174,6 +174,10 @@ class SparseMoE(Layer):
         if shared is not None:
             setattr(self, shared_name, shared)
         self.shared_expert_gate = Linear(hidden_size, 1, ops, **kw) if shared_gate else None
+        # Routers stay in the float dtype whatever the checkpoint's format (as in SGLang).
+        for router in (self.gate, self.shared_expert_gate):
+            if router is not None:
+                router.quantizable = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.experts(x, self.gate(x))

@@ -215,6 +215,8 @@ class ModelRunner:
         )
         if missing:
             raise ValueError(f"checkpoint lacks weights for: {', '.join(missing[:8])}")
+        if optional:
+            mark_loaded(self.model, optional)
         return param_types
 
     # --- memory ----------------------------------------------------------------------------

@@ -155,22 +155,39 @@ def run_logits(path: str, backend: str = "reference", dtype: str = "float32", **
     return prefill, torch.stack(steps), fed, runner
 
 
-def hf_logits(path: str, state: dict[str, torch.Tensor], fed: list[int], act_quant=None):
+def hf_logits(
+    path: str, state: dict[str, torch.Tensor], fed: list[int], act_quant=None, hooked=PROJECTIONS
+):
     """transformers' float32 logits for PROMPT (one forward) then each fed token (one forward
     each, through its KV cache), with the model's weights replaced by `state` (the dequantized
-    checkpoint). act_quant(name, x) -> x: applied to the input of every projection (the
-    format's activation quantization, written from its description)."""
-    import transformers as tf
+    checkpoint). act_quant(name, x) -> x: applied to the input of every linear module named in
+    `hooked` (the format's activation quantization, written from its description)."""
+    import shutil
+    import tempfile
 
-    config = tf.AutoConfig.from_pretrained(path)
-    config.quantization_config = None
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    model = tf.LlamaForCausalLM(config).float().eval()
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    import transformers as tf
+    from safetensors.torch import save_file
+
+    # The dequantized weights as a float checkpoint, read by from_pretrained (which maps
+    # per-expert MoE tensors onto transformers' fused experts).
+    dense_dir = tempfile.mkdtemp(prefix="dequantized-")
+    for name in os.listdir(path):
+        if name.endswith(".json") and name != "hf_quant_config.json":
+            shutil.copy(os.path.join(path, name), os.path.join(dense_dir, name))
+    with open(os.path.join(dense_dir, "config.json")) as f:
+        cfg = json.load(f)
+    cfg.pop("quantization_config", None)
+    with open(os.path.join(dense_dir, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    save_file(
+        {k: v.float().contiguous() for k, v in state.items()},
+        os.path.join(dense_dir, "model.safetensors"),
+    )
+    model = tf.AutoModelForCausalLM.from_pretrained(dense_dir, dtype=torch.float32).eval()
+    shutil.rmtree(dense_dir)
     if act_quant is not None:
         for name, module in model.named_modules():
-            if name.rpartition(".")[2] in PROJECTIONS:
+            if name.rpartition(".")[2] in hooked:
                 module.register_forward_pre_hook(
                     lambda m, args, name=name: (act_quant(name, args[0]),)
                 )
@@ -225,12 +242,14 @@ def fake_quant_e4m3(
     xf = x.float()
     if static_scale is not None:
         scale = torch.tensor(static_scale)
-    elif group is not None:
+    elif group is not None:  # the last group may be partial
         *lead, k = xf.shape
-        xg = xf.reshape(*lead, k // group, group)
+        pad = (-k) % group
+        xg = torch.nn.functional.pad(xf, (0, pad)).reshape(*lead, (k + pad) // group, group)
         scale = xg.abs().amax(-1, keepdim=True) / 448
         q = (xg / torch.where(scale > 0, scale, 1)).clamp(-448, 448).to(torch.float8_e4m3fn)
-        return (q.float() * scale).reshape(xf.shape).to(x.dtype)
+        out = (q.float() * scale).reshape(*lead, k + pad)[..., :k]
+        return out.to(x.dtype)
     elif per_token:
         scale = xf.abs().amax(-1, keepdim=True) / 448
     else:

@@ -17,12 +17,14 @@ logger = logging.getLogger(__name__)
 
 def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> None:
     """Name every linear layer (its `prefix`) and give it the config's method, which replaces
-    its float weight by the format's parameters. Call before loading the weights."""
+    its float weight by the format's parameters. Call before loading the weights. The model
+    keeps the config (`model.quant_config`) for layers that load their own (MoE experts)."""
+    model.quant_config = config
     for name, module in model.named_modules():
         if not isinstance(module, Linear):
             continue
         module.prefix = name
-        if config is None:
+        if config is None or not module.quantizable:
             continue
         method = config.linear_method(name, module)
         if method is not None:
@@ -40,10 +42,12 @@ def optional_parameters(model: nn.Module) -> set[str]:
     return names
 
 
-def mark_loaded(model: nn.Module) -> None:
-    """--load-format dummy fills parameters directly: count every one as loaded."""
-    for module in model.modules():
-        if isinstance(module, Linear):
+def mark_loaded(model: nn.Module, prefixes: tuple[str, ...] = ("",)) -> None:
+    """Count every parameter of the linear layers under `prefixes` as loaded: --load-format
+    dummy fills parameters directly, and optional layers a checkpoint lacks (DeepSeek-V3's MTP)
+    keep their initial values."""
+    for name, module in model.named_modules():
+        if isinstance(module, Linear) and name.startswith(prefixes):
             shards = module.shard_names() or (None,)
             names = [n for n, _ in module.named_parameters(recurse=False)]
             module.loaded |= {(n, s) for n in names for s in shards}

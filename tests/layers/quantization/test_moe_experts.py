@@ -1,0 +1,137 @@
+"""Quantized MoE checkpoints: Qwen3-MoE and DeepSeek-V3 (MLA) in FP8 block-wise and
+compressed-tensors W4A16, experts and all. Routed experts and MLA's kv_b_proj load through the
+format's own method and are dequantized into the float weights moe.experts and MLA take
+(quantization.experts); routers stay float; every other linear layer runs its quantized op.
+Compared with transformers on the dequantized weights, the format's activation rounding
+applied where the engine quantizes activations (the linear layers, not the experts)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from quant_checkpoints import (
+    MATCHED_ACTIVATIONS_BOUND,
+    fake_quant_e4m3,
+    greedy_agrees,
+    hf_logits,
+    rel_rms,
+    run_logits,
+    save_quantized,
+)
+from test_fp8 import block_dequantize, block_quantize
+
+COMMON = dict(
+    vocab_size=256,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=256,
+    initializer_range=0.1,
+    rms_norm_eps=1e-6,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+LINEARS = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "q_a_proj",
+    "q_b_proj",
+    "kv_a_proj_with_mqa",
+)
+
+
+def _supported(arch: str) -> bool:
+    from sglang.model_executor.model_registry import supported_architectures
+
+    return arch in supported_architectures()
+
+
+def save_float(path: str, name: str) -> dict[str, torch.Tensor]:
+    import transformers as tf
+
+    if name == "qwen3-moe":
+        config = tf.Qwen3MoeConfig(
+            **COMMON,
+            num_key_value_heads=2,
+            head_dim=16,
+            moe_intermediate_size=32,
+            num_experts=4,
+            num_experts_per_tok=2,
+            norm_topk_prob=True,
+        )
+    else:
+        config = tf.DeepseekV3Config(
+            **COMMON,
+            num_key_value_heads=4,
+            moe_intermediate_size=32,
+            n_routed_experts=8,
+            num_experts_per_tok=2,
+            n_shared_experts=1,
+            first_k_dense_replace=1,
+            q_lora_rank=48,
+            kv_lora_rank=32,
+            qk_rope_head_dim=16,
+            qk_nope_head_dim=32,
+            v_head_dim=32,
+            n_group=4,
+            topk_group=2,
+            routed_scaling_factor=2.5,
+        )
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.normal_(1.0, 0.2)
+    model.save_pretrained(path)
+    from safetensors.torch import load_file
+
+    return load_file(f"{path}/model.safetensors")
+
+
+def quantized_names(state) -> list[str]:
+    """2-D projection weights, experts included; routers, embeddings, head and norms not."""
+    keep = (*LINEARS, "kv_b_proj")
+    return [
+        n
+        for n, w in state.items()
+        if w.dim() == 2 and n.endswith(".weight") and n.rsplit(".", 2)[-2] in keep
+    ]
+
+
+@pytest.mark.parametrize("backend", ["reference", "xeon"])
+@pytest.mark.parametrize(
+    "arch,cls", [("qwen3-moe", "Qwen3MoeForCausalLM"), ("deepseek-v3", "DeepseekV3ForCausalLM")]
+)
+def test_fp8_block_moe(tmp_path, arch, cls, backend):
+    if not _supported(cls):
+        pytest.skip(f"{cls} is not registered in this environment (sglang-models entry points)")
+    base = str(tmp_path / "float")
+    state = save_float(base, arch)
+    tensors, dense = dict(state), dict(state)
+    for name in quantized_names(state):
+        q, s = block_quantize(state[name], 32, 32)
+        tensors[name], tensors[name.replace("weight", "weight_scale_inv")] = q, s
+        dense[name] = block_dequantize(q, s, 32, 32)
+    config = {
+        "quant_method": "fp8",
+        "fmt": "e4m3",
+        "activation_scheme": "dynamic",
+        "weight_block_size": [32, 32],
+    }
+    path = save_quantized(str(tmp_path / "fp8"), tensors, config, base=base)
+    prefill, decode, fed, runner = run_logits(path, backend)
+    out = torch.cat([prefill, decode])
+    ref = torch.cat(
+        hf_logits(path, dense, fed, lambda n, x: fake_quant_e4m3(x, group=32), hooked=LINEARS)
+    )
+    assert rel_rms(out, ref) < MATCHED_ACTIVATIONS_BOUND, rel_rms(out, ref)
+    checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
+    assert checked >= len(out) // 2 and same == checked
+    assert runner.layer_methods["mlp.gate"].startswith("dense")  # the router
