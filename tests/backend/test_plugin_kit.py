@@ -49,3 +49,14 @@ def test_counted_devices_probe(monkeypatch):
     assert not r.available and "CHIP_VIS=3" in r.reasons[0] and r.details["device_count"] == 0
     r = counted_devices_probe([], {"v": 1}, lambda: 2, "chip", "CHIP_VIS", ["lib 1.0"])
     assert r.available and r.reasons == ("2 chip(s), lib 1.0",) and r.details["device_count"] == 2
+
+
+def test_decode_from_extend_is_decode():
+    import torch
+    from sglang.backend.plugin_kit import decode_from_extend
+    from sglang.ops import attention as ref
+
+    decode = decode_from_extend(ref.extend)
+    for case in ref.DECODE.cases()[:6]:
+        args = ref.DECODE.make_inputs(case, torch.Generator().manual_seed(case.seed))
+        assert torch.equal(decode(**args), ref.decode(**args)), case.id

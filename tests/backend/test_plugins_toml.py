@@ -92,6 +92,10 @@ def test_discovered_backend_matches(found, key):
     assert b.entry_point == row["entry_point"]
     if row["status"] == "probe-only":
         assert b.kernel_count == 0, f"{key} registers kernels: update its status in plugins.toml"
+    # `sglang backends` and docs/ops.md say how the kernels were verified: in the same words.
+    assert b.info.verification, f"{key}: BackendInfo.verification is empty"
+    if row["status"] in ("emulated", "unverified", "example"):
+        assert b.info.verification.startswith(row["status"]), (key, b.info.verification)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,10 @@ def sglang_backend_info() -> BackendInfo:
         kind=KIND_ACCELERATOR,
         auto_priority=80,
         description="Huawei Ascend NPUs: torch-npu ops, HCCL collectives",
+        verification=(
+            "unverified: kernels written against torch-npu's documented operators; no NPU run yet "
+            "(docs/ascend.md says how to run conformance and send the report)"
+        ),
     )
 
 

@@ -37,6 +37,10 @@ def sglang_backend_info() -> BackendInfo:
         kind=KIND_ACCELERATOR,
         auto_priority=100,
         description="NVIDIA GPUs: Triton kernels, NCCL collectives, CUDA graphs",
+        verification=(
+            "conformance on an H200 (docs/conformance/cuda-h200.json); its Triton kernels also "
+            "in Triton's interpreter in CI (tests/cuda)"
+        ),
     )
 
 

@@ -43,6 +43,10 @@ def sglang_backend_info() -> BackendInfo:
         kind=KIND_ACCELERATOR,
         auto_priority=90,
         description="AMD GPUs: Triton kernels on HIP, aiter where installed, RCCL collectives",
+        verification=(
+            "emulated: conformance in CI in Triton's interpreter with gfx942's launch tables "
+            "(SGLANG_ROCM_EMULATE=gfx942, tests/rocm); no AMD GPU run yet, aiter unchecked"
+        ),
     )
 
 

@@ -31,6 +31,10 @@ def sglang_backend_info() -> BackendInfo:
         kind=KIND_CPU,
         auto_priority=10,
         description="x86 CPU kernels: torch native, oneDNN/AMX, IPEX when it matches torch",
+        verification=(
+            "conformance in CI on the CPU; the IPEX kernels in a torch 2.8 venv on the same CPU "
+            "(docs/conformance/xeon-ipex.json)"
+        ),
     )
 
 

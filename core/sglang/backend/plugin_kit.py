@@ -4,6 +4,7 @@
   kernels live one op family per module, each module with `register(registry, **context)`.
 - `installed_version`, `device_files`: the cheap facts a probe reads (package metadata, device
   nodes), never importing the vendor library.
+- `decode_from_extend`: attention.decode from an attention.extend kernel (one query each).
 - `EXPLICIT_ONLY`: the probe detail that keeps a backend out of `--device auto`.
 - `counted_devices_probe`: the tail of a GPU-style probe: unavailable with the reasons found so
   far, else ask the device count (the one call that talks to the driver) and say how many.
@@ -21,6 +22,8 @@ import importlib.util
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import torch
 
 from sglang.backend.types import ProbeResult
 
@@ -80,3 +83,27 @@ def counted_devices_probe(
             **details,
         )
     return ProbeResult.ok(", ".join([f"{n} {noun}(s)", *notes]), **details)
+
+
+def decode_from_extend(extend: Callable[..., Any]) -> Callable[..., Any]:
+    """attention.decode served by an attention.extend kernel: each sequence's one query is
+    its one new token (qo_indptr = 0, 1, ..., B), which is what decode means."""
+
+    def decode(
+        q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1, logit_softcap=0.0
+    ):
+        one_each = torch.arange(q.shape[0] + 1, dtype=torch.int32, device=kv_indptr.device)
+        return extend(
+            q,
+            k_cache,
+            v_cache,
+            one_each,
+            kv_indptr,
+            kv_indices,
+            sm_scale,
+            sliding_window=sliding_window,
+            logit_softcap=logit_softcap,
+        )
+
+    decode.__name__ = f"decode_from_{getattr(extend, '__name__', 'extend')}"
+    return decode

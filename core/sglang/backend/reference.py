@@ -24,6 +24,7 @@ def sglang_backend_info() -> BackendInfo:
         device_type="cpu",
         kind=KIND_FALLBACK,
         description="plain-torch reference kernels (the conformance oracle)",
+        verification="the oracle: conformance compares every backend with these in float64",
     )
 
 

@@ -34,6 +34,9 @@ class BackendInfo:
     # Higher wins among available backends of the same kind under `--device auto`.
     auto_priority: int = 0
     description: str = ""
+    # How its kernels were verified, in a sentence: where its conformance ran (the device, an
+    # emulator in CI) and where the report is, or "unverified: ..." (`sglang backends`, ops.md).
+    verification: str = ""
 
 
 @dataclass(frozen=True)

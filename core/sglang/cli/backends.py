@@ -22,9 +22,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(found: Discovery, platform: Platform | None, error: str | None) -> dict[str, Any]:
+    from sglang.conformance.support import matrix
+
     selected = platform.name if platform else None
+    ops = matrix(found)["summary"]  # every backend's kernels, available here or not
     backends = []
     for name, b in found.backends.items():
+        sm = ops.get(name, {})
         backends.append(
             {
                 "name": name,
@@ -40,6 +44,10 @@ def describe(found: Discovery, platform: Platform | None, error: str | None) -> 
                 "kernels": b.kernel_count,
                 "selected": name == selected,
                 "capabilities": b.capabilities.to_json() if b.capabilities else None,
+                "native_ops": sm.get("native", []),
+                "fallback_ops": sm.get("fallback", []),
+                "unsupported_ops": sm.get("unsupported", []),
+                "verification": sm.get("verification", "-"),
             }
         )
     return {
@@ -83,6 +91,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         )
         if args.verbose and b["error"]:
             print("    " + b["error"].replace("\n", "\n    "))
+    print(f"\n{'backend':<14} {'native':<7} {'on the reference':<34} verified")
+    for b in doc["backends"]:
+        total = len(b["native_ops"]) + len(b["fallback_ops"]) + len(b["unsupported_ops"])
+        fallback = ", ".join(b["fallback_ops"]) or "-"
+        native = f"{len(b['native_ops'])}/{total}" if total else "-"
+        print(f"{b['name']:<14} {native:<7} {fallback[:34]:<34} {b['verification']}")
     if error:
         print(f"\nselection failed: {error}")
         return 2

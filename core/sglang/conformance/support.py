@@ -107,6 +107,25 @@ def matrix(found: Discovery, backends: list[str] | None = None) -> dict[str, Any
         "backends": [c.backend for c in cols],
         "rows": rows,
         "notes": {c.backend: c.note for c in cols if c.note},
+        "summary": {c.backend: summary(c.backend, rows, found) for c in cols},
+    }
+
+
+def summary(backend: str, rows: list[dict[str, Any]], found: Discovery) -> dict[str, Any]:
+    """Per backend: the ops it serves with a kernel of its own in some dtype (native), the ops
+    the reference serves for it (fallback), those it cannot run at all, and how its kernels
+    were verified (its BackendInfo.verification)."""
+    cells: dict[str, set[str]] = {}
+    for row in rows:
+        cells.setdefault(row["op"], set()).add(row["cells"][backend])
+    native = sorted(op for op, c in cells.items() if c - {FALLBACK, UNSUPPORTED, "?"})
+    fallback = sorted(op for op, c in cells.items() if op not in native and FALLBACK in c)
+    b = found.backends.get(backend)
+    return {
+        "native": native,
+        "fallback": fallback,
+        "unsupported": sorted(set(cells) - set(native) - set(fallback)),
+        "verification": (b.info.verification if b is not None and b.info else "") or "-",
     }
 
 
@@ -125,6 +144,22 @@ def markdown(doc: dict[str, Any]) -> str:
         f"`{FALLBACK}`: the backend",
         "runs the dtype but has no kernel for the op, so the core's reference kernel serves it.",
         f"`{UNSUPPORTED}`: the backend lacks a capability the op needs in that dtype.",
+        "",
+        "## Per backend",
+        "",
+        "| backend | native ops | served by the reference | cannot run | verified |",
+        "|---|---|---|---|---|",
+    ]
+    for b in backends:
+        sm = doc["summary"][b]
+        total = len(sm["native"]) + len(sm["fallback"]) + len(sm["unsupported"])
+        lines.append(
+            f"| {b} | {len(sm['native'])} of {total} | {', '.join(sm['fallback']) or '-'} | "
+            f"{', '.join(sm['unsupported']) or '-'} | {sm['verification']} |"
+        )
+    lines += [
+        "",
+        "## Op by op",
         "",
         "| op | dtype | " + " | ".join(backends) + " |",
         "|---|---|" + "---|" * len(backends),

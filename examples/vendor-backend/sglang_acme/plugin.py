@@ -34,6 +34,7 @@ def sglang_backend_info() -> BackendInfo:
         kind=KIND_CPU,
         auto_priority=1,
         description="ACME NPU, emulated on the CPU (the example vendor backend)",
+        verification="example: conformance in CI on its CPU emulator",
     )
 
 

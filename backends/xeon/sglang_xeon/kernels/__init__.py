@@ -16,4 +16,5 @@ KERNEL_MODULES = (
     "sglang_xeon.kernels.gemm_fp4",
     "sglang_xeon.kernels.sampling",
     "sglang_xeon.kernels.grammar",
+    "sglang_xeon.kernels.ipex",
 )
