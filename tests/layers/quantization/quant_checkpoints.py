@@ -231,6 +231,15 @@ def activation_quant_bound(mantissa_bits: int, quantized_linears: int) -> float:
 MATCHED_ACTIVATIONS_BOUND = 1e-2
 
 
+def int8_activation_bound(quantized_linears: int = 8) -> float:
+    """int8 activations sit on a uniform grid of amax / 127 per token: a value the two sides'
+    float32 arithmetic puts on opposite sides of a rounding boundary moves by a whole step,
+    and the integer-valued products of the previous int8 layer make such near-ties common (on
+    xeon 1.3e-2 against the reference's 4e-7). The bound is the rounding itself: RMS
+    step / sqrt(12) per input, amax ~ 3x a row's RMS, quadrature over the layers, x2 room."""
+    return 2 * (3 / 127) / math.sqrt(12) * math.sqrt(quantized_linears)
+
+
 def fake_quant_e4m3(
     x: torch.Tensor,
     group: int | None = None,

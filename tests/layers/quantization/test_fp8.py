@@ -21,6 +21,7 @@ from quant_checkpoints import (
     fake_quant_e4m3,
     greedy_agrees,
     hf_logits,
+    int8_activation_bound,
     is_projection,
     rel_rms,
     run_logits,
@@ -115,14 +116,14 @@ def write_per_channel(path, base, state):
     return save_quantized(path, tensors, {"quant_method": "fbgemm_fp8"}, base=base), dense
 
 
-def check_against_reference(path, dense, backend, act_quant, **args):
+def check_against_reference(path, dense, backend, act_quant, bound=None, **args):
     """Against transformers on the dequantized weights: with the format's activation rounding
     applied there too (tight), and without it (the bound that rounding alone explains)."""
     prefill, decode, fed, runner = run_logits(path, backend, **args)
     out = torch.cat([prefill, decode])
     ref = torch.cat(hf_logits(path, dense, fed, act_quant))
     err = rel_rms(out, ref)
-    assert err < MATCHED_ACTIVATIONS_BOUND, err
+    assert err < (bound or MATCHED_ACTIVATIONS_BOUND), err
     checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
     assert checked >= len(out) // 2 and same == checked, (checked, same, len(out))
     unquantized = torch.cat(hf_logits(path, dense, fed))
@@ -186,3 +187,37 @@ def test_load_time_fp8(float_model, backend):
         dense[name] = w
     runner = check_against_reference(path, dense, backend, PER_TOKEN, quantization="fp8")
     assert runner.layer_methods["mlp.down_proj"].startswith("fp8 (load-time, per-channel)")
+
+
+def write_int8(path, base, state):
+    tensors, dense = {}, {}
+    for name, w in state.items():
+        if is_projection(name):
+            s = w.abs().amax(dim=1, keepdim=True) / 127
+            q = torch.round(w / s).clamp(-127, 127).to(torch.int8)
+            tensors[name], tensors[name.replace("weight", "weight_scale")] = q, s
+            dense[name] = q.float() * s
+        else:
+            tensors[name] = dense[name] = w
+    return save_quantized(path, tensors, {"quant_method": "w8a8_int8"}, base=base), dense
+
+
+def INT8_PER_TOKEN(name, x):
+    s = x.abs().amax(-1, keepdim=True) / 127
+    return torch.round(x / torch.where(s > 0, s, 1)).clamp(-127, 127) * s
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sglang_w8a8_formats(tmp_path, float_model, backend):
+    """SGLang's own w8a8_fp8 (per-channel e4m3) and w8a8_int8 (per-channel int8) checkpoints."""
+    path, dense = write_per_channel(str(tmp_path / "fp8"), *float_model)
+    with open(f"{path}/config.json") as f:
+        cfg = f.read().replace('"fbgemm_fp8"', '"w8a8_fp8"')
+    with open(f"{path}/config.json", "w") as f:
+        f.write(cfg)
+    check_against_reference(path, dense, backend, PER_TOKEN)
+    path, dense = write_int8(str(tmp_path / "int8"), *float_model)
+    runner = check_against_reference(
+        path, dense, backend, INT8_PER_TOKEN, bound=int8_activation_bound()
+    )
+    assert "via gemm.int8" in runner.layer_methods["self_attn.qkv_proj"]

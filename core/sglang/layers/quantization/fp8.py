@@ -11,7 +11,8 @@ Checkpoint tensors per linear layer:
       convert_to_channelwise; the activations are then quantized per token, finer than per
       tensor); with static ones the shards are requantized to the largest scale (SGLang's
       requantize_with_max_scale: one more e4m3 rounding) and the input scales merged by max.
-  per-channel (fbgemm_fp8): weight e4m3 [N, K], weight_scale f32 [N, 1]; dynamic per token.
+  per-channel (fbgemm_fp8, SGLang's w8a8_fp8): weight e4m3 [N, K], weight_scale f32 [N, 1];
+      dynamic per token.
   load-time (--quantization fp8 on a float checkpoint): per-channel weights from the float
       weight, dynamic per-token activations; the LM head stays dense, as in SGLang.
 """
@@ -48,7 +49,7 @@ class Fp8Config(QuantizationConfig):
     def from_config(cls, config: dict[str, Any]) -> Fp8Config:
         method = str(config.get("quant_method", "fp8")).lower()
         ignored = list(config.get("ignored_layers") or config.get("modules_to_not_convert") or [])
-        if method == "fbgemm_fp8":
+        if method in ("fbgemm_fp8", "w8a8_fp8"):  # per-channel weights, per-token activations
             return cls("per_channel", None, False, ignored)
         if set(config) <= {"quant_method"}:
             return cls("online", None, False, ignored)
