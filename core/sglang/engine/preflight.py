@@ -137,6 +137,13 @@ def check_quantization(args, source, found, backend) -> None:
     except QuantizationError as e:
         raise StartupError(f"--device {backend.name}: {e}", EXIT_DEVICE) from None
     if source.is_gguf:
+        if args.quantization not in (None, "int4"):
+            raise StartupError(
+                f"--quantization {args.quantization} does not apply to a GGUF file: its tensors "
+                "are served in the file's own types (--quantization int4 re-quantizes every "
+                "linear layer to int4)",
+                EXIT_MODEL,
+            )
         return
     declared = None
     config_path = os.path.join(source.directory, "config.json")

@@ -221,3 +221,42 @@ def test_sglang_w8a8_formats(tmp_path, float_model, backend):
         path, dense, backend, INT8_PER_TOKEN, bound=int8_activation_bound()
     )
     assert "via gemm.int8" in runner.layer_methods["self_attn.qkv_proj"]
+
+
+def test_tied_head_stays_tied_under_a_format_that_names_it(tmp_path):
+    """compressed-tensors without lm_head in its ignore list: a head tied to the embedding
+    keeps the embedding's float weight (the checkpoint has no lm_head tensors to quantize)."""
+    base = str(tmp_path / "float")
+    state = save_float_llama(base, tie_word_embeddings=True)
+    tensors, dense = write_per_channel(str(tmp_path / "q"), base, state)[0], None
+    import json
+
+    with open(f"{tensors}/config.json") as f:
+        cfg = json.load(f)
+    cfg["quantization_config"] = {
+        "quant_method": "compressed-tensors",
+        "format": "float-quantized",
+        "config_groups": {
+            "g": {
+                "targets": ["Linear"],
+                "weights": {
+                    "type": "float",
+                    "num_bits": 8,
+                    "strategy": "channel",
+                    "symmetric": True,
+                },
+                "input_activations": {
+                    "type": "float",
+                    "num_bits": 8,
+                    "strategy": "token",
+                    "dynamic": True,
+                },
+            }
+        },
+        "ignore": [],
+    }
+    with open(f"{tensors}/config.json", "w") as f:
+        json.dump(cfg, f)
+    _, _, _, runner = run_logits(tensors, "reference")
+    assert runner.layer_methods["lm_head"].startswith("dense")
+    assert runner.layer_methods["mlp.down_proj"].startswith("compressed-tensors fp8")

@@ -178,3 +178,20 @@ def test_serve_prints_one_line_and_exits_4_on_a_missing_scale(tmp_path, float_mo
     assert proc.returncode == EXIT_MODEL, proc.stdout + proc.stderr
     assert len(errors) == 1 and f"checkpoint lacks {missing}" in errors[0]
     assert not any("Traceback" in ln for ln in lines)
+
+
+def test_gguf_file_refuses_a_checkpoint_method(default_gguf_path):
+    args = ServerArgs.from_kwargs(
+        model_path=default_gguf_path, device="reference", quantization="awq"
+    )
+    with pytest.raises(StartupError) as err:
+        preflight(args)
+    assert err.value.exit_code == EXIT_MODEL
+    assert "--quantization awq does not apply to a GGUF file" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def default_gguf_path():
+    from sglang.model_loader import default_model_path
+
+    return default_model_path()

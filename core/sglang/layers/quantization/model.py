@@ -20,11 +20,14 @@ def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> N
     its float weight by the format's parameters. Call before loading the weights. The model
     keeps the config (`model.quant_config`) for layers that load their own (MoE experts)."""
     model.quant_config = config
+    # A weight another module owns (an LM head tied to the embedding) stays as it is.
+    shared = {id(p) for m in model.modules() if not isinstance(m, Linear)
+              for p in m.parameters(recurse=False)}
     for name, module in model.named_modules():
         if not isinstance(module, Linear):
             continue
         module.prefix = name
-        if config is None or not module.quantizable:
+        if config is None or not module.quantizable or id(module.weight) in shared:
             continue
         method = config.linear_method(name, module)
         if method is not None:
