@@ -12,6 +12,8 @@ by the reference: the logits' tolerance is that rounding's (activation_quant_bou
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from quant_checkpoints import (
@@ -228,10 +230,8 @@ def test_tied_head_stays_tied_under_a_format_that_names_it(tmp_path):
     keeps the embedding's float weight (the checkpoint has no lm_head tensors to quantize)."""
     base = str(tmp_path / "float")
     state = save_float_llama(base, tie_word_embeddings=True)
-    tensors, dense = write_per_channel(str(tmp_path / "q"), base, state)[0], None
-    import json
-
-    with open(f"{tensors}/config.json") as f:
+    path = write_per_channel(str(tmp_path / "q"), base, state)[0]
+    with open(f"{path}/config.json") as f:
         cfg = json.load(f)
     cfg["quantization_config"] = {
         "quant_method": "compressed-tensors",
@@ -255,8 +255,8 @@ def test_tied_head_stays_tied_under_a_format_that_names_it(tmp_path):
         },
         "ignore": [],
     }
-    with open(f"{tensors}/config.json", "w") as f:
+    with open(f"{path}/config.json", "w") as f:
         json.dump(cfg, f)
-    _, _, _, runner = run_logits(tensors, "reference")
+    _, _, _, runner = run_logits(path, "reference")
     assert runner.layer_methods["lm_head"].startswith("dense")
     assert runner.layer_methods["mlp.down_proj"].startswith("compressed-tensors fp8")
