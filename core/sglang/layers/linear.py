@@ -214,6 +214,7 @@ class Linear(Layer):
                 "served unquantized (its config.json has no quantization_config)"
             )
         self.loaded.add((name, shard))
+        self.last_shard = shard  # which rows the last load filled (GGUF codes follow them)
 
     def _copy_rows(self, param, tensor: torch.Tensor, shard: str | None, name: str) -> None:
         target = param.data
@@ -236,10 +237,14 @@ class Linear(Layer):
         self.gemm_op = method.op
         self.set_prepared(*self.ops.prepared(method.op, args))
 
-    def prepare(self, quantization: str | None = None) -> None:
+    def prepare(
+        self, quantization: str | None = None, quantized: tuple[str, dict] | None = None
+    ) -> None:
         """Once, after loading: quantize (if asked and the shape allows) and hand the weight to
-        the kernel's prepare. The float weight is dropped when the kernel no longer uses it (a
-        tied weight lives on in its other owner)."""
+        the kernel's prepare. quantized: (op, weight arguments) of a checkpoint's own quantized
+        form (a GGUF file's codes), served instead of the float weight. The float weight is
+        dropped when the kernel no longer uses it (a tied weight lives on in its other
+        owner)."""
         if self._fn is not None:
             return
         if self.quant_method is not None:
@@ -248,7 +253,9 @@ class Linear(Layer):
         weight = self.weight.detach()
         if quantization not in (None, *QUANTIZATIONS):
             raise ValueError(f"unknown quantization {quantization!r}; known: {QUANTIZATIONS}")
-        if quantization == "int4" and can_quantize_int4(
+        if quantized is not None:
+            self.gemm_op, args = quantized
+        elif quantization == "int4" and can_quantize_int4(
             self.out_features, self.in_features, INT4_GROUP_SIZE
         ):
             float_zeros = "int4:float_zeros" in self.ops.features
@@ -293,16 +300,21 @@ def _tensors(value: Any):
 
 
 def prepare_linear_layers(
-    model: nn.Module, quantization: str | None = None, keep_dense: frozenset[int] = frozenset()
+    model: nn.Module,
+    quantization: str | None = None,
+    quantized: dict[int, tuple[str, dict]] | None = None,
 ) -> None:
     """Prepare every Linear of `model` (the LM head included) once its weights are loaded.
-    keep_dense: id() of weight parameters whose layers are not quantized."""
+    quantized: id() of a Linear -> (op, weight arguments) of the checkpoint's own quantized
+    form (see Linear.prepare)."""
     layers = [m for m in model.modules() if isinstance(m, Linear)]
+    quantized = quantized or {}
     for layer in layers:
-        layer.prepare(None if id(layer.weight) in keep_dense else quantization)
-    if quantization:
+        layer.prepare(quantization, quantized.get(id(layer)))
+    if quantization or quantized:
         done = sum(layer.gemm_op != "gemm.dense" for layer in layers)
-        logger.info("%s: %d of %d linear layers quantized", quantization, done, len(layers))
+        how = quantization or "the checkpoint's codes"
+        logger.info("%s: %d of %d linear layers quantized", how, done, len(layers))
 
 
 def weight_bytes(model: nn.Module) -> int:

@@ -30,6 +30,7 @@ OPS = {
     "gemm_int8": "gemm.int8",
     "gemm_fp8": "gemm.fp8",
     "gemm_fp4": "gemm.fp4",
+    "gemm_w8a16": "gemm.w8a16",
     "sample": "sampling.sample",
     "apply_bitmask": "grammar.apply_bitmask",
     "moe_route": "moe.route",

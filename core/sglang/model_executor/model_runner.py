@@ -35,7 +35,7 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
-from sglang.model_loader.gguf_quantization import QuantizationPlan, plan_quantization
+from sglang.model_loader.gguf_quantization import GGUF, QuantizationPlan, plan_quantization
 from sglang.parallel.state import SINGLE, ParallelState
 from sglang.server_args import ServerArgs
 
@@ -136,13 +136,18 @@ class ModelRunner:
         with torch.inference_mode():
             self.model = cls(hf, self.ops, self.dtype, self.device)
             apply_quantization(self.model, self.quant_config)
-            param_types = self._load_weights()
+            param_types, blocks = self._load_weights()
             if self.quant_config is not None:
-                plan = QuantizationPlan(self.quant_config.name, frozenset(), "the checkpoint")
+                plan = QuantizationPlan(self.quant_config.name, "the checkpoint")
                 prepare_linear_layers(self.model)
             else:
-                plan = plan_quantization(args.quantization, self.model, param_types)
-                prepare_linear_layers(self.model, plan.method, keep_dense=plan.keep_dense)
+                plan = plan_quantization(
+                    args.quantization, self.model, param_types, blocks, self.dtype,
+                    self.ops.features,
+                )
+                del blocks
+                method = None if plan.method == GGUF else plan.method
+                prepare_linear_layers(self.model, method, plan.layer_args)
         self.quantization = plan.method
         self.layer_methods = log_layer_methods(self.model, self.quant_config)
         self.model.eval()
@@ -180,9 +185,10 @@ class ModelRunner:
             )
 
     # --- weights ---------------------------------------------------------------------------
-    def _load_weights(self) -> dict[str, str] | None:
-        """Fill the parameters. Returns, for a GGUF file, {parameter name: the GGML type of
-        the file's tensor(s) that filled it} (see gguf_quantization), else None."""
+    def _load_weights(self) -> tuple[dict[str, str] | None, dict | None]:
+        """Fill the parameters. Returns, for a GGUF file, ({parameter name: the GGML type of
+        the file's tensor(s) that filled it}, {parameter name: {shard: the file's codes}})
+        (see gguf_quantization), else (None, None)."""
         params = dict(self.model.named_parameters())
         if self.args.load_format == "dummy":
             shapes = {n: (tuple(p.shape), p.dtype) for n, p in params.items()}
@@ -191,23 +197,34 @@ class ModelRunner:
             for name, tensor in weights:
                 params[name].data.copy_(tensor)
             mark_loaded(self.model)
-            return None
-        types: dict[str, str] | None = {} if self.source.is_gguf else None
+            return None, None
+        gguf = self.source.is_gguf
+        types: dict[str, str] | None = {} if gguf else None
+        blocks: dict | None = {} if gguf and self.args.quantization is None else None
         stream = iterate_weights(
-            self.source, self.args.load_format, hf_config=self.model_config.raw, types=types
+            self.source,
+            self.args.load_format,
+            hf_config=self.model_config.raw,
+            types=types,
+            blocks=blocks,
         )
         # Float weights and biases take the serving dtype; quantized data and scales stay as the
         # checkpoint has them (their parameters declare their own dtypes).
         cast = ((n, t.to(self.dtype) if _is_float_weight(n, t) else t) for n, t in stream)
         if types is None:
             loaded = self.model.load_weights(cast)
-            param_types = None
-        else:  # one tensor at a time, to learn which parameters each file tensor fills
-            loaded, param_types = set(), {}
+            param_types = param_blocks = None
+        else:  # one tensor at a time, to learn which parameters (and rows) each one fills
+            modules = dict(self.model.named_modules())
+            loaded, param_types, param_blocks = set(), {}, {}
             for name, tensor in cast:
                 for param in self.model.load_weights([(name, tensor)]):
                     loaded.add(param)
                     param_types[param] = types[name]
+                    if blocks is not None and name in blocks:
+                        module = modules.get(param.rpartition(".")[0])
+                        shard = getattr(module, "last_shard", None)
+                        param_blocks.setdefault(param, {})[shard] = blocks.pop(name)
         optional = tuple(getattr(self.model, "optional_weights", ()))  # prefixes (V3's MTP)
         missing = sorted(
             n for n in set(params) - loaded - optional_parameters(self.model)
@@ -217,7 +234,7 @@ class ModelRunner:
             raise ValueError(f"checkpoint lacks weights for: {', '.join(missing[:8])}")
         if optional:
             mark_loaded(self.model, optional)
-        return param_types
+        return param_types, param_blocks
 
     # --- memory ----------------------------------------------------------------------------
     def _init_memory_pool(self) -> None:

@@ -1,52 +1,139 @@
-"""Which linear layers of a GGUF model are served 4-bit when `--quantization` is unset.
+"""GGUF served quantized: each linear layer runs on its file's own codes, never re-quantized.
 
-A GGUF file publishes each tensor in its own type: in a "Q4_1" file most linear weights are
-Q4_1 while the embedding (tied to the LM head) is Q8_0 and the norms F32. The loader
-dequantizes every tensor; the layers whose file type is 4-bit then go back to 4 bits through
-`gemm.int4` (group 32, float zero points: a Q4_0/Q4_1/Q4_K group is 16 levels d * q + m, so
-the re-quantization recovers the file's own codes up to the rounding of d and m to the serving
-dtype; see `sglang.layers.linear.int4_weight_args`). Layers published at more bits (Q5/Q6/Q8,
-F16) keep the serving dtype: never fewer bits than the file has. `--quantization int4` instead
-quantizes every linear layer, the file's type notwithstanding.
+The loader reads every block-typed tensor into codes, scales and zeros
+(sglang.model_loader.gguf_blocks), exactly. `plan_quantization` then gives each linear layer
+whose weight came whole from such tensors the op that runs those codes (SGLang's
+`--quantization gguf`, the default for a GGUF file):
+
+- 4-bit types (Q4_0, Q4_1, Q4_K), one group size, zeros within INT4_MAX_ZERO: gemm.int4, AWQ
+  packing, float zero points ("int4:float_zeros"), scales and zeros in the serving dtype;
+- any other mix (Q5_0/1, Q5_K, Q6_K, Q8_0, or 4-bit shards merged with those): gemm.w8a16, the
+  codes as int8, group size the smallest of the shards' (a group of 32 is two of 16, same
+  scale), float32 scales and zeros.
+
+A layer with a float shard (F16, F32, BF16), or a tensor the architecture's processor does
+more to than reorder rows, stays dense. A tied LM head runs on its embedding's codes (Q8_0 in
+most files: gemm.w8a16). `--quantization int4` instead quantizes every linear layer afresh.
+The model still allocates its float parameters and the loader fills them (the dense
+fallback), but a quantized layer drops its float weight at prepare: what stays is the codes.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-FOUR_BIT_TYPES = frozenset({"Q4_0", "Q4_1", "Q4_K", "IQ4_NL", "IQ4_XS"})
+from sglang.model_loader.gguf_blocks import BlockQuant
+
+GGUF = "gguf"
+# gemm.int4 holds zero points in the serving dtype: bfloat16 rounds a zero of 16 by 2^-5 of a
+# code step at most. A quantizer centres each grid (z ~ 8 for 4 bits); a group far off centre
+# (all its weights of one sign) sends the layer to gemm.w8a16, whose zeros are float32.
+INT4_MAX_ZERO = 16.0
 
 
 @dataclass(frozen=True)
 class QuantizationPlan:
-    method: str | None  # the linear layers' quantization ("int4"), None for none
-    keep_dense: frozenset[int]  # id() of weight parameters that stay in the float dtype
+    method: str | None  # "int4" (--quantization), "gguf" (the file's codes), None for none
     reason: str  # for the startup log
+    # id() of a Linear -> (op, its weight arguments) for layers served on the file's codes
+    layer_args: dict[int, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 def plan_quantization(
-    asked: str | None, model: torch.nn.Module, param_types: dict[str, str] | None
+    asked: str | None,
+    model: torch.nn.Module,
+    param_types: dict[str, str] | None,
+    blocks: dict[str, dict[str | None, BlockQuant]] | None = None,
+    dtype: torch.dtype = torch.bfloat16,
+    features: frozenset[str] = frozenset(),
 ) -> QuantizationPlan:
     """asked: `--quantization`. param_types: {parameter name: GGML type name of the file's
-    tensor(s) that filled it} for a GGUF checkpoint, None for other formats."""
+    tensor(s) that filled it} for a GGUF checkpoint, None for other formats. blocks:
+    {parameter name: {shard (None for an unmerged layer): its codes}}."""
     if asked is not None:
-        return QuantizationPlan(asked, frozenset(), "--quantization")
-    if not param_types:
-        return QuantizationPlan(None, frozenset(), "the checkpoint is not quantized")
-    params = dict(model.named_parameters(remove_duplicate=False))
-    weights: dict[int, set[str]] = {}
-    for name, kind in param_types.items():
-        if name in params:
-            weights.setdefault(id(params[name]), set()).add(kind)
-    dense = frozenset(i for i, kinds in weights.items() if not kinds <= FOUR_BIT_TYPES)
-    four_bit = {i for i, kinds in weights.items() if kinds <= FOUR_BIT_TYPES}
-    if not four_bit:
-        return QuantizationPlan(None, frozenset(), "the GGUF file has no 4-bit tensors")
+        return QuantizationPlan(asked, "--quantization")
+    if not param_types or not blocks:
+        return QuantizationPlan(None, "the checkpoint is not quantized")
+    from sglang.layers.linear import Linear
+
+    by_id = {
+        id(p): blocks[n] for n, p in model.named_parameters(remove_duplicate=False) if n in blocks
+    }
+    layer_args = {}
+    for layer in model.modules():
+        # Codes cover whole tensors: a layer split over tensor-parallel ranks stays dense.
+        if isinstance(layer, Linear) and layer.weight is not None and layer.parallel is None:
+            shards = _shards_in_order(layer, by_id.get(id(layer.weight)))
+            if shards is not None:
+                layer_args[id(layer)] = linear_args(shards, dtype, features)
+    if not layer_args:
+        return QuantizationPlan(None, "the GGUF file has no quantized linear weights")
     counts = Counter(param_types.values())
     kinds = ", ".join(f"{n} {k}" for k, n in counts.most_common())
+    ops = Counter(op for op, _ in layer_args.values())
+    served = ", ".join(f"{n} on {op}" for op, n in sorted(ops.items()))
     return QuantizationPlan(
-        "int4", dense, f"the GGUF file's 4-bit weights stay 4-bit (tensors: {kinds})"
+        GGUF, f"the GGUF file's codes, not re-quantized: {served} (tensors: {kinds})", layer_args
     )
+
+
+def _shards_in_order(layer: Any, found: dict | None) -> list[BlockQuant] | None:
+    """The layer's shards' codes in row order, or None unless every row has some."""
+    if not found:
+        return None
+    names = list(getattr(layer, "shard_offsets", {None: None}))
+    if set(found) != set(names):
+        return None
+    return [found[name] for name in names]
+
+
+def linear_args(
+    shards: list[BlockQuant], dtype: torch.dtype, features: frozenset[str]
+) -> tuple[str, dict[str, Any]]:
+    """(op, weight arguments) for a layer whose rows are these shards, concatenated."""
+    from sglang.layers.linear import can_quantize_int4
+    from sglang.ops.quant import int4 as q4
+
+    codes = torch.cat([s.codes for s in shards])
+    n, k = codes.shape
+    groups = {s.group_size for s in shards}
+    if (
+        all(s.bits == 4 for s in shards)
+        and len(groups) == 1
+        and "int4:float_zeros" in features
+        and can_quantize_int4(n, k, shards[0].group_size)
+        and max(float(s.zeros.abs().max()) for s in shards) <= INT4_MAX_ZERO
+    ):
+        scales = torch.cat([s.scales for s in shards]).t().to(dtype).contiguous()
+        zeros = torch.cat([s.zeros for s in shards]).t().to(dtype).contiguous()
+        qweight = q4.pack_qweight(codes.t().to(torch.int32).contiguous(), "awq")
+        return "gemm.int4", {
+            "qweight": qweight,
+            "scales": scales,
+            "qzeros": zeros,
+            "packing": "awq",
+            "group_size": shards[0].group_size,
+        }
+    group = math.gcd(*groups)
+    scales = torch.cat([s.scales.repeat_interleave(s.group_size // group, 1) for s in shards])
+    zeros = None
+    if any(s.zeros is not None for s in shards):
+        zeros = torch.cat(
+            [
+                (s.zeros if s.zeros is not None else torch.zeros_like(s.scales)).repeat_interleave(
+                    s.group_size // group, 1
+                )
+                for s in shards
+            ]
+        )
+    return "gemm.w8a16", {
+        "qweight": codes,
+        "scales": scales.contiguous(),
+        "zeros": zeros,
+        "group_size": group,
+    }

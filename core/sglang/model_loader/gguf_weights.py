@@ -29,6 +29,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from sglang.model_loader.gguf_blocks import DECODERS, BlockQuant, decode_blocks
+
 GGML_F32, GGML_F16, GGML_BF16 = 0, 1, 30
 _FLOAT_TYPES = {GGML_F32: torch.float32, GGML_F16: torch.float16, GGML_BF16: torch.bfloat16}
 
@@ -53,7 +55,10 @@ def read_tensor_table(path: str) -> tuple[str, list[RawTensor]]:
         from transformers.integrations.gguf.reader import GgufHeader
     except ImportError:
         return _tensor_table_gguf_py(path)
-    header = GgufHeader.from_file(path)
+    try:
+        header = GgufHeader.from_file(path)
+    except ValueError:  # a block type the fast reader does not size (Q5_0, Q5_1, ...)
+        return _tensor_table_gguf_py(path)
     # A plain ndarray view: numpy's memmap subclass costs a hook on every derived array.
     blob = np.memmap(path, mode="r", dtype=np.uint8).view(np.ndarray)
     tensors = []
@@ -136,31 +141,71 @@ def gguf_hf_names(hf_config: Any, architecture: str) -> tuple[Any, dict[str, str
 
 
 def gguf_weights(
-    path: str, hf_config: Any, types: dict[str, str] | None = None
+    path: str,
+    hf_config: Any,
+    types: dict[str, str] | None = None,
+    blocks: dict[str, BlockQuant] | None = None,
 ) -> tuple[int, Iterator[tuple[str, torch.Tensor]]]:
     """(number of tensors in the file, iterator of (HF name, float32 tensor)) for a GGUF file.
 
     types: filled as tensors are yielded with {HF name: the file's GGML type name}, e.g.
-    "Q4_1", "Q8_0", "F32" (the precision each weight was published in)."""
+    "Q4_1", "Q8_0", "F32" (the precision each weight was published in). blocks: filled with
+    {HF name: the tensor's codes, scales and zeros} (sglang.model_loader.gguf_blocks) for
+    2-D tensors of a block type served quantized, in the yielded tensor's row order, before
+    the tensor is yielded."""
     architecture, tensors = read_tensor_table(path)
-    return len(tensors), _iterate(tensors, architecture, hf_config, types)
+    return len(tensors), _iterate(tensors, architecture, hf_config, types, blocks)
 
 
 def _iterate(
-    tensors: list[RawTensor], architecture: str, hf_config: Any, types: dict[str, str] | None
+    tensors: list[RawTensor],
+    architecture: str,
+    hf_config: Any,
+    types: dict[str, str] | None,
+    blocks: dict[str, BlockQuant] | None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     from gguf import GGMLQuantizationType, dequantize
 
     processor, names = gguf_hf_names(hf_config, architecture)
     merged: dict[str, dict[str, torch.Tensor]] = {"tensors": {}}
     for raw in tensors:
-        values = dequantize(raw.read(), GGMLQuantizationType(raw.ggml_type))
+        kind = GGMLQuantizationType(raw.ggml_type).name
+        quant = None
+        if blocks is not None and kind in DECODERS and len(raw.shape) == 2:
+            quant = decode_blocks(raw.read(), kind, raw.shape)
+            values = quant.dequantize().numpy()
+        else:
+            values = dequantize(raw.read(), GGMLQuantizationType(raw.ggml_type))
         result = processor.process(
             weights=values, name=raw.name, tensor_key_mapping=names, parsed_parameters=merged
         )
         if result.name is None or result.name not in names:
             continue
+        hf_name = names[result.name]
         if types is not None:
-            types[names[result.name]] = GGMLQuantizationType(raw.ggml_type).name
-        yield names[result.name], torch.from_numpy(np.array(result.weights, dtype=np.float32))
+            types[hf_name] = kind
+        if quant is not None:
+            order = _row_order(processor, raw, names)
+            if order is not None:
+                blocks[hf_name] = quant if order is _SAME_ORDER else quant.rows(order)
+        yield hf_name, torch.from_numpy(np.array(result.weights, dtype=np.float32))
     yield from merged["tensors"].items()
+
+
+_SAME_ORDER = torch.empty(0)
+
+
+def _row_order(processor: Any, raw: RawTensor, names: dict[str, str]) -> torch.Tensor | None:
+    """How the architecture's processor reorders this tensor's rows (llama's q / k: back from
+    llama.cpp's interleaved rotary layout): the processor run on the row numbers. None where
+    it does more than reorder rows (the tensor is then served dense)."""
+    rows = raw.shape[0]
+    index = np.arange(rows, dtype=np.float64).reshape(rows, 1)
+    result = processor.process(
+        weights=index, name=raw.name, tensor_key_mapping=names, parsed_parameters={"tensors": {}}
+    )
+    out = np.asarray(result.weights)
+    if out.shape != (rows, 1) or not np.array_equal(np.sort(out[:, 0]), index[:, 0]):
+        return None
+    order = out[:, 0].astype(np.int64)
+    return _SAME_ORDER if np.array_equal(order, index[:, 0]) else torch.from_numpy(order)

@@ -43,6 +43,7 @@ def iterate_weights(
     hf_config: Any = None,
     progress: bool | None = None,
     types: dict[str, str] | None = None,
+    blocks: dict | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield (HF parameter name, host tensor) for every tensor of the checkpoint.
 
@@ -50,7 +51,7 @@ def iterate_weights(
     refused here (see `dummy_weights`). hf_config: the transformers config, used by GGUF to
     name tensors (read from the file when None). progress: show a bar; None shows one when
     stderr is a terminal. types: GGUF only, filled with each yielded tensor's GGML type name
-    (see `gguf_weights`).
+    (see `gguf_weights`); blocks: GGUF only, filled with the quantized tensors' codes.
     """
     source = resolve_source(source)
     fmt = _check_format(source, load_format)
@@ -65,7 +66,7 @@ def iterate_weights(
             from sglang.model_loader.config import load_model_config
 
             hf_config = load_model_config(source).raw
-        total, tensors = gguf_weights(source.weight_files[0], hf_config, types)
+        total, tensors = gguf_weights(source.weight_files[0], hf_config, types, blocks)
     yield from _tracked(tensors, total, f"Loading {fmt} weights", source.path, progress)
 
 

@@ -244,6 +244,66 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t g
   return out;
 }
 
+// The packed int4 weight of gemm_int4.cpp -> [n, K] bf16.
+at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t n, int64_t k) {
+  TORCH_CHECK(sgl::int4_bf16_supported(), "int4_dequantize: built without AVX-512 BF16");
+  TORCH_CHECK(group_size % 2 == 0 && k % group_size == 0, "int4_dequantize: K must be whole groups");
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
+                  packed.numel() == (n + 15) / 16 * (k / group_size) * (64 + 8 * group_size),
+              "int4_dequantize: packed weight does not match K, n and the group size");
+  auto out = at::empty({n, k}, packed.options().dtype(at::kBFloat16));
+  for_rows((n + 15) / 16, 64 * k, [&](int64_t b, int64_t e) {
+    sgl::int4_bf16_dequantize(packed.data_ptr<uint8_t>(), k, group_size,
+                              reinterpret_cast<uint16_t*>(out.data_ptr()), n, b, e);
+  });
+  return out;
+}
+
+int64_t w8_packed_bytes(int64_t n, int64_t k, int64_t group_size, bool zeros) {
+  return (n + 15) / 16 * (k / group_size) * ((zeros ? 128 : 64) + 16 * group_size);
+}
+
+void check_w8(const at::Tensor& packed, int64_t n, int64_t k, int64_t group_size, bool zeros) {
+  TORCH_CHECK(sgl::w8_supported(), "w8a16: built without AVX-512");
+  TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "w8a16: K must be whole groups of 4k");
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
+                  packed.numel() == w8_packed_bytes(n, k, group_size, zeros),
+              "w8a16: packed weight does not match n, K and the group size");
+}
+
+// x [M, K] (any float type) @ the packed int8 weight of gemm_w8a16.cpp -> [M, n] float32.
+at::Tensor w8_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t group_size,
+                   int64_t n, bool zeros) {
+  TORCH_CHECK(x_in.dim() == 2, "w8_gemm: x must be [M, K]");
+  auto x = as(x_in, at::kFloat);
+  const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
+  check_w8(packed, n, k, group_size, zeros);
+  auto out = at::empty({m, n}, x.options());
+  if (m == 0) return out;
+  const int64_t groups = k / group_size;
+  std::vector<float> xsum(zeros ? m * groups : 0, 0.0f);
+  const float* xp = x.data_ptr<float>();
+  if (zeros)
+    for (int64_t i = 0; i < m * k; ++i) xsum[i / group_size] += xp[i];
+  for_rows(blocks, 16 * k * (m + 4), [&](int64_t b, int64_t e) {
+    sgl::w8_gemm(xp, xsum.data(), m, k, packed.data_ptr<uint8_t>(), group_size, zeros,
+                 out.data_ptr<float>(), n, b, e);
+  });
+  return out;
+}
+
+// The packed int8 weight -> [n, K] float32.
+at::Tensor w8_dequantize(const at::Tensor& packed, int64_t n, int64_t k, int64_t group_size,
+                         bool zeros) {
+  check_w8(packed, n, k, group_size, zeros);
+  auto out = at::empty({n, k}, packed.options().dtype(at::kFloat));
+  for_rows((n + 15) / 16, 32 * k, [&](int64_t b, int64_t e) {
+    sgl::w8_dequantize(packed.data_ptr<uint8_t>(), k, group_size, zeros, out.data_ptr<float>(),
+                       n, b, e);
+  });
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -255,4 +315,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("kv_store", &kv_store);
   m.def("int4_gemm", &int4_gemm);
   m.def("int4_gemm_supported", &sgl::int4_bf16_supported);
+  m.def("int4_dequantize", &int4_dequantize);
+  m.def("w8_gemm", &w8_gemm);
+  m.def("w8_dequantize", &w8_dequantize);
+  m.def("w8_supported", &sgl::w8_supported);
 }

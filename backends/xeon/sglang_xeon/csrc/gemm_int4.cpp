@@ -136,8 +136,36 @@ void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
     }
   }
 }
+void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
+                          int64_t n, int64_t nb_begin, int64_t nb_end) {
+  const int64_t groups = k / group_size, pairs = group_size / 2, stride = 64 + 16 * pairs;
+  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const uint8_t* p = packed + (nb * groups + g) * stride;
+      const uint16_t* s = reinterpret_cast<const uint16_t*>(p);
+      const uint16_t* z = reinterpret_cast<const uint16_t*>(p + 32);
+      for (int64_t kp = 0; kp < pairs; ++kp) {
+        const uint8_t* q = p + 64 + 16 * kp;
+        for (int j = 0; j < 16; ++j) {
+          const int64_t kk = g * group_size + 2 * kp + (j & 1);
+          const int cols[2] = {j >> 1, 8 + (j >> 1)};
+          const int codes[2] = {q[j] & 15, q[j] >> 4};
+          for (int h = 0; h < 2; ++h) {
+            const int64_t col = nb * 16 + cols[h];
+            if (col >= n) continue;
+            const float sv = to_float(bf16{s[cols[h]]}), zv = to_float(bf16{z[cols[h]]});
+            out[col * k + kk] = from_float<bf16>((float(codes[h]) - zv) * sv).bits;
+          }
+        }
+      }
+    }
+  }
+}
 #else
 bool int4_bf16_supported() { return false; }
+
+void int4_bf16_dequantize(const uint8_t*, int64_t, int64_t, uint16_t*, int64_t, int64_t,
+                          int64_t) {}
 
 void int4_bf16_gemm(const uint16_t*, const float*, int64_t, int64_t, const uint8_t*, int64_t,
                     uint16_t*, int64_t, int64_t, int64_t) {}

@@ -54,5 +54,24 @@ bool int4_bf16_supported();
 void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
                     const uint8_t* packed, int64_t group_size, uint16_t* out, int64_t n,
                     int64_t nb_begin, int64_t nb_end);
+// The packed weight's column blocks [nb_begin, nb_end) as bf16 (q - z) s into out [n, k].
+void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
+                          int64_t n, int64_t nb_begin, int64_t nb_end);
+
+}  // namespace sgl
+
+namespace sgl {
+
+// gemm.w8a16 with float32 activations x [m, k] (contiguous; xsum [m, k / group_size] their
+// per-group sums, read only with zeros) and the packed weight of gemm_w8a16.cpp, for column
+// blocks [nb_begin, nb_end) of 16 into out [m, n] (float32); w8_dequantize writes those
+// blocks' weights, (q - z) s, into out [n, k] (float32). Only where the build targets AVX-512
+// (w8_supported()).
+bool w8_supported();
+void w8_gemm(const float* x, const float* xsum, int64_t m, int64_t k, const uint8_t* packed,
+             int64_t group_size, bool zeros, float* out, int64_t n, int64_t nb_begin,
+             int64_t nb_end);
+void w8_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, bool zeros, float* out,
+                   int64_t n, int64_t nb_begin, int64_t nb_end);
 
 }  // namespace sgl

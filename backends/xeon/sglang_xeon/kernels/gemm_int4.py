@@ -10,9 +10,12 @@
 - The dequantized weight in the scales' dtype, prepacked for oneDNN (gemm.prepack), for
   larger M (prefill, big decode batches). So int4 here buys decode bandwidth, not memory:
   the layer holds int4 plus a dense copy.
-- With the native kernels (kernel xeon.native_int4, `prepare_native`): a third form for bf16
-  activations, csrc/gemm_int4.cpp's layout (`native_form`), which serves M <= NATIVE_MAX_M
-  ahead of both (AVX-512 BF16 dot products on the codes, exact scaling per group).
+- With the native kernels (kernel xeon.native_int4, `prepare_native`), for bf16 activations,
+  only csrc/gemm_int4.cpp's layout (`native_form`, 4.5 bits a weight): M <= NATIVE_MAX_M
+  runs on it (AVX-512 BF16 dot products on the codes, exact scaling per group); larger calls
+  (prefill) dequantize it natively into bf16 for one oneDNN matmul (AMX where present). So
+  the layer stays 4-bit in memory; the two forms above remain for other dtypes and for
+  builds without the native kernels.
 
 Zero points may be integers (AWQ / GPTQ) or floats (int4:float_zeros): both become the float
 `zero` above. GPTQ act-order: the weight's input rows are put in group order (perm =
@@ -29,7 +32,7 @@ import torch
 from sglang.ops.quant import int4 as q4
 
 from sglang_xeon import native
-from sglang_xeon.kernels.gemm import packed_linear, prepack
+from sglang_xeon.kernels.gemm import linear, packed_linear, prepack
 
 SMALL_M = 8  # rows up to which the int4 kernel beats the dense one (see the docstring)
 # Rows up to which the native kernel (csrc/gemm_int4.cpp) serves bf16: it beats the int4 kernel
@@ -43,7 +46,7 @@ N_ALIGN = 16  # the int4 layout packs 16 output columns together
 class Int4Weight(NamedTuple):
     """A prepared gemm.int4 weight (what `prepare` passes as `qweight`)."""
 
-    dense: torch.Tensor  # [N, K] dequantized, oneDNN-prepacked where it can be
+    dense: torch.Tensor | None  # [N, K] dequantized, oneDNN-prepacked where it can be
     packed: torch.Tensor | None  # uint8 [N', K/2] (N' = N padded to 16), or None
     scales_zeros: torch.Tensor | None  # [K/G, N', 2]: (scale, zero) with w = (q - 8) * s + zero
     perm: torch.Tensor | None  # int64 [K]: x's columns in the int4 form's row order (act-order)
@@ -141,22 +144,21 @@ def native_form(qn, scales, zeros, group_size) -> torch.Tensor:
 
 
 def prepare_native(args: dict) -> dict:
-    """`prepare`, plus the native kernel's packed form where it applies (bf16 scales, groups
-    in input order: the bf16 decode path)."""
-    prepared = prepare(args)
+    """The native kernel's packed form alone where it applies (bf16 scales, groups in input
+    order: the bf16 path), else `prepare`."""
     group_size, g_idx = args["group_size"], args.get("g_idx")
     if args["scales"].dtype != torch.bfloat16 or group_size % 2:
-        return prepared
+        return prepare(args)
     q, zeros = _unpack(args["packing"], args["qweight"], args["qzeros"], g_idx)
-    k = q.shape[0]
+    k, n = q.shape
     if zeros.is_floating_point() and zeros.dtype != torch.bfloat16:
-        return prepared  # the packed form holds zero points as bf16
+        return prepare(args)  # the packed form holds zero points as bf16
     if k % group_size or (
         g_idx is not None and not torch.equal(g_idx.long(), q4.default_g_idx(k, group_size).long())
     ):
-        return prepared
+        return prepare(args)
     form = native_form(q.t().contiguous(), args["scales"], zeros, group_size)
-    return {"qweight": prepared["qweight"]._replace(native=form)}
+    return {"qweight": Int4Weight(None, None, None, None, n, group_size, form)}
 
 
 def _native_int4_unavailable() -> str | None:
@@ -173,9 +175,15 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
         raw = {"qweight": qweight, "scales": scales, "qzeros": qzeros, "g_idx": g_idx}
         w = prepare({**raw, "packing": packing, "group_size": group_size})["qweight"]
     m = x.shape[0]
-    if w.native is not None and 0 < m <= NATIVE_MAX_M and x.dtype == torch.bfloat16:
-        out = native.ops.int4_gemm(x, w.native, w.group_size, w.n)
-        return out if bias is None else out + bias.to(out.dtype)
+    if w.native is not None:
+        xb = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
+        if m <= NATIVE_MAX_M:
+            out = native.ops.int4_gemm(xb, w.native, w.group_size, w.n)
+            out = out if bias is None else out + bias.to(out.dtype)
+        else:
+            dense = native.ops.int4_dequantize(w.native, w.group_size, w.n, xb.shape[1])
+            out = linear(xb, dense, None if bias is None else bias.to(torch.bfloat16))
+        return out.to(x.dtype)
     # aten's int4 GEMV beats the dense product in bfloat16 only: in float32 it is ~3x slower
     # at M=1 (SmolLM2-135M's layers, 2 cores), in float16 ~100x.
     if (
