@@ -1,7 +1,8 @@
 """The model configuration the engine reads: a typed record over the Hugging Face config.
 
 `load_model_config` builds it with transformers' AutoConfig, from `config.json` or from a GGUF
-file's metadata (transformers' GGUF support), and normalises what differs across model families
+file's metadata (transformers' GGUF support; kept in a disk cache, see gguf_cache), and
+normalises what differs across model families
 and transformers versions: rope parameters (transformers 5 folds `rope_theta` and
 `rope_scaling` into `rope_parameters`, per layer type for Gemma 3), sliding-window layers
 (`layer_types`, or every layer for Mistral-style configs), the activation's name, and eos ids.
@@ -119,9 +120,19 @@ def _hf_config(source: ModelSource, trust_remote_code: bool) -> Any:
     from transformers import AutoConfig
 
     if source.is_gguf:
-        return AutoConfig.from_pretrained(
-            source.directory, gguf_file=source.gguf_file, local_files_only=True
-        )
+        from sglang.model_loader.gguf_cache import cached
+
+        def build() -> Any:
+            return AutoConfig.from_pretrained(
+                source.directory, gguf_file=source.gguf_file, local_files_only=True
+            )
+
+        def load(entry: str) -> Any:
+            config = AutoConfig.from_pretrained(entry, local_files_only=True)
+            config.name_or_path = source.directory  # as the uncached read names it
+            return config
+
+        return cached(source.weight_files[0], "config", build, load)
     return AutoConfig.from_pretrained(
         source.directory, trust_remote_code=trust_remote_code, local_files_only=True
     )

@@ -170,12 +170,16 @@ def _iterate(
     merged: dict[str, dict[str, torch.Tensor]] = {"tensors": {}}
     for raw in tensors:
         kind = GGMLQuantizationType(raw.ggml_type).name
-        quant = None
         if blocks is not None and kind in DECODERS and len(raw.shape) == 2:
-            quant = decode_blocks(raw.read(), kind, raw.shape)
-            values = quant.dequantize().numpy()
-        else:
-            values = dequantize(raw.read(), GGMLQuantizationType(raw.ggml_type))
+            found = _as_codes(processor, raw, kind, names)
+            if found is not None:  # the float values straight from the codes, in torch
+                hf_name, quant = found
+                blocks[hf_name] = quant
+                if types is not None:
+                    types[hf_name] = kind
+                yield hf_name, quant.dequantize()
+                continue
+        values = dequantize(raw.read(), GGMLQuantizationType(raw.ggml_type))
         result = processor.process(
             weights=values, name=raw.name, tensor_key_mapping=names, parsed_parameters=merged
         )
@@ -184,28 +188,29 @@ def _iterate(
         hf_name = names[result.name]
         if types is not None:
             types[hf_name] = kind
-        if quant is not None:
-            order = _row_order(processor, raw, names)
-            if order is not None:
-                blocks[hf_name] = quant if order is _SAME_ORDER else quant.rows(order)
         yield hf_name, torch.from_numpy(np.array(result.weights, dtype=np.float32))
     yield from merged["tensors"].items()
 
 
-_SAME_ORDER = torch.empty(0)
-
-
-def _row_order(processor: Any, raw: RawTensor, names: dict[str, str]) -> torch.Tensor | None:
-    """How the architecture's processor reorders this tensor's rows (llama's q / k: back from
-    llama.cpp's interleaved rotary layout): the processor run on the row numbers. None where
-    it does more than reorder rows (the tensor is then served dense)."""
+def _as_codes(
+    processor: Any, raw: RawTensor, kind: str, names: dict[str, str]
+) -> tuple[str, BlockQuant] | None:
+    """(HF name, codes in the HF row order) for a tensor the architecture's processor only
+    renames and reorders by rows (llama's q / k: back from llama.cpp's interleaved rotary
+    layout), found by running the processor on the row numbers; None for anything else (the
+    tensor then takes the float path)."""
     rows = raw.shape[0]
     index = np.arange(rows, dtype=np.float64).reshape(rows, 1)
     result = processor.process(
         weights=index, name=raw.name, tensor_key_mapping=names, parsed_parameters={"tensors": {}}
     )
+    if result.name is None or result.name not in names:
+        return None
     out = np.asarray(result.weights)
     if out.shape != (rows, 1) or not np.array_equal(np.sort(out[:, 0]), index[:, 0]):
         return None
+    quant = decode_blocks(raw.read(), kind, raw.shape)
     order = out[:, 0].astype(np.int64)
-    return _SAME_ORDER if np.array_equal(order, index[:, 0]) else torch.from_numpy(order)
+    if not np.array_equal(order, index[:, 0]):
+        quant = quant.rows(torch.from_numpy(order))
+    return names[result.name], quant

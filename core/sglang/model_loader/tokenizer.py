@@ -3,7 +3,8 @@
 Tokenizers come from transformers' AutoTokenizer, from local files only: a Hugging Face
 directory (tokenizer.json / tokenizer_config.json / chat_template.jinja) or a GGUF file's
 metadata (`gguf_file=`), which carries the vocabulary, merges, special tokens and the chat
-template under `tokenizer.chat_template`.
+template under `tokenizer.chat_template` (converted once, then loaded from a disk cache: see
+gguf_cache).
 """
 
 from __future__ import annotations
@@ -32,7 +33,21 @@ def load_tokenizer(
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
     try:
-        return AutoTokenizer.from_pretrained(directory, **kwargs)
+        if gguf_file is None:
+            return AutoTokenizer.from_pretrained(directory, **kwargs)
+        from sglang.model_loader.gguf_cache import cached
+
+        def load(entry: str) -> Any:
+            tokenizer = AutoTokenizer.from_pretrained(entry, local_files_only=True)
+            tokenizer.name_or_path = directory  # as the uncached read names it
+            return tokenizer
+
+        return cached(
+            os.path.join(directory, gguf_file),
+            "tokenizer",
+            lambda: AutoTokenizer.from_pretrained(directory, **kwargs),
+            load,
+        )
     except (OSError, ValueError) as exc:
         raise ModelSourceError(
             f"cannot load a tokenizer from {directory!r}"
