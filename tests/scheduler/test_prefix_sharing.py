@@ -13,8 +13,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 from sglang.engine.scheduler_process import build_scheduler  # noqa: E402
 from sglang.sampling.params import SamplingParams  # noqa: E402
+from sglang.scheduler.admission import IN_BATCH_PREFIX_MIN  # noqa: E402
 from sglang.scheduler.req import Req  # noqa: E402
-from sglang.scheduler.scheduler import IN_BATCH_PREFIX_MIN  # noqa: E402
 from sglang.server_args import ServerArgs  # noqa: E402
 from tiny_models import save_tiny_model  # noqa: E402
 
