@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sglang.engine.records import GenerateResult
+from sglang.scheduler.req import FinishReason
 from sglang.server.metrics import ServerMetrics
+
+
+def result(prompt: int, completion: int, cached: int, reason: str) -> GenerateResult:
+    return GenerateResult(
+        "r", "", [0] * completion, FinishReason(reason), prompt, completion, cached, 0, 0.5
+    )
 
 
 def samples(metrics: ServerMetrics) -> dict[str, float]:
@@ -22,9 +30,7 @@ def test_request_counters_and_latencies():
     m = ServerMetrics("tiny")
     m.observe_chunk(first=True, since_last=0.2, new_tokens=1)  # TTFT 0.2 s
     m.observe_chunk(first=False, since_last=0.3, new_tokens=3)  # 3 tokens, 0.1 s each
-    meta = {"prompt_tokens": 7, "completion_tokens": 4, "cached_tokens": 2,
-            "finish_reason": {"type": "length"}}
-    m.observe_finish(meta, e2e=0.5, ttft=0.2)
+    m.observe_finish(result(7, 4, 2, "length"), e2e=0.5, ttft=0.2)
     s = samples(m)
     assert s["sglang:prompt_tokens_total"] == 7
     assert s["sglang:generation_tokens_total"] == 4
@@ -41,7 +47,7 @@ def test_request_counters_and_latencies():
 
 def test_one_token_requests_have_no_time_per_output_token():
     m = ServerMetrics("tiny")
-    m.observe_finish({"completion_tokens": 1, "finish_reason": {"type": "stop"}}, 0.1, 0.1)
+    m.observe_finish(result(0, 1, 0, "stop"), 0.1, 0.1)
     assert samples(m).get("sglang:time_per_output_token_seconds_count", 0) == 0
 
 

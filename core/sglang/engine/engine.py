@@ -11,6 +11,7 @@ process; this object tokenizes, sends, detokenizes, and returns SGLang-shaped re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +20,6 @@ from typing import Any
 from sglang.engine.launcher import launch, stop_scheduler
 from sglang.engine.settings import settings_from_kwargs
 from sglang.engine.tokenizer_manager import TokenizerManager
-from sglang.model_loader import sampling_defaults
 from sglang.sampling.params import SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ class Engine:
         launched = launch(self.args)
         self.args, self.info = launched.args, launched.info
         self._handle, self.server_info = launched.handle, launched.info.as_dict()
-        self.tokenizer = tokenizer = launched.tokenizer
-        self.sampling_defaults = sampling_defaults(launched.source, self.args.sampling_defaults)
+        self.tokenizer = launched.tokenizer
+        self.sampling_defaults = launched.sampling_defaults
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -42,9 +42,7 @@ class Engine:
         self._thread.start()
 
         async def make_manager() -> TokenizerManager:
-            return TokenizerManager(
-                tokenizer, self._handle.scheduler_in, self._handle.scheduler_out, self.info
-            )
+            return launched.tokenizer_manager()
 
         self.manager = self._run(make_manager())
         self._closed = False
@@ -77,11 +75,13 @@ class Engine:
         out = []
         for prompt_ids, user in zip(ids, plist):
             p = {**self.sampling_defaults, **(user or {})}
-            params = SamplingParams.from_dict(p)
+            params = SamplingParams.from_dict(p, self.info.vocab_size)
+            self.manager.check_constraint(params)
+            seed = params.sampling_seed
             for i in range(params.n):
-                copy = SamplingParams.from_dict({**p, "n": 1})
-                if params.sampling_seed is not None:
-                    copy.sampling_seed = params.sampling_seed + i
+                copy = dataclasses.replace(params, n=1)
+                if seed is not None:
+                    copy.sampling_seed = seed + i
                 out.append((prompt_ids, copy))
         return out
 
@@ -97,7 +97,7 @@ class Engine:
         last = None
         async for chunk in self.manager.generate_one(prompt_ids, params, **kw):
             last = chunk
-        return last
+        return last.to_dict()
 
     def generate(
         self,
@@ -133,8 +133,7 @@ class Engine:
         async def pump():
             try:
                 async for chunk in self.manager.generate_one(req[0], req[1], **kw):
-                    yield_chunk = chunk
-                    await queue.put(yield_chunk)
+                    await queue.put(chunk.to_dict())
             finally:
                 await queue.put(done)
 
@@ -188,7 +187,7 @@ class Engine:
         async def pump():
             try:
                 async for chunk in self.manager.generate_one(req[0], req[1], **kw):
-                    caller.call_soon_threadsafe(queue.put_nowait, chunk)
+                    caller.call_soon_threadsafe(queue.put_nowait, chunk.to_dict())
             finally:
                 caller.call_soon_threadsafe(queue.put_nowait, done)
 

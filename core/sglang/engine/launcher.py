@@ -13,6 +13,7 @@ from typing import Any
 
 from sglang.engine.io import SchedulerInfo, StartupFailure
 from sglang.engine.preflight import EXIT_MODEL, StartupError, one_line, preflight
+from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.server_args import ServerArgs
 
 logger = logging.getLogger(__name__)
@@ -90,20 +91,26 @@ def wait_ready(handle: SchedulerHandle) -> SchedulerInfo:
 @dataclass
 class Launched:
     """A scheduler that reported ready, with the settings it was started with (the default
-    model's path filled in), the frontend's tokenizer (None with --skip-tokenizer-init) and
-    the model's resolved source."""
+    model's path filled in), the frontend's tokenizer (None with --skip-tokenizer-init), the
+    model's resolved source and the sampling defaults requests start from."""
 
     args: ServerArgs
     handle: SchedulerHandle
     tokenizer: Any
     info: SchedulerInfo
     source: Any
+    sampling_defaults: dict[str, Any]
+
+    def tokenizer_manager(self) -> TokenizerManager:
+        """The frontend's link to the scheduler; made inside the event loop that will use it."""
+        handle = self.handle
+        return TokenizerManager(self.tokenizer, handle.scheduler_in, handle.scheduler_out, self.info)
 
 
 def launch(args: ServerArgs) -> Launched:
     """Check the model path and device (fast, one-line StartupError), spawn the scheduler,
     load the tokenizer while it loads the model, and wait until it is ready."""
-    from sglang.model_loader import load_tokenizer
+    from sglang.model_loader import load_tokenizer, sampling_defaults
 
     args, source = preflight(args)
     handle = start_scheduler(args)
@@ -124,7 +131,8 @@ def launch(args: ServerArgs) -> Launched:
     except BaseException:
         stop_scheduler(handle, timeout=0)
         raise
-    return Launched(args, handle, tokenizer, info, source)
+    defaults = sampling_defaults(source, args.sampling_defaults)
+    return Launched(args, handle, tokenizer, info, source, defaults)
 
 
 def stop_scheduler(handle: SchedulerHandle, timeout: float = 10) -> None:

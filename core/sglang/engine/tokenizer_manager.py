@@ -28,8 +28,9 @@ from sglang.engine.io import (
     SchedulerInfo,
     TokenizedRequest,
 )
+from sglang.engine.records import GenerateResult
 from sglang.sampling.params import SamplingParams
-from sglang.scheduler.scheduler import StepOutput
+from sglang.scheduler.records import StepOutput
 
 
 @dataclass
@@ -169,10 +170,12 @@ class TokenizerManager:
         logprob_start_len: int | None = None,
         top_logprobs_num: int = 0,
         return_text_in_logprobs: bool = False,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yields a dict per output chunk (cumulative text and ids); the last has a finish
-        reason. Cancelling the iteration aborts the request in the scheduler. Logprobs come
-        as SGLang's (logprob, token_id, text) tuples, text None unless return_text_in_logprobs."""
+    ) -> AsyncIterator[GenerateResult]:
+        """Yields a GenerateResult per output chunk; the last has a finish reason. Cancelling
+        the iteration aborts the request in the scheduler. `params` come validated once by the
+        caller: `SamplingParams.from_dict` with the vocabulary size, then `check_constraint`.
+        Logprobs come as SGLang's (logprob, token_id, text) tuples, text None unless
+        return_text_in_logprobs."""
         self.start()
         if self.failure is not None:
             raise self.failure
@@ -180,8 +183,6 @@ class TokenizerManager:
         if rid in self.states:
             raise ValueError(f"request id {rid!r} is already in use")
         vocab = self.info.vocab_size
-        params.verify(vocab)
-        self.check_constraint(params)
         if not prompt_ids:
             raise ValueError("the prompt is empty")
         context_len = self.info.context_len
@@ -231,7 +232,9 @@ class TokenizerManager:
             if not finished and self.failure is None:
                 await self.push.send(pickle.dumps(AbortRequest(rid)))
 
-    def _chunk(self, rid: str, state: ReqState, out: StepOutput, return_logprob: bool) -> dict:
+    def _chunk(
+        self, rid: str, state: ReqState, out: StepOutput, return_logprob: bool
+    ) -> GenerateResult:
         if state.first_token_time is None and out.new_token_ids:
             state.first_token_time = time.monotonic()
         state.output_ids.extend(out.new_token_ids)
@@ -253,23 +256,25 @@ class TokenizerManager:
                 )
             state.detok.delta(out.finished is not None)
             text = state.detok.text[: state.detok.emitted]
-        meta: dict[str, Any] = {
-            "id": rid,
-            "finish_reason": out.finished.to_json() if out.finished else None,
-            "prompt_tokens": out.prompt_tokens,
-            "completion_tokens": len(state.output_ids),
-            "cached_tokens": out.cached_tokens,
-            "retractions": out.retractions,
-            "e2e_latency": time.monotonic() - state.created,
-        }
+        result = GenerateResult(
+            rid=rid,
+            text=text,
+            output_ids=list(state.output_ids),
+            finish_reason=out.finished,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=len(state.output_ids),
+            cached_tokens=out.cached_tokens,
+            retractions=out.retractions,
+            e2e_latency=time.monotonic() - state.created,
+        )
         if state.first_token_time is not None:
-            meta["ttft"] = state.first_token_time - state.created
+            result.ttft = state.first_token_time - state.created
         if return_logprob:
-            self._add_logprobs(state, out, meta)
-        return {"text": text, "output_ids": list(state.output_ids), "meta_info": meta}
+            self._add_logprobs(state, out, result)
+        return result
 
-    def _add_logprobs(self, state: ReqState, out: StepOutput, meta: dict[str, Any]) -> None:
-        """Extend the request's logprob tuples by this chunk's and put them in `meta`."""
+    def _add_logprobs(self, state: ReqState, out: StepOutput, result: GenerateResult) -> None:
+        """Extend the request's logprob tuples by this chunk's and put them in `result`."""
         tuples = self._logprob_tuples if state.return_text_in_logprobs else _no_text_tuples
         new_ids = state.output_ids[len(state.output_token_logprobs) :]
         state.output_token_logprobs.extend(tuples(zip(out.output_logprobs, new_ids)))
@@ -283,11 +288,11 @@ class TokenizerManager:
                 tuples((lp, tid) for tid, lp in tops) if tops else None
                 for tops in out.prompt_top_logprobs
             ]
-        meta["output_token_logprobs"] = list(state.output_token_logprobs)
-        meta["output_top_logprobs"] = list(state.output_top_logprobs)
+        result.output_token_logprobs = list(state.output_token_logprobs)
+        result.output_top_logprobs = list(state.output_top_logprobs)
         if state.input_token_logprobs is not None:
-            meta["input_token_logprobs"] = state.input_token_logprobs
-            meta["input_top_logprobs"] = state.input_top_logprobs
+            result.input_token_logprobs = state.input_token_logprobs
+            result.input_top_logprobs = state.input_top_logprobs
 
     def _logprob_tuples(self, pairs) -> list[tuple]:
         """(logprob, token_id) pairs as (logprob, token_id, token text); the text of one token

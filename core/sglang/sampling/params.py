@@ -67,7 +67,9 @@ class SamplingParams:
     stream_interval: int | None = None  # tokens per streamed chunk; None: the server's
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> SamplingParams:
+    def from_dict(cls, d: dict[str, Any] | None, vocab_size: int | None = None) -> SamplingParams:
+        """The one validation of a request's parameters: names, types, ranges (token ids
+        within `vocab_size` when given)."""
         d = dict(d or {})
         if "seed" in d and "sampling_seed" not in d:
             d["sampling_seed"] = d.pop("seed")
@@ -82,7 +84,7 @@ class SamplingParams:
             raise ValueError(f"unknown sampling parameter(s): {', '.join(unknown)}")
         p = cls(**{k: v for k, v in d.items() if v is not None or k == "max_new_tokens"})
         p.normalize()
-        p.verify()
+        p.verify(vocab_size)
         return p
 
     def normalize(self) -> None:

@@ -12,8 +12,7 @@ from starlette.exceptions import HTTPException
 
 from sglang.engine.launcher import Launched, launch, stop_scheduler
 from sglang.engine.preflight import DEFAULT_MODEL_NAME  # noqa: F401 (its old home)
-from sglang.engine.tokenizer_manager import SchedulerGone, TokenizerManager
-from sglang.model_loader import sampling_defaults
+from sglang.engine.tokenizer_manager import SchedulerGone
 from sglang.server import metrics, native_api, openai_api
 from sglang.server.errors import APIError, error_response
 from sglang.server.state import ServerState
@@ -32,15 +31,12 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         started = launched or launch(args)
-        handle, tokenizer, info, source = (
-            started.handle, started.tokenizer, started.info, started.source
-        )
-        settings = started.args
-        manager = TokenizerManager(tokenizer, handle.scheduler_in, handle.scheduler_out, info)
+        handle, info, settings = started.handle, started.info, started.args
+        manager = started.tokenizer_manager()
         manager.start()
         manager.watch(handle.proc)  # requests fail with 503 if the scheduler dies, never hang
-        state = ServerState(settings, manager, info, source)
-        state.sampling_defaults = sampling_defaults(source, settings.sampling_defaults)
+        state = ServerState(settings, manager, info, started.source)
+        state.sampling_defaults = started.sampling_defaults
         app.state.server = state
         logger.info(
             "serving %s on %s (%s) at http://%s:%d",

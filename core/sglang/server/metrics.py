@@ -13,6 +13,7 @@ sglang:num_retracted_reqs_total. (prometheus_client adds `_total` to a counter's
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -83,13 +84,14 @@ class ServerMetrics:
             for _ in range(new_tokens):
                 self.itl.labels(self.model_name).observe(per_token)
 
-    def observe_finish(self, meta: dict, e2e: float, ttft: float | None = None) -> None:
+    def observe_finish(self, result: Any, e2e: float, ttft: float | None = None) -> None:
+        """`result`: the request's last GenerateResult."""
         m = self.model_name
-        completion = meta.get("completion_tokens", 0)
-        self.prompt_tokens.labels(m).inc(meta.get("prompt_tokens", 0))
+        completion = result.completion_tokens
+        self.prompt_tokens.labels(m).inc(result.prompt_tokens)
         self.generation_tokens.labels(m).inc(completion)
-        self.cached_tokens.labels(m).inc(meta.get("cached_tokens", 0))
-        reason = (meta.get("finish_reason") or {}).get("type", "unknown")
+        self.cached_tokens.labels(m).inc(result.cached_tokens)
+        reason = result.finish_type or "unknown"
         self.requests.labels(m, reason).inc()
         self.e2e.labels(m).observe(e2e)
         if ttft is not None and completion > 1:

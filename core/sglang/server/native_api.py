@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from sglang.sampling.params import SamplingParams
 from sglang.server.errors import APIError
-from sglang.server.openai_api import MAX_N, collect, merged, sse, state_of
 from sglang.server.openapi_bodies import generate_openapi
 from sglang.server.protocol import AbortRequestBody, DetokenizeRequest, TokenizeRequest
 from sglang.server.request_fields import check_generate_body
-from sglang.server.state import ClientGone
+from sglang.server.state import MAX_N, ClientGone, state_of
+from sglang.server.streaming import collect, merged, sse
 
 router = APIRouter()
 
@@ -120,7 +120,7 @@ async def generate(request: Request):
         async def events():
             try:
                 async for _, chunk in merged(streams):
-                    yield sse(chunk)
+                    yield sse(chunk.to_dict())
             except ClientGone:
                 return
             yield sse("[DONE]")
@@ -130,7 +130,8 @@ async def generate(request: Request):
         results = await asyncio.gather(*(collect(s) for s in streams))
     except ClientGone:
         return Response(status_code=499)
-    return JSONResponse(results if batch else results[0])
+    dicts = [r.to_dict() for r in results]
+    return JSONResponse(dicts if batch else dicts[0])
 
 
 @router.get("/health")

@@ -16,6 +16,7 @@ from jinja2 import TemplateError
 
 from sglang.constrained import GrammarError
 from sglang.engine.io import SchedulerInfo
+from sglang.engine.records import GenerateResult
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.model_loader import chat_template as model_chat_template
 from sglang.parsers.reasoning import (
@@ -30,7 +31,12 @@ from sglang.server.metrics import ServerMetrics
 from sglang.server_args import ServerArgs
 
 DISCONNECT_POLL_S = 0.5
+MAX_N = 128  # copies (n) of one prompt: OpenAI's bound; each copy is a request of its own
 logger = logging.getLogger(__name__)
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.server
 
 
 class ServerState:
@@ -159,8 +165,9 @@ class ServerState:
 
     def sampling_params(self, fields: dict[str, Any]) -> SamplingParams:
         try:
-            params = SamplingParams.from_dict({**self.sampling_defaults, **fields})
-            params.verify(self.info.vocab_size)
+            params = SamplingParams.from_dict(
+                {**self.sampling_defaults, **fields}, self.info.vocab_size
+            )
             self.manager.check_constraint(params)
         except GrammarError as e:
             raise APIError(400, str(e), e.kind if e.kind in fields else None) from None
@@ -173,8 +180,8 @@ class ServerState:
     # --- generation ------------------------------------------------------------------------
     async def generate(
         self, request: Request | None, prompt_ids: list[int], params: SamplingParams, **kw: Any
-    ) -> AsyncIterator[dict]:
-        """The manager's chunks, with metrics, and aborted when the client goes away."""
+    ) -> AsyncIterator[GenerateResult]:
+        """The manager's results, with metrics, and aborted when the client goes away."""
         start = last = time.monotonic()
         prev_tokens = 0
         first, ttft = True, None
@@ -188,18 +195,18 @@ class ServerState:
                 if chunk is None:
                     return
                 now = time.monotonic()
-                n = len(chunk["output_ids"])
+                n = len(chunk.output_ids)
                 if n > prev_tokens:
                     self.metrics.observe_chunk(first, now - last, n - prev_tokens)
                     ttft = now - start if first else ttft
                     first, last, prev_tokens = False, now, n
-                if chunk["meta_info"]["finish_reason"] is not None:
-                    self.metrics.observe_finish(chunk["meta_info"], now - start, ttft)
+                if chunk.finish_reason is not None:
+                    self.metrics.observe_finish(chunk, now - start, ttft)
                 yield chunk
         finally:
             await gen.aclose()
 
-    async def _next_or_disconnect(self, request: Request | None, gen) -> dict | None:
+    async def _next_or_disconnect(self, request: Request | None, gen) -> GenerateResult | None:
         """The next chunk; None when the generator ended. Raises ClientGone on disconnect."""
         step = asyncio.ensure_future(gen.__anext__())
         try:
