@@ -13,17 +13,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sglang.parsers.tool.base import (
+from sglang.parsers.tool.base import StreamingToolParser, ToolParser
+from sglang.parsers.tool.constraints import constraint_for_tool_choice
+from sglang.parsers.tool.records import (
     ContentDelta,
     Delta,
     ParseResult,
-    StreamingToolParser,
     ToolCall,
     ToolCallDelta,
-    ToolParser,
     openai_delta,
 )
-from sglang.parsers.tool.constraints import constraint_for_tool_choice
 
 TOOL_PARSERS = {
     "llama3": ("sglang.parsers.tool.llama3", "Llama3ToolParser"),

@@ -1,4 +1,5 @@
-"""Tool-call parsing: the records, the parser interface, and the streaming scanner they share.
+"""Tool-call parsing: the parser interface and the streaming scanner every format shares (the
+records they produce: records.py).
 
 A model announces tool calls inside its text (a marker, then JSON). A parser splits an output
 into content (what the user reads) and tool calls (name + arguments JSON string), either for a
@@ -24,13 +25,21 @@ Whitespace between content and a call, and between calls, is not content.
 from __future__ import annotations
 
 import json
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import regex
+from sglang.parsers.tool.json_span import JsonSpan, call_from_object
+from sglang.parsers.tool.records import (
+    ContentDelta,
+    Delta,
+    ParseResult,
+    ToolCall,
+    ToolCallDelta,
+    openai_call_id,
+    tool_names,
+)
 
 NAME_CHARS = r'(?:[^"\\\x00-\x1f]|\\.)*'
 HEADER = regex.compile(
@@ -40,143 +49,6 @@ HEADER = regex.compile(
 """A call object's header, name first, up to the `{` that opens its arguments."""
 
 WHITESPACE = " \t\r\n"
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    name: str
-    arguments_json: str
-    id: str
-
-    def to_openai(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "function",
-            "function": {"name": self.name, "arguments": self.arguments_json},
-        }
-
-
-@dataclass(frozen=True)
-class ParseResult:
-    content: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ContentDelta:
-    text: str
-
-    def to_openai(self) -> dict[str, Any]:
-        return {"content": self.text}
-
-
-@dataclass(frozen=True)
-class ToolCallDelta:
-    """One piece of call `index`: the first carries id and name, later ones only arguments."""
-
-    index: int
-    arguments: str = ""
-    id: str | None = None
-    name: str | None = None
-
-    def to_openai(self) -> dict[str, Any]:
-        call: dict[str, Any] = {"index": self.index}
-        function: dict[str, Any] = {"arguments": self.arguments}
-        if self.id is not None:
-            call.update(id=self.id, type="function")
-            function = {"name": self.name, "arguments": self.arguments}
-        call["function"] = function
-        return {"tool_calls": [call]}
-
-
-Delta = ContentDelta | ToolCallDelta
-
-
-def openai_delta(deltas: list[Delta]) -> dict[str, Any] | None:
-    """The `delta` of one chat.completion.chunk choice for `deltas`; None when empty."""
-    content = "".join(d.text for d in deltas if isinstance(d, ContentDelta))
-    calls = [d.to_openai()["tool_calls"][0] for d in deltas if isinstance(d, ToolCallDelta)]
-    out: dict[str, Any] = {}
-    if content:
-        out["content"] = content
-    if calls:
-        out["tool_calls"] = calls
-    return out or None
-
-
-def openai_call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
-
-
-def tool_names(tools: list[dict] | None) -> frozenset[str] | None:
-    """Names of OpenAI-style tools ({"type": "function", "function": {"name": ...}})."""
-    if tools is None:
-        return None
-    return frozenset(t.get("function", t).get("name") for t in tools)
-
-
-class JsonSpan:
-    """Finds where a JSON value that starts with `{` or `[` ends: brace depth outside strings.
-
-    Structural only (strings, escapes, nesting), so it finds the end of broken JSON too."""
-
-    def __init__(self, depth: int = 0) -> None:
-        self.depth, self.in_string, self.escaped = depth, False, False
-
-    def scan(self, text: str, start: int, end: int) -> int:
-        """Consume text[start:end]; the index just past the closing brace, or -1 if not yet."""
-        for i in range(start, end):
-            c = text[i]
-            if self.in_string:
-                if self.escaped:
-                    self.escaped = False
-                elif c == "\\":
-                    self.escaped = True
-                elif c == '"':
-                    self.in_string = False
-            elif c == '"':
-                self.in_string = True
-            elif c in "{[":
-                self.depth += 1
-            elif c in "}]":
-                self.depth -= 1
-                if self.depth <= 0:
-                    return i + 1
-        return -1
-
-
-CALL_KEYS = frozenset({"name", "arguments", "parameters", "type", "id"})
-
-
-def call_from_object(text: str) -> tuple[str, str] | None:
-    """(name, arguments JSON) of a complete call object in any key order, else None.
-
-    The object must have a string name and arguments (or parameters: an object, a string
-    holding one, or null) and no keys beyond type and id, so that JSON answers that merely
-    have a "name" are not taken for calls."""
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
-        return None
-    keys = set(obj) - CALL_KEYS
-    if keys or not ({"arguments", "parameters"} & set(obj)):
-        return None
-    args = obj.get("arguments", obj.get("parameters"))
-    if args is None:
-        args = {}
-    if isinstance(args, str):
-        try:
-            parsed = json.loads(args)
-        except ValueError:
-            return None
-        if not isinstance(parsed, dict):
-            return None
-        return obj["name"], args
-    if not isinstance(args, dict):
-        return None
-    return obj["name"], json.dumps(args, ensure_ascii=False)
 
 
 class StreamingToolParser(ABC):
