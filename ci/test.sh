@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
+ruff check .  # under a second
 sglang backends
 # The example vendor backend is not installed (ci/install.sh): its tests and conformance run
 # from a copy built beside the venv, on PYTHONPATH for pytest alone; its absence then fails.

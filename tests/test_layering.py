@@ -140,3 +140,15 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
         test_no_import_runs_upward()
     with pytest.raises(pytest.fail.Exception, match="package cycle"):
         test_no_cycle_between_packages()
+
+
+MAX_CORE_FILE_LINES = 400  # the developers' guide: a module one can read in one sitting
+
+
+def test_core_files_stay_small():
+    long = {
+        str(p.relative_to(CORE.parent)): n
+        for p in CORE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_CORE_FILE_LINES
+    }
+    assert not long, f"core files over {MAX_CORE_FILE_LINES} lines (split them): {long}"

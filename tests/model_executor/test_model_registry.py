@@ -7,7 +7,6 @@ import json
 import sys
 
 import pytest
-
 from sglang.model_executor.model_registry import get_model_class, supported_architectures
 
 FIRST_PARTY = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
