@@ -1,4 +1,4 @@
-"""GGUF files served on their own codes (sglang.model_loader.gguf_quantization): tiny llama
+"""GGUF files served on their own codes (sglang.layers.quantization.gguf): tiny llama
 files of each block type (tiny_gguf.py) against transformers, which dequantizes the same file
 with gguf-py and runs it densely in float32, and the default model's layers and memory."""
 
@@ -17,9 +17,9 @@ from sglang.backend.selection import select_platform  # noqa: E402
 from sglang.engine.scheduler_process import build_scheduler  # noqa: E402
 from sglang.engine.settings import resolve  # noqa: E402
 from sglang.layers.linear import Linear  # noqa: E402
+from sglang.layers.quantization.gguf import plan_quantization  # noqa: E402
 from sglang.model_executor.model_runner import ModelRunner  # noqa: E402
 from sglang.model_loader import load_model_config, resolve_source  # noqa: E402
-from sglang.model_loader.gguf_quantization import plan_quantization  # noqa: E402
 from sglang.sampling.params import SamplingParams  # noqa: E402
 from sglang.scheduler.req import Req  # noqa: E402
 from sglang.server_args import ServerArgs  # noqa: E402

@@ -12,6 +12,7 @@ from sglang.backend.selection import Platform
 from sglang.forward_batch import ForwardBatch
 from sglang.layers.linear import prepare_linear_layers, weight_bytes
 from sglang.layers.ops_table import OpTable
+from sglang.layers.quantization.gguf import GGUF, QuantizationPlan, plan_quantization
 from sglang.layers.quantization.kv_scales import kv_cache_dtype, set_kv_scales
 from sglang.layers.quantization.model import (
     apply_quantization,
@@ -35,7 +36,6 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
-from sglang.model_loader.gguf_quantization import GGUF, QuantizationPlan, plan_quantization
 from sglang.parallel.state import SINGLE, ParallelState
 from sglang.server_args import ServerArgs
 
@@ -188,7 +188,7 @@ class ModelRunner:
     def _load_weights(self) -> tuple[dict[str, str] | None, dict | None]:
         """Fill the parameters. Returns, for a GGUF file, ({parameter name: the GGML type of
         the file's tensor(s) that filled it}, {parameter name: {shard: the file's codes}})
-        (see gguf_quantization), else (None, None)."""
+        (see layers/quantization/gguf.py), else (None, None)."""
         params = dict(self.model.named_parameters())
         if self.args.load_format == "dummy":
             shapes = {n: (tuple(p.shape), p.dtype) for n, p in params.items()}
