@@ -19,6 +19,7 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 SAMPLING_DEFAULTS = ("model", "openai")  # as sglang.model_loader.tokenizer has them
 KV_CACHE_DTYPES = ("auto", "fp8_e4m3", "fp8_e5m2")  # SGLang's names
 DEFAULT_GRAMMAR_BACKEND = "xgrammar"
+LOAD_BALANCE_METHODS = ("round_robin", "shortest_queue")  # SGLang's names for --dp-size
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,14 @@ class ServerArgs:
     tool_call_parser: str | None = None  # None / "auto": detected from the chat template
     reasoning_parser: str | None = None  # None: no reasoning separation; "auto": detected
     sampling_defaults: str = "model"  # "model": the model's generation config; "openai": none
+    # Parallelism (sglang.parallel): ranks per replica, replicas, and the multi-node launch.
+    tp_size: int = 1
+    dp_size: int = 1
+    load_balance_method: str = "round_robin"
+    dist_init_addr: str | None = None  # host:port of the rendezvous; None: a local file
+    nnodes: int = 1
+    node_rank: int = 0
+    base_gpu_id: int = 0  # rank r of this node uses device base_gpu_id + r
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -100,5 +109,12 @@ class ServerArgs:
             raise ValueError("--torch-compile-max-bs must be >= 1")
         if self.stream_interval < 1:
             raise ValueError("--stream-interval must be >= 1")
+        for name in ("tp_size", "dp_size", "nnodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ValueError(f"--node-rank must be in [0, --nnodes {self.nnodes})")
+        if self.load_balance_method not in LOAD_BALANCE_METHODS:
+            raise ValueError(f"--load-balance-method must be one of {LOAD_BALANCE_METHODS}")
         if self.sampling_defaults not in SAMPLING_DEFAULTS:
             raise ValueError(f"--sampling-defaults must be one of {SAMPLING_DEFAULTS}")

@@ -11,6 +11,7 @@ from sglang.engine.settings import check_names, quantizations, reasoning_parsers
 from sglang.server_args import (
     DTYPES,
     KV_CACHE_DTYPES,
+    LOAD_BALANCE_METHODS,
     LOAD_FORMATS,
     SAMPLING_DEFAULTS,
     SCHEDULE_POLICIES,
@@ -113,6 +114,31 @@ def add_cli_args(parser, attention_backends=None) -> None:
         type=int,
         default=None,
         help="seed of the device's generators (default: random)",
+    )
+
+    g = _group(parser, "parallelism")
+    g.add_argument(
+        "--tp-size", "--tp", dest="tp_size", type=int, default=d.tp_size,
+        help="tensor-parallel ranks: one process per rank, the model's heads and MLP split",
+    )
+    g.add_argument(
+        "--dp-size", "--dp", dest="dp_size", type=int, default=d.dp_size,
+        help="data-parallel replicas behind the one server, each of --tp-size ranks",
+    )
+    g.add_argument(
+        "--load-balance-method", default=d.load_balance_method, choices=LOAD_BALANCE_METHODS,
+        help="how requests are spread over the --dp-size replicas",
+    )
+    g.add_argument(
+        "--dist-init-addr", default=None,
+        help="host:port where the ranks rendezvous (default: a local file; needed with "
+        "--nnodes > 1)",
+    )
+    g.add_argument("--nnodes", type=int, default=d.nnodes, help="nodes serving the ranks")
+    g.add_argument("--node-rank", type=int, default=d.node_rank, help="this node's index")
+    g.add_argument(
+        "--base-gpu-id", type=int, default=d.base_gpu_id,
+        help="the device index of this node's first rank",
     )
 
     g = _group(parser, "HTTP server")

@@ -42,7 +42,10 @@ class Engine:
         self._thread.start()
 
         async def make_manager() -> TokenizerManager:
-            return launched.tokenizer_manager()
+            manager = launched.tokenizer_manager()
+            if len(self._handle.procs) > 1:  # a dead rank fails requests instead of hanging
+                manager.watch(self._handle.proc)
+            return manager
 
         self.manager = self._run(make_manager())
         self._closed = False

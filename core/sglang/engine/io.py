@@ -58,6 +58,8 @@ class SchedulerInfo:
     chunked_prefill_size: int
     eos_token_ids: list[int]
     settings: ServerArgs
+    parallel: dict[str, Any] = field(default_factory=dict)  # what rank 0 holds (layout.py)
+    rank_pids: list[int] = field(default_factory=list)  # rank r's process id (the launcher's)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON view (/get_server_info, Engine.server_info): the fields, with the settings

@@ -13,7 +13,6 @@ from typing import Any
 
 import zmq
 
-from sglang.backend.selection import select_platform
 from sglang.engine.io import (
     AbortRequest,
     ControlReply,
@@ -24,6 +23,7 @@ from sglang.engine.io import (
 )
 from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from
+from sglang.engine.rank_process import RankInit, join_group, select_rank_platform
 from sglang.engine.settings import resolve
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import (
@@ -50,16 +50,18 @@ class StartupStage:
 
 
 def build_scheduler(
-    args: ServerArgs, stage: StartupStage | None = None
+    args: ServerArgs, stage: StartupStage | None = None, rank: RankInit | None = None
 ) -> tuple[Scheduler, SchedulerInfo]:
-    """Everything the scheduler needs, in the order the log tells it."""
+    """Everything the scheduler needs, in the order the log tells it. `rank`: rank 0 of a
+    multi-rank replica (where the group meets)."""
     stage = stage or StartupStage()
     stage.name = "device"
-    platform = select_platform(args.device)
+    platform = select_rank_platform(args, rank)
     logger.info("backend %s (%s)", platform.name, platform.reason)
     free, total = platform.runtime.memory_info()
     defaults = platform.backend.server_defaults(total_memory_bytes=total)
     args = resolve(args, defaults)
+    parallel = join_group(args, platform, rank)
     stage.name = "model"
     source = resolve_source(args.model_path)
     config = load_model_config(
@@ -68,7 +70,7 @@ def build_scheduler(
     logger.info("dtype %s (%s)", str(config.dtype).removeprefix("torch."), config.dtype_reason)
     tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
     stage.name = "load"
-    runner = ModelRunner(args, platform, config, source)
+    runner = ModelRunner(args, platform, config, source, parallel)
     stage.name = "scheduler"
     eos = frozenset(config.eos_token_ids) | set(
         generation_defaults(source).get("eos_token_ids", [])
@@ -103,6 +105,7 @@ def build_scheduler(
         max_running_requests=runner.max_running_requests,
         chunked_prefill_size=args.chunked_prefill_size,
         eos_token_ids=sorted(eos),
+        parallel=runner.layout,
         settings=replace(args, max_running_requests=runner.max_running_requests),
     )
     return scheduler, info
@@ -139,14 +142,16 @@ def control(scheduler: Scheduler, msg: ControlRequest) -> ControlReply:
     return ControlReply(msg.id, False, {"message": f"unknown control {msg.kind!r}"})
 
 
-def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: Any) -> None:
+def run_scheduler_process(
+    args: ServerArgs, in_addr: str, out_addr: str, ready: Any, rank: RankInit | None = None
+) -> None:
     logging.basicConfig(
         level=args.log_level.upper(), format="[scheduler] %(levelname)s %(name)s: %(message)s"
     )
     exit_with_parent()  # from the start: a server killed while the model loads
     stage = StartupStage()
     try:
-        scheduler, info = build_scheduler(args, stage)
+        scheduler, info = build_scheduler(args, stage, rank)
     except BaseException as e:  # back to the parent as one line, the traceback beside it
         failure = failure_from(stage.name, e, args.model_path)
         tb = traceback.format_exc()
@@ -203,6 +208,8 @@ def run_scheduler_process(args: ServerArgs, in_addr: str, out_addr: str, ready: 
     finally:
         if scheduler.grammars is not None:
             scheduler.grammars.shutdown()
+        scheduler.runner.close()  # the other ranks of the replica stop
+        scheduler.runner.parallel.close()
         pull.close(0)
         push.close(0)
         ctx.term()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import pickle
 import time
 import uuid
@@ -31,6 +32,8 @@ from sglang.engine.io import (
 from sglang.engine.records import GenerateResult
 from sglang.sampling.params import SamplingParams
 from sglang.scheduler.records import StepOutput
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,14 +80,21 @@ class TokenizerManager:
         if self._loop_task is None:
             self._loop_task = asyncio.get_running_loop().create_task(self._receive_loop())
 
-    def watch(self, process: Any, poll_s: float = 1.0) -> None:
-        """Once `process` (the scheduler) exits, fail every pending and later request and
-        control with SchedulerGone, rather than leave them waiting for outputs forever."""
+    def watch(self, process: Any, poll_s: float = 1.0, on_exit: Any = None) -> None:
+        """Once `process` (the scheduler, or every rank of it) exits, fail every pending and
+        later request and control with SchedulerGone, rather than leave them waiting for
+        outputs forever; then call `on_exit(message)` if given."""
 
         async def watch() -> None:
             while process.is_alive():
                 await asyncio.sleep(poll_s)
-            self.fail(SchedulerGone(f"the scheduler process exited (code {process.exitcode})"))
+            summary = getattr(process, "exit_summary", None)
+            message = (
+                summary() if summary else f"the scheduler process exited (code {process.exitcode})"
+            )
+            self.fail(SchedulerGone(message))
+            if on_exit is not None:
+                on_exit(message)
 
         self._watch_task = asyncio.get_running_loop().create_task(watch())
 
@@ -125,7 +135,13 @@ class TokenizerManager:
         await self.push.send(pickle.dumps(AbortRequest(rid)))
 
     async def send_shutdown(self) -> None:
-        await self.push.send(pickle.dumps(ControlRequest("shutdown", -1)))
+        # Bounded: with the scheduler gone, a send could wait for a peer that never returns.
+        try:
+            await asyncio.wait_for(
+                self.push.send(pickle.dumps(ControlRequest("shutdown", -1))), timeout=5
+            )
+        except asyncio.TimeoutError:
+            logger.warning("the scheduler did not take the shutdown message")
 
     async def aclose(self) -> None:
         if self._watch_task is not None:

@@ -29,6 +29,8 @@ from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
 from sglang.model_executor.graph_runner import DecodeGraphRunner, graph_batch_sizes
+from sglang.model_executor.layout import describe as describe_layout
+from sglang.model_executor.layout import rank_layout
 from sglang.model_executor.model_registry import get_model_class
 from sglang.model_executor.prefill_graph_runner import (
     PrefillGraphRunner,
@@ -36,6 +38,7 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
+from sglang.parallel.plan import PlanSender
 from sglang.parallel.state import SINGLE, ParallelState
 from sglang.server_args import ServerArgs
 
@@ -152,6 +155,9 @@ class ModelRunner:
         self.layer_methods = log_layer_methods(self.model, self.quant_config)
         self.model.eval()
         self.weight_bytes = weight_bytes(self.model)
+        self.layout = rank_layout(self.model, parallel, model_config.raw)
+        if parallel.world.size > 1:
+            logger.info("parallel layout: %s", describe_layout(self.layout))
         logger.info(
             "model %s loaded: %s, %.2f GiB of weights in %s%s on %s (%.1f s)",
             model_config.architectures[0],
@@ -170,6 +176,10 @@ class ModelRunner:
             )
         self.context_len = args.context_length or max_pos
         self._init_memory_pool()
+        # Rank 0 of a multi-rank replica broadcasts each forward's plan (sglang.parallel.plan).
+        self.plan: PlanSender | None = None
+        if parallel.world.size > 1 and parallel.is_leader:
+            self.plan = PlanSender(parallel.world.comm, self.device)
         self.graph_runner: DecodeGraphRunner | None = None
         self.prefill_graph_runner: PrefillGraphRunner | None = None
         if self.runtime.supports_graph_capture and not args.disable_cuda_graph:
@@ -330,9 +340,17 @@ class ModelRunner:
     def forward(self, batch: ForwardBatch) -> torch.Tensor:
         """float32 logits [len(batch.logits_indices), vocab] (from a graph's output buffer
         when one ran: read it before the next forward)."""
+        if self.plan is not None:
+            self.plan.send(batch)
         if self.graph_runner is not None and self.graph_runner.can_run(batch):
             return self.graph_runner.replay(batch)
         prefill = self.prefill_graph_runner
         if prefill is not None and prefill.can_run(batch):
             return prefill.replay(batch)
         return self.model(batch)
+
+    def close(self) -> None:
+        """Release the other ranks of the replica (they leave `follow`)."""
+        if self.plan is not None:
+            self.plan.stop()
+            self.plan = None

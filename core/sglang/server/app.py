@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from contextlib import asynccontextmanager
 
@@ -23,6 +25,11 @@ logger = logging.getLogger(__name__)
 OPEN_ROUTES = ("/health",)
 
 
+def stop_server(message: str) -> None:
+    logger.error("%s: stopping the server", message)
+    os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, then the lifespan's
+
+
 def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
     """The app around a scheduler that `launch(args)` started (`sglang serve` launches it
     before uvicorn runs, so a failed start is one line and no lifespan traceback); without
@@ -34,7 +41,9 @@ def create_app(args: ServerArgs, launched: Launched | None = None) -> FastAPI:
         handle, info, settings = started.handle, started.info, started.args
         manager = started.tokenizer_manager()
         manager.start()
-        manager.watch(handle.proc)  # requests fail with 503 if the scheduler dies, never hang
+        # Requests fail with 503 if the scheduler dies, never hang. A rank of a multi-rank
+        # scheduler that dies leaves the others stuck: the server reports it and stops.
+        manager.watch(handle.proc, on_exit=stop_server if len(handle.procs) > 1 else None)
         state = ServerState(settings, manager, info, started.source)
         state.sampling_defaults = started.sampling_defaults
         app.state.server = state

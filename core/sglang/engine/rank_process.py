@@ -1,0 +1,106 @@
+"""The ranks of a multi-rank replica: where each joins the group, and the followers' process.
+
+Rank 0 is the scheduler process (scheduler_process.py), with a `RankInit` telling it where
+the group meets; ranks 1.. run `run_follower_process`: the same device selection and model
+load on their own device (base_gpu_id + rank), then `sglang.parallel.plan.follow` until rank 0
+stops. Every rank exits when the process that spawned it dies (parent_watch).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from sglang.backend.selection import Platform, select_platform
+from sglang.engine.io import StartupFailure
+from sglang.engine.parent_watch import exit_with_parent
+from sglang.engine.preflight import failure_from
+from sglang.engine.settings import resolve
+from sglang.parallel.state import SINGLE, ParallelState, init_parallel
+from sglang.server_args import ServerArgs
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankInit:
+    rank: int  # in the replica: tp rank (pipeline stages later: stage * tp + tp rank)
+    init_method: str  # torch.distributed rendezvous URL, the same for every rank
+    device_index: int
+
+
+def rendezvous_url(args: ServerArgs, rendezvous_file: str) -> str:
+    """The rendezvous URL: --dist-init-addr's host:port over TCP, else a file (one machine)."""
+    if args.dist_init_addr:
+        return f"tcp://{args.dist_init_addr}"
+    return f"file://{rendezvous_file}"
+
+
+def select_rank_platform(args: ServerArgs, rank: RankInit | None) -> Platform:
+    platform = select_platform(args.device)
+    if rank is not None:
+        platform.device_index = rank.device_index
+    return platform
+
+
+def join_group(args: ServerArgs, platform: Platform, rank: RankInit | None) -> ParallelState:
+    if rank is None or args.tp_size == 1:
+        return SINGLE
+    state = init_parallel(
+        platform.backend,
+        rank.rank,
+        args.tp_size,
+        rank.init_method,
+        device_index=rank.device_index,
+    )
+    logger.info("joined the group: %s", state.describe())
+    return state
+
+
+def load_follower(args: ServerArgs, rank: RankInit, stage) -> Any:
+    """A follower's model runner (the same resolution of the settings as rank 0's)."""
+    from sglang.model_executor.model_runner import ModelRunner
+    from sglang.model_loader import load_model_config, resolve_source
+
+    stage.name = "device"
+    platform = select_rank_platform(args, rank)
+    _, total = platform.runtime.memory_info()
+    defaults = platform.backend.server_defaults(total_memory_bytes=total)
+    args = resolve(args, defaults)
+    parallel = join_group(args, platform, rank)
+    stage.name = "model"
+    source = resolve_source(args.model_path)
+    config = load_model_config(
+        source, args.dtype, trust_remote_code=args.trust_remote_code, preferred=defaults.dtype
+    )
+    stage.name = "load"
+    return ModelRunner(args, platform, config, source, parallel)
+
+
+def run_follower_process(args: ServerArgs, rank: RankInit, ready: Any) -> None:
+    from sglang.engine.scheduler_process import StartupStage
+    from sglang.parallel.plan import follow
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"[rank {rank.rank}] %(levelname)s %(name)s: %(message)s",
+    )
+    exit_with_parent()
+    stage = StartupStage()
+    try:
+        runner = load_follower(args, rank, stage)
+    except BaseException as e:
+        failure = failure_from(stage.name, e, args.model_path)
+        error = f"rank {rank.rank}: {failure}"
+        ready.send(StartupFailure(error, failure.exit_code, traceback.format_exc()))
+        return
+    ready.send(rank.rank)  # ready
+    try:
+        steps = follow(runner)
+        logger.info("rank 0 stopped after %d forwards", steps)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.parallel.close()

@@ -1,0 +1,53 @@
+"""What this rank holds of the model, for the startup log and /get_server_info."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sglang.layers.attention import Attention
+from sglang.layers.embedding import VocabEmbedding
+from sglang.parallel.sharding import kv_head_part
+from sglang.parallel.state import ParallelState
+
+
+def _span(start: int, count: int, total: int) -> str:
+    if count == total:
+        return f"all {total}"
+    return f"{start} of {total}" if count == 1 else f"{start}-{start + count - 1} of {total}"
+
+
+def rank_layout(model: Any, parallel: ParallelState, config: Any) -> dict[str, Any]:
+    tp = parallel.tp
+    layout: dict[str, Any] = {
+        "rank": parallel.world.rank,
+        "ranks": parallel.world.size,
+        "tp_rank": tp.rank,
+        "tp_size": tp.size,
+    }
+    attn = next((m for m in model.modules() if isinstance(m, Attention)), None)
+    if attn is not None:
+        heads = config.num_attention_heads
+        kv = getattr(config, "num_key_value_heads", None) or heads
+        layout["query_heads"] = _span(tp.rank * attn.num_heads, attn.num_heads, heads)
+        if attn.num_kv_heads == kv:
+            layout["kv_heads"] = _span(0, kv, kv)
+        else:
+            part, _ = kv_head_part(tp.rank, tp.size, kv)
+            layout["kv_heads"] = _span(part * attn.num_kv_heads, attn.num_kv_heads, kv)
+    emb = next((m for m in model.modules() if isinstance(m, VocabEmbedding)), None)
+    if emb is not None:
+        rows = min(emb.weight.shape[0], max(emb.vocab_size - emb.vocab_start, 0))
+        layout["vocab_rows"] = _span(emb.vocab_start, rows, emb.vocab_size)
+    return layout
+
+
+def describe(layout: dict[str, Any]) -> str:
+    parts = [
+        f"{k.replace('_', ' ')} {layout[k]}"
+        for k in ("query_heads", "kv_heads", "vocab_rows")
+        if k in layout
+    ]
+    return (
+        f"rank {layout['rank']} of {layout['ranks']} (tp rank {layout['tp_rank']} of "
+        f"{layout['tp_size']}) holds " + ", ".join(parts)
+    )
