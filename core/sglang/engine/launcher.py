@@ -8,11 +8,11 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sglang.engine.io import SchedulerInfo, StartupFailure
-from sglang.engine.preflight import EXIT_MODEL, StartupError, one_line, preflight
+from sglang.engine.preflight import EXIT_FAILURE, EXIT_MODEL, StartupError, one_line, preflight
 from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.server_args import ServerArgs
 

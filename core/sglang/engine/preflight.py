@@ -192,11 +192,20 @@ def preflight(args):
     `check_model`'s (settings, ModelSource)."""
     from sglang.backend.discovery import discover
 
+    check_parallel(args)
     args, source = check_model(args)
     found = discover()
     backend = check_device(args, found)
     check_quantization(args, source, found, backend)
     return args, source
+
+
+def check_parallel(args) -> None:
+    """Parallel layouts this build cannot serve yet: refused by name, never ignored."""
+    if getattr(args, "dp_size", 1) > 1:
+        raise StartupError("--dp-size > 1 is not served yet (issue 16)", EXIT_FAILURE)
+    if getattr(args, "nnodes", 1) > 1:
+        raise StartupError("--nnodes > 1 is not served yet (issue 16)", EXIT_FAILURE)
 
 
 # --- failures inside the scheduler process ---------------------------------------------------
