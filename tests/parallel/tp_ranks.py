@@ -33,6 +33,9 @@ def model_logits(path: str, platform, parallel, dtype: str = "float32"):
     args = resolve(args, platform.backend.server_defaults(1 << 34))
     source = resolve_source(path)
     runner = ModelRunner(args, platform, load_model_config(source, dtype), source, parallel)
+    # Every rank runs the same forwards here, in lock-step by construction: rank 0's plan
+    # broadcast (the scheduler path, tests/parallel/test_tp_engine.py) is not wanted.
+    runner.plan = None
     built = Built(runner.model, runner.device, runner.dtype, runner.runtime)
     slots = [list(range(1, len(PROMPT) + DECODE_STEPS + 1))]
     with torch.inference_mode():
