@@ -68,6 +68,8 @@ class ServerArgs:
     sampling_defaults: str = "model"  # "model": the model's generation config; "openai": none
     # Parallelism (sglang.parallel): ranks per replica, replicas, and the multi-node launch.
     tp_size: int = 1
+    ep_size: int = 1  # expert-parallel ranks among the TP ranks (divides tp_size)
+    pp_size: int = 1  # pipeline stages, each of tp_size ranks
     dp_size: int = 1
     load_balance_method: str = "round_robin"
     dist_init_addr: str | None = None  # host:port of the rendezvous; None: a local file
@@ -109,9 +111,14 @@ class ServerArgs:
             raise ValueError("--torch-compile-max-bs must be >= 1")
         if self.stream_interval < 1:
             raise ValueError("--stream-interval must be >= 1")
-        for name in ("tp_size", "dp_size", "nnodes"):
+        for name in ("tp_size", "ep_size", "pp_size", "dp_size", "nnodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.tp_size % self.ep_size:
+            raise ValueError(
+                f"--ep-size {self.ep_size} must divide --tp-size {self.tp_size} (the experts are "
+                "split over the tensor-parallel ranks)"
+            )
         if not 0 <= self.node_rank < self.nnodes:
             raise ValueError(f"--node-rank must be in [0, --nnodes {self.nnodes})")
         if self.load_balance_method not in LOAD_BALANCE_METHODS:

@@ -44,15 +44,15 @@ def load_with_experts(
                 yield name, tensor
                 continue
             expert, shard = int(m["id"]), SHARDS[m["proj"]]
-            if quantized is None and m["kind"] == "weight":
+            if not module.holds(expert):  # another expert-parallel rank's
+                local = "w2_weight" if shard == "down" else "w13_weight"
+            elif quantized is None and m["kind"] == "weight":
                 local = module.load_expert(expert, shard, tensor)
             elif quantized is None:
                 raise ValueError(f"{name}: a quantized expert tensor, but the model is served "
                                  "unquantized (its config.json has no quantization_config)")
             else:
-                w13, w2 = module.w13_weight, module.w2_weight
-                shape = (w2.shape[1], w2.shape[2]) if shard == "down" else (
-                    w13.shape[1] // 2, w13.shape[2])
+                shape = module.expert_shape(shard)  # the whole matrix; load_expert slices it
                 local = "w2_weight" if shard == "down" else "w13_weight"
                 store = lambda dense, module=module, e=expert, s=shard: module.load_expert(  # noqa: E731
                     e, s, dense.to(module.w13_weight.dtype))

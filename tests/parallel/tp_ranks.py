@@ -13,9 +13,10 @@ PROMPT = [1, 17, 33, 250, 99, 7, 41, 5, 200, 13, 77, 120]
 DECODE_STEPS = 6
 
 
-def model_logits(path: str, platform, parallel, dtype: str = "float32"):
+def model_logits(path: str, platform, parallel, dtype: str = "float32", layout=None):
     """(prefill logits [len(PROMPT), V], decode logits [DECODE_STEPS, V], greedy tokens):
-    prefill then greedy decode steps fed the runner's own tokens."""
+    prefill then greedy decode steps fed the runner's own tokens. `layout` (a dict) receives
+    what this rank holds (ModelRunner.layout)."""
     from sglang.conformance.model import Built, forward_batch
     from sglang.engine.settings import resolve
     from sglang.forward_batch import ForwardMode
@@ -36,6 +37,8 @@ def model_logits(path: str, platform, parallel, dtype: str = "float32"):
     # Every rank runs the same forwards here, in lock-step by construction: rank 0's plan
     # broadcast (the scheduler path, tests/parallel/test_tp_engine.py) is not wanted.
     runner.plan = None
+    if layout is not None:
+        layout.update(runner.layout)
     built = Built(runner.model, runner.device, runner.dtype, runner.runtime)
     slots = [list(range(1, len(PROMPT) + DECODE_STEPS + 1))]
     with torch.inference_mode():
@@ -62,14 +65,27 @@ def model_logits(path: str, platform, parallel, dtype: str = "float32"):
 
 def run_rank(rank: int, world: int, init_method: str, paths, backend: str, out: str) -> None:
     """One rank: join the group through the backend's communicator, run every model, rank 0
-    saves the results to `out`."""
+    saves the results to `out`. A path may come as (path, ep_size): that model's experts are
+    split over ep_size of the ranks (the same group, other expert groups)."""
     torch.set_num_threads(1)
+    import dataclasses
+
     from sglang.backend.selection import select_platform
     from sglang.parallel import init_parallel
+    from sglang.parallel.state import expert_groups
 
     platform = select_platform(backend)
     state = init_parallel(platform.backend, rank, world, init_method)
-    results = [model_logits(p, platform, state) for p in paths]
+    results = []
+    for p in paths:
+        if isinstance(p, str):
+            results.append(model_logits(p, platform, state))
+            continue
+        path, ep = p
+        ep_group, moe_tp = expert_groups(state.tp, ep)
+        sub = dataclasses.replace(state, ep=ep_group, moe_tp=moe_tp)
+        layout = {}
+        results.append((*model_logits(path, platform, sub, layout=layout), layout))
     if rank == 0:
         torch.save(results, out)
     state.close()

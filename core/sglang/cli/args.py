@@ -122,6 +122,17 @@ def add_cli_args(parser, attention_backends=None) -> None:
         help="tensor-parallel ranks: one process per rank, the model's heads and MLP split",
     )
     g.add_argument(
+        "--ep-size", "--ep", "--expert-parallel-size", dest="ep_size", type=int,
+        default=d.ep_size,
+        help="expert-parallel ranks among the --tp-size ranks (must divide it): each holds "
+        "1/ep of a MoE layer's experts",
+    )
+    g.add_argument(
+        "--pp-size", "--pp", "--pipeline-parallel-size", dest="pp_size", type=int,
+        default=d.pp_size,
+        help="pipeline stages, each of --tp-size ranks holding a contiguous range of layers",
+    )
+    g.add_argument(
         "--dp-size", "--dp", dest="dp_size", type=int, default=d.dp_size,
         help="data-parallel replicas behind the one server, each of --tp-size ranks",
     )

@@ -46,14 +46,16 @@ def select_rank_platform(args: ServerArgs, rank: RankInit | None) -> Platform:
 
 
 def join_group(args: ServerArgs, platform: Platform, rank: RankInit | None) -> ParallelState:
-    if rank is None or args.tp_size == 1:
+    if rank is None or args.tp_size * args.pp_size == 1:
         return SINGLE
     state = init_parallel(
         platform.backend,
         rank.rank,
         args.tp_size,
         rank.init_method,
+        pp_size=args.pp_size,
         device_index=rank.device_index,
+        ep_size=args.ep_size,
     )
     logger.info("joined the group: %s", state.describe())
     return state

@@ -6,6 +6,12 @@ weights stacked (w13 [E, 2I, D]: gate rows then up rows; w2 [E, D, I]) and runs 
 -> (weights, ids) -> the weighted sum of the chosen experts' gated MLPs. `SparseMoE` is the
 whole block a decoder layer calls: the router's linear layer, the routed experts, and optional
 shared experts (always on, optionally scaled by a sigmoid gate: Qwen2-MoE).
+
+Parallel (SGLang's layout, sglang.parallel.state): a FusedMoE holds the experts of its EP rank
+(`expert_start` .. + `num_local`), each cut to its `moe_tp` slice of the intermediate features.
+Every TP rank holds every token (attention's all-reduce replicates them), routes them over all
+experts, runs the slots routed to its experts (the others' ids become -1, which moe.experts
+skips) and the partial outputs are summed by one all-reduce over the TP group.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from sglang.layers.base import Layer
 from sglang.layers.linear import Linear
 from sglang.layers.ops_table import OpTable
 from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
+from sglang.parallel.sharding import local_size, split_part
+from sglang.parallel.state import SINGLE
 
 
 class MoEConfigError(ValueError):
@@ -88,8 +96,14 @@ class FusedMoE(Layer):
                 f"{ACTIVATIONS}"
             )
         self.ops, self.routing, self.activation = ops, routing, activation
-        self.inter = intermediate_size
-        e = routing.num_experts
+        parallel = getattr(ops, "parallel", None) or SINGLE
+        self.ep, self.moe_tp = parallel.ep, parallel.moe_tp
+        self.reduce = parallel.tp.comm if parallel.tp.size > 1 else None
+        self.full_inter = intermediate_size
+        self.inter = local_size(intermediate_size, self.moe_tp.size, "expert intermediate size")
+        self.num_local = local_size(routing.num_experts, self.ep.size, "routed experts")
+        self.expert_start = self.ep.rank * self.num_local
+        e, intermediate_size = self.num_local, self.inter
         kw = dict(dtype=dtype, device=device)
         self.w13_weight = nn.Parameter(
             torch.empty(e, 2 * intermediate_size, hidden_size, **kw), requires_grad=False
@@ -97,9 +111,10 @@ class FusedMoE(Layer):
         self.w2_weight = nn.Parameter(
             torch.empty(e, hidden_size, intermediate_size, **kw), requires_grad=False
         )
-        # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it.
+        # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:
+        # routing runs over all of them on every rank).
         self.correction_bias = (
-            nn.Parameter(torch.zeros(e, dtype=torch.float32, device=device), requires_grad=False)
+            nn.Parameter(torch.zeros(routing.num_experts, dtype=torch.float32, device=device), requires_grad=False)
             if routing.correction_bias
             else None
         )
@@ -113,18 +128,36 @@ class FusedMoE(Layer):
             routed_scaling_factor=r.routed_scaling_factor,
         )
 
+    def holds(self, expert: int) -> bool:
+        """Whether this rank holds (its slice of) routed expert `expert` (a global id)."""
+        return 0 <= expert - self.expert_start < self.num_local
+
+    def expert_shape(self, shard: str) -> tuple[int, int]:
+        """The checkpoint's shape of one expert's matrix (the whole of it)."""
+        hidden = self.w2_weight.shape[1]
+        return (hidden, self.full_inter) if shard == "down" else (self.full_inter, hidden)
+
     def load_expert(self, expert: int, shard: str, tensor: torch.Tensor) -> str:
         """Copy one expert's checkpoint matrix: shard "gate" / "up" ([I, D]) or "down"
-        ([D, I]). Returns the parameter's local name."""
+        ([D, I]); an expert another EP rank holds is skipped, and of the others this rank
+        keeps its moe_tp slice of I. Returns the parameter's local name."""
         if not 0 <= expert < self.routing.num_experts:
             raise ValueError(f"expert {expert} out of range 0..{self.routing.num_experts - 1}")
-        if shard == "down":
-            target, name = self.w2_weight.data[expert], "w2_weight"
-        elif shard in ("gate", "up"):
-            rows = slice(0, self.inter) if shard == "gate" else slice(self.inter, 2 * self.inter)
-            target, name = self.w13_weight.data[expert, rows], "w13_weight"
-        else:
+        if shard not in ("gate", "up", "down"):
             raise ValueError(f"unknown expert shard {shard!r}")
+        name = "w2_weight" if shard == "down" else "w13_weight"
+        if not self.holds(expert):
+            return name
+        if self.moe_tp.size > 1 and tuple(tensor.shape) == self.expert_shape(shard):
+            dim = 1 if shard == "down" else 0
+            what = f"expert {expert} {shard}"
+            tensor = split_part(tensor, dim, self.moe_tp.rank, self.moe_tp.size, what)
+        expert -= self.expert_start
+        if shard == "down":
+            target = self.w2_weight.data[expert]
+        else:
+            rows = slice(0, self.inter) if shard == "gate" else slice(self.inter, 2 * self.inter)
+            target = self.w13_weight.data[expert, rows]
         if tuple(target.shape) != tuple(tensor.shape):
             raise ValueError(
                 f"expert {expert} {shard}: checkpoint shape {tuple(tensor.shape)} != "
@@ -137,7 +170,10 @@ class FusedMoE(Layer):
         weights, ids = self.ops.moe_route(
             router_logits=router_logits, correction_bias=self.correction_bias, **self._route_args
         )
-        return self.ops.moe_experts(
+        if self.ep.size > 1:  # global ids -> this rank's; another rank's expert -> -1
+            local = ids - self.expert_start
+            ids = torch.where((local >= 0) & (local < self.num_local), local, -1).to(ids.dtype)
+        out = self.ops.moe_experts(
             x=x,
             w13=self.w13_weight,
             w2=self.w2_weight,
@@ -145,6 +181,7 @@ class FusedMoE(Layer):
             topk_ids=ids,
             activation=self.activation,
         )
+        return self.reduce.all_reduce(out) if self.reduce is not None else out
 
 
 class SparseMoE(Layer):

@@ -6,6 +6,7 @@ from typing import Any
 
 from sglang.layers.attention import Attention
 from sglang.layers.embedding import VocabEmbedding
+from sglang.layers.moe import FusedMoE
 from sglang.parallel.sharding import kv_head_part
 from sglang.parallel.state import ParallelState
 
@@ -34,6 +35,14 @@ def rank_layout(model: Any, parallel: ParallelState, config: Any) -> dict[str, A
         else:
             part, _ = kv_head_part(tp.rank, tp.size, kv)
             layout["kv_heads"] = _span(part * attn.num_kv_heads, attn.num_kv_heads, kv)
+    moe = next((m for m in model.modules() if isinstance(m, FusedMoE)), None)
+    if moe is not None:
+        layout["ep_rank"], layout["ep_size"] = parallel.ep.rank, parallel.ep.size
+        total = moe.routing.num_experts
+        layout["experts"] = _span(moe.expert_start, moe.num_local, total)
+        if moe.inter != moe.full_inter:
+            part = parallel.moe_tp.rank * moe.inter
+            layout["expert_features"] = _span(part, moe.inter, moe.full_inter)
     emb = next((m for m in model.modules() if isinstance(m, VocabEmbedding)), None)
     if emb is not None:
         rows = min(emb.weight.shape[0], max(emb.vocab_size - emb.vocab_start, 0))
@@ -44,7 +53,7 @@ def rank_layout(model: Any, parallel: ParallelState, config: Any) -> dict[str, A
 def describe(layout: dict[str, Any]) -> str:
     parts = [
         f"{k.replace('_', ' ')} {layout[k]}"
-        for k in ("query_heads", "kv_heads", "vocab_rows")
+        for k in ("query_heads", "kv_heads", "experts", "expert_features", "vocab_rows")
         if k in layout
     ]
     return (
