@@ -74,6 +74,7 @@ class Gemma2DecoderLayer(Layer):
 
 class Gemma2Model(LlamaModel):
     layer_cls = Gemma2DecoderLayer
+    supports_pipeline = False  # its own forward (the embedding's normalizer)
 
     def __init__(self, config, ops, dtype, device) -> None:
         super().__init__(config, ops, dtype, device)

@@ -22,6 +22,7 @@ from sglang.layers.quantization.experts import ExpertLoader
 from sglang.layers.quantization.kv_scales import is_kv_scale, load_kv_scale
 from sglang.layers.rotary import RotaryEmbedding
 from sglang.model_loader.config import sliding_window_layers
+from sglang.parallel.pipeline import MissingLayer, Stage, skipped_weight
 from torch import nn
 
 # checkpoint name piece -> (merged module name piece, shard)
@@ -172,24 +173,54 @@ class LlamaDecoderLayer(Layer):
 
 
 class LlamaModel(Layer):
+    """Under pipeline parallelism (sglang.parallel.pipeline) a stage builds its own layers
+    (the others are MissingLayer), the embedding on the first stage (and the last when the
+    head is tied to it), the norm on the last; `forward` returns None on the other stages."""
+
     layer_cls = LlamaDecoderLayer
+    supports_pipeline = True  # a model whose forward is its own sets False
 
     def __init__(self, config, ops: OpTable, dtype, device) -> None:
         super().__init__()
-        self.embed_tokens = VocabEmbedding(
-            config.vocab_size, config.hidden_size, dtype, device, ops=ops
-        )
+        pp = getattr(getattr(ops, "parallel", None), "pp", None)
+        self.stage = Stage(pp, config.num_hidden_layers) if pp and pp.size > 1 else None
+        stage = self.stage
+        if stage is not None and not self.supports_pipeline:
+            raise ValueError(f"{type(self).__name__}: --pp-size > 1 is not served for this model")
+        tied = bool(getattr(config, "tie_word_embeddings", False))
+        if stage is None or stage.is_first or (tied and stage.is_last):
+            self.embed_tokens = VocabEmbedding(
+                config.vocab_size, config.hidden_size, dtype, device, ops=ops
+            )
         self.layers = nn.ModuleList(
-            self.layer_cls(config, i, ops, dtype, device) for i in range(config.num_hidden_layers)
+            self.layer_cls(config, i, ops, dtype, device)
+            if stage is None or stage.holds(i) else MissingLayer()
+            for i in range(config.num_hidden_layers)
         )
-        self.norm = RMSNorm(
-            config.hidden_size, ops, eps=config.rms_norm_eps, dtype=dtype, device=device
-        )
+        if stage is None or stage.is_last:
+            self.norm = RMSNorm(
+                config.hidden_size, ops, eps=config.rms_norm_eps, dtype=dtype, device=device
+            )
+        self.hidden_size, self.dtype, self.device = config.hidden_size, dtype, device
 
     def forward(self, input_ids, positions, batch):
-        hidden, residual = self.embed_tokens(input_ids), None
-        for layer in self.layers:
-            hidden, residual = layer(positions, hidden, residual, batch)
+        stage = self.stage
+        if stage is None:
+            hidden, residual = self.embed_tokens(input_ids), None
+            for layer in self.layers:
+                hidden, residual = layer(positions, hidden, residual, batch)
+            hidden, _ = self.norm(hidden, residual)
+            return hidden
+        if stage.is_first:
+            hidden, residual = self.embed_tokens(input_ids), None
+        else:
+            shape = (input_ids.shape[0], self.hidden_size, self.dtype, input_ids.device)
+            hidden, residual = stage.receive(*shape)
+        for i in stage.layers:
+            hidden, residual = self.layers[i](positions, hidden, residual, batch)
+        if not stage.is_last:
+            stage.send(hidden, residual)
+            return None
         hidden, _ = self.norm(hidden, residual)
         return hidden
 
@@ -202,6 +233,10 @@ class LlamaForCausalLM(Layer):
         super().__init__()
         self.config = config
         self.model = self.model_cls(config, ops, dtype, device)
+        self.tied = bool(getattr(config, "tie_word_embeddings", False))
+        stage = getattr(self.model, "stage", None)
+        if stage is not None and not stage.is_last:
+            return  # the head lives on the last pipeline stage
         self.lm_head = LMHead(
             config.vocab_size,
             config.hidden_size,
@@ -210,13 +245,15 @@ class LlamaForCausalLM(Layer):
             dtype=dtype,
             device=device,
         )
-        self.tied = bool(getattr(config, "tie_word_embeddings", False))
         if self.tied:
             self.lm_head.tie(self.model.embed_tokens)
 
-    def forward(self, batch: ForwardBatch) -> torch.Tensor:
-        """Logits [len(batch.logits_indices), vocab] in float32."""
+    def forward(self, batch: ForwardBatch) -> torch.Tensor | None:
+        """Logits [len(batch.logits_indices), vocab] in float32 (None on a pipeline stage
+        other than the last)."""
         hidden = self.model(batch.input_ids, batch.positions, batch)
+        if hidden is None:
+            return None
         return self.lm_head(hidden[batch.logits_indices])
 
     # --- weights ---------------------------------------------------------------------------
@@ -228,8 +265,10 @@ class LlamaForCausalLM(Layer):
         loaded: set[str] = set()
         config = getattr(self, "quant_config", None)  # sglang.layers.quantization.model
         dequantized = ExpertLoader(config, torch.float32) if config is not None else None
+        stage = getattr(self.model, "stage", None)
+        embedding = hasattr(self.model, "embed_tokens")
         for name, tensor in weights:
-            if "rotary_emb.inv_freq" in name:
+            if "rotary_emb.inv_freq" in name or skipped_weight(name, stage, embedding):
                 continue
             if self.tied and name == "lm_head.weight":
                 continue

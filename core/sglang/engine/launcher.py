@@ -90,11 +90,12 @@ def start_scheduler(args: ServerArgs) -> SchedulerHandle:
     ipc_dir, scheduler_in, scheduler_out = ipc_addresses()
     ctx = mp.get_context("spawn")
     url = rendezvous_url(args, os.path.join(ipc_dir, "rendezvous"))
-    ranks = [RankInit(r, url, args.base_gpu_id + r) for r in range(args.tp_size)]
+    world = args.tp_size * args.pp_size  # rank r: stage r // tp, TP rank r % tp
+    ranks = [RankInit(r, url, args.base_gpu_id + r) for r in range(world)]
     reader, writer = ctx.Pipe(duplex=False)
     proc = ctx.Process(
         target=run_scheduler_process,
-        args=(args, scheduler_in, scheduler_out, writer, ranks[0] if args.tp_size > 1 else None),
+        args=(args, scheduler_in, scheduler_out, writer, ranks[0] if world > 1 else None),
         daemon=True,
         name="sglang-scheduler",
     )

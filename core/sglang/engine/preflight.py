@@ -204,8 +204,6 @@ def check_parallel(args) -> None:
     """Parallel layouts this build cannot serve yet: refused by name, never ignored."""
     if getattr(args, "dp_size", 1) > 1:
         raise StartupError("--dp-size > 1 is not served yet (issue 16)", EXIT_FAILURE)
-    if getattr(args, "pp_size", 1) > 1:
-        raise StartupError("--pp-size > 1 is not served yet (issue 16)", EXIT_FAILURE)
     if getattr(args, "nnodes", 1) > 1:
         raise StartupError("--nnodes > 1 is not served yet (issue 16)", EXIT_FAILURE)
 

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RankInit:
-    rank: int  # in the replica: tp rank (pipeline stages later: stage * tp + tp rank)
+    rank: int  # in the replica: stage * tp_size + tp rank
     init_method: str  # torch.distributed rendezvous URL, the same for every rank
     device_index: int
 

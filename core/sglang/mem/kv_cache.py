@@ -9,7 +9,8 @@ class KVCache:
     """For each layer, K: [num_slots + 1, num_kv_heads, head_dim] and
     V: [num_slots + 1, num_kv_heads, v_head_dim], both `dtype` on `device`. Row s holds the
     token in KV slot s; row 0 is the padding slot (padded batches write there, nobody reads it).
-    The slot indices come from a KVSlotAllocator of size `num_slots`.
+    The slot indices come from a KVSlotAllocator of size `num_slots`. A pipeline stage holds
+    layers `first_layer` .. `first_layer + num_layers - 1` (layer ids stay the model's).
     """
 
     def __init__(
@@ -21,8 +22,9 @@ class KVCache:
         v_head_dim: int,
         dtype: torch.dtype,
         device: torch.device,
+        first_layer: int = 0,
     ) -> None:
-        self.num_layers = num_layers
+        self.num_layers, self.first_layer = num_layers, first_layer
         self.num_slots = num_slots
         self.num_kv_heads = num_kv_heads
         self.head_dim = head_dim
@@ -45,15 +47,15 @@ class KVCache:
             buf[0].zero_()
 
     def k_buffer(self, layer: int) -> torch.Tensor:
-        return self._k[layer]
+        return self._k[layer - self.first_layer]
 
     def v_buffer(self, layer: int) -> torch.Tensor:
-        return self._v[layer]
+        return self._v[layer - self.first_layer]
 
     def store(self, layer: int, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
         """Writes k [n, H, D] and v [n, H, Dv] into `slots` (int64 [n]) of `layer`."""
-        self._k[layer][slots] = k.to(self.dtype)
-        self._v[layer][slots] = v.to(self.dtype)
+        self._k[layer - self.first_layer][slots] = k.to(self.dtype)
+        self._v[layer - self.first_layer][slots] = v.to(self.dtype)
 
     @staticmethod
     def bytes_per_token(

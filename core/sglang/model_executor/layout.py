@@ -7,6 +7,7 @@ from typing import Any
 from sglang.layers.attention import Attention
 from sglang.layers.embedding import VocabEmbedding
 from sglang.layers.moe import FusedMoE
+from sglang.parallel.pipeline import stage_layers
 from sglang.parallel.sharding import kv_head_part
 from sglang.parallel.state import ParallelState
 
@@ -25,6 +26,12 @@ def rank_layout(model: Any, parallel: ParallelState, config: Any) -> dict[str, A
         "tp_rank": tp.rank,
         "tp_size": tp.size,
     }
+    pp = parallel.pp
+    if pp.size > 1:
+        n = config.num_hidden_layers
+        layers = stage_layers(n, pp.rank, pp.size)
+        layout["pp_rank"], layout["pp_size"] = pp.rank, pp.size
+        layout["layers"] = _span(layers.start, len(layers), n)
     attn = next((m for m in model.modules() if isinstance(m, Attention)), None)
     if attn is not None:
         heads = config.num_attention_heads
@@ -53,7 +60,7 @@ def rank_layout(model: Any, parallel: ParallelState, config: Any) -> dict[str, A
 def describe(layout: dict[str, Any]) -> str:
     parts = [
         f"{k.replace('_', ' ')} {layout[k]}"
-        for k in ("query_heads", "kv_heads", "experts", "expert_features", "vocab_rows")
+        for k in ("layers", "query_heads", "kv_heads", "experts", "expert_features", "vocab_rows")
         if k in layout
     ]
     return (

@@ -38,6 +38,7 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
+from sglang.parallel.pipeline import relay_logits, stage_layers
 from sglang.parallel.plan import PlanSender
 from sglang.parallel.state import SINGLE, ParallelState
 from sglang.server_args import ServerArgs
@@ -182,7 +183,8 @@ class ModelRunner:
             self.plan = PlanSender(parallel.world.comm, self.device)
         self.graph_runner: DecodeGraphRunner | None = None
         self.prefill_graph_runner: PrefillGraphRunner | None = None
-        if self.runtime.supports_graph_capture and not args.disable_cuda_graph:
+        graphs = not args.disable_cuda_graph and parallel.pp.size == 1  # PP: transfers inside
+        if self.runtime.supports_graph_capture and graphs:
             self.init_graph_runner()
             self.init_prefill_graph_runner()
         elif args.enable_torch_compile:
@@ -264,7 +266,9 @@ class ModelRunner:
         )
         if self.parallel.tp.size > 1 and geometry is None:
             heads, k_dim, v_dim = local_kv_geometry(self.model)
-        per_token = KVCache.bytes_per_token(cfg.num_hidden_layers, heads, k_dim, v_dim, kv_dtype)
+        pp = self.parallel.pp  # a pipeline stage caches its own layers
+        layers = stage_layers(cfg.num_hidden_layers, pp.rank, pp.size)
+        per_token = KVCache.bytes_per_token(len(layers), heads, k_dim, v_dim, kv_dtype)
         if args.max_total_tokens is not None:
             tokens = args.max_total_tokens
             why = "--max-total-tokens"
@@ -285,13 +289,7 @@ class ModelRunner:
             1, min(MAX_RUNNING_DEFAULT, tokens // 2)
         )
         self.kv_cache = KVCache(
-            cfg.num_hidden_layers,
-            tokens,
-            heads,
-            k_dim,
-            v_dim,
-            kv_dtype,
-            self.device,
+            len(layers), tokens, heads, k_dim, v_dim, kv_dtype, self.device, layers.start
         )
         scales = set_kv_scales(self.model, kv_dtype != self.dtype)
         self.allocator = KVSlotAllocator(tokens, self.device)
@@ -347,7 +345,11 @@ class ModelRunner:
         prefill = self.prefill_graph_runner
         if prefill is not None and prefill.can_run(batch):
             return prefill.replay(batch)
-        return self.model(batch)
+        if self.parallel.pp.size == 1:
+            return self.model(batch)
+        rows, vocab = batch.logits_indices.shape[0], self.model_config.vocab_size
+        logits = self.model(batch)  # None before the last stage; rank 0 gets the last's
+        return relay_logits(self.parallel.pp, self.parallel.tp.rank, logits, rows, vocab, self.device)
 
     def close(self) -> None:
         """Release the other ranks of the replica (they leave `follow`)."""

@@ -1,0 +1,90 @@
+"""--pp-size 2 through the Engine: rank 0 (stage 0: the embedding and layer 0) schedules and
+broadcasts the plan, rank 1 (stage 1: layer 1, the norm and the LM head) receives the hidden
+states and residual, and its logits come back to rank 0 to sample. Greedy tokens equal
+transformers' (and so one process's) for a batch of prompts, with prefill chunks and the
+prefix cache in play; PP=2 with TP=2 (four ranks) too. The startup info says which layers
+each stage holds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+
+from tiny_models import hf_greedy, save_tiny_model  # noqa: E402
+
+PROMPTS = [[1, 17, 33, 250, 99, 7, 41, 5], [1, 17, 33, 250, 99, 300, 2, 8, 61], [1, 5, 9]]
+MAX_NEW = 8
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_tiny_model("llama", str(tmp_path_factory.mktemp("llama")))
+
+
+def run(model, **parallel):
+    from sglang import Engine
+
+    with Engine(
+        model_path=model,
+        device="xeon",
+        dtype="float32",
+        skip_tokenizer_init=True,
+        max_total_tokens=512,
+        chunked_prefill_size=4,  # several prefill forwards per prompt
+        log_level="warning",
+        **parallel,
+    ) as engine:
+        layout = engine.server_info["parallel"]
+        outs = engine.generate(
+            input_ids=PROMPTS,
+            sampling_params={"max_new_tokens": MAX_NEW, "temperature": 0, "ignore_eos": True},
+        )
+    return layout, [out["output_ids"] for out in outs]
+
+
+def test_pp2_engine_greedy_equals_transformers(model):
+    layout, outs = run(model, pp_size=2)
+    assert (layout["pp_size"], layout["layers"]) == (2, "0 of 2")
+    assert "vocab_rows" in layout  # stage 0 holds the embedding
+    for prompt, out in zip(PROMPTS, outs):
+        assert out == hf_greedy(model, prompt, MAX_NEW)
+
+
+def test_pp2_tp2_tied_head_engine_greedy_equals_transformers(tmp_path):
+    """Four ranks: stage 1 keeps its own copy of the tied embedding for the head; the KV heads
+    and the vocabulary split over each stage's two TP ranks."""
+    tied = save_tiny_model("llama", str(tmp_path / "tied"), tie_word_embeddings=True)
+    layout, outs = run(tied, pp_size=2, tp_size=2)
+    assert (layout["ranks"], layout["layers"], layout["kv_heads"]) == (4, "0 of 2", "0 of 2")
+    for prompt, out in zip(PROMPTS, outs):
+        assert out == hf_greedy(tied, prompt, MAX_NEW)
+
+
+def test_stage_layers_and_skipped_weights():
+    from sglang.parallel.pipeline import Stage, skipped_weight, stage_layers
+    from sglang.parallel.state import GroupInfo
+
+    assert [stage_layers(7, s, 3) for s in range(3)] == [range(0, 3), range(3, 5), range(5, 7)]
+    assert [stage_layers(4, s, 2) for s in range(2)] == [range(0, 2), range(2, 4)]
+    with pytest.raises(ValueError, match="2 layers, fewer than the stages"):
+        stage_layers(2, 0, 3)
+    first, last = Stage(GroupInfo(0, 2), 4), Stage(GroupInfo(1, 2), 4)
+    names = ("model.embed_tokens.weight", "model.layers.1.mlp.up_proj.weight",
+             "model.layers.2.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight")
+    assert [skipped_weight(n, first, True) for n in names] == [False, False, True, True, True]
+    assert [skipped_weight(n, last, False) for n in names] == [True, True, False, False, False]
+    assert [skipped_weight(n, last, True) for n in names][0] is False  # a tied head's copy
+
+
+def test_pp_refused_for_a_model_without_it(tmp_path):
+    from sglang import Engine
+    from sglang.engine.preflight import StartupError
+
+    gemma = save_tiny_model("gemma2", str(tmp_path / "gemma2"))
+    with pytest.raises(StartupError, match="--pp-size > 1 is not served for this model"):
+        Engine(model_path=gemma, device="xeon", pp_size=2, skip_tokenizer_init=True,
+               log_level="error")
