@@ -2,7 +2,7 @@
 broadcasts the plan, rank 1 (stage 1: layer 1, the norm and the LM head) receives the hidden
 states and residual, and its logits come back to rank 0 to sample. Greedy tokens equal
 transformers' (and so one process's) for a batch of prompts, with prefill chunks and the
-prefix cache in play; PP=2 with TP=2 (four ranks) too. The startup info says which layers
+prefix cache in play; PP=2 x TP=2 x EP=2 (four ranks, a MoE model) too. The startup info says which layers
 each stage holds."""
 
 from __future__ import annotations
@@ -54,12 +54,14 @@ def test_pp2_engine_greedy_equals_transformers(model):
         assert out == hf_greedy(model, prompt, MAX_NEW)
 
 
-def test_pp2_tp2_tied_head_engine_greedy_equals_transformers(tmp_path):
-    """Four ranks: stage 1 keeps its own copy of the tied embedding for the head; the KV heads
-    and the vocabulary split over each stage's two TP ranks."""
-    tied = save_tiny_model("llama", str(tmp_path / "tied"), tie_word_embeddings=True)
-    layout, outs = run(tied, pp_size=2, tp_size=2)
+def test_pp2_tp2_ep2_tied_moe_engine_greedy_equals_transformers(tmp_path):
+    """Four ranks, every kind of split at once: a Mixtral with a tied head; stage 1 keeps its
+    own copy of the embedding for the head; each stage's two TP ranks split the KV heads and
+    the vocabulary, and hold two of the four experts each (EP=2)."""
+    tied = save_tiny_model("mixtral", str(tmp_path / "tied"), tie_word_embeddings=True)
+    layout, outs = run(tied, pp_size=2, tp_size=2, ep_size=2)
     assert (layout["ranks"], layout["layers"], layout["kv_heads"]) == (4, "0 of 2", "0 of 2")
+    assert layout["experts"] == "0-1 of 4"
     for prompt, out in zip(PROMPTS, outs):
         assert out == hf_greedy(tied, prompt, MAX_NEW)
 
