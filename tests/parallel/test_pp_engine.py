@@ -90,3 +90,12 @@ def test_pp_refused_for_a_model_without_it(tmp_path):
     with pytest.raises(StartupError, match="--pp-size > 1 is not served for this model"):
         Engine(model_path=gemma, device="xeon", pp_size=2, skip_tokenizer_init=True,
                log_level="error")
+
+
+def test_more_stages_than_layers_refused_in_one_line(model):
+    from sglang import Engine
+    from sglang.engine.preflight import StartupError
+
+    with pytest.raises(StartupError, match="--pp-size 3: the model has 2 decoder layers") as e:
+        Engine(model_path=model, device="xeon", pp_size=3, skip_tokenizer_init=True)
+    assert "\n" not in str(e.value)

@@ -194,6 +194,7 @@ def preflight(args):
 
     check_parallel(args)
     args, source = check_model(args)
+    check_pipeline(args, source)
     found = discover()
     backend = check_device(args, found)
     check_quantization(args, source, found, backend)
@@ -206,6 +207,25 @@ def check_parallel(args) -> None:
         raise StartupError("--dp-size > 1 is not served yet (issue 16)", EXIT_FAILURE)
     if getattr(args, "nnodes", 1) > 1:
         raise StartupError("--nnodes > 1 is not served yet (issue 16)", EXIT_FAILURE)
+
+
+def check_pipeline(args, source) -> None:
+    """--pp-size against the checkpoint's decoder layers (config.json only; a GGUF file's
+    count is checked when the model is built)."""
+    import json
+
+    path = os.path.join(source.directory, "config.json")
+    if getattr(args, "pp_size", 1) == 1 or source.is_gguf or not os.path.exists(path):
+        return
+    with open(path) as f:
+        config = json.load(f)
+    layers = (config.get("text_config") or config).get("num_hidden_layers")
+    if isinstance(layers, int) and layers < args.pp_size:
+        raise StartupError(
+            f"--pp-size {args.pp_size}: the model has {layers} decoder layers, fewer than the "
+            "pipeline stages (each stage needs one)",
+            EXIT_USAGE,
+        )
 
 
 # --- failures inside the scheduler process ---------------------------------------------------

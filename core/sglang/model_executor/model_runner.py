@@ -184,6 +184,8 @@ class ModelRunner:
         self.graph_runner: DecodeGraphRunner | None = None
         self.prefill_graph_runner: PrefillGraphRunner | None = None
         graphs = not args.disable_cuda_graph and parallel.pp.size == 1  # PP: transfers inside
+        if parallel.pp.size > 1 and not args.disable_cuda_graph:
+            logger.info("pipeline parallel: forwards run without graphs")
         if self.runtime.supports_graph_capture and graphs:
             self.init_graph_runner()
             self.init_prefill_graph_runner()
@@ -193,6 +195,8 @@ class ModelRunner:
                 "uncompiled",
                 "--disable-cuda-graph is set"
                 if args.disable_cuda_graph
+                else "--pp-size > 1 runs without graphs"
+                if parallel.pp.size > 1
                 else f"the {self.runtime.device_name()} runtime captures none",
             )
 
