@@ -64,7 +64,9 @@ def sglang_backend_capabilities() -> Capabilities:
         page_sizes=(1, 16, 64),
         graph_capture=False,
         async_streams=False,
-        collectives=frozenset({"all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv"}),
+        collectives=frozenset(
+            {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv", "all_to_all"}
+        ),
         extensions={"amx": cpu.has_amx(), "ipex": cpu.ipex_status()[0]},
     )
 

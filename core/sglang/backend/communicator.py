@@ -43,6 +43,14 @@ class Communicator(abc.ABC):
     @abc.abstractmethod
     def recv(self, tensor: torch.Tensor, src: int) -> torch.Tensor: ...
 
+    def all_to_all(
+        self, tensor: torch.Tensor, input_splits: list[int] | None = None
+    ) -> torch.Tensor:
+        """Send rows `input_splits[i]` of `tensor` (dim 0, in order; None: world_size equal
+        parts) to rank i and return the rows received, concatenated in rank order. Optional
+        (capability `collective:all_to_all`): token-sharded expert dispatch needs it."""
+        raise NotImplementedError(f"{type(self).__name__} has no all_to_all")
+
     def barrier(self) -> None:
         pass
 
@@ -116,6 +124,32 @@ class ProcessGroupCommunicator(Communicator):
         reduced = tensor.clone()
         dist.all_reduce(reduced, op=REDUCE_OPS[op], group=self.group)
         return reduced.chunk(self.world_size, dim=dim)[self.rank].contiguous()
+
+    def all_to_all(
+        self, tensor: torch.Tensor, input_splits: list[int] | None = None
+    ) -> torch.Tensor:
+        if self.world_size == 1:
+            return tensor
+        tensor = tensor.contiguous()
+        if input_splits is None:
+            if tensor.shape[0] % self.world_size:
+                raise ValueError(
+                    f"all_to_all: size {tensor.shape[0]} along dim 0 is not divisible by world "
+                    f"size {self.world_size}"
+                )
+            out = torch.empty_like(tensor)
+            dist.all_to_all_single(out, tensor, group=self.group)
+            return out
+        # The receivers' sizes: one small exchange of the split sizes first.
+        sizes = torch.tensor(input_splits, dtype=torch.int64, device=tensor.device)
+        received = torch.empty_like(sizes)
+        dist.all_to_all_single(received, sizes, group=self.group)
+        output_splits = received.tolist()
+        out = tensor.new_empty((sum(output_splits), *tensor.shape[1:]))
+        dist.all_to_all_single(
+            out, tensor, output_splits, list(input_splits), group=self.group
+        )
+        return out
 
     def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
         if self.world_size > 1:

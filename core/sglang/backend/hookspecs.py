@@ -100,7 +100,8 @@ def sglang_backend_create_communicator(
     rank: int, world_size: int, init_method: str, device_index: int
 ) -> Communicator:
     """REQUIRED. A communicator over `world_size` ranks (all_reduce, all_gather,
-    reduce_scatter, broadcast, send/recv), rendezvousing at `init_method` (a torch.distributed
+    reduce_scatter, broadcast, send/recv; all_to_all where the capabilities declare it),
+    rendezvousing at `init_method` (a torch.distributed
     URL such as tcp://127.0.0.1:29500 or file:///tmp/x)."""
 
 

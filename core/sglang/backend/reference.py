@@ -51,7 +51,7 @@ def sglang_backend_capabilities() -> Capabilities:
         kv_cache_dtypes=frozenset({"fp8_e4m3", "fp8_e5m2"}) if fp8 else frozenset(),
         page_sizes=(1, 16, 64),
         collectives=frozenset(
-            {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv"}
+            {"all_reduce", "all_gather", "reduce_scatter", "broadcast", "send_recv", "all_to_all"}
         ),
     )
 

@@ -11,8 +11,8 @@ so each rank can compute the expected result of a collective, in float64, from a
 inputs; the rank compares its own output and sends the verdict back over a pipe.
 
 A case passes when every rank's output passes. Reductions use the ALLCLOSE metric with the
-dtype's tolerance (one rounding of a sum in the dtype); gathers, broadcasts, send/recv and max
-move values unchanged and use EXACT. A child that hangs or dies cannot hang the suite: the
+dtype's tolerance (one rounding of a sum in the dtype); gathers, broadcasts, send/recv,
+all_to_all and max move values unchanged and use EXACT. A child that hangs or dies cannot hang the suite: the
 parent waits `TIMEOUT_S` at most, then kills what is left and fails the unanswered cases.
 
 Devices: rank r uses device index r. A backend that knows its device count states it in its
@@ -60,7 +60,9 @@ class CollectiveCheck:
     name: str  # "all_reduce", ...; the op is "comm.<name>"
     variant: str  # "sum", "dim1", "src1", ...
     collective: str
-    shape: tuple[int, ...]  # each rank's input; reduce_scatter's dim 0 is times WORLD_SIZE
+    # each rank's input; dim 0 is times WORLD_SIZE for reduce_scatter and an even all_to_all,
+    # the sum of a2a_splits(rank) for an uneven one
+    shape: tuple[int, ...]
     exact: bool = False
 
     @property
@@ -81,7 +83,14 @@ CHECKS = (
     CollectiveCheck("broadcast", "src0", "broadcast", (7, 3), exact=True),
     CollectiveCheck("broadcast", "src1", "broadcast", (7, 3), exact=True),
     CollectiveCheck("send_recv", "ring", "send_recv", (13,), exact=True),
+    CollectiveCheck("all_to_all", "even", "all_to_all", (2, 5), exact=True),
+    CollectiveCheck("all_to_all", "uneven", "all_to_all", (0, 5), exact=True),
 )
+
+
+def a2a_splits(rank: int, world: int) -> list[int]:
+    """The rows rank `rank` sends to each rank in the uneven all_to_all check (0 included)."""
+    return [(rank + 2 * i) % 3 for i in range(world)]
 
 
 def cases() -> list[tuple[CollectiveCheck, torch.dtype]]:
@@ -91,8 +100,10 @@ def cases() -> list[tuple[CollectiveCheck, torch.dtype]]:
 # --- inputs, expected results and the collective call (run in every rank) ------------------
 def rank_input(check: CollectiveCheck, dtype: torch.dtype, rank: int, world: int) -> torch.Tensor:
     shape = list(check.shape)
-    if check.name == "reduce_scatter":
+    if check.name == "reduce_scatter" or check.variant == "even":
         shape[0] *= world
+    elif check.variant == "uneven":
+        shape[0] = sum(a2a_splits(rank, world))
     gen = torch.Generator().manual_seed(zlib.crc32(f"{check.case_id(dtype)}/rank{rank}".encode()))
     return torch.randn(*shape, generator=gen, dtype=torch.float32).to(dtype)
 
@@ -112,6 +123,12 @@ def expected(check: CollectiveCheck, inputs: list[torch.Tensor], rank: int) -> t
         return xs[int(check.variant.removeprefix("src"))]
     if check.name == "send_recv":
         return xs[(rank - 1) % world]
+    if check.name == "all_to_all":
+        splits = [
+            a2a_splits(r, world) if check.variant == "uneven" else [x.shape[0] // world] * world
+            for r, x in enumerate(xs)
+        ]
+        return torch.cat([x.split(splits[r])[rank] for r, x in enumerate(xs)])
     raise ValueError(f"unknown collective {check.name!r}")
 
 
@@ -124,6 +141,9 @@ def call(comm: Any, check: CollectiveCheck, x: torch.Tensor, rank: int, world: i
         return comm.reduce_scatter(x, dim=0, op="sum")
     if check.name == "broadcast":
         return comm.broadcast(x, src=int(check.variant.removeprefix("src")))
+    if check.name == "all_to_all":
+        splits = a2a_splits(rank, world) if check.variant == "uneven" else None
+        return comm.all_to_all(x, input_splits=splits)
     if check.name == "send_recv":
         # A ring: even ranks send first, odd ranks receive first, so blocking sends pair up.
         out = torch.empty_like(x)
