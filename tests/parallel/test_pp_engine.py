@@ -99,3 +99,31 @@ def test_more_stages_than_layers_refused_in_one_line(model):
     with pytest.raises(StartupError, match="--pp-size 3: the model has 2 decoder layers") as e:
         Engine(model_path=model, device="xeon", pp_size=3, skip_tokenizer_init=True)
     assert "\n" not in str(e.value)
+
+
+def test_micro_batches_cut_by_requests():
+    """Three requests (2, 3 and 1 new tokens after 0, 4 and 2 cached ones) in two micro-batches:
+    each part's tensors are its requests' slices with the indptrs rebased, and the logits rows
+    (in an order that interleaves the parts) come back in the batch's order."""
+    import torch
+    from sglang.forward_batch import ForwardBatch, ForwardMode
+    from sglang.parallel.pipeline import micro_batches
+
+    i64 = dict(dtype=torch.int64)
+    qo, kv = torch.tensor([0, 2, 5, 6], **i64), torch.tensor([0, 2, 9, 12], **i64)
+    batch = ForwardBatch(
+        ForwardMode.EXTEND, 3, torch.arange(100, 106), torch.tensor([0, 1, 4, 5, 6, 2]),
+        torch.arange(20, 26), qo, kv, torch.arange(50, 62),
+        torch.tensor([5, 0, 1, 4], **i64), kv_cache=None,
+    )  # fmt: skip
+    parts, order = micro_batches(batch, 2)
+    assert [p.batch_size for p in parts] == [1, 2]
+    a, b = parts
+    assert a.input_ids.tolist() == [100, 101] and b.input_ids.tolist() == [102, 103, 104, 105]
+    assert b.qo_indptr.tolist() == [0, 3, 4] and b.kv_indptr.tolist() == [0, 7, 10]
+    assert b.kv_indices.tolist() == list(range(52, 62))
+    assert b.out_cache_loc.tolist() == [22, 23, 24, 25]
+    assert a.logits_indices.tolist() == [0, 1] and b.logits_indices.tolist() == [3, 2]
+    rows = torch.cat([p.logits_indices + off for p, off in zip(parts, (0, 2))])
+    assert torch.empty_like(rows).index_copy_(0, order, rows).tolist() == [5, 0, 1, 4]
+    assert micro_batches(batch, 1) == ([batch], None)

@@ -38,7 +38,7 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
-from sglang.parallel.pipeline import relay_logits, stage_layers
+from sglang.parallel.pipeline import run_pipelined, stage_layers
 from sglang.parallel.plan import PlanSender
 from sglang.parallel.state import SINGLE, ParallelState
 from sglang.server_args import ServerArgs
@@ -351,9 +351,8 @@ class ModelRunner:
             return prefill.replay(batch)
         if self.parallel.pp.size == 1:
             return self.model(batch)
-        rows, vocab = batch.logits_indices.shape[0], self.model_config.vocab_size
-        logits = self.model(batch)  # None before the last stage; rank 0 gets the last's
-        return relay_logits(self.parallel.pp, self.parallel.tp.rank, logits, rows, vocab, self.device)
+        # Micro-batches through the stages; rank 0 gets the last stage's logits.
+        return run_pipelined(self.model, batch, self.parallel, self.model_config.vocab_size)
 
     def close(self) -> None:
         """Release the other ranks of the replica (they leave `follow`)."""
