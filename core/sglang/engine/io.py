@@ -59,7 +59,9 @@ class SchedulerInfo:
     eos_token_ids: list[int]
     settings: ServerArgs
     parallel: dict[str, Any] = field(default_factory=dict)  # what rank 0 holds (layout.py)
-    rank_pids: list[int] = field(default_factory=list)  # rank r's process id (the launcher's)
+    rank_pids: list[int] = field(default_factory=list)  # this node's ranks' process ids
+    # per data-parallel replica: its index, device, rank process ids and rank 0's layout
+    replicas: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON view (/get_server_info, Engine.server_info): the fields, with the settings

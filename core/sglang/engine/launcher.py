@@ -24,8 +24,10 @@ EngineStartupError = StartupError  # the name it had before the startup checks
 
 
 class RankProcesses:
-    """The processes of a multi-rank replica, watched as one: alive while every rank is (a
-    rank that dies leaves the others stuck in a collective), `pid` rank 0's."""
+    """The processes of this node's replicas (and the links to the other nodes), watched as
+    one: alive while every one is (a rank that dies leaves the others stuck in a collective;
+    a replica that dies takes its share of the requests with it), `pid` the first
+    scheduler's."""
 
     def __init__(self, procs: list[Any]) -> None:
         self.procs = procs
@@ -42,9 +44,12 @@ class RankProcesses:
         return next((p.exitcode for p in self.procs if p.exitcode is not None), None)
 
     def exit_summary(self) -> str:
-        dead = [f"rank {i} (code {p.exitcode})" for i, p in enumerate(self.procs)
-                if p.exitcode is not None]
-        return "the scheduler's " + ", ".join(dead) + " exited"
+        dead = [
+            getattr(p, "exit_note", None) or f"{p.name} (code {p.exitcode})"
+            for p in self.procs
+            if p.exitcode is not None
+        ]
+        return ", ".join(dead) + " exited"
 
     def join(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -59,105 +64,143 @@ class RankProcesses:
 
 @dataclass
 class SchedulerHandle:
-    proc: Any  # the scheduler process, or RankProcesses for a multi-rank replica
-    scheduler_in: str  # the frontend PUSHes requests here
+    proc: Any  # the scheduler process, or RankProcesses for several
+    scheduler_in: list[str]  # the frontend PUSHes requests here, one per replica
     scheduler_out: str  # the frontend PULLs outputs from here
     ipc_dir: str
     info: SchedulerInfo | None = None
-    reader: Any = None  # the pipe on which the scheduler reports readiness
-    followers: list[tuple[Any, Any]] = field(default_factory=list)  # (process, pipe) of ranks 1..
+    # (process, ready pipe, replica) of each rank: a replica's rank 0 reports its
+    # SchedulerInfo, the others their rank; replica None: a follower
+    starting: list[tuple[Any, Any, int | None]] = field(default_factory=list)
+    nodes: Any = None  # with --nnodes > 1 on node 0: the links to the other nodes (nodes.py)
+    devices: dict[int, list[int]] = field(default_factory=dict)  # replica -> its device indices
 
     @property
     def procs(self) -> list[Any]:
         return self.proc.procs if isinstance(self.proc, RankProcesses) else [self.proc]
 
 
-def ipc_addresses() -> tuple[str, str, str]:
-    ipc_dir = tempfile.mkdtemp(prefix="sglang-")
-    return (
-        ipc_dir,
-        f"ipc://{os.path.join(ipc_dir, 'scheduler_in')}",
-        f"ipc://{os.path.join(ipc_dir, 'scheduler_out')}",
+def start_ranks(args: ServerArgs, ipc_dir: str, scheduler_out: str | None) -> SchedulerHandle:
+    """Spawn this node's ranks (rank_process.local_ranks): each replica's rank 0 runs the
+    scheduler, the others follow it."""
+    from sglang.engine.rank_process import local_ranks, run_follower_process
+    from sglang.engine.scheduler_process import run_scheduler_process
+
+    ctx = mp.get_context("spawn")
+    scheduler_in, starting, devices = [], [], {}
+    for replica, rank in local_ranks(args, os.path.join(ipc_dir, "rendezvous")):
+        devices.setdefault(replica, []).append(rank.device_index)
+        reader, writer = ctx.Pipe(duplex=False)
+        if rank.rank == 0:
+            scheduler_in.append(f"ipc://{os.path.join(ipc_dir, f'scheduler_in_{replica}')}")
+            name = "sglang-scheduler" + (f"-dp{replica}" if args.dp_size > 1 else "")
+            target = run_scheduler_process
+            call = (args, scheduler_in[-1], scheduler_out, writer, rank)
+        else:
+            name = f"sglang-rank-{rank.rank}" + (f"-dp{replica}" if args.dp_size > 1 else "")
+            target, call = run_follower_process, (args, rank, writer)
+        proc = ctx.Process(target=target, args=call, daemon=True, name=name)
+        proc.start()
+        writer.close()
+        starting.append((proc, reader, replica if rank.rank == 0 else None))
+    procs = [p for p, _, _ in starting]
+    proc = procs[0] if len(procs) == 1 else RankProcesses(procs)
+    return SchedulerHandle(
+        proc, scheduler_in, scheduler_out or "", ipc_dir, starting=starting, devices=devices
     )
 
 
 def start_scheduler(args: ServerArgs) -> SchedulerHandle:
-    """Spawn the scheduler process; `wait_ready` then waits for it to load the model. The
-    caller can load its tokenizer in between."""
-    from sglang.engine.rank_process import RankInit, rendezvous_url, run_follower_process
-    from sglang.engine.scheduler_process import run_scheduler_process
+    """Spawn the schedulers (and their ranks); `wait_ready` then waits for them to load the
+    model. The caller can load its tokenizer in between."""
+    ipc_dir = tempfile.mkdtemp(prefix="sglang-")
+    scheduler_out = f"ipc://{os.path.join(ipc_dir, 'scheduler_out')}"
+    nodes = None
+    if args.nnodes > 1:  # before the ranks, so that the other nodes find it listening
+        from sglang.engine.nodes import NodeLinks
 
-    ipc_dir, scheduler_in, scheduler_out = ipc_addresses()
-    ctx = mp.get_context("spawn")
-    url = rendezvous_url(args, os.path.join(ipc_dir, "rendezvous"))
-    world = args.tp_size * args.pp_size  # rank r: stage r // tp, TP rank r % tp
-    ranks = [RankInit(r, url, args.base_gpu_id + r) for r in range(world)]
-    reader, writer = ctx.Pipe(duplex=False)
-    proc = ctx.Process(
-        target=run_scheduler_process,
-        args=(args, scheduler_in, scheduler_out, writer, ranks[0] if world > 1 else None),
-        daemon=True,
-        name="sglang-scheduler",
-    )
-    proc.start()
-    writer.close()
-    followers = []
-    for rank in ranks[1:]:
-        follower_reader, follower_writer = ctx.Pipe(duplex=False)
-        follower = ctx.Process(
-            target=run_follower_process,
-            args=(args, rank, follower_writer),
-            daemon=True,
-            name=f"sglang-rank-{rank.rank}",
-        )
-        follower.start()
-        follower_writer.close()
-        followers.append((follower, follower_reader))
-    handle_proc = RankProcesses([proc] + [p for p, _ in followers]) if followers else proc
-    return SchedulerHandle(
-        handle_proc, scheduler_in, scheduler_out, ipc_dir, reader=reader, followers=followers
-    )
+        nodes = NodeLinks(args)
+    handle = start_ranks(args, ipc_dir, scheduler_out)
+    if nodes is not None:
+        handle.nodes = nodes
+        handle.proc = RankProcesses(handle.procs + nodes.links)
+    return handle
 
 
-def wait_ready(handle: SchedulerHandle) -> SchedulerInfo:
-    """Block until the scheduler reports ready (returns its info) or fails (raises)."""
-    reader, proc = handle.reader, handle.proc
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    waiting = list(handle.followers)
-    while time.monotonic() < deadline:
-        for follower in list(waiting):  # a rank that fails to start stops the whole replica
-            if follower[1].poll(0):
-                try:
-                    status = follower[1].recv()
-                except EOFError:
-                    error = f"{follower[0].name} exited before it was ready"
-                    status = StartupFailure(error, EXIT_FAILURE, "")
-                if isinstance(status, StartupFailure):
-                    stop_scheduler(handle, timeout=0)
-                    logger.debug("a rank failed to start:\n%s", status.traceback)
-                    raise StartupError(status.error, status.exit_code)
-                waiting.remove(follower)
-        if reader.poll(0.5):
-            try:
-                info = reader.recv()
-            except EOFError:
-                break
-            if isinstance(info, StartupFailure):
-                stop_scheduler(handle)
-                logger.debug("the scheduler process failed to start:\n%s", info.traceback)
-                raise StartupError(info.error, info.exit_code)
-            info = replace(info, rank_pids=[p.pid for p in handle.procs])  # rank r's
-            handle.info = info
-            return info
-        if not proc.is_alive():
-            break
-    stop_scheduler(handle)
-    if proc.exitcode is None:
-        raise StartupError(f"the scheduler was not ready after {STARTUP_TIMEOUT_S} s")
+def _exited(proc: Any, is_scheduler: bool) -> str:
+    proc.join(1)
     killed = " (killed: out of memory?)" if proc.exitcode == -9 else ""
-    raise StartupError(
-        f"the scheduler process exited (code {proc.exitcode}){killed} before it was ready"
-    )
+    what = "the scheduler process" if is_scheduler else proc.name
+    return f"{what} exited (code {proc.exitcode}){killed} before it was ready"
+
+
+def wait_ready(handle: SchedulerHandle) -> SchedulerInfo | None:
+    """Block until every rank reports ready (returns replica 0's info, with the layout of
+    every replica) or one fails (raises, after stopping the others)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    waiting, infos = list(handle.starting), {}
+    while waiting and time.monotonic() < deadline:
+        for item in list(waiting):
+            proc, pipe, replica = item
+            failure = None
+            if pipe.poll(0):
+                try:
+                    status = pipe.recv()
+                except EOFError:
+                    status = StartupFailure(_exited(proc, replica is not None), EXIT_FAILURE, "")
+                if isinstance(status, StartupFailure):
+                    failure = status
+                elif replica is not None:
+                    infos[replica] = status
+                waiting.remove(item)
+            elif not proc.is_alive():
+                failure = StartupFailure(_exited(proc, replica is not None), EXIT_FAILURE, "")
+            if failure is not None:  # one rank that fails to start stops them all
+                stop_scheduler(handle, timeout=0)
+                logger.debug("%s failed to start:\n%s", proc.name, failure.traceback)
+                raise StartupError(failure.error, failure.exit_code)
+        if handle.nodes is not None and not handle.nodes.is_alive():
+            stop_scheduler(handle, timeout=0)
+            raise StartupError(f"{handle.nodes.exit_summary()} before it was ready")
+        time.sleep(0.1)
+    if waiting:
+        stop_scheduler(handle)
+        raise StartupError(f"the scheduler was not ready after {STARTUP_TIMEOUT_S} s")
+    if not infos:  # a node of follower ranks only
+        return None
+    info = with_replicas(infos, handle)
+    handle.info = info
+    log_layout(info)
+    return info
+
+
+def with_replicas(infos: dict[int, SchedulerInfo], handle: SchedulerHandle) -> SchedulerInfo:
+    """Replica 0's info, with every process id and the layout of every replica."""
+    pids = [p.pid for p in handle.procs if hasattr(p, "pid") and p.pid is not None]
+    replicas, ranks = [], [(p, replica) for p, _, replica in handle.starting]
+    for d in sorted(infos):
+        first = next(i for i, (_, r) in enumerate(ranks) if r == d)
+        tp = infos[d].parallel.get("ranks", 1)
+        replica_pids = [p.pid for p, _ in ranks[first : first + tp]]
+        replicas.append({"replica": d, "device": infos[d].device, "rank_pids": replica_pids,
+                         "device_indices": handle.devices[d], "parallel": infos[d].parallel})  # fmt: skip
+    return replace(infos[0], rank_pids=pids, replicas=replicas)
+
+
+def log_layout(info: SchedulerInfo) -> None:
+    args = info.settings
+    if args.dp_size == 1 and args.tp_size == 1:
+        return
+    logger.info(
+        "parallel layout: %d replica(s) x tp %d over %d node(s)%s",
+        args.dp_size, args.tp_size, args.nnodes,
+        f", requests by {args.load_balance_method}" if args.dp_size > 1 else "",
+    )  # fmt: skip
+    for r in info.replicas:
+        logger.info(
+            "replica %d: %s, device indices %s (this node's), rank pids %s",
+            r["replica"], r["device"], r["device_indices"], r["rank_pids"],
+        )  # fmt: skip
 
 
 @dataclass
@@ -176,7 +219,10 @@ class Launched:
     def tokenizer_manager(self) -> TokenizerManager:
         """The frontend's link to the scheduler; made inside the event loop that will use it."""
         handle = self.handle
-        return TokenizerManager(self.tokenizer, handle.scheduler_in, handle.scheduler_out, self.info)
+        return TokenizerManager(
+            self.tokenizer, handle.scheduler_in, handle.scheduler_out, self.info,
+            self.args.load_balance_method,
+        )  # fmt: skip
 
 
 def launch(args: ServerArgs) -> Launched:
@@ -184,6 +230,10 @@ def launch(args: ServerArgs) -> Launched:
     load the tokenizer while it loads the model, and wait until it is ready."""
     from sglang.model_loader import load_tokenizer, sampling_defaults
 
+    if args.node_rank > 0:
+        raise StartupError(
+            "--node-rank > 0 runs only that node's ranks: start it with `sglang serve`"
+        )
     args, source = preflight(args)
     handle = start_scheduler(args)
     try:
@@ -217,4 +267,6 @@ def stop_scheduler(handle: SchedulerHandle, timeout: float = 10) -> None:
         if proc.is_alive():
             proc.kill()
             proc.join(timeout=5)
+    if handle.nodes is not None:
+        handle.nodes.close()
     shutil.rmtree(handle.ipc_dir, ignore_errors=True)

@@ -202,11 +202,22 @@ def preflight(args):
 
 
 def check_parallel(args) -> None:
-    """Parallel layouts this build cannot serve yet: refused by name, never ignored."""
-    if getattr(args, "dp_size", 1) > 1:
-        raise StartupError("--dp-size > 1 is not served yet (issue 16)", EXIT_FAILURE)
-    if getattr(args, "nnodes", 1) > 1:
-        raise StartupError("--nnodes > 1 is not served yet (issue 16)", EXIT_FAILURE)
+    """The multi-node flags fit together; layouts not served yet are refused by name."""
+    addr = args.dist_init_addr
+    if addr is not None:
+        host, _, port = addr.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65535:
+            raise StartupError(f"--dist-init-addr {addr}: expected HOST:PORT", EXIT_USAGE)
+    if args.nnodes == 1:
+        return
+    if addr is None:
+        raise StartupError("--nnodes > 1 needs --dist-init-addr HOST:PORT (node 0's)", EXIT_USAGE)
+    if args.tp_size % args.nnodes:
+        raise StartupError(
+            f"--tp-size {args.tp_size} does not split over --nnodes {args.nnodes}", EXIT_USAGE
+        )
+    if args.dp_size > 1:
+        raise StartupError("--dp-size > 1 with --nnodes > 1 is not served yet", EXIT_FAILURE)
 
 
 def check_pipeline(args, source) -> None:

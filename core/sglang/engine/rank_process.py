@@ -1,9 +1,15 @@
-"""The ranks of a multi-rank replica: where each joins the group, and the followers' process.
+"""The ranks of a replica: which run on this node, where each joins its group, and the
+followers' process.
 
 Rank 0 is the scheduler process (scheduler_process.py), with a `RankInit` telling it where
 the group meets; ranks 1.. run `run_follower_process`: the same device selection and model
-load on their own device (base_gpu_id + rank), then `sglang.parallel.plan.follow` until rank 0
-stops. Every rank exits when the process that spawned it dies (parent_watch).
+load on their own device, then `sglang.parallel.plan.follow` until rank 0 stops. Every rank
+exits when the process that spawned it dies (parent_watch).
+
+Placement (`local_ranks`), as SGLang's: on one node, replica d's rank r uses device
+base_gpu_id + d * tp + r, and each replica meets in its own rendezvous; with --nnodes N the
+tp ranks of the one replica are split evenly over the nodes in order (node n holds ranks
+n * tp / N ..), each node's first on device base_gpu_id, all meeting at --dist-init-addr.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
+from multiprocessing import current_process
 from typing import Any
 
 from sglang.backend.selection import Platform, select_platform
@@ -31,11 +38,28 @@ class RankInit:
     device_index: int
 
 
-def rendezvous_url(args: ServerArgs, rendezvous_file: str) -> str:
-    """The rendezvous URL: --dist-init-addr's host:port over TCP, else a file (one machine)."""
+def rendezvous_url(args: ServerArgs, rendezvous_file: str, replica: int = 0) -> str:
+    """Replica `replica`'s rendezvous URL: --dist-init-addr's host:port (+ replica) over TCP,
+    else a file (one machine)."""
     if args.dist_init_addr:
-        return f"tcp://{args.dist_init_addr}"
-    return f"file://{rendezvous_file}"
+        host, port = args.dist_init_addr.rsplit(":", 1)
+        return f"tcp://{host}:{int(port) + replica}"
+    return f"file://{rendezvous_file}-{replica}"
+
+
+def local_ranks(args: ServerArgs, rendezvous_file: str) -> list[tuple[int, RankInit]]:
+    """(replica, RankInit) of every rank this node runs, each replica's rank 0 first."""
+    if args.nnodes > 1:
+        per_node = args.tp_size // args.nnodes
+        first = args.node_rank * per_node
+        url = rendezvous_url(args, rendezvous_file)
+        return [(0, RankInit(first + i, url, args.base_gpu_id + i)) for i in range(per_node)]
+    return [
+        (d, RankInit(r, rendezvous_url(args, rendezvous_file, d),
+                     args.base_gpu_id + d * args.tp_size + r))  # fmt: skip
+        for d in range(args.dp_size)
+        for r in range(args.tp_size)
+    ]
 
 
 def select_rank_platform(args: ServerArgs, rank: RankInit | None) -> Platform:
@@ -87,7 +111,7 @@ def run_follower_process(args: ServerArgs, rank: RankInit, ready: Any) -> None:
 
     logging.basicConfig(
         level=args.log_level.upper(),
-        format=f"[rank {rank.rank}] %(levelname)s %(name)s: %(message)s",
+        format=f"[{current_process().name}] %(levelname)s %(name)s: %(message)s",
     )
     exit_with_parent()
     stage = StartupStage()

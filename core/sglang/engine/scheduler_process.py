@@ -9,6 +9,7 @@ import logging
 import pickle
 import traceback
 from dataclasses import asdict, dataclass, replace
+from multiprocessing import current_process
 from typing import Any
 
 import zmq
@@ -145,8 +146,9 @@ def control(scheduler: Scheduler, msg: ControlRequest) -> ControlReply:
 def run_scheduler_process(
     args: ServerArgs, in_addr: str, out_addr: str, ready: Any, rank: RankInit | None = None
 ) -> None:
+    name = "scheduler" if rank is None or args.dp_size == 1 else current_process().name
     logging.basicConfig(
-        level=args.log_level.upper(), format="[scheduler] %(levelname)s %(name)s: %(message)s"
+        level=args.log_level.upper(), format=f"[{name}] %(levelname)s %(name)s: %(message)s"
     )
     exit_with_parent()  # from the start: a server killed while the model loads
     stage = StartupStage()

@@ -2,7 +2,9 @@
 incrementally, and hand results out in SGLang's `{text, output_ids, meta_info}` shape.
 
 It lives in one asyncio loop (the Engine's background loop, or the HTTP server's) and talks to
-the scheduler process over ZeroMQ: PUSH requests to the scheduler, PULL outputs from it.
+the scheduler process over ZeroMQ: PUSH requests to the scheduler, PULL outputs from it. With
+data parallelism there is one PUSH socket per replica and the replica of each request comes
+from the LoadBalancer (replicas.py); every replica PUSHes to the one PULL socket.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sglang.engine.io import (
     TokenizedRequest,
 )
 from sglang.engine.records import GenerateResult
+from sglang.engine.replicas import LoadBalancer, merge_replies
 from sglang.sampling.params import SamplingParams
 from sglang.scheduler.records import StepOutput
 
@@ -59,13 +62,22 @@ class SchedulerGone(RuntimeError):
 
 class TokenizerManager:
     def __init__(
-        self, tokenizer: Any, scheduler_in: str, scheduler_out: str, info: SchedulerInfo
+        self,
+        tokenizer: Any,
+        scheduler_in: str | list[str],
+        scheduler_out: str,
+        info: SchedulerInfo,
+        load_balance_method: str = "round_robin",
     ):
         self.tokenizer = tokenizer
         self.info = info
         self.ctx = zmq.asyncio.Context()
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.connect(scheduler_in)
+        addresses = [scheduler_in] if isinstance(scheduler_in, str) else list(scheduler_in)
+        self.pushes = []  # one per data-parallel replica
+        for address in addresses:
+            self.pushes.append(self.ctx.socket(zmq.PUSH))
+            self.pushes[-1].connect(address)
+        self.balancer = LoadBalancer(len(addresses), load_balance_method)
         self.pull = self.ctx.socket(zmq.PULL)
         self.pull.bind(scheduler_out)
         self.states: dict[str, ReqState] = {}
@@ -121,27 +133,35 @@ class TokenizerManager:
                     state.queue.put_nowait(out)
 
     async def control(self, kind: str, timeout: float = 60) -> ControlReply:
+        """`kind` sent to every replica; their replies merged into one."""
         self.start()
         if self.failure is not None:
             raise self.failure
-        cid = next(self._control_ids)
-        fut = asyncio.get_running_loop().create_future()
-        self.controls[cid] = fut
-        await self.push.send(pickle.dumps(ControlRequest(kind, cid)))
-        return await asyncio.wait_for(fut, timeout)
+        futs = []
+        for push in self.pushes:
+            cid = next(self._control_ids)
+            futs.append(asyncio.get_running_loop().create_future())
+            self.controls[cid] = futs[-1]
+            await push.send(pickle.dumps(ControlRequest(kind, cid)))
+        replies = await asyncio.wait_for(asyncio.gather(*futs), timeout)
+        return merge_replies(kind, list(replies), self.balancer)
 
     async def abort(self, rid: str) -> None:
         """Ask the scheduler to abort `rid`; its stream then ends with finish reason abort."""
-        await self.push.send(pickle.dumps(AbortRequest(rid)))
+        replica = self.balancer.replica_of.get(rid)
+        for i, push in enumerate(self.pushes):
+            if replica is None or replica == i:
+                await push.send(pickle.dumps(AbortRequest(rid)))
 
     async def send_shutdown(self) -> None:
         # Bounded: with the scheduler gone, a send could wait for a peer that never returns.
-        try:
-            await asyncio.wait_for(
-                self.push.send(pickle.dumps(ControlRequest("shutdown", -1))), timeout=5
-            )
-        except asyncio.TimeoutError:
-            logger.warning("the scheduler did not take the shutdown message")
+        for push in self.pushes:
+            try:
+                await asyncio.wait_for(
+                    push.send(pickle.dumps(ControlRequest("shutdown", -1))), timeout=5
+                )
+            except asyncio.TimeoutError:
+                logger.warning("the scheduler did not take the shutdown message")
 
     async def aclose(self) -> None:
         if self._watch_task is not None:
@@ -156,7 +176,8 @@ class TokenizerManager:
         self.close()
 
     def close(self) -> None:
-        self.push.close(0)
+        for push in self.pushes:
+            push.close(0)
         self.pull.close(0)
         self.ctx.term()
 
@@ -235,8 +256,9 @@ class TokenizerManager:
             lps = max(0, min(lps, len(prompt_ids) - 1)) if lps >= 0 else -1
         req = TokenizedRequest(rid, prompt_ids, params, return_logprob, lps, top_logprobs_num)
         finished = False
+        push = self.pushes[self.balancer.assign(rid)]
         try:
-            await self.push.send(pickle.dumps(req))
+            await push.send(pickle.dumps(req))
             while not finished:
                 out: StepOutput | SchedulerGone = await state.queue.get()
                 if isinstance(out, SchedulerGone):
@@ -245,8 +267,9 @@ class TokenizerManager:
                 yield self._chunk(rid, state, out, return_logprob)
         finally:
             self.states.pop(rid, None)
+            self.balancer.release(rid)
             if not finished and self.failure is None:
-                await self.push.send(pickle.dumps(AbortRequest(rid)))
+                await push.send(pickle.dumps(AbortRequest(rid)))
 
     def _chunk(
         self, rid: str, state: ReqState, out: StepOutput, return_logprob: bool

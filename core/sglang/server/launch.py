@@ -59,6 +59,11 @@ def serve(args: ServerArgs) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.node_rank > 0:  # a node of ranks only: no HTTP server (engine/nodes.py)
+        from sglang.engine.nodes import run_node
+
+        with terminable():
+            return run_node(args)
     sock = bind_socket(args.host, args.port)
     try:
         with terminable():
