@@ -67,3 +67,28 @@ def test_dp2_engine_greedy_equals_transformers_on_both_replicas(model, method):
     assert [r["requests"] for r in per_replica] == [2, 2]
     assert all(r["generated_tokens"] == 2 * MAX_NEW for r in per_replica)  # their schedulers'
     assert stats["generated_tokens"] == len(PROMPTS) * MAX_NEW
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(nnodes=2, tp_size=2), "needs --dist-init-addr"),
+        (dict(nnodes=2, tp_size=3, dist_init_addr="127.0.0.1:5000"), "does not split"),
+        (dict(nnodes=2, tp_size=2, dp_size=2, dist_init_addr="h:5000"), "not served yet"),
+        (dict(dist_init_addr="127.0.0.1"), "expected HOST:PORT"),
+    ],
+)
+def test_multinode_flags_checked_before_anything_loads(kwargs, message):
+    from sglang.engine.preflight import StartupError, check_parallel
+    from sglang.server_args import ServerArgs
+
+    with pytest.raises(StartupError, match=message):
+        check_parallel(ServerArgs.from_kwargs(**kwargs))
+
+
+def test_engine_refuses_a_ranks_only_node():
+    from sglang import Engine
+    from sglang.engine.preflight import StartupError
+
+    with pytest.raises(StartupError, match="sglang serve"):
+        Engine(nnodes=2, node_rank=1, tp_size=2, dist_init_addr="127.0.0.1:5000")
