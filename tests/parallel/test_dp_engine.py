@@ -39,14 +39,16 @@ def test_load_balancer_methods():
     assert sq.describe()["in_flight"] == [1, 1, 1]
 
 
-@pytest.mark.parametrize("method", ["round_robin", "shortest_queue"])
-def test_dp2_engine_greedy_equals_transformers_on_both_replicas(model, method):
+@pytest.mark.parametrize("method, tp", [("round_robin", 1), ("shortest_queue", 2)])
+def test_dp2_engine_greedy_equals_transformers_on_both_replicas(model, method, tp):
+    """DP 2 of single processes, and DP 2 of TP 2 (four ranks: two replicas of two)."""
     from sglang import Engine
 
     with Engine(
         model_path=model,
         device="xeon",
         dp_size=2,
+        tp_size=tp,
         load_balance_method=method,
         dtype="float32",
         skip_tokenizer_init=True,
@@ -55,7 +57,10 @@ def test_dp2_engine_greedy_equals_transformers_on_both_replicas(model, method):
     ) as engine:
         replicas = engine.server_info["replicas"]
         assert [r["replica"] for r in replicas] == [0, 1]
-        assert len(set(engine.server_info["rank_pids"])) == 2
+        devices = [[0, 1], [2, 3]] if tp == 2 else [[0], [1]]  # base-gpu-id + replica * tp + r
+        assert [r["device_indices"] for r in replicas] == devices
+        assert [r["parallel"]["tp_size"] for r in replicas] == [tp, tp]
+        assert len(set(engine.server_info["rank_pids"])) == 2 * tp
         outs = engine.generate(
             input_ids=PROMPTS,
             sampling_params={"max_new_tokens": MAX_NEW, "temperature": 0, "ignore_eos": True},

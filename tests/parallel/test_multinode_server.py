@@ -81,7 +81,7 @@ def test_two_nodes_answer_then_a_lost_node_stops_node_0(model, tmp_path):
         assert time.monotonic() - killed_at < 30
         assert wait_until(lambda: not any(alive(p) for p in pids + node1_ranks), 5)
         out = node0.output()
-        assert "node 1 (its link to node 0 closed)" in out and "stopping the server" in out
+        assert "node 1 lost (its link to node 0 closed)" in out and "stopping the server" in out
     finally:
         if node0 is not None:
             node0.stop()

@@ -45,11 +45,11 @@ class RankProcesses:
 
     def exit_summary(self) -> str:
         dead = [
-            getattr(p, "exit_note", None) or f"{p.name} (code {p.exitcode})"
+            getattr(p, "exit_note", None) or f"{p.name} exited (code {p.exitcode})"
             for p in self.procs
             if p.exitcode is not None
         ]
-        return ", ".join(dead) + " exited"
+        return ", ".join(dead)
 
     def join(self, timeout: float | None = None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout

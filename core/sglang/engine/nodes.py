@@ -40,7 +40,7 @@ class NodeLink:
     def __init__(self, node: int) -> None:
         self.node, self.name = node, f"node {node}"
         self.exitcode: int | None = None
-        self.exit_note = f"node {node} (its link to node 0 closed)"
+        self.exit_note = f"node {node} lost (its link to node 0 closed)"
         self.conn: socket.socket | None = None
 
     def is_alive(self) -> bool:
@@ -61,7 +61,7 @@ class NodeLink:
         except OSError:
             pass
         self.exitcode = 1
-        logger.error("%s is gone", self.exit_note)
+        logger.error("%s", self.exit_note)
 
 
 class NodeLinks:

@@ -23,7 +23,7 @@ from sglang.engine.io import (
     TokenizedRequest,
 )
 from sglang.engine.parent_watch import exit_with_parent
-from sglang.engine.preflight import failure_from
+from sglang.engine.preflight import failure_from, one_line
 from sglang.engine.rank_process import RankInit, join_group, select_rank_platform
 from sglang.engine.settings import resolve
 from sglang.model_executor.model_runner import ModelRunner
@@ -210,7 +210,10 @@ def run_scheduler_process(
     finally:
         if scheduler.grammars is not None:
             scheduler.grammars.shutdown()
-        scheduler.runner.close()  # the other ranks of the replica stop
+        try:
+            scheduler.runner.close()  # the other ranks of the replica stop
+        except RuntimeError as e:  # a rank is gone: nothing to stop there
+            logger.warning("the other ranks were not stopped: %s", one_line(e))
         scheduler.runner.parallel.close()
         pull.close(0)
         push.close(0)
