@@ -44,6 +44,7 @@ def test_dp2_server_openai_greedy_both_replicas_then_a_dead_replica_stops_it(mod
     server = ServerProcess(
         "--model-path", path, "--dp", "2", "--load-balance-method", "round_robin",
         "--dtype", "float32", "--max-total-tokens", "1024", "--context-length", "512",
+        "--enable-metrics",
     )  # fmt: skip
     try:
         client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="none", max_retries=0)
@@ -59,6 +60,10 @@ def test_dp2_server_openai_greedy_both_replicas_then_a_dead_replica_stops_it(mod
         replicas = info["scheduler"]["replicas"]
         assert [r["requests"] for r in replicas] == [2, 2]
         assert [r["generated_tokens"] for r in replicas] == [2 * MAX_NEW, 2 * MAX_NEW]
+        metrics = httpx.get(server.base_url + "/metrics", timeout=30).text
+        for replica in ("0", "1"):
+            line = f'sglang:num_requests_per_dp_rank{{dp_rank="{replica}",model_name="'
+            assert any(x.startswith(line) and x.endswith(" 2.0") for x in metrics.splitlines())
         pids = info["rank_pids"]
 
         killed_at = time.monotonic()

@@ -72,6 +72,10 @@ class ServerMetrics:
         self.cache_hit_rate = gauge(
             "sglang:cache_hit_rate", "Prompt tokens served from the cache / prompt tokens"
         )
+        self.replica_requests = Gauge(  # with --dp-size > 1: the load balancer's placement
+            "sglang:num_requests_per_dp_rank", "Requests sent to each data-parallel replica",
+            labels + ["dp_rank"], registry=r,
+        )  # fmt: skip
         self.model_name = model_name
         self._last_generated: tuple[float, int] | None = None  # (monotonic time, tokens)
         self._last_retractions = 0
@@ -117,6 +121,8 @@ class ServerMetrics:
             rate = (generated - self._last_generated[1]) / (now - self._last_generated[0])
             self.gen_throughput.labels(m).set(max(rate, 0.0))
         self._last_generated = (now, generated)
+        for replica in stats.get("replicas", []):
+            self.replica_requests.labels(m, str(replica["replica"])).set(replica["requests"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
