@@ -189,11 +189,11 @@ def with_replicas(infos: dict[int, SchedulerInfo], handle: SchedulerHandle) -> S
 
 def log_layout(info: SchedulerInfo) -> None:
     args = info.settings
-    if args.dp_size == 1 and args.tp_size == 1:
+    if args.dp_size * args.tp_size * args.pp_size == 1:
         return
     logger.info(
-        "parallel layout: %d replica(s) x tp %d over %d node(s)%s",
-        args.dp_size, args.tp_size, args.nnodes,
+        "parallel layout: %d replica(s) x tp %d x pp %d over %d node(s)%s",
+        args.dp_size, args.tp_size, args.pp_size, args.nnodes,
         f", requests by {args.load_balance_method}" if args.dp_size > 1 else "",
     )  # fmt: skip
     for r in info.replicas:

@@ -212,9 +212,11 @@ def check_parallel(args) -> None:
         return
     if addr is None:
         raise StartupError("--nnodes > 1 needs --dist-init-addr HOST:PORT (node 0's)", EXIT_USAGE)
-    if args.tp_size % args.nnodes:
+    if (args.tp_size * args.pp_size) % args.nnodes:
         raise StartupError(
-            f"--tp-size {args.tp_size} does not split over --nnodes {args.nnodes}", EXIT_USAGE
+            f"--tp-size {args.tp_size} x --pp-size {args.pp_size} ranks do not split over "
+            f"--nnodes {args.nnodes}",
+            EXIT_USAGE,
         )
     if args.dp_size > 1:
         raise StartupError("--dp-size > 1 with --nnodes > 1 is not served yet", EXIT_FAILURE)

@@ -6,10 +6,11 @@ the group meets; ranks 1.. run `run_follower_process`: the same device selection
 load on their own device, then `sglang.parallel.plan.follow` until rank 0 stops. Every rank
 exits when the process that spawned it dies (parent_watch).
 
-Placement (`local_ranks`), as SGLang's: on one node, replica d's rank r uses device
-base_gpu_id + d * tp + r, and each replica meets in its own rendezvous; with --nnodes N the
-tp ranks of the one replica are split evenly over the nodes in order (node n holds ranks
-n * tp / N ..), each node's first on device base_gpu_id, all meeting at --dist-init-addr.
+Placement (`local_ranks`), as SGLang's: a replica has world = tp x pp ranks; on one node,
+replica d's rank r uses device base_gpu_id + d * world + r, and each replica meets in its own
+rendezvous; with --nnodes N the ranks of the one replica are split evenly over the nodes in
+order (node n holds ranks n * world / N ..), each node's first on device base_gpu_id, all
+meeting at --dist-init-addr.
 """
 
 from __future__ import annotations
@@ -49,16 +50,17 @@ def rendezvous_url(args: ServerArgs, rendezvous_file: str, replica: int = 0) -> 
 
 def local_ranks(args: ServerArgs, rendezvous_file: str) -> list[tuple[int, RankInit]]:
     """(replica, RankInit) of every rank this node runs, each replica's rank 0 first."""
+    world = args.tp_size * args.pp_size  # a replica's ranks: stage r // tp, TP rank r % tp
     if args.nnodes > 1:
-        per_node = args.tp_size // args.nnodes
+        per_node = world // args.nnodes
         first = args.node_rank * per_node
         url = rendezvous_url(args, rendezvous_file)
         return [(0, RankInit(first + i, url, args.base_gpu_id + i)) for i in range(per_node)]
     return [
         (d, RankInit(r, rendezvous_url(args, rendezvous_file, d),
-                     args.base_gpu_id + d * args.tp_size + r))  # fmt: skip
+                     args.base_gpu_id + d * world + r))  # fmt: skip
         for d in range(args.dp_size)
-        for r in range(args.tp_size)
+        for r in range(world)
     ]
 
 
