@@ -78,7 +78,7 @@ def test_dp2_engine_greedy_equals_transformers_on_both_replicas(model, method, t
     "kwargs, message",
     [
         (dict(nnodes=2, tp_size=2), "needs --dist-init-addr"),
-        (dict(nnodes=2, tp_size=3, dist_init_addr="127.0.0.1:5000"), "does not split"),
+        (dict(nnodes=2, tp_size=3, dist_init_addr="127.0.0.1:5000"), "do not split over --nnodes"),
         (dict(nnodes=2, tp_size=2, dp_size=2, dist_init_addr="h:5000"), "not served yet"),
         (dict(dist_init_addr="127.0.0.1"), "expected HOST:PORT"),
     ],
