@@ -146,9 +146,7 @@ class ProcessGroupCommunicator(Communicator):
         dist.all_to_all_single(received, sizes, group=self.group)
         output_splits = received.tolist()
         out = tensor.new_empty((sum(output_splits), *tensor.shape[1:]))
-        dist.all_to_all_single(
-            out, tensor, output_splits, list(input_splits), group=self.group
-        )
+        dist.all_to_all_single(out, tensor, output_splits, list(input_splits), group=self.group)
         return out
 
     def broadcast(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:

@@ -114,7 +114,10 @@ class FusedMoE(Layer):
         # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:
         # routing runs over all of them on every rank).
         self.correction_bias = (
-            nn.Parameter(torch.zeros(routing.num_experts, dtype=torch.float32, device=device), requires_grad=False)
+            nn.Parameter(
+                torch.zeros(routing.num_experts, dtype=torch.float32, device=device),
+                requires_grad=False,
+            )
             if routing.correction_bias
             else None
         )

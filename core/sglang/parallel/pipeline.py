@@ -101,7 +101,9 @@ def relay_logits(
     return logits
 
 
-def micro_batches(batch: ForwardBatch, parts: int) -> tuple[list[ForwardBatch], torch.Tensor | None]:
+def micro_batches(
+    batch: ForwardBatch, parts: int
+) -> tuple[list[ForwardBatch], torch.Tensor | None]:
     """`batch` cut by requests into up to `parts` batches, and where each logits row of theirs
     (concatenated) goes among the whole batch's (None: in order)."""
     size = batch.batch_size
