@@ -74,24 +74,20 @@ class Gemma2DecoderLayer(Layer):
 
 class Gemma2Model(LlamaModel):
     layer_cls = Gemma2DecoderLayer
-    supports_pipeline = False  # its own forward (the embedding's normalizer)
 
     def __init__(self, config, ops, dtype, device) -> None:
         super().__init__(config, ops, dtype, device)
-        self.norm = RMSNorm(
-            config.hidden_size, ops, eps=config.rms_norm_eps, offset=1.0, dtype=dtype, device=device
-        )
+        if hasattr(self, "norm"):  # the last pipeline stage's
+            self.norm = RMSNorm(
+                config.hidden_size, ops, eps=config.rms_norm_eps, offset=1.0, dtype=dtype,
+                device=device,
+            )
         self.normalizer = float(config.hidden_size) ** 0.5
 
-    def forward(self, input_ids, positions, batch):
+    def embed(self, input_ids):
         hidden = self.embed_tokens(input_ids)
         # Hugging Face rounds the normalizer to the hidden dtype before multiplying.
-        hidden = hidden * torch.tensor(self.normalizer, dtype=hidden.dtype)
-        residual = None
-        for layer in self.layers:
-            hidden, residual = layer(positions, hidden, residual, batch)
-        hidden, _ = self.norm(hidden, residual)
-        return hidden
+        return hidden * torch.tensor(self.normalizer, dtype=hidden.dtype)
 
 
 class Gemma2ForCausalLM(LlamaForCausalLM):

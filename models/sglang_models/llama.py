@@ -178,7 +178,7 @@ class LlamaModel(Layer):
     head is tied to it), the norm on the last; `forward` returns None on the other stages."""
 
     layer_cls = LlamaDecoderLayer
-    supports_pipeline = True  # a model whose forward is its own sets False
+    supports_pipeline = True  # a subclass with a forward of its own sets False
 
     def __init__(self, config, ops: OpTable, dtype, device) -> None:
         super().__init__()
@@ -203,16 +203,20 @@ class LlamaModel(Layer):
             )
         self.hidden_size, self.dtype, self.device = config.hidden_size, dtype, device
 
+    def embed(self, input_ids):
+        """The first layer's input (Gemma scales it)."""
+        return self.embed_tokens(input_ids)
+
     def forward(self, input_ids, positions, batch):
         stage = self.stage
         if stage is None:
-            hidden, residual = self.embed_tokens(input_ids), None
+            hidden, residual = self.embed(input_ids), None
             for layer in self.layers:
                 hidden, residual = layer(positions, hidden, residual, batch)
             hidden, _ = self.norm(hidden, residual)
             return hidden
         if stage.is_first:
-            hidden, residual = self.embed_tokens(input_ids), None
+            hidden, residual = self.embed(input_ids), None
         else:
             shape = (input_ids.shape[0], self.hidden_size, self.dtype, input_ids.device)
             hidden, residual = stage.receive(*shape)

@@ -82,14 +82,32 @@ def test_stage_layers_and_skipped_weights():
     assert [skipped_weight(n, last, True) for n in names][0] is False  # a tied head's copy
 
 
-def test_pp_refused_for_a_model_without_it(tmp_path):
-    from sglang import Engine
-    from sglang.engine.preflight import StartupError
-
+def test_pp2_gemma2_engine_greedy_equals_transformers(tmp_path):
+    """Gemma 2: the embedding's normalizer on stage 0, its offset norm and the tied head (with
+    its final soft-cap) on stage 1."""
     gemma = save_tiny_model("gemma2", str(tmp_path / "gemma2"))
-    with pytest.raises(StartupError, match="--pp-size > 1 is not served for this model"):
-        Engine(model_path=gemma, device="xeon", pp_size=2, skip_tokenizer_init=True,
-               log_level="error")
+    layout, outs = run(gemma, pp_size=2)
+    assert layout["layers"] == "0 of 2"
+    for prompt, out in zip(PROMPTS, outs):
+        assert out == hf_greedy(gemma, prompt, MAX_NEW)
+
+
+def test_a_model_without_pipeline_support_refuses_pp():
+    import torch
+    import transformers as tf
+    from sglang.backend.selection import select_platform
+    from sglang.layers.ops_table import OpTable
+    from sglang.parallel.state import GroupInfo, ParallelState
+    from sglang_models.llama import LlamaModel
+    from tiny_models import COMMON
+
+    class OwnForward(LlamaModel):
+        supports_pipeline = False
+
+    ops = OpTable(select_platform("reference"))
+    ops.parallel = ParallelState(pp=GroupInfo(1, 2))
+    with pytest.raises(ValueError, match="OwnForward: --pp-size > 1 is not served"):
+        OwnForward(tf.LlamaConfig(**COMMON), ops, torch.float32, torch.device("cpu"))
 
 
 def test_more_stages_than_layers_refused_in_one_line(model):
