@@ -100,9 +100,11 @@ class LlamaAttention(Layer):
             scale=self.attention_scale(config),
             sliding_window=self.sliding_window(config, layer_id),
             logit_softcap=self.logit_softcap(config),
+            sinks=self.attention_sinks,
         )
 
     qkv_bias = False
+    attention_sinks = False  # gpt-oss: a learned softmax sink per head (self_attn.attn.sinks)
 
     def attention_scale(self, config) -> float:
         return self.head_dim**-0.5

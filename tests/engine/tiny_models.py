@@ -71,6 +71,11 @@ def configs() -> dict:
             q_lora_rank=48, kv_lora_rank=32, qk_rope_head_dim=16, qk_nope_head_dim=32,
             v_head_dim=32, n_group=4, topk_group=2, routed_scaling_factor=2.5,
         ),
+        "gpt-oss": tf.GptOssConfig(  # sinks, sliding window 6 on even layers, clamped SwiGLU
+            **{**COMMON, "intermediate_size": 32, "num_hidden_layers": 4}, head_dim=16,
+            num_local_experts=4, num_experts_per_tok=2, sliding_window=6,
+            layer_types=["sliding_attention", "full_attention"] * 2,
+        ),
         "gemma2": tf.Gemma2Config(
             **COMMON,
             head_dim=16,

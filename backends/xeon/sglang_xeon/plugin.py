@@ -59,7 +59,10 @@ def sglang_backend_capabilities() -> Capabilities:
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
         int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
         int8=True,
-        attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
+        attention_features=frozenset(
+            {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}
+        ),
+        moe_features=frozenset({"swigluoai", "bias"}),
         kv_layouts=("NHD",),
         page_sizes=(1, 16, 64),
         graph_capture=False,

@@ -46,7 +46,10 @@ def sglang_backend_capabilities() -> Capabilities:
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
         int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
         int8=True,
-        attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
+        attention_features=frozenset(
+            {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}
+        ),
+        moe_features=frozenset({"swigluoai", "bias"}),
         kv_layouts=("NHD",),
         kv_cache_dtypes=frozenset({"fp8_e4m3", "fp8_e5m2"}) if fp8 else frozenset(),
         page_sizes=(1, 16, 64),

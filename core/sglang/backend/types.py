@@ -69,8 +69,10 @@ class Capabilities:
     fp4_formats: frozenset[str] = frozenset()  # "nvfp4", "mxfp4"
     int4_schemes: frozenset[str] = frozenset()  # "awq", "gptq", "gptq_act_order", "float_zeros"
     int8: bool = False  # w8a8 GEMM
-    # "gqa", "sliding_window", "logit_softcap", "custom_scale"
+    # "gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks" (gpt-oss)
     attention_features: frozenset[str] = frozenset()
+    # moe.experts beyond silu / gelu: "swigluoai" (gpt-oss's activation), "bias" (expert biases)
+    moe_features: frozenset[str] = frozenset()
     kv_layouts: tuple[str, ...] = ("NHD",)  # token-major [slots, kv_heads, head_dim]
     # Quantized KV caches its kv.store and attention kernels take ("fp8_e4m3", "fp8_e5m2"):
     # buffers of that type holding k / k_scale, v / v_scale (`--kv-cache-dtype`).
@@ -88,6 +90,7 @@ class Capabilities:
         keys |= {f"fp4:{f}" for f in self.fp4_formats}
         keys |= {f"int4:{s}" for s in self.int4_schemes}
         keys |= {f"attention:{a}" for a in self.attention_features}
+        keys |= {f"moe:{m}" for m in self.moe_features}
         keys |= {f"kv_layout:{k}" for k in self.kv_layouts}
         keys |= {f"kv_cache:{k}" for k in self.kv_cache_dtypes}
         keys |= {f"page_size:{p}" for p in self.page_sizes}
@@ -112,6 +115,7 @@ class Capabilities:
             "int4_schemes": sorted(self.int4_schemes),
             "int8": self.int8,
             "attention_features": sorted(self.attention_features),
+            "moe_features": sorted(self.moe_features),
             "kv_layouts": list(self.kv_layouts),
             "kv_cache_dtypes": sorted(self.kv_cache_dtypes),
             "page_sizes": list(self.page_sizes),

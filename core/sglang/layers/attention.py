@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from sglang.forward_batch import ForwardBatch, ForwardMode
 from sglang.layers.base import Layer
@@ -22,6 +23,7 @@ class Attention(Layer):
         sliding_window: int = -1,
         logit_softcap: float = 0.0,
         v_head_dim: int | None = None,
+        sinks: bool = False,
     ) -> None:
         super().__init__()
         self.ops, self.layer_id = ops, layer_id
@@ -38,6 +40,16 @@ class Attention(Layer):
         # {"k_scale": ..., "v_scale": ...} once the runner has made an fp8 cache, else empty:
         # 16/32-bit caches call the kernels without them (a kernel need not take them).
         self.kv_kwargs: dict[str, float] = {}
+        # Attention sinks (gpt-oss): a learned logit per head in the softmax's denominator,
+        # served by the backend's kernels where it declares "attention:sinks", else the
+        # reference kernels (OpTable.kernel_needing).
+        self.sinks = None
+        self._decode = self._extend = None  # None: the table's kernels
+        if sinks:
+            self.sinks = nn.Parameter(torch.zeros(num_heads), requires_grad=False)
+            need = ("attention:sinks",)
+            self._decode = ops.kernel_needing("attention.decode", need, {"sinks": True})
+            self._extend = ops.kernel_needing("attention.extend", need, {"sinks": True})
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch
@@ -46,17 +58,19 @@ class Attention(Layer):
         ops, kv = self.ops, batch.kv_cache
         k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
         scales = self.kv_kwargs
+        if self.sinks is not None:
+            scales = {**scales, "sinks": self.sinks}
         ops.kv_store(
             k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales
         )
         if batch.mode == ForwardMode.DECODE:
-            out = ops.attention_decode(
+            out = (self._decode or ops.attention_decode)(
                 q=q, k_cache=k_cache, v_cache=v_cache, kv_indptr=batch.kv_indptr,
                 kv_indices=batch.kv_indices, sm_scale=self.scale,
                 sliding_window=self.sliding_window, logit_softcap=self.logit_softcap, **scales,
             )
         else:
-            out = ops.attention_extend(
+            out = (self._extend or ops.attention_extend)(
                 q=q, k_cache=k_cache, v_cache=v_cache, qo_indptr=batch.qo_indptr,
                 kv_indptr=batch.kv_indptr, kv_indices=batch.kv_indices, sm_scale=self.scale,
                 sliding_window=self.sliding_window, logit_softcap=self.logit_softcap, **scales,

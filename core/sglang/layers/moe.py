@@ -86,6 +86,7 @@ class FusedMoE(Layer):
         intermediate_size: int,
         ops: OpTable,
         activation: str = "silu",
+        bias: bool = False,
         dtype: torch.dtype = torch.float32,
         device: torch.device | None = None,
     ) -> None:
@@ -111,6 +112,19 @@ class FusedMoE(Layer):
         self.w2_weight = nn.Parameter(
             torch.empty(e, hidden_size, intermediate_size, **kw), requires_grad=False
         )
+        # gpt-oss's expert biases: w13_bias [E, 2I] (gate then up), w2_bias [E, D].
+        self.w13_bias = self.w2_bias = None
+        if bias:
+            self.w13_bias = nn.Parameter(
+                torch.zeros(e, 2 * intermediate_size, **kw), requires_grad=False
+            )
+            self.w2_bias = nn.Parameter(torch.zeros(e, hidden_size, **kw), requires_grad=False)
+        # Beyond silu / gelu without biases, a kernel must declare what it takes; else the
+        # reference kernel serves (OpTable.kernel_needing). None: the table's kernel.
+        needs = [f"moe:{f}" for f, on in (("swigluoai", activation == "swigluoai"), ("bias", bias))
+                 if on]
+        self._experts = ops.kernel_needing("moe.experts", tuple(needs)) if needs else None
+        self._bias_args = {"w13_bias": self.w13_bias, "w2_bias": self.w2_bias} if bias else {}
         # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:
         # routing runs over all of them on every rank).
         self.correction_bias = (
@@ -176,13 +190,14 @@ class FusedMoE(Layer):
         if self.ep.size > 1:  # global ids -> this rank's; another rank's expert -> -1
             local = ids - self.expert_start
             ids = torch.where((local >= 0) & (local < self.num_local), local, -1).to(ids.dtype)
-        out = self.ops.moe_experts(
+        out = (self._experts or self.ops.moe_experts)(
             x=x,
             w13=self.w13_weight,
             w2=self.w2_weight,
             topk_weights=weights,
             topk_ids=ids,
             activation=self.activation,
+            **self._bias_args,
         )
         return self.reduce.all_reduce(out) if self.reduce is not None else out
 
@@ -199,6 +214,7 @@ class SparseMoE(Layer):
         intermediate_size: int,
         ops: OpTable,
         activation: str = "silu",
+        expert_bias: bool = False,
         shared: nn.Module | None = None,
         shared_name: str = "shared_experts",
         shared_gate: bool = False,
@@ -209,7 +225,9 @@ class SparseMoE(Layer):
         super().__init__()
         kw = dict(dtype=dtype, device=device)
         self.gate = Linear(hidden_size, routing.num_experts, ops, bias=router_bias, **kw)
-        self.experts = FusedMoE(routing, hidden_size, intermediate_size, ops, activation, **kw)
+        self.experts = FusedMoE(
+            routing, hidden_size, intermediate_size, ops, activation, expert_bias, **kw
+        )
         self.shared_name = shared_name
         if shared is not None:
             setattr(self, shared_name, shared)

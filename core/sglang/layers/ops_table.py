@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sglang.backend.registry import Kernel, prepared_arguments
+from sglang.backend.registry import REFERENCE, Kernel, prepared_arguments
 from sglang.parallel.state import SINGLE
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,22 @@ class OpTable:
 
     def kernel(self, op: str, config: dict | None = None) -> Callable[..., Any]:
         return self.platform.kernel(op, config)
+
+    def kernel_needing(
+        self, op: str, features: tuple[str, ...], config: dict | None = None
+    ) -> Callable[..., Any]:
+        """The kernel for a configuration that needs these capability keys (attention sinks,
+        gpt-oss's expert activation): the backend's when it declares them all, else the
+        reference kernel, logged (correct, slower) rather than a kernel that cannot."""
+        missing = [f for f in features if f not in self.features]
+        if not missing:
+            return self.platform.kernel(op, config)
+        kernel, _ = self.platform.found.registry.backend_kernel(op, REFERENCE, None, config)
+        logger.warning(
+            "%s: backend %s lacks %s: the reference kernel serves this layer",
+            op, self.platform.name, ", ".join(missing),
+        )
+        return kernel.fn
 
     def kernel_name(self, op: str) -> str:
         kernel = self.kernels.get(op) or self.platform.resolve(op).chosen

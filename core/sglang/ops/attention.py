@@ -11,7 +11,10 @@ Rules, for the query of the token at position p and the key at position j:
   convention: the window counts the query's own token);
 - score = (q . k) * sm_scale, then logit_softcap * tanh(score / logit_softcap) when
   logit_softcap > 0; softmax over the visible keys in float32 (float64 under the oracle);
-- GQA: query head h reads kv head h // (H // Hkv).
+- GQA: query head h reads kv head h // (H // Hkv);
+- sinks (optional, [H] float32, gpt-oss): one more logit per head in the softmax's denominator
+  with no value: p_j = exp(s_j) / (sum_l exp(s_l) + exp(sinks[h])), so the weights of a row sum
+  to less than 1.
 
 A quantized KV cache (float8_e4m3fn or float8_e5m2 buffers, `--kv-cache-dtype`) holds k / k_scale
 and v / v_scale (kv.store); attention reads k_cache * k_scale and v_cache * v_scale. The scales
@@ -42,6 +45,7 @@ def extend(
     logit_softcap: float = 0.0,
     k_scale: float = 1.0,
     v_scale: float = 1.0,
+    sinks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """q: [N, H, D] (new tokens of all sequences, packed); k_cache: [S, Hkv, D];
     v_cache: [S, Hkv, Dv]; qo_indptr, kv_indptr: [B+1] int32; kv_indices: [sum L] int64.
@@ -70,7 +74,11 @@ def extend(
         if sliding_window > 0:
             visible &= query_pos - key_pos < sliding_window
         scores = scores.masked_fill(~visible, float("-inf"))
-        probs = torch.softmax(scores, dim=-1)  # [Hkv, group, n, L]
+        if sinks is not None:  # one more column per head, dropped after the softmax
+            sink = sinks.to(acc).view(kv_heads, group, 1, 1).expand(-1, -1, n, 1)
+            probs = torch.softmax(torch.cat([scores, sink], dim=-1), dim=-1)[..., :-1]
+        else:
+            probs = torch.softmax(scores, dim=-1)  # [Hkv, group, n, L]
         o = torch.einsum("kgnl,lkd->nkgd", probs, v)
         out[q0:q1] = o.reshape(n, heads, -1).to(q.dtype)
     return out
@@ -87,6 +95,7 @@ def decode(
     logit_softcap: float = 0.0,
     k_scale: float = 1.0,
     v_scale: float = 1.0,
+    sinks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """q: [B, H, D], one query per sequence at position L_b - 1; other arguments as extend.
     Returns o: [B, H, Dv] in q.dtype."""
@@ -94,7 +103,7 @@ def decode(
     return extend(
         q, k_cache, v_cache, one_each, kv_indptr, kv_indices, sm_scale,
         sliding_window=sliding_window, logit_softcap=logit_softcap, k_scale=k_scale,
-        v_scale=v_scale,
+        v_scale=v_scale, sinks=sinks,
     )
 
 
@@ -113,6 +122,9 @@ _SHAPES = (
     ("softcap", {"seqs": ((2, 7), (11, 3)), "kv_heads": 2, "logit_softcap": 5.0,
                  "q_scale": 3.0}),
     ("scale", {"seqs": ((3, 5), (0, 4)), "sm_scale": 0.3}),
+    ("sinks-window", {"seqs": ((0, 1), (3, 12), (20, 5)), "heads": 8, "kv_heads": 2,
+                      "sliding_window": 6, "sinks": True}),
+    ("sinks", {"seqs": ((2, 7), (11, 1)), "heads": 4, "kv_heads": 1, "sinks": True}),
     ("page16", {"seqs": ((20, 13), (0, 40), (33, 1)), "kv_heads": 1, "page_size": 16}),
     ("page64", {"seqs": ((70, 30), (0, 5)), "heads": 8, "kv_heads": 2, "page_size": 64}),
     ("empty", {"seqs": ()}),
@@ -141,7 +153,7 @@ _FP8_SHAPES = ("b1", "gqa4-D128", "page16")
 _DEFAULTS = {
     "heads": 4, "kv_heads": 4, "head_dim": 64, "v_head_dim": None, "page_size": 1,
     "sliding_window": -1, "logit_softcap": 0.0, "sm_scale": None, "q_scale": 1.0,
-    "kv_cache": None,
+    "kv_cache": None, "sinks": False,
 }
 
 
@@ -159,6 +171,8 @@ def _requires(p: dict) -> tuple[str, ...]:
         req.append(f"page_size:{p['page_size']}")
     if p["kv_cache"]:
         req.append(f"kv_cache:{p['kv_cache']}")
+    if p["sinks"]:
+        req.append("attention:sinks")
     return tuple(req)
 
 
@@ -212,6 +226,8 @@ def _inputs(case: Case, gen: torch.Generator) -> dict:
     args["sm_scale"] = p["sm_scale"] or 1.0 / math.sqrt(dim)
     args["sliding_window"] = p["sliding_window"]
     args["logit_softcap"] = p["logit_softcap"]
+    if p["sinks"]:  # around the scores' scale, some well above: rows keep < 1 of their weight
+        args["sinks"] = randn(gen, p["heads"], dtype=torch.float32, scale=2.0)
     return args
 
 
@@ -227,7 +243,10 @@ _TOLERANCES = with_error_bounds(
     roundings=3,
     accumulation=1024,
 )
-_COMMON = "sm_scale, sliding_window=-1, logit_softcap=0.0, k_scale=1.0, v_scale=1.0"
+_COMMON = (
+    "sm_scale, sliding_window=-1, logit_softcap=0.0, k_scale=1.0, v_scale=1.0, "
+    "sinks[H] f32=None"
+)
 
 EXTEND = register_spec(
     OpSpec(

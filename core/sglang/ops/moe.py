@@ -16,7 +16,18 @@ from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, r
 from sglang.ops.specs import register_spec
 
 SCORING_FUNCS = ("softmax", "sigmoid")
-ACTIVATIONS = ("silu", "gelu")
+ACTIVATIONS = ("silu", "gelu", "swigluoai")
+# gpt-oss's clamped gate: (clamp(up, -L, L) + 1) * g * sigmoid(ALPHA * g), g = min(gate, L).
+SWIGLU_ALPHA, SWIGLU_LIMIT = 1.702, 7.0
+
+
+def gated(gate: torch.Tensor, up: torch.Tensor, activation: str) -> torch.Tensor:
+    """act(gate) * up for moe.experts' activations (see `experts`)."""
+    if activation == "swigluoai":
+        gate = gate.clamp(max=SWIGLU_LIMIT)
+        up = up.clamp(-SWIGLU_LIMIT, SWIGLU_LIMIT)
+        return (up + 1) * gate * torch.sigmoid(gate * SWIGLU_ALPHA)
+    return (F.silu(gate) if activation == "silu" else F.gelu(gate)) * up
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -74,6 +85,8 @@ def experts(
     topk_weights: torch.Tensor,
     topk_ids: torch.Tensor,
     activation: str = "silu",
+    w13_bias: torch.Tensor | None = None,
+    w2_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x: [T, D]; w13: [E, 2I, D] (w1 = gate = w13[:, :I], w3 = up = w13[:, I:]); w2: [E, D, I];
     topk_weights: [T, k] float32; topk_ids: [T, k] int32 -> out [T, D] in x.dtype:
@@ -81,12 +94,14 @@ def experts(
         out[t] = sum_j topk_weights[t, j] * w2[e] @ (act(w1[e] @ x[t]) * (w3[e] @ x[t])),
         e = topk_ids[t, j]
 
-    act is silu, or exact (erf) gelu. A slot whose id is -1 (a padded token, or an expert
-    living on another expert-parallel rank) contributes nothing. Computed in float32 (float64
-    under the oracle), one expert at a time over the tokens routed to it."""
+    act is silu, or exact (erf) gelu; "swigluoai" (gpt-oss) is instead
+        (clamp(w3 x, -7, 7) + 1) * g * sigmoid(1.702 g),  g = min(w1 x, 7).
+    Optional biases w13_bias [E, 2I] (added to the gate/up product) and w2_bias [E, D] (added
+    to the down product, before the routing weight). A slot whose id is -1 (a padded token,
+    or an expert living on another expert-parallel rank) contributes nothing. Computed in
+    float32 (float64 under the oracle), one expert at a time over the tokens routed to it."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    act = F.silu if activation == "silu" else F.gelu
     acc = compute_dtype(x, w13, w2, topk_weights)
     inter = w2.shape[-1]
     h = x.to(acc)
@@ -96,7 +111,11 @@ def experts(
             continue
         tokens, slots = (topk_ids == e).nonzero(as_tuple=True)
         gate_up = h[tokens] @ w13[e].to(acc).T
-        y = (act(gate_up[:, :inter]) * gate_up[:, inter:]) @ w2[e].to(acc).T
+        if w13_bias is not None:
+            gate_up = gate_up + w13_bias[e].to(acc)
+        y = gated(gate_up[:, :inter], gate_up[:, inter:], activation) @ w2[e].to(acc).T
+        if w2_bias is not None:
+            y = y + w2_bias[e].to(acc)
         out.index_add_(0, tokens, y * topk_weights[tokens, slots].to(acc).unsqueeze(1))
     return out.to(x.dtype)
 
@@ -233,6 +252,8 @@ EXPERT_SHAPES = (
     (11, 72, 20, 16, 4, "gelu", False),
     (7, 48, 16, 8, 2, "silu", True),
     (32, 1024, 256, 8, 2, "silu", False),
+    (13, 64, 32, 8, 4, "swigluoai", False),  # gpt-oss: clamped gate, biases
+    (7, 48, 16, 8, 2, "swigluoai", True),
 )
 
 
@@ -244,7 +265,8 @@ def _expert_cases() -> list[Case]:
                              "pad" if pad else "")
             params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
                       "activation": act, "pad": pad}
-            cases.append(Case("moe.experts", name, dt, params))
+            needs = ("moe:swigluoai", "moe:bias") if act == "swigluoai" else ()
+            cases.append(Case("moe.experts", name, dt, params, needs))
     return cases
 
 
@@ -260,7 +282,7 @@ def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
     if p["pad"]:
         ids[-2:] = -1
         ids[0, -1] = -1
-    return {
+    args = {
         "x": randn(gen, t, d, dtype=dt),
         "w13": randn(gen, e, 2 * i, d, dtype=dt, scale=d**-0.5),
         "w2": randn(gen, e, d, i, dtype=dt, scale=i**-0.5),
@@ -268,6 +290,13 @@ def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
         "topk_ids": ids.to(torch.int32),
         "activation": p["activation"],
     }
+    if p["activation"] == "swigluoai":  # biases wide enough that some gates and ups clamp
+        args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0)
+        # The clamped activation reaches ~56 (8 x 7): a smaller w2 keeps outputs near 1, the
+        # scale the element-wise tolerance is written for.
+        args["w2"] = randn(gen, e, d, i, dtype=dt, scale=i**-0.5 / 8)
+        args["w2_bias"] = randn(gen, e, d, dtype=dt, scale=0.5)
+    return args
 
 
 ROUTE_SPEC = register_spec(
@@ -299,7 +328,8 @@ EXPERTS_SPEC = register_spec(
         name="moe.experts",
         signature=(
             '(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, '
-            'activation="silu"|"gelu") -> out[T,D]'
+            'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None) '
+            "-> out[T,D]"
         ),
         reference=experts,
         cases=_expert_cases,

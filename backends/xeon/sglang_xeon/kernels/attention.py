@@ -76,14 +76,19 @@ def _f32(x: torch.Tensor, name: str) -> torch.Tensor:
     return out.copy_(x)
 
 
-def _explicit(qg, k, v, visible, scale, softcap):
+def _explicit(qg, k, v, visible, scale, softcap, sinks=None):
     """Attention with the scores materialised in float32: qg [..., Q, D], k [..., L, D],
-    v [..., L, Dv], visible broadcastable to [..., Q, L]. Returns float32 [..., Q, Dv]."""
+    v [..., L, Dv], visible broadcastable to [..., Q, L], sinks (optional) [..., Q, 1]: one
+    more logit per row, without a value. Returns float32 [..., Q, Dv]."""
     scores = torch.matmul(qg.float(), _f32(k, "k32").transpose(-1, -2)) * scale
     if softcap > 0:
         scores = softcap * torch.tanh(scores / softcap)
     scores = scores.masked_fill(~visible, float("-inf"))
-    return torch.matmul(torch.softmax(scores, dim=-1), _f32(v, "v32"))
+    if sinks is not None:
+        probs = torch.softmax(torch.cat([scores, sinks.float()], dim=-1), dim=-1)[..., :-1]
+    else:
+        probs = torch.softmax(scores, dim=-1)
+    return torch.matmul(probs, _f32(v, "v32"))
 
 
 def _length_groups(
@@ -152,10 +157,14 @@ def _decode_part(q, k_cache, v_cache, part: _Part, scale, softcap):
 
 
 def decode(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1,
-           logit_softcap=0.0):
+           logit_softcap=0.0, sinks=None):
     batch, heads = q.shape[0], q.shape[1]
     if batch == 0:
         return q.new_empty(0, heads, v_cache.shape[2])
+    if sinks is not None:  # extend's explicit path, one query per sequence
+        one_each = torch.arange(batch + 1, dtype=torch.int32)
+        return extend(q, k_cache, v_cache, one_each, kv_indptr, kv_indices, sm_scale,
+                      sliding_window, logit_softcap, sinks)
     parts = _PLANS.get(
         (kv_indptr, kv_indices),
         (sliding_window,),
@@ -193,9 +202,10 @@ def _split_causal(qs, k, v, prefix, scale):
     return out.transpose(0, 1)
 
 
-def _masked(qs, k, v, scale, window, softcap):
-    """One sequence, general rules: qs [n, H, D], k [L, Hkv, D], v [L, Hkv, Dv]; only the keys
-    a query can reach are read. GQA groups are folded into the query axis (row g*n + i)."""
+def _masked(qs, k, v, scale, window, softcap, sinks=None):
+    """One sequence, general rules: qs [n, H, D], k [L, Hkv, D], v [L, Hkv, Dv], sinks [H]
+    or None; only the keys a query can reach are read. GQA groups are folded into the query
+    axis (row g*n + i)."""
     n, heads, dim = qs.shape
     length, kv_heads = k.shape[0], k.shape[1]
     group = heads // kv_heads
@@ -208,7 +218,10 @@ def _masked(qs, k, v, scale, window, softcap):
     visible = visible.repeat(group, 1)  # [group * n, L - lo]
     qg = qs.view(n, kv_heads, group, dim).permute(1, 2, 0, 3).reshape(kv_heads, group * n, dim)
     kt, vt = k[lo:].transpose(0, 1), v[lo:].transpose(0, 1)
-    if softcap > 0:
+    if sinks is not None:
+        sink = sinks.view(kv_heads, group, 1).expand(-1, -1, n).reshape(kv_heads, group * n, 1)
+        out = _explicit(qg, kt, vt, visible, scale, softcap, sink)
+    elif softcap > 0:
         out = _explicit(qg, kt, vt, visible, scale, softcap)
     else:
         out = F.scaled_dot_product_attention(qg, kt, vt, attn_mask=visible, scale=scale)
@@ -216,7 +229,7 @@ def _masked(qs, k, v, scale, window, softcap):
 
 
 def extend(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, sliding_window=-1,
-           logit_softcap=0.0):
+           logit_softcap=0.0, sinks=None):
     heads, v_dim = q.shape[1], v_cache.shape[2]
     out = q.new_empty(q.shape[0], heads, v_dim)
     if q.shape[0] == 0:
@@ -224,7 +237,7 @@ def extend(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, slid
     k_all = _gather(k_cache, kv_indices, "k")
     v_all = _gather(v_cache, kv_indices, "v")
     qo, kv = qo_indptr.tolist(), kv_indptr.tolist()
-    fused = _FLASH is not None and logit_softcap <= 0 and v_dim == q.shape[2]
+    fused = _FLASH is not None and logit_softcap <= 0 and v_dim == q.shape[2] and sinks is None
     for b in range(len(qo) - 1):
         q0, q1, k0, k1 = qo[b], qo[b + 1], kv[b], kv[b + 1]
         n, length = q1 - q0, k1 - k0
@@ -234,7 +247,9 @@ def extend(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, slid
         if fused and (sliding_window <= 0 or length <= sliding_window):
             out[q0:q1] = _split_causal(q[q0:q1], k, v, length - n, sm_scale)
         else:
-            out[q0:q1] = _masked(q[q0:q1], k, v, sm_scale, sliding_window, logit_softcap)
+            out[q0:q1] = _masked(
+                q[q0:q1], k, v, sm_scale, sliding_window, logit_softcap, sinks
+            )
     return out
 
 
@@ -247,6 +262,10 @@ def native_decode(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_
     )
 
 
+def _no_sinks(config) -> str | None:
+    return "attention sinks (the torch decode takes them)" if config.get("sinks") else None
+
+
 def register(registry) -> None:
     registry.register("attention.decode", decode, name="xeon.attention_decode")
     registry.register(
@@ -255,5 +274,6 @@ def register(registry) -> None:
         name="xeon.native_attention_decode",
         priority=1,
         available=native.why_unavailable,
+        unsupported=_no_sinks,
     )
     registry.register("attention.extend", extend, name="xeon.attention_extend")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from sglang.ops.moe import gated
 from sglang.ops.moe_route_vectorized import route
 
 
-def experts(x, w13, w2, topk_weights, topk_ids, activation="silu"):
+def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", w13_bias=None, w2_bias=None):
     tokens, hidden = x.shape
     top_k = topk_ids.shape[1]
     inter = w2.shape[-1]
@@ -28,9 +29,13 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu"):
         if n == 0:
             continue
         slots = order[start : start + n]
-        gate_up = F.linear(x[slots // top_k], w13[e])
-        h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
-        partial[slots] = F.linear(h, w2[e])
+        gate_up = F.linear(x[slots // top_k], w13[e], None if w13_bias is None else w13_bias[e])
+        if activation == "swigluoai":
+            up_gate = gate_up.float()  # (up + 1) cancels: not in the half type
+            h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(x.dtype)
+        else:
+            h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
+        partial[slots] = F.linear(h, w2[e], None if w2_bias is None else w2_bias[e])
         start += n
     weights = topk_weights.float().unsqueeze(1)  # [T, 1, k]
     out = torch.bmm(weights, partial.view(tokens, top_k, hidden).float())
