@@ -101,6 +101,9 @@ def save_tiny_model(name: str, path: str, **overrides) -> str:
         for n, p in model.named_parameters():
             if "norm" in n:
                 p.normal_(1.0 if "gemma" not in name else 0.0, 0.2)
+            elif name == "gpt-oss" and n.endswith(("bias", "sinks")):  # zeros when made
+                # gate/up biases wide enough that the SwiGLU's clamps bite on some rows
+                p.normal_(0.0, 3.0 if n.endswith("gate_up_proj_bias") else 1.0)
         for n, b in model.named_buffers():  # DeepSeek-V3's routing bias, zeros when made
             if "e_score_correction_bias" in n:
                 b.normal_(0.0, 0.1)

@@ -58,11 +58,11 @@ class Attention(Layer):
         ops, kv = self.ops, batch.kv_cache
         k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
         scales = self.kv_kwargs
-        if self.sinks is not None:
-            scales = {**scales, "sinks": self.sinks}
         ops.kv_store(
             k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales
         )
+        if self.sinks is not None:
+            scales = {**scales, "sinks": self.sinks}
         if batch.mode == ForwardMode.DECODE:
             out = (self._decode or ops.attention_decode)(
                 q=q, k_cache=k_cache, v_cache=v_cache, kv_indptr=batch.kv_indptr,
