@@ -66,8 +66,11 @@ class GptOssForCausalLM(LlamaForCausalLM):
         def rest():
             for name, tensor in weights:
                 name = name.replace(".mlp.router.", ".mlp.gate.")
-                name = name.replace(".self_attn.sinks", ".self_attn.attn.sinks")
                 prefix, _, leaf = name.rpartition(".")
+                if leaf == "sinks":  # [H] of the whole layer: this rank's heads
+                    modules[f"{prefix}.attn"].load_sinks(tensor)
+                    loaded.add(f"{prefix}.attn.sinks")
+                    continue
                 experts = modules.get(prefix)
                 if not isinstance(experts, FusedMoE):
                     yield name, tensor

@@ -5,7 +5,8 @@ layers being added by the all-reduce) and the same greedy tokens.
 
 The models cover the head layouts: 4 query / 2 KV heads (one KV head per rank), one KV head
 (replicated on both ranks), Qwen3's per-head q/k norms, and a tied LM head over a vocabulary
-that the ranks do not split evenly (509 rows: padded to 510, the padding dropped).
+that the ranks do not split evenly (509 rows: padded to 510, the padding dropped), and
+gpt-oss's per-head attention sinks.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ MODELS = {
         {"num_key_value_heads": 1, "tie_word_embeddings": True, "vocab_size": 509},
     ),
     "qwen3": ("qwen3", {}),
+    "gpt-oss": ("gpt-oss", {}),  # attention sinks split with the query heads
 }
 RTOL = 1e-4  # float32 sums in another order: observed ~1e-6
 

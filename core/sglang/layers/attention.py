@@ -8,6 +8,7 @@ from torch import nn
 
 from sglang.forward_batch import ForwardBatch, ForwardMode
 from sglang.layers.base import Layer
+from sglang.layers.linear import tp_group
 from sglang.layers.ops_table import OpTable
 
 
@@ -50,6 +51,14 @@ class Attention(Layer):
             need = ("attention:sinks",)
             self._decode = ops.kernel_needing("attention.decode", need, {"sinks": True})
             self._extend = ops.kernel_needing("attention.extend", need, {"sinks": True})
+
+    def load_sinks(self, tensor: torch.Tensor) -> None:
+        """The checkpoint's sinks, one per query head of the whole layer: this rank's heads
+        (tensor parallel splits the query heads in order)."""
+        tp, local = tp_group(self.ops), self.num_heads
+        if tuple(tensor.shape) != (local * tp.size,):
+            raise ValueError(f"attention sinks: shape {tuple(tensor.shape)} != ({local * tp.size},)")
+        self.sinks.data.copy_(tensor.narrow(0, tp.rank * local, local))
 
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch

@@ -90,16 +90,23 @@ class OpTable:
         self, op: str, features: tuple[str, ...], config: dict | None = None
     ) -> Callable[..., Any]:
         """The kernel for a configuration that needs these capability keys (attention sinks,
-        gpt-oss's expert activation): the backend's when it declares them all, else the
-        reference kernel, logged (correct, slower) rather than a kernel that cannot."""
-        missing = [f for f in features if f not in self.features]
+        gpt-oss's expert activation): that of the backend serving `op` (the selected one, or
+        the one an override names) where it declares them all, else the reference kernel,
+        logged (correct, slower) rather than a kernel that cannot."""
+        found = self.platform.found
+        backend = self.kernels[op].backend
+        caps = found.backends[backend].capabilities
+        missing = [f for f in features if f not in caps.features()]
+        kernel = None
         if not missing:
-            return self.platform.kernel(op, config)
-        kernel, _ = self.platform.found.registry.backend_kernel(op, REFERENCE, None, config)
-        logger.warning(
-            "%s: backend %s lacks %s: the reference kernel serves this layer",
-            op, self.platform.name, ", ".join(missing),
-        )
+            kernel, _ = found.registry.backend_kernel(op, backend, caps, config)
+        if kernel is None:
+            kernel, _ = found.registry.backend_kernel(op, REFERENCE, None, config)
+            if backend != REFERENCE:
+                logger.warning(
+                    "%s: backend %s lacks %s: the reference kernel serves this layer",
+                    op, backend, ", ".join(missing) or "a kernel for it",
+                )
         return kernel.fn
 
     def kernel_name(self, op: str) -> str:

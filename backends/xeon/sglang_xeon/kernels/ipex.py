@@ -212,6 +212,8 @@ def extend(
 
 
 def _one_head_size(config) -> str | None:
+    if config.get("sinks"):
+        return "IPEX's paged attention takes no attention sinks"
     v_dim = config.get("v_head_dim")
     if v_dim and v_dim != config.get("head_dim", v_dim):
         return f"IPEX's paged attention assumes one head size, not {config['head_dim']}/{v_dim}"
