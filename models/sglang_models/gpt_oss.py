@@ -2,15 +2,21 @@
 windows on alternate layers (`layer_types`); in every layer a biased softmax top-k router over
 experts with biases and the clamped SwiGLU (moe.experts' "swigluoai").
 
-Checkpoints in bfloat16: the experts come stacked, gate and up interleaved along the last axis
+Float checkpoints: the experts come stacked, gate and up interleaved along the last axis
 (gate_up_proj [E, D, 2I]: gate = [..., 0::2], up = [..., 1::2]; down_proj [E, I, D]) and are
-rearranged into moe.experts' layout at load. MXFP4 checkpoints (the released ones) are not read
-here: their expert tensors are *_blocks / *_scales and fail the load naming them."""
+rearranged into moe.experts' layout at load. MXFP4 checkpoints (the released ones, quant_method
+"mxfp4"): the experts are <proj>_blocks / <proj>_scales in the [E, N, K] orientation
+(gate_up_proj's N = 2I interleaved the same way), dequantized at load through gemm.fp4's mxfp4
+layout into the float experts (moe.experts takes float weights): the memory of a float model,
+the values the checkpoint describes."""
 
 from __future__ import annotations
 
 import torch
 from sglang.layers.moe import FusedMoE, MoEConfigError, Routing, SparseMoE
+from sglang.layers.quantization.base import QuantizationError
+from sglang.layers.quantization.dequant import dequantize
+from sglang.layers.quantization.mxfp4 import expert_weight_args
 from sglang.ops.moe import SWIGLU_ALPHA, SWIGLU_LIMIT
 
 from sglang_models.llama import LlamaAttention, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
@@ -51,9 +57,20 @@ class GptOssModel(LlamaModel):
     layer_cls = GptOssDecoderLayer
 
 
-def _deinterleave(t: torch.Tensor) -> torch.Tensor:
-    """[..., 2I] with gate, up interleaved -> [..., 2I] gate first, then up."""
-    return torch.cat([t[..., 0::2], t[..., 1::2]], dim=-1)
+def _deinterleave(t: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """2I along `dim` with gate, up interleaved -> gate first, then up."""
+    t = t.movedim(dim, -1)
+    return torch.cat([t[..., 0::2], t[..., 1::2]], dim=-1).movedim(-1, dim)
+
+
+def _mxfp4_dense(blocks: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """gpt-oss `<proj>_blocks` [E, N, K/32, 16] / `<proj>_scales` [E, N, K/32] -> float32
+    [E, N, K] (gemm.fp4's mxfp4 weights, dequantized)."""
+    args = expert_weight_args(blocks, scales)
+    return torch.stack([
+        dequantize("gemm.fp4", {"weight": w, "weight_scale": s, "format": "mxfp4"})
+        for w, s in zip(args["weight"], args["weight_scale"])
+    ])
 
 
 class GptOssForCausalLM(LlamaForCausalLM):
@@ -62,6 +79,28 @@ class GptOssForCausalLM(LlamaForCausalLM):
     def load_weights(self, weights):
         modules = dict(self.named_modules())
         loaded: set[str] = set()
+        packed: dict[str, torch.Tensor] = {}  # MXFP4 halves waiting for their other half
+
+        def store(experts: FusedMoE, prefix: str, name: str, leaf: str, tensor) -> None:
+            if leaf == "gate_up_proj":  # [E, D, 2I] -> [E, 2I, D]
+                target, value = experts.w13_weight, _deinterleave(tensor).transpose(1, 2)
+            elif leaf == "gate_up_proj_dense":  # dequantized MXFP4 [E, 2I, D]
+                target, value = experts.w13_weight, _deinterleave(tensor, 1)
+            elif leaf == "gate_up_proj_bias":
+                target, value = experts.w13_bias, _deinterleave(tensor)
+            elif leaf == "down_proj":  # [E, I, D] -> [E, D, I]
+                target, value = experts.w2_weight, tensor.transpose(1, 2)
+            elif leaf == "down_proj_dense":  # dequantized MXFP4 [E, D, I]
+                target, value = experts.w2_weight, tensor
+            elif leaf == "down_proj_bias":
+                target, value = experts.w2_bias, tensor
+            else:
+                raise KeyError(f"checkpoint tensor {name!r}: unknown gpt-oss expert tensor")
+            if tuple(target.shape) != tuple(value.shape):
+                raise ValueError(f"{name}: shape {tuple(value.shape)} != {tuple(target.shape)}")
+            target.data.copy_(value)
+            local = next(n for n, p in experts.named_parameters() if p is target)
+            loaded.add(f"{prefix}.{local}")
 
         def rest():
             for name, tensor in weights:
@@ -75,20 +114,24 @@ class GptOssForCausalLM(LlamaForCausalLM):
                 if not isinstance(experts, FusedMoE):
                     yield name, tensor
                     continue
-                if leaf == "gate_up_proj":  # [E, D, 2I] -> [E, 2I, D]
-                    target, value = experts.w13_weight, _deinterleave(tensor).transpose(1, 2)
-                elif leaf == "gate_up_proj_bias":
-                    target, value = experts.w13_bias, _deinterleave(tensor)
-                elif leaf == "down_proj":  # [E, I, D] -> [E, D, I]
-                    target, value = experts.w2_weight, tensor.transpose(1, 2)
-                elif leaf == "down_proj_bias":
-                    target, value = experts.w2_bias, tensor
-                else:
-                    raise KeyError(f"checkpoint tensor {name!r}: unknown gpt-oss expert tensor")
-                if tuple(target.shape) != tuple(value.shape):
-                    raise ValueError(f"{name}: shape {tuple(value.shape)} != {tuple(target.shape)}")
-                target.data.copy_(value)
-                local = next(n for n, p in experts.named_parameters() if p is target)
-                loaded.add(f"{prefix}.{local}")
+                proj, _, part = leaf.rpartition("_")
+                if part not in ("blocks", "scales"):
+                    store(experts, prefix, name, leaf, tensor)
+                    continue
+                other = f"{prefix}.{proj}_{'scales' if part == 'blocks' else 'blocks'}"
+                if other not in packed:
+                    packed[name] = tensor
+                    continue
+                halves = {part: tensor, "blocks" if part == "scales" else "scales": packed.pop(other)}
+                dense = _mxfp4_dense(halves["blocks"], halves["scales"])
+                store(experts, prefix, name, f"{proj}_dense", dense)
 
-        return super().load_weights(rest()) | loaded
+        loaded |= super().load_weights(rest())
+        if packed:
+            name = next(iter(packed))
+            base, _, part = name.rpartition("_")
+            raise QuantizationError(
+                f"checkpoint lacks {base}_{'scales' if part == 'blocks' else 'blocks'} "
+                f"(MXFP4 experts come as _blocks and _scales)"
+            )
+        return loaded

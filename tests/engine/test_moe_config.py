@@ -18,6 +18,7 @@ from tiny_models import save_tiny_model
         ("qwen3-moe", "num_experts_per_tok", 99),
         ("deepseek-v2", "topk_method", "sinkhorn"),
         ("deepseek-v3", "scoring_func", "sqrtsoftplus"),
+        ("gpt-oss", "swiglu_limit", 5.0),  # moe.experts' swigluoai clamps at 7
     ],
 )
 def test_bad_moe_config_fails_at_startup_naming_the_field(tmp_path, arch, field, value):
