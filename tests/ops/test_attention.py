@@ -202,3 +202,36 @@ def test_cases_declare_their_capabilities(op):
             assert f"page_size:{p['page_size']}" in case.requires
     assert any(c.params["page_size"] == 64 for c in cases)
     assert any(len(c.params["seqs"]) == 0 for c in cases)
+
+
+def test_sinks_by_hand():
+    # q = 0: every visible key scores 0, so with a sink s each weighs 1 / (visible + e^s).
+    args = _uniform_scores_batch(5, 2)
+    out = attention.extend(**args, sm_scale=1.0, sinks=torch.tensor([math.log(3.0)]))[:, 0]
+    expected = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=F64)
+    torch.testing.assert_close(out, expected / (expected.sum(1, keepdim=True) + 3))
+
+
+@pytest.mark.parametrize("window", [-1, 4])
+def test_sinks_match_transformers_gpt_oss_attention(window):
+    """Our extend against transformers' gpt-oss eager attention (sinks concatenated as one more
+    logit column, dropped after the softmax) on a sequence with a cached prefix, GQA 4:2."""
+    gpt_oss = pytest.importorskip("transformers.models.gpt_oss.modeling_gpt_oss")
+    from types import SimpleNamespace
+
+    prefix, new, heads, kv_heads, dim = 6, 5, 4, 2, 16
+    args = _batch(((prefix, new),), heads, kv_heads, dim, seed=3)
+    sinks = torch.randn(heads, generator=torch.Generator().manual_seed(4), dtype=F64) * 2
+    got = attention.extend(**args, sm_scale=0.25, sliding_window=window, sinks=sinks)
+    slots = args["kv_indices"]
+    length = prefix + new
+    visible = torch.ones(new, length, dtype=torch.bool).tril(diagonal=prefix)
+    if window > 0:
+        visible &= torch.ones(new, length, dtype=torch.bool).triu(diagonal=prefix - window + 1)
+    mask = torch.zeros(new, length, dtype=F64).masked_fill(~visible, float("-inf"))
+    module = SimpleNamespace(num_key_value_groups=heads // kv_heads, sinks=sinks, training=False)
+    want, _ = gpt_oss.eager_attention_forward(
+        module, args["q"].transpose(0, 1)[None], args["k_cache"][slots].transpose(0, 1)[None],
+        args["v_cache"][slots].transpose(0, 1)[None], mask[None, None], scaling=0.25,
+    )
+    torch.testing.assert_close(got, want[0], rtol=1e-12, atol=1e-12)

@@ -140,3 +140,38 @@ def test_compare_routes_ignores_slot_order():
     assert not compare_routes(case, ref, other, tol)[0]
     wrong = [torch.tensor([[0.7, 0.3]]), torch.tensor([[1, 4]], dtype=torch.int32)]
     assert not compare_routes(case, ref, wrong, tol)[0]
+
+
+def test_swigluoai_with_biases_matches_transformers_gpt_oss_experts():
+    """moe.experts' "swigluoai" with expert biases against transformers' GptOssExperts (gate and
+    up interleaved in its gate_up_proj [E, D, 2I]; x @ w), gates and ups pushed past the clamp."""
+    tf = pytest.importorskip("transformers")
+    from transformers.models.gpt_oss.modeling_gpt_oss import GptOssExperts
+
+    gen = torch.Generator().manual_seed(7)
+    tokens, hidden, inter, n_experts, top_k = 11, 16, 6, 5, 2
+    config = tf.GptOssConfig(hidden_size=hidden, intermediate_size=inter,
+                             num_local_experts=n_experts, num_experts_per_tok=top_k)
+    theirs = GptOssExperts(config).double()
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * 3)
+    x = torch.randn(tokens, hidden, dtype=torch.float64, generator=gen)
+    ids = torch.stack([torch.randperm(n_experts, generator=gen)[:top_k] for _ in range(tokens)])
+    weights = torch.rand(tokens, top_k, dtype=torch.float64, generator=gen)
+    with torch.no_grad():
+        want = theirs(x, ids, weights)
+        gate_up = x @ theirs.gate_up_proj[0] + theirs.gate_up_proj_bias[0]
+        assert (gate_up[:, ::2] > 7).any() and (gate_up[:, 1::2].abs() > 7).any()
+
+    def gate_first(t):  # interleaved gate, up on the last axis -> gate rows, then up rows
+        return torch.cat([t[..., 0::2], t[..., 1::2]], dim=-1)
+
+    got = experts(
+        x=x, w13=gate_first(theirs.gate_up_proj.detach()).transpose(1, 2),
+        w2=theirs.down_proj.detach().transpose(1, 2), topk_weights=weights,
+        topk_ids=ids.to(torch.int32), activation="swigluoai",
+        w13_bias=gate_first(theirs.gate_up_proj_bias.detach()),
+        w2_bias=theirs.down_proj_bias.detach(),
+    )
+    torch.testing.assert_close(got, want)

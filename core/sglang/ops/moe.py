@@ -242,30 +242,35 @@ def _route_margin(logits: torch.Tensor, args: dict) -> torch.Tensor:
     return torch.minimum(margin, ordered[:, k - 1] - ordered[:, k])
 
 
-# (tokens, hidden, inter, experts, top_k, activation, pad): empty, idle experts, Mixtral-like,
-# DeepSeek-like, a realistic-ish one, padded slots (-1).
+# (tokens, hidden, inter, experts, top_k, activation, pad, bias): empty, idle experts,
+# Mixtral-like, DeepSeek-like, a realistic-ish one, padded slots (-1); gpt-oss's clamped
+# SwiGLU and expert biases, together and each alone.
 EXPERT_SHAPES = (
-    (0, 64, 32, 8, 2, "silu", False),
-    (3, 64, 32, 8, 2, "silu", False),
-    (17, 96, 40, 8, 2, "silu", False),
-    (9, 64, 24, 64, 6, "silu", False),
-    (11, 72, 20, 16, 4, "gelu", False),
-    (7, 48, 16, 8, 2, "silu", True),
-    (32, 1024, 256, 8, 2, "silu", False),
-    (13, 64, 32, 8, 4, "swigluoai", False),  # gpt-oss: clamped gate, biases
-    (7, 48, 16, 8, 2, "swigluoai", True),
+    (0, 64, 32, 8, 2, "silu", False, False),
+    (3, 64, 32, 8, 2, "silu", False, False),
+    (17, 96, 40, 8, 2, "silu", False, False),
+    (9, 64, 24, 64, 6, "silu", False, False),
+    (11, 72, 20, 16, 4, "gelu", False, False),
+    (7, 48, 16, 8, 2, "silu", True, False),
+    (32, 1024, 256, 8, 2, "silu", False, False),
+    (13, 64, 32, 8, 4, "swigluoai", False, True),
+    (7, 48, 16, 8, 2, "swigluoai", True, True),
+    (9, 40, 24, 8, 2, "swigluoai", False, False),
+    (11, 72, 20, 16, 4, "silu", False, True),
 )
 
 
 def _expert_cases() -> list[Case]:
     cases = []
     for dt in DTYPES:
-        for t, d, i, e, k, act, pad in EXPERT_SHAPES:
+        for t, d, i, e, k, act, pad, bias in EXPERT_SHAPES:
             name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
-                             "pad" if pad else "")
+                             "pad" if pad else "", "bias" if bias else "")
             params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
-                      "activation": act, "pad": pad}
-            needs = ("moe:swigluoai", "moe:bias") if act == "swigluoai" else ()
+                      "activation": act, "pad": pad, "bias": bias}
+            needs = (("moe:swigluoai",) if act == "swigluoai" else ()) + (
+                ("moe:bias",) if bias else ()
+            )
             cases.append(Case("moe.experts", name, dt, params, needs))
     return cases
 
@@ -282,19 +287,21 @@ def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
     if p["pad"]:
         ids[-2:] = -1
         ids[0, -1] = -1
+    swiglu = p["activation"] == "swigluoai"
+    # swigluoai: gate/up products wide enough (std 3, or biases of std 3) that some clamp; the
+    # clamped activation reaches ~56 (8 x 7), so a smaller w2 keeps outputs near 1, the scale
+    # the element-wise tolerance is written for.
+    w13_scale = d**-0.5 * (3.0 if swiglu and not p["bias"] else 1.0)
     args = {
         "x": randn(gen, t, d, dtype=dt),
-        "w13": randn(gen, e, 2 * i, d, dtype=dt, scale=d**-0.5),
-        "w2": randn(gen, e, d, i, dtype=dt, scale=i**-0.5),
+        "w13": randn(gen, e, 2 * i, d, dtype=dt, scale=w13_scale),
+        "w2": randn(gen, e, d, i, dtype=dt, scale=i**-0.5 / (8 if swiglu else 1)),
         "topk_weights": weights.to(torch.float32),
         "topk_ids": ids.to(torch.int32),
         "activation": p["activation"],
     }
-    if p["activation"] == "swigluoai":  # biases wide enough that some gates and ups clamp
-        args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0)
-        # The clamped activation reaches ~56 (8 x 7): a smaller w2 keeps outputs near 1, the
-        # scale the element-wise tolerance is written for.
-        args["w2"] = randn(gen, e, d, i, dtype=dt, scale=i**-0.5 / 8)
+    if p["bias"]:
+        args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0 if swiglu else 0.5)
         args["w2_bias"] = randn(gen, e, d, dtype=dt, scale=0.5)
     return args
 
