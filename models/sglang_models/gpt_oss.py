@@ -83,30 +83,27 @@ class GptOssForCausalLM(LlamaForCausalLM):
 
         def store(experts: FusedMoE, prefix: str, name: str, leaf: str, tensor) -> None:
             if leaf == "gate_up_proj":  # [E, D, 2I] -> [E, 2I, D]
-                target, value = experts.w13_weight, _deinterleave(tensor).transpose(1, 2)
+                local, value = "w13_weight", _deinterleave(tensor).transpose(1, 2)
             elif leaf == "gate_up_proj_dense":  # dequantized MXFP4 [E, 2I, D]
-                target, value = experts.w13_weight, _deinterleave(tensor, 1)
+                local, value = "w13_weight", _deinterleave(tensor, 1)
             elif leaf == "gate_up_proj_bias":
-                target, value = experts.w13_bias, _deinterleave(tensor)
+                local, value = "w13_bias", _deinterleave(tensor)
             elif leaf == "down_proj":  # [E, I, D] -> [E, D, I]
-                target, value = experts.w2_weight, tensor.transpose(1, 2)
+                local, value = "w2_weight", tensor.transpose(1, 2)
             elif leaf == "down_proj_dense":  # dequantized MXFP4 [E, D, I]
-                target, value = experts.w2_weight, tensor
+                local, value = "w2_weight", tensor
             elif leaf == "down_proj_bias":
-                target, value = experts.w2_bias, tensor
+                local, value = "w2_bias", tensor
             else:
                 raise KeyError(f"checkpoint tensor {name!r}: unknown gpt-oss expert tensor")
-            if tuple(target.shape) != tuple(value.shape):
-                raise ValueError(f"{name}: shape {tuple(value.shape)} != {tuple(target.shape)}")
-            target.data.copy_(value)
-            local = next(n for n, p in experts.named_parameters() if p is target)
+            experts.load_stacked(local, value, what=name)
             loaded.add(f"{prefix}.{local}")
 
         def rest():
             for name, tensor in weights:
                 name = name.replace(".mlp.router.", ".mlp.gate.")
                 prefix, _, leaf = name.rpartition(".")
-                if leaf == "sinks":  # [H] of the whole layer: this rank's heads
+                if leaf == "sinks" and f"{prefix}.attn" in modules:  # [H]: this rank's heads
                     modules[f"{prefix}.attn"].load_sinks(tensor)
                     loaded.add(f"{prefix}.attn.sinks")
                     continue

@@ -6,7 +6,9 @@ routed to them; EP=1 (TP=2): each rank holds half of every expert's intermediate
 
 Qwen2-MoE brings a gated shared expert (row-parallel itself) and a dense layer, Mixtral four
 experts (two per rank), Qwen3-MoE a top-3 renormalised router, DeepSeek-V3 sigmoid routing
-over expert groups with its correction bias (routing sees every expert on every rank).
+over expert groups with its correction bias (routing sees every expert on every rank),
+gpt-oss expert biases (the down bias carried by one slice of each expert) and attention sinks;
+its EP=1 run (every expert's features split) is in test_tensor_parallel.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from test_tensor_parallel import RTOL, platform, run_tp  # noqa: E402, F401
 from tiny_models import save_tiny_model  # noqa: E402
 from tp_ranks import model_logits  # noqa: E402
 
-RUNS = (("qwen2-moe", 2), ("mixtral", 2), ("qwen3-moe", 2), ("deepseek-v3", 2), ("qwen2-moe", 1))
+RUNS = (("qwen2-moe", 2), ("mixtral", 2), ("qwen3-moe", 2), ("deepseek-v3", 2), ("qwen2-moe", 1),
+        ("gpt-oss", 2))
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def test_ep2_equals_one_process(platform, model_paths, tmp_path):  # noqa: F811
     for (name, ep), (prefill, decode, fed, layout) in zip(RUNS, sharded):
         if ep == 2:  # rank 0: the first half of the experts, whole
             assert "expert_features" not in layout
-            assert layout["experts"] == ("0-1 of 4" if name == "mixtral" else "0-3 of 8")
+            assert layout["experts"] == ("0-1 of 4" if name in ("mixtral", "gpt-oss") else "0-3 of 8")
         else:  # every expert, the first half of its features
             assert (layout["experts"], layout["expert_features"]) == ("all 8", "0-15 of 32")
         want_prefill, want_decode, want_fed = model_logits(model_paths[name], platform, SINGLE)

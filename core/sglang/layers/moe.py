@@ -183,6 +183,35 @@ class FusedMoE(Layer):
         target.copy_(tensor)
         return name
 
+    def load_stacked(self, name: str, tensor: torch.Tensor, what: str = "") -> None:
+        """Copy checkpoint tensor `what` holding every expert, already in this layer's layout:
+        w13_weight [E, 2I, D] (gate rows, then up), w2_weight [E, D, I], w13_bias [E, 2I],
+        w2_bias [E, D]. This rank keeps its experts and its moe_tp slice of I (of gate and of
+        up); w2_bias is added after the down product, before the all-reduce, so only the first
+        slice of each expert carries it."""
+        inter_dim = {"w13_weight": 1, "w2_weight": 2, "w13_bias": 1, "w2_bias": None}
+        target = getattr(self, name, None) if name in inter_dim else None
+        if target is None:
+            raise KeyError(f"{what}: the experts hold no {name!r}")
+        if tensor.dim() == 0 or tensor.shape[0] != self.routing.num_experts:
+            raise ValueError(
+                f"{what}: checkpoint shape {tuple(tensor.shape)}, the config has "
+                f"{self.routing.num_experts} experts"
+            )
+        tensor = tensor.narrow(0, self.expert_start, self.num_local)
+        dim, tp = inter_dim[name], self.moe_tp
+        if tp.size > 1 and dim is not None:
+            parts = tensor.chunk(2, dim=dim) if name.startswith("w13") else (tensor,)
+            tensor = torch.cat([split_part(t, dim, tp.rank, tp.size, what) for t in parts], dim)
+        elif dim is None and tp.rank > 0:
+            tensor = torch.zeros_like(tensor)
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(
+                f"{what}: checkpoint shape {tuple(tensor.shape)} != {tuple(target.shape)} "
+                "(this rank's experts and slice)"
+            )
+        target.data.copy_(tensor)
+
     def forward(self, x: torch.Tensor, router_logits: torch.Tensor) -> torch.Tensor:
         weights, ids = self.ops.moe_route(
             router_logits=router_logits, correction_bias=self.correction_bias, **self._route_args
