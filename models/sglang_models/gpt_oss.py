@@ -47,8 +47,14 @@ class GptOssDecoderLayer(LlamaDecoderLayer):
             fields={"num_experts": "num_local_experts", "top_k": "num_experts_per_tok"},
         )
         return SparseMoE(
-            routing, config.hidden_size, config.intermediate_size, ops,
-            activation="swigluoai", expert_bias=True, router_bias=True, dtype=dtype,
+            routing,
+            config.hidden_size,
+            config.intermediate_size,
+            ops,
+            activation="swigluoai",
+            expert_bias=True,
+            router_bias=True,
+            dtype=dtype,
             device=device,
         )
 
@@ -67,10 +73,12 @@ def _mxfp4_dense(blocks: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """gpt-oss `<proj>_blocks` [E, N, K/32, 16] / `<proj>_scales` [E, N, K/32] -> float32
     [E, N, K] (gemm.fp4's mxfp4 weights, dequantized)."""
     args = expert_weight_args(blocks, scales)
-    return torch.stack([
-        dequantize("gemm.fp4", {"weight": w, "weight_scale": s, "format": "mxfp4"})
-        for w, s in zip(args["weight"], args["weight_scale"])
-    ])
+    return torch.stack(
+        [
+            dequantize("gemm.fp4", {"weight": w, "weight_scale": s, "format": "mxfp4"})
+            for w, s in zip(args["weight"], args["weight_scale"])
+        ]
+    )
 
 
 class GptOssForCausalLM(LlamaForCausalLM):
@@ -119,7 +127,10 @@ class GptOssForCausalLM(LlamaForCausalLM):
                 if other not in packed:
                     packed[name] = tensor
                     continue
-                halves = {part: tensor, "blocks" if part == "scales" else "scales": packed.pop(other)}
+                halves = {
+                    part: tensor,
+                    "blocks" if part == "scales" else "scales": packed.pop(other),
+                }
                 dense = _mxfp4_dense(halves["blocks"], halves["scales"])
                 store(experts, prefix, name, f"{proj}_dense", dense)
 

@@ -57,7 +57,9 @@ class Attention(Layer):
         (tensor parallel splits the query heads in order)."""
         tp, local = tp_group(self.ops), self.num_heads
         if tuple(tensor.shape) != (local * tp.size,):
-            raise ValueError(f"attention sinks: shape {tuple(tensor.shape)} != ({local * tp.size},)")
+            raise ValueError(
+                f"attention sinks: shape {tuple(tensor.shape)} != ({local * tp.size},)"
+            )
         self.sinks.data.copy_(tensor.narrow(0, tp.rank * local, local))
 
     def forward(
@@ -67,21 +69,32 @@ class Attention(Layer):
         ops, kv = self.ops, batch.kv_cache
         k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
         scales = self.kv_kwargs
-        ops.kv_store(
-            k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales
-        )
+        ops.kv_store(k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales)
         if self.sinks is not None:
             scales = {**scales, "sinks": self.sinks}
         if batch.mode == ForwardMode.DECODE:
             out = (self._decode or ops.attention_decode)(
-                q=q, k_cache=k_cache, v_cache=v_cache, kv_indptr=batch.kv_indptr,
-                kv_indices=batch.kv_indices, sm_scale=self.scale,
-                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap, **scales,
+                q=q,
+                k_cache=k_cache,
+                v_cache=v_cache,
+                kv_indptr=batch.kv_indptr,
+                kv_indices=batch.kv_indices,
+                sm_scale=self.scale,
+                sliding_window=self.sliding_window,
+                logit_softcap=self.logit_softcap,
+                **scales,
             )
         else:
             out = (self._extend or ops.attention_extend)(
-                q=q, k_cache=k_cache, v_cache=v_cache, qo_indptr=batch.qo_indptr,
-                kv_indptr=batch.kv_indptr, kv_indices=batch.kv_indices, sm_scale=self.scale,
-                sliding_window=self.sliding_window, logit_softcap=self.logit_softcap, **scales,
+                q=q,
+                k_cache=k_cache,
+                v_cache=v_cache,
+                qo_indptr=batch.qo_indptr,
+                kv_indptr=batch.kv_indptr,
+                kv_indices=batch.kv_indices,
+                sm_scale=self.scale,
+                sliding_window=self.sliding_window,
+                logit_softcap=self.logit_softcap,
+                **scales,
             )
         return out.reshape(q.shape[0], self.num_heads * self.v_head_dim)

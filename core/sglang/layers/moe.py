@@ -121,8 +121,9 @@ class FusedMoE(Layer):
             self.w2_bias = nn.Parameter(torch.zeros(e, hidden_size, **kw), requires_grad=False)
         # Beyond silu / gelu without biases, a kernel must declare what it takes; else the
         # reference kernel serves (OpTable.kernel_needing). None: the table's kernel.
-        needs = [f"moe:{f}" for f, on in (("swigluoai", activation == "swigluoai"), ("bias", bias))
-                 if on]
+        needs = [
+            f"moe:{f}" for f, on in (("swigluoai", activation == "swigluoai"), ("bias", bias)) if on
+        ]
         self._experts = ops.kernel_needing("moe.experts", tuple(needs)) if needs else None
         self._bias_args = {"w13_bias": self.w13_bias, "w2_bias": self.w2_bias} if bias else {}
         # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:

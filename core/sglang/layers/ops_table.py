@@ -105,7 +105,9 @@ class OpTable:
             if backend != REFERENCE:
                 logger.warning(
                     "%s: backend %s lacks %s: the reference kernel serves this layer",
-                    op, backend, ", ".join(missing) or "a kernel for it",
+                    op,
+                    backend,
+                    ", ".join(missing) or "a kernel for it",
                 )
         return kernel.fn
 
