@@ -12,6 +12,8 @@ the values the checkpoint describes."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from sglang.layers.moe import FusedMoE, MoEConfigError, Routing, SparseMoE
 from sglang.layers.quantization.base import QuantizationError
@@ -20,6 +22,8 @@ from sglang.layers.quantization.mxfp4 import expert_weight_args
 from sglang.ops.moe import SWIGLU_ALPHA, SWIGLU_LIMIT
 
 from sglang_models.llama import LlamaAttention, LlamaDecoderLayer, LlamaForCausalLM, LlamaModel
+
+logger = logging.getLogger(__name__)
 
 
 class GptOssAttention(LlamaAttention):
@@ -132,9 +136,18 @@ class GptOssForCausalLM(LlamaForCausalLM):
                     "blocks" if part == "scales" else "scales": packed.pop(other),
                 }
                 dense = _mxfp4_dense(halves["blocks"], halves["scales"])
+                dequantized.append(name)
                 store(experts, prefix, name, f"{proj}_dense", dense)
 
+        dequantized: list[str] = []
         loaded |= super().load_weights(rest())
+        if dequantized:
+            logger.info(
+                "gpt-oss: %d MXFP4 expert tensors dequantized at load into %s (moe.experts "
+                "takes float weights: the float model's memory)",
+                len(dequantized),
+                next(self.parameters()).dtype,
+            )
         if packed:
             name = next(iter(packed))
             base, _, part = name.rpartition("_")
