@@ -10,6 +10,9 @@ per token, or per token per group of block_size[1] along K. Then:
   otherwise, and for 128x128 block scales: the Triton scaled GEMM (kernels.scaled_mm), with
   per-row / per-column scales in its epilogue or per-block scales inside its K loop.
 
+Up to gemv_fp8.MAX_ROWS rows (decode) every scheme goes to the GEMV of kernels.gemv_fp8
+instead: one kernel that quantizes x as above in registers and reads the weight once.
+
 Should torch._scaled_mm refuse a call it was expected to take (its rules move between torch
 releases), that path is switched off for the process with a warning and the Triton kernel
 serves instead; the refusal is raised on the host before launch, so it is safe even while a
@@ -24,11 +27,14 @@ import logging
 import torch
 from sglang.ops.quant import fp8 as q8
 
+from sglang_cuda.kernels import gemv_fp8
 from sglang_cuda.kernels.scaled_mm import scaled_mm
 
 logger = logging.getLogger(__name__)
 
 _disabled: set[str] = set()  # torch._scaled_mm paths that raised once
+USE_GEMV = True
+"""Few-row calls through kernels.gemv_fp8 (off: the paths above for every M)."""
 
 
 @functools.cache
@@ -62,6 +68,8 @@ def _torch_scaled_mm(xq, weight, x_scale, w_scale, out_dtype, scheme):
 def fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None):
     if input_scale is not None and scheme != "per_tensor":
         raise ValueError(f"a static input_scale belongs to scheme 'per_tensor', not {scheme!r}")
+    if USE_GEMV and gemv_fp8.applies(x, scheme, block_size):
+        return gemv_fp8.gemv_fp8(x, weight, weight_scale, scheme, input_scale, block_size, bias)
     m, k = x.shape
     n = weight.shape[0]
     ws = weight_scale.float()

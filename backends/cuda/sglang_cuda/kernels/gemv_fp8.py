@@ -1,0 +1,179 @@
+"""gemm.fp8 for a few rows (decode, M <= MAX_ROWS): a GEMV that reads the e4m3 weight once.
+
+At M = 1 a linear is a pure read of W, so the kernel is shaped like sglang_triton.gemv: each
+program owns BLOCK_N output features and streams their rows of W in [BLOCK_N, KG, KC] tiles
+(KG scale groups of KC columns; KG * KC = BLOCK_K), multiplying by the dequantized activations
+in float32 registers and reducing along K once at the end. No split-K, no atomics, and no
+separate quantization kernels: the activations are quantized inside the kernel exactly as the
+spec says (sglang.ops.gemm_fp8 / sglang.ops.quant.fp8):
+
+  block        per token per group of GROUP_K along K: s = amax / 448 over the group, q =
+               e4m3(clamp(x / s)); each tile step holds KG whole groups, so every program
+               recomputes the groups it reads (x is a few KiB, in L1/L2); the weight's block
+               scale (one per GROUP_N rows: BLOCK_N divides GROUP_N) is folded into the
+               dequantized activation vector, so a weight costs one convert and one FMA;
+  per_channel  per token over all of K (a first pass over x's row for its amax); the weight's
+               per-row scale multiplies the reduced row at the end;
+  per_tensor   one scale for all of x (a first pass over its M rows), or the static
+               input_scale; the weight's scale at the end.
+
+A program serves one (row of x, block of N): program ids run the M rows of one weight block
+next to each other, so for M > 1 the second read of a block comes from L2.
+
+The e4m3 rounding is the hardware's saturating round-to-nearest-even cast on a GPU. Triton's
+interpreter rounds some values wrongly when they round up to the next power of two (triton 3.9:
+31.06 -> 16), so under it the cast is done in float32 arithmetic instead (the same values:
+checked against torch's cast over every code and midpoint).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from sglang_triton.common import INTERPRET
+
+MAX_ROWS = 4
+"""Rows of x up to which gemm.fp8 takes this kernel (more: the tiled scaled GEMM)."""
+
+GEMV_FP8_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3}
+"""Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own)."""
+
+E4M3_MAX = 448.0
+PER_TENSOR, PER_CHANNEL, BLOCK = 0, 1, 2
+_EMULATE_CAST = tl.constexpr(INTERPRET)
+
+
+@triton.jit
+def _e4m3(v, EMULATE: tl.constexpr):
+    """Already-scaled float32 values -> the nearest e4m3fn value (saturating, ties to even),
+    in float32."""
+    v = tl.clamp(v, -E4M3_MAX, E4M3_MAX)
+    if EMULATE:
+        bits = v.to(tl.int32, bitcast=True)
+        e = tl.maximum(((bits >> 23) & 0xFF) - 127, -6)  # e4m3's subnormals share 2^-6's step
+        step = ((e - 3 + 127) << 23).to(tl.float32, bitcast=True)  # 3 mantissa bits
+        r = v / step  # exact: a power of two
+        r = (r + 12582912.0) - 12582912.0  # round half to even (1.5 * 2^23)
+        return r * step
+    return v.to(tl.float8e4nv).to(tl.float32)
+
+
+@triton.jit
+def _safe(s):
+    return tl.where(s > 0, s, 1.0)
+
+
+@triton.jit
+def _fp8_gemv_kernel(
+    X, W, WS, XS, B, Y,
+    M, N, K, stride_xm, stride_wn, stride_ws, stride_ym,
+    SCHEME: tl.constexpr, STATIC: tl.constexpr, HAS_BIAS: tl.constexpr,
+    GROUP_N: tl.constexpr, KG: tl.constexpr, KC: tl.constexpr, BLOCK_N: tl.constexpr,
+    EMULATE: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    m = pid % M
+    nb = pid // M
+    rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    kg = tl.arange(0, KG)
+    kc = tl.arange(0, KC)
+    koff = kg[:, None] * KC + kc[None, :]  # [KG, KC]: this step's columns
+    x_row = X + m.to(tl.int64) * stride_xm
+
+    xs = 1.0
+    if SCHEME != BLOCK:
+        if STATIC:
+            xs = tl.load(XS).to(tl.float32)
+        else:
+            # amax over x's row (per channel) or over all M rows (per tensor)
+            amax = tl.zeros([KG, KC], tl.float32)
+            first = m
+            last = m + 1
+            if SCHEME == PER_TENSOR:
+                first = 0
+                last = M
+            for r in range(first, last):
+                for k0 in range(0, K, KG * KC):
+                    k = k0 + koff
+                    v = tl.load(X + r * stride_xm + k, mask=k < K, other=0.0)
+                    amax = tl.maximum(amax, tl.abs(v.to(tl.float32)))
+            xs = tl.math.div_rn(tl.max(tl.max(amax, axis=1), axis=0), E4M3_MAX)
+    n_groups = tl.cdiv(K, KC)
+    ws_row = WS + ((nb * BLOCK_N) // GROUP_N) * stride_ws  # block: this block's scale row
+
+    acc = tl.zeros([BLOCK_N, KG, KC], tl.float32)
+    w_ptr = W + rows[:, None, None].to(tl.int64) * stride_wn + koff[None, :, :]
+    for k0 in range(0, K, KG * KC):
+        k = k0 + koff
+        k_ok = k < K
+        x = tl.load(x_row + k, mask=k_ok, other=0.0).to(tl.float32)
+        if SCHEME == BLOCK:
+            s = tl.math.div_rn(tl.max(tl.abs(x), axis=1), E4M3_MAX)  # [KG]: one per group
+            q = _e4m3(tl.math.div_rn(x, _safe(s)[:, None]), EMULATE)
+            g = k0 // KC + kg
+            sw = tl.load(ws_row + g, mask=g < n_groups, other=0.0)
+            xd = q * (s * sw)[:, None]
+        else:
+            xd = _e4m3(tl.math.div_rn(x, _safe(xs)), EMULATE) * xs
+        w = tl.load(w_ptr + k0, mask=row_ok[:, None, None] & k_ok[None, :, :], other=0.0)
+        acc += w.to(tl.float32) * xd[None, :, :]
+    y = tl.sum(tl.sum(acc, axis=2), axis=1)
+    if SCHEME == PER_CHANNEL:
+        y = y * tl.load(WS + rows, mask=row_ok, other=0.0)
+    elif SCHEME == PER_TENSOR:
+        y = y * tl.load(WS)
+    if HAS_BIAS:
+        y += tl.load(B + rows, mask=row_ok, other=0.0).to(tl.float32)
+    tl.store(Y + m.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
+
+
+def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) -> bool:
+    """A few rows of a 16/32-bit float x; for block scales, a launch whose BLOCK_N divides the
+    weight's row group and whose BLOCK_K is a whole number of K groups."""
+    if x.dim() != 2 or not 0 < x.shape[0] <= MAX_ROWS or x.shape[1] == 0:
+        return False
+    if scheme != "block":
+        return scheme in ("per_tensor", "per_channel")
+    cfg = GEMV_FP8_LAUNCH if launch is None else {**GEMV_FP8_LAUNCH, **launch}
+    bn, bk = block_size
+    groups = max(cfg["block_k"] // bk, 1)
+    return bn % cfg["block_n"] == 0 and _pow2(bk) and _pow2(groups) \
+        and (cfg["block_k"] % bk == 0 or cfg["block_k"] < bk)
+
+
+def _pow2(v: int) -> bool:
+    return v > 0 and v & (v - 1) == 0
+
+
+def gemv_fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128),
+             bias=None, launch=None):
+    """gemm.fp8 (the spec's arguments) for M <= MAX_ROWS rows; see `applies`."""
+    cfg = GEMV_FP8_LAUNCH if launch is None else {**GEMV_FP8_LAUNCH, **launch}
+    m, k = x.shape
+    n = weight.shape[0]
+    y = torch.empty((m, n), dtype=x.dtype, device=x.device)
+    if n == 0:
+        return y
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    weight = weight if weight.stride(-1) == 1 else weight.contiguous()
+    ws = weight_scale.float()
+    block_n, block_k = cfg["block_n"], cfg["block_k"]
+    if scheme == "block":
+        group_n, group_k = block_size
+        kg, kc = max(block_k // group_k, 1), group_k
+        ws = ws.contiguous()
+    else:
+        group_n, kg, kc = block_n, 1, block_k
+    xs = input_scale.float() if input_scale is not None else ws
+    _fp8_gemv_kernel[(triton.cdiv(n, block_n) * m,)](
+        x, weight, ws, xs, bias if bias is not None else y, y,
+        m, n, k, x.stride(0), weight.stride(0), ws.stride(0) if ws.dim() == 2 else 0,
+        y.stride(0),
+        SCHEME={"per_tensor": PER_TENSOR, "per_channel": PER_CHANNEL, "block": BLOCK}[scheme],
+        STATIC=input_scale is not None, HAS_BIAS=bias is not None,
+        GROUP_N=group_n, KG=kg, KC=kc, BLOCK_N=block_n, EMULATE=_EMULATE_CAST,
+        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+    )
+    return y
