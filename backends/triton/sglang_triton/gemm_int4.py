@@ -12,7 +12,8 @@
 
 The Triton kernel dequantizes [BLOCK_K, BLOCK_N] weight tiles in registers (shift, mask, FMA
 with the group's scale and scaled zero; one scale row per tile when BLOCK_K divides G) and
-feeds them, in x's dtype, to tl.dot with float32 accumulation.
+feeds them, in x's dtype, to tl.dot with float32 accumulation. Up to gemv_int4.MAX_ROWS rows
+(decode) the GEMV of gemv_int4.py serves instead (the same layout, no tl.dot tiles).
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ import triton
 import triton.language as tl
 from sglang.ops.quant import int4 as q4
 
+from sglang_triton import gemv_int4
 from sglang_triton.common import grouped_tile, mma
 from sglang_triton.target import warps
+
+USE_GEMV = True
+"""Few-row calls through gemv_int4 (off: the tiled kernel for every M)."""
 
 
 class Int4Weight(NamedTuple):
@@ -137,6 +142,8 @@ def int4(
         raw = {"qweight": qweight, "scales": scales, "qzeros": qzeros, "g_idx": g_idx}
         w = prepare({**raw, "packing": packing, "group_size": group_size})["qweight"]
     m = x.shape[0]
+    if USE_GEMV and gemv_int4.applies(x, w):
+        return gemv_int4.gemv_int4(x, w, bias, launch=_gemv_launch(launch))
     out = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
     if m == 0 or w.n == 0:
         return out
@@ -152,6 +159,13 @@ def int4(
         BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=warps(4, launch),
     )
     return out
+
+
+def _gemv_launch(launch):
+    """A target's overrides for the GEMV: its "gemv" entry, with the target's warp size."""
+    if not launch:
+        return None
+    return {**{k: v for k, v in launch.items() if k != "gemv"}, **launch.get("gemv", {})}
 
 
 def register(registry, target) -> None:

@@ -1,0 +1,86 @@
+"""gemm.int4's few-row GEMV (sglang_triton.gemv_int4, over gemm_int4.prepare's layout) against
+the spec's reference through the conformance runner, with the spec's own inputs and tolerances
+at decode shapes its case list does not have (M = 2..4, N not a multiple of the block), for
+AWQ, GPTQ, act-order and float zero points, under several launch configurations (in Triton's
+interpreter where there is no GPU); and the dispatch from gemm.int4 for few rows."""
+
+from __future__ import annotations
+
+import kernel_checks as kc
+import pytest
+import torch
+from sglang.ops.gemm_int4 import VARIANTS, group_size_for
+from sglang.ops.spec import Case, case_name
+from sglang_triton import gemm_int4, gemv_int4
+
+
+def _case(dt, m, k, n, variant, bias):
+    g = group_size_for(k)
+    name = case_name(dt, f"M{m}", f"K{k}", f"N{n}", variant, f"G{g}", "bias" if bias else "")
+    params = {"m": m, "k": k, "n": n, "bias": bias, "variant": variant, "group_size": g}
+    requires = (VARIANTS[variant][2],)
+    return pytest.param(Case("gemm.int4", name, dt, params, requires), id=name)
+
+
+CASES = [
+    _case(dt, m, k, n, variant, bias)
+    for dt, m, k, n, bias, variants in (
+        (torch.bfloat16, 1, 1152, 136, True, ("awq", "gptq", "gptq-actorder", "awq-floatzeros")),
+        (torch.bfloat16, 4, 224, 264, False, ("awq", "gptq-gidx", "gptq-actorder")),
+        (torch.float16, 3, 1024, 72, True, ("gptq", "gptq-actorder-floatzeros")),
+        (torch.float32, 2, 224, 40, False, ("awq", "gptq-actorder")),
+    )
+    for variant in variants
+]
+
+
+def _gemv(launch=None):
+    def run(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
+        assert isinstance(qweight, gemm_int4.Int4Weight) and gemv_int4.applies(x, qweight, launch)
+        return gemv_int4.gemv_int4(x, qweight, bias, launch=launch)
+
+    return run
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gemv_int4(case):
+    kc.check("gemm.int4", _gemv(), case, prepare=gemm_int4.prepare)
+
+
+LAUNCHES = (
+    {"block_n": 8, "block_k": 32, "num_warps": 1},
+    {"block_n": 32, "block_k": 64, "num_warps": 4},
+    {"block_n": 64, "block_k": 256, "num_warps": 8},
+)
+
+
+@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: f"n{c['block_n']}-k{c['block_k']}")
+@pytest.mark.parametrize("case", [CASES[2], CASES[8], CASES[10]])
+def test_gemv_int4_launches(case, launch):
+    kc.check("gemm.int4", _gemv(launch), case, prepare=gemm_int4.prepare)
+
+
+def test_words_per_step_divides_the_group():
+    assert gemv_int4.words_per_step(128, 128) == 16
+    assert gemv_int4.words_per_step(128, 512) == 16
+    assert gemv_int4.words_per_step(32, 128) == 4
+    assert gemv_int4.words_per_step(96, 128) == 4  # 32 rows divide 96
+    assert gemv_int4.words_per_step(12, 128) == 0
+
+
+def test_int4_dispatches_few_rows_to_the_gemv(monkeypatch):
+    calls = []
+    real = gemv_int4.gemv_int4
+    monkeypatch.setattr(gemv_int4, "gemv_int4", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    case = CASES[0].values[0]
+    from sglang.ops import get_spec
+
+    args = get_spec("gemm.int4").make_inputs(case, torch.Generator().manual_seed(case.seed))
+    args = {k: v.to(kc.DEVICE) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    prepared = {**args, **gemm_int4.prepare(args)}
+    y = gemm_int4.int4(**prepared)
+    assert calls == [1]
+    monkeypatch.setattr(gemm_int4, "USE_GEMV", False)
+    y_tiled = gemm_int4.int4(**prepared)
+    assert calls == [1]
+    torch.testing.assert_close(y.float(), y_tiled.float(), rtol=2e-2, atol=2e-2)
