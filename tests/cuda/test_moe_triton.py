@@ -1,6 +1,7 @@
 """moe.experts: the cuda backend's fused Triton MoE (sorted, block-aligned pairs) against the
 spec's reference, through the conformance runner (in Triton's interpreter where there is no
-GPU), and the alignment's invariants."""
+GPU), and the alignment's invariants. The few-pair decode path is switched off here (it is
+tested in test_moe_decode_triton.py), so these cases run the aligned kernels."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ import kernel_checks as kc
 import pytest
 import torch
 from sglang_triton import moe
+
+
+@pytest.fixture(autouse=True)
+def aligned_kernels(monkeypatch):
+    monkeypatch.setattr(moe, "USE_DECODE", False)
 
 
 def small(case):

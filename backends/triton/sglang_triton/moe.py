@@ -20,6 +20,9 @@ experts: a fused MoE over tokens sorted by expert, as SGLang's / vLLM's fused_mo
   3. down kernel: per (block, tile of D columns), h rows times w2[e], scaled by the pair's
      routing weight, written in float32 to y[pair, D] (pairs no block covers stay zero).
   4. out[t] = sum over the k slots of y[t*k + j], rounded once to x.dtype.
+
+Up to moe_decode.MAX_PAIRS (token, slot) pairs (decode) the two GEMV kernels of moe_decode.py
+serve instead: no alignment, one program per (pair, column block) reading that expert's rows.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import triton
 import triton.language as tl
 from sglang.ops.moe_route_vectorized import route
 
+from sglang_triton import moe_decode
 from sglang_triton.activation import GELU_ERF, SILU, act_mul
 from sglang_triton.common import mma
 from sglang_triton.target import merged, warps
@@ -36,6 +40,9 @@ from sglang_triton.target import merged, warps
 # --- moe.route: sglang.ops.moe_route_vectorized ----------------------------------------
 
 # --- moe.experts -----------------------------------------------------------------------------
+
+USE_DECODE = True
+"""Few-pair calls through moe_decode (off: the aligned-block kernels for every size)."""
 
 
 def align(topk_ids: torch.Tensor, num_experts: int, block_m: int):
@@ -155,6 +162,11 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
     n = tokens * top_k
     if n == 0:
         return torch.zeros_like(x)
+    if USE_DECODE and n <= moe_decode.MAX_PAIRS:
+        decode = launch and {"warp_size": launch.get("warp_size", 32), **launch.get("decode", {})}
+        return moe_decode.experts_decode(
+            x, w13, w2, topk_weights, topk_ids, activation, launch=decode or None
+        )
     x = x if x.stride(-1) == 1 else x.contiguous()
     w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
     w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()

@@ -1,0 +1,134 @@
+"""moe.experts for a few (token, slot) pairs (decode): two GEMV kernels, no sorting.
+
+At decode a MoE layer reads top_k experts' weights per token, each used by one or a few pairs,
+so the aligned-block GEMM of moe.py (16-row tiles with one live row, a sort and ~15 small torch
+kernels to align) spends most of its time on anything but reading weights. Here:
+
+  1. gate/up: one program per (pair, block of BLOCK_N columns of I): e = topk_ids[pair]; the
+     gate rows w13[e, cols] and up rows w13[e, I + cols] are streamed along D in [BLOCK_N,
+     BLOCK_K] tiles and multiplied by x[token] in float32 registers, reduced once at the end;
+     h[pair, cols] = act(gate) * up, kept in float32 (h is n x I floats: a few KiB). Program
+     ids run the pairs of one column block next to each other, so pairs sharing an expert
+     read its rows from L2. A slot whose id is -1 (or outside [0, E)) does nothing.
+  2. down: one program per (token, block of BLOCK_N rows of D): for each of the token's top_k
+     slots, the rows w2[e, rows] streamed along I times h[pair] * topk_weight, all slots into
+     one float32 accumulator, reduced once, written to out[token] in x.dtype: the sum over
+     top_k is in the kernel (no atomics, no float32 [n, D] buffer, deterministic).
+
+Two launches in all; nothing waits on the GPU. moe.experts takes this path for up to
+MAX_PAIRS pairs (moe.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from sglang_triton.activation import GELU_ERF, SILU, act_mul
+from sglang_triton.target import merged, warps
+
+MAX_PAIRS = 64
+"""tokens x top_k up to which moe.experts takes these kernels."""
+
+DECODE_LAUNCH = {
+    "gate_up": {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3},
+    "down": {"block_n": 16, "block_k": 256, "num_warps": 8, "num_stages": 3},
+}
+"""Launch parameters per kernel (benchmarks/gpu_decode_gemv.sh times others)."""
+
+
+@triton.jit
+def _gate_up_gemv_kernel(
+    X, W13, H, IDS,
+    inter, K, E, stride_xm, stride_we, stride_wn, stride_hm,
+    TOPK: tl.constexpr, ACT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    pair = tl.program_id(0)
+    nb = tl.program_id(1)
+    e = tl.load(IDS + pair).to(tl.int64)
+    if (e < 0) | (e >= E):
+        return
+    token = (pair // TOPK).to(tl.int64)
+    cols = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = cols < inter
+    ks = tl.arange(0, BLOCK_K)
+    g_ptr = W13 + e * stride_we + cols[:, None].to(tl.int64) * stride_wn + ks[None, :]
+    u_ptr = g_ptr + inter * stride_wn
+    x_ptr = X + token * stride_xm + ks
+    acc_g = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    acc_u = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        k_ok = (k0 + ks) < K
+        x = tl.load(x_ptr + k0, mask=k_ok, other=0.0).to(tl.float32)[None, :]
+        w_ok = col_ok[:, None] & k_ok[None, :]
+        acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
+        acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
+    h = act_mul(tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1), ACT)
+    tl.store(H + pair.to(tl.int64) * stride_hm + cols, h, mask=col_ok)
+
+
+@triton.jit
+def _down_gemv_kernel(
+    H, W2, Y, IDS, WEIGHTS,
+    N, K, E, stride_hm, stride_we, stride_wn, stride_ym,
+    TOPK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    token = tl.program_id(0)
+    nb = tl.program_id(1)
+    rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    ks = tl.arange(0, BLOCK_K)
+    w_rows = rows[:, None].to(tl.int64) * stride_wn + ks[None, :]
+    acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    for j in range(TOPK):
+        pair = token * TOPK + j
+        e = tl.load(IDS + pair).to(tl.int64)
+        live = (e >= 0) & (e < E)
+        k_live = tl.where(live, K, 0)  # a dead slot (id -1) loads nothing
+        route_w = tl.load(WEIGHTS + pair)
+        w_ptr = W2 + tl.where(live, e, 0) * stride_we + w_rows
+        h_ptr = H + pair.to(tl.int64) * stride_hm + ks
+        for k0 in range(0, K, BLOCK_K):
+            k_ok = (k0 + ks) < k_live
+            h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
+            w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            acc += w.to(tl.float32) * h[None, :]
+    y = tl.sum(acc, axis=1)
+    tl.store(Y + token.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
+
+
+def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
+    """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I]) by the two GEMVs above.
+    launch: {"gate_up": {...}, "down": {...}} overrides, and a target's warp_size."""
+    if activation not in ("silu", "gelu"):
+        raise ValueError(f"activation must be silu or gelu, got {activation!r}")
+    tokens, hidden = x.shape
+    num_experts, inter = w2.shape[0], w2.shape[-1]
+    top_k = topk_ids.shape[-1]
+    out = torch.empty_like(x)
+    if tokens == 0 or hidden == 0:
+        return out
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
+    w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
+    ids = topk_ids.reshape(-1)
+    weights = topk_weights.reshape(-1).float()
+    gu = merged(DECODE_LAUNCH["gate_up"], launch and launch.get("gate_up"))
+    dn = merged(DECODE_LAUNCH["down"], launch and launch.get("down"))
+    h = torch.empty((tokens * top_k, inter), dtype=torch.float32, device=x.device)
+    if inter > 0:
+        _gate_up_gemv_kernel[(tokens * top_k, triton.cdiv(inter, gu["block_n"]))](
+            x, w13, h, ids,
+            inter, hidden, num_experts, x.stride(0), w13.stride(0), w13.stride(1), h.stride(0),
+            TOPK=top_k, ACT=SILU if activation == "silu" else GELU_ERF,
+            BLOCK_N=gu["block_n"], BLOCK_K=gu["block_k"],
+            num_warps=warps(gu["num_warps"], launch), num_stages=gu["num_stages"],
+        )
+    _down_gemv_kernel[(tokens, triton.cdiv(hidden, dn["block_n"]))](
+        h, w2, out, ids, weights,
+        hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), out.stride(0),
+        TOPK=top_k, BLOCK_N=dn["block_n"], BLOCK_K=dn["block_k"],
+        num_warps=warps(dn["num_warps"], launch), num_stages=dn["num_stages"],
+    )
+    return out

@@ -1,0 +1,78 @@
+"""moe.experts' few-pair decode path (sglang_triton.moe_decode: a gate/up GEMV per (pair,
+column block), a down GEMV per (token, row block) summing the top_k slots) against the spec's
+reference through the conformance runner: the spec's small cases, decode shapes its case list
+does not have (one token over many experts, top-8, padded slots, 64 pairs), several launch
+configurations (in Triton's interpreter where there is no GPU); and the dispatch."""
+
+from __future__ import annotations
+
+import functools
+
+import kernel_checks as kc
+import pytest
+import torch
+from sglang.ops import get_spec
+from sglang.ops.spec import Case, case_name
+from sglang_triton import moe, moe_decode
+
+
+def small(case):
+    p = case.params
+    if p["hidden"] > 96 or p["tokens"] * p["top_k"] > moe_decode.MAX_PAIRS:
+        return False
+    return case.dtype == torch.bfloat16 or p["pad"] or p["experts"] == 64
+
+
+@pytest.mark.parametrize("case", kc.params("moe.experts", small))
+def test_decode_spec_cases(case):
+    kc.check("moe.experts", moe_decode.experts_decode, case)
+
+
+def _case(dt, t, d, i, e, k, act, pad):
+    name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act, "pad" if pad else "")
+    params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
+              "activation": act, "pad": pad}
+    return pytest.param(Case("moe.experts", name, dt, params), id=name)
+
+
+DECODE = [
+    _case(torch.bfloat16, 1, 128, 48, 32, 8, "silu", False),  # Qwen3-MoE-like, one token
+    _case(torch.bfloat16, 8, 64, 24, 16, 8, "silu", True),  # 64 pairs, padded slots
+    _case(torch.float16, 2, 200, 40, 8, 2, "gelu", False),  # ragged D and I
+    _case(torch.float32, 3, 72, 20, 128, 4, "silu", False),
+]
+
+
+@pytest.mark.parametrize("case", DECODE)
+def test_decode_shapes(case):
+    kc.check("moe.experts", moe_decode.experts_decode, case)
+
+
+LAUNCHES = (
+    {"gate_up": {"block_n": 8, "block_k": 32, "num_warps": 2},
+     "down": {"block_n": 32, "block_k": 16, "num_warps": 4}},
+    {"gate_up": {"block_n": 64, "block_k": 256, "num_warps": 4},
+     "down": {"block_n": 8, "block_k": 64, "num_warps": 1}},
+)
+
+
+@pytest.mark.parametrize("launch", LAUNCHES, ids=("small", "wide"))
+@pytest.mark.parametrize("case", DECODE[:3])
+def test_decode_launches(case, launch):
+    kc.check("moe.experts", functools.partial(moe_decode.experts_decode, launch=launch), case)
+
+
+def test_experts_dispatches_few_pairs_to_the_decode_path(monkeypatch):
+    calls = []
+    real = moe_decode.experts_decode
+    monkeypatch.setattr(moe_decode, "experts_decode",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    case = DECODE[0].values[0]
+    args = get_spec("moe.experts").make_inputs(case, torch.Generator().manual_seed(case.seed))
+    args = {k: v.to(kc.DEVICE) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    y = moe.experts(**args)
+    assert calls == [1]
+    monkeypatch.setattr(moe, "USE_DECODE", False)
+    y_aligned = moe.experts(**args)
+    assert calls == [1]
+    torch.testing.assert_close(y.float(), y_aligned.float(), rtol=2e-2, atol=2e-2)
