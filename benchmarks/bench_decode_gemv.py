@@ -1,0 +1,221 @@
+"""Times the few-row (decode) kernels against the paths they replace, at M = 1, on one GPU:
+
+  fp8    gemm.fp8, 128x128 block scales: kernels.gemv_fp8 vs the torch activation
+         quantization + Triton scaled GEMM (Llama-3.1-8B shapes)
+  int4   gemm.int4 (AWQ layout, group 128, prepared): gemv_int4 vs the tiled W4A16 kernel
+  moe    moe.experts, Qwen3-30B-A3B experts (128 experts, hidden 2048, intermediate 768,
+         top-8, bfloat16): moe_decode vs the aligned-block fused MoE
+
+    python3 benchmarks/bench_decode_gemv.py [--only fp8,int4,moe] [--out FILE.jsonl]
+    python3 benchmarks/bench_decode_gemv.py --check   # no GPU: tiny shapes, the interpreter
+
+Each call is captured in a CUDA graph (no host launch cost, as in a decode graph), cycling
+through enough copies of the weights that they do not sit in L2 (50 MB on an H200). Prints the
+median time per call and the weight bytes read per second, per launch configuration, and the
+largest difference from the old path relative to its largest output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+
+import torch
+
+SHAPES_8B = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096),
+             "down": (4096, 14336)}  # name: (N, K)
+QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
+FP8_LAUNCHES = [None, {"block_n": 8, "block_k": 512, "num_warps": 4},
+                {"block_n": 32, "block_k": 256, "num_warps": 8},
+                {"block_n": 16, "block_k": 1024, "num_warps": 8, "num_stages": 2}]
+INT4_LAUNCHES = [None, {"block_n": 32, "num_warps": 4}, {"block_n": 8, "num_warps": 2},
+                 {"block_n": 64, "num_warps": 8}]
+MOE_LAUNCHES = [
+    None,
+    {"gate_up": {"block_n": 8, "block_k": 512, "num_warps": 4},
+     "down": {"block_n": 8, "block_k": 256, "num_warps": 4}},
+    {"gate_up": {"block_n": 32, "block_k": 256, "num_warps": 8},
+     "down": {"block_n": 32, "block_k": 128, "num_warps": 8}},
+    {"gate_up": {"block_n": 16, "block_k": 256, "num_warps": 4},
+     "down": {"block_n": 8, "block_k": 512, "num_warps": 8}},
+]
+L2_SPAN = 256 << 20  # bytes of weight copies cycled through per graph
+CHECK = False  # --check: the script's plumbing on the CPU (tiny shapes, one untimed call)
+
+
+def timed(calls, reps: int = 20) -> float:
+    """Median seconds per call of `calls` (closures over distinct weight copies), each run once
+    per CUDA graph replay."""
+    if CHECK:
+        calls[0]()
+        return 1.0
+    for fn in calls:
+        fn()
+    torch.cuda.synchronize()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        calls[0]()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for fn in calls:
+            fn()
+    graph.replay()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / 1e3 / len(calls))
+    return statistics.median(times)
+
+
+def copies(nbytes: int) -> int:
+    return max(2, min(16, -(-L2_SPAN // max(nbytes, 1))))
+
+
+def compare(name, nbytes, make_old, make_new, launches, rows):
+    """make_old() / make_new(launch) -> list of closures returning the output."""
+    old_calls = make_old()
+    ref = old_calls[0]().float()
+    t_old = timed(old_calls)
+    row = {"kernel": name, "old_us": t_old * 1e6, "old_GBps": nbytes / t_old / 1e9}
+    line = f"{name}: old {t_old * 1e6:8.1f} us {nbytes / t_old / 1e9:7.0f} GB/s"
+    for launch in launches:
+        key = "default" if launch is None else "/".join(
+            f"{k}{v}" if not isinstance(v, dict) else f"{k}:" + ",".join(map(str, v.values()))
+            for k, v in launch.items())
+        try:
+            new_calls = make_new(launch)
+            out = new_calls[0]().float()
+            err = ((out - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+            t = timed(new_calls)
+        except Exception as e:  # noqa: BLE001 - a launch the compiler refuses
+            row[key] = f"error {type(e).__name__}: {e}"[:200]
+            line += f" | {key}: {row[key]}"
+            continue
+        row[key] = {"us": t * 1e6, "GBps": nbytes / t / 1e9, "max_rel_err": err}
+        line += f" | {key}: {t * 1e6:.1f} us {nbytes / t / 1e9:.0f} GB/s err {err:.1e}"
+    print(line, flush=True)
+    rows.append(row)
+
+
+def bench_fp8(rows, dev):
+    from sglang.ops.quant import fp8 as q8
+    from sglang_cuda.kernels import gemm_fp8, gemv_fp8
+
+    for name, (n, k) in SHAPES_8B.items():
+        nbytes = n * k + (n // 128) * (k // 128) * 4
+        ws = []
+        for _ in range(copies(nbytes)):
+            wq, s = q8.quantize_fp8_block(torch.randn(n, k, device=dev) * k**-0.5, (128, 128))
+            ws.append((wq, s.float()))
+        x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
+
+        def old(x=x, ws=ws):
+            gemm_fp8.USE_GEMV = False
+            return [lambda w=w: gemm_fp8.fp8(x, w[0], w[1], "block") for w in ws]
+
+        def new(launch, x=x, ws=ws):
+            gemm_fp8.USE_GEMV = True
+            return [lambda w=w: gemv_fp8.gemv_fp8(x, w[0], w[1], "block", launch=launch)
+                    for w in ws]
+
+        compare(f"fp8-block {name} {n}x{k}", nbytes, old, new, FP8_LAUNCHES, rows)
+        gemm_fp8.USE_GEMV = True
+
+
+def bench_int4(rows, dev):
+    from sglang_triton import gemm_int4, gemv_int4
+
+    g = 128
+    for name, (n, k) in SHAPES_8B.items():
+        nbytes = n * k // 2 + 2 * (k // g) * n * 4
+        ws = []
+        for _ in range(copies(nbytes)):
+            raw = {
+                "qweight": torch.randint(-2**31, 2**31 - 1, (k, n // 8), dtype=torch.int32,
+                                         device=dev),
+                "qzeros": torch.randint(-2**31, 2**31 - 1, (k // g, n // 8), dtype=torch.int32,
+                                        device=dev),
+                "scales": torch.rand(k // g, n, device=dev, dtype=torch.bfloat16) * 0.01,
+                "packing": "awq", "group_size": g,
+            }
+            ws.append(gemm_int4.prepare(raw)["qweight"])
+        x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
+
+        def old(x=x, ws=ws):
+            gemm_int4.USE_GEMV = False
+            return [lambda w=w: gemm_int4.int4(x, w, "awq", g) for w in ws]
+
+        def new(launch, x=x, ws=ws):
+            gemm_int4.USE_GEMV = True
+            return [lambda w=w: gemv_int4.gemv_int4(x, w, launch=launch) for w in ws]
+
+        compare(f"int4-awq {name} {n}x{k}", nbytes, old, new, INT4_LAUNCHES, rows)
+        gemm_int4.USE_GEMV = True
+
+
+def bench_moe(rows, dev):
+    from sglang_triton import moe, moe_decode
+
+    e, d, i, k = (QWEN3_MOE[key] for key in ("experts", "hidden", "inter", "top_k"))
+    w13 = torch.randn(e, 2 * i, d, device=dev, dtype=torch.bfloat16) * d**-0.5
+    w2 = torch.randn(e, d, i, device=dev, dtype=torch.bfloat16) * i**-0.5
+    nbytes = k * 3 * d * i * 2  # the top-8 experts' weights
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    sets = []
+    for _ in range(16):  # 16 different expert choices (128 experts: little L2 reuse)
+        ids = torch.randperm(e, generator=gen)[:k].view(1, k).to(dev, torch.int32)
+        weights = torch.rand(1, k, generator=gen).softmax(-1).to(dev)
+        sets.append((ids, weights))
+    x = torch.randn(1, d, device=dev, dtype=torch.bfloat16)
+
+    def old():
+        moe.USE_DECODE = False
+        return [lambda s=s: moe.experts(x, w13, w2, s[1], s[0]) for s in sets]
+
+    def new(launch):
+        moe.USE_DECODE = True
+        return [lambda s=s: moe_decode.experts_decode(x, w13, w2, s[1], s[0], launch=launch)
+                for s in sets]
+
+    compare(f"moe qwen3-30b-a3b T1 E{e} D{d} I{i} k{k}", nbytes, old, new, MOE_LAUNCHES, rows)
+    moe.USE_DECODE = True
+
+
+def main(argv=None) -> int:
+    global CHECK, SHAPES_8B, L2_SPAN
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="fp8,int4,moe")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--check", action="store_true", help="CPU plumbing check, tiny shapes")
+    args = ap.parse_args(argv)
+    dev = torch.device("cuda")
+    if args.check:
+        os.environ["TRITON_INTERPRET"] = "1"  # read when the kernel modules are imported
+        CHECK, dev, L2_SPAN = True, torch.device("cpu"), 0
+        SHAPES_8B = {"qkv": (48, 256), "down": (32, 384)}
+        QWEN3_MOE.update(experts=16, hidden=64, inter=32)
+    rows: list[dict] = []
+    benches = {"fp8": bench_fp8, "int4": bench_int4, "moe": bench_moe}
+    for name in args.only.split(","):
+        try:
+            benches[name](rows, dev)
+        except Exception as e:  # noqa: BLE001 - report and go on to the next family
+            print(f"{name}: failed: {type(e).__name__}: {e}", flush=True)
+        torch.cuda.empty_cache()
+    if args.out:
+        with open(args.out, "a") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
