@@ -47,7 +47,7 @@ def test_gemv_int4(case):
     kc.check("gemm.int4", _gemv(), case, prepare=gemm_int4.prepare)
 
 
-LAUNCHES = (
+LAUNCHES = (  # steps inside one group, over several groups (gathered scales)
     {"block_n": 8, "block_k": 32, "num_warps": 1},
     {"block_n": 32, "block_k": 64, "num_warps": 4},
     {"block_n": 64, "block_k": 256, "num_warps": 8},
@@ -60,12 +60,11 @@ def test_gemv_int4_launches(case, launch):
     kc.check("gemm.int4", _gemv(launch), case, prepare=gemm_int4.prepare)
 
 
-def test_words_per_step_divides_the_group():
-    assert gemv_int4.words_per_step(128, 128) == 16
-    assert gemv_int4.words_per_step(128, 512) == 16
-    assert gemv_int4.words_per_step(32, 128) == 4
-    assert gemv_int4.words_per_step(96, 128) == 4  # 32 rows divide 96
-    assert gemv_int4.words_per_step(12, 128) == 0
+def test_step_sizes():
+    assert gemv_int4.words_per_step(128, 512) == 64 and gemv_int4.words_per_step(32, 8) == 1
+    assert gemv_int4.words_per_step(12, 128) == 0  # a word would straddle two groups
+    assert gemv_int4.one_group_steps(128, 16) and gemv_int4.one_group_steps(128, 4)
+    assert not gemv_int4.one_group_steps(128, 64) and not gemv_int4.one_group_steps(96, 8)
 
 
 def test_int4_dispatches_few_rows_to_the_gemv(monkeypatch):

@@ -3,9 +3,11 @@
 The weight is int32 [ceil(K/8), N] packed along K (nibble i of word row r is input row 8r + i),
 with float32 scales and zero-times-scale [K/G, N] (gemm_int4's module docstring). At M = 1 the
 linear is a read of those 4-bit codes, so each program owns BLOCK_N output columns and streams
-[KP, BLOCK_N] words (8 * KP input rows, all in one scale group) down K: the words are unpacked
-in registers into a [KP, 8, BLOCK_N] tile, (q * s - zs) * x accumulated in float32 there, and
-the tile reduced along K once at the end. No tl.dot, no split-K. A nibble becomes a float as
+[KP, BLOCK_N] words (8 * KP input rows) down K: the words are unpacked in registers into a
+[KP, 8, BLOCK_N] tile, (q * s - zs) * x accumulated in float32 there, and the tile reduced
+along K once at the end. No tl.dot, no split-K. A step within one scale group reads one row of
+scales; a step over several groups (8 * KP > G: more bytes in flight per program) or across a
+group boundary reads each word row's scales (G / 8 rows share one, from L1). A nibble becomes a float as
 the bit pattern of 2^23 + q minus 2^23 (a logic op and an add: integer-to-float conversions
 run at a quarter of the FMA rate). GPTQ act-order reads x's columns through `perm`.
 
@@ -24,8 +26,8 @@ from sglang_triton.target import merged, warps
 MAX_ROWS = 4
 """Rows of x up to which gemm.int4 takes this kernel (more: the tiled W4A16 GEMM)."""
 
-GEMV_INT4_LAUNCH = {"block_n": 16, "block_k": 128, "num_warps": 4, "num_stages": 3}
-"""Launch parameters; block_k (input rows per step) is cut to divide the group size."""
+GEMV_INT4_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3}
+"""Launch parameters; block_k: input rows per step (a power of two)."""
 
 
 @triton.jit
@@ -33,7 +35,7 @@ def _int4_gemv_kernel(
     X, QW, S, ZS, PERM, B, Y,
     M, N, K, stride_xm, stride_qk, stride_s, stride_ym,
     G: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
-    BLOCK_N: tl.constexpr, KP: tl.constexpr,
+    BLOCK_N: tl.constexpr, KP: tl.constexpr, GATHER: tl.constexpr,
 ):
     pid = tl.program_id(0)
     m = pid % M
@@ -62,10 +64,16 @@ def _int4_gemv_kernel(
         )
         bits = ((words[:, None, :] >> shifts) & 0xF) | 0x4B000000
         q = bits.to(tl.float32, bitcast=True) - 8388608.0  # exact: 2^23 + q - 2^23
-        g_off = (k0 // G) * stride_s + cols
-        s = tl.load(S + g_off, mask=col_ok, other=0.0)
-        zs = tl.load(ZS + g_off, mask=col_ok, other=0.0)
-        acc += (q * s[None, None, :] - zs[None, None, :]) * x[:, :, None]
+        if GATHER:  # one scale row per word row: [KP, 1, BLOCK_N]
+            g_off = ((wr * 8) // G)[:, None] * stride_s + cols[None, :]
+            g_ok = (wr < word_rows)[:, None] & col_ok[None, :]
+            s = tl.load(S + g_off, mask=g_ok, other=0.0)[:, None, :]
+            zs = tl.load(ZS + g_off, mask=g_ok, other=0.0)[:, None, :]
+        else:  # the whole step in one group: one row
+            g_off = (k0 // G) * stride_s + cols
+            s = tl.load(S + g_off, mask=col_ok, other=0.0)[None, None, :]
+            zs = tl.load(ZS + g_off, mask=col_ok, other=0.0)[None, None, :]
+        acc += (q * s - zs) * x[:, :, None]
     y = tl.sum(tl.sum(acc, axis=0), axis=0)
     if HAS_BIAS:
         y += tl.load(B + cols, mask=col_ok, other=0.0).to(tl.float32)
@@ -73,13 +81,14 @@ def _int4_gemv_kernel(
 
 
 def words_per_step(group_size: int, block_k: int) -> int:
-    """KP: the largest power of two with 8 * KP dividing the group and at most block_k; 0 when
-    the group is not a multiple of 8."""
-    kp = 0
-    p = 1
-    while 8 * p <= max(block_k, 8) and group_size % (8 * p) == 0:
-        kp, p = p, 2 * p
-    return kp
+    """KP, word rows per step: block_k / 8 (a power of two); 0 when the group is not a multiple
+    of 8 (a word would straddle two groups)."""
+    return 0 if group_size % 8 else max(block_k // 8, 1)
+
+
+def one_group_steps(group_size: int, kp: int) -> bool:
+    """Whether every step lies in one scale group (else scales are read per word row)."""
+    return group_size % (8 * kp) == 0
 
 
 def applies(x: torch.Tensor, w, launch=None) -> bool:
@@ -102,12 +111,13 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         return y
     x = x if x.stride(-1) == 1 else x.contiguous()
     block_n = cfg["block_n"]
+    kp = words_per_step(w.group_size, cfg["block_k"])
     _int4_gemv_kernel[(triton.cdiv(w.n, block_n) * m,)](
         x, w.qweight, w.scales, w.zs, w.perm if w.perm is not None else w.qweight,
         bias if bias is not None else y, y,
         m, w.n, w.k, x.stride(0), w.qweight.stride(0), w.scales.stride(0), y.stride(0),
         G=w.group_size, HAS_PERM=w.perm is not None, HAS_BIAS=bias is not None,
-        BLOCK_N=block_n, KP=words_per_step(w.group_size, cfg["block_k"]),
+        BLOCK_N=block_n, KP=kp, GATHER=not one_group_steps(w.group_size, kp),
         num_warps=warps(cfg["num_warps"], launch), num_stages=cfg["num_stages"],
     )
     return y

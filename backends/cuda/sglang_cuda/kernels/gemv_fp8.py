@@ -39,8 +39,11 @@ MAX_ROWS = 4
 GEMV_FP8_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3}
 """Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own)."""
 
-E4M3_MAX = 448.0
-PER_TENSOR, PER_CHANNEL, BLOCK = 0, 1, 2
+# Globals a kernel reads must be constexprs (the compiler refuses others; the interpreter
+# does not check).
+E4M3_MAX = tl.constexpr(448.0)
+PER_TENSOR, PER_CHANNEL, BLOCK = tl.constexpr(0), tl.constexpr(1), tl.constexpr(2)
+_SCHEMES = {"per_tensor": 0, "per_channel": 1, "block": 2}
 _EMULATE_CAST = tl.constexpr(INTERPRET)
 
 
@@ -171,7 +174,7 @@ def gemv_fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128,
         x, weight, ws, xs, bias if bias is not None else y, y,
         m, n, k, x.stride(0), weight.stride(0), ws.stride(0) if ws.dim() == 2 else 0,
         y.stride(0),
-        SCHEME={"per_tensor": PER_TENSOR, "per_channel": PER_CHANNEL, "block": BLOCK}[scheme],
+        SCHEME=_SCHEMES[scheme],
         STATIC=input_scale is not None, HAS_BIAS=bias is not None,
         GROUP_N=group_n, KG=kg, KC=kc, BLOCK_N=block_n, EMULATE=_EMULATE_CAST,
         num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
