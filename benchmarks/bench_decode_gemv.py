@@ -29,7 +29,7 @@ SHAPES_8B = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096),
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
 FP8_LAUNCHES = [None, {"block_n": 8, "block_k": 512, "num_warps": 4},
                 {"block_n": 32, "block_k": 256, "num_warps": 8},
-                {"block_n": 16, "block_k": 256, "num_warps": 4}]
+                {"block_n": 8, "block_k": 1024, "num_warps": 4}]
 INT4_LAUNCHES = [None, {"block_n": 16, "block_k": 128, "num_warps": 4},
                  {"block_n": 32, "block_k": 256, "num_warps": 8},
                  {"block_n": 8, "block_k": 512, "num_warps": 4}]
@@ -38,7 +38,7 @@ MOE_LAUNCHES = [
     {"gate_up": {"block_n": 8, "block_k": 512, "num_warps": 4},
      "down": {"block_n": 8, "block_k": 256, "num_warps": 4}},
     {"gate_up": {"block_n": 16, "block_k": 256, "num_warps": 4},
-     "down": {"block_n": 8, "block_k": 512, "num_warps": 8}},
+     "down": {"block_n": 16, "block_k": 256, "num_warps": 8, "split": True}},
     {"gate_up": {"block_n": 8, "block_k": 256, "num_warps": 4},
      "down": {"block_n": 16, "block_k": 256, "num_warps": 4}},
 ]

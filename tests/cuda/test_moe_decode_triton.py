@@ -53,10 +53,11 @@ LAUNCHES = (
      "down": {"block_n": 32, "block_k": 16, "num_warps": 4}},
     {"gate_up": {"block_n": 64, "block_k": 256, "num_warps": 4},
      "down": {"block_n": 8, "block_k": 64, "num_warps": 1}},
+    {"down": {"block_n": 16, "block_k": 32, "split": True}},  # a program per slot, torch sum
 )
 
 
-@pytest.mark.parametrize("launch", LAUNCHES, ids=("small", "wide"))
+@pytest.mark.parametrize("launch", LAUNCHES, ids=("small", "wide", "split"))
 @pytest.mark.parametrize("case", DECODE[:3])
 def test_decode_launches(case, launch):
     kc.check("moe.experts", functools.partial(moe_decode.experts_decode, launch=launch), case)

@@ -13,7 +13,9 @@ kernels to align) spends most of its time on anything but reading weights. Here:
   2. down: one program per (token, block of BLOCK_N rows of D): for each of the token's top_k
      slots, the rows w2[e, rows] streamed along I times h[pair] * topk_weight, all slots into
      one float32 accumulator, reduced once, written to out[token] in x.dtype: the sum over
-     top_k is in the kernel (no atomics, no float32 [n, D] buffer, deterministic).
+     top_k is in the kernel (no atomics, no float32 [n, D] buffer, deterministic). With the
+     launch key "split" the slots go to separate programs (top_k times the programs, for
+     few tokens) writing float32 [T, k, D] rows that a torch sum adds (one more kernel).
 
 Two launches in all; nothing waits on the GPU. moe.experts takes this path for up to
 MAX_PAIRS pairs (moe.py).
@@ -73,17 +75,18 @@ def _gate_up_gemv_kernel(
 def _down_gemv_kernel(
     H, W2, Y, IDS, WEIGHTS,
     N, K, E, stride_hm, stride_we, stride_wn, stride_ym,
-    TOPK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    TOPK: tl.constexpr, SLOTS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     token = tl.program_id(0)
     nb = tl.program_id(1)
+    first = tl.program_id(2) * SLOTS  # SLOTS < TOPK: Y holds a row per (token, slot)
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < N
     ks = tl.arange(0, BLOCK_K)
     w_rows = rows[:, None].to(tl.int64) * stride_wn + ks[None, :]
     acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
-    for j in range(TOPK):
-        pair = token * TOPK + j
+    for j in range(SLOTS):
+        pair = token * TOPK + first + j
         e = tl.load(IDS + pair).to(tl.int64)
         live = (e >= 0) & (e < E)
         k_live = tl.where(live, K, 0)  # a dead slot (id -1) loads nothing
@@ -96,7 +99,8 @@ def _down_gemv_kernel(
             w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * h[None, :]
     y = tl.sum(acc, axis=1)
-    tl.store(Y + token.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
+    out_row = token * (TOPK // SLOTS) + tl.program_id(2)
+    tl.store(Y + out_row.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
 
 
 def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
@@ -126,10 +130,15 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
             BLOCK_N=gu["block_n"], BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch), num_stages=gu["num_stages"],
         )
-    _down_gemv_kernel[(tokens, triton.cdiv(hidden, dn["block_n"]))](
-        h, w2, out, ids, weights,
-        hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), out.stride(0),
-        TOPK=top_k, BLOCK_N=dn["block_n"], BLOCK_K=dn["block_k"],
+    split = bool(dn.get("split")) and top_k > 1
+    y = torch.empty((tokens * top_k, hidden), dtype=torch.float32, device=x.device) if split \
+        else out
+    _down_gemv_kernel[(tokens, triton.cdiv(hidden, dn["block_n"]), top_k if split else 1)](
+        h, w2, y, ids, weights,
+        hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), y.stride(0),
+        TOPK=top_k, SLOTS=1 if split else top_k, BLOCK_N=dn["block_n"], BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch), num_stages=dn["num_stages"],
     )
+    if split:
+        out.copy_(y.view(tokens, top_k, hidden).sum(dim=1))  # float32 sums, one rounding
     return out
