@@ -18,8 +18,8 @@ from sglang_triton import moe, moe_decode
 
 def small(case):
     p = case.params
-    if p["hidden"] > 96 or p["tokens"] * p["top_k"] > moe_decode.MAX_PAIRS:
-        return False
+    if p["hidden"] > 96 or p["tokens"] * p["top_k"] > moe_decode.MAX_PAIRS or case.requires:
+        return False  # (requires: swigluoai and expert biases, which these kernels lack)
     return case.dtype == torch.bfloat16 or p["pad"] or p["experts"] == 64
 
 
@@ -31,7 +31,7 @@ def test_decode_spec_cases(case):
 def _case(dt, t, d, i, e, k, act, pad):
     name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act, "pad" if pad else "")
     params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
-              "activation": act, "pad": pad}
+              "activation": act, "pad": pad, "bias": False}
     return pytest.param(Case("moe.experts", name, dt, params), id=name)
 
 

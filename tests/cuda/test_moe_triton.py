@@ -18,7 +18,7 @@ def aligned_kernels(monkeypatch):
 
 def small(case):
     p = case.params
-    if p["hidden"] > 96:
+    if p["hidden"] > 96 or case.requires:  # swigluoai, expert biases: not in these kernels
         return False
     if case.dtype == torch.float32:  # 64 experts (the interpreter's bfloat16 is slow there)
         return p["experts"] == 64 or p["tokens"] == 0
