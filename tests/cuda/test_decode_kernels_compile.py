@@ -1,0 +1,97 @@
+"""The decode GEMV kernels (gemv_fp8, gemv_int4, moe_decode) compiled for an H100/H200 (sm_90)
+without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests' interpreter
+mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
+the compiler refuses (a global that is not a constexpr, a type mismatch in a branch) and
+register spills of the default launches, before any GPU run. Skipped where triton has no
+NVIDIA backend or ptxas."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+if importlib.util.find_spec("triton") is None:
+    pytest.skip("triton is not installed", allow_module_level=True)
+
+SCRIPT = textwrap.dedent(
+    """
+    import subprocess, tempfile, os, json
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from sglang_cuda.kernels import gemv_fp8
+    from sglang_triton import gemv_int4, moe_decode
+
+    TARGET = GPUTarget("cuda", 90, 32)
+    CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
+    B, I32, F32, C = "*bf16", "i32", "*fp32", "constexpr"
+
+    def build(fn, sig, consts, warps, stages):
+        k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=TARGET,
+                           options={"num_warps": warps, "num_stages": stages})
+        with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+            f.write(k.asm["cubin"])
+        use = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name],
+                             capture_output=True, text=True).stdout
+        line = next(x for x in use.splitlines() if "REG:" in x)
+        fields = dict(kv.split(":", 1) for kv in line.split() if ":" in kv)
+        return {"kernel": fn.__name__, "regs": int(fields["REG"]), "stack": int(fields["STACK"])}
+
+    out = []
+    f = gemv_fp8.GEMV_FP8_LAUNCH
+    sig = dict(X=B, W="*fp8e4nv", WS=F32, XS=F32, B=B, Y=B, M=I32, N=I32, K=I32, stride_xm=I32,
+               stride_wn=I32, stride_ws=I32, stride_ym=I32, SCHEME=C, STATIC=C, HAS_BIAS=C,
+               GROUP_N=C, KG=C, KC=C, BLOCK_N=C, EMULATE=C)
+    for scheme, static in ((2, False), (1, False), (0, False), (0, True)):
+        kg, kc = (f["block_k"] // 128, 128) if scheme == 2 else (1, f["block_k"])
+        consts = dict(SCHEME=scheme, STATIC=static, HAS_BIAS=True, GROUP_N=128, KG=kg, KC=kc,
+                      BLOCK_N=f["block_n"], EMULATE=False)
+        out.append(build(gemv_fp8._fp8_gemv_kernel, sig, consts, f["num_warps"], f["num_stages"]))
+    g = gemv_int4.GEMV_INT4_LAUNCH
+    sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, M=I32, N=I32, K=I32,
+               stride_xm=I32, stride_qk=I32, stride_s=I32, stride_ym=I32, G=C, HAS_PERM=C,
+               HAS_BIAS=C, BLOCK_N=C, KP=C, GATHER=C)
+    kp = gemv_int4.words_per_step(128, g["block_k"])
+    for perm in (False, True):
+        consts = dict(G=128, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"], KP=kp,
+                      GATHER=not gemv_int4.one_group_steps(128, kp))
+        out.append(build(gemv_int4._int4_gemv_kernel, sig, consts, g["num_warps"],
+                         g["num_stages"]))
+    gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
+    sig = dict(X=B, W13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
+               stride_we=I32, stride_wn=I32, stride_hm=I32, TOPK=C, ACT=C, BLOCK_N=C, BLOCK_K=C)
+    consts = dict(TOPK=8, ACT=0, BLOCK_N=gu["block_n"], BLOCK_K=gu["block_k"])
+    out.append(build(moe_decode._gate_up_gemv_kernel, sig, consts, gu["num_warps"],
+                     gu["num_stages"]))
+    sig = dict(H=F32, W2=B, Y=B, IDS="*i32", WEIGHTS=F32, N=I32, K=I32, E=I32, stride_hm=I32,
+               stride_we=I32, stride_wn=I32, stride_ym=I32, TOPK=C, SLOTS=C, BLOCK_N=C,
+               BLOCK_K=C)
+    for slots in (8, 1):
+        consts = dict(TOPK=8, SLOTS=slots, BLOCK_N=dn["block_n"], BLOCK_K=dn["block_k"])
+        out.append(build(moe_decode._down_gemv_kernel, {**sig, "Y": B if slots == 8 else F32},
+                         consts, dn["num_warps"], dn["num_stages"]))
+    print(json.dumps(out))
+    """
+)
+
+
+def test_decode_kernels_compile_for_sm90_without_spills():
+    triton_dir = os.path.dirname(importlib.util.find_spec("triton").origin)
+    tools = os.path.join(triton_dir, "backends", "nvidia", "bin")
+    if not all(os.path.exists(os.path.join(tools, t)) for t in ("ptxas", "cuobjdump")):
+        pytest.skip("triton's NVIDIA backend tools (ptxas, cuobjdump) are not installed")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    r = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+                       env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import json
+
+    kernels = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(kernels) == 9
+    spills = [k for k in kernels if k["stack"] > 0]
+    assert not spills, f"default launches spill registers on sm_90: {spills}"
