@@ -44,6 +44,7 @@ MOE_LAUNCHES = [
 ]
 L2_SPAN = 256 << 20  # bytes of weight copies cycled through per graph
 CHECK = False  # --check: the script's plumbing on the CPU (tiny shapes, one untimed call)
+OUT = None  # --out: one JSON line per kernel, written as each finishes (a timeout keeps them)
 
 
 def timed(calls, reps: int = 20) -> float:
@@ -104,6 +105,9 @@ def compare(name, nbytes, make_old, make_new, launches, rows):
         line += f" | {key}: {t * 1e6:.1f} us {nbytes / t / 1e9:.0f} GB/s err {err:.1e}"
     print(line, flush=True)
     rows.append(row)
+    if OUT:
+        with open(OUT, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def bench_fp8(rows, dev):
@@ -191,12 +195,13 @@ def bench_moe(rows, dev):
 
 
 def main(argv=None) -> int:
-    global CHECK, SHAPES_8B, L2_SPAN
+    global CHECK, SHAPES_8B, L2_SPAN, OUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="fp8,int4,moe")
     ap.add_argument("--out", default=None)
     ap.add_argument("--check", action="store_true", help="CPU plumbing check, tiny shapes")
     args = ap.parse_args(argv)
+    OUT = args.out
     dev = torch.device("cuda")
     if args.check:
         os.environ["TRITON_INTERPRET"] = "1"  # read when the kernel modules are imported
@@ -210,11 +215,8 @@ def main(argv=None) -> int:
             benches[name](rows, dev)
         except Exception as e:  # noqa: BLE001 - report and go on to the next family
             print(f"{name}: failed: {type(e).__name__}: {e}", flush=True)
-        torch.cuda.empty_cache()
-    if args.out:
-        with open(args.out, "a") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
+        if not CHECK:
+            torch.cuda.empty_cache()
     return 0
 
 
