@@ -27,9 +27,9 @@ import torch
 SHAPES_8B = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096),
              "down": (4096, 14336)}  # name: (N, K)
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
-FP8_LAUNCHES = [None, {"block_n": 8, "block_k": 512, "num_warps": 4},
-                {"block_n": 32, "block_k": 256, "num_warps": 8},
-                {"block_n": 8, "block_k": 1024, "num_warps": 4}]
+FP8_LAUNCHES = [None, {"block_n": 32, "block_k": 256, "num_warps": 8},
+                {"block_n": 16, "block_k": 128, "num_warps": 4, "dot": True},
+                {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True}]
 INT4_LAUNCHES = [None, {"block_n": 16, "block_k": 128, "num_warps": 4},
                  {"block_n": 32, "block_k": 256, "num_warps": 8},
                  {"block_n": 8, "block_k": 512, "num_warps": 4}]

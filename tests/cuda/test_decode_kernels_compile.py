@@ -1,5 +1,5 @@
-"""The decode GEMV kernels (gemv_fp8, gemv_int4, moe_decode) compiled for an H100/H200 (sm_90)
-without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests' interpreter
+"""The decode GEMV kernels (gemv_fp8 and its tensor-core variant, gemv_int4, moe_decode)
+compiled for an H100/H200 (sm_90) without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests' interpreter
 mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
 the compiler refuses (a global that is not a constexpr, a type mismatch in a branch) and
 register spills of the default launches, before any GPU run. Skipped where triton has no
@@ -52,6 +52,12 @@ SCRIPT = textwrap.dedent(
         consts = dict(SCHEME=scheme, STATIC=static, HAS_BIAS=True, GROUP_N=128, KG=kg, KC=kc,
                       BLOCK_N=f["block_n"], EMULATE=False)
         out.append(build(gemv_fp8._fp8_gemv_kernel, sig, consts, f["num_warps"], f["num_stages"]))
+    sig = dict(X=B, W="*fp8e4nv", WS=F32, B=B, Y=B, M=I32, N=I32, K=I32, stride_xm=I32,
+               stride_wn=I32, stride_ws=I32, stride_ym=I32, HAS_BIAS=C, GROUP_N=C, KC=C,
+               BLOCK_N=C, EMULATE=C)
+    for bn in (16, 64):  # the "dot" launches bench_decode_gemv.py times
+        consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, EMULATE=False)
+        out.append(build(gemv_fp8._fp8_block_dot_kernel, sig, consts, 4, 3))
     g = gemv_int4.GEMV_INT4_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, M=I32, N=I32, K=I32,
                stride_xm=I32, stride_qk=I32, stride_s=I32, stride_ym=I32, G=C, HAS_PERM=C,
@@ -92,6 +98,6 @@ def test_decode_kernels_compile_for_sm90_without_spills():
     import json
 
     kernels = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(kernels) == 9
+    assert len(kernels) == 11
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"

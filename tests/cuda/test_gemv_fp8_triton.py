@@ -45,10 +45,15 @@ LAUNCHES = (
     {"block_n": 8, "block_k": 128, "num_warps": 2},
     {"block_n": 32, "block_k": 256, "num_warps": 4},
     {"block_n": 64, "block_k": 1024, "num_warps": 8},
+    {"block_n": 16, "block_k": 128, "num_warps": 4, "dot": True},  # tensor cores, block only
+    {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True},
 )
 
 
-@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: f"n{c['block_n']}-k{c['block_k']}")
+@pytest.mark.parametrize(
+    "launch", LAUNCHES,
+    ids=lambda c: f"n{c['block_n']}-k{c['block_k']}" + ("-dot" if c.get("dot") else ""),
+)
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[7], CASES[10]])
 def test_gemv_fp8_launches(case, launch):
     assert gemv_fp8.applies(torch.empty(case.params["m"], 8), "block", launch=launch)

@@ -37,7 +37,8 @@ MAX_ROWS = 4
 """Rows of x up to which gemm.fp8 takes this kernel (more: the tiled scaled GEMM)."""
 
 GEMV_FP8_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3}
-"""Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own)."""
+"""Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own).
+"dot": True takes the tensor-core variant for block scales (_fp8_block_dot_kernel)."""
 
 # Globals a kernel reads must be constexprs (the compiler refuses others; the interpreter
 # does not check).
@@ -132,6 +133,41 @@ def _fp8_gemv_kernel(
     tl.store(Y + m.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
 
 
+@triton.jit
+def _fp8_block_dot_kernel(
+    X, W, WS, B, Y,
+    M, N, K, stride_xm, stride_wn, stride_ws, stride_ym,
+    HAS_BIAS: tl.constexpr, GROUP_N: tl.constexpr, KC: tl.constexpr, BLOCK_N: tl.constexpr,
+    EMULATE: tl.constexpr,
+):
+    """The block scheme on the tensor cores (launch key "dot"): all M <= 16 rows of x in one
+    [16, KC] tile, quantized per group as above, times the [KC, BLOCK_N] e4m3 weight tile by
+    tl.dot, each group's product scaled into a float32 accumulator (no fp8 conversions of
+    the weight in registers; 15 of the 16 MMA rows are padding)."""
+    nb = tl.program_id(0)
+    r = tl.arange(0, 16)
+    r_ok = r < M
+    cols = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    col_ok = cols < N
+    kc = tl.arange(0, KC)
+    x_ptr = X + r[:, None].to(tl.int64) * stride_xm + kc[None, :]
+    w_ptr = W + cols[None, :].to(tl.int64) * stride_wn + kc[:, None]  # [KC, BLOCK_N]
+    ws_row = WS + ((nb * BLOCK_N) // GROUP_N) * stride_ws
+    acc = tl.zeros([16, BLOCK_N], tl.float32)
+    for k0 in range(0, K, KC):
+        k_ok = (k0 + kc) < K
+        x = tl.load(x_ptr + k0, mask=r_ok[:, None] & k_ok[None, :], other=0.0).to(tl.float32)
+        s = tl.math.div_rn(tl.max(tl.abs(x), axis=1), E4M3_MAX)  # [16]: row m's group scale
+        q = _e4m3(tl.math.div_rn(x, _safe(s)[:, None]), EMULATE).to(tl.float8e4nv)
+        w = tl.load(w_ptr + k0, mask=k_ok[:, None] & col_ok[None, :], other=0.0)
+        part = tl.dot(q, w)
+        acc += part * (s * tl.load(ws_row + k0 // KC))[:, None]
+    if HAS_BIAS:
+        acc += tl.load(B + cols, mask=col_ok, other=0.0).to(tl.float32)[None, :]
+    y_ptr = Y + r[:, None].to(tl.int64) * stride_ym + cols[None, :]
+    tl.store(y_ptr, acc.to(Y.dtype.element_ty), mask=r_ok[:, None] & col_ok[None, :])
+
+
 def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) -> bool:
     """A few rows of a 16/32-bit float x; for block scales, a launch whose BLOCK_N divides the
     weight's row group and whose BLOCK_K is a whole number of K groups."""
@@ -142,6 +178,8 @@ def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) ->
     cfg = GEMV_FP8_LAUNCH if launch is None else {**GEMV_FP8_LAUNCH, **launch}
     bn, bk = block_size
     groups = max(cfg["block_k"] // bk, 1)
+    if cfg.get("dot") and (cfg["block_n"] < 16 or bk < 32):
+        return False  # the MMA's smallest tile
     return bn % cfg["block_n"] == 0 and _pow2(bk) and _pow2(groups) \
         and (cfg["block_k"] % bk == 0 or cfg["block_k"] < bk)
 
@@ -170,6 +208,14 @@ def gemv_fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128,
     else:
         group_n, kg, kc = block_n, 1, block_k
     xs = input_scale.float() if input_scale is not None else ws
+    if scheme == "block" and cfg.get("dot"):
+        _fp8_block_dot_kernel[(triton.cdiv(n, block_n),)](
+            x, weight, ws, bias if bias is not None else y, y,
+            m, n, k, x.stride(0), weight.stride(0), ws.stride(0), y.stride(0),
+            HAS_BIAS=bias is not None, GROUP_N=group_n, KC=group_k, BLOCK_N=block_n,
+            EMULATE=_EMULATE_CAST, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        )
+        return y
     _fp8_gemv_kernel[(triton.cdiv(n, block_n) * m,)](
         x, weight, ws, xs, bias if bias is not None else y, y,
         m, n, k, x.stride(0), weight.stride(0), ws.stride(0) if ws.dim() == 2 else 0,
