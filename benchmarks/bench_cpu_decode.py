@@ -75,8 +75,14 @@ def bench_llamacpp(args) -> dict:
     # it (llama-cpp-python 0.3.36's low-level eval() crashes, so its completion API is timed).
     llm.create_completion(PROMPT, max_tokens=8, temperature=0, top_k=1)  # warm-up
     stamps = []
-    for _ in llm.create_completion(PROMPT, max_tokens=args.output, temperature=0, top_k=1,
-                                   stream=True, logit_bias={llm.token_eos(): -1e9}):
+    for _ in llm.create_completion(
+        PROMPT,
+        max_tokens=args.output,
+        temperature=0,
+        top_k=1,
+        stream=True,
+        logit_bias={llm.token_eos(): -1e9},
+    ):
         stamps.append(time.perf_counter())
     single = (len(stamps) - 1) / (stamps[-1] - stamps[0])
     # llama-cpp-python serves one sequence at a time: 16 requests run back to back.
@@ -133,8 +139,9 @@ def main() -> None:
     p.add_argument("--dtype", default=None, help="sglang: the engine's default when unset")
     p.add_argument("--output", type=int, default=128)
     p.add_argument("--engines", default="sglang,llamacpp,transformers")
-    p.add_argument("--quantization", default=None,
-                   help="sglang only: e.g. int4 (unset: the engine's default)")
+    p.add_argument(
+        "--quantization", default=None, help="sglang only: e.g. int4 (unset: the engine's default)"
+    )
     p.add_argument("--json", default=None)
     a = p.parse_args()
     import torch
@@ -154,8 +161,14 @@ def main() -> None:
     rows = []
     for name in a.engines.split(","):
         r = runners[name](a)
-        r.update(engine=name, threads=a.threads, dtype=a.dtype, output=a.output, commit=commit,
-                 quantization=a.quantization if name == "sglang" else None)
+        r.update(
+            engine=name,
+            threads=a.threads,
+            dtype=a.dtype,
+            output=a.output,
+            commit=commit,
+            quantization=a.quantization if name == "sglang" else None,
+        )
         rows.append(r)
         print(
             f"{name:>13}: batch-1 {r['batch1_tok_s']:.1f} tok/s, "

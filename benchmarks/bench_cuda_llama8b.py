@@ -85,12 +85,27 @@ STEP_BATCHES = (1, 8, 32, 64, 128, 256)
 # --quant: the quantization_config a publisher's checkpoint of this model would carry (the
 # dummy weights fill its quantized tensors), or a load-time method ("fp8-online").
 QUANT_CONFIGS = {
-    "fp8-block": {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
-                  "weight_block_size": [128, 128]},
-    "awq": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True,
-            "version": "gemm"},
-    "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False,
-             "sym": True, "checkpoint_format": "gptq"},
+    "fp8-block": {
+        "quant_method": "fp8",
+        "fmt": "e4m3",
+        "activation_scheme": "dynamic",
+        "weight_block_size": [128, 128],
+    },
+    "awq": {
+        "quant_method": "awq",
+        "bits": 4,
+        "group_size": 128,
+        "zero_point": True,
+        "version": "gemm",
+    },
+    "gptq": {
+        "quant_method": "gptq",
+        "bits": 4,
+        "group_size": 128,
+        "desc_act": False,
+        "sym": True,
+        "checkpoint_format": "gptq",
+    },
 }
 
 
@@ -107,7 +122,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", default="abcde")
     p.add_argument("--tiny", action="store_true")
     p.add_argument(
-        "--quant", choices=("none", *QUANT_CONFIGS, "fp8-online"), default="none",
+        "--quant",
+        choices=("none", *QUANT_CONFIGS, "fp8-online"),
+        default="none",
         help="serve the config as a quantized checkpoint of that format (dummy weights)",
     )
     p.add_argument("--kv-cache-dtype", default="auto")
@@ -135,11 +152,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--chunked-prefill-size", type=int, default=None)
     p.add_argument("--enable-mixed-chunk", action="store_true")
     p.add_argument(
-        "--compare-mixed", action="store_true",
+        "--compare-mixed",
+        action="store_true",
         help="run d with mixed chunked prefill off and on (one model load)",
     )
     p.add_argument(
-        "--max-running-requests", type=int, default=None,
+        "--max-running-requests",
+        type=int,
+        default=None,
         help="default: 256, or more for larger step batches / random prompt counts",
     )
     p.add_argument("--mem-fraction-static", type=float, default=None)
@@ -242,7 +262,10 @@ def prepare_sharegpt(path: str, num: int, which: str = "default") -> None:
     if which == "llama3":
         tokenizer, name = MetaLlama3Tokenizer(), MetaLlama3Tokenizer.name
     else:
-        tokenizer, name = load_tokenizer(default_model_path()), "SmolLM2-135M-Instruct (default model)"
+        tokenizer, name = (
+            load_tokenizer(default_model_path()),
+            "SmolLM2-135M-Instruct (default model)",
+        )
     rows = sample_sharegpt(tokenizer, num, seed=1)
     records = [{"ids": list(tokenizer.encode(r.prompt)), "output_len": r.output_len} for r in rows]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -350,8 +373,14 @@ def main(argv=None) -> int:
     if args.quant in QUANT_CONFIGS:
         quant = dict(QUANT_CONFIGS[args.quant])
         if args.tiny:  # the tiny model's 16-wide heads: blocks and groups of 16
-            quant = {**quant, **({"weight_block_size": [16, 16]} if "weight_block_size" in quant
-                                 else {"group_size": 16})}
+            quant = {
+                **quant,
+                **(
+                    {"weight_block_size": [16, 16]}
+                    if "weight_block_size" in quant
+                    else {"group_size": 16}
+                ),
+            }
         config["quantization_config"] = quant
     tmp = tempfile.mkdtemp(prefix="llama8b-")
     with open(os.path.join(tmp, "config.json"), "w") as f:
@@ -394,8 +423,10 @@ def main(argv=None) -> int:
             prefill_ms=1e3 * r["prefill_latency"],
         )
     if "a" in args.only:  # the same through the scheduler's own loop (overlap where async)
-        record("a: batch-1 decode ITL, scheduler loop (in 128, out 256)",
-               **single_request_itl(fresh_scheduler(base, radix=False), 128, args.itl_output))
+        record(
+            "a: batch-1 decode ITL, scheduler loop (in 128, out 256)",
+            **single_request_itl(fresh_scheduler(base, radix=False), 128, args.itl_output),
+        )
     if "b" in args.only:
         for bs in args.step_batches:
             r = static.run(bs, 1024, args.step_output, 0)
@@ -423,12 +454,15 @@ def main(argv=None) -> int:
                 graphs = runner.prefill_graph_runner
                 if not graphs_on and graphs is not None and length > graphs.max_tokens:
                     continue
-                kept, runner.prefill_graph_runner = runner.prefill_graph_runner, (
-                    runner.prefill_graph_runner if graphs_on else None
+                kept, runner.prefill_graph_runner = (
+                    runner.prefill_graph_runner,
+                    (runner.prefill_graph_runner if graphs_on else None),
                 )
                 try:
-                    times = [static.run(1, length, 2, 0)["prefill_latency"]
-                             for _ in range(5 if length <= 4096 else 2)]
+                    times = [
+                        static.run(1, length, 2, 0)["prefill_latency"]
+                        for _ in range(5 if length <= 4096 else 2)
+                    ]
                 finally:
                     runner.prefill_graph_runner = kept
                 t = statistics.median(times)
@@ -446,12 +480,19 @@ def main(argv=None) -> int:
         for decodes in (0, args.profile_prefill_decodes):
             m = profile_prefill(base, args.profile_prefill, decodes, args.out)
             record(f"prefill step, {args.profile_prefill} tokens + {decodes} decode rows", **m)
+
     def sharegpt(path):
         rows, tokenizer = sharegpt_rows(path, args.sharegpt_prompts)
         return f"d: offline ShareGPT (lengths by {tokenizer.split(' (')[0]})", rows
 
-    offline = [("c", "c: offline random 1024/256",
-                lambda: random_rows(args.random_prompts, 1024, 256, vocab, 2), (True,))]
+    offline = [
+        (
+            "c",
+            "c: offline random 1024/256",
+            lambda: random_rows(args.random_prompts, 1024, 256, vocab, 2),
+            (True,),
+        )
+    ]
     for path in args.sharegpt or ():
         offline.append(("d", None, lambda path=path: sharegpt(path), (True,)))
     if not args.sharegpt and "d" in args.only:
@@ -530,8 +571,9 @@ def device_step_ms(s, ctx: int, steps: int = 8) -> float:
     if torch.profiler.ProfilerActivity.CUDA not in torch.profiler.supported_activities():
         return float("nan")
     s.overlap = False
-    p = SamplingParams.from_dict({"max_new_tokens": steps + 4, "temperature": 0.0,
-                                  "ignore_eos": True})
+    p = SamplingParams.from_dict(
+        {"max_new_tokens": steps + 4, "temperature": 0.0, "ignore_eos": True}
+    )
     ids = np.random.default_rng(7).integers(100, 5000, ctx).tolist()
     s.add_request(Req("devstep", ids, p, s.eos_ids))
     while s.waiting or s.chunked:
@@ -592,15 +634,21 @@ def profile_prefill(base, tokens: int, decodes: int, out: str) -> dict:
     rng = np.random.default_rng(11)
 
     def params(n):
-        return SamplingParams.from_dict({"max_new_tokens": n, "temperature": 0.0, "ignore_eos": True})
+        return SamplingParams.from_dict(
+            {"max_new_tokens": n, "temperature": 0.0, "ignore_eos": True}
+        )
 
     for i in range(decodes):
-        s.add_request(Req(f"dec-{i}", rng.integers(100, 5000, 300).tolist(), params(400), s.eos_ids))
+        s.add_request(
+            Req(f"dec-{i}", rng.integers(100, 5000, 300).tolist(), params(400), s.eos_ids)
+        )
     while s.waiting:
         s.step()
 
     def one(i):
-        s.add_request(Req(f"pre-{i}", rng.integers(100, 5000, tokens).tolist(), params(1), s.eos_ids))
+        s.add_request(
+            Req(f"pre-{i}", rng.integers(100, 5000, tokens).tolist(), params(1), s.eos_ids)
+        )
         s.runner.runtime.synchronize()
         start = time.perf_counter()
         s.step()

@@ -24,23 +24,39 @@ import statistics
 
 import torch
 
-SHAPES_8B = {"qkv": (6144, 4096), "o": (4096, 4096), "gate_up": (28672, 4096),
-             "down": (4096, 14336)}  # name: (N, K)
+SHAPES_8B = {
+    "qkv": (6144, 4096),
+    "o": (4096, 4096),
+    "gate_up": (28672, 4096),
+    "down": (4096, 14336),
+}  # name: (N, K)
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
-FP8_LAUNCHES = [None, {"block_n": 32, "block_k": 256, "num_warps": 8},
-                {"block_n": 16, "block_k": 128, "num_warps": 4, "dot": True},
-                {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True}]
-INT4_LAUNCHES = [None, {"block_n": 16, "block_k": 128, "num_warps": 4},
-                 {"block_n": 32, "block_k": 256, "num_warps": 8},
-                 {"block_n": 8, "block_k": 512, "num_warps": 4}]
+FP8_LAUNCHES = [
+    None,
+    {"block_n": 32, "block_k": 256, "num_warps": 8},
+    {"block_n": 16, "block_k": 128, "num_warps": 4, "dot": True},
+    {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True},
+]
+INT4_LAUNCHES = [
+    None,
+    {"block_n": 16, "block_k": 128, "num_warps": 4},
+    {"block_n": 32, "block_k": 256, "num_warps": 8},
+    {"block_n": 8, "block_k": 512, "num_warps": 4},
+]
 MOE_LAUNCHES = [
     None,
-    {"gate_up": {"block_n": 8, "block_k": 512, "num_warps": 4},
-     "down": {"block_n": 8, "block_k": 256, "num_warps": 4}},
-    {"gate_up": {"block_n": 16, "block_k": 256, "num_warps": 4},
-     "down": {"block_n": 16, "block_k": 256, "num_warps": 8, "split": True}},
-    {"gate_up": {"block_n": 8, "block_k": 256, "num_warps": 4},
-     "down": {"block_n": 16, "block_k": 256, "num_warps": 4}},
+    {
+        "gate_up": {"block_n": 8, "block_k": 512, "num_warps": 4},
+        "down": {"block_n": 8, "block_k": 256, "num_warps": 4},
+    },
+    {
+        "gate_up": {"block_n": 16, "block_k": 256, "num_warps": 4},
+        "down": {"block_n": 16, "block_k": 256, "num_warps": 8, "split": True},
+    },
+    {
+        "gate_up": {"block_n": 8, "block_k": 256, "num_warps": 4},
+        "down": {"block_n": 16, "block_k": 256, "num_warps": 4},
+    },
 ]
 L2_SPAN = 256 << 20  # bytes of weight copies cycled through per graph
 CHECK = False  # --check: the script's plumbing on the CPU (tiny shapes, one untimed call)
@@ -89,9 +105,14 @@ def compare(name, nbytes, make_old, make_new, launches, rows):
     row = {"kernel": name, "old_us": t_old * 1e6, "old_GBps": nbytes / t_old / 1e9}
     line = f"{name}: old {t_old * 1e6:8.1f} us {nbytes / t_old / 1e9:7.0f} GB/s"
     for launch in launches:
-        key = "default" if launch is None else "/".join(
-            f"{k}{v}" if not isinstance(v, dict) else f"{k}:" + ",".join(map(str, v.values()))
-            for k, v in launch.items())
+        key = (
+            "default"
+            if launch is None
+            else "/".join(
+                f"{k}{v}" if not isinstance(v, dict) else f"{k}:" + ",".join(map(str, v.values()))
+                for k, v in launch.items()
+            )
+        )
         try:
             new_calls = make_new(launch)
             out = new_calls[0]().float()
@@ -128,8 +149,9 @@ def bench_fp8(rows, dev):
 
         def new(launch, x=x, ws=ws):
             gemm_fp8.USE_GEMV = True
-            return [lambda w=w: gemv_fp8.gemv_fp8(x, w[0], w[1], "block", launch=launch)
-                    for w in ws]
+            return [
+                lambda w=w: gemv_fp8.gemv_fp8(x, w[0], w[1], "block", launch=launch) for w in ws
+            ]
 
         compare(f"fp8-block {name} {n}x{k}", nbytes, old, new, FP8_LAUNCHES, rows)
         gemm_fp8.USE_GEMV = True
@@ -144,12 +166,15 @@ def bench_int4(rows, dev):
         ws = []
         for _ in range(copies(nbytes)):
             raw = {
-                "qweight": torch.randint(-2**31, 2**31 - 1, (k, n // 8), dtype=torch.int32,
-                                         device=dev),
-                "qzeros": torch.randint(-2**31, 2**31 - 1, (k // g, n // 8), dtype=torch.int32,
-                                        device=dev),
+                "qweight": torch.randint(
+                    -(2**31), 2**31 - 1, (k, n // 8), dtype=torch.int32, device=dev
+                ),
+                "qzeros": torch.randint(
+                    -(2**31), 2**31 - 1, (k // g, n // 8), dtype=torch.int32, device=dev
+                ),
                 "scales": torch.rand(k // g, n, device=dev, dtype=torch.bfloat16) * 0.01,
-                "packing": "awq", "group_size": g,
+                "packing": "awq",
+                "group_size": g,
             }
             ws.append(gemm_int4.prepare(raw)["qweight"])
         x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
@@ -187,8 +212,10 @@ def bench_moe(rows, dev):
 
     def new(launch):
         moe.USE_DECODE = True
-        return [lambda s=s: moe_decode.experts_decode(x, w13, w2, s[1], s[0], launch=launch)
-                for s in sets]
+        return [
+            lambda s=s: moe_decode.experts_decode(x, w13, w2, s[1], s[0], launch=launch)
+            for s in sets
+        ]
 
     compare(f"moe qwen3-30b-a3b T1 E{e} D{d} I{i} k{k}", nbytes, old, new, MOE_LAUNCHES, rows)
     moe.USE_DECODE = True

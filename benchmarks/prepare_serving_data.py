@@ -28,8 +28,9 @@ def llama3_tokenizer():
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
     meta = Tokenizer.get_instance()
-    model = os.path.join(os.path.dirname(sys.modules[Tokenizer.__module__].__file__),
-                         "tokenizer.model")
+    model = os.path.join(
+        os.path.dirname(sys.modules[Tokenizer.__module__].__file__), "tokenizer.model"
+    )
     # Meta's special tokens in id order (128000...), so that each gets its id.
     special = [t for t, _ in sorted(meta.special_tokens.items(), key=lambda kv: kv[1])]
     backend = TikTokenConverter(vocab_file=model, extra_special_tokens=special).converted()

@@ -76,6 +76,7 @@ def attention_case(batch: int, context: int, shuffle: bool, launches: list[dict]
         try:
             out = attention.decode(q, k, v, indptr, indices, scale, launch=launch)
             err = (out.float() - ref.float()).abs().max().item()
+
             def call(launch=launch):
                 return attention.decode(q, k, v, indptr, indices, scale, launch=launch)
 
@@ -145,9 +146,12 @@ def gemv_rows() -> list[dict]:
             row["max_rel_err"] = max(row["max_rel_err"], err)
         rows.append(row)
         best = min((v, k2) for k2, v in row.items() if "/" in k2 and isinstance(v, float))
-        print(f"   {name}: cuBLAS {t_ref * 1e6:.1f} us ({gbps / t_ref:.0f} GB/s), best GEMV "
-              f"{best[1]} {best[0]:.1f} us ({gbps / best[0] * 1e6:.0f} GB/s), "
-              f"max rel err {row.get('max_rel_err', 0):.2e}", flush=True)
+        print(
+            f"   {name}: cuBLAS {t_ref * 1e6:.1f} us ({gbps / t_ref:.0f} GB/s), best GEMV "
+            f"{best[1]} {best[0]:.1f} us ({gbps / best[0] * 1e6:.0f} GB/s), "
+            f"max rel err {row.get('max_rel_err', 0):.2e}",
+            flush=True,
+        )
     ranked = sorted((v, k2) for k2, v in totals.items() if len(k2) > 0)
     print("   per-step totals (32 layers + LM head), ms:", flush=True)
     for v, k2 in ranked[:8]:
@@ -181,9 +185,12 @@ def main(argv=None) -> int:
         rows = attention_case(batch, context, args.shuffle, launches)
         mine = {**attention.DECODE_LAUNCH, "block_n": 64}
         default = next(r for r in rows if all(r.get(k) == v for k, v in mine.items()))
-        print(f"\n== attention.decode batch {batch} context {context}: default "
-              f"{default.get('us', 0):.1f} us ({default.get('GBps', 0):.0f} GB/s) x {LAYERS} "
-              f"layers = {default.get('us', 0) * LAYERS / 1e3:.2f} ms", flush=True)
+        print(
+            f"\n== attention.decode batch {batch} context {context}: default "
+            f"{default.get('us', 0):.1f} us ({default.get('GBps', 0):.0f} GB/s) x {LAYERS} "
+            f"layers = {default.get('us', 0) * LAYERS / 1e3:.2f} ms",
+            flush=True,
+        )
         for r in rows[:8]:
             print("   ", json.dumps(r), flush=True)
         results += [{"case": "attention", "batch": batch, "context": context, **r} for r in rows]

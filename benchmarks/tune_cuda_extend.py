@@ -104,12 +104,21 @@ def main() -> int:
                 continue
             if ref is None:
                 ref = out[0].transpose(0, 1).float()
-            rows.append({"shape": name, "kernel": f"sdpa-{label}", "ms": ms,
-                         "tflop_s": flop(n, prefix) / ms / 1e9})
-            print(f"{name:10s} sdpa-{label:9s} {ms:8.3f} ms {rows[-1]['tflop_s']:6.1f} TFLOP/s",
-                  flush=True)
+            rows.append(
+                {
+                    "shape": name,
+                    "kernel": f"sdpa-{label}",
+                    "ms": ms,
+                    "tflop_s": flop(n, prefix) / ms / 1e9,
+                }
+            )
+            print(
+                f"{name:10s} sdpa-{label:9s} {ms:8.3f} ms {rows[-1]['tflop_s']:6.1f} TFLOP/s",
+                flush=True,
+            )
         inputs = (q, k_cache, v_cache, qo, kvp, kv_indices, D**-0.5)
         for cfg in CONFIGS:
+
             def run(cfg=cfg, inputs=inputs):
                 return tri.extend(*inputs, launch=cfg)
 
@@ -121,12 +130,21 @@ def main() -> int:
             err = ((out - ref).norm() / ref.norm()).item() if ref is not None else float("nan")
             ok = bool(torch.isfinite(out).all()) and not err > 1e-2
             ms = do_bench(run, warmup=50, rep=300, return_mode="median") if ok else float("nan")
-            row = {"shape": name, "kernel": "triton", **cfg, "ms": ms, "rel_err": err,
-                   "tflop_s": flop(n, prefix) / ms / 1e9}
+            row = {
+                "shape": name,
+                "kernel": "triton",
+                **cfg,
+                "ms": ms,
+                "rel_err": err,
+                "tflop_s": flop(n, prefix) / ms / 1e9,
+            }
             rows.append(row)
             tag = "m{block_m} n{block_n} w{num_warps} s{num_stages}".format(**cfg)
-            print(f"{name:10s} triton {tag:18s} {ms:8.3f} ms {row['tflop_s']:6.1f} TFLOP/s "
-                  f"err {err:.1e}", flush=True)
+            print(
+                f"{name:10s} triton {tag:18s} {ms:8.3f} ms {row['tflop_s']:6.1f} TFLOP/s "
+                f"err {err:.1e}",
+                flush=True,
+            )
         del q, k, v, k_cache, v_cache, inputs
         torch.cuda.empty_cache()
     with open(args.out, "w") as f:

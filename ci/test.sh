@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 ruff check .  # under a second
+ruff format --check .  # the tree as `ruff format` writes it
 sglang backends
 # The example vendor backend is not installed (ci/install.sh): its tests and conformance run
 # from a copy built beside the venv, on PYTHONPATH for pytest alone; its absence then fails.

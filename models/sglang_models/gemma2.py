@@ -79,7 +79,11 @@ class Gemma2Model(LlamaModel):
         super().__init__(config, ops, dtype, device)
         if hasattr(self, "norm"):  # the last pipeline stage's
             self.norm = RMSNorm(
-                config.hidden_size, ops, eps=config.rms_norm_eps, offset=1.0, dtype=dtype,
+                config.hidden_size,
+                ops,
+                eps=config.rms_norm_eps,
+                offset=1.0,
+                dtype=dtype,
                 device=device,
             )
         self.normalizer = float(config.hidden_size) ** 0.5

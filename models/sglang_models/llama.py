@@ -71,8 +71,12 @@ class LlamaAttention(Layer):
         )
         q = self.num_heads * self.head_dim
         self.o_proj = Linear(
-            q, hidden, ops, bias=bool(getattr(config, "attention_bias", False)),
-            parallel="row", **kw,
+            q,
+            hidden,
+            ops,
+            bias=bool(getattr(config, "attention_bias", False)),
+            parallel="row",
+            **kw,
         )
         self.num_heads = self.qkv_proj.shard_offsets["q"][1] // self.head_dim
         self.num_kv_heads = self.qkv_proj.shard_offsets["k"][1] // self.head_dim
@@ -123,8 +127,10 @@ class LlamaAttention(Layer):
     ) -> torch.Tensor:
         # One view as [T, heads, D] split along the heads: the q/k/v views of the merged
         # projection's output in two tensor calls (a split and three reshapes took four more).
-        q, k, v = self.qkv_proj(x).reshape(x.shape[0], -1, self.head_dim).split_with_sizes(
-            self.head_split, 1
+        q, k, v = (
+            self.qkv_proj(x)
+            .reshape(x.shape[0], -1, self.head_dim)
+            .split_with_sizes(self.head_split, 1)
         )
         if self.qk_norm:
             q = self.q_norm(q.reshape(-1, self.head_dim)).reshape(q.shape)
@@ -196,7 +202,8 @@ class LlamaModel(Layer):
             )
         self.layers = nn.ModuleList(
             self.layer_cls(config, i, ops, dtype, device)
-            if stage is None or stage.holds(i) else MissingLayer()
+            if stage is None or stage.holds(i)
+            else MissingLayer()
             for i in range(config.num_hidden_layers)
         )
         if stage is None or stage.is_last:
@@ -295,8 +302,13 @@ class LlamaForCausalLM(Layer):
                 elif isinstance(module, Linear):
                     module.load(kind, tensor)
                 elif dequantized is not None and getattr(module, "dequantize_on_load", False):
-                    dequantized.add(module_name, kind, tensor, tuple(module.weight.shape),
-                                    module.weight.data.copy_)
+                    dequantized.add(
+                        module_name,
+                        kind,
+                        tensor,
+                        tuple(module.weight.shape),
+                        module.weight.data.copy_,
+                    )
                     name = f"{module_name}.weight"
                 elif name in params:
                     if params[name].shape != tensor.shape:

@@ -49,13 +49,16 @@ def load_with_experts(
             elif quantized is None and m["kind"] == "weight":
                 local = module.load_expert(expert, shard, tensor)
             elif quantized is None:
-                raise ValueError(f"{name}: a quantized expert tensor, but the model is served "
-                                 "unquantized (its config.json has no quantization_config)")
+                raise ValueError(
+                    f"{name}: a quantized expert tensor, but the model is served "
+                    "unquantized (its config.json has no quantization_config)"
+                )
             else:
                 shape = module.expert_shape(shard)  # the whole matrix; load_expert slices it
                 local = "w2_weight" if shard == "down" else "w13_weight"
                 store = lambda dense, module=module, e=expert, s=shard: module.load_expert(  # noqa: E731
-                    e, s, dense.to(module.w13_weight.dtype))
+                    e, s, dense.to(module.w13_weight.dtype)
+                )
                 quantized.add(name.rpartition(".")[0], m["kind"], tensor, shape, store)
             loaded.add(f"{m['module']}.{local}")
 

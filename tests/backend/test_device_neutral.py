@@ -54,7 +54,9 @@ def code_tokens(source: str) -> list[tokenize.TokenInfo]:
     for i, tok in enumerate(tokens):
         if tok.type in SKIP:
             statement_start = statement_start or tok.type in (
-                tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT
+                tokenize.NEWLINE,
+                tokenize.INDENT,
+                tokenize.DEDENT,
             )
             continue
         if tok.type == tokenize.STRING and statement_start:
@@ -129,8 +131,7 @@ def test_the_check_catches_what_it_should(tmp_path):
         "names is_cuda",
         "imports triton",
         "imports aiter",
-        "string \"cuda\"",
+        'string "cuda"',
         "string 'cuda:1'",
         "device attribute .hip",
     ]
-

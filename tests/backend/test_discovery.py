@@ -26,8 +26,7 @@ from sglang.backend.discovery import Discovery, discover, load_backend
 from sglang.backend.registry import KernelRegistry
 
 EXPECTED = {"reference", "xeon", "cuda", "rocm", "ascend", "tpu", "acme"}
-VENDOR_MODULES = ("triton", "torch_npu", "torch_xla", "jax", "intel_extension_for_pytorch",
-                  "aiter")
+VENDOR_MODULES = ("triton", "torch_npu", "torch_xla", "jax", "intel_extension_for_pytorch", "aiter")
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +112,18 @@ def test_probes_import_no_vendor_library():
         "import sys, json; from sglang.backend.discovery import discover; discover(); "
         f"print(json.dumps([m for m in {VENDOR_MODULES!r} if m in sys.modules]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert json.loads(out.stdout.splitlines()[-1]) == []
 
 
 def test_cli_json_lists_everything():
     proc = subprocess.run(
         [sys.executable, "-m", "sglang.cli.main", "backends", "--json"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)

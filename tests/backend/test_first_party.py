@@ -18,8 +18,14 @@ GIB = 1 << 30
 
 @pytest.mark.parametrize(
     "memory_gib, chunk, max_bs",
-    [(16, 2048, 8), (24, 2048, 24), (40, 4096, 32), (80, 8192, 256), (141, 8192, 256),
-     (192, 16384, 256)],
+    [
+        (16, 2048, 8),
+        (24, 2048, 24),
+        (40, 4096, 32),
+        (80, 8192, 256),
+        (141, 8192, 256),
+        (192, 16384, 256),
+    ],
 )
 def test_cuda_server_defaults_follow_the_memory_tiers(memory_gib, chunk, max_bs):
     d = server_defaults(memory_gib * GIB)

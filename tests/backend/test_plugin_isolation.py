@@ -29,9 +29,23 @@ def site(tmp_path_factory) -> Path:
     shutil.copytree(FIXTURE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     target = work / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return target
 
@@ -46,7 +60,10 @@ def env_with(site: Path) -> dict[str, str]:
 def backends_json(site: Path, *args: str) -> tuple[int, dict, str]:
     proc = subprocess.run(
         [sys.executable, "-m", "sglang.cli.main", "backends", "--json", *args],
-        capture_output=True, text=True, timeout=120, env=env_with(site),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_with(site),
     )
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
@@ -84,10 +101,13 @@ def test_the_others_stay_available_and_selection_works(listing):
     assert doc["ops"], "kernel resolution ran for the selected backend"
 
 
-@pytest.mark.parametrize("name, text", [
-    ("broken", "RuntimeError: simulated vendor import failure"),
-    ("exits", "SystemExit: 1"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("broken", "RuntimeError: simulated vendor import failure"),
+        ("exits", "SystemExit: 1"),
+    ],
+)
 def test_selecting_a_broken_backend_fails_with_its_traceback(site, name, text):
     rc, doc, _ = backends_json(site, "--device", name)
     assert rc == 2 and doc["selected"] is None
@@ -109,7 +129,10 @@ print(json.dumps(out))
 def test_hung_or_dying_ranks_fail_their_checks_without_hanging(site):
     proc = subprocess.run(
         [sys.executable, "-c", COMM_SCRIPT, "hangs", "dies"],
-        capture_output=True, text=True, timeout=120, env=env_with(site),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_with(site),
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.splitlines()[-1])
@@ -118,7 +141,8 @@ def test_hung_or_dying_ranks_fail_their_checks_without_hanging(site):
     status, reason = hangs["comm.all_reduce[f32-sum-5x7]"]
     assert status == "failed" and "rank 1 did not finish within 4 s" in reason
     assert hangs["comm.broadcast[f32-src0-7x3]"] == [
-        "skipped", "missing capability: collective:broadcast"
+        "skipped",
+        "missing capability: collective:broadcast",
     ]
 
     dies = out["dies"]

@@ -28,11 +28,21 @@ def registry() -> KernelRegistry:
 
 def add_vendor_kernels(reg: KernelRegistry) -> None:
     vendor = reg.registrar("vendor")
-    vendor.register(OP, kernel("lib"), name="vendor.lib", priority=30,
-                    available=lambda: "libvendor.so not found")
+    vendor.register(
+        OP,
+        kernel("lib"),
+        name="vendor.lib",
+        priority=30,
+        available=lambda: "libvendor.so not found",
+    )
     vendor.register(OP, kernel("fp8"), name="vendor.fp8", priority=20, requires=("fp8:e4m3fn",))
-    vendor.register(OP, kernel("small"), name="vendor.small", priority=10,
-                    unsupported=lambda c: f"dim {c['dim']} > 1024" if c["dim"] > 1024 else None)
+    vendor.register(
+        OP,
+        kernel("small"),
+        name="vendor.small",
+        priority=10,
+        unsupported=lambda c: f"dim {c['dim']} > 1024" if c["dim"] > 1024 else None,
+    )
     vendor.register(OP, kernel("generic"), name="vendor.generic", priority=0)
     reg.registrar("other").register(OP, kernel("other"), name="other.fast", priority=99)
 
@@ -97,5 +107,8 @@ def test_resolution_serialises(registry):
     add_vendor_kernels(registry)
     doc = registry.resolve(OP, "vendor", CAPS, {"dim": 4096}).to_json()
     assert doc["chosen"] == {"kernel": "vendor.generic", "backend": "vendor"}
-    assert {"kernel": "vendor.lib", "backend": "vendor",
-            "reason": "unavailable: libvendor.so not found"} in doc["rejected"]
+    assert {
+        "kernel": "vendor.lib",
+        "backend": "vendor",
+        "reason": "unavailable: libvendor.so not found",
+    } in doc["rejected"]

@@ -128,8 +128,13 @@ def test_a_failure_in_the_scheduler_process_comes_back_as_one_line(tmp_path):
     )
     (tmp_path / "model.safetensors").write_bytes(b"")
     proc = serve(
-        "--model-path", str(tmp_path), "--skip-tokenizer-init", "--log-level", "error",
-        "--device", "reference",
+        "--model-path",
+        str(tmp_path),
+        "--skip-tokenizer-init",
+        "--log-level",
+        "error",
+        "--device",
+        "reference",
     )
     assert proc.returncode == EXIT_MODEL, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr

@@ -53,9 +53,23 @@ def all_specs_by_name():
 def test_mutation_mode_reports_the_count(tmp_path):
     report = tmp_path / "mutants.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "sglang.cli.main", "conformance", "--backend", "reference",
-         "--mode", "mutation", "--ops", "norm.rms,sampling.sample", "--report", str(report)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sglang.cli.main",
+            "conformance",
+            "--backend",
+            "reference",
+            "--mode",
+            "mutation",
+            "--ops",
+            "norm.rms,sampling.sample",
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "reference: 8 of 8 mutants killed (2 not applicable)" in proc.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sglang.conformance import run
 
-HOOKS = '''
+HOOKS = """
 from sglang.backend import (KIND_CPU, BackendInfo, Capabilities, ConformanceManifest, CpuRuntime,
     ProbeResult, ProcessGroupCommunicator, ToleranceOverride, hookimpl)
 
@@ -44,21 +44,32 @@ def sglang_backend_create_communicator(rank, world_size, init_method, device_ind
 @hookimpl
 def sglang_backend_conformance_manifest():
     return ConformanceManifest(tolerance_overrides=({override},))
-'''
+"""
 OK_PROBE = "return ProbeResult.ok()"
 GOOD_OVERRIDE = 'ToleranceOverride("norm.rms[f32-*]", "documented", atol=1e-5)'
 PLUGINS = {
     "cimport": "import sglang_no_such_module\n",
-    "chook": HOOKS.format(name="chook", probe="probee", probe_body=OK_PROBE,
-                          override=GOOD_OVERRIDE),
-    "cprobe": HOOKS.format(name="cprobe", probe="probe",
-                           probe_body='raise RuntimeError("driver not found")',
-                           override=GOOD_OVERRIDE),
-    "cunavail": HOOKS.format(name="cunavail", probe="probe",
-                             probe_body='return ProbeResult.unavailable("no ACME card")',
-                             override=GOOD_OVERRIDE),
-    "cstale": HOOKS.format(name="cstale", probe="probe", probe_body=OK_PROBE,
-                           override='ToleranceOverride("norm.rms[fp32-*]", "typo", atol=1e-5)'),
+    "chook": HOOKS.format(
+        name="chook", probe="probee", probe_body=OK_PROBE, override=GOOD_OVERRIDE
+    ),
+    "cprobe": HOOKS.format(
+        name="cprobe",
+        probe="probe",
+        probe_body='raise RuntimeError("driver not found")',
+        override=GOOD_OVERRIDE,
+    ),
+    "cunavail": HOOKS.format(
+        name="cunavail",
+        probe="probe",
+        probe_body='return ProbeResult.unavailable("no ACME card")',
+        override=GOOD_OVERRIDE,
+    ),
+    "cstale": HOOKS.format(
+        name="cstale",
+        probe="probe",
+        probe_body=OK_PROBE,
+        override='ToleranceOverride("norm.rms[fp32-*]", "typo", atol=1e-5)',
+    ),
 }
 
 
@@ -69,7 +80,9 @@ def site(tmp_path_factory) -> Path:
         (root / f"sglang_{name}.py").write_text(textwrap.dedent(source))
         info = root / f"sglang_{name}-0.1.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: sglang-{name}\nVersion: 0.1\n")
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: sglang-{name}\nVersion: 0.1\n"
+        )
         (info / "entry_points.txt").write_text(f"[sglang.backends]\n{name} = sglang_{name}\n")
     return root
 
@@ -79,7 +92,10 @@ def conformance(site: Path, backend: str) -> subprocess.CompletedProcess:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "sglang.cli.main", "conformance", "--backend", backend],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -88,8 +104,11 @@ def conformance(site: Path, backend: str) -> subprocess.CompletedProcess:
     [
         ("cimport", run.EXIT_IMPORT, ["sglang-cimport", "import", "sglang_no_such_module"]),
         ("chook", run.EXIT_CONTRACT, ["sglang-chook", "registration", "sglang_backend_probee"]),
-        ("cprobe", run.EXIT_HOOK, ["sglang-cprobe", "sglang_backend_probe", "driver not found",
-                                   "sglang_cprobe.py"]),
+        (
+            "cprobe",
+            run.EXIT_HOOK,
+            ["sglang-cprobe", "sglang_backend_probe", "driver not found", "sglang_cprobe.py"],
+        ),
         ("cunavail", run.EXIT_UNAVAILABLE, ["cunavail", "no ACME card"]),
         ("cstale", run.EXIT_MANIFEST, ["cstale", "norm.rms[fp32-*]", "match no case"]),
         ("no-such-chip", run.EXIT_NOT_INSTALLED, ["no-such-chip", "not installed"]),

@@ -118,7 +118,9 @@ def test_wrong_shape_fails():
 
 def test_expected_failure_is_strict():
     spec, c = case("f32-T7-D576")
-    manifest = ConformanceManifest(expected_failures=(ExpectedFailure("norm.rms[f32-T7-*", "known"),))
+    manifest = ConformanceManifest(
+        expected_failures=(ExpectedFailure("norm.rms[f32-T7-*", "known"),)
+    )
     bad = run_case(make_target(off_by_a_little, manifest), spec, c)
     assert bad.status == XFAILED and bad.reason.startswith("known")
     good = run_case(make_target(rms_norm, manifest), spec, c)

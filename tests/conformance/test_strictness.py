@@ -211,7 +211,9 @@ def test_the_model_level_check_catches_a_kernel_that_assumes_contiguous_inputs()
     backend, _ = make_backend(kernels, dtypes=("float32",), registry=found.registry)
     try:
         results = run_model_cases(
-            Discovery({**found.backends, "t": backend}, found.registry), backend, "llama",
+            Discovery({**found.backends, "t": backend}, found.registry),
+            backend,
+            "llama",
             torch.float32,
         )
     finally:

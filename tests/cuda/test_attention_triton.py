@@ -95,8 +95,10 @@ def test_extend(case):
     check("attention.extend", case)
 
 
-EXTEND_LAUNCHES = ({"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3},
-                  {"block_m": 64, "block_n": 128, "num_warps": 4, "num_stages": 2})
+EXTEND_LAUNCHES = (
+    {"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3},
+    {"block_m": 64, "block_n": 128, "num_warps": 4, "num_stages": 2},
+)
 
 
 @pytest.mark.parametrize("launch", EXTEND_LAUNCHES, ids=lambda c: f"m{c['block_m']}n{c['block_n']}")

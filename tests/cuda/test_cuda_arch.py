@@ -12,8 +12,15 @@ from sglang_cuda.plugin import capabilities_for  # noqa: E402
 
 def test_hopper_has_everything():
     f = capabilities_for((9, 0)).features()
-    assert {"dtype:bfloat16", "fp8:e4m3fn", "fp4:nvfp4", "fp4:mxfp4", "int8:w8a8",
-            "int4:gptq_act_order", "int4:float_zeros"} <= f
+    assert {
+        "dtype:bfloat16",
+        "fp8:e4m3fn",
+        "fp4:nvfp4",
+        "fp4:mxfp4",
+        "int8:w8a8",
+        "int4:gptq_act_order",
+        "int4:float_zeros",
+    } <= f
 
 
 def test_ampere_lacks_fp8_but_keeps_w4a16_fp4():
@@ -33,8 +40,16 @@ def test_unknown_architecture_is_taken_as_hopper_and_says_so():
     assert caps.extensions["compute_capability"] == "unknown"
 
 
-@pytest.mark.parametrize("env, want", [(None, [0, 1, 2, 3]), ("2,0", [2, 0]), ("1,7,2", [1]),
-                                       ("GPU-1234abcd", [0, 1, 2, 3]), ("", [])])
+@pytest.mark.parametrize(
+    "env, want",
+    [
+        (None, [0, 1, 2, 3]),
+        ("2,0", [2, 0]),
+        ("1,7,2", [1]),
+        ("GPU-1234abcd", [0, 1, 2, 3]),
+        ("", []),
+    ],
+)
 def test_visible_devices(monkeypatch, env, want):
     if env is None:
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -39,6 +39,11 @@ def test_every_code_and_scale_decodes(fmt):
         scale, glob = scale_bytes.reshape(n, 1), None
         ref = q4.dequantize_mxfp4(weight, scale)
     eye = torch.eye(k, dtype=torch.float32, device=kc.DEVICE)
-    out = gemm_fp4.fp4(eye, weight.to(kc.DEVICE), scale.to(kc.DEVICE), fmt,
-                       None if glob is None else glob.to(kc.DEVICE))
+    out = gemm_fp4.fp4(
+        eye,
+        weight.to(kc.DEVICE),
+        scale.to(kc.DEVICE),
+        fmt,
+        None if glob is None else glob.to(kc.DEVICE),
+    )
     torch.testing.assert_close(out.cpu(), ref.t(), rtol=0, atol=0)

@@ -31,8 +31,14 @@ def test_fp8(case, request):
 
 def aligned(case):
     p = case.params
-    return p["scheme"] != "block" and p["m"] > 0 and p["k"] % 16 == 0 and p["n"] % 16 == 0 \
-        and p["k"] <= 1000 and case.dtype != torch.float16
+    return (
+        p["scheme"] != "block"
+        and p["m"] > 0
+        and p["k"] % 16 == 0
+        and p["n"] % 16 == 0
+        and p["k"] <= 1000
+        and case.dtype != torch.float16
+    )
 
 
 @pytest.mark.skipif(kc.GPU, reason="on a GPU the conformance run takes torch._scaled_mm itself")

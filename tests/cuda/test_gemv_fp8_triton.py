@@ -18,8 +18,14 @@ VARIANTS = (("per_tensor", False), ("per_tensor", True), ("per_channel", False),
 
 
 def _case(dt, m, k, n, scheme, static, bias):
-    name = case_name(dt, f"M{m}", f"K{k}", f"N{n}", scheme + ("-static" if static else ""),
-                     "bias" if bias else "")
+    name = case_name(
+        dt,
+        f"M{m}",
+        f"K{k}",
+        f"N{n}",
+        scheme + ("-static" if static else ""),
+        "bias" if bias else "",
+    )
     params = {"m": m, "k": k, "n": n, "bias": bias, "scheme": scheme, "static": static}
     return pytest.param(Case("gemm.fp8", name, dt, params), id=name)
 
@@ -51,7 +57,8 @@ LAUNCHES = (
 
 
 @pytest.mark.parametrize(
-    "launch", LAUNCHES,
+    "launch",
+    LAUNCHES,
     ids=lambda c: f"n{c['block_n']}-k{c['block_k']}" + ("-dot" if c.get("dot") else ""),
 )
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[7], CASES[10]])

@@ -8,7 +8,8 @@ import pytest
 from sglang_triton import grammar
 
 
-@pytest.mark.parametrize("case", kc.params("grammar.apply_bitmask",
-                                           lambda c: c.params["vocab"] <= 32001))
+@pytest.mark.parametrize(
+    "case", kc.params("grammar.apply_bitmask", lambda c: c.params["vocab"] <= 32001)
+)
 def test_apply_bitmask(case):
     kc.check("grammar.apply_bitmask", grammar.apply_bitmask, case)

@@ -30,8 +30,16 @@ def test_decode_spec_cases(case):
 
 def _case(dt, t, d, i, e, k, act, pad):
     name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act, "pad" if pad else "")
-    params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
-              "activation": act, "pad": pad, "bias": False}
+    params = {
+        "tokens": t,
+        "hidden": d,
+        "inter": i,
+        "experts": e,
+        "top_k": k,
+        "activation": act,
+        "pad": pad,
+        "bias": False,
+    }
     return pytest.param(Case("moe.experts", name, dt, params), id=name)
 
 
@@ -49,10 +57,14 @@ def test_decode_shapes(case):
 
 
 LAUNCHES = (
-    {"gate_up": {"block_n": 8, "block_k": 32, "num_warps": 2},
-     "down": {"block_n": 32, "block_k": 16, "num_warps": 4}},
-    {"gate_up": {"block_n": 64, "block_k": 256, "num_warps": 4},
-     "down": {"block_n": 8, "block_k": 64, "num_warps": 1}},
+    {
+        "gate_up": {"block_n": 8, "block_k": 32, "num_warps": 2},
+        "down": {"block_n": 32, "block_k": 16, "num_warps": 4},
+    },
+    {
+        "gate_up": {"block_n": 64, "block_k": 256, "num_warps": 4},
+        "down": {"block_n": 8, "block_k": 64, "num_warps": 1},
+    },
     {"down": {"block_n": 16, "block_k": 32, "split": True}},  # a program per slot, torch sum
 )
 
@@ -66,8 +78,9 @@ def test_decode_launches(case, launch):
 def test_experts_dispatches_few_pairs_to_the_decode_path(monkeypatch):
     calls = []
     real = moe_decode.experts_decode
-    monkeypatch.setattr(moe_decode, "experts_decode",
-                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    monkeypatch.setattr(
+        moe_decode, "experts_decode", lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    )
     case = DECODE[0].values[0]
     args = get_spec("moe.experts").make_inputs(case, torch.Generator().manual_seed(case.seed))
     args = {k: v.to(kc.DEVICE) if isinstance(v, torch.Tensor) else v for k, v in args.items()}

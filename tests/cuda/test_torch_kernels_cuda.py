@@ -20,7 +20,9 @@ def test_moe_route(case):
     kc.check("moe.route", moe.route, case)
 
 
-@pytest.mark.parametrize("case", kc.params(
-    "sampling.sample", lambda c: c.params["vocab"] <= 32001 and c.params["batch"] <= 16))
+@pytest.mark.parametrize(
+    "case",
+    kc.params("sampling.sample", lambda c: c.params["vocab"] <= 32001 and c.params["batch"] <= 16),
+)
 def test_sample(case):
     kc.check("sampling.sample", sampling.sample, case)

@@ -17,8 +17,12 @@ from tiny_models import greedy_continuation, save_tiny_model
 
 PROMPTS = [[1, 17, 33, 250, 99, 7, 412, 5], [1, 300, 301, 302]]
 MAX_NEW = 24
-NOT_CONVERTED = ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
-                 "lm_head"]
+NOT_CONVERTED = [
+    "model.layers.*.self_attn",
+    "model.layers.*.mlp.router",
+    "model.embed_tokens",
+    "lm_head",
+]
 
 
 def _hf(path: str):
@@ -28,13 +32,20 @@ def _hf(path: str):
 
 
 def _engine_matches(path: str, backend: str, model) -> None:
-    with Engine(model_path=path, device=backend, dtype="float32", skip_tokenizer_init=True,
-                max_total_tokens=1024, log_level="warning") as engine:
+    with Engine(
+        model_path=path,
+        device=backend,
+        dtype="float32",
+        skip_tokenizer_init=True,
+        max_total_tokens=1024,
+        log_level="warning",
+    ) as engine:
         for prompt in PROMPTS:
             out = engine.generate(
                 input_ids=prompt,
                 sampling_params={"max_new_tokens": MAX_NEW, "temperature": 0, "ignore_eos": True},
-                return_logprob=True, logprob_start_len=0,
+                return_logprob=True,
+                logprob_start_len=0,
             )
             assert out["output_ids"] == greedy_continuation(model, prompt, MAX_NEW)
             with torch.no_grad():
@@ -64,8 +75,10 @@ def save_mxfp4(float_path: str, path: str) -> None:
             tensors[name] = t
     save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
     config = json.load(open(os.path.join(float_path, "config.json")))
-    config["quantization_config"] = {"quant_method": "mxfp4",
-                                     "modules_to_not_convert": NOT_CONVERTED}
+    config["quantization_config"] = {
+        "quant_method": "mxfp4",
+        "modules_to_not_convert": NOT_CONVERTED,
+    }
     json.dump(config, open(os.path.join(path, "config.json"), "w"))
 
 
@@ -119,5 +132,11 @@ def test_mxfp4_checkpoint_missing_scales_fails_at_startup_naming_it(mxfp4_path, 
     with open(os.path.join(mxfp4_path, "config.json")) as src:
         (tmp_path / "config.json").write_text(src.read())
     with pytest.raises(Exception, match=missing):
-        Engine(model_path=str(tmp_path), device="reference", dtype="float32",
-               skip_tokenizer_init=True, max_total_tokens=256, log_level="warning")
+        Engine(
+            model_path=str(tmp_path),
+            device="reference",
+            dtype="float32",
+            skip_tokenizer_init=True,
+            max_total_tokens=256,
+            log_level="warning",
+        )

@@ -31,7 +31,8 @@ LOGPROB_MAX_ABS = 0.1  # measured: 0.003-0.004
 def accelerator() -> str | None:
     """The best available accelerator backend and its torch device type, or None."""
     found = [
-        b for b in discover().backends.values()
+        b
+        for b in discover().backends.values()
         if b.available and b.info is not None and b.info.kind == "accelerator"
     ]
     if not found:
@@ -51,8 +52,7 @@ def prompts() -> list[list[int]]:
     rng = random.Random(0)
     vocab = MODEL["vocab_size"]
     return [
-        [1] + [rng.randrange(3, vocab) for _ in range(rng.randrange(4, 40))]
-        for _ in range(PROMPTS)
+        [1] + [rng.randrange(3, vocab) for _ in range(rng.randrange(4, 40))] for _ in range(PROMPTS)
     ]
 
 
@@ -69,10 +69,14 @@ def hf_reference(path: str, prompt_ids: list[int]) -> tuple[list[int], list[floa
         lp = torch.log_softmax(logits, dim=-1)
         prompt_lp = [float(lp[i - 1, prompt_ids[i]]) for i in range(1, len(prompt_ids))]
         out = model.generate(
-            ids, max_new_tokens=NEW_TOKENS, do_sample=False, min_new_tokens=NEW_TOKENS,
-            pad_token_id=0, eos_token_id=None,
+            ids,
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            min_new_tokens=NEW_TOKENS,
+            pad_token_id=0,
+            eos_token_id=None,
         )
-    return out[0, len(prompt_ids):].tolist(), prompt_lp
+    return out[0, len(prompt_ids) :].tolist(), prompt_lp
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])
@@ -80,14 +84,21 @@ def test_bf16_greedy_matches_transformers_on_device(arch, tmp_path):
     path = save_tiny_model(arch, str(tmp_path), **MODEL)
     equal, diffs = 0, []
     with Engine(
-        model_path=path, device=BACKEND, dtype="bfloat16", skip_tokenizer_init=True,
-        max_total_tokens=4096, log_level="warning",
+        model_path=path,
+        device=BACKEND,
+        dtype="bfloat16",
+        skip_tokenizer_init=True,
+        max_total_tokens=4096,
+        log_level="warning",
     ) as engine:
         for prompt in prompts():
             out = engine.generate(
                 input_ids=prompt,
-                sampling_params={"max_new_tokens": NEW_TOKENS, "temperature": 0,
-                                 "ignore_eos": True},
+                sampling_params={
+                    "max_new_tokens": NEW_TOKENS,
+                    "temperature": 0,
+                    "ignore_eos": True,
+                },
                 return_logprob=True,
                 logprob_start_len=0,
             )
@@ -95,8 +106,10 @@ def test_bf16_greedy_matches_transformers_on_device(arch, tmp_path):
             equal += out["output_ids"] == want_ids
             got_lp = [lp for lp, _, _ in out["meta_info"]["input_token_logprobs"]][1:]
             diffs += [abs(a - b) for a, b in zip(got_lp, want_lp, strict=True)]
-    print(f"{arch}: {equal}/{PROMPTS} equal, logprob |diff| mean {sum(diffs) / len(diffs):.4f} "
-          f"max {max(diffs):.4f}")
+    print(
+        f"{arch}: {equal}/{PROMPTS} equal, logprob |diff| mean {sum(diffs) / len(diffs):.4f} "
+        f"max {max(diffs):.4f}"
+    )
     assert equal >= MIN_EQUAL, f"{arch}: only {equal} of {PROMPTS} prompts gave the same tokens"
     assert sum(diffs) / len(diffs) <= LOGPROB_MEAN_ABS
     assert max(diffs) <= LOGPROB_MAX_ABS

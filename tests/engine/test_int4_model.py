@@ -44,7 +44,8 @@ def test_int4_recovers_the_q4_1_layers():
     source = resolve_source(default_model_path())
     config = load_model_config(source, "float32")
     layer0 = (
-        (n, t) for n, t in iterate_weights(source, hf_config=config.raw)
+        (n, t)
+        for n, t in iterate_weights(source, hf_config=config.raw)
         if n.startswith("model.layers.0.") and n.endswith("proj.weight")
     )
     checked = 0
@@ -62,8 +63,13 @@ def test_int4_recovers_the_q4_1_layers():
 def _run(quantization):
     tokenizer = load_tokenizer(resolve_source(default_model_path()))
     outs = []
-    with Engine(device="xeon", dtype="float32", log_level="warning", max_total_tokens=2048,
-                quantization=quantization) as e:
+    with Engine(
+        device="xeon",
+        dtype="float32",
+        log_level="warning",
+        max_total_tokens=2048,
+        quantization=quantization,
+    ) as e:
         for prompt in PROMPTS:
             out = e.generate(
                 input_ids=tokenizer.encode(prompt),

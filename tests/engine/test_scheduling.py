@@ -40,7 +40,7 @@ def alone(model_dir):
 @pytest.mark.parametrize("chunked", [False, True, "mixed"])
 @pytest.mark.parametrize("radix", [True, False])
 def test_batch_equals_one_at_a_time(model_dir, alone, chunked, radix):
-    """"mixed": chunked prefill with --enable-mixed-chunk, so the later chunks run in the
+    """ "mixed": chunked prefill with --enable-mixed-chunk, so the later chunks run in the
     same forwards as the decode steps of the prompts already prefilled."""
     kw = {"chunked_prefill_size": 16 if chunked else -1, "disable_radix_cache": not radix}
     if chunked == "mixed":

@@ -17,9 +17,7 @@ for sub in ("server", "engine"):
 
 # float32: `select` scores choices in one batch and the tests compare with requests sent
 # alone, equal only where rounding does not depend on the batch (not so in bfloat16).
-SERVER_ARGS = (
-    "--max-total-tokens", "16384", "--max-running-requests", "64", "--dtype", "float32"
-)
+SERVER_ARGS = ("--max-total-tokens", "16384", "--max-running-requests", "64", "--dtype", "float32")
 
 
 @pytest.fixture(scope="session")

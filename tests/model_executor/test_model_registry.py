@@ -9,8 +9,13 @@ import sys
 import pytest
 from sglang.model_executor.model_registry import get_model_class, supported_architectures
 
-FIRST_PARTY = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
-               "Gemma2ForCausalLM"}
+FIRST_PARTY = {
+    "LlamaForCausalLM",
+    "MistralForCausalLM",
+    "Qwen2ForCausalLM",
+    "Qwen3ForCausalLM",
+    "Gemma2ForCausalLM",
+}
 
 
 def test_first_party_architectures_are_registered():
@@ -31,7 +36,16 @@ def test_dummy_weights_from_a_bare_config(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     from sglang.engine.engine import Engine
 
-    with Engine(model_path=str(tmp_path), load_format="dummy", device="xeon", dtype="float32",
-                skip_tokenizer_init=True, max_total_tokens=512, log_level="warning") as e:
-        out = e.generate(input_ids=[1, 2, 3], sampling_params={"max_new_tokens": 4, "temperature": 0})
+    with Engine(
+        model_path=str(tmp_path),
+        load_format="dummy",
+        device="xeon",
+        dtype="float32",
+        skip_tokenizer_init=True,
+        max_total_tokens=512,
+        log_level="warning",
+    ) as e:
+        out = e.generate(
+            input_ids=[1, 2, 3], sampling_params={"max_new_tokens": 4, "temperature": 0}
+        )
     assert len(out["output_ids"]) == 4

@@ -60,9 +60,15 @@ def test_backend_preferred_dtype(tmp_path, save_llama, default_gguf):
 def test_bfloat16_checkpoint_stays_bfloat16(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    model = LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=1,
-                                         num_attention_heads=4, intermediate_size=96,
-                                         vocab_size=50)).to(torch.bfloat16)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=96,
+            vocab_size=50,
+        )
+    ).to(torch.bfloat16)
     model.save_pretrained(tmp_path)
     assert load_model_config(tmp_path).dtype == torch.bfloat16
     assert load_model_config(tmp_path, preferred="float16").dtype == torch.bfloat16

@@ -51,9 +51,10 @@ def test_hf_directory_tokenizer(default_tokenizer, tiny_llama, tmp_path):
     from_model_dir = load_tokenizer(tmp_path)
     from_tokenizer_dir = load_tokenizer(tmp_path / "tok")
     for tokenizer in (from_model_dir, from_tokenizer_dir):
-        assert tokenizer("Hello, world!")["input_ids"] == default_tokenizer("Hello, world!")[
-            "input_ids"
-        ]
+        assert (
+            tokenizer("Hello, world!")["input_ids"]
+            == default_tokenizer("Hello, world!")["input_ids"]
+        )
         assert chat_template(tokenizer) == chat_template(default_tokenizer)
 
 

@@ -75,8 +75,14 @@ def test_progress_bar_and_log_line(tiny_llama, capsys, caplog):
 def test_dummy_weights_shapes_and_values():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, intermediate_size=128, vocab_size=300)
+    config = LlamaConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        vocab_size=300,
+    )
     with torch.device("meta"):
         model = LlamaForCausalLM(config).to(torch.bfloat16)
     shapes = parameter_shapes(model)

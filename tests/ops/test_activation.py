@@ -37,8 +37,9 @@ def test_silu_mul_matches_formula(inter):
 @pytest.mark.parametrize("approximate,fn", [("none", _gelu_erf), ("tanh", _gelu_tanh)])
 def test_gelu_mul_matches_formula(approximate, fn):
     x = torch.randn(4, 26, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
-    torch.testing.assert_close(gelu_mul(x=x, approximate=approximate), _gated(fn, x),
-                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        gelu_mul(x=x, approximate=approximate), _gated(fn, x), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_known_values():

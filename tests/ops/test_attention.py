@@ -45,8 +45,9 @@ def _dense(args, seqs, scale, window=-1):
         mask = torch.ones(new, length, dtype=torch.bool).tril(diagonal=prefix)
         if window > 0:
             mask &= torch.ones(new, length, dtype=torch.bool).triu(diagonal=prefix - window + 1)
-        outs.append(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-                    .transpose(0, 1))
+        outs.append(
+            F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).transpose(0, 1)
+        )
         q0, k0 = q0 + new, k0 + length
     return torch.cat(outs) if outs else args["q"].new_zeros(0, heads, args["v_cache"].shape[2])
 
@@ -101,9 +102,7 @@ def test_causal_mask_with_prefix_by_hand():
 def test_sliding_window_by_hand():
     # Window 2 (Hugging Face's convention): position p sees p-1 and p, nothing older.
     out = attention.extend(**_uniform_scores_batch(5, 3), sm_scale=1.0, sliding_window=2)[:, 0]
-    expected = torch.tensor(
-        [[0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], dtype=F64
-    ) / 2
+    expected = torch.tensor([[0, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 1]], dtype=F64) / 2
     torch.testing.assert_close(out, expected)
     args = _uniform_scores_batch(5, 1)
     args.pop("qo_indptr")
@@ -154,10 +153,17 @@ def test_extend_rows_equal_decode_step_by_step():
 
 def test_gqa_equals_duplicated_kv_heads():
     args = _batch(((3, 4), (0, 2)), 6, 2, 8, seed=5)
-    dup = dict(args, k_cache=args["k_cache"].repeat_interleave(3, dim=1),
-               v_cache=args["v_cache"].repeat_interleave(3, dim=1))
-    torch.testing.assert_close(attention.extend(**args, sm_scale=0.4),
-                               attention.extend(**dup, sm_scale=0.4), rtol=0, atol=1e-14)
+    dup = dict(
+        args,
+        k_cache=args["k_cache"].repeat_interleave(3, dim=1),
+        v_cache=args["v_cache"].repeat_interleave(3, dim=1),
+    )
+    torch.testing.assert_close(
+        attention.extend(**args, sm_scale=0.4),
+        attention.extend(**dup, sm_scale=0.4),
+        rtol=0,
+        atol=1e-14,
+    )
 
 
 def test_low_precision_output_dtype_and_empty_batch():
@@ -231,7 +237,11 @@ def test_sinks_match_transformers_gpt_oss_attention(window):
     mask = torch.zeros(new, length, dtype=F64).masked_fill(~visible, float("-inf"))
     module = SimpleNamespace(num_key_value_groups=heads // kv_heads, sinks=sinks, training=False)
     want, _ = gpt_oss.eager_attention_forward(
-        module, args["q"].transpose(0, 1)[None], args["k_cache"][slots].transpose(0, 1)[None],
-        args["v_cache"][slots].transpose(0, 1)[None], mask[None, None], scaling=0.25,
+        module,
+        args["q"].transpose(0, 1)[None],
+        args["k_cache"][slots].transpose(0, 1)[None],
+        args["v_cache"][slots].transpose(0, 1)[None],
+        mask[None, None],
+        scaling=0.25,
     )
     torch.testing.assert_close(got, want[0], rtol=1e-12, atol=1e-12)

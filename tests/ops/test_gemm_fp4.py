@@ -10,8 +10,10 @@ TABLE = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -
 def _pack_loop(codes):
     n, k = codes.shape
     return torch.tensor(
-        [[int(codes[r, 2 * j]) | (int(codes[r, 2 * j + 1]) << 4) for j in range(k // 2)]
-         for r in range(n)],
+        [
+            [int(codes[r, 2 * j]) | (int(codes[r, 2 * j + 1]) << 4) for j in range(k // 2)]
+            for r in range(n)
+        ],
         dtype=torch.uint8,
     )
 
@@ -26,8 +28,13 @@ def test_nvfp4_matches_dense():
     scale_values = torch.tensor([0.5, 1.0, 2.0, 0.125, 3.0, 448.0]).repeat(3)[: n * 3].view(n, 3)
     scale = scale_values.to(torch.float8_e4m3fn)  # all exact in e4m3
     glob = torch.tensor(0.01, dtype=torch.float64)
-    w = torch.tensor([[TABLE[int(codes[r, c])] * float(scale_values[r, c // 16]) * 0.01
-                       for c in range(k)] for r in range(n)], dtype=torch.float64)
+    w = torch.tensor(
+        [
+            [TABLE[int(codes[r, c])] * float(scale_values[r, c // 16]) * 0.01 for c in range(k)]
+            for r in range(n)
+        ],
+        dtype=torch.float64,
+    )
     x = torch.randn(4, k, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     out = fp4(x=x, weight=_pack_loop(codes), weight_scale=scale, format="nvfp4", global_scale=glob)
     assert torch.allclose(out, x @ w.t(), rtol=1e-12, atol=1e-12)
@@ -37,8 +44,13 @@ def test_mxfp4_matches_dense():
     n, k = 3, 64
     codes = _codes(n, k, 2)
     exps = torch.tensor([[127, 128], [120, 130], [0, 254]], dtype=torch.uint8)
-    w = torch.tensor([[TABLE[int(codes[r, c])] * 2.0 ** (int(exps[r, c // 32]) - 127)
-                       for c in range(k)] for r in range(n)], dtype=torch.float64)
+    w = torch.tensor(
+        [
+            [TABLE[int(codes[r, c])] * 2.0 ** (int(exps[r, c // 32]) - 127) for c in range(k)]
+            for r in range(n)
+        ],
+        dtype=torch.float64,
+    )
     x = torch.randn(2, k, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     out = fp4(x=x, weight=_pack_loop(codes), weight_scale=exps, format="mxfp4")
     assert torch.allclose(out, x @ w.t(), rtol=1e-12, atol=0.0)
@@ -49,6 +61,11 @@ def test_hand_example_and_bias():
     weight = torch.zeros(1, 16, dtype=torch.uint8)
     weight[0, 0] = 0x21
     x = torch.ones(1, 32)
-    out = fp4(x=x, weight=weight, weight_scale=torch.tensor([[128]], dtype=torch.uint8),
-              format="mxfp4", bias=torch.tensor([0.25]))
+    out = fp4(
+        x=x,
+        weight=weight,
+        weight_scale=torch.tensor([[128]], dtype=torch.uint8),
+        format="mxfp4",
+        bias=torch.tensor([0.25]),
+    )
     assert out.tolist() == [[(0.5 + 1.0) * 2 + 0.25]]

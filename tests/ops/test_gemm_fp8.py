@@ -15,14 +15,20 @@ def test_per_tensor_dynamic_static_and_saturating():
     w = torch.tensor([[1.0, 2.0, 4.0]]).to(FP8)
     one = torch.tensor([1.0])
     # Dynamic: scale 2/448, x/scale = 448, -224, 112 are exact: out = 2 - 2 + 2.
-    assert math.isclose(float(fp8(x=x, weight=w, weight_scale=one, scheme="per_tensor")), 2.0,
-                        rel_tol=1e-6)
+    assert math.isclose(
+        float(fp8(x=x, weight=w, weight_scale=one, scheme="per_tensor")), 2.0, rel_tol=1e-6
+    )
     static = torch.tensor([1 / 64])
     out = fp8(x=x, weight=w, weight_scale=one, scheme="per_tensor", input_scale=static)
     assert float(out) == 2.0
     # Static 1/256: 2.0 / (1/256) = 512 saturates to 448 -> 1.75; out = 1.75 - 2 + 2.
-    out = fp8(x=x, weight=w, weight_scale=torch.tensor([0.5]), scheme="per_tensor",
-              input_scale=torch.tensor([1 / 256]))
+    out = fp8(
+        x=x,
+        weight=w,
+        weight_scale=torch.tensor([0.5]),
+        scheme="per_tensor",
+        input_scale=torch.tensor([1 / 256]),
+    )
     assert float(out) == 0.5 * 1.75
 
 

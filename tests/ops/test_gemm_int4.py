@@ -29,8 +29,14 @@ def _dense(q, z, s, g_idx):
 
 def test_awq_matches_dense():
     x, q, z, s = _problem()
-    out = int4(x=x, qweight=_awq_pack_loop(q), scales=s, qzeros=_awq_pack_loop(z), packing="awq",
-               group_size=16)
+    out = int4(
+        x=x,
+        qweight=_awq_pack_loop(q),
+        scales=s,
+        qzeros=_awq_pack_loop(z),
+        packing="awq",
+        group_size=16,
+    )
     w = _dense(q, z, s, torch.arange(64) // 16)
     assert torch.allclose(out, x @ w, rtol=1e-12, atol=1e-12)
 
@@ -42,8 +48,9 @@ def test_gptq_matches_dense_with_and_without_act_order():
     plain = int4(x=x, qweight=qweight, scales=s, qzeros=qzeros, packing="gptq", group_size=16)
     assert torch.allclose(plain, x @ _dense(q, z, s, torch.arange(64) // 16), rtol=1e-12)
     g_idx = q4.act_order_g_idx(torch.randperm(64, generator=torch.Generator().manual_seed(2)), 16)
-    out = int4(x=x, qweight=qweight, scales=s, qzeros=qzeros, packing="gptq", group_size=16,
-               g_idx=g_idx)
+    out = int4(
+        x=x, qweight=qweight, scales=s, qzeros=qzeros, packing="gptq", group_size=16, g_idx=g_idx
+    )
     assert torch.allclose(out, x @ _dense(q, z, s, g_idx), rtol=1e-12, atol=1e-12)
 
 
@@ -51,11 +58,19 @@ def test_output_dtype_bias_and_empty_batch():
     x, q, z, s = _problem()
     qweight, qzeros = q4.pack_awq(q, z)
     xb = x.to(torch.bfloat16)
-    out = int4(x=xb, qweight=qweight, scales=s.float(), qzeros=qzeros, packing="awq",
-               group_size=16, bias=torch.ones(16, dtype=torch.bfloat16))
+    out = int4(
+        x=xb,
+        qweight=qweight,
+        scales=s.float(),
+        qzeros=qzeros,
+        packing="awq",
+        group_size=16,
+        bias=torch.ones(16, dtype=torch.bfloat16),
+    )
     assert out.dtype == torch.bfloat16 and out.shape == (3, 16)
-    empty = int4(x=xb[:0], qweight=qweight, scales=s.float(), qzeros=qzeros, packing="awq",
-                 group_size=16)
+    empty = int4(
+        x=xb[:0], qweight=qweight, scales=s.float(), qzeros=qzeros, packing="awq", group_size=16
+    )
     assert empty.shape == (0, 16)
 
 

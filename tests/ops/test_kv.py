@@ -9,8 +9,10 @@ from sglang.ops.specs import get_spec
 
 def _caches(slots=12, heads=2, dim=4, v_dim=3, dtype=torch.float32):
     gen = torch.Generator().manual_seed(0)
-    return (torch.randn(slots, heads, dim, generator=gen).to(dtype),
-            torch.randn(slots, heads, v_dim, generator=gen).to(dtype))
+    return (
+        torch.randn(slots, heads, dim, generator=gen).to(dtype),
+        torch.randn(slots, heads, v_dim, generator=gen).to(dtype),
+    )
 
 
 def test_store_writes_exactly_the_given_slots():
@@ -32,8 +34,13 @@ def test_store_writes_exactly_the_given_slots():
 def test_store_of_nothing_changes_nothing():
     k_cache, v_cache = _caches()
     before = (k_cache.clone(), v_cache.clone())
-    kv.store(k_cache, v_cache, torch.empty(0, dtype=torch.int64),
-             torch.empty(0, 2, 4), torch.empty(0, 2, 3))
+    kv.store(
+        k_cache,
+        v_cache,
+        torch.empty(0, dtype=torch.int64),
+        torch.empty(0, 2, 4),
+        torch.empty(0, 2, 3),
+    )
     assert torch.equal(k_cache, before[0]) and torch.equal(v_cache, before[1])
 
 

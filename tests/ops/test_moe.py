@@ -41,14 +41,37 @@ def _loop_route(logits, top_k, scoring, renormalize, groups, topk_group, bias, s
     return out_w, out_ids
 
 
-def _check_route(logits, top_k, scoring="softmax", renormalize=True, groups=None,
-                 topk_group=None, bias=None, scaling=1.0):
-    w, ids = route(router_logits=logits, top_k=top_k, scoring_func=scoring,
-                   renormalize=renormalize, num_expert_group=groups, topk_group=topk_group,
-                   correction_bias=bias, routed_scaling_factor=scaling)
+def _check_route(
+    logits,
+    top_k,
+    scoring="softmax",
+    renormalize=True,
+    groups=None,
+    topk_group=None,
+    bias=None,
+    scaling=1.0,
+):
+    w, ids = route(
+        router_logits=logits,
+        top_k=top_k,
+        scoring_func=scoring,
+        renormalize=renormalize,
+        num_expert_group=groups,
+        topk_group=topk_group,
+        correction_bias=bias,
+        routed_scaling_factor=scaling,
+    )
     assert w.dtype == torch.float32 and ids.dtype == torch.int32
-    exp_w, exp_ids = _loop_route(logits.double(), top_k, scoring, renormalize, groups,
-                                 topk_group, None if bias is None else bias.tolist(), scaling)
+    exp_w, exp_ids = _loop_route(
+        logits.double(),
+        top_k,
+        scoring,
+        renormalize,
+        groups,
+        topk_group,
+        None if bias is None else bias.tolist(),
+        scaling,
+    )
     for t in range(logits.shape[0]):
         got = dict(zip(ids[t].tolist(), w[t].tolist()))
         want = dict(zip(exp_ids[t], exp_w[t]))
@@ -73,21 +96,35 @@ def test_sigmoid_with_bias_and_scaling():
 
 
 def test_grouped_softmax():
-    _check_route(_distinct_logits(7, 32, 3), 4, "softmax", False, groups=8, topk_group=3,
-                 scaling=16.0)
+    _check_route(
+        _distinct_logits(7, 32, 3), 4, "softmax", False, groups=8, topk_group=3, scaling=16.0
+    )
 
 
 def test_biased_grouped_deepseek_v3():
     bias = torch.randn(64, generator=torch.Generator().manual_seed(4)) * 0.1
-    _check_route(_distinct_logits(9, 64, 5), 8, "sigmoid", True, groups=8, topk_group=4,
-                 bias=bias, scaling=2.5)
+    _check_route(
+        _distinct_logits(9, 64, 5),
+        8,
+        "sigmoid",
+        True,
+        groups=8,
+        topk_group=4,
+        bias=bias,
+        scaling=2.5,
+    )
 
 
 def test_bias_selects_but_does_not_weigh():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
     bias = torch.tensor([0.0, 0.0, 0.0, 5.0])
-    w, ids = route(router_logits=logits, top_k=1, scoring_func="sigmoid", renormalize=False,
-                   correction_bias=bias)
+    w, ids = route(
+        router_logits=logits,
+        top_k=1,
+        scoring_func="sigmoid",
+        renormalize=False,
+        correction_bias=bias,
+    )
     assert ids.tolist() == [[3]]
     assert float(w[0, 0]) == pytest.approx(1 / (1 + math.exp(1.0)))
 
@@ -116,17 +153,26 @@ def test_experts_match_dense_per_token_loop(activation):
     ids = torch.stack([torch.randperm(n_experts, generator=gen)[:top_k] for _ in range(tokens)])
     ids[0, 1] = -1
     weights = torch.rand(tokens, top_k, dtype=torch.float64, generator=gen)
-    got = experts(x=x, w13=w13, w2=w2, topk_weights=weights, topk_ids=ids.to(torch.int32),
-                  activation=activation)
+    got = experts(
+        x=x,
+        w13=w13,
+        w2=w2,
+        topk_weights=weights,
+        topk_ids=ids.to(torch.int32),
+        activation=activation,
+    )
     act = torch.nn.functional.silu if activation == "silu" else torch.nn.functional.gelu
     torch.testing.assert_close(got, _loop_experts(x, w13, w2, weights, ids, act))
 
 
 def test_experts_empty_and_dtype():
-    out = experts(x=torch.zeros(0, 8, dtype=torch.bfloat16),
-                  w13=torch.zeros(4, 6, 8, dtype=torch.bfloat16),
-                  w2=torch.zeros(4, 8, 3, dtype=torch.bfloat16),
-                  topk_weights=torch.zeros(0, 2), topk_ids=torch.zeros(0, 2, dtype=torch.int32))
+    out = experts(
+        x=torch.zeros(0, 8, dtype=torch.bfloat16),
+        w13=torch.zeros(4, 6, 8, dtype=torch.bfloat16),
+        w2=torch.zeros(4, 8, 3, dtype=torch.bfloat16),
+        topk_weights=torch.zeros(0, 2),
+        topk_ids=torch.zeros(0, 2, dtype=torch.int32),
+    )
     assert out.shape == (0, 8) and out.dtype == torch.bfloat16
 
 
@@ -150,8 +196,12 @@ def test_swigluoai_with_biases_matches_transformers_gpt_oss_experts():
 
     gen = torch.Generator().manual_seed(7)
     tokens, hidden, inter, n_experts, top_k = 11, 16, 6, 5, 2
-    config = tf.GptOssConfig(hidden_size=hidden, intermediate_size=inter,
-                             num_local_experts=n_experts, num_experts_per_tok=top_k)
+    config = tf.GptOssConfig(
+        hidden_size=hidden,
+        intermediate_size=inter,
+        num_local_experts=n_experts,
+        num_experts_per_tok=top_k,
+    )
     theirs = GptOssExperts(config).double()
     with torch.no_grad():
         for p in theirs.parameters():
@@ -168,9 +218,12 @@ def test_swigluoai_with_biases_matches_transformers_gpt_oss_experts():
         return torch.cat([t[..., 0::2], t[..., 1::2]], dim=-1)
 
     got = experts(
-        x=x, w13=gate_first(theirs.gate_up_proj.detach()).transpose(1, 2),
-        w2=theirs.down_proj.detach().transpose(1, 2), topk_weights=weights,
-        topk_ids=ids.to(torch.int32), activation="swigluoai",
+        x=x,
+        w13=gate_first(theirs.gate_up_proj.detach()).transpose(1, 2),
+        w2=theirs.down_proj.detach().transpose(1, 2),
+        topk_weights=weights,
+        topk_ids=ids.to(torch.int32),
+        activation="swigluoai",
         w13_bias=gate_first(theirs.gate_up_proj_bias.detach()),
         w2_bias=theirs.down_proj_bias.detach(),
     )

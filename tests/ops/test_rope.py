@@ -18,8 +18,10 @@ def _complex_rope(x: torch.Tensor, positions: torch.Tensor, rotary_dim: int, is_
     """Each rotated pair (a, b) is the complex a + ib times exp(i * p * base^(-2j / r))."""
     half = rotary_dim // 2
     theta = BASE ** (-2.0 * torch.arange(half, dtype=torch.float64) / rotary_dim)
-    turn = torch.polar(torch.ones(len(positions), half, dtype=torch.float64),
-                       positions.to(torch.float64)[:, None] * theta[None, :])[:, None, :]
+    turn = torch.polar(
+        torch.ones(len(positions), half, dtype=torch.float64),
+        positions.to(torch.float64)[:, None] * theta[None, :],
+    )[:, None, :]
     rot = x[..., :rotary_dim]
     if is_neox:
         z = torch.complex(rot[..., :half], rot[..., half:]) * turn
@@ -66,8 +68,9 @@ def test_cache_layout_and_empty_batch():
     assert float(cache[p, j]) == pytest.approx(math.cos(p * BASE ** (-2 * j / 8)), abs=1e-7)
     assert float(cache[p, 4 + j]) == pytest.approx(math.sin(p * BASE ** (-2 * j / 8)), abs=1e-7)
     q, k = torch.zeros(0, 2, 8, dtype=torch.bfloat16), torch.zeros(0, 1, 8, dtype=torch.bfloat16)
-    q_out, k_out = rope(positions=torch.zeros(0, dtype=torch.int64), q=q, k=k,
-                        cos_sin_cache=cache, is_neox=False)
+    q_out, k_out = rope(
+        positions=torch.zeros(0, dtype=torch.int64), q=q, k=k, cos_sin_cache=cache, is_neox=False
+    )
     assert q_out.shape == q.shape and k_out.dtype == torch.bfloat16
 
 
@@ -83,8 +86,13 @@ def test_llama3_by_hand():
     # r = 8: inv_freq = 1, 0.1, 0.01, 0.001, wavelengths 2*pi / inv_freq = 6.28, 62.8, 628, 6283.
     # original context 64, low/high freq factors 1/4: wavelengths below 16 are kept, above 64
     # divided by the factor 8, and 62.8 blended with smooth = (64 / 62.83 - 1) / (4 - 1).
-    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+    scaling = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 64,
+    }
     inv_freq, factor = rope_inv_freq(8, 512, BASE, scaling)
     smooth = (64 / (2 * math.pi / 0.1) - 1) / 3
     expected = [1.0, (1 - smooth) * 0.1 / 8 + smooth * 0.1, 0.01 / 8, 0.001 / 8]
@@ -111,8 +119,13 @@ def test_yarn_by_hand():
 
 
 def test_yarn_attention_factor_from_mscale_folds_into_cache():
-    scaling = {"rope_type": "yarn", "factor": 40.0, "original_max_position_embeddings": 64,
-               "mscale": 1.0, "mscale_all_dim": 0.707}
+    scaling = {
+        "rope_type": "yarn",
+        "factor": 40.0,
+        "original_max_position_embeddings": 64,
+        "mscale": 1.0,
+        "mscale_all_dim": 0.707,
+    }
     _, factor = rope_inv_freq(8, 256, BASE, scaling)
     expected = (0.1 * math.log(40) + 1) / (0.1 * 0.707 * math.log(40) + 1)
     assert factor == pytest.approx(expected)

@@ -16,8 +16,14 @@ def _call(logits, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, uniforms=None)
     if uniforms is None:
         uniforms = torch.rand(b, generator=torch.Generator().manual_seed(0))
     full = lambda v, dt=torch.float32: torch.full((b,), v, dtype=dt)  # noqa: E731
-    return sample(logits=logits, temperatures=full(temperature), top_ks=full(top_k, torch.int32),
-                  top_ps=full(top_p), min_ps=full(min_p), uniforms=uniforms)
+    return sample(
+        logits=logits,
+        temperatures=full(temperature),
+        top_ks=full(top_k, torch.int32),
+        top_ps=full(top_p),
+        min_ps=full(min_p),
+        uniforms=uniforms,
+    )
 
 
 def _logits_of(probs):

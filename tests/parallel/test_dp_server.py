@@ -32,7 +32,9 @@ def model(tmp_path_factory):
     from sglang.model_loader import default_model_path, load_tokenizer
 
     tokenizer = load_tokenizer(default_model_path())
-    path = save_tiny_model("llama", str(tmp_path_factory.mktemp("llama")), vocab_size=len(tokenizer))
+    path = save_tiny_model(
+        "llama", str(tmp_path_factory.mktemp("llama")), vocab_size=len(tokenizer)
+    )
     tokenizer.save_pretrained(path)
     return path, tokenizer
 

@@ -25,8 +25,14 @@ from test_tensor_parallel import RTOL, platform, run_tp  # noqa: E402, F401
 from tiny_models import save_tiny_model  # noqa: E402
 from tp_ranks import model_logits  # noqa: E402
 
-RUNS = (("qwen2-moe", 2), ("mixtral", 2), ("qwen3-moe", 2), ("deepseek-v3", 2), ("qwen2-moe", 1),
-        ("gpt-oss", 2))
+RUNS = (
+    ("qwen2-moe", 2),
+    ("mixtral", 2),
+    ("qwen3-moe", 2),
+    ("deepseek-v3", 2),
+    ("qwen2-moe", 1),
+    ("gpt-oss", 2),
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,9 @@ def test_ep2_equals_one_process(platform, model_paths, tmp_path):  # noqa: F811
     for (name, ep), (prefill, decode, fed, layout) in zip(RUNS, sharded):
         if ep == 2:  # rank 0: the first half of the experts, whole
             assert "expert_features" not in layout
-            assert layout["experts"] == ("0-1 of 4" if name in ("mixtral", "gpt-oss") else "0-3 of 8")
+            assert layout["experts"] == (
+                "0-1 of 4" if name in ("mixtral", "gpt-oss") else "0-3 of 8"
+            )
         else:  # every expert, the first half of its features
             assert (layout["experts"], layout["expert_features"]) == ("all 8", "0-15 of 32")
         want_prefill, want_decode, want_fed = model_logits(model_paths[name], platform, SINGLE)
@@ -62,7 +70,11 @@ def test_expert_shards_of_a_rank():
         for t in range(4)
         for ep in (1, 2, 4)
     }
-    assert [layout[t, 2] for t in range(4)] == [((0, 2), (0, 2)), ((0, 2), (1, 2)),
-                                                ((1, 2), (0, 2)), ((1, 2), (1, 2))]
+    assert [layout[t, 2] for t in range(4)] == [
+        ((0, 2), (0, 2)),
+        ((0, 2), (1, 2)),
+        ((1, 2), (0, 2)),
+        ((1, 2), (1, 2)),
+    ]
     assert [layout[t, 4][0] for t in range(4)] == [(t, 4) for t in range(4)]
     assert [layout[t, 1][1] for t in range(4)] == [(t, 4) for t in range(4)]

@@ -75,8 +75,13 @@ def test_stage_layers_and_skipped_weights():
     with pytest.raises(ValueError, match="2 layers, fewer than the stages"):
         stage_layers(2, 0, 3)
     first, last = Stage(GroupInfo(0, 2), 4), Stage(GroupInfo(1, 2), 4)
-    names = ("model.embed_tokens.weight", "model.layers.1.mlp.up_proj.weight",
-             "model.layers.2.self_attn.q_proj.weight", "model.norm.weight", "lm_head.weight")
+    names = (
+        "model.embed_tokens.weight",
+        "model.layers.1.mlp.up_proj.weight",
+        "model.layers.2.self_attn.q_proj.weight",
+        "model.norm.weight",
+        "lm_head.weight",
+    )
     assert [skipped_weight(n, first, True) for n in names] == [False, False, True, True, True]
     assert [skipped_weight(n, last, False) for n in names] == [True, True, False, False, False]
     assert [skipped_weight(n, last, True) for n in names][0] is False  # a tied head's copy

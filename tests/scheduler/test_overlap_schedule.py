@@ -125,6 +125,7 @@ def test_overlap_with_stop_tokens(model_dir):
 def test_overlap_abort_in_flight(model_dir):
     """An abort of a request whose step is in flight: it ends as aborted with the tokens
     produced so far; the others are unaffected; nothing leaks."""
+
     def run(overlap):
         s = make(model_dir, overlap=overlap)
         return drive(s, workload(s.eos_ids), aborts={8: "r2"})
@@ -160,7 +161,10 @@ def test_mixed_chunk_gives_the_same_outputs(model_dir, overlap, pool):
         serial = make(model_dir, overlap=False, max_total_tokens=pool)
         expected = drive(serial, workload(serial.eos_ids, mixed=mixed_features))
         s = make(
-            model_dir, overlap=overlap, max_total_tokens=pool, enable_mixed_chunk=True,
+            model_dir,
+            overlap=overlap,
+            max_total_tokens=pool,
+            enable_mixed_chunk=True,
             chunked_prefill_size=24,
         )
         assert drive(s, workload(s.eos_ids, mixed=mixed_features)) == expected

@@ -374,9 +374,7 @@ def test_scheduler_exits_with_its_server():
         left = descendants(s.proc.pid)
         s.proc.kill()
         s.proc.wait(timeout=10)
-        assert wait_until(lambda: not any(alive(p) for p in left), 5), [
-            p for p in left if alive(p)
-        ]
+        assert wait_until(lambda: not any(alive(p) for p in left), 5), [p for p in left if alive(p)]
     finally:
         s.stop()
 
@@ -392,9 +390,7 @@ def test_scheduler_exits_when_its_server_dies_during_startup():
         left = descendants(proc.pid)
         proc.kill()
         proc.wait(timeout=10)
-        assert wait_until(lambda: not any(alive(p) for p in left), 5), [
-            p for p in left if alive(p)
-        ]
+        assert wait_until(lambda: not any(alive(p) for p in left), 5), [p for p in left if alive(p)]
     finally:
         if proc.poll() is None:
             proc.kill()

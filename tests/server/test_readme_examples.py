@@ -32,7 +32,8 @@ def readme_server():
     log = open(f"/tmp/sglang-readme-server-{port}.log", "w")
     proc = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "sglang"), "serve", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240

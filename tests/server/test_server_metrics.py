@@ -53,9 +53,17 @@ def test_one_token_requests_have_no_time_per_output_token():
 
 def test_scheduler_gauges():
     m = ServerMetrics("tiny")
-    stats = {"running": 3, "waiting": 2, "kv_total": 1000, "kv_free": 600, "kv_evictable": 150,
-             "prompt_tokens": 400, "cached_tokens": 100, "retractions": 1,
-             "generated_tokens": 50}
+    stats = {
+        "running": 3,
+        "waiting": 2,
+        "kv_total": 1000,
+        "kv_free": 600,
+        "kv_evictable": 150,
+        "prompt_tokens": 400,
+        "cached_tokens": 100,
+        "retractions": 1,
+        "generated_tokens": 50,
+    }
     m.set_scheduler_stats(stats)
     s = samples(m)
     assert s["sglang:num_running_reqs"] == 3 and s["sglang:num_queue_reqs"] == 2

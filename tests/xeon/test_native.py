@@ -49,8 +49,11 @@ def test_norm_and_activations_match_torch(ops, dtype):
         g = torch.randn(tokens, 2 * dim, generator=gen).to(dtype) * 4
         close(activation.native_silu_mul(g), activation.silu_mul(g), dtype)
         for approximate in ("tanh", "none"):
-            close(activation.native_gelu_mul(g, approximate), activation.gelu_mul(g, approximate),
-                  dtype)
+            close(
+                activation.native_gelu_mul(g, approximate),
+                activation.gelu_mul(g, approximate),
+                dtype,
+            )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -164,8 +167,9 @@ def test_int4_matches_the_int4_pack_kernel(ops, rows, group_size, n, float_zeros
     assert plain.native is None and fast.native is not None
     x = torch.randn(rows, 256, generator=gen).to(torch.bfloat16)
     call = dict(packing="awq", group_size=group_size)
-    want = torch.nn.functional.linear(x.float(), plain.dense.to_dense().float()
-                                      if plain.dense.is_mkldnn else plain.dense.float())
+    want = torch.nn.functional.linear(
+        x.float(), plain.dense.to_dense().float() if plain.dense.is_mkldnn else plain.dense.float()
+    )
     got = gemm_int4.int4(x, fast, **call)
     assert got.shape == (rows, n) and got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=2e-2)

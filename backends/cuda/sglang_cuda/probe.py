@@ -48,6 +48,11 @@ def probe() -> ProbeResult:
         f"triton {triton}" if triton else "triton not installed",
     ]
     return counted_devices_probe(
-        reasons, details, torch.cuda.device_count, "NVIDIA device", "CUDA_VISIBLE_DEVICES", notes,
+        reasons,
+        details,
+        torch.cuda.device_count,
+        "NVIDIA device",
+        "CUDA_VISIBLE_DEVICES",
+        notes,
         count_call="torch.cuda.device_count()",
     )

@@ -53,7 +53,13 @@ def _launch(x: torch.Tensor, act: int, launch=None) -> torch.Tensor:
         block = min(BLOCK, next_pow2(half))
         grid = (x2.shape[0], triton.cdiv(half, block))
         _act_mul_kernel[grid](
-            x2, out, half, x2.stride(0), out.stride(0), ACT=act, BLOCK=block,
+            x2,
+            out,
+            half,
+            x2.stride(0),
+            out.stride(0),
+            ACT=act,
+            BLOCK=block,
             num_warps=warps(4 if block >= 512 else 2, launch),
         )
     return out.view(*x.shape[:-1], half)

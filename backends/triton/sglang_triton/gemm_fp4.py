@@ -54,11 +54,28 @@ def _e8m0(byte):
 
 @triton.jit
 def _w4a16_fp4_kernel(
-    x_ptr, w_ptr, s_ptr, gs_ptr, bias_ptr, out_ptr,
-    M, N, K, stride_xm, stride_wn, stride_sn, stride_om,
-    FORMAT: tl.constexpr, SCALE_BLOCK: tl.constexpr, HAS_GLOBAL: tl.constexpr,
-    HAS_BIAS: tl.constexpr, IEEE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    s_ptr,
+    gs_ptr,
+    bias_ptr,
+    out_ptr,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_wn,
+    stride_sn,
+    stride_om,
+    FORMAT: tl.constexpr,
+    SCALE_BLOCK: tl.constexpr,
+    HAS_GLOBAL: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
 ):
     pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
 
@@ -110,11 +127,29 @@ def fp4(x, weight, weight_scale, format, global_scale=None, bias=None, launch=No
     block_n = 32 if m <= 16 else 64 if m <= 64 else 128
     grid = (triton.cdiv(m, block_m) * triton.cdiv(n, block_n),)
     _w4a16_fp4_kernel[grid](
-        x, weight, scales, gs, bias if bias is not None else out, out,
-        m, n, k, x.stride(0), weight.stride(0), scales.stride(0), out.stride(0),
-        FORMAT=NVFP4 if nv else MXFP4, SCALE_BLOCK=16 if nv else 32, HAS_GLOBAL=has_global,
-        HAS_BIAS=bias is not None, IEEE=x.dtype == torch.float32,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=64, GROUP_M=8, num_warps=warps(4, launch),
+        x,
+        weight,
+        scales,
+        gs,
+        bias if bias is not None else out,
+        out,
+        m,
+        n,
+        k,
+        x.stride(0),
+        weight.stride(0),
+        scales.stride(0),
+        out.stride(0),
+        FORMAT=NVFP4 if nv else MXFP4,
+        SCALE_BLOCK=16 if nv else 32,
+        HAS_GLOBAL=has_global,
+        HAS_BIAS=bias is not None,
+        IEEE=x.dtype == torch.float32,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        BLOCK_K=64,
+        GROUP_M=8,
+        num_warps=warps(4, launch),
     )
     return out
 

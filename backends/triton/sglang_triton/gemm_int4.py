@@ -86,10 +86,28 @@ def prepare(args: dict) -> dict:
 
 @triton.jit
 def _w4a16_kernel(
-    x_ptr, qw_ptr, s_ptr, zs_ptr, perm_ptr, bias_ptr, out_ptr,
-    M, N, K, stride_xm, stride_qk, stride_s, stride_om,
-    G: tl.constexpr, ALIGNED: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
-    IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr,
+    qw_ptr,
+    s_ptr,
+    zs_ptr,
+    perm_ptr,
+    bias_ptr,
+    out_ptr,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_qk,
+    stride_s,
+    stride_om,
+    G: tl.constexpr,
+    ALIGNED: tl.constexpr,
+    HAS_PERM: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
 ):
     pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -109,8 +127,9 @@ def _w4a16_kernel(
             src = kk
         a = tl.load(x_rows + src[None, :], mask=mmask[:, None] & kmask[None, :], other=0.0)
         wmask = kmask[:, None] & nmask[None, :]
-        packed = tl.load(qw_ptr + (kk // 8)[:, None] * stride_qk + cols[None, :], mask=wmask,
-                         other=0)
+        packed = tl.load(
+            qw_ptr + (kk // 8)[:, None] * stride_qk + cols[None, :], mask=wmask, other=0
+        )
         q = ((packed >> ((kk % 8) * 4)[:, None]) & 0xF).to(tl.float32)
         if ALIGNED:  # the whole tile lies in one group: one row of scales
             g_off = (k0 // G) * stride_s + cols
@@ -154,12 +173,30 @@ def int4(
     bm, bn, bk = _tiles(m, w.group_size)
     grid = (triton.cdiv(m, bm) * triton.cdiv(w.n, bn),)
     _w4a16_kernel[grid](
-        x, w.qweight, w.scales, w.zs, w.perm if w.perm is not None else w.qweight,
-        bias if bias is not None else out, out,
-        m, w.n, w.k, x.stride(0), w.qweight.stride(0), w.scales.stride(0), out.stride(0),
-        G=w.group_size, ALIGNED=w.group_size % bk == 0, HAS_PERM=w.perm is not None,
-        HAS_BIAS=bias is not None, IEEE=x.dtype == torch.float32,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=warps(4, launch),
+        x,
+        w.qweight,
+        w.scales,
+        w.zs,
+        w.perm if w.perm is not None else w.qweight,
+        bias if bias is not None else out,
+        out,
+        m,
+        w.n,
+        w.k,
+        x.stride(0),
+        w.qweight.stride(0),
+        w.scales.stride(0),
+        out.stride(0),
+        G=w.group_size,
+        ALIGNED=w.group_size % bk == 0,
+        HAS_PERM=w.perm is not None,
+        HAS_BIAS=bias is not None,
+        IEEE=x.dtype == torch.float32,
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_K=bk,
+        GROUP_M=8,
+        num_warps=warps(4, launch),
     )
     return out
 

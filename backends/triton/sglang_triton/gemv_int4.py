@@ -32,10 +32,26 @@ GEMV_INT4_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages":
 
 @triton.jit
 def _int4_gemv_kernel(
-    X, QW, S, ZS, PERM, B, Y,
-    M, N, K, stride_xm, stride_qk, stride_s, stride_ym,
-    G: tl.constexpr, HAS_PERM: tl.constexpr, HAS_BIAS: tl.constexpr,
-    BLOCK_N: tl.constexpr, KP: tl.constexpr, GATHER: tl.constexpr,
+    X,
+    QW,
+    S,
+    ZS,
+    PERM,
+    B,
+    Y,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_qk,
+    stride_s,
+    stride_ym,
+    G: tl.constexpr,
+    HAS_PERM: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    KP: tl.constexpr,
+    GATHER: tl.constexpr,
 ):
     pid = tl.program_id(0)
     m = pid % M
@@ -60,7 +76,8 @@ def _int4_gemv_kernel(
         wr = k0 // 8 + r
         words = tl.load(
             QW + wr[:, None].to(tl.int64) * stride_qk + cols[None, :],
-            mask=(wr < word_rows)[:, None] & col_ok[None, :], other=0,
+            mask=(wr < word_rows)[:, None] & col_ok[None, :],
+            other=0,
         )
         bits = ((words[:, None, :] >> shifts) & 0xF) | 0x4B000000
         q = bits.to(tl.float32, bitcast=True) - 8388608.0  # exact: 2^23 + q - 2^23
@@ -113,11 +130,27 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
     block_n = cfg["block_n"]
     kp = words_per_step(w.group_size, cfg["block_k"])
     _int4_gemv_kernel[(triton.cdiv(w.n, block_n) * m,)](
-        x, w.qweight, w.scales, w.zs, w.perm if w.perm is not None else w.qweight,
-        bias if bias is not None else y, y,
-        m, w.n, w.k, x.stride(0), w.qweight.stride(0), w.scales.stride(0), y.stride(0),
-        G=w.group_size, HAS_PERM=w.perm is not None, HAS_BIAS=bias is not None,
-        BLOCK_N=block_n, KP=kp, GATHER=not one_group_steps(w.group_size, kp),
-        num_warps=warps(cfg["num_warps"], launch), num_stages=cfg["num_stages"],
+        x,
+        w.qweight,
+        w.scales,
+        w.zs,
+        w.perm if w.perm is not None else w.qweight,
+        bias if bias is not None else y,
+        y,
+        m,
+        w.n,
+        w.k,
+        x.stride(0),
+        w.qweight.stride(0),
+        w.scales.stride(0),
+        y.stride(0),
+        G=w.group_size,
+        HAS_PERM=w.perm is not None,
+        HAS_BIAS=bias is not None,
+        BLOCK_N=block_n,
+        KP=kp,
+        GATHER=not one_group_steps(w.group_size, kp),
+        num_warps=warps(cfg["num_warps"], launch),
+        num_stages=cfg["num_stages"],
     )
     return y

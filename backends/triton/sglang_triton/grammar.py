@@ -33,7 +33,12 @@ def apply_bitmask(logits, bitmask, launch=None) -> None:
     bitmask = bitmask if bitmask.stride(-1) == 1 else bitmask.contiguous()
     grid = (b, triton.cdiv(v, BLOCK))
     _apply_bitmask_kernel[grid](
-        logits, bitmask, v, logits.stride(0), bitmask.stride(0), BLOCK=BLOCK,
+        logits,
+        bitmask,
+        v,
+        logits.stride(0),
+        bitmask.stride(0),
+        BLOCK=BLOCK,
         num_warps=warps(4, launch),
     )
 

@@ -33,17 +33,33 @@ def _copy_row(src, dst, stride_sh, stride_dh, n, D: tl.constexpr, BLOCK: tl.cons
 
 @triton.jit
 def _store_kernel(
-    k_cache, v_cache, loc, k, v,
-    stride_kt, stride_kh, stride_vt, stride_vh,
-    stride_kcs, stride_kch, stride_vcs, stride_vch, HKV,
-    D: tl.constexpr, DV: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_V: tl.constexpr,
+    k_cache,
+    v_cache,
+    loc,
+    k,
+    v,
+    stride_kt,
+    stride_kh,
+    stride_vt,
+    stride_vh,
+    stride_kcs,
+    stride_kch,
+    stride_vcs,
+    stride_vch,
+    HKV,
+    D: tl.constexpr,
+    DV: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    BLOCK_V: tl.constexpr,
 ):
     t = tl.program_id(0).to(tl.int64)
     slot = tl.load(loc + t).to(tl.int64)
-    _copy_row(k + t * stride_kt, k_cache + slot * stride_kcs, stride_kh, stride_kch, HKV, D,
-              BLOCK_K)
-    _copy_row(v + t * stride_vt, v_cache + slot * stride_vcs, stride_vh, stride_vch, HKV, DV,
-              BLOCK_V)
+    _copy_row(
+        k + t * stride_kt, k_cache + slot * stride_kcs, stride_kh, stride_kch, HKV, D, BLOCK_K
+    )
+    _copy_row(
+        v + t * stride_vt, v_cache + slot * stride_vcs, stride_vh, stride_vch, HKV, DV, BLOCK_V
+    )
 
 
 def _fits(x: torch.Tensor, cache: torch.Tensor) -> bool:
@@ -62,10 +78,24 @@ def store(k_cache, v_cache, loc, k, v, launch=None) -> None:
     block_k = min(MAX_BLOCK, next_pow2(hkv * d))
     block_v = min(MAX_BLOCK, next_pow2(hkv * dv))
     _store_kernel[(n,)](
-        k_cache, v_cache, loc, k, v,
-        k.stride(0), k.stride(1), v.stride(0), v.stride(1),
-        k_cache.stride(0), k_cache.stride(1), v_cache.stride(0), v_cache.stride(1), hkv,
-        D=d, DV=dv, BLOCK_K=block_k, BLOCK_V=block_v,
+        k_cache,
+        v_cache,
+        loc,
+        k,
+        v,
+        k.stride(0),
+        k.stride(1),
+        v.stride(0),
+        v.stride(1),
+        k_cache.stride(0),
+        k_cache.stride(1),
+        v_cache.stride(0),
+        v_cache.stride(1),
+        hkv,
+        D=d,
+        DV=dv,
+        BLOCK_K=block_k,
+        BLOCK_V=block_v,
         num_warps=warps(4 if max(block_k, block_v) >= 1024 else 2, launch),
     )
 

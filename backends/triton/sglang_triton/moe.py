@@ -73,10 +73,26 @@ def align(topk_ids: torch.Tensor, num_experts: int, block_m: int):
 
 @triton.jit
 def _gate_up_kernel(
-    x_ptr, w_ptr, h_ptr, pairs_ptr, experts_ptr,
-    n_pairs, inter, K, E, stride_xm, stride_we, stride_wn, stride_wk, stride_hm,
-    TOPK: tl.constexpr, ACT: tl.constexpr, IEEE: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    x_ptr,
+    w_ptr,
+    h_ptr,
+    pairs_ptr,
+    experts_ptr,
+    n_pairs,
+    inter,
+    K,
+    E,
+    stride_xm,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    stride_hm,
+    TOPK: tl.constexpr,
+    ACT: tl.constexpr,
+    IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -111,9 +127,25 @@ def _gate_up_kernel(
 
 @triton.jit
 def _down_kernel(
-    h_ptr, w_ptr, y_ptr, pairs_ptr, experts_ptr, weights_ptr,
-    n_pairs, N, K, E, stride_hm, stride_we, stride_wn, stride_wk, stride_ym,
-    IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    h_ptr,
+    w_ptr,
+    y_ptr,
+    pairs_ptr,
+    experts_ptr,
+    weights_ptr,
+    n_pairs,
+    N,
+    K,
+    E,
+    stride_hm,
+    stride_we,
+    stride_wn,
+    stride_wk,
+    stride_ym,
+    IEEE: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -180,17 +212,47 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
     ieee = x.dtype == torch.float32
     h = torch.empty((n, inter), dtype=x.dtype, device=x.device)
     _gate_up_kernel[(blocks, triton.cdiv(inter, bn))](
-        x, w13, h, sorted_pairs, block_expert,
-        n, inter, hidden, num_experts, x.stride(0), w13.stride(0), w13.stride(1), w13.stride(2),
-        h.stride(0), TOPK=top_k, ACT=SILU if activation == "silu" else GELU_ERF, IEEE=ieee,
-        **cfg, **run,
+        x,
+        w13,
+        h,
+        sorted_pairs,
+        block_expert,
+        n,
+        inter,
+        hidden,
+        num_experts,
+        x.stride(0),
+        w13.stride(0),
+        w13.stride(1),
+        w13.stride(2),
+        h.stride(0),
+        TOPK=top_k,
+        ACT=SILU if activation == "silu" else GELU_ERF,
+        IEEE=ieee,
+        **cfg,
+        **run,
     )
     y = torch.zeros((n, hidden), dtype=torch.float32, device=x.device)
     weights = topk_weights.reshape(-1).float()
     _down_kernel[(blocks, triton.cdiv(hidden, bn))](
-        h, w2, y, sorted_pairs, block_expert, weights,
-        n, hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), w2.stride(2),
-        y.stride(0), IEEE=ieee, **cfg, **run,
+        h,
+        w2,
+        y,
+        sorted_pairs,
+        block_expert,
+        weights,
+        n,
+        hidden,
+        inter,
+        num_experts,
+        h.stride(0),
+        w2.stride(0),
+        w2.stride(1),
+        w2.stride(2),
+        y.stride(0),
+        IEEE=ieee,
+        **cfg,
+        **run,
     )
     return y.view(tokens, top_k, hidden).sum(dim=1).to(x.dtype)
 

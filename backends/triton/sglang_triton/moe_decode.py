@@ -45,9 +45,21 @@ spills registers on sm_90."""
 
 @triton.jit
 def _gate_up_gemv_kernel(
-    X, W13, H, IDS,
-    inter, K, E, stride_xm, stride_we, stride_wn, stride_hm,
-    TOPK: tl.constexpr, ACT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    X,
+    W13,
+    H,
+    IDS,
+    inter,
+    K,
+    E,
+    stride_xm,
+    stride_we,
+    stride_wn,
+    stride_hm,
+    TOPK: tl.constexpr,
+    ACT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pair = tl.program_id(0)
     nb = tl.program_id(1)
@@ -75,9 +87,22 @@ def _gate_up_gemv_kernel(
 
 @triton.jit
 def _down_gemv_kernel(
-    H, W2, Y, IDS, WEIGHTS,
-    N, K, E, stride_hm, stride_we, stride_wn, stride_ym,
-    TOPK: tl.constexpr, SLOTS: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    H,
+    W2,
+    Y,
+    IDS,
+    WEIGHTS,
+    N,
+    K,
+    E,
+    stride_hm,
+    stride_we,
+    stride_wn,
+    stride_ym,
+    TOPK: tl.constexpr,
+    SLOTS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     token = tl.program_id(0)
     nb = tl.program_id(1)
@@ -126,20 +151,49 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
     h = torch.empty((tokens * top_k, inter), dtype=torch.float32, device=x.device)
     if inter > 0:
         _gate_up_gemv_kernel[(tokens * top_k, triton.cdiv(inter, gu["block_n"]))](
-            x, w13, h, ids,
-            inter, hidden, num_experts, x.stride(0), w13.stride(0), w13.stride(1), h.stride(0),
-            TOPK=top_k, ACT=SILU if activation == "silu" else GELU_ERF,
-            BLOCK_N=gu["block_n"], BLOCK_K=gu["block_k"],
-            num_warps=warps(gu["num_warps"], launch), num_stages=gu["num_stages"],
+            x,
+            w13,
+            h,
+            ids,
+            inter,
+            hidden,
+            num_experts,
+            x.stride(0),
+            w13.stride(0),
+            w13.stride(1),
+            h.stride(0),
+            TOPK=top_k,
+            ACT=SILU if activation == "silu" else GELU_ERF,
+            BLOCK_N=gu["block_n"],
+            BLOCK_K=gu["block_k"],
+            num_warps=warps(gu["num_warps"], launch),
+            num_stages=gu["num_stages"],
         )
     split = bool(dn.get("split")) and top_k > 1
-    y = torch.empty((tokens * top_k, hidden), dtype=torch.float32, device=x.device) if split \
+    y = (
+        torch.empty((tokens * top_k, hidden), dtype=torch.float32, device=x.device)
+        if split
         else out
+    )
     _down_gemv_kernel[(tokens, triton.cdiv(hidden, dn["block_n"]), top_k if split else 1)](
-        h, w2, y, ids, weights,
-        hidden, inter, num_experts, h.stride(0), w2.stride(0), w2.stride(1), y.stride(0),
-        TOPK=top_k, SLOTS=1 if split else top_k, BLOCK_N=dn["block_n"], BLOCK_K=dn["block_k"],
-        num_warps=warps(dn["num_warps"], launch), num_stages=dn["num_stages"],
+        h,
+        w2,
+        y,
+        ids,
+        weights,
+        hidden,
+        inter,
+        num_experts,
+        h.stride(0),
+        w2.stride(0),
+        w2.stride(1),
+        y.stride(0),
+        TOPK=top_k,
+        SLOTS=1 if split else top_k,
+        BLOCK_N=dn["block_n"],
+        BLOCK_K=dn["block_k"],
+        num_warps=warps(dn["num_warps"], launch),
+        num_stages=dn["num_stages"],
     )
     if split:
         out.copy_(y.view(tokens, top_k, hidden).sum(dim=1))  # float32 sums, one rounding

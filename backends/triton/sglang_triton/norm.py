@@ -20,9 +20,20 @@ MAX_BLOCK = 16384  # one register tile per row up to this width
 
 @triton.jit
 def _rms_norm_kernel(
-    x_ptr, res_ptr, w_ptr, out_ptr, res_out_ptr,
-    D, stride_x, stride_r, stride_o, stride_ro, eps,
-    HAS_RESIDUAL: tl.constexpr, BLOCK: tl.constexpr, ONE_PASS: tl.constexpr,
+    x_ptr,
+    res_ptr,
+    w_ptr,
+    out_ptr,
+    res_out_ptr,
+    D,
+    stride_x,
+    stride_r,
+    stride_o,
+    stride_ro,
+    eps,
+    HAS_RESIDUAL: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ONE_PASS: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * stride_x
@@ -73,9 +84,20 @@ def rms_norm(x, weight, eps=1e-6, residual=None, launch=None):
     if rows and d:
         block = min(next_pow2(d), MAX_BLOCK)
         _rms_norm_kernel[(rows,)](
-            x2, res2, weight, out, res_out,
-            d, x2.stride(0), res2.stride(0), out.stride(0), res_out.stride(0), float(eps),
-            HAS_RESIDUAL=residual is not None, BLOCK=block, ONE_PASS=block >= d,
+            x2,
+            res2,
+            weight,
+            out,
+            res_out,
+            d,
+            x2.stride(0),
+            res2.stride(0),
+            out.stride(0),
+            res_out.stride(0),
+            float(eps),
+            HAS_RESIDUAL=residual is not None,
+            BLOCK=block,
+            ONE_PASS=block >= d,
             num_warps=warps(row_warps(block), launch),
         )
     if residual is None:

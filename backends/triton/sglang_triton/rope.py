@@ -21,9 +21,20 @@ TILE = 4096  # elements of one [heads, pairs] tile
 
 @triton.jit
 def _rotate_heads(
-    src, dst, stride_sh, stride_dh, n_heads, cos, sin, pairs, pmask,
-    R2: tl.constexpr, D: tl.constexpr, IS_NEOX: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_REST: tl.constexpr,
+    src,
+    dst,
+    stride_sh,
+    stride_dh,
+    n_heads,
+    cos,
+    sin,
+    pairs,
+    pmask,
+    R2: tl.constexpr,
+    D: tl.constexpr,
+    IS_NEOX: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_REST: tl.constexpr,
 ):
     if IS_NEOX:
         i1 = pairs
@@ -51,11 +62,29 @@ def _rotate_heads(
 
 @triton.jit
 def _rope_kernel(
-    pos_ptr, q_ptr, k_ptr, cache_ptr, qo_ptr, ko_ptr,
-    H, HKV, stride_qt, stride_qh, stride_kt, stride_kh,
-    stride_qot, stride_qoh, stride_kot, stride_koh, stride_cache,
-    R2: tl.constexpr, D: tl.constexpr, IS_NEOX: tl.constexpr,
-    BLOCK_R2: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_REST: tl.constexpr,
+    pos_ptr,
+    q_ptr,
+    k_ptr,
+    cache_ptr,
+    qo_ptr,
+    ko_ptr,
+    H,
+    HKV,
+    stride_qt,
+    stride_qh,
+    stride_kt,
+    stride_kh,
+    stride_qot,
+    stride_qoh,
+    stride_kot,
+    stride_koh,
+    stride_cache,
+    R2: tl.constexpr,
+    D: tl.constexpr,
+    IS_NEOX: tl.constexpr,
+    BLOCK_R2: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_REST: tl.constexpr,
 ):
     t = tl.program_id(0).to(tl.int64)
     pos = tl.load(pos_ptr + t).to(tl.int64)
@@ -64,10 +93,38 @@ def _rope_kernel(
     row = cache_ptr + pos * stride_cache
     cos = tl.load(row + pairs, mask=pmask, other=0.0).to(tl.float32)
     sin = tl.load(row + R2 + pairs, mask=pmask, other=0.0).to(tl.float32)
-    _rotate_heads(q_ptr + t * stride_qt, qo_ptr + t * stride_qot, stride_qh, stride_qoh, H,
-                  cos, sin, pairs, pmask, R2, D, IS_NEOX, BLOCK_H, BLOCK_REST)
-    _rotate_heads(k_ptr + t * stride_kt, ko_ptr + t * stride_kot, stride_kh, stride_koh, HKV,
-                  cos, sin, pairs, pmask, R2, D, IS_NEOX, BLOCK_H, BLOCK_REST)
+    _rotate_heads(
+        q_ptr + t * stride_qt,
+        qo_ptr + t * stride_qot,
+        stride_qh,
+        stride_qoh,
+        H,
+        cos,
+        sin,
+        pairs,
+        pmask,
+        R2,
+        D,
+        IS_NEOX,
+        BLOCK_H,
+        BLOCK_REST,
+    )
+    _rotate_heads(
+        k_ptr + t * stride_kt,
+        ko_ptr + t * stride_kot,
+        stride_kh,
+        stride_koh,
+        HKV,
+        cos,
+        sin,
+        pairs,
+        pmask,
+        R2,
+        D,
+        IS_NEOX,
+        BLOCK_H,
+        BLOCK_REST,
+    )
 
 
 def _unit_last(x: torch.Tensor) -> torch.Tensor:
@@ -89,10 +146,28 @@ def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
     block_h = max(1, min(next_pow2(max(h, hkv)), TILE // block_r2))
     rest = d - 2 * r2
     _rope_kernel[(t,)](
-        positions, q, k, cache, q_out, k_out,
-        h, hkv, q.stride(0), q.stride(1), k.stride(0), k.stride(1),
-        q_out.stride(0), q_out.stride(1), k_out.stride(0), k_out.stride(1), cache.stride(0),
-        R2=r2, D=d, IS_NEOX=bool(is_neox), BLOCK_R2=block_r2, BLOCK_H=block_h,
+        positions,
+        q,
+        k,
+        cache,
+        q_out,
+        k_out,
+        h,
+        hkv,
+        q.stride(0),
+        q.stride(1),
+        k.stride(0),
+        k.stride(1),
+        q_out.stride(0),
+        q_out.stride(1),
+        k_out.stride(0),
+        k_out.stride(1),
+        cache.stride(0),
+        R2=r2,
+        D=d,
+        IS_NEOX=bool(is_neox),
+        BLOCK_R2=block_r2,
+        BLOCK_H=block_h,
         BLOCK_REST=next_pow2(rest) if rest else 0,
         num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
     )

@@ -44,7 +44,10 @@ def ipex_status() -> tuple[bool, str]:
     torch_mm = ".".join(torch.__version__.split("+")[0].split(".")[:2])
     ipex_mm = ".".join(ipex_version.split("+")[0].split(".")[:2])
     if torch_mm != ipex_mm:
-        return False, f"intel-extension-for-pytorch {ipex_version} needs torch {ipex_mm}, found {torch.__version__}"
+        return (
+            False,
+            f"intel-extension-for-pytorch {ipex_version} needs torch {ipex_mm}, found {torch.__version__}",
+        )
     return True, f"intel-extension-for-pytorch {ipex_version}"
 
 

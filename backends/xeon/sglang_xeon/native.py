@@ -30,12 +30,18 @@ ENV = "SGLANG_XEON_NATIVE"
 NAME = "sglang_xeon_native"
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = (
-    "bindings.cpp", "norm.cpp", "rope.cpp", "activation.cpp", "attention.cpp", "gemm_int4.cpp",
+    "bindings.cpp",
+    "norm.cpp",
+    "rope.cpp",
+    "activation.cpp",
+    "attention.cpp",
+    "gemm_int4.cpp",
     "gemm_w8a16.cpp",
 )
 # -fopenmp: at::parallel_for is inline OpenMP code, compiled into bindings.cpp (without the flag
 # it runs on one thread); the extension then shares the libgomp torch has already loaded.
 CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG")
+
 
 def build_name() -> str:
     """The extension's name, hence its build directory: NAME plus a hash of this checkout's

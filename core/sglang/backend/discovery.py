@@ -124,7 +124,7 @@ STAGE_HOOKS = {
 
 
 def _innermost_plugin_frame(traceback_text: str) -> str | None:
-    """"file:line" of the last traceback frame outside pluggy, importlib and this module."""
+    """ "file:line" of the last traceback frame outside pluggy, importlib and this module."""
     frames = [
         line.strip()
         for line in traceback_text.splitlines()
@@ -145,13 +145,17 @@ def _new_plugin_manager(name: str, plugin: Any) -> pluggy.PluginManager:
     pm.check_pending()  # a hookimpl with no matching spec (a typo) is an error
     missing = [h for h in hookspecs.REQUIRED_HOOKS if not getattr(pm.hook, h).get_hookimpls()]
     if missing:
-        raise BackendLoadError(f"backend plugin {name!r} lacks required hooks: {', '.join(missing)}")
+        raise BackendLoadError(
+            f"backend plugin {name!r} lacks required hooks: {', '.join(missing)}"
+        )
     return pm
 
 
 def _check_info(entry_name: str, info: Any) -> BackendInfo:
     if not isinstance(info, BackendInfo):
-        raise BackendLoadError(f"sglang_backend_info returned {type(info).__name__}, not BackendInfo")
+        raise BackendLoadError(
+            f"sglang_backend_info returned {type(info).__name__}, not BackendInfo"
+        )
     if info.api_version != API_VERSION:
         raise BackendLoadError(
             f"backend {info.name!r} speaks contract api_version {info.api_version}; "
@@ -196,7 +200,9 @@ def load_backend(
             stage = "capabilities"
             caps = b._hook("sglang_backend_capabilities")
             if not isinstance(caps, Capabilities):
-                raise BackendLoadError(f"sglang_backend_capabilities returned {type(caps).__name__}")
+                raise BackendLoadError(
+                    f"sglang_backend_capabilities returned {type(caps).__name__}"
+                )
             b.capabilities = caps
             stage = "kernels"
             b._hook("sglang_backend_register_kernels", registry=registry.registrar(name))

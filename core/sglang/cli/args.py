@@ -118,37 +118,58 @@ def add_cli_args(parser, attention_backends=None) -> None:
 
     g = _group(parser, "parallelism")
     g.add_argument(
-        "--tp-size", "--tp", dest="tp_size", type=int, default=d.tp_size,
+        "--tp-size",
+        "--tp",
+        dest="tp_size",
+        type=int,
+        default=d.tp_size,
         help="tensor-parallel ranks: one process per rank, the model's heads and MLP split",
     )
     g.add_argument(
-        "--ep-size", "--ep", "--expert-parallel-size", dest="ep_size", type=int,
+        "--ep-size",
+        "--ep",
+        "--expert-parallel-size",
+        dest="ep_size",
+        type=int,
         default=d.ep_size,
         help="expert-parallel ranks among the --tp-size ranks (must divide it): each holds "
         "1/ep of a MoE layer's experts",
     )
     g.add_argument(
-        "--pp-size", "--pp", "--pipeline-parallel-size", dest="pp_size", type=int,
+        "--pp-size",
+        "--pp",
+        "--pipeline-parallel-size",
+        dest="pp_size",
+        type=int,
         default=d.pp_size,
         help="pipeline stages, each of --tp-size ranks holding a contiguous range of layers",
     )
     g.add_argument(
-        "--dp-size", "--dp", dest="dp_size", type=int, default=d.dp_size,
+        "--dp-size",
+        "--dp",
+        dest="dp_size",
+        type=int,
+        default=d.dp_size,
         help="data-parallel replicas behind the one server, each of --tp-size ranks",
     )
     g.add_argument(
-        "--load-balance-method", default=d.load_balance_method, choices=LOAD_BALANCE_METHODS,
+        "--load-balance-method",
+        default=d.load_balance_method,
+        choices=LOAD_BALANCE_METHODS,
         help="how requests are spread over the --dp-size replicas",
     )
     g.add_argument(
-        "--dist-init-addr", default=None,
+        "--dist-init-addr",
+        default=None,
         help="host:port where the ranks rendezvous (default: a local file; needed with "
         "--nnodes > 1)",
     )
     g.add_argument("--nnodes", type=int, default=d.nnodes, help="nodes serving the ranks")
     g.add_argument("--node-rank", type=int, default=d.node_rank, help="this node's index")
     g.add_argument(
-        "--base-gpu-id", type=int, default=d.base_gpu_id,
+        "--base-gpu-id",
+        type=int,
+        default=d.base_gpu_id,
         help="the device index of this node's first rank",
     )
 

@@ -57,8 +57,10 @@ def local_ranks(args: ServerArgs, rendezvous_file: str) -> list[tuple[int, RankI
         url = rendezvous_url(args, rendezvous_file)
         return [(0, RankInit(first + i, url, args.base_gpu_id + i)) for i in range(per_node)]
     return [
-        (d, RankInit(r, rendezvous_url(args, rendezvous_file, d),
-                     args.base_gpu_id + d * world + r))  # fmt: skip
+        (
+            d,
+            RankInit(r, rendezvous_url(args, rendezvous_file, d), args.base_gpu_id + d * world + r),
+        )  # fmt: skip
         for d in range(args.dp_size)
         for r in range(world)
     ]

@@ -86,9 +86,13 @@ def build_scheduler(
     gc.freeze()
     atexit.register(gc.unfreeze)  # at exit they are ordinary garbage again (no leak reports)
     logger.info(
-        "scheduler: %s loop%s", "overlap" if scheduler.overlap else "serial",
-        "" if scheduler.overlap else (
-            " (--disable-overlap-schedule)" if args.disable_overlap_schedule
+        "scheduler: %s loop%s",
+        "overlap" if scheduler.overlap else "serial",
+        ""
+        if scheduler.overlap
+        else (
+            " (--disable-overlap-schedule)"
+            if args.disable_overlap_schedule
             else " (the runtime is synchronous)"
         ),
     )

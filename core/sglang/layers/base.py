@@ -63,8 +63,12 @@ def _with_hooks(cls: type) -> type:
         twin = type(
             cls.__name__,
             (cls,),
-            {"_calls_through_torch": True, "__call__": nn.Module.__call__,
-             "__module__": cls.__module__, "__qualname__": cls.__qualname__},
+            {
+                "_calls_through_torch": True,
+                "__call__": nn.Module.__call__,
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+            },
         )
         _TWINS[cls] = twin
     return twin

@@ -22,9 +22,7 @@ class ReqToTokenPool:
         self.size = size
         self.max_context_len = max_context_len
         self.device = device
-        self.req_to_token = torch.zeros(
-            (size, max_context_len), dtype=torch.int64, device=device
-        )
+        self.req_to_token = torch.zeros((size, max_context_len), dtype=torch.int64, device=device)
         self.clear()
 
     def alloc(self) -> int | None:

@@ -50,7 +50,8 @@ class KVSlotAllocator:
         self._group_depth = 0
         self._is_free = (
             torch.ones(self.total_size + 1, dtype=torch.bool, device=self.device)
-            if self.debug else None
+            if self.debug
+            else None
         )
         if self._is_free is not None:
             self._is_free[0] = False

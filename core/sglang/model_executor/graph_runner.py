@@ -94,8 +94,12 @@ class DecodeGraphRunner:
         import torch._dynamo
 
         config = torch._dynamo.config
-        for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
-                     "accumulated_cache_size_limit"):
+        for name in (
+            "recompile_limit",
+            "cache_size_limit",
+            "accumulated_recompile_limit",
+            "accumulated_cache_size_limit",
+        ):
             if hasattr(config, name):
                 setattr(config, name, max(getattr(config, name), 2 * len(sizes) + 8))
         return torch.compile(self.runner.model, dynamic=False)

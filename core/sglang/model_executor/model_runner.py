@@ -50,6 +50,7 @@ GIB = 1 << 30
 
 MAX_RUNNING_DEFAULT = 256  # --max-running-requests when unset (fewer if the pool is small)
 
+
 def kv_pool_size(
     per_token: int,
     limits: tuple[int, int],
@@ -146,7 +147,11 @@ class ModelRunner:
                 prepare_linear_layers(self.model)
             else:
                 plan = plan_quantization(
-                    args.quantization, self.model, param_types, blocks, self.dtype,
+                    args.quantization,
+                    self.model,
+                    param_types,
+                    blocks,
+                    self.dtype,
                     self.ops.features,
                 )
                 del blocks
@@ -243,7 +248,8 @@ class ModelRunner:
                         param_blocks.setdefault(param, {})[shard] = blocks.pop(name)
         optional = tuple(getattr(self.model, "optional_weights", ()))  # prefixes (V3's MTP)
         missing = sorted(
-            n for n in set(params) - loaded - optional_parameters(self.model)
+            n
+            for n in set(params) - loaded - optional_parameters(self.model)
             if not n.startswith(optional)
         )
         if missing:

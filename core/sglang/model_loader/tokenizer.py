@@ -18,9 +18,7 @@ from sglang.model_loader.source import ModelSource, ModelSourceError, resolve_so
 GENERATION_KEYS = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 
 
-def load_tokenizer(
-    source: ModelSource | str | os.PathLike, trust_remote_code: bool = False
-) -> Any:
+def load_tokenizer(source: ModelSource | str | os.PathLike, trust_remote_code: bool = False) -> Any:
     """The transformers tokenizer of a model source, or of a tokenizer path.
 
     source: a ModelSource, a model path, or a directory holding only tokenizer files (as
@@ -159,9 +157,7 @@ def _gguf_generation_defaults(path: str) -> dict[str, Any]:
 
         fields = GGUFReader(path).fields
         metadata = {k: fields[k].contents() for k in _GGUF_SAMPLING_KEYS if k in fields}
-    defaults = {
-        ours: metadata[key] for key, ours in _GGUF_SAMPLING_KEYS.items() if key in metadata
-    }
+    defaults = {ours: metadata[key] for key, ours in _GGUF_SAMPLING_KEYS.items() if key in metadata}
     if not defaults and os.path.basename(path) == DEFAULT_MODEL_FILE:
         defaults = dict(DEFAULT_MODEL_GENERATION)
     return defaults

@@ -144,7 +144,10 @@ def _tracked(
             yield name, tensor
     logger.info(
         "loaded %d tensors (%.1f MiB) from %s in %.2f s",
-        count, nbytes / 2**20, origin, time.perf_counter() - start,
+        count,
+        nbytes / 2**20,
+        origin,
+        time.perf_counter() - start,
     )
 
 
@@ -191,6 +194,7 @@ def dummy_weights(
     tensor's values depend only on (seed, name), not on the order or on the other parameters.
     Tensors are made on `device` (the host when None).
     """
+
     def tensors() -> Iterator[tuple[str, torch.Tensor]]:
         for name, (shape, dtype) in param_shapes.items():
             yield name, _dummy_tensor(name, tuple(shape), dtype, seed, device)

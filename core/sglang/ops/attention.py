@@ -101,9 +101,18 @@ def decode(
     Returns o: [B, H, Dv] in q.dtype."""
     one_each = torch.arange(q.shape[0] + 1, dtype=torch.int32, device=q.device)
     return extend(
-        q, k_cache, v_cache, one_each, kv_indptr, kv_indices, sm_scale,
-        sliding_window=sliding_window, logit_softcap=logit_softcap, k_scale=k_scale,
-        v_scale=v_scale, sinks=sinks,
+        q,
+        k_cache,
+        v_cache,
+        one_each,
+        kv_indptr,
+        kv_indices,
+        sm_scale,
+        sliding_window=sliding_window,
+        logit_softcap=logit_softcap,
+        k_scale=k_scale,
+        v_scale=v_scale,
+        sinks=sinks,
     )
 
 
@@ -111,19 +120,38 @@ def decode(
 # context length. Defaults: H=Hkv=4, D=Dv=64, page 1, no window/cap, scale 1/sqrt(D).
 _SHAPES = (
     ("b1", {"seqs": ((0, 5),)}),
-    ("ragged", {"seqs": ((0, 1), (3, 4), (10, 1), (0, 7), (5, 13), (1, 2), (17, 3)),
-                "heads": 8, "kv_heads": 8}),
-    ("gqa4-D128", {"seqs": ((4, 9), (0, 3), (30, 20)), "heads": 8, "kv_heads": 2,
-                   "head_dim": 128}),
+    (
+        "ragged",
+        {
+            "seqs": ((0, 1), (3, 4), (10, 1), (0, 7), (5, 13), (1, 2), (17, 3)),
+            "heads": 8,
+            "kv_heads": 8,
+        },
+    ),
+    ("gqa4-D128", {"seqs": ((4, 9), (0, 3), (30, 20)), "heads": 8, "kv_heads": 2, "head_dim": 128}),
     ("gqa8", {"seqs": ((0, 6), (12, 1), (9, 9)), "heads": 16, "kv_heads": 2}),
     ("Dv32", {"seqs": ((6, 5), (0, 2)), "heads": 4, "kv_heads": 2, "v_head_dim": 32}),
-    ("window", {"seqs": ((0, 1), (3, 12), (20, 5), (0, 9)), "heads": 8, "kv_heads": 2,
-                "sliding_window": 6}),
-    ("softcap", {"seqs": ((2, 7), (11, 3)), "kv_heads": 2, "logit_softcap": 5.0,
-                 "q_scale": 3.0}),
+    (
+        "window",
+        {
+            "seqs": ((0, 1), (3, 12), (20, 5), (0, 9)),
+            "heads": 8,
+            "kv_heads": 2,
+            "sliding_window": 6,
+        },
+    ),
+    ("softcap", {"seqs": ((2, 7), (11, 3)), "kv_heads": 2, "logit_softcap": 5.0, "q_scale": 3.0}),
     ("scale", {"seqs": ((3, 5), (0, 4)), "sm_scale": 0.3}),
-    ("sinks-window", {"seqs": ((0, 1), (3, 12), (20, 5)), "heads": 8, "kv_heads": 2,
-                      "sliding_window": 6, "sinks": True}),
+    (
+        "sinks-window",
+        {
+            "seqs": ((0, 1), (3, 12), (20, 5)),
+            "heads": 8,
+            "kv_heads": 2,
+            "sliding_window": 6,
+            "sinks": True,
+        },
+    ),
     ("sinks", {"seqs": ((2, 7), (11, 1)), "heads": 4, "kv_heads": 1, "sinks": True}),
     ("page16", {"seqs": ((20, 13), (0, 40), (33, 1)), "kv_heads": 1, "page_size": 16}),
     ("page64", {"seqs": ((70, 30), (0, 5)), "heads": 8, "kv_heads": 2, "page_size": 64}),
@@ -132,18 +160,41 @@ _SHAPES = (
 # Realistic sizes (Llama-3-8B heads), bfloat16 and float32 only to keep the list fast.
 _LARGE_SHAPES = {
     "attention.extend": (
-        ("prefix200-new100", {"seqs": ((200, 100),), "heads": 32, "kv_heads": 8,
-                              "head_dim": 128}),
-        ("mixed-window-page16", {"seqs": ((0, 64), (150, 40), (300, 1)), "heads": 32,
-                                 "kv_heads": 8, "head_dim": 128, "sliding_window": 128,
-                                 "page_size": 16}),
+        ("prefix200-new100", {"seqs": ((200, 100),), "heads": 32, "kv_heads": 8, "head_dim": 128}),
+        (
+            "mixed-window-page16",
+            {
+                "seqs": ((0, 64), (150, 40), (300, 1)),
+                "heads": 32,
+                "kv_heads": 8,
+                "head_dim": 128,
+                "sliding_window": 128,
+                "page_size": 16,
+            },
+        ),
     ),
     "attention.decode": (
-        ("B8-ctx1000", {"seqs": tuple((n, 1) for n in (999, 37, 512, 800, 1, 256, 640, 128)),
-                        "heads": 32, "kv_heads": 8, "head_dim": 128}),
-        ("B6-softcap-page64", {"seqs": tuple((n, 1) for n in (700, 63, 64, 300, 5, 128)),
-                               "heads": 32, "kv_heads": 8, "head_dim": 128, "page_size": 64,
-                               "logit_softcap": 30.0, "q_scale": 3.0}),
+        (
+            "B8-ctx1000",
+            {
+                "seqs": tuple((n, 1) for n in (999, 37, 512, 800, 1, 256, 640, 128)),
+                "heads": 32,
+                "kv_heads": 8,
+                "head_dim": 128,
+            },
+        ),
+        (
+            "B6-softcap-page64",
+            {
+                "seqs": tuple((n, 1) for n in (700, 63, 64, 300, 5, 128)),
+                "heads": 32,
+                "kv_heads": 8,
+                "head_dim": 128,
+                "page_size": 64,
+                "logit_softcap": 30.0,
+                "q_scale": 3.0,
+            },
+        ),
     ),
 }
 # Quantized caches: a few geometries in float32 and bfloat16 per fp8 type, with power-of-two
@@ -151,9 +202,17 @@ _LARGE_SHAPES = {
 _FP8_CACHES = {"fp8_e4m3": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
 _FP8_SHAPES = ("b1", "gqa4-D128", "page16")
 _DEFAULTS = {
-    "heads": 4, "kv_heads": 4, "head_dim": 64, "v_head_dim": None, "page_size": 1,
-    "sliding_window": -1, "logit_softcap": 0.0, "sm_scale": None, "q_scale": 1.0,
-    "kv_cache": None, "sinks": False,
+    "heads": 4,
+    "kv_heads": 4,
+    "head_dim": 64,
+    "v_head_dim": None,
+    "page_size": 1,
+    "sliding_window": -1,
+    "logit_softcap": 0.0,
+    "sm_scale": None,
+    "q_scale": 1.0,
+    "kv_cache": None,
+    "sinks": False,
 }
 
 
@@ -244,8 +303,7 @@ _TOLERANCES = with_error_bounds(
     accumulation=1024,
 )
 _COMMON = (
-    "sm_scale, sliding_window=-1, logit_softcap=0.0, k_scale=1.0, v_scale=1.0, "
-    "sinks[H] f32=None"
+    "sm_scale, sliding_window=-1, logit_softcap=0.0, k_scale=1.0, v_scale=1.0, sinks[H] f32=None"
 )
 
 EXTEND = register_spec(

@@ -31,9 +31,7 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 ACTIVATION_QUANTIZATION_FLOOR = 2.5e-4
 
 
-def global_tolerances(
-    roundings: int = 3, floor: float = 0.0
-) -> dict[torch.dtype, Tolerance]:
+def global_tolerances(roundings: int = 3, floor: float = 0.0) -> dict[torch.dtype, Tolerance]:
     return with_error_bounds(
         {dt: Tolerance() for dt in DTYPES},
         roundings=roundings,

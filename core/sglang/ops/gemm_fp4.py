@@ -55,8 +55,7 @@ BF16_SHAPES = ((16, 4096, 1024, True),)
 
 def _params(m: int, k: int, n: int, bias: bool) -> list:
     return [
-        ((f,), {"m": m, "k": k, "n": n, "bias": bias, "format": f}, (f"fp4:{f}",))
-        for f in FORMATS
+        ((f,), {"m": m, "k": k, "n": n, "bias": bias, "format": f}, (f"fp4:{f}",)) for f in FORMATS
     ]
 
 

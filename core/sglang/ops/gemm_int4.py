@@ -87,8 +87,11 @@ def _params(m: int, k: int, n: int, bias: bool) -> list:
     names += ["gptq-actorder-floatzeros"] if m == 7 else []
     g = group_size_for(k)
     return [
-        ((v, f"G{g}"), {"m": m, "k": k, "n": n, "bias": bias, "variant": v, "group_size": g},
-         tuple(sorted({VARIANTS[v][2], *_scheme_of(VARIANTS[v])})))
+        (
+            (v, f"G{g}"),
+            {"m": m, "k": k, "n": n, "bias": bias, "variant": v, "group_size": g},
+            tuple(sorted({VARIANTS[v][2], *_scheme_of(VARIANTS[v])})),
+        )
         for v in names
     ]
 

@@ -38,8 +38,12 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 def _cases() -> list[Case]:
     return [
-        Case("grammar.apply_bitmask", case_name(dt, f"B{b}", f"V{v}", pattern), dt,
-             {"batch": b, "vocab": v, "pattern": pattern})
+        Case(
+            "grammar.apply_bitmask",
+            case_name(dt, f"B{b}", f"V{v}", pattern),
+            dt,
+            {"batch": b, "vocab": v, "pattern": pattern},
+        )
         for dt in DTYPES
         for b, v, pattern in SHAPES
     ]

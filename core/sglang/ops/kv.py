@@ -54,16 +54,27 @@ def _cases() -> list[Case]:
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         for n, kv_heads, dim, v_dim, order in _SHAPES:
             name = case_name(dtype, f"N{n}", f"Hkv{kv_heads}", f"D{dim}", f"Dv{v_dim}", order)
-            params = {"tokens": n, "kv_heads": kv_heads, "head_dim": dim,
-                      "v_head_dim": v_dim, "order": order}
+            params = {
+                "tokens": n,
+                "kv_heads": kv_heads,
+                "head_dim": dim,
+                "v_head_dim": v_dim,
+                "order": order,
+            }
             cases.append(Case("kv.store", name, dtype, params))
         if dtype == torch.float16:
             continue
         for kv_cache in FP8_CACHES:  # power-of-two scales: exact divisions on every side
             for n, kv_heads, dim, v_dim, order in _SHAPES[1:4]:
                 name = case_name(dtype, f"N{n}", f"Hkv{kv_heads}", f"D{dim}", order, kv_cache)
-                params = {"tokens": n, "kv_heads": kv_heads, "head_dim": dim,
-                          "v_head_dim": v_dim, "order": order, "kv_cache": kv_cache}
+                params = {
+                    "tokens": n,
+                    "kv_heads": kv_heads,
+                    "head_dim": dim,
+                    "v_head_dim": v_dim,
+                    "order": order,
+                    "kv_cache": kv_cache,
+                }
                 cases.append(Case("kv.store", name, dtype, params, (f"kv_cache:{kv_cache}",)))
     return cases
 
@@ -81,8 +92,9 @@ def _inputs(case: Case, gen: torch.Generator) -> dict:
         "k_cache": randn(gen, slots, p["kv_heads"], p["head_dim"], dtype=dt).to(cache_dt),
         "v_cache": randn(gen, slots, p["kv_heads"], p["v_head_dim"], dtype=dt).to(cache_dt),
         "loc": loc,
-        "k": randn(gen, n, p["kv_heads"], p["head_dim"], dtype=dt,
-                   scale=8.0 if p.get("kv_cache") else 1.0),
+        "k": randn(
+            gen, n, p["kv_heads"], p["head_dim"], dtype=dt, scale=8.0 if p.get("kv_cache") else 1.0
+        ),
         "v": randn(gen, n, p["kv_heads"], p["v_head_dim"], dtype=dt),
     }
     if p.get("kv_cache"):

@@ -28,6 +28,8 @@ def gated(gate: torch.Tensor, up: torch.Tensor, activation: str) -> torch.Tensor
         up = up.clamp(-SWIGLU_LIMIT, SWIGLU_LIMIT)
         return (up + 1) * gate * torch.sigmoid(gate * SWIGLU_ALPHA)
     return (F.silu(gate) if activation == "silu" else F.gelu(gate)) * up
+
+
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -139,9 +141,13 @@ def compare_routes(
     rows = (ref_sorted != got_sorted).any(dim=-1)
     if bool(rows.any()):
         t = int(rows.nonzero()[0])
-        return False, float(int(rows.sum())), (
-            f"{int(rows.sum())}/{ids.shape[0]} rows choose other experts; first row {t}: "
-            f"{got_sorted[t].tolist()} != {ref_sorted[t].tolist()}"
+        return (
+            False,
+            float(int(rows.sum())),
+            (
+                f"{int(rows.sum())}/{ids.shape[0]} rows choose other experts; first row {t}: "
+                f"{got_sorted[t].tolist()} != {ref_sorted[t].tolist()}"
+            ),
         )
     r = ref_w.gather(1, ref_order).to(torch.float64)
     o = w.gather(1, got_order).to(torch.float64)
@@ -264,10 +270,27 @@ def _expert_cases() -> list[Case]:
     cases = []
     for dt in DTYPES:
         for t, d, i, e, k, act, pad, bias in EXPERT_SHAPES:
-            name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
-                             "pad" if pad else "", "bias" if bias else "")
-            params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k,
-                      "activation": act, "pad": pad, "bias": bias}
+            name = case_name(
+                dt,
+                f"T{t}",
+                f"D{d}",
+                f"I{i}",
+                f"E{e}",
+                f"k{k}",
+                act,
+                "pad" if pad else "",
+                "bias" if bias else "",
+            )
+            params = {
+                "tokens": t,
+                "hidden": d,
+                "inter": i,
+                "experts": e,
+                "top_k": k,
+                "activation": act,
+                "pad": pad,
+                "bias": bias,
+            }
             needs = (("moe:swigluoai",) if act == "swigluoai" else ()) + (
                 ("moe:bias",) if bias else ()
             )
@@ -334,7 +357,7 @@ EXPERTS_SPEC = register_spec(
     OpSpec(
         name="moe.experts",
         signature=(
-            '(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, '
+            "(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, "
             'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None) '
             "-> out[T,D]"
         ),

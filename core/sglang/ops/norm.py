@@ -36,7 +36,12 @@ def _cases() -> list[Case]:
             for residual in (False, True):
                 name = case_name(dtype, f"T{tokens}", f"D{dim}", "residual" if residual else "")
                 cases.append(
-                    Case("norm.rms", name, dtype, {"tokens": tokens, "dim": dim, "residual": residual})
+                    Case(
+                        "norm.rms",
+                        name,
+                        dtype,
+                        {"tokens": tokens, "dim": dim, "residual": residual},
+                    )
                 )
     return cases
 

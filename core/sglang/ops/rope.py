@@ -104,12 +104,24 @@ def _cases() -> list[Case]:
     for dt in DTYPES:
         for t, h, hkv, d, r, neox, scaling, max_pos in SHAPES:
             name = case_name(
-                dt, f"T{t}", f"H{h}", f"KV{hkv}", f"D{d}", f"R{r}" if r != d else "",
-                "neox" if neox else "gptj", scaling,
+                dt,
+                f"T{t}",
+                f"H{h}",
+                f"KV{hkv}",
+                f"D{d}",
+                f"R{r}" if r != d else "",
+                "neox" if neox else "gptj",
+                scaling,
             )
             params = {
-                "tokens": t, "heads": h, "kv_heads": hkv, "head_dim": d, "rotary_dim": r,
-                "is_neox": neox, "scaling": scaling, "max_position": max_pos,
+                "tokens": t,
+                "heads": h,
+                "kv_heads": hkv,
+                "head_dim": d,
+                "rotary_dim": r,
+                "is_neox": neox,
+                "scaling": scaling,
+                "max_position": max_pos,
             }
             cases.append(Case("rope", name, dt, params))
     return cases

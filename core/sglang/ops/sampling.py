@@ -92,8 +92,12 @@ MARGIN = 1e-4
 def _cases() -> list[Case]:
     dt = torch.float32
     return [
-        Case("sampling.sample", case_name(dt, f"B{b}", f"V{v}", f"greedy{int(g * 100)}", f), dt,
-             {"batch": b, "vocab": v, "greedy": g, "filters": f})
+        Case(
+            "sampling.sample",
+            case_name(dt, f"B{b}", f"V{v}", f"greedy{int(g * 100)}", f),
+            dt,
+            {"batch": b, "vocab": v, "greedy": g, "filters": f},
+        )
         for b, v, g, f in SHAPES
     ]
 

@@ -131,7 +131,9 @@ def case_name(dtype: torch.dtype, *parts: Any) -> str:
     return "-".join([DTYPE_NAMES.get(dtype, dtype_key(dtype)), *(str(p) for p in parts if p != "")])
 
 
-def randn(gen: torch.Generator, *shape: int, dtype: torch.dtype, scale: float = 1.0) -> torch.Tensor:
+def randn(
+    gen: torch.Generator, *shape: int, dtype: torch.dtype, scale: float = 1.0
+) -> torch.Tensor:
     """Seeded normal samples drawn in float32 then cast, so every dtype sees the same values."""
     return (torch.randn(*shape, generator=gen, dtype=torch.float32) * scale).to(dtype)
 

@@ -62,9 +62,7 @@ class ServerMetrics:
         self.used_tokens = gauge(
             "sglang:num_used_tokens", "KV slots held by requests (not the evictable cache)"
         )
-        self.token_usage = gauge(
-            "sglang:token_usage", "num_used_tokens / max_total_num_tokens"
-        )
+        self.token_usage = gauge("sglang:token_usage", "num_used_tokens / max_total_num_tokens")
         self.max_total_tokens = gauge("sglang:max_total_num_tokens", "KV cache size in tokens")
         self.gen_throughput = gauge(
             "sglang:gen_throughput", "Tokens generated per second since the previous scrape"

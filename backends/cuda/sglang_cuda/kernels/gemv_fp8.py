@@ -70,10 +70,26 @@ def _safe(s):
 
 @triton.jit
 def _fp8_gemv_kernel(
-    X, W, WS, XS, B, Y,
-    M, N, K, stride_xm, stride_wn, stride_ws, stride_ym,
-    SCHEME: tl.constexpr, STATIC: tl.constexpr, HAS_BIAS: tl.constexpr,
-    GROUP_N: tl.constexpr, KG: tl.constexpr, KC: tl.constexpr, BLOCK_N: tl.constexpr,
+    X,
+    W,
+    WS,
+    XS,
+    B,
+    Y,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_wn,
+    stride_ws,
+    stride_ym,
+    SCHEME: tl.constexpr,
+    STATIC: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    GROUP_N: tl.constexpr,
+    KG: tl.constexpr,
+    KC: tl.constexpr,
+    BLOCK_N: tl.constexpr,
     EMULATE: tl.constexpr,
 ):
     pid = tl.program_id(0)
@@ -135,9 +151,22 @@ def _fp8_gemv_kernel(
 
 @triton.jit
 def _fp8_block_dot_kernel(
-    X, W, WS, B, Y,
-    M, N, K, stride_xm, stride_wn, stride_ws, stride_ym,
-    HAS_BIAS: tl.constexpr, GROUP_N: tl.constexpr, KC: tl.constexpr, BLOCK_N: tl.constexpr,
+    X,
+    W,
+    WS,
+    B,
+    Y,
+    M,
+    N,
+    K,
+    stride_xm,
+    stride_wn,
+    stride_ws,
+    stride_ym,
+    HAS_BIAS: tl.constexpr,
+    GROUP_N: tl.constexpr,
+    KC: tl.constexpr,
+    BLOCK_N: tl.constexpr,
     EMULATE: tl.constexpr,
 ):
     """The block scheme on the tensor cores (launch key "dot"): all M <= 16 rows of x in one
@@ -180,16 +209,21 @@ def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) ->
     groups = max(cfg["block_k"] // bk, 1)
     if cfg.get("dot") and (cfg["block_n"] < 16 or bk < 32):
         return False  # the MMA's smallest tile
-    return bn % cfg["block_n"] == 0 and _pow2(bk) and _pow2(groups) \
+    return (
+        bn % cfg["block_n"] == 0
+        and _pow2(bk)
+        and _pow2(groups)
         and (cfg["block_k"] % bk == 0 or cfg["block_k"] < bk)
+    )
 
 
 def _pow2(v: int) -> bool:
     return v > 0 and v & (v - 1) == 0
 
 
-def gemv_fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128),
-             bias=None, launch=None):
+def gemv_fp8(
+    x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None, launch=None
+):
     """gemm.fp8 (the spec's arguments) for M <= MAX_ROWS rows; see `applies`."""
     cfg = GEMV_FP8_LAUNCH if launch is None else {**GEMV_FP8_LAUNCH, **launch}
     m, k = x.shape
@@ -210,19 +244,50 @@ def gemv_fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128,
     xs = input_scale.float() if input_scale is not None else ws
     if scheme == "block" and cfg.get("dot"):
         _fp8_block_dot_kernel[(triton.cdiv(n, block_n),)](
-            x, weight, ws, bias if bias is not None else y, y,
-            m, n, k, x.stride(0), weight.stride(0), ws.stride(0), y.stride(0),
-            HAS_BIAS=bias is not None, GROUP_N=group_n, KC=group_k, BLOCK_N=block_n,
-            EMULATE=_EMULATE_CAST, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+            x,
+            weight,
+            ws,
+            bias if bias is not None else y,
+            y,
+            m,
+            n,
+            k,
+            x.stride(0),
+            weight.stride(0),
+            ws.stride(0),
+            y.stride(0),
+            HAS_BIAS=bias is not None,
+            GROUP_N=group_n,
+            KC=group_k,
+            BLOCK_N=block_n,
+            EMULATE=_EMULATE_CAST,
+            num_warps=cfg["num_warps"],
+            num_stages=cfg["num_stages"],
         )
         return y
     _fp8_gemv_kernel[(triton.cdiv(n, block_n) * m,)](
-        x, weight, ws, xs, bias if bias is not None else y, y,
-        m, n, k, x.stride(0), weight.stride(0), ws.stride(0) if ws.dim() == 2 else 0,
+        x,
+        weight,
+        ws,
+        xs,
+        bias if bias is not None else y,
+        y,
+        m,
+        n,
+        k,
+        x.stride(0),
+        weight.stride(0),
+        ws.stride(0) if ws.dim() == 2 else 0,
         y.stride(0),
         SCHEME=_SCHEMES[scheme],
-        STATIC=input_scale is not None, HAS_BIAS=bias is not None,
-        GROUP_N=group_n, KG=kg, KC=kc, BLOCK_N=block_n, EMULATE=_EMULATE_CAST,
-        num_warps=cfg["num_warps"], num_stages=cfg["num_stages"],
+        STATIC=input_scale is not None,
+        HAS_BIAS=bias is not None,
+        GROUP_N=group_n,
+        KG=kg,
+        KC=kc,
+        BLOCK_N=block_n,
+        EMULATE=_EMULATE_CAST,
+        num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"],
     )
     return y

@@ -25,11 +25,30 @@ from sglang_cuda.kernels.common import grouped_tile
 
 @triton.jit
 def _scaled_mm_kernel(
-    a_ptr, b_ptr, c_ptr, as_ptr, bs_ptr, bias_ptr,
-    M, N, K, stride_am, stride_bn, stride_cm, stride_as, stride_bs,
-    A_ROWS: tl.constexpr, B_COLS: tl.constexpr, HAS_BIAS: tl.constexpr, INT: tl.constexpr,
-    GROUP_K: tl.constexpr, GROUP_N: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    a_ptr,
+    b_ptr,
+    c_ptr,
+    as_ptr,
+    bs_ptr,
+    bias_ptr,
+    M,
+    N,
+    K,
+    stride_am,
+    stride_bn,
+    stride_cm,
+    stride_as,
+    stride_bs,
+    A_ROWS: tl.constexpr,
+    B_COLS: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    INT: tl.constexpr,
+    GROUP_K: tl.constexpr,
+    GROUP_N: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
 ):
     pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
 
@@ -115,13 +134,30 @@ def scaled_mm(
     bm, bn, bk = _tiles(m, group_k)
     grid = (triton.cdiv(m, bm) * triton.cdiv(n, bn),)
     _scaled_mm_kernel[grid](
-        a_q, b_q, out, a_scale, b_scale, bias if bias is not None else out,
-        m, n, k, a_q.stride(0), b_q.stride(0), out.stride(0),
+        a_q,
+        b_q,
+        out,
+        a_scale,
+        b_scale,
+        bias if bias is not None else out,
+        m,
+        n,
+        k,
+        a_q.stride(0),
+        b_q.stride(0),
+        out.stride(0),
         a_scale.stride(0) if a_scale.dim() == 2 else 0,
         b_scale.stride(0) if b_scale.dim() == 2 else 0,
-        A_ROWS=a_scale.numel() > 1, B_COLS=b_scale.numel() > 1,  # a [1] scale: the same
-        HAS_BIAS=bias is not None, INT=a_q.dtype == torch.int8,
-        GROUP_K=group_k, GROUP_N=group_n or 1,
-        BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=8, num_warps=4 if bm * bn <= 4096 else 8,
+        A_ROWS=a_scale.numel() > 1,
+        B_COLS=b_scale.numel() > 1,  # a [1] scale: the same
+        HAS_BIAS=bias is not None,
+        INT=a_q.dtype == torch.int8,
+        GROUP_K=group_k,
+        GROUP_N=group_n or 1,
+        BLOCK_M=bm,
+        BLOCK_N=bn,
+        BLOCK_K=bk,
+        GROUP_M=8,
+        num_warps=4 if bm * bn <= 4096 else 8,
     )
     return out

@@ -91,9 +91,7 @@ def _explicit(qg, k, v, visible, scale, softcap, sinks=None):
     return torch.matmul(probs, _f32(v, "v32"))
 
 
-def _length_groups(
-    counts: list[int], slack: float = 1.3, free: int = 1024
-) -> list[list[int]]:
+def _length_groups(counts: list[int], slack: float = 1.3, free: int = 1024) -> list[list[int]]:
     """Sequences grouped so that padding each group to its longest member reads at most
     `slack` times the keys it needs plus `free` keys (about what one more kernel call costs):
     longest first, a group closes when the next sequence would break the bound."""
@@ -156,15 +154,34 @@ def _decode_part(q, k_cache, v_cache, part: _Part, scale, softcap):
     return out.reshape(batch, heads, v_dim)
 
 
-def decode(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1,
-           logit_softcap=0.0, sinks=None):
+def decode(
+    q,
+    k_cache,
+    v_cache,
+    kv_indptr,
+    kv_indices,
+    sm_scale,
+    sliding_window=-1,
+    logit_softcap=0.0,
+    sinks=None,
+):
     batch, heads = q.shape[0], q.shape[1]
     if batch == 0:
         return q.new_empty(0, heads, v_cache.shape[2])
     if sinks is not None:  # extend's explicit path, one query per sequence
         one_each = torch.arange(batch + 1, dtype=torch.int32)
-        return extend(q, k_cache, v_cache, one_each, kv_indptr, kv_indices, sm_scale,
-                      sliding_window, logit_softcap, sinks)
+        return extend(
+            q,
+            k_cache,
+            v_cache,
+            one_each,
+            kv_indptr,
+            kv_indices,
+            sm_scale,
+            sliding_window,
+            logit_softcap,
+            sinks,
+        )
     parts = _PLANS.get(
         (kv_indptr, kv_indices),
         (sliding_window,),
@@ -187,18 +204,21 @@ def _split_causal(qs, k, v, prefix, scale):
     group = heads // kv_heads
     k_new = k[prefix:].transpose(0, 1).repeat_interleave(group, dim=0)  # [H, n, D]
     v_new = v[prefix:].transpose(0, 1).repeat_interleave(group, dim=0)
-    o_new, lse_new = _FLASH(qs.transpose(0, 1)[None], k_new[None], v_new[None],
-                            is_causal=True, scale=scale)
+    o_new, lse_new = _FLASH(
+        qs.transpose(0, 1)[None], k_new[None], v_new[None], is_causal=True, scale=scale
+    )
     o_new, lse_new = o_new[0], lse_new[0]  # [H, n, Dv], [H, n]
     if prefix == 0:
         return o_new.transpose(0, 1)
     qg = qs.view(n, kv_heads, group, dim).permute(1, 2, 0, 3).reshape(1, kv_heads, group * n, dim)
-    o_pre, lse_pre = _FLASH(qg, k[:prefix].transpose(0, 1)[None],
-                            v[:prefix].transpose(0, 1)[None], scale=scale)
+    o_pre, lse_pre = _FLASH(
+        qg, k[:prefix].transpose(0, 1)[None], v[:prefix].transpose(0, 1)[None], scale=scale
+    )
     o_pre, lse_pre = o_pre.reshape(heads, n, -1), lse_pre.reshape(heads, n)
     lse = torch.logaddexp(lse_pre, lse_new)
-    out = (o_pre.float() * torch.exp(lse_pre - lse).unsqueeze(-1)
-           + o_new.float() * torch.exp(lse_new - lse).unsqueeze(-1))
+    out = o_pre.float() * torch.exp(lse_pre - lse).unsqueeze(-1) + o_new.float() * torch.exp(
+        lse_new - lse
+    ).unsqueeze(-1)
     return out.transpose(0, 1)
 
 
@@ -228,8 +248,18 @@ def _masked(qs, k, v, scale, window, softcap, sinks=None):
     return out.view(kv_heads, group, n, -1).permute(2, 0, 1, 3).reshape(n, heads, -1)
 
 
-def extend(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, sliding_window=-1,
-           logit_softcap=0.0, sinks=None):
+def extend(
+    q,
+    k_cache,
+    v_cache,
+    qo_indptr,
+    kv_indptr,
+    kv_indices,
+    sm_scale,
+    sliding_window=-1,
+    logit_softcap=0.0,
+    sinks=None,
+):
     heads, v_dim = q.shape[1], v_cache.shape[2]
     out = q.new_empty(q.shape[0], heads, v_dim)
     if q.shape[0] == 0:
@@ -247,14 +277,13 @@ def extend(q, k_cache, v_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, slid
         if fused and (sliding_window <= 0 or length <= sliding_window):
             out[q0:q1] = _split_causal(q[q0:q1], k, v, length - n, sm_scale)
         else:
-            out[q0:q1] = _masked(
-                q[q0:q1], k, v, sm_scale, sliding_window, logit_softcap, sinks
-            )
+            out[q0:q1] = _masked(q[q0:q1], k, v, sm_scale, sliding_window, logit_softcap, sinks)
     return out
 
 
-def native_decode(q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1,
-                  logit_softcap=0.0):
+def native_decode(
+    q, k_cache, v_cache, kv_indptr, kv_indices, sm_scale, sliding_window=-1, logit_softcap=0.0
+):
     """csrc/attention.cpp: K/V rows read from the paged cache by slot (no gather, no padding,
     no per-step plan), online softmax in float32, one work item per (sequence, kv head)."""
     return native.ops.decode_attention(

@@ -114,8 +114,9 @@ def can_prepack(dtype: torch.dtype) -> bool:
     AVX-NE-CONVERT, bf16 AVX-512 BF16 or AMX); probed once on a tiny weight."""
     try:
         packed = torch.ops.mkldnn._reorder_linear_weight(torch.ones(8, 8, dtype=dtype))
-        torch.ops.mkldnn._linear_pointwise(torch.ones(1, 8, dtype=dtype), packed, None, "none",
-                                           [None], "")
+        torch.ops.mkldnn._linear_pointwise(
+            torch.ones(1, 8, dtype=dtype), packed, None, "none", [None], ""
+        )
         return True
     except Exception:  # the op is missing, or this CPU/dtype is unsupported
         return False
@@ -155,6 +156,7 @@ def cached_linear(
     if WEIGHT_CACHE.budget <= 0:
         return linear(x, build(), bias)
     if _fp32_instead(x):
+
         def build_fp32() -> torch.Tensor:
             return build().float()
 

@@ -24,9 +24,7 @@ import torch
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return (
-        a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
-    )
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
 
 
 class StepMemo:

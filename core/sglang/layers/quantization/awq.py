@@ -75,7 +75,11 @@ class AwqLinearMethod(LinearMethod):
                 (k, n // PACK), torch.int32, output_dim=1, output_div=PACK, input_dim=0
             ),
             "qzeros": ParamSpec(
-                (k // g, n // PACK), torch.int32, output_dim=1, output_div=PACK, input_dim=0,
+                (k // g, n // PACK),
+                torch.int32,
+                output_dim=1,
+                output_div=PACK,
+                input_dim=0,
                 input_div=g,
             ),
             "scales": ParamSpec((k // g, n), torch.float16, output_dim=1, input_dim=0, input_div=g),

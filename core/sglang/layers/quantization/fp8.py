@@ -112,8 +112,12 @@ class Fp8LinearMethod(LinearMethod):
         if self.scheme == "block":
             bn, bk = self.block
             specs[self.block_scale] = ParamSpec(
-                (math.ceil(n / bn), math.ceil(k / bk)), F32, output_dim=0, output_div=bn,
-                input_dim=1, input_div=bk,
+                (math.ceil(n / bn), math.ceil(k / bk)),
+                F32,
+                output_dim=0,
+                output_div=bn,
+                input_dim=1,
+                input_div=bk,
             )
         elif self.scheme == "per_channel":
             specs["weight_scale"] = ParamSpec((n, 1), F32, output_dim=0)

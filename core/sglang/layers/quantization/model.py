@@ -21,8 +21,12 @@ def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> N
     keeps the config (`model.quant_config`) for layers that load their own (MoE experts)."""
     model.quant_config = config
     # A weight another module owns (an LM head tied to the embedding) stays as it is.
-    shared = {id(p) for m in model.modules() if not isinstance(m, Linear)
-              for p in m.parameters(recurse=False)}
+    shared = {
+        id(p)
+        for m in model.modules()
+        if not isinstance(m, Linear)
+        for p in m.parameters(recurse=False)
+    }
     for name, module in model.named_modules():
         if not isinstance(module, Linear):
             continue

@@ -46,8 +46,11 @@ for _name, _path, _aliases in (
         "sglang.layers.quantization.compressed_tensors:CompressedTensorsConfig",
         ("compressed_tensors",),
     ),
-    ("modelopt", "sglang.layers.quantization.modelopt:ModelOptConfig",
-     ("modelopt_fp8", "modelopt_fp4")),
+    (
+        "modelopt",
+        "sglang.layers.quantization.modelopt:ModelOptConfig",
+        ("modelopt_fp8", "modelopt_fp4"),
+    ),
     ("mxfp4", "sglang.layers.quantization.mxfp4:Mxfp4Config", ()),
     ("w8a8_int8", "sglang.layers.quantization.int8:Int8Config", ()),
     ("int4", "sglang.layers.quantization.int4:Int4Config", ()),

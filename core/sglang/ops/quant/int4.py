@@ -160,8 +160,9 @@ def quantize_int4(
         raise ValueError(f"K={k} is not a multiple of group_size={group_size}")
     wt = w.t().to(compute_dtype(w)).contiguous()  # [K, N]
     gi = default_g_idx(k, group_size, w.device) if g_idx is None else g_idx.to(torch.int32)
-    if not torch.equal(torch.bincount(gi.long(), minlength=groups), torch.full_like(
-        gi.long()[:groups], group_size)):
+    if not torch.equal(
+        torch.bincount(gi.long(), minlength=groups), torch.full_like(gi.long()[:groups], group_size)
+    ):
         raise ValueError("every group must hold exactly group_size input rows")
     trivial = torch.equal(gi, default_g_idx(k, group_size, w.device))
     # Act-order rows gathered into group order by indexing: index_select along dim 0 of a
