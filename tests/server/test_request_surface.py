@@ -96,7 +96,8 @@ def test_n_copies_on_generate(server):
     if ids != ref_ids:
         first = next(i for i, (a, b) in enumerate(zip(ids, ref_ids)) if a != b)
         top2 = reference["meta_info"]["output_top_logprobs"][first]
-        assert abs(top2[0][0] - top2[1][0]) < 0.05, (ids, ref_ids, top2)
+        # bfloat16 logits of magnitude 16-32 are 0.0625 apart: two such steps are a tie.
+        assert abs(top2[0][0] - top2[1][0]) <= 0.125, (ids, ref_ids, top2)
     else:
         assert [c["text"] for c in copies] == [reference["text"]] * 2
     assert copies[0]["meta_info"]["id"] != copies[1]["meta_info"]["id"]
