@@ -118,6 +118,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--sharegpt", metavar="FILE", nargs="+", help="prepared ShareGPT ids (d runs each file)"
     )
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--launch-overrides",
+        metavar="FILE",
+        help="decode GEMV launches from bench_decode_gemv.py --pick-best (benchmarks/"
+        "launch_overrides.py)",
+    )
     p.add_argument("--out", default="llama8b.jsonl")
     p.add_argument("--only", default="abcde")
     p.add_argument("--tiny", action="store_true")
@@ -362,6 +368,9 @@ def offline_args(extra=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from launch_overrides import apply as apply_launches
+
+    launches = apply_launches(args.launch_overrides)
     if args.prepare_sharegpt:
         prepare_sharegpt(args.prepare_sharegpt, args.sharegpt_prompts, args.sharegpt_tokenizer)
         return 0
@@ -400,6 +409,7 @@ def main(argv=None) -> int:
         "max_total_tokens": info["max_total_tokens"],
         "kernels": info["kernels"],
         **environment(),
+        **({"launch_overrides": launches} if launches else {}),
     }
     print(json.dumps(head, indent=1), flush=True)
     summary = []

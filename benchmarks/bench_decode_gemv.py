@@ -3,10 +3,11 @@
   fp8    gemm.fp8, 128x128 block scales: kernels.gemv_fp8 vs the torch activation
          quantization + Triton scaled GEMM (Llama-3.1-8B shapes)
   int4   gemm.int4 (AWQ layout, group 128, prepared): gemv_int4 vs the tiled W4A16 kernel
+  dense  gemm.dense in bfloat16: sglang_triton.gemv (the default at one row) vs cuBLAS (F.linear)
   moe    moe.experts, Qwen3-30B-A3B experts (128 experts, hidden 2048, intermediate 768,
          top-8, bfloat16): moe_decode vs the aligned-block fused MoE
 
-    python3 benchmarks/bench_decode_gemv.py [--only fp8,int4,moe] [--out FILE.jsonl]
+    python3 benchmarks/bench_decode_gemv.py [--only fp8,int4,dense,moe] [--out FILE.jsonl]
     python3 benchmarks/bench_decode_gemv.py --check   # no GPU: tiny shapes, the interpreter
 
 Each call is captured in a CUDA graph (no host launch cost, as in a decode graph), cycling
@@ -33,15 +34,27 @@ SHAPES_8B = {
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
 FP8_LAUNCHES = [
     None,
-    {"block_n": 32, "block_k": 256, "num_warps": 8},
-    {"block_n": 16, "block_k": 128, "num_warps": 4, "dot": True},
-    {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True},
+    {"split_k": "auto"},
+    {"block_n": 16, "block_k": 256, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 32, "block_k": 256, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 16, "block_k": 512, "num_warps": 8, "split_k": 4},
+    {"block_n": 8, "block_k": 512, "num_warps": 4, "split_k": "auto"},
 ]
-INT4_LAUNCHES = [
+INT4_LAUNCHES = [  # the words are rows of N: wide blocks of N, split along K
     None,
-    {"block_n": 16, "block_k": 128, "num_warps": 4},
-    {"block_n": 32, "block_k": 256, "num_warps": 8},
-    {"block_n": 8, "block_k": 512, "num_warps": 4},
+    {"block_n": 64, "block_k": 128, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 128, "block_k": 128, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 128, "block_k": 128, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 256, "block_k": 128, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 128, "block_k": 256, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 64, "block_k": 256, "num_warps": 4, "split_k": 8},
+]
+DENSE_LAUNCHES = [
+    None,
+    {"split_k": "auto"},
+    {"block_n": 16, "block_k": 512, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 8, "block_k": 1024, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 32, "block_k": 512, "num_warps": 8, "split_k": "auto"},
 ]
 MOE_LAUNCHES = [
     None,
@@ -122,7 +135,7 @@ def compare(name, nbytes, make_old, make_new, launches, rows):
             row[key] = f"error {type(e).__name__}: {e}"[:200]
             line += f" | {key}: {row[key]}"
             continue
-        row[key] = {"us": t * 1e6, "GBps": nbytes / t / 1e9, "max_rel_err": err}
+        row[key] = {"us": t * 1e6, "GBps": nbytes / t / 1e9, "max_rel_err": err, "launch": launch}
         line += f" | {key}: {t * 1e6:.1f} us {nbytes / t / 1e9:.0f} GB/s err {err:.1e}"
     print(line, flush=True)
     rows.append(row)
@@ -191,6 +204,27 @@ def bench_int4(rows, dev):
         gemm_int4.USE_GEMV = True
 
 
+def bench_dense(rows, dev):
+    import torch.nn.functional as F
+    from sglang_triton import gemv
+
+    for name, (n, k) in SHAPES_8B.items():
+        nbytes = n * k * 2
+        ws = [
+            torch.randn(n, k, device=dev, dtype=torch.bfloat16) * k**-0.5
+            for _ in range(copies(nbytes))
+        ]
+        x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
+
+        def old(x=x, ws=ws):
+            return [lambda w=w: F.linear(x, w) for w in ws]
+
+        def new(launch, x=x, ws=ws):
+            return [lambda w=w: gemv.gemv(x, w, launch=launch) for w in ws]
+
+        compare(f"dense-bf16 {name} {n}x{k}", nbytes, old, new, DENSE_LAUNCHES, rows)
+
+
 def bench_moe(rows, dev):
     from sglang_triton import moe, moe_decode
 
@@ -221,12 +255,54 @@ def bench_moe(rows, dev):
     moe.USE_DECODE = True
 
 
+FAMILIES = {  # bench prefix: (module path, launch table, switch that routes M=1 to the GEMV)
+    "fp8-block": ("sglang_cuda.kernels.gemv_fp8", "GEMV_FP8_LAUNCH", None),
+    "int4-awq": ("sglang_triton.gemv_int4", "GEMV_INT4_LAUNCH", "sglang_triton.gemm_int4"),
+    "dense-bf16": ("sglang_triton.gemv", "GEMV_LAUNCH", "sglang_triton.dense"),
+}
+
+
+def pick_best(rows) -> dict:
+    """Per kernel family, the launch with the least total time over the shapes (every shape
+    measured without error), and whether it beats the path it replaces in total:
+    {family: {"module", "table", "launch", "us", "old_us", "use_gemv_module"}}."""
+    best = {}
+    for fam, (module, table, switch) in FAMILIES.items():
+        fam_rows = [r for r in rows if r["kernel"].startswith(fam + " ")]
+        if not fam_rows:
+            continue
+        keys = [k for k, v in fam_rows[0].items() if isinstance(v, dict)]
+        totals = {
+            k: sum(r[k]["us"] for r in fam_rows)
+            for k in keys
+            if all(isinstance(r.get(k), dict) for r in fam_rows)
+        }
+        if not totals:
+            continue
+        key = min(totals, key=totals.get)
+        best[fam] = {
+            "module": module,
+            "table": table,
+            "launch": fam_rows[0][key]["launch"] or {},
+            "us": totals[key],
+            "old_us": sum(r["old_us"] for r in fam_rows),
+            "switch": switch,
+        }
+    return best
+
+
 def main(argv=None) -> int:
     global CHECK, SHAPES_8B, L2_SPAN, OUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="fp8,int4,moe")
+    ap.add_argument("--only", default="fp8,int4,dense,moe")
     ap.add_argument("--out", default=None)
     ap.add_argument("--check", action="store_true", help="CPU plumbing check, tiny shapes")
+    ap.add_argument(
+        "--pick-best",
+        metavar="FILE",
+        help="write each family's fastest launch (and whether it beats the old path) as JSON, "
+        "for benchmarks/bench_cuda_llama8b.py --launch-overrides",
+    )
     args = ap.parse_args(argv)
     OUT = args.out
     dev = torch.device("cuda")
@@ -236,7 +312,7 @@ def main(argv=None) -> int:
         SHAPES_8B = {"qkv": (48, 256), "down": (32, 384)}
         QWEN3_MOE.update(experts=16, hidden=64, inter=32)
     rows: list[dict] = []
-    benches = {"fp8": bench_fp8, "int4": bench_int4, "moe": bench_moe}
+    benches = {"fp8": bench_fp8, "int4": bench_int4, "dense": bench_dense, "moe": bench_moe}
     for name in args.only.split(","):
         try:
             benches[name](rows, dev)
@@ -244,6 +320,12 @@ def main(argv=None) -> int:
             print(f"{name}: failed: {type(e).__name__}: {e}", flush=True)
         if not CHECK:
             torch.cuda.empty_cache()
+    if args.pick_best:
+        best = pick_best(rows)
+        with open(args.pick_best, "w") as f:
+            json.dump(best, f, indent=1)
+        for fam, b in best.items():
+            print(f"best {fam}: {b['launch']} {b['us']:.1f} us (old path {b['old_us']:.1f} us)")
     return 0
 
 

@@ -54,6 +54,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--config", required=True, help="a directory holding config.json")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--launch-overrides",
+        metavar="FILE",
+        help="decode GEMV launches from bench_decode_gemv.py --pick-best (benchmarks/"
+        "launch_overrides.py)",
+    )
     p.add_argument("--only", default="ac")
     p.add_argument("--out", default="moe.jsonl")
     p.add_argument("--random-prompts", type=int, default=256)
@@ -68,6 +74,9 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from launch_overrides import apply as apply_launches
+
+    launches = apply_launches(args.launch_overrides)
     from sglang.bench_offline_throughput import throughput_scheduler
     from sglang.bench_one_batch import StaticBatch
     from sglang.benchmark.report import append_jsonl, environment
@@ -109,6 +118,7 @@ def main(argv=None) -> int:
         "max_total_tokens": info["max_total_tokens"],
         "kernels": info["kernels"],
         **environment(),
+        **({"launch_overrides": launches} if launches else {}),
     }
     print(json.dumps(head, indent=1), flush=True)
 

@@ -1,4 +1,4 @@
-"""The decode GEMV kernels (gemv_fp8 and its tensor-core variant, gemv_int4, moe_decode)
+"""The decode GEMV kernels (gemv_fp8 and its tensor-core variant, gemv_int4, moe_decode; split-K too)
 compiled for an H100/H200 (sm_90) without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests' interpreter
 mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
 the compiler refuses (a global that is not a constexpr, a type mismatch in a branch) and
@@ -44,13 +44,15 @@ SCRIPT = textwrap.dedent(
 
     out = []
     f = gemv_fp8.GEMV_FP8_LAUNCH
-    sig = dict(X=B, W="*fp8e4nv", WS=F32, XS=F32, B=B, Y=B, M=I32, N=I32, K=I32, stride_xm=I32,
-               stride_wn=I32, stride_ws=I32, stride_ym=I32, SCHEME=C, STATIC=C, HAS_BIAS=C,
-               GROUP_N=C, KG=C, KC=C, BLOCK_N=C, EMULATE=C)
-    for scheme, static in ((2, False), (1, False), (0, False), (0, True)):
+    sig = dict(X=B, W="*fp8e4nv", WS=F32, XS=F32, B=B, Y=B, PART=F32, COUNT="*i32", M=I32,
+               N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_wn=I32, stride_ws=I32,
+               stride_ym=I32, SCHEME=C, STATIC=C, HAS_BIAS=C, GROUP_N=C, KG=C, KC=C, BLOCK_N=C,
+               EMULATE=C, SPLIT=C)
+    for scheme, static, split in ((2, False, 1), (2, False, 4), (1, False, 1), (0, False, 1),
+                                  (0, True, 1)):
         kg, kc = (f["block_k"] // 128, 128) if scheme == 2 else (1, f["block_k"])
         consts = dict(SCHEME=scheme, STATIC=static, HAS_BIAS=True, GROUP_N=128, KG=kg, KC=kc,
-                      BLOCK_N=f["block_n"], EMULATE=False)
+                      BLOCK_N=f["block_n"], EMULATE=False, SPLIT=split)
         out.append(build(gemv_fp8._fp8_gemv_kernel, sig, consts, f["num_warps"], f["num_stages"]))
     sig = dict(X=B, W="*fp8e4nv", WS=F32, B=B, Y=B, M=I32, N=I32, K=I32, stride_xm=I32,
                stride_wn=I32, stride_ws=I32, stride_ym=I32, HAS_BIAS=C, GROUP_N=C, KC=C,
@@ -59,13 +61,14 @@ SCRIPT = textwrap.dedent(
         consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, EMULATE=False)
         out.append(build(gemv_fp8._fp8_block_dot_kernel, sig, consts, 4, 3))
     g = gemv_int4.GEMV_INT4_LAUNCH
-    sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, M=I32, N=I32, K=I32,
-               stride_xm=I32, stride_qk=I32, stride_s=I32, stride_ym=I32, G=C, HAS_PERM=C,
-               HAS_BIAS=C, BLOCK_N=C, KP=C, GATHER=C)
+    sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
+               M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
+               stride_s=I32, stride_ym=I32, G=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, KP=C,
+               GATHER=C, SPLIT=C)
     kp = gemv_int4.words_per_step(128, g["block_k"])
-    for perm in (False, True):
+    for perm, split in ((False, 1), (True, 1), (False, 4)):
         consts = dict(G=128, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"], KP=kp,
-                      GATHER=not gemv_int4.one_group_steps(128, kp))
+                      GATHER=not gemv_int4.one_group_steps(128, kp), SPLIT=split)
         out.append(build(gemv_int4._int4_gemv_kernel, sig, consts, g["num_warps"],
                          g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
@@ -99,6 +102,6 @@ def test_decode_kernels_compile_for_sm90_without_spills():
     import json
 
     kernels = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(kernels) == 11
+    assert len(kernels) == 13
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"

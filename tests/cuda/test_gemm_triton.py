@@ -37,3 +37,19 @@ def _gemv_dense(x, weight, bias=None):
 )
 def test_dense_one_row_gemv(case):
     kc.check("gemm.dense", _gemv_dense, case)
+
+
+@pytest.mark.parametrize("split", [2, 3, "auto"])
+@pytest.mark.parametrize(
+    "case",
+    kc.params("gemm.dense", lambda c: c.params["m"] == 1 and not c.name.startswith("f32"))[:3],
+)
+def test_dense_one_row_gemv_split_k(case, split):
+    """The same with K split over programs and the partial sums added by the last one."""
+    from sglang_triton import gemv
+
+    def run(x, weight, bias=None):
+        launch = {"block_k": 32, "split_k": split}
+        return gemv.gemv(x, weight.to(x.dtype), bias, launch=launch)
+
+    kc.check("gemm.dense", run, case)

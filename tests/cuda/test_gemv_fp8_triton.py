@@ -53,13 +53,19 @@ LAUNCHES = (
     {"block_n": 64, "block_k": 1024, "num_warps": 8},
     {"block_n": 16, "block_k": 128, "num_warps": 4, "dot": True},  # tensor cores, block only
     {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True},
+    {"block_n": 16, "block_k": 128, "num_warps": 4, "split_k": 3},  # split-K, finished in-kernel
+    {"block_n": 32, "block_k": 256, "num_warps": 4, "split_k": "auto"},
 )
 
 
 @pytest.mark.parametrize(
     "launch",
     LAUNCHES,
-    ids=lambda c: f"n{c['block_n']}-k{c['block_k']}" + ("-dot" if c.get("dot") else ""),
+    ids=lambda c: (
+        f"n{c['block_n']}-k{c['block_k']}"
+        + ("-dot" if c.get("dot") else "")
+        + (f"-split{c['split_k']}" if "split_k" in c else "")
+    ),
 )
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[7], CASES[10]])
 def test_gemv_fp8_launches(case, launch):

@@ -51,10 +51,16 @@ LAUNCHES = (  # steps inside one group, over several groups (gathered scales)
     {"block_n": 8, "block_k": 32, "num_warps": 1},
     {"block_n": 32, "block_k": 64, "num_warps": 4},
     {"block_n": 64, "block_k": 256, "num_warps": 8},
+    {"block_n": 16, "block_k": 32, "num_warps": 2, "split_k": 3},  # split-K, finished in-kernel
+    {"block_n": 32, "block_k": 64, "num_warps": 4, "split_k": "auto"},
 )
 
 
-@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: f"n{c['block_n']}-k{c['block_k']}")
+def _launch_id(c):
+    return f"n{c['block_n']}-k{c['block_k']}" + (f"-split{c['split_k']}" if "split_k" in c else "")
+
+
+@pytest.mark.parametrize("launch", LAUNCHES, ids=_launch_id)
 @pytest.mark.parametrize("case", [CASES[2], CASES[8], CASES[10]])
 def test_gemv_int4_launches(case, launch):
     kc.check("gemm.int4", _gemv(launch), case, prepare=gemm_int4.prepare)

@@ -4,8 +4,9 @@ At M = 1 a linear layer is a pure read of W, so its time is W's bytes over the m
 bandwidth the kernel reaches. Each program owns BLOCK_N output features and streams their
 rows of W in [BLOCK_N, BLOCK_K] tiles, multiplying by x in float32 registers and reducing
 along K once at the end (one tree reduction per program, not one per tile). Small BLOCK_N
-gives thousands of programs even for N = 4096, so every SM has several tiles in flight; no
-split-K, no atomics, no second kernel. float32 inputs are not taken (cuBLAS keeps those).
+gives hundreds of programs even for N = 4096; split-K (split_k.py: "split_k" in the launch)
+multiplies them for a small N or a long K, finished in the same kernel. float32 inputs are not
+taken (cuBLAS keeps those).
 
 Used by `dense` in gemm.py when x has one row and the dtype is bfloat16 or float16, where it
 is faster than cuBLAS (see GEMV_LAUNCH and benchmarks/tune_cuda_decode.py --gemv).
@@ -21,9 +22,11 @@ try:
 except ImportError:
     triton = None
     tl = None
+else:
+    from sglang_triton import split_k
 
-GEMV_LAUNCH = {"block_n": 16, "block_k": 1024, "num_warps": 8, "num_stages": 3}
-"""Launch parameters (a tuning run may pass others per call)."""
+GEMV_LAUNCH = {"block_n": 16, "block_k": 1024, "num_warps": 8, "num_stages": 3, "split_k": 1}
+"""Launch parameters (a tuning run may pass others per call); split_k: a number or "auto"."""
 
 DTYPES = (torch.bfloat16, torch.float16)
 
@@ -36,21 +39,28 @@ if triton is not None:
         W,
         B,
         Y,
+        PART,
+        COUNT,
         N,
         K,
+        steps_per_split,
         stride_wn,
         HAS_BIAS: tl.constexpr,
         BLOCK_N: tl.constexpr,
         BLOCK_K: tl.constexpr,
         EVEN_K: tl.constexpr,
+        SPLIT: tl.constexpr,
     ):
         pid = tl.program_id(0)
+        ks = tl.program_id(1)
         rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
         row_ok = rows < N
         cols = tl.arange(0, BLOCK_K)
         acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
         w_ptr = W + rows[:, None].to(tl.int64) * stride_wn + cols[None, :]
-        for k0 in range(0, K, BLOCK_K):
+        k_begin = ks * steps_per_split * BLOCK_K
+        k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+        for k0 in range(k_begin, k_end, BLOCK_K):
             if EVEN_K:
                 x = tl.load(X + k0 + cols)
                 w = tl.load(w_ptr + k0, mask=row_ok[:, None], other=0.0)
@@ -60,9 +70,20 @@ if triton is not None:
                 w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
         y = tl.sum(acc, axis=1)
-        if HAS_BIAS:
-            y += tl.load(B + rows, mask=row_ok, other=0.0).to(tl.float32)
-        tl.store(Y + rows, y.to(Y.dtype.element_ty), mask=row_ok)
+        split_k.finish(
+            y,
+            Y + rows,
+            B + rows,
+            row_ok,
+            PART,
+            COUNT,
+            pid,
+            ks,
+            tl.num_programs(0),
+            HAS_BIAS,
+            SPLIT,
+            BLOCK_N,
+        )
 
 
 def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -88,18 +109,25 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias=None, launch=None) -> torch
         return y.zero_() if bias is None else y.copy_(bias.to(y.dtype).expand_as(y))
     x = x.contiguous()
     block_n, block_k = cfg["block_n"], cfg["block_k"]
-    _gemv_kernel[(triton.cdiv(n, block_n),)](
+    slots = triton.cdiv(n, block_n)
+    steps = triton.cdiv(k, block_k)
+    split = split_k.choose(cfg.get("split_k", 1), slots, steps, x.device)
+    _gemv_kernel[(slots, split)](
         x,
         weight,
         bias if bias is not None else y,
         y,
+        split_k.workspace(split, slots, block_n, x.device),
+        split_k.counters(x.device) if split > 1 else y,
         n,
         k,
+        triton.cdiv(steps, split),
         weight.stride(0),
         HAS_BIAS=bias is not None,
         BLOCK_N=block_n,
         BLOCK_K=block_k,
         EVEN_K=k % block_k == 0,
+        SPLIT=split,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
     )

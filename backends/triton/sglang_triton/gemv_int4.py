@@ -5,7 +5,7 @@ with float32 scales and zero-times-scale [K/G, N] (gemm_int4's module docstring)
 linear is a read of those 4-bit codes, so each program owns BLOCK_N output columns and streams
 [KP, BLOCK_N] words (8 * KP input rows) down K: the words are unpacked in registers into a
 [KP, 8, BLOCK_N] tile, (q * s - zs) * x accumulated in float32 there, and the tile reduced
-along K once at the end. No tl.dot, no split-K. A step within one scale group reads one row of
+along K once at the end. No tl.dot. A step within one scale group reads one row of
 scales; a step over several groups (8 * KP > G: more bytes in flight per program) or across a
 group boundary reads each word row's scales (G / 8 rows share one, from L1). A nibble becomes a float as
 the bit pattern of 2^23 + q minus 2^23 (a logic op and an add: integer-to-float conversions
@@ -21,13 +21,21 @@ import torch
 import triton
 import triton.language as tl
 
+from sglang_triton import split_k
 from sglang_triton.target import merged, warps
 
 MAX_ROWS = 4
 """Rows of x up to which gemm.int4 takes this kernel (more: the tiled W4A16 GEMM)."""
 
-GEMV_INT4_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3}
-"""Launch parameters; block_k: input rows per step (a power of two)."""
+GEMV_INT4_LAUNCH = {
+    "block_n": 16,
+    "block_k": 512,
+    "num_warps": 8,
+    "num_stages": 3,
+    "split_k": 1,
+}
+"""Launch parameters; block_k: input rows per step (a power of two); split_k: programs per
+output block along K (a number, or "auto": split_k.choose)."""
 
 
 @triton.jit
@@ -39,9 +47,12 @@ def _int4_gemv_kernel(
     PERM,
     B,
     Y,
+    PART,
+    COUNT,
     M,
     N,
     K,
+    steps_per_split,
     stride_xm,
     stride_qk,
     stride_s,
@@ -52,8 +63,10 @@ def _int4_gemv_kernel(
     BLOCK_N: tl.constexpr,
     KP: tl.constexpr,
     GATHER: tl.constexpr,
+    SPLIT: tl.constexpr,
 ):
     pid = tl.program_id(0)
+    ks = tl.program_id(1)
     m = pid % M
     nb = pid // M
     cols = nb * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -65,7 +78,9 @@ def _int4_gemv_kernel(
     word_rows = tl.cdiv(K, 8)
     x_row = X + m.to(tl.int64) * stride_xm
     acc = tl.zeros([KP, 8, BLOCK_N], tl.float32)
-    for k0 in range(0, K, KP * 8):
+    k_begin = ks * steps_per_split * (KP * 8)
+    k_end = tl.minimum(K, k_begin + steps_per_split * (KP * 8))
+    for k0 in range(k_begin, k_end, KP * 8):
         kk = k0 + k_in_step
         k_ok = kk < K
         if HAS_PERM:
@@ -92,9 +107,20 @@ def _int4_gemv_kernel(
             zs = tl.load(ZS + g_off, mask=col_ok, other=0.0)[None, None, :]
         acc += (q * s - zs) * x[:, :, None]
     y = tl.sum(tl.sum(acc, axis=0), axis=0)
-    if HAS_BIAS:
-        y += tl.load(B + cols, mask=col_ok, other=0.0).to(tl.float32)
-    tl.store(Y + m.to(tl.int64) * stride_ym + cols, y.to(Y.dtype.element_ty), mask=col_ok)
+    split_k.finish(
+        y,
+        Y + m.to(tl.int64) * stride_ym + cols,
+        B + cols,
+        col_ok,
+        PART,
+        COUNT,
+        pid,
+        ks,
+        tl.num_programs(0),
+        HAS_BIAS,
+        SPLIT,
+        BLOCK_N,
+    )
 
 
 def words_per_step(group_size: int, block_k: int) -> int:
@@ -129,7 +155,11 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
     x = x if x.stride(-1) == 1 else x.contiguous()
     block_n = cfg["block_n"]
     kp = words_per_step(w.group_size, cfg["block_k"])
-    _int4_gemv_kernel[(triton.cdiv(w.n, block_n) * m,)](
+    slots = triton.cdiv(w.n, block_n) * m
+    steps = triton.cdiv(w.k, kp * 8)
+    split = split_k.choose(cfg["split_k"], slots, steps, x.device)
+    per_split = triton.cdiv(steps, split)
+    _int4_gemv_kernel[(slots, split)](
         x,
         w.qweight,
         w.scales,
@@ -137,9 +167,12 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         w.perm if w.perm is not None else w.qweight,
         bias if bias is not None else y,
         y,
+        split_k.workspace(split, slots, block_n, x.device),
+        split_k.counters(x.device) if split > 1 else y,
         m,
         w.n,
         w.k,
+        per_split,
         x.stride(0),
         w.qweight.stride(0),
         w.scales.stride(0),
@@ -150,6 +183,7 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         BLOCK_N=block_n,
         KP=kp,
         GATHER=not one_group_steps(w.group_size, kp),
+        SPLIT=split,
         num_warps=warps(cfg["num_warps"], launch),
         num_stages=cfg["num_stages"],
     )

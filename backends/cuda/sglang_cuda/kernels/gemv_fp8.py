@@ -3,8 +3,7 @@
 At M = 1 a linear is a pure read of W, so the kernel is shaped like sglang_triton.gemv: each
 program owns BLOCK_N output features and streams their rows of W in [BLOCK_N, KG, KC] tiles
 (KG scale groups of KC columns; KG * KC = BLOCK_K), multiplying by the dequantized activations
-in float32 registers and reducing along K once at the end. No split-K, no atomics, and no
-separate quantization kernels: the activations are quantized inside the kernel exactly as the
+in float32 registers and reducing along K once at the end. No separate quantization kernels: the activations are quantized inside the kernel exactly as the
 spec says (sglang.ops.gemm_fp8 / sglang.ops.quant.fp8):
 
   block        per token per group of GROUP_K along K: s = amax / 448 over the group, q =
@@ -17,8 +16,9 @@ spec says (sglang.ops.gemm_fp8 / sglang.ops.quant.fp8):
   per_tensor   one scale for all of x (a first pass over its M rows), or the static
                input_scale; the weight's scale at the end.
 
-A program serves one (row of x, block of N): program ids run the M rows of one weight block
-next to each other, so for M > 1 the second read of a block comes from L2.
+A program serves one (row of x, block of N, part of K): program ids run the M rows of one
+weight block next to each other, so for M > 1 the second read of a block comes from L2.
+Split-K (sglang_triton.split_k: "split_k" in the launch) gives a small N more programs.
 
 The e4m3 rounding is the hardware's saturating round-to-nearest-even cast on a GPU. Triton's
 interpreter rounds some values wrongly when they round up to the next power of two (triton 3.9:
@@ -31,14 +31,22 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from sglang_triton import split_k
 from sglang_triton.common import INTERPRET
 
 MAX_ROWS = 4
 """Rows of x up to which gemm.fp8 takes this kernel (more: the tiled scaled GEMM)."""
 
-GEMV_FP8_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 8, "num_stages": 3}
+GEMV_FP8_LAUNCH = {
+    "block_n": 16,
+    "block_k": 512,
+    "num_warps": 8,
+    "num_stages": 3,
+    "split_k": 1,
+}
 """Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own).
-"dot": True takes the tensor-core variant for block scales (_fp8_block_dot_kernel)."""
+"dot": True takes the tensor-core variant for block scales (_fp8_block_dot_kernel); split_k:
+programs per output block along K (a number, or "auto": sglang_triton.split_k.choose)."""
 
 # Globals a kernel reads must be constexprs (the compiler refuses others; the interpreter
 # does not check).
@@ -76,9 +84,12 @@ def _fp8_gemv_kernel(
     XS,
     B,
     Y,
+    PART,
+    COUNT,
     M,
     N,
     K,
+    steps_per_split,
     stride_xm,
     stride_wn,
     stride_ws,
@@ -91,8 +102,10 @@ def _fp8_gemv_kernel(
     KC: tl.constexpr,
     BLOCK_N: tl.constexpr,
     EMULATE: tl.constexpr,
+    SPLIT: tl.constexpr,
 ):
     pid = tl.program_id(0)
+    ks = tl.program_id(1)
     m = pid % M
     nb = pid // M
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -125,7 +138,9 @@ def _fp8_gemv_kernel(
 
     acc = tl.zeros([BLOCK_N, KG, KC], tl.float32)
     w_ptr = W + rows[:, None, None].to(tl.int64) * stride_wn + koff[None, :, :]
-    for k0 in range(0, K, KG * KC):
+    k_begin = ks * steps_per_split * (KG * KC)
+    k_end = tl.minimum(K, k_begin + steps_per_split * (KG * KC))
+    for k0 in range(k_begin, k_end, KG * KC):
         k = k0 + koff
         k_ok = k < K
         x = tl.load(x_row + k, mask=k_ok, other=0.0).to(tl.float32)
@@ -144,9 +159,20 @@ def _fp8_gemv_kernel(
         y = y * tl.load(WS + rows, mask=row_ok, other=0.0)
     elif SCHEME == PER_TENSOR:
         y = y * tl.load(WS)
-    if HAS_BIAS:
-        y += tl.load(B + rows, mask=row_ok, other=0.0).to(tl.float32)
-    tl.store(Y + m.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
+    split_k.finish(
+        y,
+        Y + m.to(tl.int64) * stride_ym + rows,
+        B + rows,
+        row_ok,
+        PART,
+        COUNT,
+        pid,
+        ks,
+        tl.num_programs(0),
+        HAS_BIAS,
+        SPLIT,
+        BLOCK_N,
+    )
 
 
 @triton.jit
@@ -265,16 +291,22 @@ def gemv_fp8(
             num_stages=cfg["num_stages"],
         )
         return y
-    _fp8_gemv_kernel[(triton.cdiv(n, block_n) * m,)](
+    slots = triton.cdiv(n, block_n) * m
+    steps = triton.cdiv(k, kg * kc)
+    split = split_k.choose(cfg.get("split_k", 1), slots, steps, x.device)
+    _fp8_gemv_kernel[(slots, split)](
         x,
         weight,
         ws,
         xs,
         bias if bias is not None else y,
         y,
+        split_k.workspace(split, slots, block_n, x.device),
+        split_k.counters(x.device) if split > 1 else y,
         m,
         n,
         k,
+        triton.cdiv(steps, split),
         x.stride(0),
         weight.stride(0),
         ws.stride(0) if ws.dim() == 2 else 0,
@@ -287,6 +319,7 @@ def gemv_fp8(
         KC=kc,
         BLOCK_N=block_n,
         EMULATE=_EMULATE_CAST,
+        SPLIT=split,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
     )
