@@ -32,13 +32,15 @@ SHAPES_8B = {
     "down": (4096, 14336),
 }  # name: (N, K)
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
-FP8_LAUNCHES = [
+FP8_LAUNCHES = [  # the default quantizes x once per call; fused_act: in every program's loop
     None,
-    {"split_k": "auto"},
-    {"block_n": 16, "block_k": 256, "num_warps": 4, "split_k": "auto"},
+    {"fused_act": True, "split_k": 1, "block_n": 16, "block_k": 512, "num_warps": 8},
     {"block_n": 32, "block_k": 256, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 16, "block_k": 512, "num_warps": 8, "split_k": 4},
-    {"block_n": 8, "block_k": 512, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 16, "block_k": 512, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 16, "block_k": 1024, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 32, "block_k": 512, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 64, "block_k": 256, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 16, "block_k": 512, "num_warps": 8, "split_k": "auto"},
 ]
 INT4_LAUNCHES = [  # the words are rows of N: wide blocks of N, split along K
     None,
@@ -208,7 +210,8 @@ def bench_dense(rows, dev):
     import torch.nn.functional as F
     from sglang_triton import gemv
 
-    for name, (n, k) in SHAPES_8B.items():
+    shapes = dict(SHAPES_8B, **({} if CHECK else {"lm_head": (128256, 4096)}))
+    for name, (n, k) in shapes.items():
         nbytes = n * k * 2
         ws = [
             torch.randn(n, k, device=dev, dtype=torch.bfloat16) * k**-0.5

@@ -47,13 +47,19 @@ SCRIPT = textwrap.dedent(
     sig = dict(X=B, W="*fp8e4nv", WS=F32, XS=F32, B=B, Y=B, PART=F32, COUNT="*i32", M=I32,
                N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_wn=I32, stride_ws=I32,
                stride_ym=I32, SCHEME=C, STATIC=C, HAS_BIAS=C, GROUP_N=C, KG=C, KC=C, BLOCK_N=C,
-               EMULATE=C, SPLIT=C)
-    for scheme, static, split in ((2, False, 1), (2, False, 4), (1, False, 1), (0, False, 1),
-                                  (0, True, 1)):
+               EMULATE=C, SPLIT=C, PRE=C)
+    for scheme, static, split, pre in ((2, False, 1, True), (2, False, 4, True),
+                                       (2, False, 1, False), (1, False, 1, True),
+                                       (0, False, 1, False), (0, True, 1, True)):
         kg, kc = (f["block_k"] // 128, 128) if scheme == 2 else (1, f["block_k"])
         consts = dict(SCHEME=scheme, STATIC=static, HAS_BIAS=True, GROUP_N=128, KG=kg, KC=kc,
-                      BLOCK_N=f["block_n"], EMULATE=False, SPLIT=split)
+                      BLOCK_N=f["block_n"], EMULATE=False, SPLIT=split, PRE=pre)
         out.append(build(gemv_fp8._fp8_gemv_kernel, sig, consts, f["num_warps"], f["num_stages"]))
+    sig = dict(X=B, XS=F32, XD=F32, M=I32, K=I32, stride_xm=I32, SCHEME=C, STATIC=C, KG=C, KC=C,
+               EMULATE=C)
+    for scheme, kg, kc in ((2, 8, 128), (1, 1, 1024), (0, 1, 1024)):
+        consts = dict(SCHEME=scheme, STATIC=False, KG=kg, KC=kc, EMULATE=False)
+        out.append(build(gemv_fp8._fp8_act_kernel, sig, consts, 4, 3))
     sig = dict(X=B, W="*fp8e4nv", WS=F32, B=B, Y=B, M=I32, N=I32, K=I32, stride_xm=I32,
                stride_wn=I32, stride_ws=I32, stride_ym=I32, HAS_BIAS=C, GROUP_N=C, KC=C,
                BLOCK_N=C, EMULATE=C)
@@ -102,6 +108,6 @@ def test_decode_kernels_compile_for_sm90_without_spills():
     import json
 
     kernels = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(kernels) == 13
+    assert len(kernels) == 17
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"

@@ -55,6 +55,8 @@ LAUNCHES = (
     {"block_n": 64, "block_k": 128, "num_warps": 4, "dot": True},
     {"block_n": 16, "block_k": 128, "num_warps": 4, "split_k": 3},  # split-K, finished in-kernel
     {"block_n": 32, "block_k": 256, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 16, "block_k": 256, "num_warps": 4, "fused_act": True},  # quantized in the loop
+    {"block_n": 32, "block_k": 128, "num_warps": 4, "fused_act": True, "split_k": 2},
 )
 
 

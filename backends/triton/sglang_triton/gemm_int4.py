@@ -29,11 +29,11 @@ from sglang_triton import gemv_int4
 from sglang_triton.common import grouped_tile, mma
 from sglang_triton.target import warps
 
-USE_GEMV = False
-"""Few-row calls through gemv_int4 (off: the tiled kernel for every M). Off: on an H200 its
-best launch per shape only ties the tiled kernel at M = 1 (Llama-8B layers, AWQ g128: 255 us a
-layer both ways) and its default lost (AWQ batch-1 ITL 14.1 ms against 9.0 ms); see
-docs/benchmarks.md, "Decode kernels at one row"."""
+USE_GEMV = True
+"""Few-row calls through gemv_int4 (off: the tiled kernel for every M). On since its launch
+became 128 columns wide and split along K: on an H200, Llama-8B layers, AWQ g128, M = 1, 137 us
+a layer against the tiled kernel's 254 (batch-1 ITL 9.0 -> 5.2 ms); the 16-wide unsplit
+launch lost (14.1 ms). See docs/benchmarks.md, "Decode kernels at one row"."""
 
 
 class Int4Weight(NamedTuple):

@@ -28,14 +28,16 @@ MAX_ROWS = 4
 """Rows of x up to which gemm.int4 takes this kernel (more: the tiled W4A16 GEMM)."""
 
 GEMV_INT4_LAUNCH = {
-    "block_n": 16,
-    "block_k": 512,
-    "num_warps": 8,
+    "block_n": 128,
+    "block_k": 128,
+    "num_warps": 4,
     "num_stages": 3,
-    "split_k": 1,
+    "split_k": "auto",
 }
 """Launch parameters; block_k: input rows per step (a power of two); split_k: programs per
-output block along K (a number, or "auto": split_k.choose)."""
+output block along K (a number, or "auto": split_k.choose). The fastest of 7 launches on an
+H200 (benchmarks/bench_decode_gemv.py: 823-939 GB/s on the Llama-8B shapes, the 16-wide
+unsplit launch 281-306): 512-byte runs of each word row, one scale group per step."""
 
 
 @triton.jit

@@ -3,14 +3,15 @@
 At M = 1 a linear is a pure read of W, so the kernel is shaped like sglang_triton.gemv: each
 program owns BLOCK_N output features and streams their rows of W in [BLOCK_N, KG, KC] tiles
 (KG scale groups of KC columns; KG * KC = BLOCK_K), multiplying by the dequantized activations
-in float32 registers and reducing along K once at the end. No separate quantization kernels: the activations are quantized inside the kernel exactly as the
-spec says (sglang.ops.gemm_fp8 / sglang.ops.quant.fp8):
+in float32 registers and reducing along K once at the end. The activations are quantized
+exactly as the spec says (sglang.ops.gemm_fp8 / sglang.ops.quant.fp8), once per call by
+_fp8_act_kernel (a float32 copy of their dequantized codes; "fused_act" in the launch: inside
+every program's loop instead, as before, where the divisions bound the loop):
 
   block        per token per group of GROUP_K along K: s = amax / 448 over the group, q =
-               e4m3(clamp(x / s)); each tile step holds KG whole groups, so every program
-               recomputes the groups it reads (x is a few KiB, in L1/L2); the weight's block
-               scale (one per GROUP_N rows: BLOCK_N divides GROUP_N) is folded into the
-               dequantized activation vector, so a weight costs one convert and one FMA;
+               e4m3(clamp(x / s)); the weight's block scale (one per GROUP_N rows: BLOCK_N
+               divides GROUP_N) is folded into the dequantized activation vector, so a
+               weight costs one convert and one FMA;
   per_channel  per token over all of K (a first pass over x's row for its amax); the weight's
                per-row scale multiplies the reduced row at the end;
   per_tensor   one scale for all of x (a first pass over its M rows), or the static
@@ -46,7 +47,9 @@ GEMV_FP8_LAUNCH = {
 }
 """Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own).
 "dot": True takes the tensor-core variant for block scales (_fp8_block_dot_kernel); split_k:
-programs per output block along K (a number, or "auto": sglang_triton.split_k.choose)."""
+programs per output block along K (a number, or "auto": sglang_triton.split_k.choose);
+"fused_act": True quantizes the activations inside the GEMV's loop (every program, every
+step) instead of once per call in _fp8_act_kernel (the default)."""
 
 # Globals a kernel reads must be constexprs (the compiler refuses others; the interpreter
 # does not check).
@@ -103,6 +106,7 @@ def _fp8_gemv_kernel(
     BLOCK_N: tl.constexpr,
     EMULATE: tl.constexpr,
     SPLIT: tl.constexpr,
+    PRE: tl.constexpr,
 ):
     pid = tl.program_id(0)
     ks = tl.program_id(1)
@@ -116,7 +120,7 @@ def _fp8_gemv_kernel(
     x_row = X + m.to(tl.int64) * stride_xm
 
     xs = 1.0
-    if SCHEME != BLOCK:
+    if SCHEME != BLOCK and not PRE:
         if STATIC:
             xs = tl.load(XS).to(tl.float32)
         else:
@@ -144,7 +148,12 @@ def _fp8_gemv_kernel(
         k = k0 + koff
         k_ok = k < K
         x = tl.load(x_row + k, mask=k_ok, other=0.0).to(tl.float32)
-        if SCHEME == BLOCK:
+        if PRE:  # x holds the quantized activations, dequantized (_fp8_act_kernel)
+            xd = x
+            if SCHEME == BLOCK:
+                g = k0 // KC + kg
+                xd = x * tl.load(ws_row + g, mask=g < n_groups, other=0.0)[:, None]
+        elif SCHEME == BLOCK:
             s = tl.math.div_rn(tl.max(tl.abs(x), axis=1), E4M3_MAX)  # [KG]: one per group
             q = _e4m3(tl.math.div_rn(x, _safe(s)[:, None]), EMULATE)
             g = k0 // KC + kg
@@ -173,6 +182,57 @@ def _fp8_gemv_kernel(
         SPLIT,
         BLOCK_N,
     )
+
+
+@triton.jit
+def _fp8_act_kernel(
+    X,
+    XS,
+    XD,
+    M,
+    K,
+    stride_xm,
+    SCHEME: tl.constexpr,
+    STATIC: tl.constexpr,
+    KG: tl.constexpr,
+    KC: tl.constexpr,
+    EMULATE: tl.constexpr,
+):
+    """x [M, K] -> its e4m3 quantization, dequantized, in float32 (XD [M, K], contiguous): the
+    activation half of the scheme, once per call rather than in every program of the GEMV
+    (a per-element IEEE division and, for blocks, a reduction per group: the GEMV's loop was
+    bound by them, not by the weight's bytes). One program per row and KG * KC columns; the
+    block scheme's groups are KC wide; the other schemes' scale comes from XS (static) or
+    from the amax over the row (per channel) or over all M rows (per tensor)."""
+    m = tl.program_id(0)
+    c = tl.program_id(1)
+    kg = tl.arange(0, KG)
+    kc = tl.arange(0, KC)
+    koff = kg[:, None] * KC + kc[None, :]
+    k = c * (KG * KC) + koff
+    k_ok = k < K
+    x = tl.load(X + m.to(tl.int64) * stride_xm + k, mask=k_ok, other=0.0).to(tl.float32)
+    if SCHEME == BLOCK:
+        s = tl.math.div_rn(tl.max(tl.abs(x), axis=1), E4M3_MAX)  # [KG]: one per group
+        xd = _e4m3(tl.math.div_rn(x, _safe(s)[:, None]), EMULATE) * s[:, None]
+    else:
+        if STATIC:
+            xs = tl.load(XS).to(tl.float32)
+        else:
+            amax = tl.zeros([KG, KC], tl.float32)
+            first = m
+            last = m + 1
+            if SCHEME == PER_TENSOR:
+                first = 0
+                last = M
+            for r in range(first, last):
+                for k0 in range(0, K, KG * KC):
+                    kk = k0 + koff
+                    v = tl.load(X + r * stride_xm + kk, mask=kk < K, other=0.0)
+                    amax = tl.maximum(amax, tl.abs(v.to(tl.float32)))
+            xs = tl.math.div_rn(tl.max(tl.max(amax, axis=1), axis=0), E4M3_MAX)
+        xd = _e4m3(tl.math.div_rn(x, _safe(xs)), EMULATE) * xs
+    tl.store(XD + m.to(tl.int64) * K + k, xd, mask=k_ok)
 
 
 @triton.jit
@@ -247,6 +307,29 @@ def _pow2(v: int) -> bool:
     return v > 0 and v & (v - 1) == 0
 
 
+def quantized_activations(x, scheme, xs, group_k, static):
+    """x [M, K] quantized to e4m3 by the scheme and dequantized, float32 [M, K] (one launch:
+    _fp8_act_kernel); xs is the static input scale (or any float32 tensor when dynamic)."""
+    m, k = x.shape
+    xd = torch.empty((m, k), dtype=torch.float32, device=x.device)
+    kg, kc = (max(1024 // group_k, 1), group_k) if scheme == "block" else (1, 1024)
+    _fp8_act_kernel[(m, triton.cdiv(k, kg * kc))](
+        x,
+        xs,
+        xd,
+        m,
+        k,
+        x.stride(0),
+        SCHEME=_SCHEMES[scheme],
+        STATIC=static,
+        KG=kg,
+        KC=kc,
+        EMULATE=_EMULATE_CAST,
+        num_warps=4,
+    )
+    return xd
+
+
 def gemv_fp8(
     x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None, launch=None
 ):
@@ -291,6 +374,9 @@ def gemv_fp8(
             num_stages=cfg["num_stages"],
         )
         return y
+    pre = not cfg.get("fused_act", False)
+    if pre:
+        x = quantized_activations(x, scheme, xs, block_size[1], input_scale is not None)
     slots = triton.cdiv(n, block_n) * m
     steps = triton.cdiv(k, kg * kc)
     split = split_k.choose(cfg.get("split_k", 1), slots, steps, x.device)
@@ -320,6 +406,7 @@ def gemv_fp8(
         BLOCK_N=block_n,
         EMULATE=_EMULATE_CAST,
         SPLIT=split,
+        PRE=pre,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
     )
