@@ -18,12 +18,12 @@ step() {
     grep -Ev "$QUIET" "$DIR/$name.log" | grep -E "^best|^== |: old|passed|failed|Error" | tail -16
     echo "== $name: exit $rc, $((SECONDS - t0)) s"
 }
-step kernels 110 python3 benchmarks/bench_decode_gemv.py --only fp8,dense \
+step kernels 100 python3 benchmarks/bench_decode_gemv.py --only fp8,dense \
     --out "$DIR/decode_gemv.jsonl" --pick-best "$DIR/best.json"
 LO=""
 [ -s "$DIR/best.json" ] && LO="--launch-overrides $DIR/best.json"
 B8="python3 benchmarks/bench_cuda_llama8b.py --device cuda --out $DIR/itl.jsonl"
-step bf16-default 110 $B8 --quant none --only ac
+step bf16-default 140 $B8 --quant none --only acd --sharegpt .bench8b/sharegpt500.json
 step fp8-block 110 $B8 $LO --quant fp8-block --only ac
 [ -n "$LO" ] && step bf16-picked 60 $B8 $LO --quant none --only a
 step awq 60 $B8 --quant awq --only a
