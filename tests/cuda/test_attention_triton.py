@@ -33,6 +33,16 @@ TOL = {torch.float32: 2e-5, torch.bfloat16: 1.6e-2, torch.float16: 2e-3}
 EXTRA = {
     "splits": {"seqs": ((299, 1),), "heads": 8, "kv_heads": 2},
     "splits-window": {"seqs": ((250, 3), (40, 2)), "heads": 8, "kv_heads": 2, "sliding_window": 70},
+    # gpt-oss's sinks where decode splits (the sink must count once over the splits), with a
+    # window inside splits, and over long new spans
+    "splits-sinks": {"seqs": ((299, 1), (0, 1)), "heads": 8, "kv_heads": 2, "sinks": True},
+    "splits-window-sinks": {
+        "seqs": ((250, 3), (40, 2)),
+        "heads": 8,
+        "kv_heads": 2,
+        "sliding_window": 70,
+        "sinks": True,
+    },
     "group32": {"seqs": ((90, 4), (5, 2)), "heads": 32, "kv_heads": 1, "head_dim": 32},
     "D96-long-new": {
         "seqs": ((10, 70), (0, 65)),
@@ -41,6 +51,13 @@ EXTRA = {
         "head_dim": 96,
         "logit_softcap": 7.0,
         "q_scale": 2.0,
+    },
+    "D64-long-new-window-sinks": {
+        "seqs": ((10, 70), (0, 65)),
+        "heads": 4,
+        "kv_heads": 2,
+        "sliding_window": 20,
+        "sinks": True,
     },
 }
 

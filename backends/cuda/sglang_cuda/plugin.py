@@ -72,7 +72,9 @@ def capabilities_for(arch: tuple[int, int] | None) -> Capabilities:
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
         int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
         int8=ampere,
-        attention_features=frozenset({"gqa", "sliding_window", "logit_softcap", "custom_scale"}),
+        attention_features=frozenset(
+            {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}
+        ),
         kv_layouts=("NHD",),
         page_sizes=(1, 16, 64),
         graph_capture=True,

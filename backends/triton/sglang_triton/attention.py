@@ -24,6 +24,11 @@ the static upper bound cdiv(N, BLOCK_M) + B and surplus programs exit. A program
 new tokens of one head and streams the keys from the first one in reach (0, or the window's
 start) up to its last query's position, masking causally and by the window per element.
 
+Sinks (gpt-oss): one more logit per query head in the softmax's denominator, with no value. The
+running softmax simply starts from it (m = sink, l = 1, acc = 0) instead of from nothing; in
+decode only split 0 starts there, so the sink counts once when stage 2 merges the splits by
+their log-sum-exp (and an empty sequence still gets lse = sink, output 0).
+
 Soft-cap: cap * tanh(s / cap) with tanh = 2 * sigmoid(2x) - 1. Accumulation is float32; float32
 inputs use IEEE dots (Triton's default for float32 is tf32).
 """
@@ -78,6 +83,14 @@ def _precision(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
+def _sinks_arg(sinks: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor:
+    """The kernels' Sinks pointer: the [H] sinks (any float dtype; read as float32), or q as
+    a placeholder the kernel never reads when there are none."""
+    if sinks is None:
+        return q
+    return sinks if sinks.stride(0) == 1 else sinks.contiguous()
+
+
 if triton is not None:
 
     @triton.jit
@@ -117,6 +130,7 @@ if triton is not None:
         V,
         Out,
         LSE,
+        Sinks,
         kv_indptr,
         kv_indices,
         sm_scale,
@@ -145,6 +159,7 @@ if triton is not None:
         MIN_SPLIT: tl.constexpr,
         USE_WINDOW: tl.constexpr,
         USE_SOFTCAP: tl.constexpr,
+        USE_SINKS: tl.constexpr,
         DIRECT: tl.constexpr,
         PRECISION: tl.constexpr,
         UPCAST: tl.constexpr,
@@ -175,6 +190,10 @@ if triton is not None:
         )
         m = tl.full([BLOCK_H], float("-inf"), tl.float32)
         l_sum = tl.zeros([BLOCK_H], tl.float32)
+        if USE_SINKS:  # split 0 starts from the sink: counted once when the splits merge
+            sink = tl.load(Sinks + heads, mask=row_ok, other=0.0).to(tl.float32)
+            m = tl.where(split == 0, sink, m)
+            l_sum = tl.where(split == 0, 1.0, l_sum)
         acc = tl.zeros([BLOCK_H, BLOCK_DV], tl.float32)
         for start in range(lo, hi, BLOCK_N):
             offs = start + tl.arange(0, BLOCK_N)
@@ -324,6 +343,7 @@ if triton is not None:
         K,
         V,
         Out,
+        Sinks,
         qo_indptr,
         kv_indptr,
         kv_indices,
@@ -350,6 +370,7 @@ if triton is not None:
         BLOCK_DV: tl.constexpr,
         USE_WINDOW: tl.constexpr,
         USE_SOFTCAP: tl.constexpr,
+        USE_SINKS: tl.constexpr,
         PRECISION: tl.constexpr,
         UPCAST: tl.constexpr,
     ):
@@ -384,73 +405,49 @@ if triton is not None:
         else:
             # Whole tiles before the block's first query: every key visible to every row.
             full = ((prefix + block * BLOCK_M) // BLOCK_N) * BLOCK_N
-        m = tl.full([BLOCK_M], float("-inf"), tl.float32)
-        l_sum = tl.zeros([BLOCK_M], tl.float32)
+        if USE_SINKS:  # the head's sink starts the running softmax (base 2, as m is)
+            sink = tl.load(Sinks + h).to(tl.float32) * 1.4426950408889634
+            m = tl.full([BLOCK_M], 0.0, tl.float32) + sink
+            l_sum = tl.full([BLOCK_M], 1.0, tl.float32)
+        else:
+            m = tl.full([BLOCK_M], float("-inf"), tl.float32)
+            l_sum = tl.zeros([BLOCK_M], tl.float32)
         acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)
-        for start in range(lo, full, BLOCK_N):
-            acc, m, l_sum = _extend_tile(
-                acc,
-                m,
-                l_sum,
-                q,
-                K,
-                V,
-                kv_indices,
-                kv0,
-                start,
-                hi,
-                q_pos,
-                kv_head,
-                sm_scale,
-                logit_softcap,
-                sliding_window,
-                stride_kn,
-                stride_kh,
-                stride_vn,
-                stride_vh,
-                d,
-                dv,
-                D,
-                DV,
-                BLOCK_N,
-                False,
-                USE_WINDOW,
-                USE_SOFTCAP,
-                PRECISION,
-                UPCAST,
-            )
-        for start in range(full, hi, BLOCK_N):
-            acc, m, l_sum = _extend_tile(
-                acc,
-                m,
-                l_sum,
-                q,
-                K,
-                V,
-                kv_indices,
-                kv0,
-                start,
-                hi,
-                q_pos,
-                kv_head,
-                sm_scale,
-                logit_softcap,
-                sliding_window,
-                stride_kn,
-                stride_kh,
-                stride_vn,
-                stride_vh,
-                d,
-                dv,
-                D,
-                DV,
-                BLOCK_N,
-                True,
-                USE_WINDOW,
-                USE_SOFTCAP,
-                PRECISION,
-                UPCAST,
-            )
+        # Two spans of key tiles, unrolled at compile time: [lo, full) whole tiles every row
+        # sees (no mask), then [full, hi) masked per element.
+        for masked in tl.static_range(2):
+            for start in range(lo if masked == 0 else full, full if masked == 0 else hi, BLOCK_N):
+                acc, m, l_sum = _extend_tile(
+                    acc,
+                    m,
+                    l_sum,
+                    q,
+                    K,
+                    V,
+                    kv_indices,
+                    kv0,
+                    start,
+                    hi,
+                    q_pos,
+                    kv_head,
+                    sm_scale,
+                    logit_softcap,
+                    sliding_window,
+                    stride_kn,
+                    stride_kh,
+                    stride_vn,
+                    stride_vh,
+                    d,
+                    dv,
+                    D,
+                    DV,
+                    BLOCK_N,
+                    masked == 1,
+                    USE_WINDOW,
+                    USE_SOFTCAP,
+                    PRECISION,
+                    UPCAST,
+                )
         out = acc / tl.where(l_sum > 0, l_sum, 1.0)[:, None]
         tl.store(
             Out + (q0 + rows)[:, None] * stride_on + h * stride_oh + dv[None, :],
@@ -484,6 +481,7 @@ def decode(
     sm_scale,
     sliding_window=-1,
     logit_softcap=0.0,
+    sinks=None,
     launch=None,
 ):
     batch, heads, dim = q.shape
@@ -515,6 +513,7 @@ def decode(
         v_cache,
         part,
         lse,
+        _sinks_arg(sinks, q),
         kv_indptr,
         kv_indices,
         float(sm_scale),
@@ -540,6 +539,7 @@ def decode(
         MIN_SPLIT=MIN_SPLIT_LEN,
         USE_WINDOW=sliding_window > 0,
         USE_SOFTCAP=logit_softcap > 0,
+        USE_SINKS=sinks is not None,
         DIRECT=direct,
         PRECISION=_precision(q.dtype),
         UPCAST=_upcast(q),
@@ -606,6 +606,7 @@ def extend(
     sm_scale,
     sliding_window=-1,
     logit_softcap=0.0,
+    sinks=None,
     launch=None,
 ):
     tokens, heads, dim = q.shape
@@ -626,6 +627,7 @@ def extend(
         k_cache,
         v_cache,
         out,
+        _sinks_arg(sinks, q),
         qo_indptr,
         kv_indptr,
         kv_indices,
@@ -652,6 +654,7 @@ def extend(
         BLOCK_DV=block_dv,
         USE_WINDOW=sliding_window > 0,
         USE_SOFTCAP=logit_softcap > 0,
+        USE_SINKS=sinks is not None,
         PRECISION=_precision(q.dtype),
         UPCAST=_upcast(q),
         num_warps=cfg["num_warps"],
