@@ -46,6 +46,9 @@ CAPABILITIES = Capabilities(
     fp4_formats=frozenset({"nvfp4", "mxfp4"}),
     int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
     int8=True,
+    # the optional features exactly as the cuda backend declares them (sinks, swigluoai, ...)
+    attention_features=capabilities_for(None).attention_features,
+    moe_features=capabilities_for(None).moe_features,
 )
 
 
@@ -62,6 +65,22 @@ class _GpuRuntime(CpuRuntime):
 
 def target(op: str, fn: Callable, prepare: Callable | None = None) -> Target:
     """A one-kernel backend ("k") serving `op` with `fn`, loaded the way plugins are."""
+    registry = KernelRegistry()
+    backend = load_backend(
+        "k",
+        lambda: plugin(lambda r: r.register(op, fn, name=f"k.{op}", prepare=prepare)),
+        "test:Plugin",
+        None,
+        None,
+        registry,
+    )
+    assert backend.available, backend.error
+    return Target(backend, registry, backend.create_runtime(device_index=0))
+
+
+def plugin(register: Callable) -> type:
+    """A plugin for a backend "k" on this machine's device with the cuda backend's optional
+    features (CAPABILITIES), whose kernel-registration hook is `register(registry)`."""
 
     class Plugin:
         @hookimpl
@@ -78,7 +97,7 @@ def target(op: str, fn: Callable, prepare: Callable | None = None) -> Target:
 
         @hookimpl
         def sglang_backend_register_kernels(self, registry):
-            registry.register(op, fn, name=f"k.{op}", prepare=prepare)
+            register(registry)
 
         @hookimpl
         def sglang_backend_create_runtime(self, device_index):
@@ -92,16 +111,12 @@ def target(op: str, fn: Callable, prepare: Callable | None = None) -> Target:
         def sglang_backend_conformance_manifest(self):
             return ConformanceManifest()
 
-    registry = KernelRegistry()
-    backend = load_backend("k", lambda: Plugin, "test:Plugin", None, None, registry)
-    assert backend.available, backend.error
-    return Target(backend, registry, backend.create_runtime(device_index=0))
+    return Plugin
 
 
 def declared(case: Case) -> bool:
     """Whether the cuda backend declares the features (attention:*, moe:*, kv_cache:*) the case
-    needs: cases it does not (gpt-oss's sinks, swigluoai, expert biases; fp8 KV caches) never
-    reach its kernels (conformance skips them; a layer needing them is given the reference
+    needs: cases it does not (fp8 KV caches) never reach its kernels (conformance skips them; a layer needing them is given the reference
     kernel, OpTable.kernel_needing; an fp8 cache is refused at startup)."""
     features = capabilities_for(None).features()
     optional = ("attention:", "moe:", "kv_cache:")

@@ -1,9 +1,11 @@
-"""The decode GEMV kernels (gemv_fp8 and its tensor-core variant, gemv_int4, moe_decode; split-K too)
-compiled for an H100/H200 (sm_90) without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests' interpreter
-mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
+"""The decode GEMV kernels (gemv_fp8 and its tensor-core variant, gemv_int4, moe_decode, the
+latter also with gpt-oss's swigluoai and expert biases; split-K too) compiled for an H100/H200
+(sm_90) without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests'
+interpreter mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
 the compiler refuses (a global that is not a constexpr, a type mismatch in a branch) and
-register spills of the default launches, before any GPU run. Skipped where triton has no
-NVIDIA backend or ptxas."""
+register spills of the default launches, before any GPU run. Also gpt-oss's variants of the
+attention kernels (sinks, window) and of the aligned fused MoE (swigluoai, biases): compiled,
+spills not checked. Skipped where triton has no NVIDIA backend or ptxas."""
 
 from __future__ import annotations
 
@@ -78,36 +80,98 @@ SCRIPT = textwrap.dedent(
         out.append(build(gemv_int4._int4_gemv_kernel, sig, consts, g["num_warps"],
                          g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
-    sig = dict(X=B, W13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
-               stride_we=I32, stride_wn=I32, stride_hm=I32, TOPK=C, ACT=C, BLOCK_N=C, BLOCK_K=C)
-    consts = dict(TOPK=8, ACT=0, BLOCK_N=gu["block_n"], BLOCK_K=gu["block_k"])
-    out.append(build(moe_decode._gate_up_gemv_kernel, sig, consts, gu["num_warps"],
-                     gu["num_stages"]))
-    sig = dict(H=F32, W2=B, Y=B, IDS="*i32", WEIGHTS=F32, N=I32, K=I32, E=I32, stride_hm=I32,
-               stride_we=I32, stride_wn=I32, stride_ym=I32, TOPK=C, SLOTS=C, BLOCK_N=C,
-               BLOCK_K=C)
-    for slots in (8, 1):
-        consts = dict(TOPK=8, SLOTS=slots, BLOCK_N=dn["block_n"], BLOCK_K=dn["block_k"])
-        out.append(build(moe_decode._down_gemv_kernel, {**sig, "Y": B if slots == 8 else F32},
-                         consts, dn["num_warps"], dn["num_stages"]))
+    sig = dict(X=B, W13=B, B13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
+               stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, TOPK=C, ACT=C,
+               HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C)
+    # silu without biases (Qwen3-MoE), gpt-oss's swigluoai (3) with biases, top-4
+    for topk, act, bias in ((8, 0, False), (4, 3, True)):
+        consts = dict(TOPK=topk, ACT=act, HAS_BIAS=bias, BLOCK_N=gu["block_n"],
+                      BLOCK_K=gu["block_k"])
+        out.append(build(moe_decode._gate_up_gemv_kernel, sig, consts, gu["num_warps"],
+                         gu["num_stages"]))
+    sig = dict(H=F32, W2=B, B2=B, Y=B, IDS="*i32", WEIGHTS=F32, N=I32, K=I32, E=I32,
+               stride_hm=I32, stride_we=I32, stride_wn=I32, stride_be=I32, stride_ym=I32,
+               TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C)
+    for topk, slots, bias in ((8, 8, False), (8, 1, False), (4, 1, True)):
+        consts = dict(TOPK=topk, SLOTS=slots, HAS_BIAS=bias, BLOCK_N=dn["block_n"],
+                      BLOCK_K=dn["block_k"])
+        y = B if slots == topk else F32
+        out.append(build(moe_decode._down_gemv_kernel, {**sig, "Y": y}, consts,
+                         dn["num_warps"], dn["num_stages"]))
     print(json.dumps(out))
     """
 )
 
 
-def test_decode_kernels_compile_for_sm90_without_spills():
+GPT_OSS_SCRIPT = textwrap.dedent(
+    """
+    import inspect, json
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from sglang_triton import attention, moe
+    from sglang_triton.activation import SWIGLUOAI
+
+    TARGET = GPUTarget("cuda", 90, 32)
+    B, F32, I32 = "*bf16", "*fp32", "*i32"
+
+    def build(fn, consts, ptrs, warps, stages):
+        sig = {}
+        for name in inspect.signature(fn.fn).parameters:
+            if name in consts:
+                sig[name] = "constexpr"
+            else:
+                sig[name] = ptrs.get(name, "fp32" if name in ("sm_scale", "logit_softcap") else "i32")
+        triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=TARGET,
+                       options={"num_warps": warps, "num_stages": stages})
+        return fn.__name__
+
+    out = []
+    common = dict(D=64, DV=64, BLOCK_D=64, BLOCK_DV=64, USE_SOFTCAP=False, USE_SINKS=True,
+                  PRECISION="tf32", UPCAST=False)
+    kv = dict(Q=B, K=B, V=B, Sinks=F32, kv_indptr=I32, kv_indices="*i64")
+    for window in (False, True):
+        consts = dict(common, GROUP=8, BLOCK_M=64, BLOCK_N=64, USE_WINDOW=window)
+        ptrs = dict(kv, Out=B, qo_indptr=I32, block_seq=I32, block_indptr="*i64")
+        out.append(build(attention._extend_kernel, consts, ptrs, 4, 2))
+        for direct in (False, True):
+            consts = dict(common, GROUP=8, HEAD_BLOCKS=1, BLOCK_H=16, BLOCK_N=64, SPLITS=8,
+                          MIN_SPLIT=64, USE_WINDOW=window, DIRECT=direct)
+            ptrs = dict(kv, Out=B if direct else F32, LSE=F32)
+            out.append(build(attention._decode_split_kernel, consts, ptrs, 4, 3))
+    tiles = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)
+    ptrs = dict(x_ptr=B, w_ptr=B, b_ptr=B, h_ptr=B, pairs_ptr=I32, experts_ptr=I32)
+    consts = dict(TOPK=4, ACT=SWIGLUOAI, HAS_BIAS=True, IEEE=False, **tiles)
+    out.append(build(moe._gate_up_kernel, consts, ptrs, 4, 3))
+    ptrs = dict(ptrs, y_ptr=F32, weights_ptr=F32)
+    out.append(build(moe._down_kernel, dict(HAS_BIAS=True, IEEE=False, **tiles), ptrs, 4, 3))
+    print(json.dumps(out))
+    """
+)
+
+
+def _compile(script: str) -> list:
+    """Run a compile script in a subprocess without the interpreter; its last line's JSON."""
     triton_dir = os.path.dirname(importlib.util.find_spec("triton").origin)
     tools = os.path.join(triton_dir, "backends", "nvidia", "bin")
     if not all(os.path.exists(os.path.join(tools, t)) for t in ("ptxas", "cuobjdump")):
         pytest.skip("triton's NVIDIA backend tools (ptxas, cuobjdump) are not installed")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
     )
     assert r.returncode == 0, r.stderr[-3000:]
     import json
 
-    kernels = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(kernels) == 17
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_gpt_oss_kernel_variants_compile_for_sm90():
+    assert len(_compile(GPT_OSS_SCRIPT)) == 8
+
+
+def test_decode_kernels_compile_for_sm90_without_spills():
+    kernels = _compile(SCRIPT)
+    assert len(kernels) == 19
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"

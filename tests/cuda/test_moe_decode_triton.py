@@ -18,9 +18,10 @@ from sglang_triton import moe, moe_decode
 
 def small(case):
     p = case.params
-    if p["hidden"] > 96 or p["tokens"] * p["top_k"] > moe_decode.MAX_PAIRS or case.requires:
-        return False  # (requires: swigluoai and expert biases, which these kernels lack)
-    return case.dtype == torch.bfloat16 or p["pad"] or p["experts"] == 64
+    if p["hidden"] > 96 or p["tokens"] * p["top_k"] > moe_decode.MAX_PAIRS:
+        return False
+    # (requires: gpt-oss's swigluoai and expert biases, in every dtype)
+    return case.dtype == torch.bfloat16 or p["pad"] or p["experts"] == 64 or bool(case.requires)
 
 
 @pytest.mark.parametrize("case", kc.params("moe.experts", small))
@@ -28,8 +29,18 @@ def test_decode_spec_cases(case):
     kc.check("moe.experts", moe_decode.experts_decode, case)
 
 
-def _case(dt, t, d, i, e, k, act, pad):
-    name = case_name(dt, f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act, "pad" if pad else "")
+def _case(dt, t, d, i, e, k, act, pad, bias=False):
+    name = case_name(
+        dt,
+        f"T{t}",
+        f"D{d}",
+        f"I{i}",
+        f"E{e}",
+        f"k{k}",
+        act,
+        "pad" if pad else "",
+        "bias" if bias else "",
+    )
     params = {
         "tokens": t,
         "hidden": d,
@@ -38,7 +49,7 @@ def _case(dt, t, d, i, e, k, act, pad):
         "top_k": k,
         "activation": act,
         "pad": pad,
-        "bias": False,
+        "bias": bias,
     }
     return pytest.param(Case("moe.experts", name, dt, params), id=name)
 
@@ -48,6 +59,8 @@ DECODE = [
     _case(torch.bfloat16, 8, 64, 24, 16, 8, "silu", True),  # 64 pairs, padded slots
     _case(torch.float16, 2, 200, 40, 8, 2, "gelu", False),  # ragged D and I
     _case(torch.float32, 3, 72, 20, 128, 4, "silu", False),
+    _case(torch.bfloat16, 1, 128, 48, 32, 4, "swigluoai", False, True),  # gpt-oss-like, top-4
+    _case(torch.float32, 5, 72, 40, 16, 4, "swigluoai", True, True),  # padded slots, biases
 ]
 
 
@@ -70,7 +83,7 @@ LAUNCHES = (
 
 
 @pytest.mark.parametrize("launch", LAUNCHES, ids=("small", "wide", "split"))
-@pytest.mark.parametrize("case", DECODE[:3])
+@pytest.mark.parametrize("case", DECODE[:3] + DECODE[-2:-1])
 def test_decode_launches(case, launch):
     kc.check("moe.experts", functools.partial(moe_decode.experts_decode, launch=launch), case)
 

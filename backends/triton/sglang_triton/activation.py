@@ -1,4 +1,5 @@
 """act.silu_mul and act.gelu_mul on GPUs: one Triton kernel, the activation a constexpr.
+(`act_mul` also serves the fused MoE kernels, with gpt-oss's clamped SwiGLU, SWIGLUOAI.)
 
 x = [gate | up] of shape [T, 2I]; programs cover (row, block of I columns); math in float32,
 one rounding of the output to x.dtype. gelu's tanh form is written with exp, as
@@ -10,18 +11,28 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from sglang.ops.moe import SWIGLU_ALPHA, SWIGLU_LIMIT
 
 from sglang_triton.common import next_pow2, rows_2d
 from sglang_triton.target import warps
 
-SILU, GELU_TANH, GELU_ERF = 0, 1, 2
+SILU, GELU_TANH, GELU_ERF, SWIGLUOAI = 0, 1, 2, 3
 BLOCK = 1024
+ACTIVATIONS = {"silu": SILU, "gelu": GELU_ERF, "swigluoai": SWIGLUOAI}
+"""moe.experts' activations (its gelu is the exact, erf one) -> act_mul's ACT."""
+_ALPHA = tl.constexpr(SWIGLU_ALPHA)
+_LIMIT = tl.constexpr(SWIGLU_LIMIT)
 
 
 @triton.jit
 def act_mul(gate, up, ACT: tl.constexpr):
-    """act(gate) * up in float32 (shared with the fused MoE kernel)."""
-    if ACT == 0:
+    """act(gate) * up in float32 (shared with the fused MoE kernels); SWIGLUOAI (moe.experts'
+    "swigluoai"): (clamp(up, -L, L) + 1) * g * sigmoid(alpha g), g = min(gate, L)."""
+    if ACT == 3:
+        gate = tl.minimum(gate, _LIMIT)
+        up = tl.minimum(tl.maximum(up, -_LIMIT), _LIMIT) + 1.0
+        y = gate / (1.0 + tl.exp(-(gate * _ALPHA)))
+    elif ACT == 0:
         y = gate / (1.0 + tl.exp(-gate))
     elif ACT == 1:
         u = 0.7978845608028654 * (gate + 0.044715 * gate * gate * gate)

@@ -15,14 +15,19 @@ experts: a fused MoE over tokens sorted by expert, as SGLang's / vLLM's fused_mo
         sorted_pairs:     p p p n  | p n n n | p p n n | n ...   block_expert: 0 2 5 E ...
 
   2. gate/up kernel: per (block, tile of I columns), the block's token rows of x times the
-     gate and up tiles of w13[e] (two accumulators), act(gate) * up written to h[pair, I] in
-     x.dtype: the activation fused into the first GEMM, no [n, 2I] intermediate.
-  3. down kernel: per (block, tile of D columns), h rows times w2[e], scaled by the pair's
-     routing weight, written in float32 to y[pair, D] (pairs no block covers stay zero).
+     gate and up tiles of w13[e] (two accumulators), plus the expert's w13_bias where given,
+     act(gate) * up written to h[pair, I] in x.dtype: the activation fused into the first
+     GEMM, no [n, 2I] intermediate.
+  3. down kernel: per (block, tile of D columns), h rows times w2[e], plus the expert's w2_bias
+     where given, scaled by the pair's routing weight, written in float32 to y[pair, D] (pairs
+     no block covers stay zero).
   4. out[t] = sum over the k slots of y[t*k + j], rounded once to x.dtype.
 
 Up to moe_decode.MAX_PAIRS (token, slot) pairs (decode) the two GEMV kernels of moe_decode.py
 serve instead: no alignment, one program per (pair, column block) reading that expert's rows.
+
+Activations: silu, erf gelu and gpt-oss's clamped "swigluoai" (activation.act_mul), each with
+or without expert biases (gpt-oss has both): the backend declares moe:swigluoai and moe:bias.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import triton.language as tl
 from sglang.ops.moe_route_vectorized import route
 
 from sglang_triton import moe_decode
-from sglang_triton.activation import GELU_ERF, SILU, act_mul
+from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.common import mma
 from sglang_triton.target import merged, warps
 
@@ -75,6 +80,7 @@ def align(topk_ids: torch.Tensor, num_experts: int, block_m: int):
 def _gate_up_kernel(
     x_ptr,
     w_ptr,
+    b_ptr,
     h_ptr,
     pairs_ptr,
     experts_ptr,
@@ -86,9 +92,11 @@ def _gate_up_kernel(
     stride_we,
     stride_wn,
     stride_wk,
+    stride_be,
     stride_hm,
     TOPK: tl.constexpr,
     ACT: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -120,6 +128,10 @@ def _gate_up_kernel(
         a_ptrs += BLOCK_K
         g_ptrs += BLOCK_K * stride_wk
         u_ptrs += BLOCK_K * stride_wk
+    if HAS_BIAS:  # w13_bias[e]: gate columns, then up columns
+        b_row = b_ptr + e * stride_be + cols
+        acc_g += tl.load(b_row, mask=nmask, other=0.0).to(tl.float32)[None, :]
+        acc_u += tl.load(b_row + inter, mask=nmask, other=0.0).to(tl.float32)[None, :]
     h = act_mul(acc_g, acc_u, ACT)
     h_ptrs = h_ptr + pair.to(tl.int64)[:, None] * stride_hm + cols[None, :]
     tl.store(h_ptrs, h.to(h_ptr.dtype.element_ty), mask=pmask[:, None] & nmask[None, :])
@@ -129,6 +141,7 @@ def _gate_up_kernel(
 def _down_kernel(
     h_ptr,
     w_ptr,
+    b_ptr,
     y_ptr,
     pairs_ptr,
     experts_ptr,
@@ -141,7 +154,9 @@ def _down_kernel(
     stride_we,
     stride_wn,
     stride_wk,
+    stride_be,
     stride_ym,
+    HAS_BIAS: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -168,10 +183,20 @@ def _down_kernel(
         acc = mma(acc, a, b, IEEE)
         a_ptrs += BLOCK_K
         b_ptrs += BLOCK_K * stride_wk
+    if HAS_BIAS:  # w2_bias[e], before the routing weight
+        acc += tl.load(b_ptr + e * stride_be + cols, mask=nmask, other=0.0).to(tl.float32)[None, :]
     weight = tl.load(weights_ptr + rows, mask=pmask, other=0.0)
     acc = acc * weight[:, None]
     y_ptrs = y_ptr + rows[:, None] * stride_ym + cols[None, :]
     tl.store(y_ptrs, acc, mask=pmask[:, None] & nmask[None, :])
+
+
+def bias_args(bias, x):
+    """An expert bias [E, N] as the kernels take it (rows of unit stride), or x as a placeholder
+    they never read (HAS_BIAS off)."""
+    if bias is None:
+        return x
+    return bias if bias.stride(-1) == 1 else bias.contiguous()
 
 
 def _config(n_pairs: int, num_experts: int) -> dict:
@@ -185,9 +210,19 @@ def _config(n_pairs: int, num_experts: int) -> dict:
     return {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}
 
 
-def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
-    if activation not in ("silu", "gelu"):
-        raise ValueError(f"activation must be silu or gelu, got {activation!r}")
+def experts(
+    x,
+    w13,
+    w2,
+    topk_weights,
+    topk_ids,
+    activation="silu",
+    w13_bias=None,
+    w2_bias=None,
+    launch=None,
+):
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1]
     top_k = topk_ids.shape[-1]
@@ -197,11 +232,20 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
     if USE_DECODE and n <= moe_decode.MAX_PAIRS:
         decode = launch and {"warp_size": launch.get("warp_size", 32), **launch.get("decode", {})}
         return moe_decode.experts_decode(
-            x, w13, w2, topk_weights, topk_ids, activation, launch=decode or None
+            x,
+            w13,
+            w2,
+            topk_weights,
+            topk_ids,
+            activation,
+            w13_bias=w13_bias,
+            w2_bias=w2_bias,
+            launch=decode or None,
         )
     x = x if x.stride(-1) == 1 else x.contiguous()
     w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
     w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
+    b13, b2 = bias_args(w13_bias, x), bias_args(w2_bias, x)
     cfg = merged(_config(n, num_experts), launch and launch.get("tiles"))
     run = {"num_warps": warps(4, launch)}
     if launch and "num_stages" in launch:
@@ -214,6 +258,7 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
     _gate_up_kernel[(blocks, triton.cdiv(inter, bn))](
         x,
         w13,
+        b13,
         h,
         sorted_pairs,
         block_expert,
@@ -225,9 +270,11 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
         w13.stride(0),
         w13.stride(1),
         w13.stride(2),
+        b13.stride(0),
         h.stride(0),
         TOPK=top_k,
-        ACT=SILU if activation == "silu" else GELU_ERF,
+        ACT=ACTIVATIONS[activation],
+        HAS_BIAS=w13_bias is not None,
         IEEE=ieee,
         **cfg,
         **run,
@@ -237,6 +284,7 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
     _down_kernel[(blocks, triton.cdiv(hidden, bn))](
         h,
         w2,
+        b2,
         y,
         sorted_pairs,
         block_expert,
@@ -249,7 +297,9 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
         w2.stride(0),
         w2.stride(1),
         w2.stride(2),
+        b2.stride(0),
         y.stride(0),
+        HAS_BIAS=w2_bias is not None,
         IEEE=ieee,
         **cfg,
         **run,

@@ -7,12 +7,14 @@ kernels to align) spends most of its time on anything but reading weights. Here:
   1. gate/up: one program per (pair, block of BLOCK_N columns of I): e = topk_ids[pair]; the
      gate rows w13[e, cols] and up rows w13[e, I + cols] are streamed along D in [BLOCK_N,
      BLOCK_K] tiles and multiplied by x[token] in float32 registers, reduced once at the end;
-     h[pair, cols] = act(gate) * up, kept in float32 (h is n x I floats: a few KiB). Program
+     h[pair, cols] = act(gate + bg) * (up + bu) (bg, bu: the expert's w13_bias where given),
+     kept in float32 (h is n x I floats: a few KiB). Program
      ids run the pairs of one column block next to each other, so pairs sharing an expert
      read its rows from L2. A slot whose id is -1 (or outside [0, E)) does nothing.
   2. down: one program per (token, block of BLOCK_N rows of D): for each of the token's top_k
      slots, the rows w2[e, rows] streamed along I times h[pair] * topk_weight, all slots into
-     one float32 accumulator, reduced once, written to out[token] in x.dtype: the sum over
+     one float32 accumulator, reduced once, plus each live slot's topk_weight * w2_bias[e, rows]
+     where given, written to out[token] in x.dtype: the sum over
      top_k is in the kernel (no atomics, no float32 [n, D] buffer, deterministic). With the
      launch key "split" the slots go to separate programs (top_k times the programs, for
      few tokens) writing float32 [T, k, D] rows that a torch sum adds (one more kernel).
@@ -27,7 +29,7 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_triton.activation import GELU_ERF, SILU, act_mul
+from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.target import merged, warps
 
 MAX_PAIRS = 64
@@ -47,6 +49,7 @@ spills registers on sm_90."""
 def _gate_up_gemv_kernel(
     X,
     W13,
+    B13,
     H,
     IDS,
     inter,
@@ -55,9 +58,11 @@ def _gate_up_gemv_kernel(
     stride_xm,
     stride_we,
     stride_wn,
+    stride_be,
     stride_hm,
     TOPK: tl.constexpr,
     ACT: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -81,7 +86,12 @@ def _gate_up_gemv_kernel(
         w_ok = col_ok[:, None] & k_ok[None, :]
         acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
         acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
-    h = act_mul(tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1), ACT)
+    gate, up = tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1)
+    if HAS_BIAS:
+        b_row = B13 + e * stride_be + cols
+        gate += tl.load(b_row, mask=col_ok, other=0.0).to(tl.float32)
+        up += tl.load(b_row + inter, mask=col_ok, other=0.0).to(tl.float32)
+    h = act_mul(gate, up, ACT)
     tl.store(H + pair.to(tl.int64) * stride_hm + cols, h, mask=col_ok)
 
 
@@ -89,6 +99,7 @@ def _gate_up_gemv_kernel(
 def _down_gemv_kernel(
     H,
     W2,
+    B2,
     Y,
     IDS,
     WEIGHTS,
@@ -98,9 +109,11 @@ def _down_gemv_kernel(
     stride_hm,
     stride_we,
     stride_wn,
+    stride_be,
     stride_ym,
     TOPK: tl.constexpr,
     SLOTS: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
@@ -112,6 +125,7 @@ def _down_gemv_kernel(
     ks = tl.arange(0, BLOCK_K)
     w_rows = rows[:, None].to(tl.int64) * stride_wn + ks[None, :]
     acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    bias = tl.zeros([BLOCK_N], tl.float32)
     for j in range(SLOTS):
         pair = token * TOPK + first + j
         e = tl.load(IDS + pair).to(tl.int64)
@@ -120,21 +134,36 @@ def _down_gemv_kernel(
         route_w = tl.load(WEIGHTS + pair)
         w_ptr = W2 + tl.where(live, e, 0) * stride_we + w_rows
         h_ptr = H + pair.to(tl.int64) * stride_hm + ks
+        if HAS_BIAS:  # w2_bias[e] before the routing weight; a dead slot adds nothing
+            b_ok = rows < tl.where(live, N, 0)
+            b = tl.load(B2 + tl.where(live, e, 0) * stride_be + rows, mask=b_ok, other=0.0)
+            bias += b.to(tl.float32) * route_w
         for k0 in range(0, K, BLOCK_K):
             k_ok = (k0 + ks) < k_live
             h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
             w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * h[None, :]
-    y = tl.sum(acc, axis=1)
+    y = tl.sum(acc, axis=1) + bias
     out_row = token * (TOPK // SLOTS) + tl.program_id(2)
     tl.store(Y + out_row.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
 
 
-def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch=None):
-    """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I]) by the two GEMVs above.
+def experts_decode(
+    x,
+    w13,
+    w2,
+    topk_weights,
+    topk_ids,
+    activation="silu",
+    w13_bias=None,
+    w2_bias=None,
+    launch=None,
+):
+    """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I], optional w13_bias
+    [E, 2I] and w2_bias [E, D]) by the two GEMVs above.
     launch: {"gate_up": {...}, "down": {...}} overrides, and a target's warp_size."""
-    if activation not in ("silu", "gelu"):
-        raise ValueError(f"activation must be silu or gelu, got {activation!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1]
     top_k = topk_ids.shape[-1]
@@ -145,6 +174,8 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
     w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
     w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
     ids = topk_ids.reshape(-1)
+    b13 = x if w13_bias is None else w13_bias.contiguous()  # x: a placeholder never read
+    b2 = x if w2_bias is None else w2_bias.contiguous()
     weights = topk_weights.reshape(-1).float()
     gu = merged(DECODE_LAUNCH["gate_up"], launch and launch.get("gate_up"))
     dn = merged(DECODE_LAUNCH["down"], launch and launch.get("down"))
@@ -153,6 +184,7 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
         _gate_up_gemv_kernel[(tokens * top_k, triton.cdiv(inter, gu["block_n"]))](
             x,
             w13,
+            b13,
             h,
             ids,
             inter,
@@ -161,9 +193,11 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
             x.stride(0),
             w13.stride(0),
             w13.stride(1),
+            b13.stride(0),
             h.stride(0),
             TOPK=top_k,
-            ACT=SILU if activation == "silu" else GELU_ERF,
+            ACT=ACTIVATIONS[activation],
+            HAS_BIAS=w13_bias is not None,
             BLOCK_N=gu["block_n"],
             BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch),
@@ -178,6 +212,7 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
     _down_gemv_kernel[(tokens, triton.cdiv(hidden, dn["block_n"]), top_k if split else 1)](
         h,
         w2,
+        b2,
         y,
         ids,
         weights,
@@ -187,9 +222,11 @@ def experts_decode(x, w13, w2, topk_weights, topk_ids, activation="silu", launch
         h.stride(0),
         w2.stride(0),
         w2.stride(1),
+        b2.stride(0),
         y.stride(0),
         TOPK=top_k,
         SLOTS=1 if split else top_k,
+        HAS_BIAS=w2_bias is not None,
         BLOCK_N=dn["block_n"],
         BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch),
