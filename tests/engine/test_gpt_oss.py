@@ -111,17 +111,29 @@ def mxfp4_path(float_path, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("backend", ["reference", "xeon"])
+def _available(backend: str) -> bool:
+    from sglang.backend.discovery import discover
+
+    found = discover().backends.get(backend)
+    return found is not None and found.available
+
+
+# cuda: its Triton attention (sinks) and fused MoE (swigluoai, biases), on a GPU
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not _available("cuda"), reason="no GPU"))
+
+
+@pytest.mark.parametrize("backend", ["reference", "xeon", CUDA])
 def test_mxfp4_checkpoint_matches_transformers_on_dequantized_experts(
     float_path, mxfp4_path, backend
 ):
     _engine_matches(mxfp4_path, backend, dequantized_by_transformers(float_path, mxfp4_path))
 
 
-def test_bfloat16_checkpoint_matches_transformers(float_path, tmp_path):
+@pytest.mark.parametrize("backend", ["xeon", CUDA])
+def test_bfloat16_checkpoint_matches_transformers(float_path, tmp_path, backend):
     _hf(float_path).to(torch.bfloat16).save_pretrained(str(tmp_path))
     assert json.load(open(tmp_path / "config.json"))["dtype"] == "bfloat16"
-    _engine_matches(str(tmp_path), "xeon", _hf(str(tmp_path)))
+    _engine_matches(str(tmp_path), backend, _hf(str(tmp_path)))
 
 
 def test_mxfp4_checkpoint_missing_scales_fails_at_startup_naming_it(mxfp4_path, tmp_path):
