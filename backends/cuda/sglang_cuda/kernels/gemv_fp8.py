@@ -39,11 +39,11 @@ MAX_ROWS = 4
 """Rows of x up to which gemm.fp8 takes this kernel (more: the tiled scaled GEMM)."""
 
 GEMV_FP8_LAUNCH = {
-    "block_n": 16,
-    "block_k": 512,
+    "block_n": 64,
+    "block_k": 256,
     "num_warps": 8,
     "num_stages": 3,
-    "split_k": 1,
+    "split_k": "auto",
 }
 """Launch parameters (benchmarks/gpu_decode_gemv.sh times others; a call may pass its own).
 "dot": True takes the tensor-core variant for block scales (_fp8_block_dot_kernel); split_k:
