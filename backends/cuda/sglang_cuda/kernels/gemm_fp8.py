@@ -7,8 +7,11 @@ per token, or per token per group of block_size[1] along K. Then:
   per_tensor   torch._scaled_mm (cuBLASLt, scalar scales) when K and N are multiples of 16;
   per_channel  torch._scaled_mm with row-wise scales ([M, 1] and [1, N]) on sm_90+ for a
                bfloat16 output (what its row-wise path serves) under the same shape rule;
-  otherwise, and for 128x128 block scales: the Triton scaled GEMM (kernels.scaled_mm), with
-  per-row / per-column scales in its epilogue or per-block scales inside its K loop.
+  block        128x128 weight blocks, 1x128 activation groups, K and N multiples of 128, a
+               bfloat16 output, sm_90+: torch._scaled_mm's block-wise scaling (cuBLASLt,
+               CUDA 12.9+; A's scales M-major: stride (1, M), B's as stored, [N/128, K/128]);
+  otherwise: the Triton scaled GEMM (kernels.scaled_mm), with per-row / per-column scales in
+  its epilogue or per-block scales inside its K loop.
 
 Up to gemv_fp8.MAX_ROWS rows (decode) every scheme goes to the GEMV of kernels.gemv_fp8
 instead: one kernel that quantizes x as above in registers and reads the weight once.
@@ -42,7 +45,11 @@ def _capability(device: torch.device) -> tuple[int, int]:
     return torch.cuda.get_device_capability(device)
 
 
-def torch_path(x: torch.Tensor, scheme: str, n: int) -> bool:
+USE_TORCH_BLOCK = True
+"""128x128 block scales through torch._scaled_mm where it applies (off: the Triton kernel)."""
+
+
+def torch_path(x: torch.Tensor, scheme: str, n: int, block_size=(128, 128)) -> bool:
     """Whether torch._scaled_mm serves this call (see the module docstring)."""
     m, k = x.shape
     if x.device.type != "cuda" or scheme in _disabled or m == 0 or k % 16 or n % 16:
@@ -51,6 +58,15 @@ def torch_path(x: torch.Tensor, scheme: str, n: int) -> bool:
         return True
     if scheme == "per_channel":
         return x.dtype == torch.bfloat16 and _capability(x.device) >= (9, 0)
+    if scheme == "block":
+        return (
+            USE_TORCH_BLOCK
+            and tuple(block_size) == (128, 128)
+            and k % 128 == 0
+            and n % 128 == 0
+            and x.dtype == torch.bfloat16
+            and _capability(x.device) >= (9, 0)
+        )
     return False
 
 
@@ -72,7 +88,7 @@ def fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128)
         return gemv_fp8.gemv_fp8(x, weight, weight_scale, scheme, input_scale, block_size, bias)
     m, k = x.shape
     n = weight.shape[0]
-    ws = weight_scale.float()
+    ws = weight_scale.float().contiguous()
     if scheme == "per_tensor":
         if input_scale is not None:
             xs = input_scale.float().reshape(1)
@@ -96,6 +112,11 @@ def fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128)
     if scheme == "block":
         bn, bk = block_size
         xq, xs = q8.quantize_fp8_token_group(x, bk)
+        if torch_path(x, scheme, n, block_size):
+            xs_m_major = xs.float().t().contiguous().t()  # [M, K/128], stride (1, M)
+            out = _torch_scaled_mm(xq, weight, xs_m_major, ws.t(), x.dtype, scheme)
+            if out is not None:
+                return out if bias is None else out.add_(bias.to(out.dtype))
         return scaled_mm(xq, weight, xs, ws, x.dtype, bias, block=(bn, bk))
     raise ValueError(f"scheme must be per_tensor, per_channel or block, got {scheme!r}")
 
