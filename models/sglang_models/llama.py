@@ -105,6 +105,7 @@ class LlamaAttention(Layer):
             sliding_window=self.sliding_window(config, layer_id),
             logit_softcap=self.logit_softcap(config),
             sinks=self.attention_sinks,
+            device=device,
         )
 
     qkv_bias = False

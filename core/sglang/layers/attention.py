@@ -25,6 +25,7 @@ class Attention(Layer):
         logit_softcap: float = 0.0,
         v_head_dim: int | None = None,
         sinks: bool = False,
+        device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
         self.ops, self.layer_id = ops, layer_id
@@ -47,7 +48,8 @@ class Attention(Layer):
         self.sinks = None
         self._decode = self._extend = None  # None: the table's kernels
         if sinks:
-            self.sinks = nn.Parameter(torch.zeros(num_heads), requires_grad=False)
+            # on the model's device: a backend's kernel reads it in place (no copy per call)
+            self.sinks = nn.Parameter(torch.zeros(num_heads, device=device), requires_grad=False)
             need = ("attention:sinks",)
             self._decode = ops.kernel_needing("attention.decode", need, {"sinks": True})
             self._extend = ops.kernel_needing("attention.extend", need, {"sinks": True})
