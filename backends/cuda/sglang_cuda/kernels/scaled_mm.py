@@ -102,9 +102,9 @@ def _tiles(m: int, group_k: int) -> tuple[int, int, int]:
     divides the scale group in block mode."""
     block_m = 16 if m <= 16 else 32 if m <= 32 else 64 if m <= 64 else 128
     block_n = 64 if m <= 64 else 128
-    block_k = 128 if group_k == 0 or group_k % 128 == 0 else 64
-    if group_k and group_k % block_k:
-        raise ValueError(f"scale group {group_k} along K is not a multiple of {block_k}")
+    block_k = next((b for b in (128, 64, 32) if group_k % b == 0), 0) if group_k else 128
+    if not block_k:  # 32: the smallest K of an fp8 MMA
+        raise ValueError(f"scale group {group_k} along K is not a multiple of 32")
     return block_m, block_n, block_k
 
 
