@@ -178,7 +178,7 @@ def load_tiled(
     elif shard is not None and any(n == name for n, _ in layer.loaded):
         # One tensor for the whole merged layer (GPTQ's g_idx): every shard must agree.
         if tuple(tensor.shape) == tuple(target.shape) and not torch.equal(
-            tensor.to(target.dtype), target
+            tensor.to(target.device, target.dtype), target
         ):
             raise QuantizationError(
                 f"{layer.checkpoint_name(name, shard)} differs from the other projections "
