@@ -25,6 +25,6 @@ def wrapped(xq, weight, xs, ws, out_dtype, scheme):
         print('DIAG', scheme, tuple(xq.shape), xq.stride(), tuple(weight.shape), weight.stride(), out_dtype, 'xs', tuple(xs.shape), 'ws', tuple(ws.shape), 'rel', d, flush=True)
     return out
 f._torch_scaled_mm = wrapped
-sys.exit(pytest.main('tests/layers/quantization/test_fp8.py -k cuda and per_tensor -q -p no:cacheprovider --tb=no'.split(' ', 3)[:3] + ['cuda and per_tensor', '-q', '-p', 'no:cacheprovider', '--tb=no']))
+sys.exit(pytest.main(['tests/layers/quantization/test_fp8.py', '-k', 'cuda and per_tensor', '-q', '-p', 'no:cacheprovider', '--tb=no']))
 " > "$DIR/diag.log" 2>&1
 echo "diag exit $?"; grep -E "DIAG|passed|failed" "$DIR/diag.log" | head -16
