@@ -62,6 +62,10 @@ SCRIPT = textwrap.dedent(
     for scheme, kg, kc in ((2, 8, 128), (1, 1, 1024), (0, 1, 1024)):
         consts = dict(SCHEME=scheme, STATIC=False, KG=kg, KC=kc, EMULATE=False)
         out.append(build(gemv_fp8._fp8_act_kernel, sig, consts, 4, 3))
+    sig = dict(X=B, Q="*fp8e4nv", S=F32, K=I32, stride_xm=I32, stride_sm=I32, stride_sg=I32,
+               KG=C, KC=C, EMULATE=C)
+    out.append(build(gemv_fp8._fp8_group_quant_kernel, sig,
+                     dict(KG=8, KC=128, EMULATE=False), 4, 3))
     sig = dict(X=B, W="*fp8e4nv", WS=F32, B=B, Y=B, M=I32, N=I32, K=I32, stride_xm=I32,
                stride_wn=I32, stride_ws=I32, stride_ym=I32, HAS_BIAS=C, GROUP_N=C, KC=C,
                BLOCK_N=C, EMULATE=C)
@@ -172,6 +176,6 @@ def test_gpt_oss_kernel_variants_compile_for_sm90():
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 19
+    assert len(kernels) == 20
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"

@@ -100,3 +100,20 @@ def test_fp8_dispatches_few_rows_to_the_gemv(monkeypatch):
     y_tiled = gemm_fp8.fp8(x, wq, ws, "block")
     assert calls == [1]
     torch.testing.assert_close(y.float(), y_tiled.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("m_major", [False, True])
+@pytest.mark.parametrize("m, k, group", [(3, 256, 128), (5, 200, 64), (1, 96, 32)])
+def test_quantize_token_group_matches_the_torch_helper(m, k, group, m_major):
+    """One launch gives the same e4m3 codes and scales as sglang.ops.quant.fp8's helper (a
+    partial last group included), in either scale layout."""
+    from sglang.ops.quant import fp8 as q8
+
+    gen = torch.Generator().manual_seed(m * k)
+    x = (torch.randn(m, k, generator=gen) * 3).to(torch.bfloat16)
+    x[0, :7] = 0.0  # a zero run (scale 0 in a group only if the whole group is zero)
+    q_ref, s_ref = q8.quantize_fp8_token_group(x, group)
+    q, s = gemv_fp8.quantize_token_group(x.to(kc.DEVICE), group, m_major=m_major)
+    assert s.shape == s_ref.shape and (s.stride(0) == 1) == m_major or m == 1
+    torch.testing.assert_close(s.cpu(), s_ref.float(), rtol=0, atol=0)
+    assert torch.equal(q.cpu().view(torch.uint8), q_ref.view(torch.uint8))

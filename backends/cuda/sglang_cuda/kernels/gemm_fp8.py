@@ -120,10 +120,14 @@ def fp8(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128)
         return scaled_mm(xq, weight, xs, ws, x.dtype, bias)
     if scheme == "block":
         bn, bk = block_size
-        xq, xs = q8.quantize_fp8_token_group(x, bk)
-        if torch_path(x, scheme, n, block_size):
-            xs_m_major = xs.float().t().contiguous().t()  # [M, K/128], stride (1, M)
-            out = _torch_scaled_mm(xq, weight, xs_m_major, ws.t(), x.dtype, scheme)
+        on_torch = torch_path(x, scheme, n, block_size)
+        if bk & (bk - 1) == 0:  # one launch; scales M-major for torch._scaled_mm
+            xq, xs = gemv_fp8.quantize_token_group(x, bk, m_major=on_torch)
+        else:
+            xq, xs = q8.quantize_fp8_token_group(x, bk)
+        if on_torch:
+            xs = xs if xs.stride(0) == 1 else xs.float().t().contiguous().t()  # stride (1, M)
+            out = _torch_scaled_mm(xq, weight, xs, ws.t(), x.dtype, scheme)
             if out is not None:
                 return out if bias is None else out.add_(bias.to(out.dtype))
         return scaled_mm(xq, weight, xs, ws, x.dtype, bias, block=(bn, bk))

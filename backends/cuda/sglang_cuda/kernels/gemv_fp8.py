@@ -236,6 +236,69 @@ def _fp8_act_kernel(
 
 
 @triton.jit
+def _fp8_group_quant_kernel(
+    X,
+    Q,
+    S,
+    K,
+    stride_xm,
+    stride_sm,
+    stride_sg,
+    KG: tl.constexpr,
+    KC: tl.constexpr,
+    EMULATE: tl.constexpr,
+):
+    """x [M, K] -> e4m3 codes Q [M, K] (contiguous) and one scale per token per KC-wide group
+    S[m, g] (any strides: M-major for cuBLASLt's block-wise scaling), as
+    sglang.ops.quant.fp8.quantize_fp8_token_group computes them (a partial last group's amax
+    over its real columns). One program per row and KG groups."""
+    m = tl.program_id(0)
+    c = tl.program_id(1)
+    kg = tl.arange(0, KG)
+    kc = tl.arange(0, KC)
+    k = c * (KG * KC) + kg[:, None] * KC + kc[None, :]
+    k_ok = k < K
+    x = tl.load(X + m.to(tl.int64) * stride_xm + k, mask=k_ok, other=0.0).to(tl.float32)
+    s = tl.math.div_rn(tl.max(tl.abs(x), axis=1), E4M3_MAX)  # [KG]
+    q = _e4m3(tl.math.div_rn(x, _safe(s)[:, None]), EMULATE)
+    tl.store(Q + m.to(tl.int64) * K + k, q.to(tl.float8e4nv), mask=k_ok)
+    g = c * KG + kg
+    tl.store(S + m.to(tl.int64) * stride_sm + g * stride_sg, s, mask=g < tl.cdiv(K, KC))
+
+
+def quantize_token_group(x: torch.Tensor, group: int, m_major: bool = False):
+    """(e4m3 codes [M, K], float32 scales [M, ceil(K/group)]) of x per token per K-group, in
+    one launch (the torch helper is ~10 small kernels: most of a prefill GEMM's time below
+    ~1k rows). m_major: the scales stored column by column (stride (1, M)), as
+    torch._scaled_mm's block-wise path takes them. group: a power of two."""
+    m, k = x.shape
+    x = x if x.stride(-1) == 1 else x.contiguous()
+    groups = triton.cdiv(k, group)
+    q = torch.empty((m, k), dtype=torch.float8_e4m3fn, device=x.device)
+    if m_major:
+        scale = torch.empty((groups, m), dtype=torch.float32, device=x.device).t()
+    else:
+        scale = torch.empty((m, groups), dtype=torch.float32, device=x.device)
+    if m == 0 or k == 0:
+        return q, scale
+    kg = max(1024 // group, 1)
+    _fp8_group_quant_kernel[(m, triton.cdiv(groups, kg))](
+        x,
+        q,
+        scale,
+        k,
+        x.stride(0),
+        scale.stride(0),
+        scale.stride(1),
+        KG=kg,
+        KC=group,
+        EMULATE=_EMULATE_CAST,
+        num_warps=4,
+    )
+    return q, scale
+
+
+@triton.jit
 def _fp8_block_dot_kernel(
     X,
     W,
