@@ -15,4 +15,4 @@ if ! python -c 'import importlib.metadata as m; m.version("sglang-acme")' 2>/dev
     ./examples/vendor-backend
 fi
 PYTHONPATH="$example_dir${PYTHONPATH:+:$PYTHONPATH}" SGLANG_REQUIRE_EXAMPLE_BACKEND=1 \
-  python -m pytest -q
+  python -m pytest -q --durations=25
