@@ -17,8 +17,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "server"))
 
+from rank_kill import alive, wait_until  # noqa: E402
 from server_process import ServerProcess  # noqa: E402
-from test_tp_server import alive, wait_until  # noqa: E402
 from tiny_models import hf_greedy, save_tiny_model  # noqa: E402
 
 PROMPTS = [[1, 17, 33, 250, 99, 7, 41, 5], [1, 5, 9, 1200, 31], [1, 2, 3], [1, 900, 77, 13]]
