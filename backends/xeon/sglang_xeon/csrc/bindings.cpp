@@ -226,7 +226,7 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t g
   TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kBFloat16, "int4_gemm: x must be bf16 [M, K]");
   auto x = x_in.is_contiguous() ? x_in : x_in.contiguous();
   const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
-  TORCH_CHECK(group_size % 2 == 0 && k % group_size == 0, "int4_gemm: K must be whole groups");
+  TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "int4_gemm: K must be whole groups of a multiple of 4");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
                   packed.numel() == blocks * (k / group_size) * (64 + 8 * group_size),
               "int4_gemm: packed weight does not match K, n and the group size");
@@ -247,7 +247,7 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t g
 // The packed int4 weight of gemm_int4.cpp -> [n, K] bf16.
 at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t n, int64_t k) {
   TORCH_CHECK(sgl::int4_bf16_supported(), "int4_dequantize: built without AVX-512 BF16");
-  TORCH_CHECK(group_size % 2 == 0 && k % group_size == 0, "int4_dequantize: K must be whole groups");
+  TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "int4_dequantize: K must be whole groups of a multiple of 4");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
                   packed.numel() == (n + 15) / 16 * (k / group_size) * (64 + 8 * group_size),
               "int4_dequantize: packed weight does not match K, n and the group size");

@@ -4,13 +4,15 @@
 // offset apply once per group (see block_rows), so no weight is ever rounded to bf16.
 //
 // Packed layout (made by sglang_xeon.kernels.gemm_int4.native_form), for 16 output columns
-// ("block" nb) and one group g of G input features, KP = G / 2 pairs of k (w = (q - z) s):
+// ("block" nb) and one group g of G input features (G a multiple of 4), KP = G / 2 pairs of k
+// (w = (q - z) s):
 //
-//   [s: 16 x bf16][z: 16 x bf16][KP x 16 bytes]          (64 + 8 G bytes, blocks nb-major)
+//   [s: 16 x bf16][z: 16 x bf16][KP / 2 x 32 bytes]          (64 + 8 G bytes, blocks nb-major)
 //
-// byte j of pair kp holds lane j (low nibble) and lane j + 16 (high nibble) of 32 lanes laid out
-// as dot-product pairs: lane 2i + p = column i, k = 2 kp + p (i < 8); lane 16 + 2i + p = column
-// 8 + i. Low lanes widened are the low half of the bf16 operand, high lanes the high half.
+// 32 lanes are laid out as dot-product pairs: lane 2i + p = column i, k = 2 kp + p (16
+// columns, i < 16). Byte j of chunk c holds lane j of pair 2c (low nibble) and lane j of pair
+// 2c + 1 (high nibble): one 32-byte load widened to words gives both pairs' codes (the low one
+// as it is, the high one shifted by 4), a lookup each.
 #include <utility>
 
 #include "kernels.h"
@@ -41,73 +43,95 @@ inline __m512i code_table() {
   return _mm512_load_si512(table);
 }
 
-// The 32 codes of one pair of k (16 bytes: lane j low nibble, lane j + 16 high nibble) as
-// bf16: each byte widened into both halves of a 32-lane word vector, the upper half shifted by
-// 4, then looked up (exact: codes are small integers).
-inline __m512bh unpack_codes(const uint8_t* q, __m512i shifts, __m512i table) {
-  const __m256i bytes = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)q));
-  const __m512i words = _mm512_srlv_epi16(_mm512_cvtepu8_epi16(bytes), shifts);
-  return (__m512bh)_mm512_permutexvar_epi16(words, table);
+// The codes of one chunk (32 bytes: pairs 2c and 2c + 1) as two bf16 vectors: the bytes widened
+// to words, looked up as they are (low nibble; the table ignores bit 4 of the high one) and
+// shifted by 4 (high nibble). Exact: codes are small integers.
+struct Codes {
+  __m512bh lo, hi;
+};
+inline Codes unpack_chunk(const uint8_t* q, __m512i table) {
+  const __m512i words = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i*)q));
+  return {(__m512bh)_mm512_permutexvar_epi16(words, table),
+          (__m512bh)_mm512_permutexvar_epi16(_mm512_srli_epi16(words, 4), table)};
 }
 
-// Rows [m0, m0 + MT) of x against column block nb. Per group, the codes q (small integers,
-// exact in bf16) are dotted with x in float32, then scaled: sum_k x (q - z) s = s (x . q) -
-// z s sum_k x, so the only roundings are float32 ones (xsum [m, groups] = per-group
-// sums of x). With few rows, NA accumulators per row take alternate pairs of k, so that
-// consecutive dot products do not wait on each other (their latency, not the arithmetic,
-// bounded a one-row GEMV).
-template <int MT>
+// Rows [m0, m0 + MT) of x against NB column blocks from nb. Per group, the codes q (small
+// integers, exact in bf16) are dotted with x in float32, then scaled: sum_k x (q - z) s =
+// s (x . q) - z s sum_k x, so the only roundings are float32 ones (xsum [m, groups] = per-group
+// sums of x). With few rows, NA accumulators per row take alternate pairs of k (pair kp into
+// accumulator kp % NA), so that consecutive dot products do not wait on each other (their
+// latency, not the arithmetic, bounded a one-row GEMV); a one-row GEMV also runs NB blocks
+// side by side (x's broadcasts shared, more independent chains). Each column's sums are the
+// same, in the same order, whatever NB.
+template <int MT, int NB>
 void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* packed,
                 int64_t groups, int64_t group_size, uint16_t* out, int64_t n, int64_t nb,
                 int64_t m0) {
   constexpr int NA = MT >= 4 ? 1 : (MT >= 2 ? 2 : 4);
-  alignas(64) float total[MT][16] = {};
+  __m512 total[NB][MT];
+  for (int b = 0; b < NB; ++b)
+    for (int r = 0; r < MT; ++r) total[b][r] = _mm512_setzero_ps();
   const __m512i table = code_table();
-  const __m512i shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
   const int64_t pairs = group_size / 2, stride = 64 + 16 * pairs;
-  const int64_t whole = pairs - pairs % NA;
-  const uint8_t* blk = packed + nb * groups * stride;
   const uint32_t* xp = reinterpret_cast<const uint32_t*>(x + m0 * k);  // bf16 pairs
   const int64_t xrow = k / 2;
   for (int64_t g = 0; g < groups; ++g) {
-    const uint8_t* p = blk + g * stride;
-    const uint8_t* q = p + 64;
+    const uint8_t* p0 = packed + (nb * groups + g) * stride;
     const int64_t kp0 = g * pairs;
-    __m512 acc[MT][NA];
-    for (int r = 0; r < MT; ++r)
-      for (int a = 0; a < NA; ++a) acc[r][a] = _mm512_setzero_ps();
+    __m512 acc[NB][MT][NA];
+    for (int b = 0; b < NB; ++b)
+      for (int r = 0; r < MT; ++r)
+        for (int a = 0; a < NA; ++a) acc[b][r][a] = _mm512_setzero_ps();
+    // Pair kp into accumulator kp % NA (chunks of two pairs, STEP pairs a pass); a tail of
+    // pairs short of NA goes to accumulator 0, in order.
+    constexpr int STEP = NA > 2 ? NA : 2;
+    const int64_t whole = pairs - pairs % STEP;
     int64_t kp = 0;
-    for (; kp < whole; kp += NA) {
-      for (int a = 0; a < NA; ++a) {
-        const __m512bh w = unpack_codes(q + 16 * (kp + a), shifts, table);
-        for (int r = 0; r < MT; ++r) {
-          const __m512bh xv = (__m512bh)_mm512_set1_epi32(int(xp[r * xrow + kp0 + kp + a]));
-          acc[r][a] = _mm512_dpbf16_ps(acc[r][a], xv, w);
+    for (; kp < whole; kp += STEP) {
+      for (int b = 0; b < NB; ++b) {
+        for (int c = 0; c < STEP / 2; ++c) {
+          const Codes w = unpack_chunk(p0 + b * groups * stride + 64 + 16 * (kp + 2 * c), table);
+          constexpr int one = NA > 1 ? 1 : 0;
+          for (int r = 0; r < MT; ++r) {
+            const uint32_t* xr = xp + r * xrow + kp0 + kp + 2 * c;
+            __m512& lo = acc[b][r][(2 * c) % NA];
+            lo = _mm512_dpbf16_ps(lo, (__m512bh)_mm512_set1_epi32(int(xr[0])), w.lo);
+            __m512& hi = acc[b][r][(2 * c + one) % NA];
+            hi = _mm512_dpbf16_ps(hi, (__m512bh)_mm512_set1_epi32(int(xr[1])), w.hi);
+          }
         }
       }
     }
-    for (; kp < pairs; ++kp) {
-      const __m512bh w = unpack_codes(q + 16 * kp, shifts, table);
-      for (int r = 0; r < MT; ++r) {
-        const __m512bh xv = (__m512bh)_mm512_set1_epi32(int(xp[r * xrow + kp0 + kp]));
-        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], xv, w);
+    for (; kp < pairs; kp += 2) {
+      for (int b = 0; b < NB; ++b) {
+        const Codes w = unpack_chunk(p0 + b * groups * stride + 64 + 16 * kp, table);
+        for (int r = 0; r < MT; ++r) {
+          const uint32_t* xr = xp + r * xrow + kp0 + kp;
+          __m512& a0 = acc[b][r][0];
+          a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_set1_epi32(int(xr[0])), w.lo);
+          a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_set1_epi32(int(xr[1])), w.hi);
+        }
       }
     }
-    const __m512 s = bf16x16(reinterpret_cast<const uint16_t*>(p));
-    const __m512 sz = _mm512_mul_ps(s, bf16x16(reinterpret_cast<const uint16_t*>(p + 32)));
-    for (int r = 0; r < MT; ++r) {
-      __m512 sum = acc[r][0];
-      for (int a = 1; a < NA; ++a) sum = _mm512_add_ps(sum, acc[r][a]);
-      __m512 t = _mm512_fmadd_ps(sum, s, _mm512_load_ps(total[r]));
-      t = _mm512_fnmadd_ps(_mm512_set1_ps(xsum[(m0 + r) * groups + g]), sz, t);
-      _mm512_store_ps(total[r], t);
+    for (int b = 0; b < NB; ++b) {
+      const uint8_t* p = p0 + b * groups * stride;
+      const __m512 s = bf16x16(reinterpret_cast<const uint16_t*>(p));
+      const __m512 sz = _mm512_mul_ps(s, bf16x16(reinterpret_cast<const uint16_t*>(p + 32)));
+      for (int r = 0; r < MT; ++r) {
+        __m512 sum = acc[b][r][0];
+        for (int a = 1; a < NA; ++a) sum = _mm512_add_ps(sum, acc[b][r][a]);
+        __m512 t = _mm512_fmadd_ps(sum, s, total[b][r]);
+        total[b][r] = _mm512_fnmadd_ps(_mm512_set1_ps(xsum[(m0 + r) * groups + g]), sz, t);
+      }
     }
   }
-  const int64_t left = n - nb * 16;
-  const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
-  for (int r = 0; r < MT; ++r) {
-    __m256i h = (__m256i)_mm512_cvtneps_pbh(_mm512_load_ps(total[r]));
-    _mm256_mask_storeu_epi16(out + (m0 + r) * n + nb * 16, mask, h);
+  for (int b = 0; b < NB; ++b) {
+    const int64_t left = n - (nb + b) * 16;
+    const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+    for (int r = 0; r < MT; ++r) {
+      __m256i h = (__m256i)_mm512_cvtneps_pbh(total[b][r]);
+      _mm256_mask_storeu_epi16(out + (m0 + r) * n + (nb + b) * 16, mask, h);
+    }
   }
 }
 
@@ -116,7 +140,7 @@ using BlockFn = void (*)(const uint16_t*, const float*, int64_t, const uint8_t*,
 
 template <int... MT>
 constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
-  BlockFn fns[] = {block_rows<MT + 1>...};
+  BlockFn fns[] = {block_rows<MT + 1, 1>...};
   return fns[rows - 1];
 }
 
@@ -128,7 +152,13 @@ void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
                     const uint8_t* packed, int64_t group_size, uint16_t* out, int64_t n,
                     int64_t nb_begin, int64_t nb_end) {
   const int64_t groups = k / group_size;
-  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
+  constexpr int NB1 = 4;  // column blocks side by side in a one-row GEMV
+  int64_t nb = nb_begin;
+  if (m == 1) {
+    for (; nb + NB1 <= nb_end; nb += NB1)
+      block_rows<1, NB1>(x, xsum, k, packed, groups, group_size, out, n, nb, 0);
+  }
+  for (; nb < nb_end; ++nb) {
     for (int64_t m0 = 0; m0 < m; m0 += 16) {
       const int rows = int(std::min<int64_t>(16, m - m0));
       pick(rows, std::make_integer_sequence<int, 16>{})(x, xsum, k, packed, groups, group_size,
@@ -145,17 +175,14 @@ void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, 
       const uint16_t* s = reinterpret_cast<const uint16_t*>(p);
       const uint16_t* z = reinterpret_cast<const uint16_t*>(p + 32);
       for (int64_t kp = 0; kp < pairs; ++kp) {
-        const uint8_t* q = p + 64 + 16 * kp;
-        for (int j = 0; j < 16; ++j) {
+        const uint8_t* q = p + 64 + 32 * (kp / 2);  // the chunk of pairs kp - kp % 2, + 1
+        const int shift = 4 * int(kp % 2);
+        for (int j = 0; j < 32; ++j) {
+          const int64_t col = nb * 16 + (j >> 1);
+          if (col >= n) continue;
           const int64_t kk = g * group_size + 2 * kp + (j & 1);
-          const int cols[2] = {j >> 1, 8 + (j >> 1)};
-          const int codes[2] = {q[j] & 15, q[j] >> 4};
-          for (int h = 0; h < 2; ++h) {
-            const int64_t col = nb * 16 + cols[h];
-            if (col >= n) continue;
-            const float sv = to_float(bf16{s[cols[h]]}), zv = to_float(bf16{z[cols[h]]});
-            out[col * k + kk] = from_float<bf16>((float(codes[h]) - zv) * sv).bits;
-          }
+          const float sv = to_float(bf16{s[j >> 1]}), zv = to_float(bf16{z[j >> 1]});
+          out[col * k + kk] = from_float<bf16>((float((q[j] >> shift) & 15) - zv) * sv).bits;
         }
       }
     }

@@ -124,16 +124,19 @@ def prepare(args: dict) -> dict:
 
 def native_form(qn, scales, zeros, group_size) -> torch.Tensor:
     """qn [N, K] codes, scales / zeros [K/G, N] (bf16: exact for integer zeros and for bf16
-    float zeros) -> csrc/gemm_int4.cpp's packed weight: per block of 16 columns and group, s
-    and z as bf16 (w = (q - z) s), then the codes in the kernel's lane order (two per byte). N
-    is padded to 16 with s = z = 0 (weights 0)."""
+    float zeros), G a multiple of 4 -> csrc/gemm_int4.cpp's packed weight: per block of 16
+    columns and group, s and z as bf16 (w = (q - z) s), then the codes in the kernel's lane
+    order (two pairs of k per 32 bytes, low and high nibble). N is padded to 16 with s = z = 0
+    (weights 0)."""
     n, k = qn.shape
     pad = (-n) % 16
     blocks, groups, pairs = (n + pad) // 16, k // group_size, group_size // 2
     s, z = scales.float(), zeros.float()
     q = torch.nn.functional.pad(qn, (0, 0, 0, pad)).to(torch.uint8)
-    q = q.view(blocks, 2, 8, groups, pairs, 2).permute(0, 3, 4, 1, 2, 5)
-    q = q.reshape(blocks, groups, pairs, 2, 16)
+    # lane 2 i + p of pair kp: column i, k = 2 kp + p; pairs 2c and 2c + 1 share chunk c's
+    # bytes (low and high nibble)
+    q = q.view(blocks, 16, groups, pairs, 2).permute(0, 2, 3, 1, 4)
+    q = q.reshape(blocks, groups, pairs // 2, 2, 32)
     codes = (q[..., 0, :] | (q[..., 1, :] << 4)).reshape(blocks, groups, pairs * 16)
 
     def per_block(t):  # [K/G, N] -> uint8 [blocks, groups, 32]
@@ -147,7 +150,7 @@ def prepare_native(args: dict) -> dict:
     """The native kernel's packed form alone where it applies (bf16 scales, groups in input
     order: the bf16 path), else `prepare`."""
     group_size, g_idx = args["group_size"], args.get("g_idx")
-    if args["scales"].dtype != torch.bfloat16 or group_size % 2:
+    if args["scales"].dtype != torch.bfloat16 or group_size % 4:
         return prepare(args)
     q, zeros = _unpack(args["packing"], args["qweight"], args["qzeros"], g_idx)
     k, n = q.shape
