@@ -150,22 +150,25 @@ def test_registered_above_the_torch_kernels():
         assert not found[-1].name.startswith("xeon.native_")  # the fallback stays registered
 
 
-@pytest.mark.parametrize("rows", (1, 5, 16))
-@pytest.mark.parametrize("group_size, n", ((32, 72), (128, 64)))
+# rows 1: the one-row GEMV (4 column blocks side by side, then single blocks: n=72 is 4 + a
+# partial one); 20: past NATIVE_MAX_M, the natively dequantized weight. Group 36: 18 pairs of k,
+# a tail of pairs short of the 4 accumulators.
+@pytest.mark.parametrize("rows", (1, 5, 16, 20))
+@pytest.mark.parametrize("group_size, n, k", ((32, 72, 256), (128, 64, 256), (36, 40, 288)))
 @pytest.mark.parametrize("float_zeros", (False, True))
-def test_int4_matches_the_int4_pack_kernel(ops, rows, group_size, n, float_zeros):
+def test_int4_matches_the_int4_pack_kernel(ops, rows, group_size, n, k, float_zeros):
     from sglang.layers.linear import int4_weight_args
     from sglang_xeon.kernels import gemm_int4
 
     if not ops.int4_gemm_supported():
         pytest.skip("built without AVX-512 BF16")
     gen = torch.Generator().manual_seed(4)
-    weight = (torch.randn(n, 256, generator=gen) * 0.05).to(torch.bfloat16)
+    weight = (torch.randn(n, k, generator=gen) * 0.05).to(torch.bfloat16)
     args = int4_weight_args(weight, group_size, float_zeros=float_zeros)
     plain = gemm_int4.prepare(args)["qweight"]
     fast = gemm_int4.prepare_native(args)["qweight"]
     assert plain.native is None and fast.native is not None
-    x = torch.randn(rows, 256, generator=gen).to(torch.bfloat16)
+    x = torch.randn(rows, k, generator=gen).to(torch.bfloat16)
     call = dict(packing="awq", group_size=group_size)
     want = torch.nn.functional.linear(
         x.float(), plain.dense.to_dense().float() if plain.dense.is_mkldnn else plain.dense.float()
