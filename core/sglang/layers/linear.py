@@ -24,6 +24,7 @@ from torch import nn
 
 from sglang.layers.base import Layer
 from sglang.layers.ops_table import OpTable
+from sglang.model_loader.gguf_blocks import CodesTensor
 from sglang.ops.quant import int4 as q4
 from sglang.parallel.sharding import check_tiles, local_size, split_part
 from sglang.parallel.state import GroupInfo
@@ -122,6 +123,9 @@ class Linear(Layer):
         self.quant_method: LinearMethod | None = None
         self.prefix = ""
         self.loaded: set[tuple[str, str | None]] = set()
+        # GGUF: first row -> a CodesTensor loaded into the weight, kept as codes until
+        # `prepare` knows whether the layer runs on them (then its float values are not needed)
+        self._deferred: dict[int, CodesTensor] = {}
         self.weight = nn.Parameter(
             torch.empty(out_features, in_features, dtype=dtype, device=device), requires_grad=False
         )
@@ -218,15 +222,24 @@ class Linear(Layer):
 
     def _copy_rows(self, param, tensor: torch.Tensor, shard: str | None, name: str) -> None:
         target = param.data
-        if shard is not None:
-            start, size = self.shard_offsets[shard]
-            target = target[start : start + size]
+        start, size = self.shard_offsets[shard] if shard is not None else (0, len(target))
+        target = target[start : start + size]
         if tuple(tensor.shape) != tuple(target.shape):
             raise ValueError(
                 f"{self.checkpoint_name(name, shard)}: checkpoint shape {tuple(tensor.shape)} "
                 f"!= {tuple(target.shape)}"
             )
+        if isinstance(tensor, CodesTensor) and param is self.weight:
+            self._deferred[start] = tensor  # values only if the layer stays dense (prepare)
+            return
+        self._deferred.pop(start, None)
         target.copy_(tensor)
+
+    def _fill_deferred(self) -> None:
+        """Compute the float rows that GGUF codes stand for (a layer served dense)."""
+        for start, tensor in self._deferred.items():
+            self.weight.data[start : start + len(tensor)].copy_(tensor)
+        self._deferred.clear()
 
     def _prepare_quantized(self) -> None:
         method = self.quant_method
@@ -250,6 +263,9 @@ class Linear(Layer):
         if self.quant_method is not None:
             self._prepare_quantized()
             return
+        if quantized is None:
+            self._fill_deferred()
+        self._deferred.clear()
         weight = self.weight.detach()
         if quantization not in (None, *QUANTIZATIONS):
             raise ValueError(f"unknown quantization {quantization!r}; known: {QUANTIZATIONS}")

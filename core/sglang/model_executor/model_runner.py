@@ -38,6 +38,7 @@ from sglang.model_executor.prefill_graph_runner import (
     prefill_token_sizes,
 )
 from sglang.model_loader import ModelConfig, ModelSource, dummy_weights, iterate_weights
+from sglang.model_loader.gguf_blocks import CodesTensor
 from sglang.parallel.pipeline import run_pipelined, stage_layers
 from sglang.parallel.plan import PlanSender
 from sglang.parallel.state import SINGLE, ParallelState
@@ -100,6 +101,10 @@ def local_kv_geometry(model) -> tuple[int, int, int]:
 
 
 def _is_float_weight(name: str, tensor: torch.Tensor) -> bool:
+    """A float weight or bias, cast to the serving dtype as it is loaded; GGUF codes
+    (CodesTensor) are cast by the copy that reads them, if one does."""
+    if isinstance(tensor, CodesTensor):
+        return False
     return tensor.dtype in (torch.float32, torch.float16, torch.bfloat16) and name.endswith(
         (".weight", ".bias")
     )

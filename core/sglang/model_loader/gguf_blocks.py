@@ -56,6 +56,40 @@ class BlockQuant(NamedTuple):
         return (q * self.scales.unsqueeze(-1)).view(n, k).to(dtype)
 
 
+class CodesTensor(torch.Tensor):
+    """A float32 [N, K] tensor that stands for a BlockQuant's values without computing them.
+
+    The GGUF loader yields one for each tensor whose codes it keeps (gguf_weights). Any op that
+    reads it (a copy into a parameter, a cast, a slice) gets `quant.dequantize()`, the values
+    the float path yields, so every loader works unchanged; `Linear` instead keeps it aside
+    (`Linear._copy_rows`) and computes the values only if the layer ends up dense
+    (`Linear.prepare`): a layer served on the codes skips the float pass altogether.
+    """
+
+    quant: BlockQuant
+
+    @staticmethod
+    def __new__(cls, quant: BlockQuant) -> CodesTensor:
+        shape, device = tuple(quant.codes.shape), quant.codes.device
+        self = torch.Tensor._make_wrapper_subclass(cls, shape, dtype=torch.float32, device=device)
+        self.quant = quant
+        return self
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        from torch.utils._pytree import tree_map
+
+        def values(t):
+            return t.quant.dequantize() if isinstance(t, CodesTensor) else t
+
+        return func(*tree_map(values, args), **tree_map(values, kwargs or {}))
+
+    def __repr__(self) -> str:
+        return f"CodesTensor({self.quant.ggml_type}, shape={tuple(self.shape)})"
+
+
 def _f16(b: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(b).view(np.float16).astype(np.float32)
 

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from sglang.model_loader.gguf_blocks import DECODERS, BlockQuant, decode_blocks
+from sglang.model_loader.gguf_blocks import DECODERS, BlockQuant, CodesTensor, decode_blocks
 
 GGML_F32, GGML_F16, GGML_BF16 = 0, 1, 30
 _FLOAT_TYPES = {GGML_F32: torch.float32, GGML_F16: torch.float16, GGML_BF16: torch.bfloat16}
@@ -152,7 +152,8 @@ def gguf_weights(
     "Q4_1", "Q8_0", "F32" (the precision each weight was published in). blocks: filled with
     {HF name: the tensor's codes, scales and zeros} (sglang.model_loader.gguf_blocks) for
     2-D tensors of a block type served quantized, in the yielded tensor's row order, before
-    the tensor is yielded."""
+    the tensor is yielded; such a tensor is yielded as a CodesTensor (float32 values computed
+    from the codes when an op reads them)."""
     architecture, tensors = read_tensor_table(path)
     return len(tensors), _iterate(tensors, architecture, hf_config, types, blocks)
 
@@ -172,12 +173,12 @@ def _iterate(
         kind = GGMLQuantizationType(raw.ggml_type).name
         if blocks is not None and kind in DECODERS and len(raw.shape) == 2:
             found = _as_codes(processor, raw, kind, names)
-            if found is not None:  # the float values straight from the codes, in torch
+            if found is not None:  # the float values from the codes, computed when read
                 hf_name, quant = found
                 blocks[hf_name] = quant
                 if types is not None:
                     types[hf_name] = kind
-                yield hf_name, quant.dequantize()
+                yield hf_name, CodesTensor(quant)
                 continue
         values = dequantize(raw.read(), GGMLQuantizationType(raw.ggml_type))
         result = processor.process(
