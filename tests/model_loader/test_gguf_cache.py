@@ -67,3 +67,17 @@ def test_a_changed_file_or_a_damaged_entry_misses(default_gguf, tmp_path, monkey
 def test_the_cache_can_be_turned_off(default_gguf, monkeypatch, value):
     monkeypatch.setenv(ENV, value)
     assert entry_path(default_gguf, "tokenizer") is None
+
+
+def test_cached_tensor_names_equal_the_built_ones(default_gguf, tmp_path, monkeypatch):
+    from sglang.model_loader.gguf_weights import gguf_hf_names, read_tensor_table
+
+    monkeypatch.setenv(ENV, str(tmp_path))
+    config = load_model_config(default_gguf).raw
+    architecture, _ = read_tensor_table(default_gguf)
+    _, built = gguf_hf_names(config, architecture)  # no path: built, never cached
+    assert "blk.0.attn_q.weight" in built
+    for _ in range(2):  # the first call fills the cache, the second reads it
+        _, names = gguf_hf_names(config, architecture, default_gguf)
+        assert names == built
+    assert os.listdir(tmp_path / "gguf" / "names")

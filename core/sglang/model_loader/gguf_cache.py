@@ -1,5 +1,6 @@
-"""A disk cache of what transformers builds from a GGUF file's metadata: its config and its
-tokenizer.
+"""A disk cache of what transformers builds from a GGUF file's metadata: its config, its
+tokenizer, and the names of its tensors in the Hugging Face model (gguf_weights.gguf_hf_names,
+which builds transformers' model on the meta device for them: 1-2 s of imports).
 
 transformers reads both by parsing the whole metadata in Python (the vocabulary and merges
 included) and converting the vocabulary into a fast tokenizer: 3-4 s for the config and 3 s

@@ -22,7 +22,10 @@ that merge several GGUF tensors into one (MoE experts) fill a pending dict, yiel
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -121,23 +124,62 @@ class _TopLevelView:
         return []
 
 
-def gguf_hf_names(hf_config: Any, architecture: str) -> tuple[Any, dict[str, str]]:
-    """(tensor processor, {GGUF name: HF name}) for a model of `hf_config`."""
-    from transformers import AutoModelForCausalLM
-    from transformers.modeling_gguf_pytorch_utils import (
-        TENSOR_PROCESSORS,
-        TensorProcessor,
-        get_gguf_hf_weights_map,
-    )
+def gguf_hf_names(
+    hf_config: Any, architecture: str, path: str | None = None
+) -> tuple[Any, dict[str, str]]:
+    """(tensor processor, {GGUF name: HF name}) for a model of `hf_config`. path: the GGUF
+    file the config was read from; the names are then kept in the disk cache (gguf_cache):
+    building them imports transformers' model module (1-2 s) to make the model on the meta
+    device."""
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
 
-    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=hf_config.to_dict())
+    config = hf_config.to_dict()
+    processor = TENSOR_PROCESSORS.get(architecture, TensorProcessor)(config=config)
+    if path is None:
+        return processor, _hf_names(hf_config, processor)
+    from sglang.model_loader.gguf_cache import cached
+
+    def build() -> _NameMap:
+        return _NameMap(_hf_names(hf_config, processor))
+
+    # Keyed by the config too: a caller may name the file's tensors for another config.
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    what = f"names/{digest.hexdigest()[:20]}"
+    return processor, cached(path, what, build, _NameMap.load).names
+
+
+def _hf_names(hf_config: Any, processor: Any) -> dict[str, str]:
+    from transformers import AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import get_gguf_hf_weights_map
+
     # The meta device holds shapes only: the model is built for its parameter names.
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(hf_config)
     names = get_gguf_hf_weights_map(_TopLevelView(model), processor)
     if set(model.state_dict()) - set(names.values()):
         names = get_gguf_hf_weights_map(model, processor)
-    return processor, names
+    return names
+
+
+class _NameMap:
+    """{GGUF name: HF name} as a gguf_cache entry (names.json)."""
+
+    FILE = "names.json"
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def save_pretrained(self, directory: str) -> None:
+        with open(os.path.join(directory, self.FILE), "w", encoding="utf-8") as f:
+            json.dump(self.names, f)
+
+    @classmethod
+    def load(cls, directory: str) -> _NameMap:
+        with open(os.path.join(directory, cls.FILE), encoding="utf-8") as f:
+            names = json.load(f)
+        if not isinstance(names, dict):
+            raise ValueError(f"{cls.FILE} holds no name map")
+        return cls(names)
 
 
 def gguf_weights(
@@ -155,7 +197,7 @@ def gguf_weights(
     the tensor is yielded; such a tensor is yielded as a CodesTensor (float32 values computed
     from the codes when an op reads them)."""
     architecture, tensors = read_tensor_table(path)
-    return len(tensors), _iterate(tensors, architecture, hf_config, types, blocks)
+    return len(tensors), _iterate(tensors, architecture, hf_config, types, blocks, path)
 
 
 def _iterate(
@@ -164,10 +206,11 @@ def _iterate(
     hf_config: Any,
     types: dict[str, str] | None,
     blocks: dict[str, BlockQuant] | None,
+    path: str | None = None,
 ) -> Iterator[tuple[str, torch.Tensor]]:
     from gguf import GGMLQuantizationType, dequantize
 
-    processor, names = gguf_hf_names(hf_config, architecture)
+    processor, names = gguf_hf_names(hf_config, architecture, path)
     merged: dict[str, dict[str, torch.Tensor]] = {"tensors": {}}
     for raw in tensors:
         kind = GGMLQuantizationType(raw.ggml_type).name
