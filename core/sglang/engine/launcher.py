@@ -225,9 +225,10 @@ class Launched:
         )  # fmt: skip
 
 
-def launch(args: ServerArgs) -> Launched:
+def launch(args: ServerArgs, while_loading: Any = None) -> Launched:
     """Check the model path and device (fast, one-line StartupError), spawn the scheduler,
-    load the tokenizer while it loads the model, and wait until it is ready."""
+    load the tokenizer while it loads the model (and call `while_loading()` first: the
+    server imports its routes there), and wait until it is ready."""
     from sglang.model_loader import load_tokenizer, sampling_defaults
 
     if args.node_rank > 0:
@@ -237,6 +238,8 @@ def launch(args: ServerArgs) -> Launched:
     args, source = preflight(args)
     handle = start_scheduler(args)
     try:
+        if while_loading is not None:
+            while_loading()
         tokenizer = None
         if not args.skip_tokenizer_init:
             path = args.tokenizer_path or source

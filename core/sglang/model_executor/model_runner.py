@@ -12,7 +12,12 @@ from sglang.backend.selection import Platform
 from sglang.forward_batch import ForwardBatch
 from sglang.layers.linear import prepare_linear_layers, weight_bytes
 from sglang.layers.ops_table import OpTable
-from sglang.layers.quantization.gguf import GGUF, QuantizationPlan, plan_quantization
+from sglang.layers.quantization.gguf import (
+    GGUF,
+    QuantizationPlan,
+    plan_quantization,
+    repack_threads,
+)
 from sglang.layers.quantization.kv_scales import kv_cache_dtype, set_kv_scales
 from sglang.layers.quantization.model import (
     apply_quantization,
@@ -143,7 +148,9 @@ class ModelRunner:
         self.quant_config = (
             None if source.is_gguf else quantization_for(args, model_config, source.directory)
         )
-        with torch.inference_mode():
+        # A GGUF file served on its codes: decoded and repacked on one thread (repack_threads).
+        codes = source.is_gguf and args.quantization is None and args.load_format != "dummy"
+        with torch.inference_mode(), repack_threads(codes):
             self.model = cls(hf, self.ops, self.dtype, self.device)
             apply_quantization(self.model, self.quant_config)
             param_types, blocks = self._load_weights()

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import threading
+from importlib import import_module
 
 import uvicorn
 
@@ -68,9 +69,11 @@ def serve(args: ServerArgs) -> int:
     try:
         with terminable():
             args, _ = check_model(args)  # before the imports below, which take seconds (torch)
+            # The routes (fastapi, pydantic: about a second) are imported once the scheduler
+            # process is spawned, while it loads the model.
+            launched = launch(args, while_loading=lambda: import_module("sglang.server.app"))
             from sglang.server.app import create_app
 
-            launched = launch(args)
     except BaseException:
         sock.close()
         raise
