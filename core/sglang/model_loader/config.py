@@ -1,7 +1,8 @@
 """The model configuration the engine reads: a typed record over the Hugging Face config.
 
 `load_model_config` builds it with transformers' AutoConfig, from `config.json` or from a GGUF
-file's metadata (transformers' GGUF support; kept in a disk cache, see gguf_cache), and
+file's metadata (transformers' GGUF tables applied to its fast metadata reader, see
+gguf_config, else AutoConfig; kept in a disk cache, see gguf_cache), and
 normalises what differs across model families
 and transformers versions: rope parameters (transformers 5 folds `rope_theta` and
 `rope_scaling` into `rope_parameters`, per layer type for Gemma 3), sliding-window layers
@@ -123,7 +124,10 @@ def _hf_config(source: ModelSource, trust_remote_code: bool) -> Any:
         from sglang.model_loader.gguf_cache import cached
 
         def build() -> Any:
-            return AutoConfig.from_pretrained(
+            from sglang.model_loader.gguf_config import gguf_config
+
+            built = gguf_config(source.weight_files[0], source.directory)  # the metadata alone
+            return built or AutoConfig.from_pretrained(
                 source.directory, gguf_file=source.gguf_file, local_files_only=True
             )
 
