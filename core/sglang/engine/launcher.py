@@ -9,12 +9,21 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sglang.engine.io import SchedulerInfo, StartupFailure
-from sglang.engine.preflight import EXIT_FAILURE, EXIT_MODEL, StartupError, one_line, preflight
-from sglang.engine.tokenizer_manager import TokenizerManager
+from sglang.engine.preflight import (
+    EXIT_FAILURE,
+    EXIT_MODEL,
+    StartupError,
+    check_device_and_format,
+    check_paths,
+    one_line,
+)
 from sglang.server_args import ServerArgs
+
+if TYPE_CHECKING:  # imports torch: the frontend needs it only once the scheduler is spawned
+    from sglang.engine.tokenizer_manager import TokenizerManager
 
 logger = logging.getLogger(__name__)
 
@@ -74,45 +83,63 @@ class SchedulerHandle:
     starting: list[tuple[Any, Any, int | None]] = field(default_factory=list)
     nodes: Any = None  # with --nnodes > 1 on node 0: the links to the other nodes (nodes.py)
     devices: dict[int, list[int]] = field(default_factory=dict)  # replica -> its device indices
+    go: list[Any] = field(default_factory=list)  # gated ranks' start pipes (see `release`)
 
     @property
     def procs(self) -> list[Any]:
         return self.proc.procs if isinstance(self.proc, RankProcesses) else [self.proc]
 
 
-def start_ranks(args: ServerArgs, ipc_dir: str, scheduler_out: str | None) -> SchedulerHandle:
+def start_ranks(
+    args: ServerArgs, ipc_dir: str, scheduler_out: str | None, gated: bool = False
+) -> SchedulerHandle:
     """Spawn this node's ranks (rank_process.local_ranks): each replica's rank 0 runs the
-    scheduler, the others follow it."""
-    from sglang.engine.rank_process import local_ranks, run_follower_process
-    from sglang.engine.scheduler_process import run_scheduler_process
+    scheduler, the others follow it. gated: each rank imports its code, then waits for
+    `release(handle)` before it starts (rank_process.run_rank)."""
+    from sglang.engine.rank_process import local_ranks, run_rank
 
     ctx = mp.get_context("spawn")
-    scheduler_in, starting, devices = [], [], {}
+    scheduler_in, starting, devices, go = [], [], {}, []
     for replica, rank in local_ranks(args, os.path.join(ipc_dir, "rendezvous")):
         devices.setdefault(replica, []).append(rank.device_index)
         reader, writer = ctx.Pipe(duplex=False)
+        go_reader, go_writer = ctx.Pipe(duplex=False) if gated else (None, None)
         if rank.rank == 0:
             scheduler_in.append(f"ipc://{os.path.join(ipc_dir, f'scheduler_in_{replica}')}")
             name = "sglang-scheduler" + (f"-dp{replica}" if args.dp_size > 1 else "")
-            target = run_scheduler_process
-            call = (args, scheduler_in[-1], scheduler_out, writer, rank)
+            call = ("scheduler", go_reader, args, scheduler_in[-1], scheduler_out, writer, rank)
         else:
             name = f"sglang-rank-{rank.rank}" + (f"-dp{replica}" if args.dp_size > 1 else "")
-            target, call = run_follower_process, (args, rank, writer)
-        proc = ctx.Process(target=target, args=call, daemon=True, name=name)
+            call = ("follower", go_reader, args, rank, writer)
+        proc = ctx.Process(target=run_rank, args=call, daemon=True, name=name)
         proc.start()
         writer.close()
+        if gated:
+            go_reader.close()
+            go.append(go_writer)
         starting.append((proc, reader, replica if rank.rank == 0 else None))
     procs = [p for p, _, _ in starting]
     proc = procs[0] if len(procs) == 1 else RankProcesses(procs)
     return SchedulerHandle(
-        proc, scheduler_in, scheduler_out or "", ipc_dir, starting=starting, devices=devices
-    )
+        proc, scheduler_in, scheduler_out or "", ipc_dir, starting=starting, devices=devices,
+        go=go,
+    )  # fmt: skip
 
 
-def start_scheduler(args: ServerArgs) -> SchedulerHandle:
+def release(handle: SchedulerHandle, start: bool = True) -> None:
+    """Tell gated ranks to start (or, start=False, to return without starting)."""
+    for pipe in handle.go:
+        try:
+            pipe.send(start)
+        except OSError:  # the rank is gone: wait_ready reports it
+            pass
+        pipe.close()
+    handle.go = []
+
+
+def start_scheduler(args: ServerArgs, gated: bool = False) -> SchedulerHandle:
     """Spawn the schedulers (and their ranks); `wait_ready` then waits for them to load the
-    model. The caller can load its tokenizer in between."""
+    model. The caller can load its tokenizer in between. gated: see `start_ranks`."""
     ipc_dir = tempfile.mkdtemp(prefix="sglang-")
     scheduler_out = f"ipc://{os.path.join(ipc_dir, 'scheduler_out')}"
     nodes = None
@@ -120,7 +147,7 @@ def start_scheduler(args: ServerArgs) -> SchedulerHandle:
         from sglang.engine.nodes import NodeLinks
 
         nodes = NodeLinks(args)
-    handle = start_ranks(args, ipc_dir, scheduler_out)
+    handle = start_ranks(args, ipc_dir, scheduler_out, gated)
     if nodes is not None:
         handle.nodes = nodes
         handle.proc = RankProcesses(handle.procs + nodes.links)
@@ -218,6 +245,8 @@ class Launched:
 
     def tokenizer_manager(self) -> TokenizerManager:
         """The frontend's link to the scheduler; made inside the event loop that will use it."""
+        from sglang.engine.tokenizer_manager import TokenizerManager
+
         handle = self.handle
         return TokenizerManager(
             self.tokenizer, handle.scheduler_in, handle.scheduler_out, self.info,
@@ -235,9 +264,18 @@ def launch(args: ServerArgs, while_loading: Any = None) -> Launched:
         raise StartupError(
             "--node-rank > 0 runs only that node's ranks: start it with `sglang serve`"
         )
-    args, source = preflight(args)
-    handle = start_scheduler(args)
+    # The scheduler is spawned once the paths are checked: it imports torch and the model code
+    # while this process checks the device (which imports torch and the backends too), and
+    # starts only when that check passes (gated), so a failed check still prints one line.
+    args, source = check_paths(args)
+    handle = start_scheduler(args, gated=True)
     try:
+        try:
+            check_device_and_format(args, source)
+        except BaseException:
+            release(handle, start=False)
+            raise
+        release(handle)
         if while_loading is not None:
             while_loading()
         tokenizer = None

@@ -190,15 +190,27 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def preflight(args):
     """Every check that needs no model load: the model path, then the device. Returns
     `check_model`'s (settings, ModelSource)."""
-    from sglang.backend.discovery import discover
+    args, source = check_paths(args)
+    check_device_and_format(args, source)
+    return args, source
 
+
+def check_paths(args):
+    """The checks that read only flags and files (no torch): `check_model`'s result."""
     check_parallel(args)
     args, source = check_model(args)
     check_pipeline(args, source)
+    return args, source
+
+
+def check_device_and_format(args, source) -> None:
+    """The device, then whether its backend runs the checkpoint's format (imports torch and
+    the backend plugins)."""
+    from sglang.backend.discovery import discover
+
     found = discover()
     backend = check_device(args, found)
     check_quantization(args, source, found, backend)
-    return args, source
 
 
 def check_parallel(args) -> None:

@@ -19,15 +19,16 @@ import logging
 import traceback
 from dataclasses import dataclass
 from multiprocessing import current_process
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sglang.backend.selection import Platform, select_platform
 from sglang.engine.io import StartupFailure
 from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from
-from sglang.engine.settings import resolve
-from sglang.parallel.state import SINGLE, ParallelState, init_parallel
 from sglang.server_args import ServerArgs
+
+if TYPE_CHECKING:  # torch and the backends: imported by the rank processes, not the parent
+    from sglang.backend.selection import Platform
+    from sglang.parallel.state import ParallelState
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,30 @@ def local_ranks(args: ServerArgs, rendezvous_file: str) -> list[tuple[int, RankI
     ]
 
 
+def run_rank(target: str, go: Any, *call: Any) -> None:
+    """A rank process's entry (`target`: "scheduler" or "follower"). It first imports what it
+    runs (torch, the backends, the model code: seconds, and silent), so the parent spawns it
+    before its own device checks; with `go` (a pipe end) it then waits for the parent to say
+    those passed (True) before it starts, and returns quietly otherwise (False, or the parent
+    gone), so a failed check prints the parent's one line only."""
+    from sglang.engine.scheduler_process import run_scheduler_process
+
+    if go is not None:
+        try:
+            start = go.recv()
+        except (EOFError, OSError):
+            return
+        finally:
+            go.close()
+        if not start:
+            return
+    run = run_scheduler_process if target == "scheduler" else run_follower_process
+    run(*call)
+
+
 def select_rank_platform(args: ServerArgs, rank: RankInit | None) -> Platform:
+    from sglang.backend.selection import select_platform
+
     platform = select_platform(args.device)
     if rank is not None:
         platform.device_index = rank.device_index
@@ -74,6 +98,8 @@ def select_rank_platform(args: ServerArgs, rank: RankInit | None) -> Platform:
 
 
 def join_group(args: ServerArgs, platform: Platform, rank: RankInit | None) -> ParallelState:
+    from sglang.parallel.state import SINGLE, init_parallel
+
     if rank is None or args.tp_size * args.pp_size == 1:
         return SINGLE
     state = init_parallel(
@@ -91,6 +117,7 @@ def join_group(args: ServerArgs, platform: Platform, rank: RankInit | None) -> P
 
 def load_follower(args: ServerArgs, rank: RankInit, stage) -> Any:
     """A follower's model runner (the same resolution of the settings as rank 0's)."""
+    from sglang.engine.settings import resolve
     from sglang.model_executor.model_runner import ModelRunner
     from sglang.model_loader import load_model_config, resolve_source
 
