@@ -15,12 +15,14 @@ import dataclasses
 import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sglang.engine.launcher import launch, stop_scheduler
 from sglang.engine.settings import settings_from_kwargs
-from sglang.engine.tokenizer_manager import TokenizerManager
 from sglang.sampling.params import SamplingParams
+
+if TYPE_CHECKING:  # imports torch: not before the scheduler process is spawned (launcher)
+    from sglang.engine.tokenizer_manager import TokenizerManager
 
 logger = logging.getLogger(__name__)
 
