@@ -53,7 +53,7 @@ def loadavg() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def wait_health(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+def wait_health(port: int, proc: subprocess.Popen, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
