@@ -9,8 +9,10 @@ part of the first command after `ci/install.sh &&`), the `curl` block (run by ba
 two Python blocks (the OpenAI client one, then the `sglang.Engine` one, each run as a file by
 the interpreter beside the sglang executable). `--port` rewrites 30000 in every one of them
 (the machine may be shared); `--cold` gives every run an empty GGUF metadata cache
-($SGLANG_CACHE_DIR), as on a fresh machine. Per run it prints each step's seconds; at the
-end, best and median per step, with the load average before and after.
+($SGLANG_CACHE_DIR), as on a fresh machine. Per run it prints each step's seconds and the CPU
+seconds its processes used (serve: the server's process group at /health, the scheduler
+included; the clients and the Engine example: their processes and children); at the end,
+best and median per step, with the load average before and after.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,6 +31,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ("serve_ready", "curl", "python_client", "engine_example")
+CPU: dict[str, float] = {}  # CPU seconds of the last run's steps (all their processes)
 
 
 def readme_blocks() -> list[tuple[str, str]]:
@@ -68,10 +72,31 @@ def wait_health(port: int, proc: subprocess.Popen, timeout: float = 600) -> None
     raise TimeoutError("the server did not become healthy")
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[2]: pgrp; [11], [12]: utime, stime
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def timed(cmd: list[str], env: dict, label: str) -> float:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     seconds = time.perf_counter() - start
+    CPU[label] = children_cpu() - cpu
     if out.returncode != 0:
         raise RuntimeError(f"{label} failed ({out.returncode}): {out.stderr[-2000:]}")
     print(f"--- {label} output:\n{out.stdout.strip()[-600:]}", flush=True)
@@ -92,6 +117,7 @@ def one_run(cmds: dict[str, str], sglang: str, port: int, env: dict, tmp: str) -
     try:
         wait_health(port, server)
         times["serve_ready"] = time.perf_counter() - start
+        CPU["serve_ready"] = group_cpu(server.pid)
         times["curl"] = timed(["bash", "-c", cmds["curl"]], env, "curl")
         client = os.path.join(tmp, "client.py")
         with open(client, "w") as f:
@@ -137,6 +163,7 @@ def main() -> None:
                 env["SGLANG_CACHE_DIR"] = os.path.join(tmp, "cache")
             times = one_run(cmds, sglang, args.port, env, tmp)
         print(f"run {run + 1}: " + "  ".join(f"{k} {v:.2f} s" for k, v in times.items()))
+        print("  cpu seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in CPU.items()))
         for k, v in times.items():
             results[k].append(v)
     print(f"load average before: {load_before}; after: {loadavg()}; runs: {args.runs}")
