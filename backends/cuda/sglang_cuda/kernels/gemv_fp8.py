@@ -80,6 +80,38 @@ def _safe(s):
 
 
 @triton.jit
+def _activation_scale(
+    X,
+    XS,
+    m,
+    M,
+    K,
+    stride_xm,
+    koff,
+    SCHEME: tl.constexpr,
+    STATIC: tl.constexpr,
+    KG: tl.constexpr,
+    KC: tl.constexpr,
+):
+    """The per-tensor / per-channel activation scale: XS (static), else the amax over x's row
+    (per channel) or over all M rows (per tensor), / 448."""
+    if STATIC:
+        return tl.load(XS).to(tl.float32)
+    amax = tl.zeros([KG, KC], tl.float32)
+    first = m
+    last = m + 1
+    if SCHEME == PER_TENSOR:
+        first = 0
+        last = M
+    for r in range(first, last):
+        for k0 in range(0, K, KG * KC):
+            k = k0 + koff
+            v = tl.load(X + r * stride_xm + k, mask=k < K, other=0.0)
+            amax = tl.maximum(amax, tl.abs(v.to(tl.float32)))
+    return tl.math.div_rn(tl.max(tl.max(amax, axis=1), axis=0), E4M3_MAX)
+
+
+@triton.jit
 def _fp8_gemv_kernel(
     X,
     W,
@@ -121,22 +153,7 @@ def _fp8_gemv_kernel(
 
     xs = 1.0
     if SCHEME != BLOCK and not PRE:
-        if STATIC:
-            xs = tl.load(XS).to(tl.float32)
-        else:
-            # amax over x's row (per channel) or over all M rows (per tensor)
-            amax = tl.zeros([KG, KC], tl.float32)
-            first = m
-            last = m + 1
-            if SCHEME == PER_TENSOR:
-                first = 0
-                last = M
-            for r in range(first, last):
-                for k0 in range(0, K, KG * KC):
-                    k = k0 + koff
-                    v = tl.load(X + r * stride_xm + k, mask=k < K, other=0.0)
-                    amax = tl.maximum(amax, tl.abs(v.to(tl.float32)))
-            xs = tl.math.div_rn(tl.max(tl.max(amax, axis=1), axis=0), E4M3_MAX)
+        xs = _activation_scale(X, XS, m, M, K, stride_xm, koff, SCHEME, STATIC, KG, KC)
     n_groups = tl.cdiv(K, KC)
     ws_row = WS + ((nb * BLOCK_N) // GROUP_N) * stride_ws  # block: this block's scale row
 
@@ -216,21 +233,7 @@ def _fp8_act_kernel(
         s = tl.math.div_rn(tl.max(tl.abs(x), axis=1), E4M3_MAX)  # [KG]: one per group
         xd = _e4m3(tl.math.div_rn(x, _safe(s)[:, None]), EMULATE) * s[:, None]
     else:
-        if STATIC:
-            xs = tl.load(XS).to(tl.float32)
-        else:
-            amax = tl.zeros([KG, KC], tl.float32)
-            first = m
-            last = m + 1
-            if SCHEME == PER_TENSOR:
-                first = 0
-                last = M
-            for r in range(first, last):
-                for k0 in range(0, K, KG * KC):
-                    kk = k0 + koff
-                    v = tl.load(X + r * stride_xm + kk, mask=kk < K, other=0.0)
-                    amax = tl.maximum(amax, tl.abs(v.to(tl.float32)))
-            xs = tl.math.div_rn(tl.max(tl.max(amax, axis=1), axis=0), E4M3_MAX)
+        xs = _activation_scale(X, XS, m, M, K, stride_xm, koff, SCHEME, STATIC, KG, KC)
         xd = _e4m3(tl.math.div_rn(x, _safe(xs)), EMULATE) * xs
     tl.store(XD + m.to(tl.int64) * K + k, xd, mask=k_ok)
 
