@@ -13,16 +13,8 @@ cd "$(dirname "$0")/.."
 DIR=$1
 mkdir -p "$DIR"
 source benchmarks/gpu_setup.sh "$DIR" > "$DIR/setup.log" 2>&1
-QUIET='it/s\]| INFO '
-step() {  # step NAME SECONDS COMMAND...: run capped, log to DIR/NAME.log, report the status
-    local name=$1 cap=$2 t0=$SECONDS
-    shift 2
-    echo "== $name (cap ${cap}s)"
-    timeout "$cap" "$@" > "$DIR/$name.log" 2>&1
-    local rc=$?
-    grep -Ev "$QUIET" "$DIR/$name.log" | grep -E "^best|^== |^[a-z0-9-]+ .*: old|passed|failed|Error" | tail -16
-    echo "== $name: exit $rc, $((SECONDS - t0)) s"
-}
+KEEP='^best|^== |^[a-z0-9-]+ .*: old|passed|failed|Error'
+source benchmarks/gpu_step.sh
 step kernels 170 python3 benchmarks/bench_decode_gemv.py --only fp8,int4,dense \
     --out "$DIR/decode_gemv.jsonl" --pick-best "$DIR/best.json"
 LO=""

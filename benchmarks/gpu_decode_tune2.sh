@@ -8,16 +8,8 @@ cd "$(dirname "$0")/.."
 DIR=$1
 mkdir -p "$DIR"
 source benchmarks/gpu_setup.sh "$DIR" > "$DIR/setup.log" 2>&1
-QUIET='it/s\]| INFO '
-step() {
-    local name=$1 cap=$2 t0=$SECONDS
-    shift 2
-    echo "== $name (cap ${cap}s)"
-    timeout "$cap" "$@" > "$DIR/$name.log" 2>&1
-    local rc=$?
-    grep -Ev "$QUIET" "$DIR/$name.log" | grep -E "^best|^== |: old|passed|failed|Error" | tail -16
-    echo "== $name: exit $rc, $((SECONDS - t0)) s"
-}
+KEEP='^best|^== |: old|passed|failed|Error'
+source benchmarks/gpu_step.sh
 step kernels 100 python3 benchmarks/bench_decode_gemv.py --only fp8,dense \
     --out "$DIR/decode_gemv.jsonl" --pick-best "$DIR/best.json"
 LO=""

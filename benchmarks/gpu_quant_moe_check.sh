@@ -16,16 +16,8 @@ cd "$(dirname "$0")/.."
 DIR=$1
 mkdir -p "$DIR"
 source benchmarks/gpu_setup.sh "$DIR" > "$DIR/setup.log" 2>&1
-QUIET='it/s\]| INFO '
-step() {
-    local name=$1 cap=$2 t0=$SECONDS
-    shift 2
-    echo "== $name (cap ${cap}s)"
-    timeout "$cap" "$@" > "$DIR/$name.log" 2>&1
-    local rc=$?
-    grep -Ev "$QUIET" "$DIR/$name.log" | grep -E "^\{|^== |passed|failed|FAILED|Error" | tail -20
-    echo "== $name: exit $rc, $((SECONDS - t0)) s"
-}
+KEEP='^\{|^== |passed|failed|FAILED|Error'
+source benchmarks/gpu_step.sh
 PYT="python3 -m pytest -q -p no:cacheprovider"
 CFG=benchmarks/configs
 MOE="python3 benchmarks/bench_moe.py --device cuda --out $DIR/moe.jsonl"
