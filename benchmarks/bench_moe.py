@@ -68,6 +68,12 @@ def parse_args(argv=None):
     p.add_argument("--mem-fraction-static", type=float, default=None)
     p.add_argument("--disable-cuda-graph", action="store_true")
     p.add_argument("--tiny", action="store_true")
+    p.add_argument(
+        "--profile-batch",
+        type=int,
+        default=0,
+        help="also print the top device kernels of a few decode steps at this batch size",
+    )
     return p.parse_args(argv)
 
 
@@ -128,6 +134,8 @@ def main(argv=None) -> int:
 
     static = StaticBatch(b8.fresh_scheduler(base, radix=False), seed=1)
     static.run(1, 128, 8, 0)  # warm-up (JIT compilation)
+    if args.profile_batch:
+        b8.profile_step(static, args.profile_batch, args.out)
     if "a" in args.only:
         r = static.run(1, 128, args.itl_output, 0)
         lat = r["decode_latencies"]
