@@ -113,6 +113,7 @@ def test_extend(case):
 
 
 EXTEND_LAUNCHES = (
+    {"block_m": 64, "block_n": 32, "num_warps": 4, "num_stages": 2},  # float32's, the old default
     {"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3},
     {"block_m": 64, "block_n": 128, "num_warps": 4, "num_stages": 2},
 )
@@ -128,6 +129,17 @@ def test_extend_other_tiles(case, launch):
     """Tiles other than the default (a tuning run's candidates): full tiles before a block's
     first query skip the causal mask, so tile sizes move where that boundary falls."""
     check("attention.extend", case, launch)
+
+
+def test_extend_launch_follows_shapes():
+    """16-bit head-dim-128 prefill: 128 x 128 tiles for long prompts, 64 x 64 for short ones;
+    float32 keeps the tiles that fit any GPU's shared memory. A function of shapes only."""
+    q = torch.empty(4096, 32, 128, dtype=torch.bfloat16, device=DEVICE)
+    auto = dict(tri.EXTEND_LAUNCH)
+    assert tri._extend_launch(auto, 128, 128, q, 1)["block_m"] == 128
+    assert tri._extend_launch(auto, 128, 128, q, 40)["block_n"] == 64
+    assert tri._extend_launch(auto, 128, 128, q.float(), 1)["num_stages"] == 2
+    assert tri._extend_launch({**auto, "num_warps": 2}, 128, 128, q, 1)["num_warps"] == 2
 
 
 def test_decode_splits_follow_shapes_only():
