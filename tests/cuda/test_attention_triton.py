@@ -136,10 +136,10 @@ def test_extend_launch_follows_shapes():
     float32 keeps the tiles that fit any GPU's shared memory. A function of shapes only."""
     q = torch.empty(4096, 32, 128, dtype=torch.bfloat16, device=DEVICE)
     auto = dict(tri.EXTEND_LAUNCH)
-    assert tri._extend_launch(auto, 128, 128, q, 1)["block_m"] == 128
-    assert tri._extend_launch(auto, 128, 128, q, 40)["block_n"] == 64
-    assert tri._extend_launch(auto, 128, 128, q.float(), 1)["num_stages"] == 2
-    assert tri._extend_launch({**auto, "num_warps": 2}, 128, 128, q, 1)["num_warps"] == 2
+    assert tri._extend_launch(auto, 128, 128, q, True)["block_m"] == 128
+    assert tri._extend_launch(auto, 128, 128, q, False)["block_n"] == 64
+    assert tri._extend_launch(auto, 128, 128, q.float(), True)["num_stages"] == 2
+    assert tri._extend_launch({**auto, "num_warps": 2}, 128, 128, q, True)["num_warps"] == 2
 
 
 def test_decode_splits_follow_shapes_only():

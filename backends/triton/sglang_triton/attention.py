@@ -36,6 +36,7 @@ inputs use IEEE dots (Triton's default for float32 is tf32).
 from __future__ import annotations
 
 import functools
+import logging
 
 import torch
 
@@ -45,6 +46,8 @@ try:
 except ImportError:  # the backend still imports; the kernels report themselves unavailable
     triton = None
     tl = None
+
+logger = logging.getLogger(__name__)
 
 MIN_SPLIT_LEN = 64  # fewest keys a decode split is worth (one BLOCK_N tile)
 MAX_SPLITS = 32
@@ -587,7 +590,7 @@ LONG_EXTEND_TOKENS = 512
 """Mean new tokens per sequence from which 16-bit head-dim-128 prefill takes 128 x 128 tiles."""
 
 
-def _extend_launch(cfg: dict, block_d: int, block_dv: int, q, num_seqs: int) -> dict:
+def _extend_launch(cfg: dict, block_d: int, block_dv: int, q, long: bool) -> dict:
     """The extend kernel's launch, entries left None chosen by shape. Head dim 128 in 16 bits
     (H200, Llama-3.1-8B heads, benchmarks/tune_cuda_extend.py): 128 x 128 tiles, 8 warps, 3
     stages for long prompts (4k: 0.45 ms against 0.77 for the old 64 x 32, 2 stages; 32k: 413
@@ -596,7 +599,6 @@ def _extend_launch(cfg: dict, block_d: int, block_dv: int, q, num_seqs: int) -> 
     KB of shared memory in 16 bits (Hopper has 227, an A100 164), so where they do not fit,
     and for float32 and other head dims, the older 64/32-row tiles, 4 warps, 2 stages."""
     width = max(block_d, block_dv)
-    long = q.shape[0] >= LONG_EXTEND_TOKENS * num_seqs
     fits = _shared_memory(q.device)
     if 64 < width <= 128 and q.element_size() == 2 and long and fits >= 229376:
         auto = {"block_m": 128, "block_n": 128, "num_warps": 8, "num_stages": 3}
@@ -613,6 +615,34 @@ def _extend_launch(cfg: dict, block_d: int, block_dv: int, q, num_seqs: int) -> 
 
 
 _last_blocks: tuple | None = None
+_compiled: set = set()
+
+
+def _compile_other_tiles(args: tuple, consts: dict, cfg: dict, q, long: bool) -> None:
+    """Compile (not run) the extend kernel's other automatic tiles the first time a shape
+    family is seen outside a capture: the prefill graphs' warm-up runs at startup, so a long
+    prompt arriving mid-run does not stall every request while its variant compiles."""
+    if q.device.type == "cpu" or torch.cuda.is_current_stream_capturing():
+        return
+    key = (q.device, tuple(sorted(consts.items())), args[14:])
+    if key in _compiled:
+        return
+    _compiled.add(key)
+    other = _extend_launch(EXTEND_LAUNCH, consts["BLOCK_D"], consts["BLOCK_DV"], q, long)
+    if other == cfg:
+        return
+    try:
+        _extend_kernel.warmup(
+            *args,
+            **consts,
+            BLOCK_M=other["block_m"],
+            BLOCK_N=other["block_n"],
+            num_warps=other["num_warps"],
+            num_stages=other["num_stages"],
+            grid=(1,),
+        )
+    except Exception as e:  # noqa: BLE001 - a compile now is an optimisation, not a need
+        logger.debug("extend tiles %s not compiled ahead: %r", other, e)
 
 
 def _query_blocks(qo_indptr: torch.Tensor, block_m: int, grid0: int):
@@ -659,12 +689,13 @@ def extend(
         return out
     cfg = EXTEND_LAUNCH if launch is None else {**EXTEND_LAUNCH, **launch}
     block_d, block_dv = max(16, _pow2(dim)), max(16, _pow2(v_dim))
-    cfg = _extend_launch(cfg, block_d, block_dv, q, num_seqs)
+    long = tokens >= LONG_EXTEND_TOKENS * num_seqs
+    cfg = _extend_launch(cfg, block_d, block_dv, q, long)
     block_m, block_n = cfg["block_m"], cfg["block_n"]
     grid0 = tokens // block_m + num_seqs  # >= sum(cdiv(new_b, block_m))
     block_indptr, block_seq = _query_blocks(qo_indptr, block_m, grid0)
     q = q.contiguous()
-    _extend_kernel[(grid0, heads)](
+    args = (
         q,
         k_cache,
         v_cache,
@@ -687,9 +718,9 @@ def extend(
         v_cache.stride(1),
         out.stride(0),
         out.stride(1),
+    )
+    consts = dict(
         GROUP=heads // kv_heads,
-        BLOCK_M=block_m,
-        BLOCK_N=block_n,
         D=dim,
         DV=v_dim,
         BLOCK_D=block_d,
@@ -699,9 +730,17 @@ def extend(
         USE_SINKS=sinks is not None,
         PRECISION=_precision(q.dtype),
         UPCAST=_upcast(q),
+    )
+    _extend_kernel[(grid0, heads)](
+        *args,
+        **consts,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
     )
+    if launch is None:
+        _compile_other_tiles(args, consts, cfg, q, not long)
     return out
 
 
