@@ -1,7 +1,7 @@
 """moe.route and moe.experts on GPUs.
 
-route: the core's vectorised torch route (sglang.ops.moe_route_vectorized), on the GPU: float32
-throughout, no host sync.
+route: one Triton launch for softmax top-k routing (moe_route.py); sigmoid, grouped and biased
+routings through the core's vectorised torch route (sglang.ops.moe_route_vectorized).
 
 experts: a fused MoE over tokens sorted by expert, as SGLang's / vLLM's fused_moe does:
 
@@ -35,14 +35,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from sglang.ops.moe_route_vectorized import route
 
-from sglang_triton import moe_decode
+from sglang_triton import moe_decode, moe_route
 from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.common import mma
 from sglang_triton.target import merged, warps
-
-# --- moe.route: sglang.ops.moe_route_vectorized ----------------------------------------
 
 # --- moe.experts -----------------------------------------------------------------------------
 
@@ -308,6 +305,7 @@ def experts(
 
 
 def register(registry, target) -> None:
-    registry.register("moe.route", route, name=target.name("moe_route"))
+    route = target.bind(moe_route.route, "moe.route")
+    registry.register("moe.route", route, name=target.name("triton_moe_route"))
     fused = target.bind(experts, "moe")
     registry.register("moe.experts", fused, name=target.name("triton_fused_moe"))
