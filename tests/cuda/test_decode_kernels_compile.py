@@ -5,7 +5,8 @@ interpreter mode, set when kernels are decorated, cannot compile). Catches what 
 the compiler refuses (a global that is not a constexpr, a type mismatch in a branch) and
 register spills of the default launches, before any GPU run. Also gpt-oss's variants of the
 attention kernels (sinks, window) and of the aligned fused MoE (swigluoai, biases): compiled,
-spills not checked. Skipped where triton has no NVIDIA backend or ptxas."""
+spills not checked. And the MLA kernel (sglang_triton.mla) at DeepSeek's geometry: no spills.
+Skipped where triton has no NVIDIA backend or ptxas."""
 
 from __future__ import annotations
 
@@ -154,6 +155,47 @@ GPT_OSS_SCRIPT = textwrap.dedent(
 )
 
 
+MLA_SCRIPT = textwrap.dedent(
+    """
+    import inspect, json, os, subprocess, tempfile
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from sglang_triton import mla
+
+    TARGET = GPUTarget("cuda", 90, 32)
+    CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
+    B, F32, I32 = "*bf16", "*fp32", "*i32"
+    ptrs = dict(Q=B, KV=B, LSE=F32, qo_indptr=I32, kv_indptr=I32, kv_indices="*i64",
+                block_seq=I32, block_indptr="*i64")
+    fn = mla._mla_kernel
+    out = []
+    for decode, cfg in ((True, mla.MLA_DECODE_LAUNCH), (False, mla.MLA_EXTEND_LAUNCH)):
+        block_t = 1 if decode else cfg["rows"] // cfg["block_h"]
+        for direct in (False, True):
+            consts = dict(HEADS=16, R=512, P=64, BLOCK_R=512, BLOCK_P=64, BLOCK_T=block_t,
+                          BLOCK_H=cfg["block_h"], BLOCK_N=cfg["block_n"],
+                          SPLITS=1 if direct else 8, MIN_SPLIT=mla.MLA_MIN_SPLIT,
+                          DECODE=decode, DIRECT=direct, PRECISION="tf32", UPCAST=False)
+            p = dict(ptrs, Out=B if direct else F32)
+            sig = {n: "constexpr" if n in consts else p.get(n, "fp32" if n == "sm_scale" else "i32")
+                   for n in inspect.signature(fn.fn).parameters}
+            k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=TARGET,
+                               options={"num_warps": cfg["num_warps"],
+                                        "num_stages": cfg["num_stages"]})
+            with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+                f.write(k.asm["cubin"])
+            use = subprocess.run([CUOBJDUMP, "--dump-resource-usage", f.name],
+                                 capture_output=True, text=True).stdout
+            line = next(x for x in use.splitlines() if "REG:" in x)
+            fields = dict(kv.split(":", 1) for kv in line.split() if ":" in kv)
+            out.append({"kernel": "mla_decode" if decode else "mla_extend", "direct": direct,
+                        "regs": int(fields["REG"]), "stack": int(fields["STACK"])})
+    print(json.dumps(out))
+    """
+)
+
+
 def _compile(script: str) -> list:
     """Run a compile script in a subprocess without the interpreter; its last line's JSON."""
     triton_dir = os.path.dirname(importlib.util.find_spec("triton").origin)
@@ -179,3 +221,11 @@ def test_decode_kernels_compile_for_sm90_without_spills():
     assert len(kernels) == 20
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
+
+
+def test_mla_kernels_compile_for_sm90_without_spills():
+    """DeepSeek's geometry (R 512, P 64, 16 heads) at the default MLA launches."""
+    kernels = _compile(MLA_SCRIPT)
+    assert len(kernels) == 4
+    spills = [k for k in kernels if k["stack"] > 0]
+    assert not spills, f"default MLA launches spill registers on sm_90: {spills}"

@@ -49,6 +49,8 @@ NATIVE = {
     "act.silu_mul",
     "attention.decode",
     "attention.extend",
+    "attention.mla_decode",
+    "attention.mla_extend",
     "gemm.dense",
     "gemm.fp4",
     "gemm.int4",

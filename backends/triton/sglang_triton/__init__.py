@@ -1,5 +1,5 @@
 """Kernels shared by the GPU backends: Triton kernels (norm, activation, rope, kv.store,
-attention, the fused MoE, the W4A16 int4/fp4 GEMMs, the batch-1 GEMV, the grammar mask) and
+attention, MLA attention, the fused MoE, the W4A16 int4/fp4 GEMMs, the batch-1 GEMV, the grammar mask) and
 the torch-op kernels a GPU runs as they are (moe.route, sampling, gemm.dense through the
 vendor BLAS). Not a backend: sglang-cuda and sglang-rocm each register these modules with a
 `TritonTarget` (target.py) carrying their own launch tables.
@@ -16,6 +16,7 @@ KERNEL_MODULES: tuple[str, ...] = (
     "sglang_triton.rope",
     "sglang_triton.kv",
     "sglang_triton.attention",
+    "sglang_triton.mla",
     "sglang_triton.moe",
     "sglang_triton.dense",
     "sglang_triton.gemm_int4",

@@ -219,12 +219,17 @@ def run_model(
     ]
     lengths = [n + DECODE_STEPS for n in PROMPT_LENGTHS]
     slots = page_slots(lengths, seed=11)
+    # MLA models (DeepSeek) say their own cache row: one latent + rope row, no V
+    geometry = getattr(built.model, "kv_cache_geometry", None)
+    heads, k_dim, v_dim = (
+        geometry() if geometry else (config.num_key_value_heads, head_dim, head_dim)
+    )
     cache = KVCache(
         config.num_hidden_layers,
         sum(math.ceil(n / PAGE_SIZE) for n in lengths) * PAGE_SIZE,
-        config.num_key_value_heads,
-        head_dim,
-        head_dim,
+        heads,
+        k_dim,
+        v_dim,
         built.dtype,
         built.device,
     )
