@@ -6,8 +6,9 @@
 #      offline 256 x 1024/256 (target >= 15x transformers), then transformers' continuous
 #      batching (generate_batch) on the same workload in its own process (32 then 256 prompts
 #      while its time budget lasts)
-#   3. DeepSeek-V2-Lite config: batch-1 ITL and offline throughput (64 prompts: cuda has no MLA
-#      kernel yet, the reference MLA ops serve it); the KV bytes per token are in the header
+#   3. DeepSeek-V2-Lite config: batch-1 ITL and offline throughput (64 prompts; written when
+#      cuda ran the reference MLA ops: sglang_triton/mla.py serves them now, see gpu_mla.sh);
+#      the KV bytes per token are in the header
 #   4. gpt-oss-20b config (experts in bf16, not MXFP4): batch-1 ITL
 # Usage: benchmarks/gpu_moe.sh OUTDIR. Results: OUTDIR/moe.jsonl, hf_moe.jsonl, *.log.
 set -uo pipefail
