@@ -125,6 +125,18 @@ def test_keys_past_the_batch_are_never_read(op):
     close(*run(op, case, fn, padded_indices=1000), case.dtype)
 
 
+def test_a_graph_sized_kv_indices_buffer_takes_the_absorbed_path():
+    """Past absorb_max_tokens, a kv_indices buffer far longer than the new tokens (the prefill
+    graphs' warm-up passes their whole capacity) still runs absorbed: the un-absorbed form would
+    up-project every entry (here out of bounds: it would raise)."""
+    case = next(c for c in extra_cases("attention.mla_extend") if c.name == "float32-h20")
+
+    def long_prefill(**kw):
+        return mla.mla_extend(**kw, launch={"absorb_max_tokens": 0})
+
+    close(*run("attention.mla_extend", case, long_prefill, padded_indices=5000), case.dtype)
+
+
 def test_splits_follow_shapes_only():
     """The KV split count comes from the program count (shapes), never from the lengths."""
     dev = torch.device(DEVICE)

@@ -18,7 +18,8 @@ the SM count), each program reads its own lengths on the device and finds how ma
 they need; no host sync, no data-dependent allocation.
 
 mla_extend: the op takes the un-absorbed query [q_nope | q_pe] and the per-head w_kc, w_vc.
-  - absorbed (at most `absorb_max_tokens` new tokens, and always while a graph is captured):
+  - absorbed (at most `absorb_max_tokens` new tokens, a kv_indices far longer than the new
+    tokens (a graph's static buffer), and always while a graph is captured):
     q_lat = w_kc^T q_nope per head (one bmm), the kernel above over the latent rows, then
     o = w_vc o_lat (one bmm). Costs ~3.4x the attention FLOPs of the un-absorbed form but
     never materialises per-head keys and values, so its cost does not grow with the cached
@@ -67,11 +68,15 @@ MLA_EXTEND_LAUNCH = {
     "num_stages": 2,
     "programs_per_sm": 2,
     "absorb_max_tokens": 256,
+    "unabsorbed_max_keys_per_token": 32,
 }
 """Absorbed extend launch: rows = BLOCK_T tokens x BLOCK_H heads per program. Above
 absorb_max_tokens new tokens an eager extend runs un-absorbed (the attention FLOPs of the
 absorbed form, ~2 (R + P + R) per query-key pair and head, then outweigh the up-projection
-of the keys and values, ~2 H (Dn + Dv) R per key). 32 rows: ~200 registers on sm_90, no spill."""
+of the keys and values, ~2 H (Dn + Dv) R per key), unless kv_indices holds more than
+unabsorbed_max_keys_per_token entries a new token: the un-absorbed form up-projects every entry,
+and the prefill graphs' warm-up (eager, before capture) passes their static kv_indices buffer of
+the whole capacity (up to millions of entries, most of them not the batch's). 32 rows: ~200 registers on sm_90, no spill."""
 
 
 if triton is not None:
@@ -289,7 +294,12 @@ def _capturing(t: torch.Tensor) -> bool:
 def mla_extend(q, kv_cache, qo_indptr, kv_indptr, kv_indices, w_kc, w_vc, sm_scale, launch=None):
     cfg = merged(MLA_EXTEND_LAUNCH, launch)
     tokens = q.shape[0]
-    if tokens > cfg["absorb_max_tokens"] and not _capturing(q):
+    unabsorbed = (
+        tokens > cfg["absorb_max_tokens"]
+        and kv_indices.numel() <= cfg["unabsorbed_max_keys_per_token"] * tokens
+        and not _capturing(q)
+    )
+    if unabsorbed:
         return _unabsorbed_extend(
             q=q,
             kv_cache=kv_cache,
