@@ -73,6 +73,7 @@ def test_gpt_oss_layers_take_the_triton_kernels(found):
     assert ops.kernel_needing("attention.decode", sinks, {"sinks": True}) is attention.decode
     assert ops.kernel_needing("attention.extend", sinks, {"sinks": True}) is attention.extend
     assert ops.kernel_needing("moe.experts", ("moe:swigluoai", "moe:bias")) is moe.experts
+    assert ops.kernel_name("moe.route") == "cuda.triton_moe_route"  # softmax top-k: one launch
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
