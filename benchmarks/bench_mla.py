@@ -18,6 +18,14 @@ import json
 import torch
 
 DECODE = ((1, 1024), (1, 4096), (1, 32768), (16, 4096), (64, 1024), (256, 1024))
+# mla_decode launch candidates for --tune (block_h stays 16: more rows spill on sm_90)
+TUNE = [
+    {"block_n": n, "num_warps": w, "num_stages": st, "min_split": 64}
+    for n in (16, 32, 64)
+    for w in (4, 8)
+    for st in (2, 3)
+] + [{"block_n": 32, "num_warps": 8, "num_stages": 2, "min_split": m} for m in (32, 128)]
+TUNE_SHAPES = ((1, 1024), (1, 8192), (64, 1024), (256, 2048))
 EXTEND = ((16, 4096), (128, 0), (256, 2048), (512, 0), (2048, 0), (4096, 0))
 
 
@@ -52,6 +60,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default="mla.jsonl")
     p.add_argument("--heads", type=int, default=16)
+    p.add_argument(
+        "--tune",
+        action="store_true",
+        help="also time mla_decode's launch candidates (TUNE) at a few shapes; best first",
+    )
     args = p.parse_args()
     from sglang_triton import mla
 
@@ -104,6 +117,33 @@ def main() -> None:
                 else "un-absorbed",
             }
         )
+    for batch, ctx in TUNE_SHAPES if args.tune else ():
+        q = torch.randn(batch, heads, rank + rope, device=dev, dtype=dt)
+        kv_indptr = torch.arange(batch + 1, device=dev, dtype=torch.int32) * ctx
+        kv_indices = torch.randint(1, slots, (batch * ctx,), device=dev, dtype=torch.int64)
+        call = functools.partial(mla.mla_decode, q, cache, kv_indptr, kv_indices, 0.04, rank)
+        times = []
+        for launch in TUNE:
+            try:
+                times.append((timed(functools.partial(call, launch=launch)), launch))
+            except Exception as e:  # noqa: BLE001 - a launch the GPU refuses (shared memory)
+                print(f"skip {launch}: {type(e).__name__}")
+        times.sort(key=lambda t: t[0])
+        for us, launch in times[:3]:
+            rows.append(
+                {
+                    "op": "mla_decode_tune",
+                    "heads": heads,
+                    "batch": batch,
+                    "ctx": ctx,
+                    "us": us,
+                    "launch": launch,
+                    "default_us": next(
+                        (t for t, c in times if all(c[k] == mla.MLA_DECODE_LAUNCH[k] for k in c)),
+                        None,
+                    ),
+                }
+            )
     with open(args.out, "a") as f:
         for row in rows:
             row["us"] = round(row["us"], 1)

@@ -175,7 +175,7 @@ MLA_SCRIPT = textwrap.dedent(
         for direct in (False, True):
             consts = dict(HEADS=16, R=512, P=64, BLOCK_R=512, BLOCK_P=64, BLOCK_T=block_t,
                           BLOCK_H=cfg["block_h"], BLOCK_N=cfg["block_n"],
-                          SPLITS=1 if direct else 8, MIN_SPLIT=mla.MLA_MIN_SPLIT,
+                          SPLITS=1 if direct else 8, MIN_SPLIT=cfg["min_split"],
                           DECODE=decode, DIRECT=direct, PRECISION="tf32", UPCAST=False)
             p = dict(ptrs, Out=B if direct else F32)
             sig = {n: "constexpr" if n in consts else p.get(n, "fp32" if n == "sm_scale" else "i32")

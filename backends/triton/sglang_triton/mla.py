@@ -47,16 +47,16 @@ except ImportError:  # the backend still imports; the kernels report themselves 
     triton = None
     tl = None
 
-MLA_MIN_SPLIT = 64  # fewest keys a split is worth
-
 MLA_DECODE_LAUNCH = {
     "block_h": 16,
     "block_n": 32,
     "num_warps": 8,
     "num_stages": 2,
     "programs_per_sm": 2,
+    "min_split": 64,
 }
-"""Decode launch: up to block_h query heads per program (at least 16 rows, the MMA minimum).
+"""Decode launch: up to block_h query heads per program (at least 16 rows, the MMA minimum),
+splits of at least min_split keys.
 On sm_90 at DeepSeek's R 512 / P 64 in bfloat16, 8 warps hold the [16, 512] float32 output in
 154 registers a thread without spilling; 4 warps spill (tests/cuda/test_decode_kernels_compile)."""
 
@@ -67,6 +67,7 @@ MLA_EXTEND_LAUNCH = {
     "num_warps": 8,
     "num_stages": 2,
     "programs_per_sm": 2,
+    "min_split": 64,
     "absorb_max_tokens": 256,
     "unabsorbed_max_keys_per_token": 32,
 }
@@ -251,7 +252,7 @@ def _latent_attention(q, kv_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, r
         BLOCK_H=block_h,
         BLOCK_N=cfg["block_n"],
         SPLITS=splits,
-        MIN_SPLIT=MLA_MIN_SPLIT,
+        MIN_SPLIT=cfg["min_split"],
         DECODE=decode,
         DIRECT=direct,
         PRECISION=_precision(q.dtype),
