@@ -146,7 +146,7 @@ def main() -> None:
             )
     with open(args.out, "a") as f:
         for row in rows:
-            row["us"] = round(row["us"], 1)
+            row = {k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()}
             print(json.dumps(row))
             f.write(json.dumps(row) + "\n")
 
