@@ -102,7 +102,8 @@ def main() -> None:
             mla.mla_extend, q, cache, qo, kv_indptr, kv_indices, w_kc, w_vc, 0.07
         )
         absorbed = timed(functools.partial(call, launch={"absorb_max_tokens": 1 << 30}))
-        unabsorbed = timed(functools.partial(call, launch={"absorb_max_tokens": 0}), graph=False)
+        never = {"absorb_max_tokens": 0, "unabsorbed_max_keys_per_token": 1 << 30}
+        unabsorbed = timed(functools.partial(call, launch=never), graph=False)
         rows.append(
             {
                 "op": "mla_extend",
@@ -114,6 +115,7 @@ def main() -> None:
                 "unabsorbed_us": round(unabsorbed, 1),
                 "default_path": "absorbed"
                 if new <= mla.MLA_EXTEND_LAUNCH["absorb_max_tokens"]
+                or new + prefix > mla.MLA_EXTEND_LAUNCH["unabsorbed_max_keys_per_token"] * new
                 else "un-absorbed",
             }
         )
