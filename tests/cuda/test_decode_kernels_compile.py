@@ -94,14 +94,13 @@ SCRIPT = textwrap.dedent(
                       BLOCK_K=gu["block_k"])
         out.append(build(moe_decode._gate_up_gemv_kernel, sig, consts, gu["num_warps"],
                          gu["num_stages"]))
-    sig = dict(H=F32, W2=B, B2=B, Y=B, IDS="*i32", WEIGHTS=F32, N=I32, K=I32, E=I32,
-               stride_hm=I32, stride_we=I32, stride_wn=I32, stride_be=I32, stride_ym=I32,
-               TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C)
+    sig = dict(H=F32, W2=B, B2=B, Y=B, IDS="*i32", WEIGHTS=F32, PART=F32, COUNT="*i32",
+               N=I32, K=I32, E=I32, stride_hm=I32, stride_we=I32, stride_wn=I32, stride_be=I32,
+               stride_ym=I32, TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C)
     for topk, slots, bias in ((8, 8, False), (8, 1, False), (4, 1, True)):
         consts = dict(TOPK=topk, SLOTS=slots, HAS_BIAS=bias, BLOCK_N=dn["block_n"],
                       BLOCK_K=dn["block_k"])
-        y = B if slots == topk else F32
-        out.append(build(moe_decode._down_gemv_kernel, {**sig, "Y": y}, consts,
+        out.append(build(moe_decode._down_gemv_kernel, sig, consts,
                          dn["num_warps"], dn["num_stages"]))
     print(json.dumps(out))
     """

@@ -78,7 +78,7 @@ LAUNCHES = (
         "gate_up": {"block_n": 64, "block_k": 256, "num_warps": 4},
         "down": {"block_n": 8, "block_k": 64, "num_warps": 1},
     },
-    {"down": {"block_n": 16, "block_k": 32, "split": True}},  # a program per slot, torch sum
+    {"down": {"block_n": 16, "block_k": 32, "split": True}},  # a program per slot, summed in-kernel
 )
 
 

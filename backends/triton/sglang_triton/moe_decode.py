@@ -17,7 +17,9 @@ kernels to align) spends most of its time on anything but reading weights. Here:
      where given, written to out[token] in x.dtype: the sum over
      top_k is in the kernel (no atomics, no float32 [n, D] buffer, deterministic). With the
      launch key "split" the slots go to separate programs (top_k times the programs, for
-     few tokens) writing float32 [T, k, D] rows that a torch sum adds (one more kernel).
+     few tokens), each writing its float32 rows to a workspace; the last of a block's top_k
+     programs to arrive adds them in slot order and stores the output (split_k.finish: the
+     same deterministic sum, no torch reduction and copy after the kernel).
 
 Two launches in all; nothing waits on the GPU. moe.experts takes this path for up to
 MAX_PAIRS pairs (moe.py).
@@ -29,6 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sglang_triton import split_k
 from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.target import merged, warps
 
@@ -103,6 +106,8 @@ def _down_gemv_kernel(
     Y,
     IDS,
     WEIGHTS,
+    PART,
+    COUNT,
     N,
     K,
     E,
@@ -119,7 +124,7 @@ def _down_gemv_kernel(
 ):
     token = tl.program_id(0)
     nb = tl.program_id(1)
-    first = tl.program_id(2) * SLOTS  # SLOTS < TOPK: Y holds a row per (token, slot)
+    first = tl.program_id(2) * SLOTS  # SLOTS < TOPK: one slot a program, finished together
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < N
     ks = tl.arange(0, BLOCK_K)
@@ -144,8 +149,20 @@ def _down_gemv_kernel(
             w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * h[None, :]
     y = tl.sum(acc, axis=1) + bias
-    out_row = token * (TOPK // SLOTS) + tl.program_id(2)
-    tl.store(Y + out_row.to(tl.int64) * stride_ym + rows, y.to(Y.dtype.element_ty), mask=row_ok)
+    split_k.finish(
+        y,
+        Y + token.to(tl.int64) * stride_ym + rows,
+        Y,  # no bias left to add: each slot's is in y
+        row_ok,
+        PART,
+        COUNT,
+        token * tl.num_programs(1) + nb,
+        tl.program_id(2),
+        tl.num_programs(0) * tl.num_programs(1),
+        False,
+        TOPK // SLOTS,
+        BLOCK_N,
+    )
 
 
 def experts_decode(
@@ -203,19 +220,17 @@ def experts_decode(
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
         )
-    split = bool(dn.get("split")) and top_k > 1
-    y = (
-        torch.empty((tokens * top_k, hidden), dtype=torch.float32, device=x.device)
-        if split
-        else out
-    )
-    _down_gemv_kernel[(tokens, triton.cdiv(hidden, dn["block_n"]), top_k if split else 1)](
+    blocks = triton.cdiv(hidden, dn["block_n"])
+    split = bool(dn.get("split")) and top_k > 1 and tokens * blocks <= split_k.MAX_SLOTS
+    _down_gemv_kernel[(tokens, blocks, top_k if split else 1)](
         h,
         w2,
         b2,
-        y,
+        out,
         ids,
         weights,
+        split_k.workspace(top_k if split else 1, tokens * blocks, dn["block_n"], x.device),
+        split_k.counters(x.device) if split else out,
         hidden,
         inter,
         num_experts,
@@ -223,7 +238,7 @@ def experts_decode(
         w2.stride(0),
         w2.stride(1),
         b2.stride(0),
-        y.stride(0),
+        out.stride(0),
         TOPK=top_k,
         SLOTS=1 if split else top_k,
         HAS_BIAS=w2_bias is not None,
@@ -232,6 +247,4 @@ def experts_decode(
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
     )
-    if split:
-        out.copy_(y.view(tokens, top_k, hidden).sum(dim=1))  # float32 sums, one rounding
     return out
