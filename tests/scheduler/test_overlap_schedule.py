@@ -170,3 +170,25 @@ def test_mixed_chunk_gives_the_same_outputs(model_dir, overlap, pool):
         assert drive(s, workload(s.eos_ids, mixed=mixed_features)) == expected
         assert s.stats.mixed_steps > 0
         assert s.stats.prefill_steps + s.stats.decode_steps == s.stats.steps
+
+
+def test_overlap_launches_no_step_past_the_last_token(model_dir):
+    """A request whose token in flight is its last by length is not fed to another step: the
+    step that returns its final output leaves nothing in flight, so a request arriving next
+    is prefilled at once rather than after a forward whose token would be dropped. The
+    outputs are the serial scheduler's."""
+    serial = make(model_dir, overlap=False)
+    expected = drive(serial, {0: [Req("a", PROMPTS[0], params(1), serial.eos_ids)]})
+    s = make(model_dir, overlap=True)
+    assert s.add_request(Req("a", PROMPTS[0], params(1), s.eos_ids)) is None
+    tokens, steps = [], 0
+    while True:
+        outs = s.step()
+        steps += 1
+        tokens += [t for o in outs for t in o.new_token_ids]
+        if any(o.finished is not None for o in outs):
+            break
+    assert (tokens, ("length", 8)) == expected["a"]
+    assert s.overlapped.inflight is None and not s.has_work()
+    assert s.stats.overlapped_decode_steps == len(tokens) - 2  # every decode after the first
+    s.check_idle()

@@ -168,7 +168,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     """The server's listening socket, bound now (listening starts when uvicorn serves): a port
     in use fails here, in a second, rather than after the model has loaded."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto is TCP, and an
+    # accepted socket inherits it. Without it Nagle holds a stream's first chunk behind the
+    # unacknowledged response headers until the client's delayed ACK (40 ms on Linux).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
     try:
         sock.bind((host, port))

@@ -25,6 +25,7 @@ from sglang.engine.io import (
 from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from, one_line
 from sglang.engine.rank_process import RankInit, join_group, select_rank_platform
+from sglang.engine.request_trace import mark
 from sglang.engine.settings import resolve
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import (
@@ -184,6 +185,7 @@ def run_scheduler_process(
                 except zmq.Again:
                     break
                 if isinstance(msg, TokenizedRequest):
+                    mark("sched_recv")
                     out = scheduler.add_request(
                         Req(
                             rid=msg.rid,
@@ -209,6 +211,7 @@ def run_scheduler_process(
                 outputs += scheduler.step()
             if outputs:
                 push.send(pickle.dumps(outputs))
+                mark("sched_sent")
     except KeyboardInterrupt:
         pass
     finally:

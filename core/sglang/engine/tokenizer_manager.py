@@ -33,6 +33,7 @@ from sglang.engine.io import (
 )
 from sglang.engine.records import GenerateResult
 from sglang.engine.replicas import LoadBalancer, merge_replies
+from sglang.engine.request_trace import mark
 from sglang.sampling.params import SamplingParams
 from sglang.scheduler.records import StepOutput
 
@@ -122,6 +123,7 @@ class TokenizerManager:
     async def _receive_loop(self) -> None:
         while True:
             msg = pickle.loads(await self.pull.recv())
+            mark("tm_recv")
             if isinstance(msg, ControlReply):
                 fut = self.controls.pop(msg.id, None)
                 if fut is not None and not fut.done():
@@ -258,13 +260,16 @@ class TokenizerManager:
         finished = False
         push = self.pushes[self.balancer.assign(rid)]
         try:
+            mark("tm_send")
             await push.send(pickle.dumps(req))
             while not finished:
                 out: StepOutput | SchedulerGone = await state.queue.get()
                 if isinstance(out, SchedulerGone):
                     raise out
                 finished = out.finished is not None
-                yield self._chunk(rid, state, out, return_logprob)
+                chunk = self._chunk(rid, state, out, return_logprob)
+                mark("tm_chunk")
+                yield chunk
         finally:
             self.states.pop(rid, None)
             self.balancer.release(rid)

@@ -3,8 +3,9 @@ step t+1 is launched with step t's sampled ids, still on the device, as its inpu
 t's ids come back through a non-blocking copy and an event, and its outputs are processed
 while t+1 computes.
 
-Invariants: a request's `kv_len` counts the token in flight; a request that finished at step t
-was fed once more in t+1 and that token is dropped (its slot is released with the rest: the
+Invariants: a request's `kv_len` counts the token in flight; a request whose token in flight
+ends it by length is not fed to t+1; one that finished otherwise (a stop token) at step t was
+fed once more in t+1 and that token is dropped (its slot is released with the rest: the
 device runs in stream order, so nothing reuses it early). Anything whose sampling depends on
 the newest token (grammars, penalties, min_new_tokens not yet reached), logprobs, and a pool
 too short for every running request take the serial path, after `drain`."""
@@ -82,6 +83,10 @@ class OverlappedDecode:
         """Launch a decode step over the running requests, then process the one before it."""
         reqs = list(self.queues.running)
         prev = self.inflight
+        if prev is not None:  # a request whose last token is in flight is not fed again
+            reqs = [r for r in reqs if not self._last_in_flight(r)]
+            if not reqs:  # nothing to launch: its outputs go out now, not after a step
+                return self.drain()
         slots = self.kv.grow_decode(reqs)
         assert slots is not None, "can_run checked the room"
         if prev is None:  # every input token is known on the host
@@ -104,6 +109,16 @@ class OverlappedDecode:
         self.inflight = InFlight(reqs, launch, host_ids, event, row_of)
         self.ratio.decay()
         return self._process(prev) if prev is not None else []
+
+    def _last_in_flight(self, req: Req) -> bool:
+        """Whether the token in flight for `req` ends it by length (max_new_tokens or the
+        context length): fed to the next step, it would only compute a token to drop, and a
+        request arriving meanwhile would wait for that step before its prefill."""
+        n = len(req.output_ids) + 1
+        limit = req.params.max_new_tokens
+        return (limit is not None and n >= limit) or (
+            len(req.prompt_ids) + n >= self.runner.context_len
+        )
 
     def drain(self) -> list[StepOutput]:
         """Read back and process the step in flight, if any (before any serial step)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from sglang.engine.request_trace import mark
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.scheduler.batch_builder import BatchBuilder
 from sglang.scheduler.kv_manager import KVManager
@@ -42,7 +43,9 @@ class Prefill:
             assert slots is not None, "Admission.mixed_decode_reqs checked the room"
             self.stats.mixed_steps += 1
         batch, logit_rows = self.builder.extend(plan, decode_reqs, slots)
+        mark("prefill_forward")
         logits = self.runner.forward(batch)
+        mark("prefill_launched")
         for req, n in zip(plan.reqs, plan.lens):
             req.kv_len += n
             self.kv.cache_unfinished(req)  # later requests share it while this one runs
@@ -76,6 +79,7 @@ class Prefill:
             outputs += self.out.sample_and_advance(
                 [*sample_reqs, *decode_reqs], torch.stack(sample_rows)
             )
+            mark("prefill_sampled")
             for req in sample_reqs:
                 if req.finished is None:
                     queues.running.append(req)

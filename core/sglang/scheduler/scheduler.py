@@ -116,8 +116,10 @@ class Scheduler:
             return outputs + self.prefill.run(plan, self.admission.mixed_decode_reqs())
         if q.running and self.overlap and self.overlapped.can_run():
             self.stats.decode_steps += 1
-            self.stats.overlapped_decode_steps += self.overlapped.inflight is not None
-            return outputs + self.overlapped.step()
+            after = self.overlapped.inflight is not None
+            outputs += self.overlapped.step()  # launches nothing if every last token is out
+            self.stats.overlapped_decode_steps += after and self.overlapped.inflight is not None
+            return outputs
         outputs += self.overlapped.drain()
         if q.running:
             self.stats.decode_steps += 1

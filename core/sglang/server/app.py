@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from sglang.engine.launcher import Launched, launch, stop_scheduler
 from sglang.engine.preflight import DEFAULT_MODEL_NAME  # noqa: F401 (its old home)
+from sglang.engine.request_trace import mark
 from sglang.engine.tokenizer_manager import SchedulerGone
 from sglang.server import metrics, native_api, openai_api
 from sglang.server.errors import APIError, error_response
@@ -111,6 +112,7 @@ class GuardMiddleware:
         self.app, self.api_key, self.log_requests = app, api_key, log_requests
 
     async def __call__(self, scope, receive, send) -> None:
+        mark("asgi_in")
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from sglang.engine.request_trace import mark
 from sglang.sampling.params import SamplingParams
 from sglang.server.errors import APIError
 from sglang.server.openapi_bodies import generate_openapi
@@ -61,6 +62,7 @@ def nth_sample(params: SamplingParams, i: int) -> SamplingParams:
 
 @router.post("/generate", openapi_extra=generate_openapi())
 async def generate(request: Request):
+    mark("route_in")
     state = state_of(request)
     body = await json_body(request)
     check_generate_body(body)
@@ -120,7 +122,9 @@ async def generate(request: Request):
         async def events():
             try:
                 async for _, chunk in merged(streams):
-                    yield sse(chunk.to_dict())
+                    data = sse(chunk.to_dict())
+                    mark("sse_chunk")
+                    yield data
             except ClientGone:
                 return
             yield sse("[DONE]")
