@@ -40,12 +40,13 @@ EVENTS = [
     ("client_send", "client: request sent"),
     ("asgi_in", "HTTP parsed, ASGI app entered"),
     ("route_in", "/generate route entered"),
-    ("tm_send", "body, params, detokenizer set up; to the scheduler"),
+    ("route_out", "body read, params checked, response made"),
+    ("tm_send", "tokenizer manager: request checked, to the scheduler"),
     ("sched_recv", "scheduler: request received"),
     ("prefill_forward", "scheduler: admitted, batch built"),
     ("prefill_launched", "forward (launched, on an async device)"),
     ("prefill_sampled", "sampled, ids on the host"),
-    ("sched_sent", "outputs sent"),
+    ("sched_send", "outputs pickled, sent"),
     ("tm_recv", "tokenizer manager: outputs received"),
     ("tm_chunk", "detokenized, result chunk made"),
     ("sse_chunk", "SSE line made"),
@@ -157,16 +158,24 @@ def read_trace(trace_dir: str) -> list[tuple[int, str]]:
 
 
 def timelines(requests: list[dict], trace: list[tuple[int, str]]) -> list[dict]:
-    """Per request: each event's first time after the previous event, within the request."""
+    """Per request: the events up to the sampling, each the first after the one before it
+    (from the client's send), and the events after it, each the last before the one after it
+    (back from the client's first chunk), so later chunks' events never count."""
+    names = [name for name, _ in EVENTS]
+    split = names.index("prefill_sampled") + 1
     out = []
     for t in requests:
+        inside = [(ns, ev) for ns, ev in trace if t["client_send"] <= ns <= t["client_first"]]
         line, now = {"client_send": t["client_send"]}, t["client_send"]
-        inside = [(ns, ev) for ns, ev in trace if t["client_send"] <= ns <= t["client_done"]]
-        for name, _ in EVENTS[1:-1]:
+        for name in names[1:split]:
             hit = next((ns for ns, ev in inside if ev == name and ns >= now), None)
             if hit is not None:
                 line[name] = now = hit
-        line["client_first"] = t["client_first"]
+        line["client_first"] = now = t["client_first"]
+        for name in reversed(names[split:-1]):
+            hit = next((ns for ns, ev in reversed(inside) if ev == name and ns <= now), None)
+            if hit is not None:
+                line[name] = now = hit
         out.append(line)
     return out
 
@@ -281,6 +290,8 @@ def main(argv=None) -> None:
         n = args.warmup + args.num_prompts
         prompts = [[rng.randrange(3, vocab) for _ in range(args.input_len)] for _ in range(n)]
         times = asyncio.run(client(args.port, prompts, args.output_len))[args.warmup :]
+        with open(os.path.join(trace_dir, "client.json"), "w") as f:
+            json.dump(times, f)
         ttft = report_http(timelines(times, read_trace(trace_dir)))
         if args.bench_serving:
             run_bench_serving(args, model)

@@ -210,8 +210,9 @@ def run_scheduler_process(
             if scheduler.has_work():
                 outputs += scheduler.step()
             if outputs:
-                push.send(pickle.dumps(outputs))
-                mark("sched_sent")
+                data = pickle.dumps(outputs)
+                mark("sched_send")
+                push.send(data)
     except KeyboardInterrupt:
         pass
     finally:

@@ -20,7 +20,7 @@ from sglang.server.openapi_bodies import generate_openapi
 from sglang.server.protocol import AbortRequestBody, DetokenizeRequest, TokenizeRequest
 from sglang.server.request_fields import check_generate_body
 from sglang.server.state import MAX_N, ClientGone, state_of
-from sglang.server.streaming import collect, merged, sse
+from sglang.server.streaming import collect, merged, sse, started
 
 router = APIRouter()
 
@@ -118,6 +118,7 @@ async def generate(request: Request):
             streams.append(state.generate(watch, ids, nth_sample(params, i), rid=copy_rid, **kw))
         batch = batch or params.n > 1
     if stream:
+        streams = started(streams)
 
         async def events():
             try:
@@ -129,6 +130,7 @@ async def generate(request: Request):
                 return
             yield sse("[DONE]")
 
+        mark("route_out")
         return StreamingResponse(events(), media_type="text/event-stream")
     try:
         results = await asyncio.gather(*(collect(s) for s in streams))

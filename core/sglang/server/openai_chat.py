@@ -24,7 +24,7 @@ from sglang.server.openai_common import (
 from sglang.server.protocol import ROLES, ChatCompletionRequest, ContentPart
 from sglang.server.response_format import constrained_fields
 from sglang.server.state import ClientGone, ServerState, state_of
-from sglang.server.streaming import collect, merged, sse
+from sglang.server.streaming import collect, merged, sse, started
 
 router = APIRouter()
 
@@ -171,6 +171,7 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         outputs = [output() for _ in streams]
+        streams = started(streams)
         return StreamingResponse(
             chat_stream(state, rid, created, len(ids), streams, outputs, include_usage),
             media_type="text/event-stream",

@@ -15,7 +15,7 @@ from sglang.server.errors import APIError
 from sglang.server.openai_common import check_common, sampling_fields, seeded, token_text, usage
 from sglang.server.protocol import CompletionRequest
 from sglang.server.state import ClientGone, ServerState, state_of
-from sglang.server.streaming import collect, merged, sse
+from sglang.server.streaming import collect, merged, sse, started
 
 router = APIRouter()
 
@@ -94,6 +94,7 @@ async def completions(req: CompletionRequest, request: Request):
     prompt_tokens = sum(len(p) for p in prompts)
     if req.stream:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        streams = started(streams)
         return StreamingResponse(
             completion_stream(state, rid, created, prompt_tokens, streams, include_usage),
             media_type="text/event-stream",

@@ -208,6 +208,11 @@ class ServerState:
 
     async def _next_or_disconnect(self, request: Request | None, gen) -> GenerateResult | None:
         """The next chunk; None when the generator ended. Raises ClientGone on disconnect."""
+        if request is None:  # nothing to watch (streams: Starlette cancels on a disconnect)
+            try:
+                return await gen.__anext__()
+            except StopAsyncIteration:
+                return None
         step = asyncio.ensure_future(gen.__anext__())
         try:
             while True:

@@ -15,6 +15,13 @@ async def merged(
 ) -> AsyncIterator[tuple[int, GenerateResult]]:
     """Interleave several result streams as (index, result), in arrival order; an error (a
     disconnect included) in any of them is raised here."""
+    if len(streams) == 1:  # read in place: no task and queue hop per chunk
+        try:
+            async for chunk in streams[0]:
+                yield 0, chunk
+        finally:
+            await streams[0].aclose()
+        return
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
 
@@ -42,6 +49,36 @@ async def merged(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def started(streams: list[AsyncIterator[GenerateResult]]) -> list[AsyncIterator[GenerateResult]]:
+    """The streams, each with its first result already asked for: its request goes to the
+    scheduler on the loop's next turn, while the response headers are written, rather than
+    once the response body is first read (a streaming route's time to first token). Call it
+    when nothing else can fail before the response: a stream never read still runs to its
+    end (its request is not aborted)."""
+    return [_started(s) for s in streams]
+
+
+def _started(stream: AsyncIterator[GenerateResult]) -> AsyncIterator[GenerateResult]:
+    first = asyncio.ensure_future(stream.__anext__())
+
+    async def rest() -> AsyncIterator[GenerateResult]:
+        try:
+            try:
+                item = await first
+            except StopAsyncIteration:
+                return
+            yield item
+            async for item in stream:
+                yield item
+        finally:
+            if not first.done():
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+            await stream.aclose()
+
+    return rest()
 
 
 async def collect(stream: AsyncIterator[GenerateResult]) -> GenerateResult:
