@@ -5,7 +5,7 @@
     python benchmarks/ttft_overhead.py --tiny /tmp/tiny-llama -- --device xeon   # on a CPU
 
 1. Starts `python -m sglang.launch_server --model-path DIR <flags after -->` with
-   SGLANG_REQUEST_TRACE (sglang/engine/request_trace.py), then sends `--num-prompts` streaming
+   SGLANG_REQUEST_TRACE (sglang/benchmark/request_trace.py), then sends `--num-prompts` streaming
    /generate requests of random ids, one at a time (as `bench_serving --max-concurrency 1`),
    after a few warm-ups. Each request's client times (sent, headers, first chunk) and the
    server processes' trace lines make one timeline: the median of each segment is printed.

@@ -14,6 +14,7 @@ from typing import Any
 
 import zmq
 
+from sglang.benchmark.request_trace import mark
 from sglang.engine.io import (
     AbortRequest,
     ControlReply,
@@ -25,7 +26,6 @@ from sglang.engine.io import (
 from sglang.engine.parent_watch import exit_with_parent
 from sglang.engine.preflight import failure_from, one_line
 from sglang.engine.rank_process import RankInit, join_group, select_rank_platform
-from sglang.engine.request_trace import mark
 from sglang.engine.settings import resolve
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.model_loader import (

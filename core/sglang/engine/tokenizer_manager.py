@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from sglang.benchmark.request_trace import mark
 from sglang.constrained import constraint_of, validate_constraint
 from sglang.engine.detokenizer import IncrementalDetokenizer
 from sglang.engine.io import (
@@ -33,7 +34,6 @@ from sglang.engine.io import (
 )
 from sglang.engine.records import GenerateResult
 from sglang.engine.replicas import LoadBalancer, merge_replies
-from sglang.engine.request_trace import mark
 from sglang.sampling.params import SamplingParams
 from sglang.scheduler.records import StepOutput
 

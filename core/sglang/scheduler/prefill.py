@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from sglang.engine.request_trace import mark
+from sglang.benchmark.request_trace import mark
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.scheduler.batch_builder import BatchBuilder
 from sglang.scheduler.kv_manager import KVManager

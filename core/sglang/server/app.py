@@ -14,9 +14,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
+from sglang.benchmark.request_trace import mark
 from sglang.engine.launcher import Launched, launch, stop_scheduler
 from sglang.engine.preflight import DEFAULT_MODEL_NAME  # noqa: F401 (its old home)
-from sglang.engine.request_trace import mark
 from sglang.engine.tokenizer_manager import SchedulerGone
 from sglang.server import metrics, native_api, openai_api
 from sglang.server.errors import APIError, error_response

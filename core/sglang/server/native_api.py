@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from sglang.engine.request_trace import mark
+from sglang.benchmark.request_trace import mark
 from sglang.sampling.params import SamplingParams
 from sglang.server.errors import APIError
 from sglang.server.openapi_bodies import generate_openapi
