@@ -19,6 +19,11 @@ tests/model_loader/test_gguf_config.py checks the result equal to AutoConfig's.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import os
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 # The legacy reader sets more than key renames for these (t5's gated act and encoder classes,
@@ -96,3 +101,44 @@ def gguf_config(path: str, directory: str) -> Any | None:
     built = CONFIG_MAPPING[config["model_type"]].from_dict(config)
     built.name_or_path = directory
     return built
+
+
+_LEGACY_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def legacy_config_answered(path: str) -> Iterator[None]:
+    """Within: transformers' legacy reader asked for the config of `path` alone
+    (`load_gguf_checkpoint(path, return_tensors=False)`, which `AutoTokenizer.from_pretrained(
+    gguf_file=...)` calls only to pick the tokenizer class, parsing every field: 4 s of CPU for
+    SmolLM2, where the tokenizer's own conversion takes 0.4 s) gets `gguf_config_dict`'s equal
+    dict. Every other call, and every file this module leaves to transformers, goes through."""
+    try:
+        config = gguf_config_dict(path)
+    except Exception:  # noqa: BLE001 - transformers' own reader then reports the file
+        config = None
+    if config is None:
+        yield
+        return
+    import transformers.modeling_gguf_pytorch_utils as legacy
+
+    with _LEGACY_LOCK:  # one substitution at a time in this process
+        original = legacy.load_gguf_checkpoint
+
+        def load(gguf_checkpoint_path, return_tensors=False, model_to_load=None, torch_dtype=None):
+            if not return_tensors and model_to_load is None and _same(gguf_checkpoint_path, path):
+                return {"config": copy.deepcopy(config)}
+            return original(gguf_checkpoint_path, return_tensors, model_to_load, torch_dtype)
+
+        legacy.load_gguf_checkpoint = load
+        try:
+            yield
+        finally:
+            legacy.load_gguf_checkpoint = original
+
+
+def _same(a: Any, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, TypeError):
+        return False

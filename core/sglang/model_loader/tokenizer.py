@@ -4,7 +4,7 @@ Tokenizers come from transformers' AutoTokenizer, from local files only: a Huggi
 directory (tokenizer.json / tokenizer_config.json / chat_template.jinja) or a GGUF file's
 metadata (`gguf_file=`), which carries the vocabulary, merges, special tokens and the chat
 template under `tokenizer.chat_template` (converted once, then loaded from a disk cache: see
-gguf_cache).
+gguf_tokenizer).
 """
 
 from __future__ import annotations
@@ -27,24 +27,13 @@ def load_tokenizer(source: ModelSource | str | os.PathLike, trust_remote_code: b
     from transformers import AutoTokenizer
 
     directory, gguf_file = _tokenizer_location(source)
-    kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": trust_remote_code}
-    if gguf_file is not None:
-        kwargs["gguf_file"] = gguf_file
     try:
-        if gguf_file is None:
-            return AutoTokenizer.from_pretrained(directory, **kwargs)
-        from sglang.model_loader.gguf_cache import cached
+        if gguf_file is not None:
+            from sglang.model_loader.gguf_tokenizer import load_gguf_tokenizer
 
-        def load(entry: str) -> Any:
-            tokenizer = AutoTokenizer.from_pretrained(entry, local_files_only=True)
-            tokenizer.name_or_path = directory  # as the uncached read names it
-            return tokenizer
-
-        return cached(
-            os.path.join(directory, gguf_file),
-            "tokenizer",
-            lambda: AutoTokenizer.from_pretrained(directory, **kwargs),
-            load,
+            return load_gguf_tokenizer(directory, gguf_file, trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=trust_remote_code
         )
     except (OSError, ValueError) as exc:
         raise ModelSourceError(
