@@ -8,8 +8,8 @@ The commands are read from README.md's code blocks, not copied here: the serve c
 part of the first command after `ci/install.sh &&`), the `curl` block (run by bash), and the
 two Python blocks (the OpenAI client one, then the `sglang.Engine` one, each run as a file by
 the interpreter beside the sglang executable). `--port` rewrites 30000 in every one of them
-(the machine may be shared); `--cold` gives every run an empty GGUF metadata cache
-($SGLANG_CACHE_DIR), as on a fresh machine. Per run it prints each step's seconds and the CPU
+(the machine may be shared); `--cold` gives every run's server, and separately its Engine
+example, an empty GGUF metadata cache ($SGLANG_CACHE_DIR), as on a fresh machine. Per run it prints each step's seconds and the CPU
 seconds its processes used (serve: the server's process group at /health, the scheduler
 included; the clients and the Engine example: their processes and children); at the end,
 best and median per step, with the load average before and after.
@@ -103,7 +103,9 @@ def timed(cmd: list[str], env: dict, label: str) -> float:
     return seconds
 
 
-def one_run(cmds: dict[str, str], sglang: str, port: int, env: dict, tmp: str) -> dict:
+def one_run(
+    cmds: dict[str, str], sglang: str, port: int, env: dict, tmp: str, engine_env: dict
+) -> dict:
     python = os.path.join(os.path.dirname(os.path.abspath(sglang)), "python")
     python = python if os.path.exists(python) else sys.executable
     serve = cmds["serve"].replace(".venv/bin/sglang", sglang)
@@ -138,7 +140,7 @@ def one_run(cmds: dict[str, str], sglang: str, port: int, env: dict, tmp: str) -
     engine = os.path.join(tmp, "engine_example.py")
     with open(engine, "w") as f:
         f.write(cmds["engine_example"])
-    times["engine_example"] = timed([python, engine], env, "Engine example")
+    times["engine_example"] = timed([python, engine], engine_env, "Engine example")
     return times
 
 
@@ -158,10 +160,11 @@ def main() -> None:
     load_before = loadavg()
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            env = dict(os.environ)
-            if args.cold:
+            env, engine_env = dict(os.environ), dict(os.environ)
+            if args.cold:  # the server's cache, and another for the Engine example
                 env["SGLANG_CACHE_DIR"] = os.path.join(tmp, "cache")
-            times = one_run(cmds, sglang, args.port, env, tmp)
+                engine_env["SGLANG_CACHE_DIR"] = os.path.join(tmp, "engine_cache")
+            times = one_run(cmds, sglang, args.port, env, tmp, engine_env)
         print(f"run {run + 1}: " + "  ".join(f"{k} {v:.2f} s" for k, v in times.items()))
         print("  cpu seconds: " + "  ".join(f"{k} {v:.1f}" for k, v in CPU.items()))
         for k, v in times.items():
