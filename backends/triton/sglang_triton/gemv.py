@@ -25,11 +25,13 @@ except ImportError:
 else:
     from sglang_triton import split_k
 
-GEMV_LAUNCH = {"block_n": 16, "block_k": 512, "num_warps": 4, "num_stages": 3, "split_k": "auto"}
-"""Launch parameters (a tuning run may pass others per call); split_k: a number or "auto". The
-fastest of 5 on an H200 (benchmarks/bench_decode_gemv.py, Llama-8B layers and LM head, M = 1:
-360 us against cuBLAS's 363 and the 1024-wide unsplit launch's 429; the head 236 against 241
-and 290 us)."""
+GEMV_LAUNCH = {"block_n": 16, "block_k": 1024, "num_warps": 8, "num_stages": 3, "split_k": 1}
+"""Launch parameters (a tuning run may pass others per call); split_k: a number or "auto".
+Unsplit 16 x 1024, 8 warps: 47fb680's launch, whose kernel the SPLIT == 1 path compiles to
+(the same PTX for sm_90). The per-kernel sweep (benchmarks/bench_decode_gemv.py, M = 1) had
+16 x 512, 4 warps, split-K auto faster per layer (360 us against 429), but in the model's
+decode graph on the H200 the 8B batch-1 step ran 4.77 ms with it against 4.60 with 47fb680's
+kernel (its GEMVs 31.6 against 30.1 us a call on the profile)."""
 
 DTYPES = (torch.bfloat16, torch.float16)
 
@@ -61,8 +63,12 @@ if triton is not None:
         cols = tl.arange(0, BLOCK_K)
         acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
         w_ptr = W + rows[:, None].to(tl.int64) * stride_wn + cols[None, :]
-        k_begin = ks * steps_per_split * BLOCK_K
-        k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+        if SPLIT == 1:  # static bounds: the loop Triton pipelines best (47fb680's kernel)
+            k_begin = 0
+            k_end = K
+        else:
+            k_begin = ks * steps_per_split * BLOCK_K
+            k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
         for k0 in range(k_begin, k_end, BLOCK_K):
             if EVEN_K:
                 x = tl.load(X + k0 + cols)
