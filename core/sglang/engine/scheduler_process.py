@@ -70,9 +70,12 @@ def build_scheduler(
         source, args.dtype, trust_remote_code=args.trust_remote_code, preferred=defaults.dtype
     )
     logger.info("dtype %s (%s)", str(config.dtype).removeprefix("torch."), config.dtype_reason)
-    tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
     stage.name = "load"
     runner = ModelRunner(args, platform, config, source, parallel)
+    # After the weights: on a first start the frontend converts the tokenizer (a GGUF's takes
+    # seconds) while this process loads them, and this load then reads its cache.
+    stage.name = "model"
+    tokenizer = None if args.skip_tokenizer_init else load_tokenizer(args.tokenizer_path or source)
     stage.name = "scheduler"
     eos = frozenset(config.eos_token_ids) | set(
         generation_defaults(source).get("eos_token_ids", [])
