@@ -483,6 +483,27 @@ def decode_splits(
     return min(MAX_SPLITS, _pow2(want))
 
 
+def merge_splits(part, lse, out, v_dim: int, splits: int) -> None:
+    """out[r, h, :v_dim] = the splits' normalised outputs part [R, H, S, Dv] merged by their
+    log-sum-exps lse [R, H, S] (one launch); shared by the decode and MLA kernels."""
+    _decode_merge_kernel[(part.shape[0], part.shape[1])](
+        part,
+        lse,
+        out,
+        part.stride(0),
+        part.stride(1),
+        part.stride(2),
+        lse.stride(0),
+        lse.stride(1),
+        out.stride(0),
+        out.stride(1),
+        DV=v_dim,
+        BLOCK_DV=max(16, _pow2(v_dim)),
+        SPLITS=splits,
+        num_warps=4,
+    )
+
+
 DECODE_LAUNCH = {"block_n": None, "num_warps": 4, "num_stages": 3, "programs_per_sm": 2}
 """Launch parameters of the decode kernels (block_n None: 64 up to head dim 128, else 32).
 A module-level table so that a tuning run (benchmarks/tune_cuda_decode.py) can try others."""
@@ -563,22 +584,7 @@ def decode(
         num_stages=cfg["num_stages"],
     )
     if not direct:
-        _decode_merge_kernel[(batch, heads)](
-            part,
-            lse,
-            out,
-            part.stride(0),
-            part.stride(1),
-            part.stride(2),
-            lse.stride(0),
-            lse.stride(1),
-            out.stride(0),
-            out.stride(1),
-            DV=v_dim,
-            BLOCK_DV=block_dv,
-            SPLITS=splits,
-            num_warps=4,
-        )
+        merge_splits(part, lse, out, v_dim, splits)
     return out
 
 

@@ -42,7 +42,7 @@ try:
     import triton
     import triton.language as tl
 
-    from sglang_triton.attention import _decode_merge_kernel, _mma, _online_softmax_update
+    from sglang_triton.attention import _mma, _online_softmax_update
 except ImportError:  # the backend still imports; the kernels report themselves unavailable
     triton = None
     tl = None
@@ -261,22 +261,7 @@ def _latent_attention(q, kv_cache, qo_indptr, kv_indptr, kv_indices, sm_scale, r
         num_stages=cfg["num_stages"],
     )
     if not direct:
-        _decode_merge_kernel[(tokens, heads)](
-            part,
-            lse,
-            out,
-            part.stride(0),
-            part.stride(1),
-            part.stride(2),
-            lse.stride(0),
-            lse.stride(1),
-            out.stride(0),
-            out.stride(1),
-            DV=rank,
-            BLOCK_DV=max(16, _pow2(rank)),
-            SPLITS=splits,
-            num_warps=4,
-        )
+        attention.merge_splits(part, lse, out, rank, splits)
     return out
 
 
