@@ -9,6 +9,7 @@ TRITON_INTERPRET=1 on a machine without a GPU, which triton reads when a kernel 
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 from collections.abc import Callable
@@ -112,6 +113,34 @@ def plugin(register: Callable) -> type:
             return ConformanceManifest()
 
     return Plugin
+
+
+def reference_and_kernels(modules: tuple[str, ...]):
+    """A Discovery with the reference backend and "k" (`plugin`) holding the Triton kernel
+    modules `modules`, registered for the cuda target as sglang_cuda registers them."""
+    from sglang.backend.discovery import BUILTIN_REFERENCE, Discovery
+    from sglang.backend.plugin_kit import register_kernel_modules
+    from sglang_cuda.kernels import CUDA
+
+    found = Discovery()
+    found.backends["reference"] = load_backend(
+        "reference",
+        lambda: importlib.import_module(BUILTIN_REFERENCE),
+        BUILTIN_REFERENCE,
+        None,
+        None,
+        found.registry,
+    )
+    found.backends["k"] = load_backend(
+        "k",
+        lambda: plugin(lambda r: register_kernel_modules(r, modules, target=CUDA)),
+        "test:Plugin",
+        None,
+        None,
+        found.registry,
+    )
+    assert found.backends["k"].available, found.backends["k"].error
+    return found
 
 
 def declared(case: Case) -> bool:

@@ -11,18 +11,13 @@ them (sinks, biases, q/k/v views)."""
 
 from __future__ import annotations
 
-import importlib
-
 import kernel_checks as kc
 import pytest
 import torch
-from sglang.backend.discovery import BUILTIN_REFERENCE, Discovery, load_backend
-from sglang.backend.plugin_kit import register_kernel_modules
 from sglang.backend.selection import Platform
 from sglang.conformance import model as model_check
 from sglang.conformance.runner import PASSED
 from sglang.layers.ops_table import OpTable
-from sglang_cuda.kernels import CUDA
 from sglang_triton import attention, moe, moe_decode
 
 # Two layers (sliding, then full), 4 experts top-2: transformers' gpt-oss.
@@ -45,26 +40,7 @@ def found(monkeypatch):
     # prefill chunks (26 and 29 tokens, top-2) through the aligned fused MoE, decode steps (3
     # tokens) through moe_decode's GEMVs
     monkeypatch.setattr(moe_decode, "MAX_PAIRS", 16)
-    found = Discovery()
-    found.backends["reference"] = load_backend(
-        "reference",
-        lambda: importlib.import_module(BUILTIN_REFERENCE),
-        BUILTIN_REFERENCE,
-        None,
-        None,
-        found.registry,
-    )
-    modules = ("sglang_triton.attention", "sglang_triton.moe")
-    found.backends["k"] = load_backend(
-        "k",
-        lambda: kc.plugin(lambda r: register_kernel_modules(r, modules, target=CUDA)),
-        "test:Plugin",
-        None,
-        None,
-        found.registry,
-    )
-    assert found.backends["k"].available, found.backends["k"].error
-    return found
+    return kc.reference_and_kernels(("sglang_triton.attention", "sglang_triton.moe"))
 
 
 def test_gpt_oss_layers_take_the_triton_kernels(found):

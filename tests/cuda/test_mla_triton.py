@@ -12,21 +12,17 @@ run on the GPU, plus CUDA-graph capture and replay of both ops at new lengths.
 
 from __future__ import annotations
 
-import importlib
 import zlib
 
 import kernel_checks as kc
 import pytest
 import torch
-from sglang.backend.discovery import BUILTIN_REFERENCE, Discovery, load_backend
-from sglang.backend.plugin_kit import register_kernel_modules
 from sglang.backend.selection import Platform
 from sglang.conformance import model as model_check
 from sglang.conformance.runner import PASSED
 from sglang.layers.ops_table import OpTable
 from sglang.ops import mla as ref
 from sglang.ops.spec import Case
-from sglang_cuda.kernels import CUDA
 from sglang_triton import mla
 
 DEVICE = kc.DEVICE
@@ -166,26 +162,9 @@ DEEPSEEK = (
 @pytest.fixture
 def found(monkeypatch):
     monkeypatch.setitem(model_check.MODELS, "deepseek-v2", DEEPSEEK)
-    found = Discovery()
-    found.backends["reference"] = load_backend(
-        "reference",
-        lambda: importlib.import_module(BUILTIN_REFERENCE),
-        BUILTIN_REFERENCE,
-        None,
-        None,
-        found.registry,
+    return kc.reference_and_kernels(
+        ("sglang_triton.attention", "sglang_triton.mla", "sglang_triton.kv")
     )
-    modules = ("sglang_triton.attention", "sglang_triton.mla", "sglang_triton.kv")
-    found.backends["k"] = load_backend(
-        "k",
-        lambda: kc.plugin(lambda r: register_kernel_modules(r, modules, target=CUDA)),
-        "test:Plugin",
-        None,
-        None,
-        found.registry,
-    )
-    assert found.backends["k"].available, found.backends["k"].error
-    return found
 
 
 def test_deepseek_takes_the_triton_mla_kernels(found):
