@@ -2,13 +2,19 @@
 decode latency and offline throughput, one model load for both.
 
     python benchmarks/bench_moe.py --config benchmarks/configs/qwen3-30b-a3b --device cuda \\
-        --only ac --out $OUT/moe.jsonl
+        --only act --out $OUT/moe.jsonl
 
 The config directory's config.json is loaded with `--load-format dummy` (no hub needed); a
 `quantization_config` in it is dropped (the experts run in bfloat16). Workloads, as
 bench_cuda_llama8b.py defines them (its helpers are reused):
   a  batch-1 decode ITL: input 128, output 256, static batch and the scheduler's own loop
   c  offline throughput: --random-prompts random prompts (256), 1024 in / 256 out
+  t  the same workload in transformers' continuous batching (bench_hf_moe.py, whose docstring
+     states its settings), in its own process (cuda when present, else the CPU) after our
+     engine is freed (ours runs first, its device memory released), on the first --hf-prompts
+     (256) of the same prompt ids, greedy, EOS ignored, 256 new tokens each, the
+     timed part capped at --hf-max-s s (a capped run reports throughput over the requests
+     finished, `capped: true`); with c, one more line: our output tok/s and req/s over theirs.
 `--tiny` shrinks the config (2 layers, small sizes) for a CPU check of the script.
 The KV bytes per token the runner sized its pool with are printed (MLA: the latent row).
 """
@@ -16,12 +22,16 @@ The KV bytes per token the runner sized its pool with are printed (MLA: the late
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
+
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cuda_llama8b as b8  # noqa: E402
@@ -63,6 +73,9 @@ def parse_args(argv=None):
     p.add_argument("--only", default="ac")
     p.add_argument("--out", default="moe.jsonl")
     p.add_argument("--random-prompts", type=int, default=256)
+    p.add_argument("--hf-prompts", type=int, default=256, help="t: the first N prompts")
+    p.add_argument("--hf-max-s", type=float, default=90.0, help="t: cap on the timed part")
+    p.add_argument("--hf-attn", default=None, help="t: attn_implementation (default: theirs)")
     p.add_argument("--itl-output", type=int, default=256)
     p.add_argument("--context-length", type=int, default=4096)
     p.add_argument("--mem-fraction-static", type=float, default=None)
@@ -80,13 +93,6 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    from launch_overrides import apply as apply_launches
-
-    launches = apply_launches(args.launch_overrides)
-    from sglang.bench_offline_throughput import throughput_scheduler
-    from sglang.bench_one_batch import StaticBatch
-    from sglang.benchmark.report import append_jsonl, environment
-
     with open(os.path.join(args.config, "config.json")) as f:
         config = json.load(f)
     config.pop("quantization_config", None)
@@ -95,6 +101,27 @@ def main(argv=None) -> int:
     tmp = tempfile.mkdtemp(prefix="moe-")
     with open(os.path.join(tmp, "config.json"), "w") as f:
         json.dump(config, f)
+    name = os.path.basename(os.path.normpath(args.config)) + (" (tiny)" if args.tiny else "")
+    ours = run_ours(args, config, tmp, name) if set(args.only) & set("ac") else None
+    gc.collect()  # our engine is gone with run_ours' frame: its device memory goes back
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        print(
+            f"device memory free after our engine: {torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB"
+        )
+    if "t" in args.only:
+        run_transformers(args, tmp, name, ours)
+    return 0
+
+
+def run_ours(args, config: dict, tmp: str, name: str) -> dict | None:
+    """Workloads a and c on our engine; returns c's metrics (None without c)."""
+    from launch_overrides import apply as apply_launches
+    from sglang.bench_offline_throughput import throughput_scheduler
+    from sglang.bench_one_batch import StaticBatch
+    from sglang.benchmark.report import append_jsonl, environment
+
+    launches = apply_launches(args.launch_overrides)
     b8_argv = [
         "--device",
         args.device,
@@ -111,7 +138,6 @@ def main(argv=None) -> int:
         b8_argv += ["--disable-cuda-graph"]
     base, info = b8.build(b8.parse_args(b8_argv), tmp)
     runner = base.runner
-    name = os.path.basename(os.path.normpath(args.config)) + (" (tiny)" if args.tiny else "")
     kv = runner.kv_cache
     head = {
         "model": f"{name} config, dummy weights, bf16",
@@ -149,21 +175,64 @@ def main(argv=None) -> int:
             "a: batch-1 decode ITL (in 128, out 256), scheduler loop",
             **b8.single_request_itl(b8.fresh_scheduler(base, radix=False), 128, args.itl_output),
         )
+    metrics = None
     if "c" in args.only:
         rows = b8.random_rows(args.random_prompts, 1024, 256, config["vocab_size"], 2)
         throughput_scheduler(b8.fresh_scheduler(base, False), rows[:4], b8.offline_args(), cap=16)
         s = b8.fresh_scheduler(base, radix=False)
         m = throughput_scheduler(s, rows, b8.offline_args())
-        record(
-            f"c: offline {len(rows)} random prompts 1024/256",
+        metrics = dict(
             prompts=len(rows),
             duration_s=m["total_latency"],
             output_tok_s=m["output_throughput"],
+            req_s=m["request_throughput"],
             total_tok_s=m["total_throughput"],
             failed=m["failed_requests"],
             retractions=s.stats.retractions,
         )
-    return 0
+        record(f"c: offline {len(rows)} random prompts 1024/256", **metrics)
+    return metrics
+
+
+def run_transformers(args, tmp: str, name: str, ours: dict | None) -> None:
+    """Workload t: bench_hf_moe.py in its own process on tmp's config (the one ours ran)."""
+    from sglang.benchmark.report import append_jsonl, environment
+
+    result = os.path.join(tmp, "hf.json")
+    cmd = [
+        sys.executable,
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_hf_moe.py"),
+    ]
+    cmd += ["--config", tmp, "--prompts", str(args.hf_prompts), "--max-s", str(args.hf_max_s)]
+    cmd += ["--out", result] + (["--attn", args.hf_attn] if args.hf_attn else [])
+    subprocess.run(cmd, check=True)
+    with open(result) as f:
+        hf = json.loads(f.read().splitlines()[-1])
+    n = hf["prompts"]
+    label = f"t: transformers continuous batching, {n} random prompts 1024/256"
+    if hf["capped"]:
+        label += f", capped at {hf['max_s']:g} s: {hf['finished']} finished (rates over those)"
+    model = f"{name} config, random weights, bf16"
+    append_jsonl(args.out, {"workload": label, **hf, "model": model, **environment()})
+    print(f"== {name} {label}: {json.dumps(hf)}", flush=True)
+    if ours is None:
+        return
+    ratio = {
+        "output_tok_s_ratio": ours["output_tok_s"] / hf["output_tok_s"] if hf["finished"] else None,
+        "req_s_ratio": ours["req_s"] / hf["req_s"] if hf["finished"] else None,
+        "ours_output_tok_s": ours["output_tok_s"],
+        "hf_output_tok_s": hf["output_tok_s"],
+        "ours_req_s": ours["req_s"],
+        "hf_req_s": hf["req_s"],
+        "ours_prompts": ours["prompts"],
+        "hf_prompts": n,
+        "hf_capped": hf["capped"],
+        "hf_finished": hf["finished"],
+    }
+    label = f"c/t: ours ({ours['prompts']} prompts) over transformers ({n} prompts"
+    label += f", capped, {hf['finished']} finished)" if hf["capped"] else ")"
+    append_jsonl(args.out, {"workload": label, **ratio, "model": model, **environment()})
+    print(f"== {name} {label}: {json.dumps(ratio)}", flush=True)
 
 
 if __name__ == "__main__":
