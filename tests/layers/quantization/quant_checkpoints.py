@@ -207,12 +207,40 @@ def rel_rms(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def greedy_agrees(out: torch.Tensor, ref: torch.Tensor, err: float) -> tuple[int, int]:
     """(rows checked, rows agreeing): rows whose reference top-2 margin exceeds 4x the largest
-    logit difference seen are checked (the others are near-ties)."""
+    logit difference seen (`err`: one for all rows, or a row's own) are checked (the others are
+    near-ties)."""
     top2 = ref.topk(2, dim=-1).values
     margin = top2[:, 0] - top2[:, 1]
     clear = margin > 4 * err
     same = out.argmax(-1) == ref.argmax(-1)
     return int(clear.sum()), int((same & clear).sum())
+
+
+def assert_matches_rounded(out, ref, bound=None, diverged_bound=None) -> None:
+    """The engine's logits [rows, V] against the reference that rounds every quantized linear's
+    input as the format does. Without `diverged_bound`: relative RMS within `bound` and greedy
+    tokens equal on rows whose top-2 margin clears 4x the largest difference.
+
+    With it (e4m3 activations): float32 sums taken in another order (a GPU decode GEMV against
+    transformers' matmul: 1e-7 apart) can put one input value on the other side of a rounding
+    boundary; that value then moves a whole step (1/16 for e4m3), and the rows after it differ
+    by the format's own rounding, not by float32 noise. Seen on cuda with a static scale: one
+    code of layer 0's o_proj input at the third decode step, 0.0 on every earlier row and
+    0.044..0.019 after (.gpu diagnostic, docs/benchmarks.md). So at least half the rows stay
+    within `bound`, every row within `diverged_bound` (the format's error against no rounding
+    at all), and greedy tokens agree on every row whose margin clears 4x that row's largest
+    difference."""
+    bound = MATCHED_ACTIVATIONS_BOUND if bound is None else bound
+    if diverged_bound is None:
+        assert rel_rms(out, ref) < bound, rel_rms(out, ref)
+        err = float((out - ref).abs().max())
+    else:
+        rows = (out - ref).norm(dim=-1) / ref.norm(dim=-1)
+        tight = int((rows < bound).sum())
+        assert 2 * tight >= len(rows) and float(rows.max()) < diverged_bound, rows.tolist()
+        err = (out - ref).abs().amax(dim=-1)
+    checked, same = greedy_agrees(out, ref, err)
+    assert checked >= len(out) // 2 and same == checked, (checked, same, len(out))
 
 
 def activation_quant_bound(mantissa_bits: int, quantized_linears: int) -> float:
