@@ -10,8 +10,8 @@ bench_cuda_llama8b.py defines them (its helpers are reused):
   a  batch-1 decode ITL: input 128, output 256, static batch and the scheduler's own loop
   c  offline throughput: --random-prompts random prompts (256), 1024 in / 256 out
   t  the same workload in transformers' continuous batching (bench_hf_moe.py, whose docstring
-     states its settings), in its own process (cuda when present, else the CPU) after our
-     engine is freed (ours runs first, its device memory released), on the first --hf-prompts
+     states its settings), in its own process (cuda when present, else the CPU) before our
+     engine loads (so the two never hold device memory together), on the first --hf-prompts
      (256) of the same prompt ids, greedy, EOS ignored, 256 new tokens each, the
      timed part capped at --hf-max-s s (a capped run reports throughput over the requests
      finished, `capped: true`); with c, one more line: our output tok/s and req/s over theirs.
@@ -22,7 +22,6 @@ The KV bytes per token the runner sized its pool with are printed (MLA: the late
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -30,8 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cuda_llama8b as b8  # noqa: E402
@@ -102,15 +99,12 @@ def main(argv=None) -> int:
     with open(os.path.join(tmp, "config.json"), "w") as f:
         json.dump(config, f)
     name = os.path.basename(os.path.normpath(args.config)) + (" (tiny)" if args.tiny else "")
+    # transformers first, in its own process: ours keeps its KV pool and graph pools in this
+    # process (an H200 run of ours-then-theirs ran out of memory with 125 GiB still held).
+    hf = run_transformers(args, tmp, name) if "t" in args.only else None
     ours = run_ours(args, config, tmp, name) if set(args.only) & set("ac") else None
-    gc.collect()  # our engine is gone with run_ours' frame: its device memory goes back
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        print(
-            f"device memory free after our engine: {torch.cuda.mem_get_info()[0] / 2**30:.1f} GiB"
-        )
-    if "t" in args.only:
-        run_transformers(args, tmp, name, ours)
+    if hf is not None and ours is not None:
+        report_ratio(args, name, ours, hf)
     return 0
 
 
@@ -194,8 +188,8 @@ def run_ours(args, config: dict, tmp: str, name: str) -> dict | None:
     return metrics
 
 
-def run_transformers(args, tmp: str, name: str, ours: dict | None) -> None:
-    """Workload t: bench_hf_moe.py in its own process on tmp's config (the one ours ran)."""
+def run_transformers(args, tmp: str, name: str) -> dict:
+    """Workload t: bench_hf_moe.py in its own process on tmp's config (the one ours runs)."""
     from sglang.benchmark.report import append_jsonl, environment
 
     result = os.path.join(tmp, "hf.json")
@@ -215,8 +209,14 @@ def run_transformers(args, tmp: str, name: str, ours: dict | None) -> None:
     model = f"{name} config, random weights, bf16"
     append_jsonl(args.out, {"workload": label, **hf, "model": model, **environment()})
     print(f"== {name} {label}: {json.dumps(hf)}", flush=True)
-    if ours is None:
-        return
+    return hf
+
+
+def report_ratio(args, name: str, ours: dict, hf: dict) -> None:
+    """The c/t line: our output tok/s and req/s over transformers'."""
+    from sglang.benchmark.report import append_jsonl, environment
+
+    n, model = hf["prompts"], f"{name} config, random weights, bf16"
     ratio = {
         "output_tok_s_ratio": ours["output_tok_s"] / hf["output_tok_s"] if hf["finished"] else None,
         "req_s_ratio": ours["req_s"] / hf["req_s"] if hf["finished"] else None,
