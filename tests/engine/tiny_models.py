@@ -164,19 +164,26 @@ def greedy_continuation(model, prompt_ids: list[int], max_new_tokens: int) -> li
     return ids[len(prompt_ids) :]
 
 
-def hf_greedy(path: str, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+def hf_model(path: str, dtype: torch.dtype = torch.float32):
+    """The saved model in transformers, as the reference: eager attention, the plain math
+    every transformers version has. Not the default implementation: transformers 5.17 (the
+    GPU image's) picks SDPA for Gemma 2, and its SDPA path drops the attention-logit soft-cap
+    (5.24 refuses SDPA for Gemma 2 and falls back to eager), so the reference itself moved with
+    the installed version (tiny Gemma 2: prompt logprobs 0.053 apart)."""
     import transformers as tf
 
-    model = tf.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
-    return greedy_continuation(model, prompt_ids, max_new_tokens)
+    return tf.AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, attn_implementation="eager"
+    ).eval()
+
+
+def hf_greedy(path: str, prompt_ids: list[int], max_new_tokens: int) -> list[int]:
+    return greedy_continuation(hf_model(path), prompt_ids, max_new_tokens)
 
 
 def hf_prompt_logprobs(path: str, prompt_ids: list[int]) -> list[float]:
     """log p(prompt[i] | prompt[:i]) for i >= 1."""
-    import transformers as tf
-
-    model = tf.AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
     with torch.no_grad():
-        logits = model(torch.tensor([prompt_ids])).logits[0].float()
+        logits = hf_model(path)(torch.tensor([prompt_ids])).logits[0].float()
     logprobs = torch.log_softmax(logits, dim=-1)
     return [float(logprobs[i - 1, prompt_ids[i]]) for i in range(1, len(prompt_ids))]
