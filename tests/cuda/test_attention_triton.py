@@ -52,6 +52,27 @@ EXTRA = {
         "logit_softcap": 7.0,
         "q_scale": 2.0,
     },
+    # Gemma 2's combination: soft-cap, a scale apart from head_dim ** -0.5 and a window (over
+    # decode splits too); q_scale makes scores reach the cap
+    "window-softcap-scale": {
+        "seqs": ((0, 13), (5, 11), (20, 1)),
+        "heads": 4,
+        "kv_heads": 2,
+        "head_dim": 16,
+        "sliding_window": 8,
+        "logit_softcap": 20.0,
+        "sm_scale": 24**-0.5,
+        "q_scale": 3.0,
+    },
+    "splits-window-softcap-scale": {
+        "seqs": ((250, 3), (40, 2)),
+        "heads": 8,
+        "kv_heads": 2,
+        "sliding_window": 70,
+        "logit_softcap": 20.0,
+        "sm_scale": 0.2,
+        "q_scale": 3.0,
+    },
     "D64-long-new-window-sinks": {
         "seqs": ((10, 70), (0, 65)),
         "heads": 4,
