@@ -5,7 +5,8 @@ decode latency and offline throughput, one model load for both.
         --only act --out $OUT/moe.jsonl
 
 The config directory's config.json is loaded with `--load-format dummy` (no hub needed); a
-`quantization_config` in it is dropped (the experts run in bfloat16). Workloads, as
+`quantization_config` in it is dropped (the experts run in bfloat16) unless --keep-quantization
+(gpt-oss: the MXFP4 experts as the checkpoint format declares them, random codes). Workloads, as
 bench_cuda_llama8b.py defines them (its helpers are reused):
   a  batch-1 decode ITL: input 128, output 256, static batch and the scheduler's own loop
   c  offline throughput: --random-prompts random prompts (256), 1024 in / 256 out
@@ -79,6 +80,11 @@ def parse_args(argv=None):
     p.add_argument("--disable-cuda-graph", action="store_true")
     p.add_argument("--tiny", action="store_true")
     p.add_argument(
+        "--keep-quantization",
+        action="store_true",
+        help="keep the config's quantization_config (gpt-oss: MXFP4 experts, random codes)",
+    )
+    p.add_argument(
         "--profile-batch",
         type=int,
         default=0,
@@ -92,7 +98,8 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     with open(os.path.join(args.config, "config.json")) as f:
         config = json.load(f)
-    config.pop("quantization_config", None)
+    if not args.keep_quantization:
+        config.pop("quantization_config", None)
     if args.tiny:
         config.update({k: v for k, v in TINY.items() if k in config or k == "num_hidden_layers"})
     tmp = tempfile.mkdtemp(prefix="moe-")
