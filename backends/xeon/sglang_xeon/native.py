@@ -37,6 +37,7 @@ SOURCES = (
     "attention.cpp",
     "gemm_int4.cpp",
     "gemm_w8a16.cpp",
+    "gemm_w4a8.cpp",
 )
 # -fopenmp: at::parallel_for is inline OpenMP code, compiled into bindings.cpp (without the flag
 # it runs on one thread); the extension then shares the libgomp torch has already loaded.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sglang.backend import (
     KIND_CPU,
     BackendInfo,
@@ -20,6 +22,7 @@ from sglang_xeon import __version__, cpu, kernels
 # The KV pool's default cap (vLLM's CPU backend: VLLM_CPU_KVCACHE_SPACE=4 GiB), at most a
 # quarter of RAM: 180k tokens of SmolLM2-135M in bfloat16, 32k of Llama-3.1-8B.
 KV_CACHE_BYTES = 4 << 30
+W4A8_ENV = "SGLANG_XEON_W4A8"
 
 
 @hookimpl
@@ -51,13 +54,23 @@ def sglang_backend_probe() -> ProbeResult:
     return ProbeResult.ok(", ".join(notes))
 
 
+def _int4_schemes() -> frozenset[str]:
+    """gemm.int4's schemes and "w4a8" (gemm.w4a8: int8 activations, the GGUF plan's choice for
+    4-bit layers in bfloat16; its native kernel needs AVX-512 VNNI, which every CPU with AVX-512
+    BF16 has, else a torch kernel serves it), unless SGLANG_XEON_W4A8=0 keeps W4A16."""
+    schemes = {"awq", "gptq", "gptq_act_order", "float_zeros", "w4a8"}
+    if os.environ.get(W4A8_ENV, "1") == "0":
+        schemes.discard("w4a8")
+    return frozenset(schemes)
+
+
 @hookimpl
 def sglang_backend_capabilities() -> Capabilities:
     return Capabilities(
         dtypes=frozenset({"float32", "bfloat16", "float16"}),
         fp8_formats=frozenset({"e4m3fn"}),
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
-        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
+        int4_schemes=_int4_schemes(),
         int8=True,
         attention_features=frozenset(
             {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}

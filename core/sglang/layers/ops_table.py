@@ -31,6 +31,7 @@ OPS = {
     "gemm_fp8": "gemm.fp8",
     "gemm_fp4": "gemm.fp4",
     "gemm_w8a16": "gemm.w8a16",
+    "gemm_w4a8": "gemm.w4a8",
     "sample": "sampling.sample",
     "apply_bitmask": "grammar.apply_bitmask",
     "moe_route": "moe.route",

@@ -259,6 +259,55 @@ at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t
   return out;
 }
 
+// x [M, K] (bf16 or float32) quantized to int8 per row and group, @ the packed 4-bit weight
+// of gemm_w4a8.cpp -> [M, n] in x's dtype.
+at::Tensor w4a8_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t group_size,
+                     int64_t n) {
+  TORCH_CHECK(sgl::w4a8_supported(), "w4a8_gemm: built without AVX-512 VNNI");
+  const auto dtype = x_in.scalar_type();
+  TORCH_CHECK(x_in.dim() == 2 && (dtype == at::kBFloat16 || dtype == at::kFloat),
+              "w4a8_gemm: x must be bf16 or float32 [M, K]");
+  auto x = x_in.is_contiguous() ? x_in : x_in.contiguous();
+  const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
+  TORCH_CHECK(group_size % 8 == 0 && k % group_size == 0, "w4a8_gemm: K must be whole groups of a multiple of 8");
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
+                  packed.numel() == blocks * (k / group_size) * (64 + 8 * group_size),
+              "w4a8_gemm: packed weight does not match K, n and the group size");
+  auto out = at::empty({m, n}, x.options());
+  if (m == 0) return out;
+  const int64_t groups = k / group_size;
+  std::vector<int8_t> xq(m * k);
+  std::vector<float> dx(m * groups);
+  std::vector<int32_t> xsum(m * groups);
+  if (dtype == at::kBFloat16) {
+    sgl::w4a8_quantize(reinterpret_cast<const bf16*>(x.data_ptr()), m, k, group_size, xq.data(),
+                       dx.data(), xsum.data());
+  } else {
+    sgl::w4a8_quantize(x.data_ptr<float>(), m, k, group_size, xq.data(), dx.data(), xsum.data());
+  }
+  const auto* wp = packed.data_ptr<uint8_t>();
+  void* op = out.data_ptr();
+  const bool out_bf16 = dtype == at::kBFloat16;
+  for_rows(blocks, 16 * k * (m + 8), [&](int64_t b, int64_t e) {
+    sgl::w4a8_gemm(xq.data(), dx.data(), xsum.data(), m, k, wp, group_size, op, out_bf16, n, b, e);
+  });
+  return out;
+}
+
+// The packed weight of gemm_w4a8.cpp -> [n, K] bf16.
+at::Tensor w4a8_dequantize(const at::Tensor& packed, int64_t group_size, int64_t n, int64_t k) {
+  TORCH_CHECK(group_size % 8 == 0 && k % group_size == 0, "w4a8_dequantize: K must be whole groups of a multiple of 8");
+  TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
+                  packed.numel() == (n + 15) / 16 * (k / group_size) * (64 + 8 * group_size),
+              "w4a8_dequantize: packed weight does not match K, n and the group size");
+  auto out = at::empty({n, k}, packed.options().dtype(at::kBFloat16));
+  for_rows((n + 15) / 16, 64 * k, [&](int64_t b, int64_t e) {
+    sgl::w4a8_dequantize(packed.data_ptr<uint8_t>(), k, group_size,
+                         reinterpret_cast<uint16_t*>(out.data_ptr()), n, b, e);
+  });
+  return out;
+}
+
 int64_t w8_packed_bytes(int64_t n, int64_t k, int64_t group_size, bool zeros) {
   return (n + 15) / 16 * (k / group_size) * ((zeros ? 128 : 64) + 16 * group_size);
 }
@@ -319,4 +368,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("w8_gemm", &w8_gemm);
   m.def("w8_dequantize", &w8_dequantize);
   m.def("w8_supported", &sgl::w8_supported);
+  m.def("w4a8_gemm", &w4a8_gemm);
+  m.def("w4a8_supported", &sgl::w4a8_supported);
+  m.def("w4a8_dequantize", &w4a8_dequantize);
 }

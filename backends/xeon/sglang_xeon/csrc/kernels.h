@@ -75,3 +75,23 @@ void w8_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, bool ze
                    int64_t n, int64_t nb_begin, int64_t nb_end);
 
 }  // namespace sgl
+
+namespace sgl {
+
+// gemm.w4a8: x [m, k] quantized per row and group by w4a8_quantize (xq int8 [m, k], dx and
+// xsum [m, k / group_size]), times the packed 4-bit weight of gemm_w4a8.cpp, for column blocks
+// [nb_begin, nb_end) of 16 into out [m, n] (bf16 where out_bf16, else float32). Only where the
+// build targets AVX-512 VNNI (w4a8_supported()).
+bool w4a8_supported();
+template <typename T>
+void w4a8_quantize(const T* x, int64_t m, int64_t k, int64_t group_size, int8_t* xq, float* dx,
+                   int32_t* xsum);
+void w4a8_gemm(const int8_t* xq, const float* dx, const int32_t* xsum, int64_t m, int64_t k,
+               const uint8_t* packed, int64_t group_size, void* out, bool out_bf16, int64_t n,
+               int64_t nb_begin, int64_t nb_end);
+
+// The packed weight's column blocks [nb_begin, nb_end) as bf16 (q - z) s into out [n, k].
+void w4a8_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
+                     int64_t n, int64_t nb_begin, int64_t nb_end);
+
+}  // namespace sgl

@@ -14,6 +14,7 @@ KERNEL_MODULES = (
     "sglang_xeon.kernels.gemm_fp8",
     "sglang_xeon.kernels.gemm_int4",
     "sglang_xeon.kernels.gemm_w8a16",
+    "sglang_xeon.kernels.gemm_w4a8",
     "sglang_xeon.kernels.gemm_fp4",
     "sglang_xeon.kernels.sampling",
     "sglang_xeon.kernels.grammar",

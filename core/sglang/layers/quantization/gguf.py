@@ -7,6 +7,10 @@ whose weight came whole from such tensors the op that runs those codes (SGLang's
 
 - 4-bit types (Q4_0, Q4_1, Q4_K), one group size, zeros within INT4_MAX_ZERO: gemm.int4, AWQ
   packing, float zero points ("int4:float_zeros"), scales and zeros in the serving dtype;
+  where the backend declares "int4:w4a8" and the serving dtype is bfloat16, the same arguments
+  on gemm.w4a8 instead: activations quantized to int8 per block of the group size, as
+  llama.cpp's own CPU dot product for these types does (Q4_1 x Q8_1). Not for float32 or
+  float16 serving, which asked for wider activations than 8 bits;
 - any other mix (Q5_0/1, Q5_K, Q6_K, Q8_0, or 4-bit shards merged with those): gemm.w8a16, the
   codes as int8, group size the smallest of the shards' (a group of 32 is two of 16, same
   scale), float32 scales and zeros.
@@ -132,7 +136,8 @@ def linear_args(
         scales = torch.cat([s.scales for s in shards]).t().to(dtype).contiguous()
         zeros = torch.cat([s.zeros for s in shards]).t().to(dtype).contiguous()
         qweight = q4.pack_qweight(codes.t().to(torch.int32).contiguous(), "awq")
-        return "gemm.int4", {
+        w4a8 = "int4:w4a8" in features and dtype == torch.bfloat16
+        return "gemm.w4a8" if w4a8 else "gemm.int4", {
             "qweight": qweight,
             "scales": scales,
             "qzeros": zeros,

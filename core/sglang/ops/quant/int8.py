@@ -29,3 +29,12 @@ def dequantize_int8_rowwise(q: torch.Tensor, scale: torch.Tensor) -> torch.Tenso
     """q: [R, C] int8, scale: [R] -> q * scale[:, None] in scale's compute dtype."""
     acc = compute_dtype(scale)
     return q.to(acc) * scale.to(acc).unsqueeze(-1)
+
+
+def quantize_int8_groupwise(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: [R, C] float, C a multiple of group_size -> (q [R, C] int8, scale [R, C / G] in the
+    compute dtype): `quantize_int8_rowwise` over each group of G consecutive columns of a row
+    (GGUF's Q8_0 / Q8_1 activation blocks, llama.cpp's dot-product operand)."""
+    r, c = x.shape
+    q, scale = quantize_int8_rowwise(x.reshape(r * (c // group_size), group_size))
+    return q.view(r, c), scale.view(r, c // group_size)
