@@ -44,7 +44,7 @@ def sglang_backend_capabilities() -> Capabilities:
         dtypes=frozenset(dtypes),
         fp8_formats=frozenset(fp8),
         fp4_formats=frozenset({"nvfp4", "mxfp4"}),
-        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros"}),
+        int4_schemes=frozenset({"awq", "gptq", "gptq_act_order", "float_zeros", "w4a8"}),
         int8=True,
         attention_features=frozenset(
             {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}

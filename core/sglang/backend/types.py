@@ -67,7 +67,8 @@ class Capabilities:
     dtypes: frozenset[str] = frozenset({"float32"})
     fp8_formats: frozenset[str] = frozenset()  # "e4m3fn", "e5m2"
     fp4_formats: frozenset[str] = frozenset()  # "nvfp4", "mxfp4"
-    int4_schemes: frozenset[str] = frozenset()  # "awq", "gptq", "gptq_act_order", "float_zeros"
+    # "awq", "gptq", "gptq_act_order", "float_zeros", "w4a8" (gemm.w4a8: int8 activations)
+    int4_schemes: frozenset[str] = frozenset()
     int8: bool = False  # w8a8 GEMM
     # "gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks" (gpt-oss)
     attention_features: frozenset[str] = frozenset()
