@@ -177,3 +177,43 @@ def test_int4_matches_the_int4_pack_kernel(ops, rows, group_size, n, k, float_ze
     assert got.shape == (rows, n) and got.dtype == torch.bfloat16
     torch.testing.assert_close(got.float(), want, atol=2e-2, rtol=2e-2)
     torch.testing.assert_close(got, gemm_int4.int4(x, plain, **call), atol=2e-2, rtol=2e-2)
+
+
+# gemm.w4a8's VNNI kernel against its reference in float64: the activation codes are defined
+# bit for bit (float32), the block dots are exact integers, so with float32 output the only
+# difference is float32 rounding of the per-block scaling and the sums across blocks. rows 1
+# and 2: the 4- and 2-block GEMVs (n=200: 12 whole blocks and a partial one); 3, 5, 16: row
+# tiles of 4 and a tail; 130: past NATIVE_MAX_M (dequantized weight, bf16 matmul).
+@pytest.mark.parametrize("rows", (1, 2, 3, 5, 16, 130))
+@pytest.mark.parametrize("group_size, n, k", ((32, 200, 576), (128, 64, 256), (8, 40, 64)))
+@pytest.mark.parametrize("float_zeros", (False, True))
+def test_w4a8_matches_its_reference(ops, rows, group_size, n, k, float_zeros):
+    from sglang.ops.gemm_w4a8 import w4a8
+    from sglang.ops.quant import int4 as q4
+    from sglang_xeon.kernels import gemm_w4a8
+
+    if not ops.w4a8_supported():
+        pytest.skip("built without AVX-512 VNNI")
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(n, k, generator=gen) * k**-0.5
+    quant = q4.quantize_int4(w, group_size, scale_dtype=torch.bfloat16, float_zeros=float_zeros)
+    if float_zeros:
+        qweight, qzeros = q4.pack_qweight(quant.q, "awq"), quant.zeros
+    else:
+        qweight, qzeros = q4.pack_awq(quant.q, quant.zeros)
+    args = dict(qweight=qweight, scales=quant.scales, qzeros=qzeros, packing="awq")
+    prepared = gemm_w4a8.prepare_native({**args, "group_size": group_size})
+    assert isinstance(prepared["qweight"], gemm_w4a8.W4A8Weight)
+    x = torch.randn(rows, k, generator=gen).to(torch.bfloat16)
+    f64 = {**args, "scales": quant.scales.double()}
+    if float_zeros:
+        f64["qzeros"] = qzeros.double()
+    want = w4a8(x=x.double(), group_size=group_size, **f64)
+    for xt in (x, x.float()):
+        got = gemm_w4a8.native_w4a8(x=xt, group_size=group_size, **prepared)
+        assert got.shape == (rows, n) and got.dtype == xt.dtype
+        rel = float((got.double() - want).norm() / want.norm())
+        # float32 output: float32 roundings only; bf16 output (or the bf16 matmul past
+        # NATIVE_MAX_M): bf16's unit roundoff
+        exact = xt.dtype == torch.float32 and rows <= gemm_w4a8.NATIVE_MAX_M
+        assert rel < (1e-6 if exact else 4e-3), (xt.dtype, rel)

@@ -83,8 +83,10 @@ def native_w4a8(x, qweight, group_size, packing="awq", scales=None, qzeros=None,
     if not isinstance(w, W4A8Weight):
         return reference_w4a8(x, qweight, scales, qzeros, packing, group_size, bias)
     if x.shape[0] <= NATIVE_MAX_M:
-        out = native.ops.w4a8_gemm(x, w.packed, w.group_size, w.n)
-        return out if bias is None else out + bias.to(out.dtype)
+        xn = x if x.dtype in (torch.bfloat16, torch.float32) else x.float()
+        out = native.ops.w4a8_gemm(xn, w.packed, w.group_size, w.n)
+        out = out if bias is None else out + bias.to(out.dtype)
+        return out if xn is x else out.to(x.dtype)
     xq, dx = quantize_int8_groupwise(x.float(), w.group_size)  # as the op defines it
     xd = (xq.float().unflatten(1, (-1, w.group_size)) * dx.unsqueeze(-1)).view(x.shape)
     dense = native.ops.w4a8_dequantize(w.packed, w.group_size, w.n, w.k)
