@@ -11,8 +11,11 @@ process; this object tokenizes, sends, detokenizes, and returns SGLang-shaped re
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
+import gc
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -25,6 +28,29 @@ if TYPE_CHECKING:  # imports torch: not before the scheduler process is spawned 
     from sglang.engine.tokenizer_manager import TokenizerManager
 
 logger = logging.getLogger(__name__)
+_exit_freeze: list[bool] = []  # registered once per process
+
+
+def _freeze_heap_at_exit() -> None:
+    """At interpreter exit (an atexit handler): the heap out of the collector's reach. The
+    interpreter's teardown runs full collections over every object left (torch, transformers,
+    the tokenizer: ~200k objects, 0.3-0.8 s on a 2-core VM, the last step of a script that
+    used an Engine); frozen, they are walked no more. Atexit handlers and weakref finalizers
+    still run and objects freed by reference count are still freed; only objects that reference
+    cycles keep alive stay unfreed, as Python leaves `__del__` of objects alive at exit
+    unpromised. Not where a nanobind extension is loaded (triton's): nanobind prints every
+    instance left at its teardown as a leak."""
+    if not _nanobind_loaded():
+        gc.freeze()
+
+
+def _nanobind_loaded() -> bool:
+    for module in list(sys.modules.values()):
+        if not (getattr(module, "__file__", None) or "").endswith((".so", ".pyd")):
+            continue
+        if any(type(v).__name__.startswith("nb_") for v in list(vars(module).values())):
+            return True
+    return False
 
 
 class Engine:

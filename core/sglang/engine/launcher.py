@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
+from multiprocessing import connection
 from typing import TYPE_CHECKING, Any
 
 from sglang.engine.io import SchedulerInfo, StartupFailure
@@ -189,7 +190,9 @@ def wait_ready(handle: SchedulerHandle) -> SchedulerInfo | None:
         if handle.nodes is not None and not handle.nodes.is_alive():
             stop_scheduler(handle, timeout=0)
             raise StartupError(f"{handle.nodes.exit_summary()} before it was ready")
-        time.sleep(0.1)
+        if waiting:  # until a rank reports or exits (not a fixed sleep: the ready is awaited)
+            ends = [end for p, pipe, _ in waiting for end in (pipe, getattr(p, "sentinel", None))]
+            connection.wait([end for end in ends if end is not None], timeout=0.1)
     if waiting:
         stop_scheduler(handle)
         raise StartupError(f"the scheduler was not ready after {STARTUP_TIMEOUT_S} s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from collections.abc import Mapping
 
 # Exit codes of `sglang serve` / `python -m sglang.launch_server`, one per class of failure.
 EXIT_FAILURE = 1  # anything unexpected (the traceback is logged with --log-level debug)
@@ -109,6 +110,35 @@ def check_device(args, found=None):
     return backend
 
 
+class _Columns(Mapping):
+    """{backend: its conformance column's features}, read by the checks only to name the
+    backends that can run what the chosen one cannot: made on first use (a column registers
+    the backend's kernels: the GPU backends import triton, 0.2 s of this process's checks,
+    which the spawned scheduler waits for)."""
+
+    def __init__(self, found) -> None:
+        self._found, self._columns = found, None
+
+    def _all(self) -> dict:
+        if self._columns is None:
+            from sglang.conformance.support import column
+
+            self._columns = {}
+            for name, b in self._found.backends.items():
+                caps = column(self._found, b).capabilities
+                self._columns[name] = caps.features() if caps is not None else None
+        return self._columns
+
+    def __getitem__(self, name):
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 def check_quantization(args, source, found, backend) -> None:
     """The checkpoint's quantization (or --quantization) is a known method, consistent, and one
     the chosen backend can run (else: the format, the backend and the backends that can). Reads
@@ -123,12 +153,7 @@ def check_quantization(args, source, found, backend) -> None:
         resolve_quantization,
     )
 
-    columns = {}
-    from sglang.conformance.support import column
-
-    for name, b in found.backends.items():
-        caps = column(found, b).capabilities
-        columns[name] = caps.features() if caps is not None else None
+    columns = _Columns(found)
     attention = found.backends.get(args.attention_backend or backend.name, backend)
     try:
         check_kv_cache_dtype(
