@@ -77,6 +77,9 @@ class Engine:
 
         self.manager = self._run(make_manager())
         self._closed = False
+        if not _exit_freeze:
+            _exit_freeze.append(True)
+            atexit.register(_freeze_heap_at_exit)
 
     def _run(self, coro, timeout: float | None = None):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
