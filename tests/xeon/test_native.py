@@ -135,6 +135,27 @@ def test_build_failure_falls_back_with_a_logged_reason(monkeypatch, caplog):
     assert "turned off" in native.why_unavailable()
 
 
+def test_a_killed_builds_lock_does_not_hang_the_next_start(ops, tmp_path):
+    """torch's build lock left by a killed build (Ctrl-C, SIGKILL mid-compile) made every later
+    load wait for it forever, with no message; the next start now clears it and loads."""
+    import os
+    import subprocess
+    import sys
+
+    from torch.utils import cpp_extension
+
+    build_dir = cpp_extension._get_build_directory(native.build_name(), verbose=False)
+    stale = os.path.join(build_dir, "lock")
+    open(stale, "w").close()
+    code = "from sglang_xeon import native; print('loaded' if native.why_unavailable() is None else native.why_unavailable())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=90, env=os.environ
+    )
+    assert done.stdout.strip().endswith("loaded"), done.stdout + done.stderr
+    assert "stale build lock" in done.stderr
+    assert not os.path.exists(stale)
+
+
 def test_registered_above_the_torch_kernels():
     from sglang.backend.registry import KernelRegistry
 

@@ -4,7 +4,8 @@ Built with torch.utils.cpp_extension.load (ninja, -O3 -march=native) into torch'
 directory ($TORCH_EXTENSIONS_DIR, default ~/.cache/torch_extensions), under a name hashed from
 the checkout and its sources (`build_name`), where later processes find it: only the first
 process compiles (about a minute on 2 cores), the others load it in well under a second;
-torch serialises concurrent builds of one name with a lock file. The kernel units include no torch headers (they compile
+concurrent builds of one name are serialised by an flock (`_build_lock`), which also clears
+torch's lock file when a killed build left it. The kernel units include no torch headers (they compile
 in seconds); bindings.cpp holds the checks and the thread split.
 
 Nothing here is required: the kernel modules register each native kernel next to its torch
@@ -15,6 +16,8 @@ logged once and shown by `sglang backends`). SGLANG_XEON_NATIVE=0 turns them off
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -90,6 +93,35 @@ def _missing_tool() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _build_lock(build_dir: str):
+    """Serialise this checkout's builds and loads with an flock, which the kernel releases when
+    its holder dies, and clear torch's own lock file left by a killed one. torch marks a build
+    in progress with `build_dir/lock` (created, then removed when the build ends) and every
+    later load of the name, built or not, waits for that file to go: a build killed mid-way
+    (Ctrl-C, SIGKILL, the OOM killer) left it behind and every later start waited forever,
+    silently. Whoever holds the flock is the only process in torch's build, so a `lock` found
+    while holding it is stale."""
+    path = os.path.join(build_dir, ".sglang-build.flock")
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            logger.warning(
+                "waiting for another process building the xeon native kernels (%s)", build_dir
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        stale = os.path.join(build_dir, "lock")
+        if os.path.exists(stale):
+            logger.warning("removing a stale build lock left by a killed build: %s", stale)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(stale)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _load() -> None:
     global ops, _failure
     _failure = _missing_tool()
@@ -100,20 +132,21 @@ def _load() -> None:
             start = time.perf_counter()
             name = build_name()
             build_dir = cpp_extension._get_build_directory(name, verbose=False)
-            building = not os.path.exists(os.path.join(build_dir, f"{name}.so"))
-            if building:  # a minute of silence otherwise (at warning level: `sglang backends`)
-                logger.warning(
-                    "building the xeon native kernels for this checkout in %s (once; about a "
-                    "minute on 2 cores)",
-                    build_dir,
+            with _build_lock(build_dir):
+                building = not os.path.exists(os.path.join(build_dir, f"{name}.so"))
+                if building:  # a minute of silence otherwise (at warning level)
+                    logger.warning(
+                        "building the xeon native kernels for this checkout in %s (once; "
+                        "about a minute on 2 cores)",
+                        build_dir,
+                    )
+                module = cpp_extension.load(
+                    name=name,
+                    sources=[str(CSRC / s) for s in SOURCES],
+                    extra_cflags=list(CFLAGS),
+                    extra_ldflags=["-fopenmp"],
+                    verbose=False,
                 )
-            module = cpp_extension.load(
-                name=name,
-                sources=[str(CSRC / s) for s in SOURCES],
-                extra_cflags=list(CFLAGS),
-                extra_ldflags=["-fopenmp"],
-                verbose=False,
-            )
             took = time.perf_counter() - start
             log = logger.warning if building else logger.info
             verb = "built" if building else "loaded"
