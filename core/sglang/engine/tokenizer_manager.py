@@ -201,6 +201,21 @@ class TokenizerManager:
 
     # --- one request -----------------------------------------------------------------------
     async def generate_one(
+        self, prompt_ids: list[int], params: SamplingParams, **kw: Any
+    ) -> AsyncIterator[GenerateResult]:
+        """Yields a GenerateResult per output chunk; the last has a finish reason. Cancelling
+        the iteration aborts the request in the scheduler. `params` come validated once by the
+        caller: `SamplingParams.from_dict` with the vocabulary size, then `check_constraint`.
+        `kw`: those of `submit`. Logprobs come as SGLang's (logprob, token_id, text) tuples,
+        text None unless return_text_in_logprobs."""
+        results = self.submit(prompt_ids, params, **kw)
+        try:
+            async for chunk in results:
+                yield chunk
+        finally:
+            await results.aclose()
+
+    def submit(
         self,
         prompt_ids: list[int],
         params: SamplingParams,
@@ -210,11 +225,11 @@ class TokenizerManager:
         top_logprobs_num: int = 0,
         return_text_in_logprobs: bool = False,
     ) -> AsyncIterator[GenerateResult]:
-        """Yields a GenerateResult per output chunk; the last has a finish reason. Cancelling
-        the iteration aborts the request in the scheduler. `params` come validated once by the
-        caller: `SamplingParams.from_dict` with the vocabulary size, then `check_constraint`.
-        Logprobs come as SGLang's (logprob, token_id, text) tuples, text None unless
-        return_text_in_logprobs."""
+        """`generate_one` in two halves: the checks (ValueError) and the request sent to the
+        scheduler now, synchronously (a streaming route sends it before it makes its response;
+        were the socket's queue full, it goes when the results are first read), then the
+        results. Start reading them at once: only results that were read can abort the request
+        and release it (closing them, or dropping them unfinished, aborts it)."""
         self.start()
         if self.failure is not None:
             raise self.failure
@@ -257,11 +272,18 @@ class TokenizerManager:
             lps = len(prompt_ids) - 1 if logprob_start_len is None else logprob_start_len
             lps = max(0, min(lps, len(prompt_ids) - 1)) if lps >= 0 else -1
         req = TokenizedRequest(rid, prompt_ids, params, return_logprob, lps, top_logprobs_num)
-        finished = False
         push = self.pushes[self.balancer.assign(rid)]
+        mark("tm_send")
+        # zmq.asyncio sends at once where it can (a done future), else queues the message
+        sending = asyncio.ensure_future(push.send(pickle.dumps(req)))
+        return self._results(rid, state, push, sending, return_logprob)
+
+    async def _results(
+        self, rid: str, state: ReqState, push: Any, sending: Any, return_logprob: bool
+    ) -> AsyncIterator[GenerateResult]:
+        finished = False
         try:
-            mark("tm_send")
-            await push.send(pickle.dumps(req))
+            await sending
             while not finished:
                 out: StepOutput | SchedulerGone = await state.queue.get()
                 if isinstance(out, SchedulerGone):
@@ -273,7 +295,9 @@ class TokenizerManager:
         finally:
             self.states.pop(rid, None)
             self.balancer.release(rid)
-            if not finished and self.failure is None:
+            if not sending.done():
+                sending.cancel()  # never sent: nothing for the scheduler to abort
+            elif not finished and self.failure is None:
                 await push.send(pickle.dumps(AbortRequest(rid)))
 
     def _chunk(

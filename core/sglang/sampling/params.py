@@ -78,7 +78,7 @@ class SamplingParams:
                 value = d.pop(name)
                 if not any(value == v and type(value) is type(v) for v in inert):
                     raise ValueError(f"{error}, got {value!r}")
-        known = {f.name for f in fields(cls)}
+        known = _field_names(cls)
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown sampling parameter(s): {', '.join(unknown)}")
@@ -193,12 +193,21 @@ class SamplingParams:
                 raise ValueError(f"stop_regex {pattern!r} is not a valid regex: {e}") from None
 
 
+def _field_names(cls: type, _cache: dict = {}) -> frozenset[str]:  # noqa: B006 (the cache)
+    names = _cache.get(cls)
+    if names is None:
+        names = _cache[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
 def _is_int(v: Any) -> bool:  # numpy's integers too (defaults read from a GGUF file)
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    t = type(v)  # the common types first: the ABC checks cost ~1 us each
+    return t is int or (t is not bool and t is not float and isinstance(v, numbers.Integral))
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    t = type(v)
+    return t is float or t is int or (t is not bool and isinstance(v, numbers.Real))
 
 
 def _strings(value: Any, name: str) -> list[str]:

@@ -75,29 +75,38 @@ class ServerMetrics:
             labels + ["dp_rank"], registry=r,
         )  # fmt: skip
         self.model_name = model_name
+        self._children: dict[tuple, Any] = {}
         self._last_generated: tuple[float, int] | None = None  # (monotonic time, tokens)
         self._last_retractions = 0
 
+    def _of(self, metric: Any, *extra: str) -> Any:
+        """`metric`'s child for this model (and `extra` labels), made on first use (so it is
+        exported from then on, as `labels` does) and kept: `labels` locks and builds a key."""
+        key = (metric, extra)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.model_name, *extra)
+        return child
+
     def observe_chunk(self, first: bool, since_last: float, new_tokens: int) -> None:
         if first:
-            self.ttft.labels(self.model_name).observe(since_last)
+            self._of(self.ttft).observe(since_last)
         elif new_tokens > 0:
             per_token = since_last / new_tokens
+            itl = self._of(self.itl)
             for _ in range(new_tokens):
-                self.itl.labels(self.model_name).observe(per_token)
+                itl.observe(per_token)
 
     def observe_finish(self, result: Any, e2e: float, ttft: float | None = None) -> None:
         """`result`: the request's last GenerateResult."""
-        m = self.model_name
         completion = result.completion_tokens
-        self.prompt_tokens.labels(m).inc(result.prompt_tokens)
-        self.generation_tokens.labels(m).inc(completion)
-        self.cached_tokens.labels(m).inc(result.cached_tokens)
-        reason = result.finish_type or "unknown"
-        self.requests.labels(m, reason).inc()
-        self.e2e.labels(m).observe(e2e)
+        self._of(self.prompt_tokens).inc(result.prompt_tokens)
+        self._of(self.generation_tokens).inc(completion)
+        self._of(self.cached_tokens).inc(result.cached_tokens)
+        self._of(self.requests, result.finish_type or "unknown").inc()
+        self._of(self.e2e).observe(e2e)
         if ttft is not None and completion > 1:
-            self.tpot.labels(m).observe((e2e - ttft) / (completion - 1))
+            self._of(self.tpot).observe((e2e - ttft) / (completion - 1))
 
     def set_scheduler_stats(self, stats: dict) -> None:
         """From the scheduler's `stats` control reply (engine.scheduler_process.control)."""

@@ -39,6 +39,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _all_ints(values: list) -> bool:
+    return all(type(t) is int for t in values) or all(_is_int(t) for t in values)
+
+
 def as_list(value: Any, n: int, name: str) -> list:
     if isinstance(value, list):
         if len(value) != n:
@@ -56,6 +60,8 @@ def int_field(body: dict[str, Any], name: str) -> int | None:
 
 def nth_sample(params: SamplingParams, i: int) -> SamplingParams:
     """Sample i of n: n = 1, and its own seed when a seed is given (as the OpenAI routes do)."""
+    if params.n == 1:  # i = 0: the parameters as they are
+        return params
     seed = params.sampling_seed
     return dataclasses.replace(params, n=1, sampling_seed=seed + i if seed is not None else None)
 
@@ -81,7 +87,7 @@ async def generate(request: Request):
             raise APIError(400, "input_ids must be a non-empty list", "input_ids")
         batch = isinstance(input_ids[0], list)
         prompts = input_ids if batch else [input_ids]
-        if not all(isinstance(p, list) and all(_is_int(t) for t in p) for p in prompts):
+        if not all(isinstance(p, list) and _all_ints(p) for p in prompts):
             raise APIError(
                 400, "input_ids must be a list of integers or of such lists", "input_ids"
             )

@@ -83,12 +83,13 @@ OPENAI_INFORMATIONAL = {
 
 
 def refuse_unserved(body: dict[str, Any], refused: dict[str, tuple[Any, ...]], route: str) -> None:
-    """A 400 naming the first field of `body` in `refused` whose value asks for something."""
-    for name, inert in refused.items():
-        if name in body and not any(_same(body[name], v) for v in inert):
-            raise APIError(
-                400, f"{name} is not supported by this server ({route}), got {body[name]!r}", name
-            )
+    """A 400 naming the first field of `refused` in `body` whose value asks for something."""
+    asking = [n for n in body if n in refused and not any(_same(body[n], v) for v in refused[n])]
+    if asking:
+        name = min(asking, key=list(refused).index)
+        raise APIError(
+            400, f"{name} is not supported by this server ({route}), got {body[name]!r}", name
+        )
 
 
 def refuse_unknown(names: set[str], known: set[str], route: str) -> None:
@@ -99,11 +100,14 @@ def refuse_unknown(names: set[str], known: set[str], route: str) -> None:
         )
 
 
+GENERATE_KNOWN = frozenset(GENERATE_SERVED | GENERATE_INFORMATIONAL | set(GENERATE_REFUSED))
+
+
 def check_generate_body(body: dict[str, Any]) -> None:
     """/generate's top-level fields: served, informational, or refused by name."""
     refuse_unserved(body, GENERATE_REFUSED, "/generate")
-    known = GENERATE_SERVED | GENERATE_INFORMATIONAL | set(GENERATE_REFUSED)
-    refuse_unknown(set(body), known, "/generate")
+    if not GENERATE_KNOWN.issuperset(body):
+        refuse_unknown(set(body), GENERATE_KNOWN, "/generate")
 
 
 def _same(value: Any, inert: Any) -> bool:

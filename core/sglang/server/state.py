@@ -28,6 +28,7 @@ from sglang.parsers.tool import ALIASES, detect_tool_parser
 from sglang.sampling.params import SamplingParams
 from sglang.server.errors import APIError
 from sglang.server.metrics import ServerMetrics
+from sglang.server.streaming import Submission
 from sglang.server_args import ServerArgs
 
 DISCONNECT_POLL_S = 0.5
@@ -178,19 +179,35 @@ class ServerState:
         return params
 
     # --- generation ------------------------------------------------------------------------
-    async def generate(
+    def generate(
         self, request: Request | None, prompt_ids: list[int], params: SamplingParams, **kw: Any
+    ) -> Submission:
+        """The manager's results, with metrics, and aborted when the client goes away. The
+        request goes to the scheduler when they are first read, or at once through `started`
+        (the streaming routes)."""
+        return Submission(lambda: self._submit(request, prompt_ids, params, kw))
+
+    def _submit(
+        self, request: Request | None, prompt_ids: list[int], params: SamplingParams, kw: dict
     ) -> AsyncIterator[GenerateResult]:
-        """The manager's results, with metrics, and aborted when the client goes away."""
-        start = last = time.monotonic()
+        start = time.monotonic()
+        try:
+            results = self.manager.submit(prompt_ids, params, **kw)
+        except ValueError as e:  # the frontend's own input checks
+            raise APIError(400, str(e)) from None
+        return self._observed(request, results, start)
+
+    async def _observed(
+        self, request: Request | None, gen: AsyncIterator[GenerateResult], start: float
+    ) -> AsyncIterator[GenerateResult]:
+        last = start
         prev_tokens = 0
         first, ttft = True, None
-        gen = self.manager.generate_one(prompt_ids, params, **kw)
         try:
             while True:
                 try:
                     chunk = await self._next_or_disconnect(request, gen)
-                except ValueError as e:  # the frontend's own input checks
+                except ValueError as e:
                     raise APIError(400, str(e)) from None
                 if chunk is None:
                     return

@@ -1,13 +1,39 @@
-"""Helpers every streaming route shares (native /generate and the OpenAI routes): merging the
-result streams of a request's copies, the last result of a stream, server-sent events."""
+"""Helpers every streaming route shares (native /generate and the OpenAI routes): a request's
+results whose request is sent on demand, merging the result streams of a request's copies, the
+last result of a stream, server-sent events."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from sglang.engine.records import GenerateResult
+
+
+class Submission:
+    """A request's results as an async iterator. `submit()` sends the request to the scheduler
+    now, synchronously (a check that fails raises there); otherwise it goes when the results
+    are first read."""
+
+    def __init__(self, submit: Callable[[], AsyncIterator[GenerateResult]]) -> None:
+        self._submit = submit
+        self._results: AsyncIterator[GenerateResult] | None = None
+
+    def submit(self) -> AsyncIterator[GenerateResult]:
+        if self._results is None:
+            self._results = self._submit()
+        return self._results
+
+    def __aiter__(self) -> Submission:
+        return self
+
+    def __anext__(self):
+        return self.submit().__anext__()
+
+    async def aclose(self) -> None:
+        if self._results is not None:
+            await self._results.aclose()
 
 
 async def merged(
@@ -52,15 +78,17 @@ async def merged(
 
 
 def started(streams: list[AsyncIterator[GenerateResult]]) -> list[AsyncIterator[GenerateResult]]:
-    """The streams, each with its first result already asked for: its request goes to the
-    scheduler on the loop's next turn, while the response headers are written, rather than
-    once the response body is first read (a streaming route's time to first token). Call it
-    when nothing else can fail before the response: a stream never read still runs to its
-    end (its request is not aborted)."""
+    """The streams, each with its first result already asked for: a Submission's request goes
+    to the scheduler now, before the response is made (another stream's, on the loop's next
+    turn), rather than once the response body is first read (a streaming route's time to first
+    token). Call it when nothing else can fail before the response: a stream never read
+    still runs to its end (its request is not aborted)."""
     return [_started(s) for s in streams]
 
 
 def _started(stream: AsyncIterator[GenerateResult]) -> AsyncIterator[GenerateResult]:
+    if isinstance(stream, Submission):
+        stream = stream.submit()  # sent now; a failed check raises here, in the route
     first = asyncio.ensure_future(stream.__anext__())
 
     async def rest() -> AsyncIterator[GenerateResult]:
