@@ -26,7 +26,7 @@ class SampleInput:
     params: SamplingParams
     prompt_ids: Sequence[int]
     output_ids: Sequence[int]
-    generator: torch.Generator
+    generator: torch.Generator | None  # None for a greedy request (never drawn from)
     eos_ids: frozenset[int]
     top_logprobs_num: int = 0
     return_logprob: bool = False

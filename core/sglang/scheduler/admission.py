@@ -95,19 +95,19 @@ class Admission:
             reqs.append(req)
             lens.append(n)
             budget -= n
-        # What this batch will have computed (and cached) once it has run, for the deferral.
-        in_batch = RadixCache(_NoSlots) if kv.cache.stores_prefixes else None
+        # What this batch will have computed (and cached) once it has run, for the deferral:
+        # the token ids, put in a tree when a later request is checked against them.
+        in_batch = InBatch() if kv.cache.stores_prefixes else None
         if in_batch is not None and queues.chunked is not None:
-            end = queues.chunked.kv_len + lens[0]
-            in_batch.insert(queues.chunked.fill_ids[:end], _no_slots(end))
+            in_batch.add(queues.chunked.fill_ids[: queues.chunked.kv_len + lens[0]])
         room = kv.available() - self._reserved()
         for req in self._order_waiting():
             if budget <= 0 or len(queues.running) + len(reqs) >= self.max_running:
                 break
             limit = self.prefix_limit(req)
             prefix, last_node = kv.match(req, limit)
-            if in_batch is not None and not req.prefix_deferred:
-                shared = in_batch.match_prefix(req.fill_ids[:limit]).indices.numel()
+            if in_batch is not None and not req.prefix_deferred and in_batch:
+                shared = in_batch.shared(req.fill_ids[:limit])
                 if shared - prefix.numel() >= IN_BATCH_PREFIX_MIN:
                     req.prefix_deferred = True  # next round it is not held back again
                     continue
@@ -130,7 +130,7 @@ class Admission:
             queues.waiting.remove(req)
             req.prefix_deferred = False
             if in_batch is not None:
-                in_batch.insert(req.fill_ids[: req.kv_len + n], _no_slots(req.kv_len + n))
+                in_batch.add(req.fill_ids[: req.kv_len + n])
             if not req.admitted_once:
                 req.cached_tokens = int(prefix.numel())
                 self.stats.cached_tokens += req.cached_tokens
@@ -152,6 +152,30 @@ class Admission:
         if not (self.mixed and running) or self.kv.available() < len(running):
             return []
         return list(running)
+
+
+class InBatch:
+    """The token ids a prefill batch computes, as a prefix tree built only once a request is
+    checked against them (a batch of one request never builds one)."""
+
+    def __init__(self) -> None:
+        self.tree: RadixCache | None = None
+        self.pending: list[list[int]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.pending) or self.tree is not None
+
+    def add(self, ids: list[int]) -> None:
+        self.pending.append(ids)
+
+    def shared(self, ids: list[int]) -> int:
+        """How many leading tokens of `ids` the batch computes."""
+        if self.tree is None:
+            self.tree = RadixCache(_NoSlots)
+        for done in self.pending:
+            self.tree.insert(done, _no_slots(len(done)))
+        self.pending.clear()
+        return self.tree.match_prefix(ids).indices.numel()
 
 
 class _NoSlots:

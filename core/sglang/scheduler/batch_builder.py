@@ -3,6 +3,7 @@ tensors one forward needs. Per-step device work scales with the batch, not its r
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -65,9 +66,9 @@ class BatchBuilder:
 
     def build(self, mode, reqs, ids, positions, locs, lens, kv_lens, logit_rows) -> ForwardBatch:
         dev = self.runner.device
-        qo = torch.tensor([0, *lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
-        kv = torch.tensor([0, *kv_lens], dtype=torch.int32).cumsum(0, dtype=torch.int32)
-        kv_indices = self.gather_kv_indices(reqs, kv, int(kv[-1]))
+        qo = torch.tensor(list(accumulate(lens, initial=0)), dtype=torch.int32)
+        kv = torch.tensor(list(accumulate(kv_lens, initial=0)), dtype=torch.int32)
+        kv_indices = self.gather_kv_indices(reqs, kv, sum(kv_lens))
         return ForwardBatch(
             mode=mode,
             batch_size=len(reqs),
@@ -88,6 +89,8 @@ class BatchBuilder:
         fixed handful of ops whatever the batch size: entry j belongs to request b = the last
         with kv_indptr[b] <= j, at position j - kv_indptr[b]. No host sync: `total` is known."""
         table = self.kv.req_to_token.req_to_token
+        if len(reqs) == 1:  # its row's first slots: a view, no device op
+            return table[reqs[0].row, :total]
         dev = table.device
         rows = torch.tensor([r.row for r in reqs], dtype=torch.int64).to(dev, non_blocking=True)
         starts = kv_indptr.to(dev, non_blocking=True).long()

@@ -22,7 +22,7 @@ def sample_inputs(reqs: list[Req], masks: list[Any]) -> list[SampleInput]:
             params=r.params,
             prompt_ids=r.prompt_ids,
             output_ids=r.output_ids,
-            generator=r.generator,
+            generator=None if r.params.is_greedy else r.sampling_generator(),
             eos_ids=r.eos_ids,
             top_logprobs_num=r.top_logprobs_num,
             return_logprob=r.return_logprob,

@@ -70,14 +70,14 @@ class Prefill:
                 continue
             if complete:
                 sample_reqs.append(req)
-                sample_rows.append(mine[-1])
+                sample_rows.append(cursor - 1)  # its last row
                 if req is queues.chunked:
                     queues.chunked = None
         if decode_reqs:
-            sample_rows.extend(logits[cursor : cursor + len(decode_reqs)])
+            sample_rows.extend(range(cursor, cursor + len(decode_reqs)))
         if sample_reqs or decode_reqs:
             outputs += self.out.sample_and_advance(
-                [*sample_reqs, *decode_reqs], torch.stack(sample_rows)
+                [*sample_reqs, *decode_reqs], rows_of(logits, sample_rows)
             )
             mark("prefill_sampled")
             for req in sample_reqs:
@@ -86,6 +86,14 @@ class Prefill:
         if decode_reqs:
             self.ratio.decay()
         return outputs
+
+
+def rows_of(logits: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """logits[rows]: a view where the rows are consecutive (no copy: one request, or none with
+    prompt logprobs), else stacked."""
+    if rows == list(range(rows[0], rows[0] + len(rows))):
+        return logits[rows[0] : rows[0] + len(rows)]
+    return torch.stack([logits[r] for r in rows])
 
 
 def record_prompt_logprobs(req: Req, logits: torch.Tensor, start: int, complete: bool) -> None:

@@ -61,7 +61,7 @@ class Req:
     admitted_once: bool = False
     prefix_deferred: bool = False  # held back once for an in-batch shared prefix (see scheduler)
     retractions: int = 0
-    generator: torch.Generator | None = None
+    generator: torch.Generator | None = None  # see sampling_generator
     arrival_time: float = field(default_factory=time.monotonic)
 
     output_logprobs: list[float] = field(default_factory=list)
@@ -75,7 +75,10 @@ class Req:
     grammar_future: Any = None  # the compilation this request waits for (grammar queue)
     grammar_wait_start: float = 0.0
 
-    def __post_init__(self) -> None:
+    def sampling_generator(self) -> torch.Generator:
+        """The request's own random generator (seeded by `sampling_seed`, else at random),
+        made when it first samples: a greedy request never does (seeding one from the
+        system's entropy cost ~30-90 us of every request's admission)."""
         if self.generator is None:
             self.generator = torch.Generator()
             seed = self.params.sampling_seed
@@ -83,6 +86,7 @@ class Req:
                 self.generator.seed()
             else:
                 self.generator.manual_seed(int(seed))
+        return self.generator
 
     @property
     def fill_ids(self) -> list[int]:
