@@ -40,8 +40,8 @@ EVENTS = [
     ("client_send", "client: request sent"),
     ("asgi_in", "HTTP parsed, ASGI app entered"),
     ("route_in", "/generate route entered"),
-    ("route_out", "body read, params checked, response made"),
-    ("tm_send", "tokenizer manager: request checked, to the scheduler"),
+    # body read, params checked; the request is sent before the response is made (route_out)
+    ("tm_send", "body and params checked, request sent to the scheduler"),
     ("sched_recv", "scheduler: request received"),
     ("prefill_forward", "scheduler: admitted, batch built"),
     ("prefill_launched", "forward (launched, on an async device)"),

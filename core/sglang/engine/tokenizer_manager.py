@@ -84,14 +84,20 @@ class TokenizerManager:
         self.states: dict[str, ReqState] = {}
         self.controls: dict[int, asyncio.Future] = {}
         self._control_ids = itertools.count()
-        self._loop_task: asyncio.Task | None = None
+        self._reader: tuple[asyncio.AbstractEventLoop, zmq.Socket] | None = None
         self._watch_task: asyncio.Task | None = None
         self.failure: SchedulerGone | None = None
 
     # --- plumbing --------------------------------------------------------------------------
     def start(self) -> None:
-        if self._loop_task is None:
-            self._loop_task = asyncio.get_running_loop().create_task(self._receive_loop())
+        """Receive the scheduler's messages from now on, in this loop: a reader on the
+        socket's descriptor takes every message there is each time it fires (zmq.asyncio's
+        recv costs a future, a task wake-up and its own callbacks per message)."""
+        if self._reader is None:
+            loop = asyncio.get_running_loop()
+            self._reader = (loop, zmq.Socket.shadow(self.pull.underlying))
+            loop.add_reader(self.pull.FD, self._receive)
+            loop.call_soon(self._receive)  # what arrived before the reader was added
 
     def watch(self, process: Any, poll_s: float = 1.0, on_exit: Any = None) -> None:
         """Once `process` (the scheduler, or every rank of it) exits, fail every pending and
@@ -120,9 +126,17 @@ class TokenizerManager:
                 fut.set_exception(error)
         self.controls.clear()
 
-    async def _receive_loop(self) -> None:
+    def _receive(self) -> None:
+        """Every message waiting (ZeroMQ's descriptor signals an edge: it fires again only
+        once they are all taken)."""
+        pull = self._reader[1]
         while True:
-            msg = pickle.loads(await self.pull.recv())
+            try:
+                msg = pickle.loads(pull.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            except zmq.ZMQError:  # closed under us (shutdown)
+                return
             mark("tm_recv")
             if isinstance(msg, ControlReply):
                 fut = self.controls.pop(msg.id, None)
@@ -168,14 +182,13 @@ class TokenizerManager:
     async def aclose(self) -> None:
         if self._watch_task is not None:
             self._watch_task.cancel()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            try:
-                await self._loop_task
-            except asyncio.CancelledError:
-                pass
-            self._loop_task = None
+        self._stop_reader()
         self.close()
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader[0].remove_reader(self.pull.FD)
+            self._reader = None
 
     def close(self) -> None:
         for push in self.pushes:
