@@ -31,6 +31,11 @@ SHAPES_8B = {
     "gate_up": (28672, 4096),
     "down": (4096, 14336),
 }  # name: (N, K)
+SHAPES_QWEN3 = {  # Qwen3-30B-A3B's dense linears: hidden 2048, 32 q + 2 x 4 kv heads of 128
+    "qkv": (5120, 2048),
+    "o": (2048, 4096),
+    "router": (128, 2048),
+}
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
 FP8_LAUNCHES = [  # the default quantizes x once per call; fused_act: in every program's loop
     None,
@@ -58,6 +63,44 @@ DENSE_LAUNCHES = [
     {"block_n": 8, "block_k": 1024, "num_warps": 4, "split_k": "auto"},
     {"block_n": 32, "block_k": 512, "num_warps": 8, "split_k": "auto"},
 ]
+SMALL_LAUNCHES = [  # candidates for the small shapes (gemv.SMALL_LAUNCH), all keys given
+    {"block_n": 16, "block_k": 1024, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 16, "block_k": 512, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 16, "block_k": 512, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 8, "block_k": 1024, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 8, "block_k": 512, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 4, "block_k": 512, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 8, "block_k": 256, "num_warps": 2, "split_k": "auto"},
+    {"block_n": 16, "block_k": 256, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 32, "block_k": 256, "num_warps": 4, "split_k": "auto"},
+    {"block_n": 8, "block_k": 512, "num_warps": 4, "split_k": 1},
+    {"block_n": 4, "block_k": 1024, "num_warps": 4, "split_k": 1},
+    {"block_n": 8, "block_k": 1024, "num_warps": 4, "split_k": 1},
+]
+SMALL_LAUNCHES = [dict(c, num_stages=3) for c in SMALL_LAUNCHES]
+_GU = {"num_stages": 3}
+_DN = {"num_stages": 3, "split": True}
+MOE_GATE_UP = [  # gate/up candidates, timed with the default down (and the other way round)
+    {"block_n": 8, "block_k": 256, "num_warps": 4},
+    {"block_n": 8, "block_k": 512, "num_warps": 4},
+    {"block_n": 8, "block_k": 256, "num_warps": 2},
+    {"block_n": 4, "block_k": 512, "num_warps": 4},
+    {"block_n": 16, "block_k": 128, "num_warps": 4},
+    {"block_n": 32, "block_k": 128, "num_warps": 8},
+]
+MOE_DOWN = [
+    {"block_n": 8, "block_k": 256, "num_warps": 4},
+    {"block_n": 16, "block_k": 256, "num_warps": 4},
+    {"block_n": 32, "block_k": 256, "num_warps": 8},
+    {"block_n": 16, "block_k": 128, "num_warps": 4},
+    {"block_n": 8, "block_k": 128, "num_warps": 2},
+    {"block_n": 32, "block_k": 128, "num_warps": 4},
+]
+MOE_SWEEP = (
+    [None]
+    + [{"gate_up": dict(c, **_GU)} for c in MOE_GATE_UP]
+    + [{"down": dict(c, **_DN)} for c in MOE_DOWN]
+)
 MOE_LAUNCHES = [
     None,
     {
@@ -206,29 +249,40 @@ def bench_int4(rows, dev):
         gemm_int4.USE_GEMV = True
 
 
-def bench_dense(rows, dev):
+def bench_dense(rows, dev, sets=("8b",)):
     import torch.nn.functional as F
     from sglang_triton import gemv
 
-    shapes = dict(SHAPES_8B, **({} if CHECK else {"lm_head": (128256, 4096)}))
-    for name, (n, k) in shapes.items():
-        nbytes = n * k * 2
-        ws = [
-            torch.randn(n, k, device=dev, dtype=torch.bfloat16) * k**-0.5
-            for _ in range(copies(nbytes))
-        ]
-        x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
-
-        def old(x=x, ws=ws):
-            return [lambda w=w: F.linear(x, w) for w in ws]
-
-        def new(launch, x=x, ws=ws):
-            return [lambda w=w: gemv.gemv(x, w, launch=launch) for w in ws]
-
-        compare(f"dense-bf16 {name} {n}x{k}", nbytes, old, new, DENSE_LAUNCHES, rows)
+    jobs = []  # (label, shapes, launches)
+    if "8b" in sets:
+        shapes = dict(SHAPES_8B, **({} if CHECK else {"lm_head": (128256, 4096)}))
+        jobs.append(("", shapes, DENSE_LAUNCHES))
+    if "qwen3" in sets:
+        jobs.append(("qwen3 ", SHAPES_QWEN3, [None] + SMALL_LAUNCHES))
+    if "qwen3-head" in sets and not CHECK:
+        jobs.append(("qwen3 ", {"lm_head": (151936, 2048)}, [None] + SMALL_LAUNCHES[:2]))
+    for label, shapes, launches in jobs:
+        for name, (n, k) in shapes.items():
+            bench_dense_shape(rows, dev, f"{label}{name}", n, k, launches, F, gemv)
 
 
-def bench_moe(rows, dev):
+def bench_dense_shape(rows, dev, name, n, k, launches, F, gemv):
+    nbytes = n * k * 2
+    ws = [
+        torch.randn(n, k, device=dev, dtype=torch.bfloat16) * k**-0.5 for _ in range(copies(nbytes))
+    ]
+    x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
+
+    def old(x=x, ws=ws):
+        return [lambda w=w: F.linear(x, w) for w in ws]
+
+    def new(launch, x=x, ws=ws):
+        return [lambda w=w: gemv.gemv(x, w, launch=launch) for w in ws]
+
+    compare(f"dense-bf16 {name} {n}x{k}", nbytes, old, new, launches, rows)
+
+
+def bench_moe(rows, dev, launches=None):
     from sglang_triton import moe, moe_decode
 
     e, d, i, k = (QWEN3_MOE[key] for key in ("experts", "hidden", "inter", "top_k"))
@@ -254,7 +308,8 @@ def bench_moe(rows, dev):
             for s in sets
         ]
 
-    compare(f"moe qwen3-30b-a3b T1 E{e} D{d} I{i} k{k}", nbytes, old, new, MOE_LAUNCHES, rows)
+    name = f"moe qwen3-30b-a3b T1 E{e} D{d} I{i} k{k}"
+    compare(name, nbytes, old, new, launches or MOE_LAUNCHES, rows)
     moe.USE_DECODE = True
 
 
@@ -271,7 +326,9 @@ def pick_best(rows) -> dict:
     {family: {"module", "table", "launch", "us", "old_us", "use_gemv_module"}}."""
     best = {}
     for fam, (module, table, switch) in FAMILIES.items():
-        fam_rows = [r for r in rows if r["kernel"].startswith(fam + " ")]
+        fam_rows = [  # the shapes the family's default launch is for (not SMALL_LAUNCH's)
+            r for r in rows if r["kernel"].startswith(fam + " ") and " qwen3 " not in r["kernel"]
+        ]
         if not fam_rows:
             continue
         keys = [k for k, v in fam_rows[0].items() if isinstance(v, dict)]
@@ -291,15 +348,97 @@ def pick_best(rows) -> dict:
             "old_us": sum(r["old_us"] for r in fam_rows),
             "switch": switch,
         }
+    best.update(pick_small(rows))
+    best.update(pick_moe(rows))
     return best
 
 
+SMALL_TIERS = {"router": 1 << 20, "qkv": 12 << 20, "o": 12 << 20}
+"""The gemv.SMALL_LAUNCH tier (max N*K) each Qwen3 shape stands for; the 8B shapes (16.8M
+elements and up) are above them all."""
+
+
+def _timed_keys(rs) -> dict:
+    """{launch key: total us} over rows `rs`, for the keys every row measured."""
+    keys = [k for k, v in rs[0].items() if isinstance(v, dict)]
+    return {
+        k: sum(r[k]["us"] for r in rs) for k in keys if all(isinstance(r.get(k), dict) for r in rs)
+    }
+
+
+def pick_small(rows) -> dict:
+    """gemv.SMALL_LAUNCH from the Qwen3 dense rows: per tier, the launch with the least total
+    time over the tier's shapes, where it beats the default launch."""
+    tiers = {}
+    for r in rows:
+        parts = r["kernel"].split()
+        if r["kernel"].startswith("dense-bf16 qwen3 ") and parts[2] in SMALL_TIERS:
+            tiers.setdefault(SMALL_TIERS[parts[2]], []).append(r)
+    value, us, old_us = [], 0.0, 0.0
+    for limit in sorted(tiers):
+        totals = _timed_keys(tiers[limit])
+        if "default" not in totals:
+            continue
+        key = min(totals, key=totals.get)
+        us, old_us = us + totals[key], old_us + totals["default"]
+        if key != "default":
+            value.append([limit, tiers[limit][0][key]["launch"]])
+    if not tiers:
+        return {}
+    return {
+        "dense-bf16-small": {
+            "module": "sglang_triton.gemv",
+            "table": "SMALL_LAUNCH",
+            "value": value,
+            "launch": value,
+            "us": us,
+            "old_us": old_us,
+        }
+    }
+
+
+def pick_moe(rows) -> dict:
+    """moe_decode.DECODE_LAUNCH from a --moe-sweep row: the fastest gate/up (timed with the
+    default down) and the fastest down (with the default gate/up), where each beats the default."""
+    rs = [r for r in rows if r["kernel"].startswith("moe ")]
+    if not rs or not isinstance(rs[0].get("default"), dict):
+        return {}
+    row, launch = rs[0], {}
+    base = row["default"]["us"]
+    us = base
+    for part in ("gate_up", "down"):
+        cands = {k: v for k, v in row.items() if k.startswith(part + ":") and isinstance(v, dict)}
+        if cands:
+            key = min(cands, key=lambda k: cands[k]["us"])
+            if cands[key]["us"] < base:
+                launch[part] = cands[key]["launch"][part]
+                us -= base - cands[key]["us"]
+    return {
+        "moe-decode": {
+            "module": "sglang_triton.moe_decode",
+            "table": "DECODE_LAUNCH",
+            "launch": launch,
+            "us": us,
+            "old_us": base,
+            "switch": None,
+        }
+    }
+
+
 def main(argv=None) -> int:
-    global CHECK, SHAPES_8B, L2_SPAN, OUT
+    global CHECK, SHAPES_8B, SHAPES_QWEN3, L2_SPAN, OUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="fp8,int4,dense,moe")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--dense-shapes",
+        default="8b",
+        help="dense shape sets: 8b (Llama-3.1-8B, the default launches), qwen3 (Qwen3-30B-A3B's "
+        "small linears, SMALL_LAUNCHES), qwen3-head (its LM head)",
+    )
+    ap.add_argument("--moe-sweep", action="store_true", help="moe: gate/up and down one at a time")
     ap.add_argument("--check", action="store_true", help="CPU plumbing check, tiny shapes")
+    ap.add_argument("--rows", metavar="FILE", help="--pick-best from an earlier --out, no timing")
     ap.add_argument(
         "--pick-best",
         metavar="FILE",
@@ -313,10 +452,20 @@ def main(argv=None) -> int:
         os.environ["TRITON_INTERPRET"] = "1"  # read when the kernel modules are imported
         CHECK, dev, L2_SPAN = True, torch.device("cpu"), 0
         SHAPES_8B = {"qkv": (48, 256), "down": (32, 384)}
+        SHAPES_QWEN3 = {"router": (8, 512)}
         QWEN3_MOE.update(experts=16, hidden=64, inter=32)
     rows: list[dict] = []
-    benches = {"fp8": bench_fp8, "int4": bench_int4, "dense": bench_dense, "moe": bench_moe}
-    for name in args.only.split(","):
+    sets = tuple(args.dense_shapes.split(","))
+    benches = {
+        "fp8": bench_fp8,
+        "int4": bench_int4,
+        "dense": lambda rows, dev: bench_dense(rows, dev, sets),
+        "moe": lambda rows, dev: bench_moe(rows, dev, MOE_SWEEP if args.moe_sweep else None),
+    }
+    if args.rows:
+        with open(args.rows) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    for name in [] if args.rows else args.only.split(","):
         try:
             benches[name](rows, dev)
         except Exception as e:  # noqa: BLE001 - report and go on to the next family

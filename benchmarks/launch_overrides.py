@@ -19,9 +19,14 @@ def apply(path: str | None) -> dict:
         best = json.load(f)
     applied = {}
     for fam, b in best.items():
-        table = getattr(importlib.import_module(b["module"]), b["table"])
-        table.update(b["launch"])
-        entry = {"launch": dict(table)}
+        module = importlib.import_module(b["module"])
+        if "value" in b:  # a table replaced whole (gemv.SMALL_LAUNCH's tiers)
+            setattr(module, b["table"], b["value"])
+            entry = {"value": b["value"]}
+        else:
+            table = getattr(module, b["table"])
+            table.update(b["launch"])
+            entry = {"launch": dict(table)}
         if b.get("switch"):
             use = b["us"] < b["old_us"]
             importlib.import_module(b["switch"]).USE_GEMV = use

@@ -33,7 +33,22 @@ Unsplit 16 x 1024, 8 warps: 47fb680's launch, whose kernel the SPLIT == 1 path c
 decode graph on the H200 the 8B batch-1 step ran 4.77 ms with it against 4.60 with 47fb680's
 kernel (its GEMVs 31.6 against 30.1 us a call on the profile)."""
 
+SMALL_LAUNCH: list[tuple[int, dict]] = []
+"""Launches by weight size, for the small GEMVs the default (tuned on Llama-8B's 4096-wide
+shapes, 16.8M elements and up) leaves short of programs: (max N*K, overrides of GEMV_LAUNCH),
+ascending; the first entry a weight fits takes it. Empty: GEMV_LAUNCH everywhere."""
+
 DTYPES = (torch.bfloat16, torch.float16)
+
+
+def launch_for(n: int, k: int, launch=None) -> dict:
+    """GEMV_LAUNCH, with the size rule's overrides for an N x K weight, then `launch`'s."""
+    cfg = GEMV_LAUNCH
+    for limit, small in SMALL_LAUNCH:
+        if n * k <= limit:
+            cfg = {**cfg, **small}
+            break
+    return cfg if launch is None else {**cfg, **launch}
 
 
 if triton is not None:
@@ -109,8 +124,8 @@ def applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 
 def gemv(x: torch.Tensor, weight: torch.Tensor, bias=None, launch=None) -> torch.Tensor:
-    cfg = GEMV_LAUNCH if launch is None else {**GEMV_LAUNCH, **launch}
     n, k = weight.shape
+    cfg = launch_for(n, k, launch)
     y = torch.empty(1, n, dtype=x.dtype, device=x.device)
     if n == 0:
         return y
