@@ -56,3 +56,32 @@ def test_dense_one_row_gemv_split_k(case, split):
         return gemv.gemv(x, weight.to(x.dtype), bias, launch=launch)
 
     kc.check("gemm.dense", run, case)
+
+
+def test_gemv_small_launch_rule(monkeypatch):
+    """gemv.SMALL_LAUNCH: the first tier a weight fits overrides GEMV_LAUNCH; larger weights
+    (and a call's own launch, on top) keep theirs."""
+    from sglang_triton import gemv
+
+    tiers = [[1 << 20, {"block_n": 4, "split_k": "auto"}], [12 << 20, {"block_k": 512}]]
+    monkeypatch.setattr(gemv, "SMALL_LAUNCH", tiers)
+    assert gemv.launch_for(128, 2048) == {**gemv.GEMV_LAUNCH, "block_n": 4, "split_k": "auto"}
+    assert gemv.launch_for(5120, 2048) == {**gemv.GEMV_LAUNCH, "block_k": 512}
+    assert gemv.launch_for(4096, 4096) == gemv.GEMV_LAUNCH
+    assert gemv.launch_for(128, 2048, {"block_n": 8})["block_n"] == 8
+
+
+@pytest.mark.parametrize(
+    "case",
+    kc.params(
+        "gemm.dense",
+        lambda c: c.params["m"] == 1 and c.params["k"] <= 1024 and not c.name.startswith("f32"),
+    )[:3],
+)
+def test_dense_one_row_gemv_small_launch(case, monkeypatch):
+    """The GEMV under a small-weight tier (small tiles, split-K) against the reference."""
+    from sglang_triton import gemv
+
+    tier = {"block_n": 4, "block_k": 64, "num_warps": 2, "split_k": "auto"}
+    monkeypatch.setattr(gemv, "SMALL_LAUNCH", [[1 << 24, tier]])
+    kc.check("gemm.dense", _gemv_dense, case)
