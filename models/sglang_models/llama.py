@@ -85,6 +85,8 @@ class LlamaAttention(Layer):
             eps = config.rms_norm_eps
             self.q_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
             self.k_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
+            # q_norm, k_norm and rope in one launch where the backend has the fused kernel
+            self.fused_qk_norm = ops.native("rope.qk_norm")
         self.rotary_emb = RotaryEmbedding(
             self.head_dim,
             int(self.head_dim * getattr(config, "partial_rotary_factor", 1.0)),
@@ -133,6 +135,9 @@ class LlamaAttention(Layer):
             .reshape(x.shape[0], -1, self.head_dim)
             .split_with_sizes(self.head_split, 1)
         )
+        if self.qk_norm and self.fused_qk_norm:
+            q, k = self.rotary_emb.forward_qk_norm(positions, q, k, self.q_norm, self.k_norm)
+            return self.o_proj(self.attn(q, k, v, batch))
         if self.qk_norm:
             q = self.q_norm(q.reshape(-1, self.head_dim)).reshape(q.shape)
             k = self.k_norm(k.reshape(-1, self.head_dim)).reshape(k.shape)

@@ -35,3 +35,38 @@ def test_rope_on_views_of_a_fused_qkv(is_neox):
     torch.testing.assert_close(q_out, q_ref, atol=1.6e-2, rtol=1.6e-2)
     torch.testing.assert_close(k_out, k_ref, atol=1.6e-2, rtol=1.6e-2)
     assert torch.equal(qkv, before)
+
+
+def small_qk_norm(case):
+    return case.params["tokens"] <= 13 and case.params["heads"] <= 32
+
+
+@pytest.mark.parametrize("case", kc.params("rope.qk_norm", small_qk_norm))
+def test_rope_qk_norm(case):
+    """Qwen3's q/k RMSNorm fused into the rope kernel, against norm.rms then rope."""
+    kc.check("rope.qk_norm", rope.rope_qk_norm, case)
+
+
+@pytest.mark.parametrize("rotary", [64, 32])
+def test_rope_qk_norm_on_views_of_a_fused_qkv(rotary):
+    """Strided q/k views (as the model passes them), full and partial rotary dims, against the
+    separate norm.rms and rope references; the input is not modified."""
+    from sglang.ops.norm import rms_norm
+
+    t, h, hkv, d = 5, 4, 2, 64
+    gen = torch.Generator().manual_seed(1)
+    qkv = torch.randn(t, (h + 2 * hkv) * d, generator=gen).to(kc.DEVICE, torch.bfloat16)
+    q = qkv[:, : h * d].view(t, h, d)
+    k = qkv[:, h * d : (h + hkv) * d].view(t, hkv, d)
+    qw = (1 + 0.1 * torch.randn(d, generator=gen)).to(kc.DEVICE, torch.bfloat16)
+    kw = (1 + 0.1 * torch.randn(d, generator=gen)).to(kc.DEVICE, torch.bfloat16)
+    cache = ref.rope_cos_sin_cache(rotary, 64, 10000.0, None).to(kc.DEVICE)
+    positions = torch.tensor([0, 3, 63, 7, 1], device=kc.DEVICE)
+    before = qkv.clone()
+    q_out, k_out = rope.rope_qk_norm(positions, q, k, cache, True, qw, kw, 1e-6)
+    qn = rms_norm(q.reshape(-1, d), qw, 1e-6).reshape(q.shape)
+    kn = rms_norm(k.reshape(-1, d), kw, 1e-6).reshape(k.shape)
+    q_ref, k_ref = ref.rope(positions, qn, kn, cache, True)
+    torch.testing.assert_close(q_out, q_ref, atol=1.6e-2, rtol=1.6e-2)
+    torch.testing.assert_close(k_out, k_ref, atol=1.6e-2, rtol=1.6e-2)
+    assert torch.equal(qkv, before)

@@ -1,4 +1,7 @@
 """rope on GPUs: one Triton program per token rotates all its query and key heads.
+rope.qk_norm is the same kernel with each head RMS-normed first (NORM: the head's sum of squares
+over its tile row, scaled by q_weight or k_weight, rounded to the dtype as norm.rms rounds it):
+Qwen3's q_norm, k_norm and rope in one launch instead of three.
 
 The program reads the token's cos/sin row from the cache once (float32, [r/2] each) and walks
 the heads in tiles of [BLOCK_H heads, r/2 pairs]: pair i is (x[i], x[i + r/2]) for neox and
@@ -30,11 +33,14 @@ def _rotate_heads(
     sin,
     pairs,
     pmask,
+    weight,
+    eps,
     R2: tl.constexpr,
     D: tl.constexpr,
     IS_NEOX: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_REST: tl.constexpr,
+    NORM: tl.constexpr,
 ):
     if IS_NEOX:
         i1 = pairs
@@ -42,22 +48,37 @@ def _rotate_heads(
     else:
         i1 = 2 * pairs
         i2 = 2 * pairs + 1
+    rest = 2 * R2 + tl.arange(0, BLOCK_REST if BLOCK_REST > 0 else 1)
+    if NORM:
+        w1 = tl.load(weight + i1, mask=pmask, other=0.0).to(tl.float32)[None, :]
+        w2 = tl.load(weight + i2, mask=pmask, other=0.0).to(tl.float32)[None, :]
+        wr = tl.load(weight + rest, mask=rest < D, other=0.0).to(tl.float32)[None, :]
     for h0 in range(0, n_heads, BLOCK_H):
         heads = h0 + tl.arange(0, BLOCK_H)
         mask = (heads < n_heads)[:, None] & pmask[None, :]
+        rmask = (heads < n_heads)[:, None] & (rest < D)[None, :]
         s_row = src + heads[:, None] * stride_sh
         d_row = dst + heads[:, None] * stride_dh
         x1 = tl.load(s_row + i1[None, :], mask=mask, other=0.0).to(tl.float32)
         x2 = tl.load(s_row + i2[None, :], mask=mask, other=0.0).to(tl.float32)
+        if BLOCK_REST > 0:
+            x = tl.load(s_row + rest[None, :], mask=rmask, other=0.0)
+        if NORM:  # norm.rms of each head row, rounded to the dtype as the separate op's output
+            ss = tl.sum(x1 * x1 + x2 * x2, axis=1)
+            if BLOCK_REST > 0:
+                xf = x.to(tl.float32)
+                ss += tl.sum(xf * xf, axis=1)
+            rstd = tl.rsqrt(ss / D + eps)[:, None]
+            x1 = (x1 * rstd * w1).to(dst.dtype.element_ty).to(tl.float32)
+            x2 = (x2 * rstd * w2).to(dst.dtype.element_ty).to(tl.float32)
+            if BLOCK_REST > 0:
+                x = xf * rstd * wr
         o1 = x1 * cos[None, :] - x2 * sin[None, :]
         o2 = x2 * cos[None, :] + x1 * sin[None, :]
         tl.store(d_row + i1[None, :], o1.to(dst.dtype.element_ty), mask=mask)
         tl.store(d_row + i2[None, :], o2.to(dst.dtype.element_ty), mask=mask)
         if BLOCK_REST > 0:
-            rest = 2 * R2 + tl.arange(0, BLOCK_REST)
-            rmask = (heads < n_heads)[:, None] & (rest < D)[None, :]
-            x = tl.load(s_row + rest[None, :], mask=rmask, other=0.0)
-            tl.store(d_row + rest[None, :], x, mask=rmask)
+            tl.store(d_row + rest[None, :], x.to(dst.dtype.element_ty), mask=rmask)
 
 
 @triton.jit
@@ -68,6 +89,9 @@ def _rope_kernel(
     cache_ptr,
     qo_ptr,
     ko_ptr,
+    qw_ptr,
+    kw_ptr,
+    eps,
     H,
     HKV,
     stride_qt,
@@ -85,6 +109,7 @@ def _rope_kernel(
     BLOCK_R2: tl.constexpr,
     BLOCK_H: tl.constexpr,
     BLOCK_REST: tl.constexpr,
+    NORM: tl.constexpr,
 ):
     t = tl.program_id(0).to(tl.int64)
     pos = tl.load(pos_ptr + t).to(tl.int64)
@@ -103,11 +128,14 @@ def _rope_kernel(
         sin,
         pairs,
         pmask,
+        qw_ptr,
+        eps,
         R2,
         D,
         IS_NEOX,
         BLOCK_H,
         BLOCK_REST,
+        NORM,
     )
     _rotate_heads(
         k_ptr + t * stride_kt,
@@ -119,11 +147,14 @@ def _rope_kernel(
         sin,
         pairs,
         pmask,
+        kw_ptr,
+        eps,
         R2,
         D,
         IS_NEOX,
         BLOCK_H,
         BLOCK_REST,
+        NORM,
     )
 
 
@@ -133,6 +164,19 @@ def _unit_last(x: torch.Tensor) -> torch.Tensor:
 
 def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
     """The spec's rope: positions [T], q [T, H, D], k [T, Hkv, D] -> new (q_out, k_out)."""
+    return _rope(positions, q, k, cos_sin_cache, is_neox, None, None, 0.0, launch)
+
+
+def rope_qk_norm(
+    positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps=1e-6, launch=None
+):
+    """The spec's rope.qk_norm: each head of q and k RMS-normed (q_weight, k_weight [D]), then
+    rope, in one launch."""
+    q_weight, k_weight = q_weight.contiguous(), k_weight.contiguous()
+    return _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, launch)
+
+
+def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, launch):
     q, k = _unit_last(q), _unit_last(k)
     q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     k_out = torch.empty(k.shape, dtype=k.dtype, device=k.device)
@@ -152,6 +196,9 @@ def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
         cache,
         q_out,
         k_out,
+        q if q_weight is None else q_weight,  # placeholders never read without NORM
+        k if k_weight is None else k_weight,
+        float(eps),
         h,
         hkv,
         q.stride(0),
@@ -169,6 +216,7 @@ def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
         BLOCK_R2=block_r2,
         BLOCK_H=block_h,
         BLOCK_REST=next_pow2(rest) if rest else 0,
+        NORM=q_weight is not None,
         num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
     )
     return q_out, k_out
@@ -176,3 +224,8 @@ def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
 
 def register(registry, target) -> None:
     registry.register("rope", target.bind(rope, "rope"), name=target.name("triton_rope"))
+    registry.register(
+        "rope.qk_norm",
+        target.bind(rope_qk_norm, "rope.qk_norm"),
+        name=target.name("triton_rope_qk_norm"),
+    )

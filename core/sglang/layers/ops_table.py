@@ -20,6 +20,7 @@ OPS = {
     "silu_mul": "act.silu_mul",
     "gelu_mul": "act.gelu_mul",
     "rope": "rope",
+    "rope_qk_norm": "rope.qk_norm",
     "kv_store": "kv.store",
     "attention_extend": "attention.extend",
     "attention_decode": "attention.decode",
@@ -111,6 +112,12 @@ class OpTable:
                     ", ".join(missing) or "a kernel for it",
                 )
         return kernel.fn
+
+    def native(self, op: str) -> bool:
+        """Whether `op` runs a kernel of a backend rather than the reference fallback: a layer
+        takes a fused op (rope.qk_norm) only then, else its parts, each on the backend."""
+        kernel = self.kernels.get(op) or self.platform.resolve(op).chosen
+        return kernel.backend != REFERENCE
 
     def kernel_name(self, op: str) -> str:
         kernel = self.kernels.get(op) or self.platform.resolve(op).chosen

@@ -56,3 +56,18 @@ class RotaryEmbedding(Layer):
         return self.ops.rope(
             positions=positions, q=q, k=k, cos_sin_cache=cache, is_neox=self.is_neox
         )
+
+    def forward_qk_norm(
+        self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor, q_norm, k_norm
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """rope after RMSNorm layers q_norm and k_norm (one eps) on each head: one op."""
+        return self.ops.rope_qk_norm(
+            positions=positions,
+            q=q,
+            k=k,
+            cos_sin_cache=self._buffers["cos_sin_cache"],
+            is_neox=self.is_neox,
+            q_weight=q_norm._parameters["weight"],
+            k_weight=k_norm._parameters["weight"],
+            eps=q_norm.eps,
+        )

@@ -171,3 +171,90 @@ SPEC = register_spec(
         ),
     )
 )
+
+
+def rope_qk_norm(
+    positions: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    cos_sin_cache: torch.Tensor,
+    is_neox: bool,
+    q_weight: torch.Tensor,
+    k_weight: torch.Tensor,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Qwen3's per-head RMSNorm of q and k before rope, in one op: norm.rms of every head's
+    D-vector (q's heads scaled by q_weight [D], k's by k_weight [D]; its output in the dtype,
+    as the separate op rounds it), then rope. Shapes and outputs as rope's."""
+    from sglang.ops.norm import rms_norm
+
+    qn = rms_norm(q.reshape(-1, q.shape[-1]), q_weight, eps).reshape(q.shape)
+    kn = rms_norm(k.reshape(-1, k.shape[-1]), k_weight, eps).reshape(k.shape)
+    return rope(positions, qn, kn, cos_sin_cache, is_neox)
+
+
+QK_NORM_SHAPES = tuple(s for s in SHAPES if s[6] in ("plain", "llama3")) + (
+    (1, 32, 4, 128, 128, True, "plain", 4096),  # Qwen3-30B-A3B's decode step
+)
+
+
+def _qk_norm_cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for t, h, hkv, d, r, neox, scaling, max_pos in QK_NORM_SHAPES:
+            name = case_name(
+                dt,
+                f"T{t}",
+                f"H{h}",
+                f"KV{hkv}",
+                f"D{d}",
+                f"R{r}" if r != d else "",
+                "neox" if neox else "gptj",
+                scaling,
+            )
+            params = {
+                "tokens": t,
+                "heads": h,
+                "kv_heads": hkv,
+                "head_dim": d,
+                "rotary_dim": r,
+                "is_neox": neox,
+                "scaling": scaling,
+                "max_position": max_pos,
+            }
+            cases.append(Case("rope.qk_norm", name, dt, params))
+    return cases
+
+
+def _qk_norm_inputs(case: Case, gen: torch.Generator) -> dict:
+    args = _inputs(case, gen)
+    d, dt = case.params["head_dim"], case.dtype
+    args["q_weight"] = randn(gen, d, dtype=dt, scale=0.1) + 1.0
+    args["k_weight"] = randn(gen, d, dtype=dt, scale=0.1) + 1.0
+    args["eps"] = 1e-6
+    return args
+
+
+QK_NORM_SPEC = register_spec(
+    OpSpec(
+        name="rope.qk_norm",
+        signature=(
+            "(positions[T] int64, q[T,H,D], k[T,Hkv,D], cos_sin_cache[max_pos,r] f32, is_neox, "
+            "q_weight[D], k_weight[D], eps) -> (q_out, k_out); norm.rms per head, then rope"
+        ),
+        reference=rope_qk_norm,
+        cases=_qk_norm_cases,
+        make_inputs=_qk_norm_inputs,
+        # rel_rms: the normed head rounded to the dtype (as norm.rms's output), then rope's three
+        # roundings (the most MAX_ROUNDINGS allows); a float32 sum of D <= 128 squares.
+        tolerances=with_error_bounds(
+            {
+                torch.float32: Tolerance(atol=1e-5, rtol=1e-5),
+                torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
+                torch.bfloat16: Tolerance(atol=1.6e-2, rtol=1.6e-2),
+            },
+            roundings=4,
+            accumulation=128,
+        ),
+    )
+)
