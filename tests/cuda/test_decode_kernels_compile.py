@@ -228,3 +228,33 @@ def test_mla_kernels_compile_for_sm90_without_spills():
     assert len(kernels) == 4
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default MLA launches spill registers on sm_90: {spills}"
+
+
+ROPE_SCRIPT = textwrap.dedent(
+    """
+    import inspect, json
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from sglang_triton import rope
+
+    fn, out = rope._rope_kernel, []
+    ptrs = {"pos_ptr": "*i64", "cache_ptr": "*fp32", "eps": "fp32"}
+    # Qwen3's head (D 128, all rotated) and a partial rotary one (the copied rest normed too)
+    for norm, d, r2, rest in ((True, 128, 64, 0), (True, 64, 24, 16), (False, 64, 24, 16)):
+        consts = dict(R2=r2, D=d, IS_NEOX=True, BLOCK_R2=triton.next_power_of_2(r2),
+                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm)
+        sig = {n: "constexpr" if n in consts else ptrs.get(n, "*bf16" if n.endswith("_ptr")
+               else "i32") for n in inspect.signature(fn.fn).parameters}
+        triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
+                       target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+        out.append(norm)
+    print(json.dumps(out))
+    """
+)
+
+
+def test_rope_and_rope_qk_norm_compile_for_sm90():
+    """The rope kernel with rope.qk_norm's NORM variant (the interpreter takes what the
+    compiler may refuse: names bound under a constexpr branch)."""
+    assert _compile(ROPE_SCRIPT) == [True, True, False]
