@@ -56,6 +56,9 @@ def rope_theta_of(config) -> float:
 
 class LlamaAttention(Layer):
     qk_norm = False  # Qwen3 normalises q and k per head before rope
+    fuse_qk_norm = False
+    """q_norm, k_norm and rope as one rope.qk_norm op where the backend has a kernel for it
+    (cuda, rocm): two launches fewer a layer. Off until timed on the GPU (issue 15)."""
 
     def __init__(self, config, layer_id: int, ops: OpTable, dtype, device) -> None:
         super().__init__()
@@ -86,7 +89,7 @@ class LlamaAttention(Layer):
             self.q_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
             self.k_norm = RMSNorm(self.head_dim, ops, eps=eps, **kw)
             # q_norm, k_norm and rope in one launch where the backend has the fused kernel
-            self.fused_qk_norm = ops.native("rope.qk_norm")
+            self.fused_qk_norm = self.fuse_qk_norm and ops.native("rope.qk_norm")
         self.rotary_emb = RotaryEmbedding(
             self.head_dim,
             int(self.head_dim * getattr(config, "partial_rotary_factor", 1.0)),

@@ -1,8 +1,9 @@
 """Tiny Qwen3 end to end on the cuda backend's Triton kernels against transformers, in float32
 at test_parity's tolerance, on the GPU when there is one and otherwise in Triton's interpreter.
 
-Qwen3 RMS-norms every query and key head before rope; on a backend with rope.qk_norm the layer
-runs the two norms and rope as that one kernel (the reference backend keeps the separate ops).
+Qwen3 RMS-norms every query and key head before rope; with LlamaAttention.fuse_qk_norm, on a
+backend with rope.qk_norm, the layer runs the two norms and rope as that one kernel (the
+reference backend keeps the separate ops); both ways are checked.
 A 16-token prompt runs as two prefill chunks and three decode steps; every row's
 log-probabilities must match transformers' (eager attention, tiny_models.hf_model)."""
 
@@ -83,8 +84,12 @@ def kernel_logprobs(found, path: str) -> tuple[torch.Tensor, list[bool]]:
     return torch.log_softmax(torch.cat(rows), -1), fused
 
 
-def test_qwen3_matches_transformers_with_the_fused_qk_norm(found, path):
+@pytest.mark.parametrize("fuse", [True, False])
+def test_qwen3_matches_transformers(found, path, monkeypatch, fuse):
+    from sglang_models.llama import LlamaAttention
+
+    monkeypatch.setattr(LlamaAttention, "fuse_qk_norm", fuse)
     (got, fused), want = kernel_logprobs(found, path), transformers_logprobs(path)
-    assert fused and all(fused)
+    assert fused == [fuse] * len(fused) and fused
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=ABS, rtol=REL)
