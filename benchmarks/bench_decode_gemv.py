@@ -37,15 +37,18 @@ SHAPES_QWEN3 = {  # Qwen3-30B-A3B's dense linears: hidden 2048, 32 q + 2 x 4 kv 
     "router": (128, 2048),
 }
 QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
-FP8_LAUNCHES = [  # the default quantizes x once per call; fused_act: in every program's loop
+FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma": tensor cores
     None,
-    {"fused_act": True, "split_k": 1, "block_n": 16, "block_k": 512, "num_warps": 8},
     {"block_n": 32, "block_k": 256, "num_warps": 8, "split_k": "auto"},
     {"block_n": 16, "block_k": 512, "num_warps": 4, "split_k": "auto"},
-    {"block_n": 16, "block_k": 1024, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 32, "block_k": 512, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 64, "block_k": 256, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 16, "block_k": 512, "num_warps": 8, "split_k": "auto"},
+    {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
+    {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 6, "split_k": "auto"},
+    {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto", "waves": 8},
+    {"mma": True, "block_n": 128, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"mma": True, "block_n": 128, "num_warps": 4, "num_stages": 6, "split_k": "auto"},
+    {"mma": True, "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
+    {"mma": True, "block_n": 32, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
 ]
 INT4_LAUNCHES = [  # the words are rows of N: wide blocks of N, split along K
     None,
@@ -182,6 +185,10 @@ def compare(name, nbytes, make_old, make_new, launches, rows):
             continue
         row[key] = {"us": t * 1e6, "GBps": nbytes / t / 1e9, "max_rel_err": err, "launch": launch}
         line += f" | {key}: {t * 1e6:.1f} us {nbytes / t / 1e9:.0f} GB/s err {err:.1e}"
+    timed_keys = [k for k, v in row.items() if isinstance(v, dict)]
+    if timed_keys:
+        best = min(timed_keys, key=lambda k: row[k]["us"])
+        line += f"\n  best {name}: {best} {row[best]['us']:.1f} us {row[best]['GBps']:.0f} GB/s"
     print(line, flush=True)
     rows.append(row)
     if OUT:
@@ -472,6 +479,12 @@ def main(argv=None) -> int:
             print(f"{name}: failed: {type(e).__name__}: {e}", flush=True)
         if not CHECK:
             torch.cuda.empty_cache()
+    for fam in FAMILIES:  # per launch, the total over the shapes measured without error
+        fam_rows = [r for r in rows if r["kernel"].startswith(fam + " ")]
+        for key in [k for k, v in fam_rows[0].items() if isinstance(v, dict)] if fam_rows else []:
+            if all(isinstance(r.get(key), dict) for r in fam_rows):
+                total = sum(r[key]["us"] for r in fam_rows)
+                print(f"total {fam} {key}: {total:.1f} us over {len(fam_rows)} shapes")
     if args.pick_best:
         best = pick_best(rows)
         with open(args.pick_best, "w") as f:

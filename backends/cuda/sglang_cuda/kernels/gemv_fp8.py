@@ -49,7 +49,10 @@ GEMV_FP8_LAUNCH = {
 "dot": True takes the tensor-core variant for block scales (_fp8_block_dot_kernel); split_k:
 programs per output block along K (a number, or "auto": sglang_triton.split_k.choose);
 "fused_act": True quantizes the activations inside the GEMV's loop (every program, every
-step) instead of once per call in _fp8_act_kernel (the default)."""
+step) instead of once per call in _fp8_act_kernel (the default). "mma": True (block scales)
+quantizes x once to e4m3 codes and scales (quantize_token_group) and runs
+_fp8_block_mma_kernel: tl.dot on the codes, split-K as the GEMV ("waves": the auto split's
+target programs per processor, default 4); block_k is unused there (one scale group a step)."""
 
 # Globals a kernel reads must be constexprs (the compiler refuses others; the interpreter
 # does not check).
@@ -349,6 +352,76 @@ def _fp8_block_dot_kernel(
     tl.store(y_ptr, acc.to(Y.dtype.element_ty), mask=r_ok[:, None] & col_ok[None, :])
 
 
+@triton.jit
+def _fp8_block_mma_kernel(
+    XQ,
+    XS,
+    W,
+    WS,
+    B,
+    Y,
+    PART,
+    COUNT,
+    M,
+    N,
+    K,
+    steps_per_split,
+    stride_xm,
+    stride_xs,
+    stride_wn,
+    stride_ws,
+    stride_ym,
+    HAS_BIAS: tl.constexpr,
+    GROUP_N: tl.constexpr,
+    KC: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    SPLIT: tl.constexpr,
+):
+    """The block scheme on the tensor cores with x quantized once per call (launch key "mma"):
+    XQ [M, K] e4m3 codes and XS [M, groups] their scales (quantize_token_group). A program
+    owns BLOCK_N output features and a part of K (split-K as the GEMV's): per KC-wide group,
+    tl.dot of the [BLOCK_N, KC] weight tile (the MMA's first operand: a 64-row block takes
+    wgmma) with x's codes transposed, [KC, 16] (M <= 16 columns, the rest zero), scaled by
+    the group's two scales into a float32 accumulator. No conversions of the weight in
+    registers, and the weight tiles are multi-buffered by the compiler's pipeliner (more
+    bytes in flight than the GEMV's register loads)."""
+    nb = tl.program_id(0)
+    ks = tl.program_id(1)
+    r = tl.arange(0, 16)
+    r_ok = r < M
+    rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    kc = tl.arange(0, KC)
+    w_ptr = W + rows[:, None].to(tl.int64) * stride_wn + kc[None, :]  # [BLOCK_N, KC]
+    x_ptr = XQ + r[None, :].to(tl.int64) * stride_xm + kc[:, None]  # [KC, 16]
+    ws_row = WS + ((nb * BLOCK_N) // GROUP_N) * stride_ws
+    acc = tl.zeros([BLOCK_N, 16], tl.float32)
+    g_begin = ks * steps_per_split
+    g_end = tl.minimum(tl.cdiv(K, KC), g_begin + steps_per_split)
+    for g in range(g_begin, g_end):
+        k_ok = (g * KC + kc) < K
+        w = tl.load(w_ptr + g * KC, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+        xq = tl.load(x_ptr + g * KC, mask=k_ok[:, None] & r_ok[None, :], other=0.0)
+        s = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0) * tl.load(ws_row + g)
+        acc += tl.dot(w, xq) * s[None, :]
+    for m in range(M):
+        y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
+        split_k.finish(
+            y,
+            Y + m * stride_ym + rows,
+            B + rows,
+            row_ok,
+            PART,
+            COUNT,
+            nb * M + m,
+            ks,
+            tl.num_programs(0) * M,
+            HAS_BIAS,
+            SPLIT,
+            BLOCK_N,
+        )
+
+
 def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) -> bool:
     """A few rows of a 16/32-bit float x; for block scales, a launch whose BLOCK_N divides the
     weight's row group and whose BLOCK_K is a whole number of K groups."""
@@ -359,7 +432,7 @@ def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) ->
     cfg = GEMV_FP8_LAUNCH if launch is None else {**GEMV_FP8_LAUNCH, **launch}
     bn, bk = block_size
     groups = max(cfg["block_k"] // bk, 1)
-    if cfg.get("dot") and (cfg["block_n"] < 16 or bk < 32):
+    if (cfg.get("dot") or cfg.get("mma")) and (cfg["block_n"] < 16 or bk < 32):
         return False  # the MMA's smallest tile
     return (
         bn % cfg["block_n"] == 0
@@ -440,6 +513,8 @@ def gemv_fp8(
             num_stages=cfg["num_stages"],
         )
         return y
+    if scheme == "block" and cfg.get("mma"):
+        return _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg)
     pre = not cfg.get("fused_act", False)
     if pre:
         x = quantized_activations(x, scheme, xs, block_size[1], input_scale is not None)
@@ -473,6 +548,45 @@ def gemv_fp8(
         EMULATE=_EMULATE_CAST,
         SPLIT=split,
         PRE=pre,
+        num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"],
+    )
+    return y
+
+
+def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
+    """The "mma" launch: x quantized once (quantize_token_group), _fp8_block_mma_kernel."""
+    m, k = x.shape
+    n = weight.shape[0]
+    xq, xs = quantize_token_group(x, group_k)
+    block_n = cfg["block_n"]
+    slots = triton.cdiv(n, block_n)
+    steps = triton.cdiv(k, group_k)
+    split = split_k.choose(cfg.get("split_k", 1), slots, steps, x.device, cfg.get("waves", 4))
+    split = split if slots * m <= split_k.MAX_SLOTS else 1
+    _fp8_block_mma_kernel[(slots, split)](
+        xq,
+        xs,
+        weight,
+        ws,
+        bias if bias is not None else y,
+        y,
+        split_k.workspace(split, slots * m, block_n, x.device),
+        split_k.counters(x.device) if split > 1 else y,
+        m,
+        n,
+        k,
+        triton.cdiv(steps, split),
+        xq.stride(0),
+        xs.stride(0),
+        weight.stride(0),
+        ws.stride(0),
+        y.stride(0),
+        HAS_BIAS=bias is not None,
+        GROUP_N=group_n,
+        KC=group_k,
+        BLOCK_N=block_n,
+        SPLIT=split,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
     )
