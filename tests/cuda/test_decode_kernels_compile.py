@@ -1,4 +1,4 @@
-"""The decode GEMV kernels (gemv_fp8 and its tensor-core variant, gemv_int4, moe_decode, the
+"""The decode GEMV kernels (gemv_fp8 and its tensor-core variants, gemv_int4, moe_decode, the
 latter also with gpt-oss's swigluoai and expert biases; split-K too) compiled for an H100/H200
 (sm_90) without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests'
 interpreter mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
@@ -73,6 +73,13 @@ SCRIPT = textwrap.dedent(
     for bn in (16, 64):  # the "dot" launches bench_decode_gemv.py times
         consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, EMULATE=False)
         out.append(build(gemv_fp8._fp8_block_dot_kernel, sig, consts, 4, 3))
+    sig = dict(XQ="*fp8e4nv", XS=F32, W="*fp8e4nv", WS=F32, B=B, Y=B, PART=F32, COUNT="*i32",
+               M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_xs=I32,
+               stride_wn=I32, stride_ws=I32, stride_ym=I32, HAS_BIAS=C, GROUP_N=C, KC=C,
+               BLOCK_N=C, SPLIT=C)
+    for bn, warps, stages, split in ((64, 4, 4, 1), (64, 4, 6, 4), (128, 8, 4, 4)):  # "mma"
+        consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, SPLIT=split)
+        out.append(build(gemv_fp8._fp8_block_mma_kernel, sig, consts, warps, stages))
     g = gemv_int4.GEMV_INT4_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
@@ -217,7 +224,7 @@ def test_gpt_oss_kernel_variants_compile_for_sm90():
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 20
+    assert len(kernels) == 23
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
 
