@@ -40,7 +40,6 @@ QWEN3_MOE = {"experts": 128, "hidden": 2048, "inter": 768, "top_k": 8}
 FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma": tensor cores
     None,
     {"block_n": 32, "block_k": 256, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 16, "block_k": 512, "num_warps": 4, "split_k": "auto"},
     {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
     {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": True, "block_n": 64, "num_warps": 4, "num_stages": 6, "split_k": "auto"},
@@ -49,6 +48,8 @@ FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma"
     {"mma": True, "block_n": 128, "num_warps": 4, "num_stages": 6, "split_k": "auto"},
     {"mma": True, "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
     {"mma": True, "block_n": 32, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"mma": "fused", "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"mma": "fused", "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
 ]
 INT4_LAUNCHES = [  # the words are rows of N: wide blocks of N, split along K
     None,

@@ -76,9 +76,13 @@ SCRIPT = textwrap.dedent(
     sig = dict(XQ="*fp8e4nv", XS=F32, W="*fp8e4nv", WS=F32, B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_xs=I32,
                stride_wn=I32, stride_ws=I32, stride_ym=I32, HAS_BIAS=C, GROUP_N=C, KC=C,
-               BLOCK_N=C, SPLIT=C)
-    for bn, warps, stages, split in ((64, 4, 4, 1), (64, 4, 6, 4), (128, 8, 4, 4)):  # "mma"
-        consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, SPLIT=split)
+               BLOCK_N=C, SPLIT=C, FUSED=C, EMULATE=C)
+    for bn, warps, stages, split, fused in ((64, 4, 4, 1, False), (64, 4, 6, 4, False),
+                                            (128, 8, 4, 4, False), (64, 4, 4, 4, True)):  # "mma"
+        if fused:
+            sig.update(XQ=B, XS=B)
+        consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, SPLIT=split, FUSED=fused,
+                      EMULATE=False)
         out.append(build(gemv_fp8._fp8_block_mma_kernel, sig, consts, warps, stages))
     g = gemv_int4.GEMV_INT4_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
@@ -224,7 +228,7 @@ def test_gpt_oss_kernel_variants_compile_for_sm90():
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 23
+    assert len(kernels) == 24
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
 

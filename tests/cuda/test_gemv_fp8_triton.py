@@ -60,6 +60,7 @@ LAUNCHES = (
     # tensor cores with x quantized once per call, split-K (block only)
     {"block_n": 64, "block_k": 128, "num_warps": 4, "num_stages": 4, "mma": True, "split_k": 3},
     {"block_n": 16, "block_k": 128, "num_warps": 4, "mma": True},
+    {"block_n": 32, "block_k": 128, "num_warps": 4, "mma": "fused", "split_k": 2},
 )
 
 
@@ -69,7 +70,7 @@ LAUNCHES = (
     ids=lambda c: (
         f"n{c['block_n']}-k{c['block_k']}"
         + ("-dot" if c.get("dot") else "")
-        + ("-mma" if c.get("mma") else "")
+        + ("-mma" if c.get("mma") is True else "-mma-fused" if c.get("mma") else "")
         + (f"-split{c['split_k']}" if "split_k" in c else "")
     ),
 )

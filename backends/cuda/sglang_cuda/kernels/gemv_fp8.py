@@ -51,7 +51,8 @@ programs per output block along K (a number, or "auto": sglang_triton.split_k.ch
 "fused_act": True quantizes the activations inside the GEMV's loop (every program, every
 step) instead of once per call in _fp8_act_kernel (the default). "mma": True (block scales)
 quantizes x once to e4m3 codes and scales (quantize_token_group) and runs
-_fp8_block_mma_kernel: tl.dot on the codes, split-K as the GEMV ("waves": the auto split's
+_fp8_block_mma_kernel: tl.dot on the codes, split-K as the GEMV ("mma": "fused" quantizes x
+inside the kernel's loop instead of in a launch of its own; "waves": the auto split's
 target programs per processor, default 4); block_k is unused there (one scale group a step)."""
 
 # Globals a kernel reads must be constexprs (the compiler refuses others; the interpreter
@@ -376,6 +377,8 @@ def _fp8_block_mma_kernel(
     KC: tl.constexpr,
     BLOCK_N: tl.constexpr,
     SPLIT: tl.constexpr,
+    FUSED: tl.constexpr,
+    EMULATE: tl.constexpr,
 ):
     """The block scheme on the tensor cores with x quantized once per call (launch key "mma"):
     XQ [M, K] e4m3 codes and XS [M, groups] their scales (quantize_token_group). A program
@@ -384,7 +387,8 @@ def _fp8_block_mma_kernel(
     wgmma) with x's codes transposed, [KC, 16] (M <= 16 columns, the rest zero), scaled by
     the group's two scales into a float32 accumulator. No conversions of the weight in
     registers, and the weight tiles are multi-buffered by the compiler's pipeliner (more
-    bytes in flight than the GEMV's register loads)."""
+    bytes in flight than the GEMV's register loads). FUSED ("mma": "fused"): XQ is x itself,
+    quantized per group inside the loop (no quantization launch; XS unused)."""
     nb = tl.program_id(0)
     ks = tl.program_id(1)
     r = tl.arange(0, 16)
@@ -402,7 +406,13 @@ def _fp8_block_mma_kernel(
         k_ok = (g * KC + kc) < K
         w = tl.load(w_ptr + g * KC, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
         xq = tl.load(x_ptr + g * KC, mask=k_ok[:, None] & r_ok[None, :], other=0.0)
-        s = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0) * tl.load(ws_row + g)
+        if FUSED:
+            xf = xq.to(tl.float32)
+            sx = tl.math.div_rn(tl.max(tl.abs(xf), axis=0), E4M3_MAX)  # [16]: x's group scales
+            xq = _e4m3(tl.math.div_rn(xf, _safe(sx)[None, :]), EMULATE).to(tl.float8e4nv)
+        else:
+            sx = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0)
+        s = sx * tl.load(ws_row + g)
         acc += tl.dot(w, xq) * s[None, :]
     for m in range(M):
         y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
@@ -555,10 +565,12 @@ def gemv_fp8(
 
 
 def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
-    """The "mma" launch: x quantized once (quantize_token_group), _fp8_block_mma_kernel."""
+    """The "mma" launch: x quantized once (quantize_token_group; "fused": in the kernel's
+    loop), _fp8_block_mma_kernel."""
     m, k = x.shape
     n = weight.shape[0]
-    xq, xs = quantize_token_group(x, group_k)
+    fused = cfg["mma"] == "fused"
+    xq, xs = (x, x) if fused else quantize_token_group(x, group_k)
     block_n = cfg["block_n"]
     slots = triton.cdiv(n, block_n)
     steps = triton.cdiv(k, group_k)
@@ -587,6 +599,8 @@ def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
         KC=group_k,
         BLOCK_N=block_n,
         SPLIT=split,
+        FUSED=fused,
+        EMULATE=_EMULATE_CAST,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
     )
