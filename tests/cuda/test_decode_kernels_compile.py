@@ -81,8 +81,8 @@ SCRIPT = textwrap.dedent(
                                             (128, 8, 4, 4, False), (64, 4, 4, 4, True)):  # "mma"
         if fused:
             sig.update(XQ=B, XS=B)
-        consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, SPLIT=split, FUSED=fused,
-                      EMULATE=False)
+        consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, SPLIT=split,
+                      FUSED=2 if fused else 0, EMULATE=False)
         out.append(build(gemv_fp8._fp8_block_mma_kernel, sig, consts, warps, stages))
     g = gemv_int4.GEMV_INT4_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",

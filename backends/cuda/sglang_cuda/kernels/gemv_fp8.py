@@ -387,8 +387,9 @@ def _fp8_block_mma_kernel(
     wgmma) with x's codes transposed, [KC, 16] (M <= 16 columns, the rest zero), scaled by
     the group's two scales into a float32 accumulator. No conversions of the weight in
     registers, and the weight tiles are multi-buffered by the compiler's pipeliner (more
-    bytes in flight than the GEMV's register loads). FUSED ("mma": "fused"): XQ is x itself,
-    quantized per group inside the loop (no quantization launch; XS unused)."""
+    bytes in flight than the GEMV's register loads). FUSED = M > 0 ("mma": "fused"): XQ is x
+    itself, its M rows quantized per group inside the loop (no quantization launch; XS
+    unused)."""
     nb = tl.program_id(0)
     ks = tl.program_id(1)
     r = tl.arange(0, 16)
@@ -405,12 +406,19 @@ def _fp8_block_mma_kernel(
     for g in range(g_begin, g_end):
         k_ok = (g * KC + kc) < K
         w = tl.load(w_ptr + g * KC, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-        xq = tl.load(x_ptr + g * KC, mask=k_ok[:, None] & r_ok[None, :], other=0.0)
-        if FUSED:
-            xf = xq.to(tl.float32)
-            sx = tl.math.div_rn(tl.max(tl.abs(xf), axis=0), E4M3_MAX)  # [16]: x's group scales
-            xq = _e4m3(tl.math.div_rn(xf, _safe(sx)[None, :]), EMULATE).to(tl.float8e4nv)
+        if FUSED > 0:  # x's FUSED = M rows quantized one by one (the tile's other 16 - M: 0)
+            xt = tl.zeros([KC, 16], tl.float32)
+            sx = tl.zeros([16], tl.float32)
+            for m in tl.static_range(FUSED):
+                xm = tl.load(XQ + m * stride_xm + g * KC + kc, mask=k_ok, other=0.0)
+                xm = xm.to(tl.float32)
+                sm = tl.math.div_rn(tl.max(tl.abs(xm), axis=0), E4M3_MAX)
+                qm = _e4m3(tl.math.div_rn(xm, _safe(sm)), EMULATE)
+                xt = tl.where(r[None, :] == m, qm[:, None], xt)
+                sx = tl.where(r == m, sm, sx)
+            xq = xt.to(tl.float8e4nv)
         else:
+            xq = tl.load(x_ptr + g * KC, mask=k_ok[:, None] & r_ok[None, :], other=0.0)
             sx = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0)
         s = sx * tl.load(ws_row + g)
         acc += tl.dot(w, xq) * s[None, :]
@@ -599,7 +607,7 @@ def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
         KC=group_k,
         BLOCK_N=block_n,
         SPLIT=split,
-        FUSED=fused,
+        FUSED=m if fused else 0,
         EMULATE=_EMULATE_CAST,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
