@@ -1,7 +1,9 @@
 """rope on GPUs: one Triton program per token rotates all its query and key heads.
 rope.qk_norm is the same kernel with each head RMS-normed first (NORM: the head's sum of squares
-over its tile row, scaled by q_weight or k_weight, rounded to the dtype as norm.rms rounds it):
-Qwen3's q_norm, k_norm and rope in one launch instead of three.
+over its tile row, scaled by q_weight or k_weight, kept in float32 into the rotation): Qwen3's
+q_norm, k_norm and rope in one launch instead of three. The normed head is not rounded to the
+dtype between the two (as the separate ops would): one rounding fewer, and under Triton's
+interpreter, whose bfloat16 casts truncate, a rounding bias that would hide a 1% scale error.
 
 The program reads the token's cos/sin row from the cache once (float32, [r/2] each) and walks
 the heads in tiles of [BLOCK_H heads, r/2 pairs]: pair i is (x[i], x[i + r/2]) for neox and
@@ -63,14 +65,14 @@ def _rotate_heads(
         x2 = tl.load(s_row + i2[None, :], mask=mask, other=0.0).to(tl.float32)
         if BLOCK_REST > 0:
             x = tl.load(s_row + rest[None, :], mask=rmask, other=0.0)
-        if NORM:  # norm.rms of each head row, rounded to the dtype as the separate op's output
+        if NORM:  # norm.rms of each head row, kept in float32 into the rotation (one rounding)
             ss = tl.sum(x1 * x1 + x2 * x2, axis=1)
             if BLOCK_REST > 0:
                 xf = x.to(tl.float32)
                 ss += tl.sum(xf * xf, axis=1)
             rstd = tl.rsqrt(ss / D + eps)[:, None]
-            x1 = (x1 * rstd * w1).to(dst.dtype.element_ty).to(tl.float32)
-            x2 = (x2 * rstd * w2).to(dst.dtype.element_ty).to(tl.float32)
+            x1 = x1 * rstd * w1
+            x2 = x2 * rstd * w2
             if BLOCK_REST > 0:
                 x = xf * rstd * wr
         o1 = x1 * cos[None, :] - x2 * sin[None, :]

@@ -245,15 +245,16 @@ QK_NORM_SPEC = register_spec(
         reference=rope_qk_norm,
         cases=_qk_norm_cases,
         make_inputs=_qk_norm_inputs,
-        # rel_rms: the normed head rounded to the dtype (as norm.rms's output), then rope's three
-        # roundings (the most MAX_ROUNDINGS allows); a float32 sum of D <= 128 squares.
+        # rel_rms: rope's three roundings, one of which may be the normed head's (rounded to the
+        # dtype as norm.rms's output); a float32 sum of D <= 128 squares. Not four: under Triton's
+        # interpreter (bfloat16 casts truncate, a bias of ~0.3%) a 1% scale error hid in four.
         tolerances=with_error_bounds(
             {
                 torch.float32: Tolerance(atol=1e-5, rtol=1e-5),
                 torch.float16: Tolerance(atol=2e-3, rtol=2e-3),
                 torch.bfloat16: Tolerance(atol=1.6e-2, rtol=1.6e-2),
             },
-            roundings=4,
+            roundings=3,
             accumulation=128,
         ),
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 
 import torch
+import torch.nn.functional as F
 
 from sglang_xeon import native
 from sglang_xeon.kernels.step_memo import StepMemo
@@ -69,8 +70,26 @@ def native_rope(positions, q, k, cos_sin_cache, is_neox):
     return native.ops.rope(positions, q, k, cos_sin_cache, is_neox)
 
 
+def _heads_normed(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """norm.rms of every head's D-vector (torch's fused rms_norm, float32 statistics inside),
+    rounded to x's dtype as the separate op's output is."""
+    if weight.dtype != x.dtype:
+        weight = weight.to(x.dtype)
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+def rope_qk_norm(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps=1e-6):
+    """rope.qk_norm as the two ops it is made of (no fused CPU kernel: the per-head norm is
+    one vectorised pass either way); the native rope where it built."""
+    qn, kn = _heads_normed(q, q_weight, eps), _heads_normed(k, k_weight, eps)
+    if native.why_unavailable() is None:
+        return native_rope(positions, qn, kn, cos_sin_cache, is_neox)
+    return rope(positions, qn, kn, cos_sin_cache, is_neox)
+
+
 def register(registry) -> None:
     registry.register("rope", rope, name="xeon.rope")
     registry.register(
         "rope", native_rope, name="xeon.native_rope", priority=1, available=native.why_unavailable
     )
+    registry.register("rope.qk_norm", rope_qk_norm, name="xeon.rope_qk_norm")
