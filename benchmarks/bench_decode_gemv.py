@@ -322,7 +322,7 @@ def bench_moe(rows, dev, launches=None):
 
 
 FAMILIES = {  # bench prefix: (module path, launch table, switch that routes M=1 to the GEMV)
-    "fp8-block": ("sglang_cuda.kernels.gemv_fp8", "GEMV_FP8_LAUNCH", None),
+    "fp8-block": ("sglang_cuda.kernels.gemv_fp8", "GEMV_FP8_BLOCK_LAUNCH", None),
     "int4-awq": ("sglang_triton.gemv_int4", "GEMV_INT4_LAUNCH", "sglang_triton.gemm_int4"),
     "dense-bf16": ("sglang_triton.gemv", "GEMV_LAUNCH", "sglang_triton.dense"),
 }

@@ -33,10 +33,16 @@ Unsplit 16 x 1024, 8 warps: 47fb680's launch, whose kernel the SPLIT == 1 path c
 decode graph on the H200 the 8B batch-1 step ran 4.77 ms with it against 4.60 with 47fb680's
 kernel (its GEMVs 31.6 against 30.1 us a call on the profile)."""
 
-SMALL_LAUNCH: list[tuple[int, dict]] = []
+SMALL_LAUNCH: list[tuple[int, dict]] = [
+    (1 << 20, {"block_n": 4, "block_k": 1024, "num_warps": 4, "split_k": 1, "num_stages": 3}),
+    (12 << 20, {"block_n": 4, "block_k": 512, "num_warps": 4, "split_k": "auto", "num_stages": 3}),
+]
 """Launches by weight size, for the small GEMVs the default (tuned on Llama-8B's 4096-wide
 shapes, 16.8M elements and up) leaves short of programs: (max N*K, overrides of GEMV_LAUNCH),
-ascending; the first entry a weight fits takes it. Empty: GEMV_LAUNCH everywhere."""
+ascending; the first entry a weight fits takes it. The tiers were picked by
+benchmarks/bench_decode_gemv.py --dense-shapes qwen3 on an H200 (2026-12-04) over Qwen3-30B-A3B's
+router (128 x 2048: 2.4 us against 3.2) and its qkv and o projections (5120 x 2048, 2048 x 4096:
+15.4 us against 16.6 for the pair); larger weights keep GEMV_LAUNCH."""
 
 DTYPES = (torch.bfloat16, torch.float16)
 

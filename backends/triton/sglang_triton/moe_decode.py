@@ -39,13 +39,14 @@ MAX_PAIRS = 64
 """tokens x top_k up to which moe.experts takes these kernels."""
 
 DECODE_LAUNCH = {
-    "gate_up": {"block_n": 16, "block_k": 256, "num_warps": 4, "num_stages": 3},
-    "down": {"block_n": 16, "block_k": 256, "num_warps": 8, "num_stages": 3, "split": True},
+    "gate_up": {"block_n": 32, "block_k": 128, "num_warps": 8, "num_stages": 3},
+    "down": {"block_n": 8, "block_k": 128, "num_warps": 2, "num_stages": 3, "split": True},
 }
-"""Launch parameters per kernel (benchmarks/gpu_decode_gemv.sh times others): the fastest of
-four on an H200 for one token of Qwen3-30B-A3B (128 experts, top-8): 30.4 us (2.48 TB/s)
-against 35.0 us for 8 warps / no split and 98.6 us for the aligned-block kernels. block_k 512
-spills registers on sm_90."""
+"""Launch parameters per kernel: the fastest gate/up (with the earlier down) and down (with the
+earlier gate/up) of benchmarks/bench_decode_gemv.py --moe-sweep on an H200 for one token of
+Qwen3-30B-A3B (128 experts, top-8), 2026-12-04: 26.4 us against 28.8 us for the earlier
+(16, 256, 4 warps / 16, 256, 8 warps split) and 98.8 us for the aligned-block kernels.
+block_k 512 spills registers on sm_90."""
 
 
 @triton.jit
