@@ -56,9 +56,10 @@ def rope_theta_of(config) -> float:
 
 class LlamaAttention(Layer):
     qk_norm = False  # Qwen3 normalises q and k per head before rope
-    fuse_qk_norm = False
-    """q_norm, k_norm and rope as one rope.qk_norm op where the backend has a kernel for it
-    (cuda, rocm): two launches fewer a layer. Off until timed on the GPU (issue 15)."""
+    fuse_qk_norm = True
+    """q_norm, k_norm and rope as one rope.qk_norm op where the backend has a kernel of its own
+    for it (cuda, rocm, xeon): two launches fewer a layer. On the H200, Qwen3-30B-A3B batch-1
+    decode 3.30 ms a token with it against 3.42 without (scheduler loop, same call)."""
 
     def __init__(self, config, layer_id: int, ops: OpTable, dtype, device) -> None:
         super().__init__()
