@@ -38,7 +38,7 @@ BENCH="python3 -m sglang.bench_serving --backend sglang --port 30000 --tokenizer
 SHAREGPT="--dataset-name sharegpt --dataset-path .bench8b/serving/sharegpt2000.json --num-prompts 500"
 summary() { grep -E "Request throughput|Median TTFT|P99 TTFT|Median TPOT|P99 TPOT|Median ITL|Successful" "$1"; }
 for run in $RUNS; do
-    echo "== $run"
+    echo "== $run (started $(date +%T.%N | cut -c1-12))"
     case $run in
         ttft16) timeout 120 $BENCH --dataset-name random-ids --random-input-len 16 \
             --random-output-len 16 --num-prompts 30 --max-concurrency 1 \

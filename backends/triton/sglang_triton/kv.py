@@ -31,7 +31,11 @@ def _copy_row(src, dst, stride_sh, stride_dh, n, D: tl.constexpr, BLOCK: tl.cons
         tl.store(dst + h * stride_dh + d, x.to(dst.dtype.element_ty), mask=mask)
 
 
-@triton.jit
+# loc is often a view into the request-to-token table (a row's slice from the request's cached
+# length): its address is 16-byte aligned or not by the row and the prefix length. Specialising
+# on that compiled a second variant in the middle of serving (~1.3 s with every request waiting);
+# a program reads one slot from it, so alignment buys nothing.
+@triton.jit(do_not_specialize_on_alignment=["loc"])
 def _store_kernel(
     k_cache,
     v_cache,
