@@ -99,10 +99,10 @@ SHAPES = (
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def _cases() -> list[Case]:
+def _cases_of(op: str, shapes) -> list[Case]:
     cases = []
     for dt in DTYPES:
-        for t, h, hkv, d, r, neox, scaling, max_pos in SHAPES:
+        for t, h, hkv, d, r, neox, scaling, max_pos in shapes:
             name = case_name(
                 dt,
                 f"T{t}",
@@ -123,8 +123,12 @@ def _cases() -> list[Case]:
                 "scaling": scaling,
                 "max_position": max_pos,
             }
-            cases.append(Case("rope", name, dt, params))
+            cases.append(Case(op, name, dt, params))
     return cases
+
+
+def _cases() -> list[Case]:
+    return _cases_of("rope", SHAPES)
 
 
 @functools.lru_cache(maxsize=16)
@@ -199,31 +203,7 @@ QK_NORM_SHAPES = tuple(s for s in SHAPES if s[6] in ("plain", "llama3")) + (
 
 
 def _qk_norm_cases() -> list[Case]:
-    cases = []
-    for dt in DTYPES:
-        for t, h, hkv, d, r, neox, scaling, max_pos in QK_NORM_SHAPES:
-            name = case_name(
-                dt,
-                f"T{t}",
-                f"H{h}",
-                f"KV{hkv}",
-                f"D{d}",
-                f"R{r}" if r != d else "",
-                "neox" if neox else "gptj",
-                scaling,
-            )
-            params = {
-                "tokens": t,
-                "heads": h,
-                "kv_heads": hkv,
-                "head_dim": d,
-                "rotary_dim": r,
-                "is_neox": neox,
-                "scaling": scaling,
-                "max_position": max_pos,
-            }
-            cases.append(Case("rope.qk_norm", name, dt, params))
-    return cases
+    return _cases_of("rope.qk_norm", QK_NORM_SHAPES)
 
 
 def _qk_norm_inputs(case: Case, gen: torch.Generator) -> dict:
