@@ -13,34 +13,13 @@ and the parity test compared the engine with it on the GPU image."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import kernel_checks as kc
 import pytest
 import torch
 from sglang.backend.selection import Platform
-from sglang.conformance import model as model_check
-from sglang.forward_batch import ForwardMode
-from sglang.layers.linear import prepare_linear_layers
 from sglang.layers.ops_table import OpTable
-from sglang.mem.kv_cache import KVCache
-from sglang.model_executor.model_registry import get_model_class
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
-from tiny_models import hf_model, save_tiny_model  # noqa: E402
-
-MODULES = (
-    "sglang_triton.norm",
-    "sglang_triton.activation",
-    "sglang_triton.rope",
-    "sglang_triton.kv",
-    "sglang_triton.attention",
-    "sglang_triton.dense",
-)
-PROMPT = [1, 17, 33, 250, 99, 7, 412, 5, 300, 301, 302, 44, 123, 9, 480, 61]
-CHUNKS = (6, 13)  # prefill [0, 6), then [6, 13) over the cached 6; decode the last 3 one by one
-ABS, REL = 2e-4, 1e-4  # test_parity's
+from tiny_model_runs import ABS, MODULES, REL, kernel_logprobs, transformers_logprobs
+from tiny_models import save_tiny_model  # on the path through tiny_model_runs
 
 
 @pytest.fixture(scope="module")
@@ -56,41 +35,9 @@ def found():
     return kc.reference_and_kernels(MODULES)
 
 
-def transformers_logprobs(path: str, softcap: bool = True) -> torch.Tensor:
-    model = hf_model(path)
-    if not softcap:
-        for layer in model.model.layers:
-            layer.self_attn.attn_logit_softcapping = None
-    with torch.no_grad():
-        return torch.log_softmax(model(torch.tensor([PROMPT])).logits[0].double(), -1)
-
-
-def kernel_logprobs(found, path: str) -> torch.Tensor:
-    from safetensors.torch import load_file
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(path)
-    platform = Platform(found, found.backends["k"], "gemma2 model test")
-    ops = OpTable(platform)
-    dev, dtype = platform.runtime.device, torch.float32
-    built = model_check.Built(None, dev, dtype, platform.runtime)
-    rows = []
-    with torch.inference_mode():
-        built.model = get_model_class(config.architectures)(config, ops, dtype, dev).eval()
-        built.model.load_weights(load_file(f"{path}/model.safetensors").items())
-        prepare_linear_layers(built.model, None)
-        hd = config.head_dim
-        cache = KVCache(
-            config.num_hidden_layers, 64, config.num_key_value_heads, hd, hd, dtype, dev
-        )
-        slots = model_check.page_slots([len(PROMPT)], seed=3)
-        steps = [(0, CHUNKS[0]), CHUNKS] + [(i, i + 1) for i in range(CHUNKS[1], len(PROMPT))]
-        for start, end in steps:
-            mode = ForwardMode.EXTEND if end - start > 1 else ForwardMode.DECODE
-            seqs = [(PROMPT[start:end], start)]
-            batch = model_check.forward_batch(mode, built, cache, seqs, slots, all_rows=True)
-            rows.append(built.model(batch).to("cpu", torch.float64))
-    return torch.log_softmax(torch.cat(rows), -1)
+def drop_attention_softcap(model) -> None:
+    for layer in model.model.layers:
+        layer.self_attn.attn_logit_softcapping = None
 
 
 def test_gemma2_layers_take_the_triton_kernels(found):
@@ -105,12 +52,16 @@ def test_gemma2_layers_take_the_triton_kernels(found):
 
 
 def test_the_reference_applies_the_attention_softcap(path):
-    capped, uncapped = transformers_logprobs(path), transformers_logprobs(path, softcap=False)
+    capped, uncapped = (
+        transformers_logprobs(path),
+        transformers_logprobs(path, drop_attention_softcap),
+    )
     gap = (capped - uncapped).abs().max().item()
     assert gap > 10 * (ABS + REL * capped.abs().max().item()), gap
 
 
 def test_gemma2_matches_transformers(found, path):
-    got, want = kernel_logprobs(found, path), transformers_logprobs(path)
+    got = kernel_logprobs(found, path, "gemma2 model test")[0]
+    want = transformers_logprobs(path)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, atol=ABS, rtol=REL)
