@@ -461,10 +461,7 @@ def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) ->
         return False
     if scheme != "block":
         return scheme in ("per_tensor", "per_channel")
-    if launch is None:
-        cfg = GEMV_FP8_BLOCK_LAUNCH if scheme == "block" else GEMV_FP8_LAUNCH
-    else:  # a launch given whole over the generic table (the benchmark's candidates)
-        cfg = {**GEMV_FP8_LAUNCH, **launch}
+    cfg = _launch(scheme, launch)
     bn, bk = block_size
     groups = max(cfg["block_k"] // bk, 1)
     if (cfg.get("dot") or cfg.get("mma")) and (cfg["block_n"] < 16 or bk < 32):
@@ -475,6 +472,14 @@ def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) ->
         and _pow2(groups)
         and (cfg["block_k"] % bk == 0 or cfg["block_k"] < bk)
     )
+
+
+def _launch(scheme: str, launch: dict | None) -> dict:
+    """The scheme's default table, or a launch given whole over the generic table (the
+    benchmark's candidates)."""
+    if launch is None:
+        return GEMV_FP8_BLOCK_LAUNCH if scheme == "block" else GEMV_FP8_LAUNCH
+    return {**GEMV_FP8_LAUNCH, **launch}
 
 
 def _pow2(v: int) -> bool:
@@ -508,10 +513,7 @@ def gemv_fp8(
     x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None, launch=None
 ):
     """gemm.fp8 (the spec's arguments) for M <= MAX_ROWS rows; see `applies`."""
-    if launch is None:
-        cfg = GEMV_FP8_BLOCK_LAUNCH if scheme == "block" else GEMV_FP8_LAUNCH
-    else:  # a launch given whole over the generic table (the benchmark's candidates)
-        cfg = {**GEMV_FP8_LAUNCH, **launch}
+    cfg = _launch(scheme, launch)
     m, k = x.shape
     n = weight.shape[0]
     y = torch.empty((m, n), dtype=x.dtype, device=x.device)
