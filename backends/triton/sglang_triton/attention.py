@@ -108,6 +108,7 @@ def _sinks_arg(sinks: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor:
 
 
 if triton is not None:
+    from sglang_triton.common import TABLE_INDEX_ARGS
 
     @triton.jit
     def _softcap(s, cap):
@@ -353,19 +354,7 @@ if triton is not None:
             )
         return _online_softmax_update(acc, m, l_sum, s, v, True, PRECISION, UPCAST)
 
-    # The index tensors may be views of the request-to-token table (one request's row: aligned
-    # to 16 bytes or not by its row, the table's rows being context + 1 slots long): no
-    # alignment specialisation, so a request on an odd row does not compile a variant mid-run.
-    @triton.jit(
-        do_not_specialize=["num_seqs"],
-        do_not_specialize_on_alignment=[
-            "qo_indptr",
-            "kv_indptr",
-            "kv_indices",
-            "block_seq",
-            "block_indptr",
-        ],
-    )
+    @triton.jit(do_not_specialize=["num_seqs"], do_not_specialize_on_alignment=TABLE_INDEX_ARGS)
     def _extend_kernel(
         Q,
         K,

@@ -53,6 +53,13 @@ def grouped_tile(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_
     return first_m + (pid % width) % group_m, (pid % width) // group_m
 
 
+TABLE_INDEX_ARGS = ["qo_indptr", "kv_indptr", "kv_indices", "block_seq", "block_indptr"]
+"""Attention kernels' index arguments, left out of Triton's 16-byte alignment specialisation
+(`do_not_specialize_on_alignment`): for one request they are views of the request-to-token
+table (rows of context + 1 slots), aligned or not by row and prefix, and a variant compiled
+mid-serving holds every request for seconds. They are read an index at a time."""
+
+
 def next_pow2(n: int) -> int:
     return triton.next_power_of_2(max(int(n), 1))
 

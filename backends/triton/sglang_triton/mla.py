@@ -81,18 +81,9 @@ the whole capacity (up to millions of entries, most of them not the batch's). 32
 
 
 if triton is not None:
-    # Index tensors not specialised on alignment, as attention._extend_kernel's: an eager
-    # extend of one request reads views of the request-to-token table.
-    @triton.jit(
-        do_not_specialize=["num_seqs"],
-        do_not_specialize_on_alignment=[
-            "qo_indptr",
-            "kv_indptr",
-            "kv_indices",
-            "block_seq",
-            "block_indptr",
-        ],
-    )
+    from sglang_triton.common import TABLE_INDEX_ARGS
+
+    @triton.jit(do_not_specialize=["num_seqs"], do_not_specialize_on_alignment=TABLE_INDEX_ARGS)
     def _mla_kernel(
         Q,
         KV,

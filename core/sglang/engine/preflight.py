@@ -113,8 +113,8 @@ def check_device(args, found=None):
 class _Columns(Mapping):
     """{backend: its conformance column's features}, read by the checks only to name the
     backends that can run what the chosen one cannot: made on first use (a column registers
-    the backend's kernels: the GPU backends import triton, 0.2 s of this process's checks,
-    which the spawned scheduler waits for)."""
+    the backend's kernels: the GPU backends import their kernel compiler, 0.2 s of this process's
+    checks, which the spawned scheduler waits for)."""
 
     def __init__(self, found) -> None:
         self._found, self._columns = found, None
