@@ -70,22 +70,20 @@ def native_rope(positions, q, k, cos_sin_cache, is_neox):
     return native.ops.rope(positions, q, k, cos_sin_cache, is_neox)
 
 
-def _heads_normed(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """norm.rms of every head's D-vector as rows of one [T * H, D] call (the native kernel
-    where it built: ~7x torch's at decode sizes), rounded to x's dtype as the separate op's
-    output is."""
-    flat = x.reshape(-1, x.shape[-1])
-    norm = native_rms_norm if native.why_unavailable() is None else rms_norm
-    return norm(flat, weight, eps).view(x.shape)
+def _heads_normed(x: torch.Tensor, weight: torch.Tensor, eps: float, norm) -> torch.Tensor:
+    """norm.rms of every head's D-vector as rows of one [T * H, D] call, rounded to x's dtype
+    as the separate op's output is."""
+    return norm(x.reshape(-1, x.shape[-1]), weight, eps).view(x.shape)
 
 
 def rope_qk_norm(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps=1e-6):
     """rope.qk_norm as the two ops it is made of (no fused CPU kernel: the per-head norm is
-    one vectorised pass either way); the native rope where it built."""
-    qn, kn = _heads_normed(q, q_weight, eps), _heads_normed(k, k_weight, eps)
-    if native.why_unavailable() is None:
-        return native_rope(positions, qn, kn, cos_sin_cache, is_neox)
-    return rope(positions, qn, kn, cos_sin_cache, is_neox)
+    one vectorised pass either way): the native rms_norm (~7x torch's at decode sizes) and
+    rope where they built, else the torch ones."""
+    built = native.why_unavailable() is None
+    norm = native_rms_norm if built else rms_norm
+    qn, kn = _heads_normed(q, q_weight, eps, norm), _heads_normed(k, k_weight, eps, norm)
+    return (native_rope if built else rope)(positions, qn, kn, cos_sin_cache, is_neox)
 
 
 def register(registry) -> None:
