@@ -51,14 +51,19 @@ FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma"
     {"mma": "fused", "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
 ]
-INT4_LAUNCHES = [  # the words are rows of N: wide blocks of N, split along K
+INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma": False: the
+    # CUDA-core GEMV (its words are rows of N: wide blocks of N, split along K)
     None,
-    {"block_n": 64, "block_k": 128, "num_warps": 4, "split_k": "auto"},
-    {"block_n": 128, "block_k": 128, "num_warps": 4, "split_k": "auto"},
-    {"block_n": 128, "block_k": 128, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 256, "block_k": 128, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 128, "block_k": 256, "num_warps": 8, "split_k": "auto"},
-    {"block_n": 64, "block_k": 256, "num_warps": 4, "split_k": 8},
+    {"mma": False, "block_n": 128, "block_k": 128, "num_warps": 4, "split_k": "auto"},
+    {"mma": False, "block_n": 256, "block_k": 128, "num_warps": 8, "split_k": "auto"},
+    {"block_n": 64, "num_warps": 4, "num_stages": 2, "split_k": "auto"},
+    {"block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"block_n": 64, "num_warps": 4, "num_stages": 6, "split_k": "auto"},
+    {"block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto", "waves": 8},
+    {"block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto", "waves": 2},
+    {"block_n": 128, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
+    {"block_n": 32, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
 ]
 DENSE_LAUNCHES = [
     None,
@@ -323,7 +328,7 @@ def bench_moe(rows, dev, launches=None):
 
 FAMILIES = {  # bench prefix: (module path, launch table, switch that routes M=1 to the GEMV)
     "fp8-block": ("sglang_cuda.kernels.gemv_fp8", "GEMV_FP8_BLOCK_LAUNCH", None),
-    "int4-awq": ("sglang_triton.gemv_int4", "GEMV_INT4_LAUNCH", "sglang_triton.gemm_int4"),
+    "int4-awq": ("sglang_triton.gemv_int4", "GEMV_INT4_MMA_LAUNCH", "sglang_triton.gemm_int4"),
     "dense-bf16": ("sglang_triton.gemv", "GEMV_LAUNCH", "sglang_triton.dense"),
 }
 

@@ -95,6 +95,21 @@ SCRIPT = textwrap.dedent(
                       GATHER=not gemv_int4.one_group_steps(128, kp), SPLIT=split)
         out.append(build(gemv_int4._int4_gemv_kernel, sig, consts, g["num_warps"],
                          g["num_stages"]))
+    g = gemv_int4.GEMV_INT4_MMA_LAUNCH
+    sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
+               N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32, stride_s=I32,
+               stride_ym=I32, M=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, SPLIT=C,
+               FP16=C)
+    for m, grp, bk, perm, split, fp16 in ((1, 128, 128, False, 1, False),
+                                          (1, 128, 128, False, 4, False),
+                                          (4, 128, 128, True, 4, False),
+                                          (2, 32, 32, False, 1, True)):
+        if fp16:
+            sig.update(X="*fp16", B="*fp16", Y="*fp16")
+        consts = dict(M=m, G=grp, BK=bk, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"],
+                      SPLIT=split, FP16=fp16)
+        out.append(build(gemv_int4._int4_mma_kernel, sig, consts, g["num_warps"],
+                         g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
     sig = dict(X=B, W13=B, B13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
                stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, TOPK=C, ACT=C,
@@ -228,7 +243,7 @@ def test_gpt_oss_kernel_variants_compile_for_sm90():
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 24
+    assert len(kernels) == 28
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
 

@@ -47,17 +47,22 @@ def test_gemv_int4(case):
     kc.check("gemm.int4", _gemv(), case, prepare=gemm_int4.prepare)
 
 
-LAUNCHES = (  # steps inside one group, over several groups (gathered scales)
-    {"block_n": 8, "block_k": 32, "num_warps": 1},
-    {"block_n": 32, "block_k": 64, "num_warps": 4},
-    {"block_n": 64, "block_k": 256, "num_warps": 8},
-    {"block_n": 16, "block_k": 32, "num_warps": 2, "split_k": 3},  # split-K, finished in-kernel
-    {"block_n": 32, "block_k": 64, "num_warps": 4, "split_k": "auto"},
+LAUNCHES = (  # the CUDA-core GEMV: steps inside one group, over several (gathered scales)
+    {"mma": False, "block_n": 8, "block_k": 32, "num_warps": 1},
+    {"mma": False, "block_n": 32, "block_k": 64, "num_warps": 4},
+    {"mma": False, "block_n": 64, "block_k": 256, "num_warps": 8},
+    {"mma": False, "block_n": 16, "block_k": 32, "num_warps": 2, "split_k": 3},  # split-K
+    {"mma": False, "block_n": 32, "block_k": 64, "num_warps": 4, "split_k": "auto"},
+    # the tensor-core kernel (16-bit x; the float32 case takes the GEMV above)
+    {"block_n": 16, "num_warps": 1},
+    {"block_n": 64, "num_warps": 4, "split_k": 3},
+    {"block_n": 128, "num_warps": 8, "split_k": "auto"},
 )
 
 
 def _launch_id(c):
-    return f"n{c['block_n']}-k{c['block_k']}" + (f"-split{c['split_k']}" if "split_k" in c else "")
+    name = f"n{c['block_n']}" + (f"-k{c['block_k']}" if "block_k" in c else "-mma")
+    return name + (f"-split{c['split_k']}" if "split_k" in c else "")
 
 
 @pytest.mark.parametrize("launch", LAUNCHES, ids=_launch_id)
@@ -71,6 +76,20 @@ def test_step_sizes():
     assert gemv_int4.words_per_step(12, 128) == 0  # a word would straddle two groups
     assert gemv_int4.one_group_steps(128, 16) and gemv_int4.one_group_steps(128, 4)
     assert not gemv_int4.one_group_steps(128, 64) and not gemv_int4.one_group_steps(96, 8)
+    # the tensor-core kernel: one group a step (up to 128 rows of it), K a whole number of steps
+    assert gemv_int4.mma_step(128, 4096) == 128 and gemv_int4.mma_step(32, 224) == 32
+    assert gemv_int4.mma_step(256, 512) == 128 and gemv_int4.mma_step(96, 192) == 32
+    assert gemv_int4.mma_step(12, 120) == 0 and gemv_int4.mma_step(128, 4100) == 0
+
+
+def test_the_tensor_core_kernel_takes_16_bit_activations():
+    w = gemm_int4.Int4Weight(None, None, None, None, 4096, 64, 128)
+    bf16, f32 = torch.zeros(1, 4096, dtype=torch.bfloat16), torch.zeros(1, 4096)
+    assert gemv_int4._mma_launch(bf16, w, None) == gemv_int4.GEMV_INT4_MMA_LAUNCH
+    assert gemv_int4._mma_launch(bf16.half(), w, {"split_k": 2})["split_k"] == 2
+    assert gemv_int4._mma_launch(f32, w, None) is None  # float32: the CUDA-core GEMV
+    assert gemv_int4._mma_launch(bf16, w, {"mma": False}) is None
+    assert gemv_int4._mma_launch(bf16, w, {"block_n": 8}) is None  # below the MMA's tile
 
 
 def test_int4_dispatches_few_rows_to_the_gemv(monkeypatch):

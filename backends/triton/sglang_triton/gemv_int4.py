@@ -13,6 +13,20 @@ run at a quarter of the FMA rate). GPTQ act-order reads x's columns through `per
 
 A program serves one (row of x, block of N); program ids run the rows of one weight block next
 to each other, so for M > 1 the block's second read comes from L2.
+
+With 16-bit activations the default is the tensor-core kernel (_int4_mma_kernel, launch key
+"mma"), because the CUDA-core GEMV above runs out of instruction issue, not bandwidth: every
+nibble costs a shift, a mask, an OR, a subtraction and two FMAs in float32, and its
+[KP, 8, BLOCK_N] accumulator needs ~250 registers a thread (two programs per SM). The mma
+kernel computes y^T = W^T x^T as tl.dot of a [BLOCK_N, BK] weight tile (the MMA's first
+operand: on Hopper a 64-row wgmma that reads it from registers) and x^T [BK, 16] (M <= 16
+columns used). A nibble q becomes the 16-bit float MAGIC + q by OR-ing its bits into MAGIC's
+(128 in bfloat16, 1024 in float16: exact), so the dot sums (MAGIC + q) x and the group's
+scale and zero come in once per output and step: y += s * dot - (zs + MAGIC * s) * sum(x).
+The tile's columns are the step's input rows in the order the MMA's register layout hands
+them to a thread (`_mma_rows`: whole words per thread, no shuffles or shared-memory round
+trip for the weight) and x^T is read in that same order. One step is one scale group (BK = the
+group size, 32 to 128) or a part of one (128 of a larger group).
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ import triton
 import triton.language as tl
 
 from sglang_triton import split_k
+from sglang_triton.common import mma
 from sglang_triton.target import merged, warps
 
 MAX_ROWS = 4
@@ -38,6 +53,19 @@ GEMV_INT4_LAUNCH = {
 output block along K (a number, or "auto": split_k.choose). The fastest of 7 launches on an
 H200 (benchmarks/bench_decode_gemv.py: 823-939 GB/s on the Llama-8B shapes, the 16-wide
 unsplit launch 281-306): 512-byte runs of each word row, one scale group per step."""
+
+GEMV_INT4_MMA_LAUNCH = {
+    "block_n": 64,
+    "num_warps": 4,
+    "num_stages": 3,
+    "split_k": "auto",
+}
+"""The tensor-core kernel's launch, taken for 16-bit x whose group size a step divides (a launch
+with "mma": False keeps the CUDA-core GEMV). 64 rows and 4 warps: one Hopper warpgroup's
+wgmma tile."""
+
+MMA_STEPS = (128, 64, 32)
+"""Input rows per step of the mma kernel: the largest of these that divides the group size."""
 
 
 @triton.jit
@@ -125,6 +153,178 @@ def _int4_gemv_kernel(
     )
 
 
+@triton.jit
+def _nibble(w, e: tl.constexpr, MAGIC: tl.constexpr, DT: tl.constexpr):
+    """Nibble e of each int32 word as the 16-bit float MAGIC's value + q (exact): its bits OR-ed
+    into MAGIC's."""
+    return (((w >> (4 * e)) & 0xF) | MAGIC).to(tl.int16).to(DT, bitcast=True)
+
+
+@triton.jit
+def _mma_rows(BK: tl.constexpr):
+    """The input row (within a step) of each of the weight tile's BK columns. Column p = 32 jj
+    + 16 e2 + 8 e1 + 2 c + e0 holds nibble e = 4 e2 + 2 e1 + e0 of word c * BK / 32 + jj: a
+    16-column slice of the MMA's operand gives thread c of a row columns 2c, 2c + 1, 2c + 8
+    and 2c + 9, i.e. whole words c * BK / 32 + jj (its own), not one nibble of many."""
+    JJ: tl.constexpr = BK // 32
+    p = tl.arange(0, BK)
+    word = JJ * ((p // 2) % 4) + p // 32
+    return 8 * word + 4 * ((p // 16) % 2) + 2 * ((p // 8) % 2) + p % 2
+
+
+@triton.jit
+def _int4_mma_kernel(
+    X,
+    QW,
+    S,
+    ZS,
+    PERM,
+    B,
+    Y,
+    PART,
+    COUNT,
+    N,
+    K,
+    steps_per_split,
+    stride_xm,
+    stride_qk,
+    stride_s,
+    stride_ym,
+    M: tl.constexpr,
+    G: tl.constexpr,
+    BK: tl.constexpr,
+    HAS_PERM: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    SPLIT: tl.constexpr,
+    FP16: tl.constexpr,
+):
+    nb = tl.program_id(0)
+    ks = tl.program_id(1)
+    rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_ok = rows < N
+    r = tl.arange(0, 16)
+    JJ: tl.constexpr = BK // 32
+    words = tl.arange(0, 4)[:, None] * JJ + tl.arange(0, JJ)[None, :]  # [4, JJ]: (c, jj)
+    w_ptr = QW + words[None, :, :] * stride_qk + rows[:, None, None].to(tl.int64)
+    kp = _mma_rows(BK)
+    p = tl.arange(0, BK)
+    if FP16:
+        MAGIC: tl.constexpr = 0x6400
+        OFFSET: tl.constexpr = 1024.0
+        DT: tl.constexpr = tl.float16
+    else:
+        MAGIC: tl.constexpr = 0x4300
+        OFFSET: tl.constexpr = 128.0
+        DT: tl.constexpr = tl.bfloat16
+    acc = tl.zeros([BLOCK_N, 16], tl.float32)
+    s_begin = ks * steps_per_split
+    s_end = tl.minimum(K // BK, s_begin + steps_per_split)
+    for step in range(s_begin, s_end):
+        k0 = step * BK
+        w = tl.load(w_ptr + (k0 // 8) * stride_qk, mask=row_ok[:, None, None], other=0)
+        w = tl.permute(w, (0, 2, 1))  # [BLOCK_N, JJ, 4 (c)]
+        lo = tl.join(
+            tl.join(_nibble(w, 0, MAGIC, DT), _nibble(w, 1, MAGIC, DT)),
+            tl.join(_nibble(w, 2, MAGIC, DT), _nibble(w, 3, MAGIC, DT)),
+        )
+        hi = tl.join(
+            tl.join(_nibble(w, 4, MAGIC, DT), _nibble(w, 5, MAGIC, DT)),
+            tl.join(_nibble(w, 6, MAGIC, DT), _nibble(w, 7, MAGIC, DT)),
+        )
+        # [BLOCK_N, JJ, c, e0, e1, e2] -> [BLOCK_N, JJ, e2, e1, c, e0]: _mma_rows' columns
+        a = tl.reshape(tl.permute(tl.join(lo, hi), (0, 1, 5, 4, 2, 3)), [BLOCK_N, BK])
+        if HAS_PERM:
+            src = tl.load(PERM + k0 + kp)
+            src_sum = tl.load(PERM + k0 + p)
+        else:
+            src = k0 + kp
+            src_sum = k0 + p
+        xt = tl.load(X + r[None, :] * stride_xm + src[:, None], mask=(r < M)[None, :], other=0.0)
+        d = mma(tl.zeros([BLOCK_N, 16], tl.float32), a, xt, False)  # sum of (MAGIC + q) x
+        xsum = tl.zeros([16], tl.float32)
+        for m in tl.static_range(M):
+            xm = tl.load(X + m * stride_xm + src_sum).to(tl.float32)
+            xsum = tl.where(r == m, tl.sum(xm, axis=0), xsum)
+        g = k0 // G
+        s = tl.load(S + g * stride_s + rows, mask=row_ok, other=0.0)
+        zs = tl.load(ZS + g * stride_s + rows, mask=row_ok, other=0.0)
+        acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum[None, :]
+    for m in tl.static_range(M):
+        y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
+        split_k.finish(
+            y,
+            Y + m * stride_ym + rows,
+            B + rows,
+            row_ok,
+            PART,
+            COUNT,
+            nb * M + m,
+            ks,
+            tl.num_programs(0) * M,
+            HAS_BIAS,
+            SPLIT,
+            BLOCK_N,
+        )
+
+
+def mma_step(group_size: int, k: int) -> int:
+    """Input rows per step of the mma kernel (MMA_STEPS), 0 when none divides both the group
+    size and K."""
+    return next((bk for bk in MMA_STEPS if group_size % bk == 0 and k % bk == 0), 0)
+
+
+def _mma_launch(x: torch.Tensor, w, launch) -> dict | None:
+    """The mma kernel's launch for this call, or None (float32 x, a group size or K no step
+    divides, or a launch that asks for the CUDA-core GEMV or has blocks below the MMA's 16
+    rows)."""
+    cfg = merged(GEMV_INT4_MMA_LAUNCH, launch)
+    if not cfg.pop("mma", True) or cfg["block_n"] < 16:
+        return None
+    if x.dtype not in (torch.bfloat16, torch.float16) or not mma_step(w.group_size, w.k):
+        return None
+    return cfg
+
+
+def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
+    m = x.shape[0]
+    y = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
+    block_n = cfg["block_n"]
+    bk = mma_step(w.group_size, w.k)
+    blocks = triton.cdiv(w.n, block_n)
+    steps = w.k // bk
+    split = split_k.choose(cfg["split_k"], blocks * m, steps, x.device, cfg.get("waves", 4))
+    _int4_mma_kernel[(blocks, split)](
+        x,
+        w.qweight,
+        w.scales,
+        w.zs,
+        w.perm if w.perm is not None else w.qweight,
+        bias if bias is not None else y,
+        y,
+        split_k.workspace(split, blocks * m, block_n, x.device),
+        split_k.counters(x.device) if split > 1 else y,
+        w.n,
+        w.k,
+        triton.cdiv(steps, split),
+        x.stride(0),
+        w.qweight.stride(0),
+        w.scales.stride(0),
+        y.stride(0),
+        M=m,
+        G=w.group_size,
+        BK=bk,
+        HAS_PERM=w.perm is not None,
+        HAS_BIAS=bias is not None,
+        BLOCK_N=block_n,
+        SPLIT=split,
+        FP16=x.dtype == torch.float16,
+        num_warps=warps(cfg["num_warps"], cfg),
+        num_stages=cfg["num_stages"],
+    )
+    return y
+
+
 def words_per_step(group_size: int, block_k: int) -> int:
     """KP, word rows per step: block_k / 8 (a power of two); 0 when the group is not a multiple
     of 8 (a word would straddle two groups)."""
@@ -143,18 +343,24 @@ def applies(x: torch.Tensor, w, launch=None) -> bool:
         x.dim() == 2
         and 0 < x.shape[0] <= MAX_ROWS
         and w.k > 0
-        and words_per_step(w.group_size, cfg["block_k"]) > 0
+        and (
+            _mma_launch(x, w, launch) is not None
+            or words_per_step(w.group_size, cfg["block_k"]) > 0
+        )
     )
 
 
 def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
     """x [M, K] @ the prepared int4 weight `w` (+ bias) -> [M, N] in x.dtype; see `applies`."""
-    cfg = merged(GEMV_INT4_LAUNCH, launch)
     m = x.shape[0]
-    y = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
     if w.n == 0:
-        return y
+        return torch.empty((m, w.n), dtype=x.dtype, device=x.device)
     x = x if x.stride(-1) == 1 else x.contiguous()
+    mma_cfg = _mma_launch(x, w, launch)
+    if mma_cfg is not None:
+        return _gemv_int4_mma(x, w, bias, mma_cfg)
+    cfg = merged(GEMV_INT4_LAUNCH, launch)
+    y = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
     block_n = cfg["block_n"]
     kp = words_per_step(w.group_size, cfg["block_k"])
     slots = triton.cdiv(w.n, block_n) * m
