@@ -173,6 +173,35 @@ def _mma_rows(BK: tl.constexpr):
 
 
 @triton.jit
+def _mma_step_inputs(
+    X,
+    S,
+    ZS,
+    PERM,
+    step,
+    kp,
+    rows,
+    row_ok,
+    stride_xm,
+    stride_s,
+    M: tl.constexpr,
+    G: tl.constexpr,
+    BK: tl.constexpr,
+    HAS_PERM: tl.constexpr,
+):
+    """Step `step`'s x^T [BK, 16] (its M rows in the weight tile's column order, the rest 0)
+    and its scale group's scales and scaled zeros [BLOCK_N]."""
+    k0 = step * BK
+    src = tl.load(PERM + k0 + kp) if HAS_PERM else k0 + kp
+    r = tl.arange(0, 16)
+    xt = tl.load(X + r[None, :] * stride_xm + src[:, None], mask=(r < M)[None, :], other=0.0)
+    g = k0 // G
+    s = tl.load(S + g * stride_s + rows, mask=row_ok, other=0.0)
+    zs = tl.load(ZS + g * stride_s + rows, mask=row_ok, other=0.0)
+    return xt, s, zs
+
+
+@triton.jit
 def _int4_mma_kernel(
     X,
     QW,
@@ -208,7 +237,6 @@ def _int4_mma_kernel(
     words = tl.arange(0, 4)[:, None] * JJ + tl.arange(0, JJ)[None, :]  # [4, JJ]: (c, jj)
     w_ptr = QW + words[None, :, :] * stride_qk + rows[:, None, None].to(tl.int64)
     kp = _mma_rows(BK)
-    p = tl.arange(0, BK)
     if FP16:
         MAGIC: tl.constexpr = 0x6400
         OFFSET: tl.constexpr = 1024.0
@@ -217,12 +245,21 @@ def _int4_mma_kernel(
         MAGIC: tl.constexpr = 0x4300
         OFFSET: tl.constexpr = 128.0
         DT: tl.constexpr = tl.bfloat16
+    ones = tl.full([BLOCK_N, BK], 1.0, DT)
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     s_begin = ks * steps_per_split
     s_end = tl.minimum(K // BK, s_begin + steps_per_split)
+    # x^T and the scales of a step are loaded one step ahead (they do not feed the compiler's
+    # pipelined weight loads, and each would otherwise stall its step on a global read)
+    xt, s, zs = _mma_step_inputs(
+        X, S, ZS, PERM, s_begin, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM
+    )
     for step in range(s_begin, s_end):
-        k0 = step * BK
-        w = tl.load(w_ptr + (k0 // 8) * stride_qk, mask=row_ok[:, None, None], other=0)
+        ahead = tl.minimum(step + 1, s_end - 1)
+        xt_next, s_next, zs_next = _mma_step_inputs(
+            X, S, ZS, PERM, ahead, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM
+        )
+        w = tl.load(w_ptr + (step * BK // 8) * stride_qk, mask=row_ok[:, None, None], other=0)
         w = tl.permute(w, (0, 2, 1))  # [BLOCK_N, JJ, 4 (c)]
         lo = tl.join(
             tl.join(_nibble(w, 0, MAGIC, DT), _nibble(w, 1, MAGIC, DT)),
@@ -234,22 +271,11 @@ def _int4_mma_kernel(
         )
         # [BLOCK_N, JJ, c, e0, e1, e2] -> [BLOCK_N, JJ, e2, e1, c, e0]: _mma_rows' columns
         a = tl.reshape(tl.permute(tl.join(lo, hi), (0, 1, 5, 4, 2, 3)), [BLOCK_N, BK])
-        if HAS_PERM:
-            src = tl.load(PERM + k0 + kp)
-            src_sum = tl.load(PERM + k0 + p)
-        else:
-            src = k0 + kp
-            src_sum = k0 + p
-        xt = tl.load(X + r[None, :] * stride_xm + src[:, None], mask=(r < M)[None, :], other=0.0)
-        d = mma(tl.zeros([BLOCK_N, 16], tl.float32), a, xt, False)  # sum of (MAGIC + q) x
-        xsum = tl.zeros([16], tl.float32)
-        for m in tl.static_range(M):
-            xm = tl.load(X + m * stride_xm + src_sum).to(tl.float32)
-            xsum = tl.where(r == m, tl.sum(xm, axis=0), xsum)
-        g = k0 // G
-        s = tl.load(S + g * stride_s + rows, mask=row_ok, other=0.0)
-        zs = tl.load(ZS + g * stride_s + rows, mask=row_ok, other=0.0)
-        acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum[None, :]
+        zero = tl.zeros([BLOCK_N, 16], tl.float32)
+        d = mma(zero, a, xt, False)  # sum of (MAGIC + q) x
+        xsum = mma(zero, ones, xt, False)  # sum of x, on every row (no cross-thread reduction)
+        acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum
+        xt, s, zs = xt_next, s_next, zs_next
     for m in tl.static_range(M):
         y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
         split_k.finish(
