@@ -31,12 +31,14 @@ group size, 32 to 128) or a part of one (128 of a larger group).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import triton
 import triton.language as tl
 
 from sglang_triton import split_k
-from sglang_triton.common import mma
+from sglang_triton.common import INTERPRET, mma
 from sglang_triton.target import merged, warps
 
 MAX_ROWS = 4
@@ -55,6 +57,7 @@ H200 (benchmarks/bench_decode_gemv.py: 823-939 GB/s on the Llama-8B shapes, the 
 unsplit launch 281-306): 512-byte runs of each word row, one scale group per step."""
 
 GEMV_INT4_MMA_LAUNCH = {
+    "asm": False,
     "block_n": 64,
     "num_warps": 4,
     "num_stages": 3,
@@ -62,7 +65,7 @@ GEMV_INT4_MMA_LAUNCH = {
 }
 """The tensor-core kernel's launch, taken for 16-bit x whose group size a step divides (a launch
 with "mma": False keeps the CUDA-core GEMV). 64 rows and 4 warps: one Hopper warpgroup's
-wgmma tile."""
+wgmma tile. "asm": the nibbles unpacked by inline PTX (`_nibble_pair`; NVIDIA only)."""
 
 MMA_STEPS = (128, 64, 32)
 """Input rows per step of the mma kernel: the largest of these that divides the group size."""
@@ -160,16 +163,66 @@ def _nibble(w, e: tl.constexpr, MAGIC: tl.constexpr, DT: tl.constexpr):
     return (((w >> (4 * e)) & 0xF) | MAGIC).to(tl.int16).to(DT, bitcast=True)
 
 
+def _pair_asm(magic: int) -> str:
+    """PTX: the low nibbles of a word's two 16-bit halves OR-ed into `magic`, as two 16-bit
+    results (one LOP3: (v & 0x000F000F) | magic:magic)."""
+    return (
+        "{ .reg .b32 t; "
+        f"lop3.b32 t, $2, 0x000F000F, {magic * 0x10001:#x}, 0xea; "
+        "mov.b32 {$0, $1}, t; }"
+    )
+
+
+_PAIR_BF16 = tl.constexpr(_pair_asm(0x4300))
+_PAIR_F16 = tl.constexpr(_pair_asm(0x6400))
+
+
+@triton.jit
+def _nibble_pair(w, e: tl.constexpr, MAGIC: tl.constexpr, DT: tl.constexpr, ASM: tl.constexpr):
+    """Nibbles e and e + 4 of each word, joined ([..., 2]): the two halves of one 32-bit
+    register of the MMA's operand. ASM: one shift and one LOP3 for both (PTX: the 16-bit
+    halves of (w >> 4e) & 0x000F000F | MAGIC:MAGIC), not a shift, a mask and an OR each and
+    a byte permute to pair them."""
+    if ASM:
+        v = w >> (4 * e)
+        if MAGIC == 0x6400:
+            lo, hi = tl.inline_asm_elementwise(
+                _PAIR_F16, "=h,=h,r", [v], dtype=(tl.float16, tl.float16), is_pure=True, pack=1
+            )
+        else:
+            lo, hi = tl.inline_asm_elementwise(
+                _PAIR_BF16, "=h,=h,r", [v], dtype=(tl.bfloat16, tl.bfloat16), is_pure=True, pack=1
+            )
+        return tl.join(lo, hi)
+    return tl.join(_nibble(w, e, MAGIC, DT), _nibble(w, e + 4, MAGIC, DT))
+
+
+@triton.jit
+def _dequantized_tile(
+    w, BK: tl.constexpr, MAGIC: tl.constexpr, DT: tl.constexpr, ASM: tl.constexpr
+):
+    """Words [BLOCK_N, 4 (c), BK / 32 (jj)] -> the MMA's weight tile [BLOCK_N, BK] of MAGIC + q
+    in `_mma_rows`' column order."""
+    w = tl.permute(w, (0, 2, 1))  # [BLOCK_N, JJ, c]
+    t = tl.join(
+        tl.join(_nibble_pair(w, 0, MAGIC, DT, ASM), _nibble_pair(w, 1, MAGIC, DT, ASM)),
+        tl.join(_nibble_pair(w, 2, MAGIC, DT, ASM), _nibble_pair(w, 3, MAGIC, DT, ASM)),
+    )
+    # [BLOCK_N, JJ, c, e2, e0, e1] -> [BLOCK_N, JJ, e1, e0, c, e2]
+    return tl.reshape(tl.permute(t, (0, 1, 5, 4, 2, 3)), [w.shape[0], BK])
+
+
 @triton.jit
 def _mma_rows(BK: tl.constexpr):
     """The input row (within a step) of each of the weight tile's BK columns. Column p = 32 jj
-    + 16 e2 + 8 e1 + 2 c + e0 holds nibble e = 4 e2 + 2 e1 + e0 of word c * BK / 32 + jj: a
+    + 16 e1 + 8 e0 + 2 c + e2 holds nibble e = 4 e2 + 2 e1 + e0 of word c * BK / 32 + jj: a
     16-column slice of the MMA's operand gives thread c of a row columns 2c, 2c + 1, 2c + 8
-    and 2c + 9, i.e. whole words c * BK / 32 + jj (its own), not one nibble of many."""
+    and 2c + 9, i.e. whole words c * BK / 32 + jj (its own), not one nibble of many, and each
+    32-bit register of it holds nibbles e and e + 4 of one word."""
     JJ: tl.constexpr = BK // 32
     p = tl.arange(0, BK)
     word = JJ * ((p // 2) % 4) + p // 32
-    return 8 * word + 4 * ((p // 16) % 2) + 2 * ((p // 8) % 2) + p % 2
+    return 8 * word + 4 * (p % 2) + 2 * ((p // 16) % 2) + (p // 8) % 2
 
 
 @triton.jit
@@ -192,9 +245,19 @@ def _mma_step_inputs(
     """Step `step`'s x^T [BK, 16] (its M rows in the weight tile's column order, the rest 0)
     and its scale group's scales and scaled zeros [BLOCK_N]."""
     k0 = step * BK
-    src = tl.load(PERM + k0 + kp) if HAS_PERM else k0 + kp
     r = tl.arange(0, 16)
-    xt = tl.load(X + r[None, :] * stride_xm + src[:, None], mask=(r < M)[None, :], other=0.0)
+    if HAS_PERM:
+        src = tl.load(PERM + k0 + kp)
+        xt = tl.load(X + r[None, :] * stride_xm + src[:, None], mask=(r < M)[None, :], other=0.0)
+    else:  # x's rows read in order (contiguous), then put in the tile's column order
+        JJ: tl.constexpr = BK // 32
+        xn = tl.load(
+            X + r[:, None] * stride_xm + k0 + tl.arange(0, BK)[None, :],
+            mask=(r < M)[:, None],
+            other=0.0,
+        )
+        xn = tl.reshape(xn, [16, 4, JJ, 2, 2, 2])  # [r, c, jj, e2, e1, e0]
+        xt = tl.reshape(tl.permute(xn, (2, 4, 5, 1, 3, 0)), [BK, 16])  # [jj, e1, e0, c, e2, r]
     g = k0 // G
     s = tl.load(S + g * stride_s + rows, mask=row_ok, other=0.0)
     zs = tl.load(ZS + g * stride_s + rows, mask=row_ok, other=0.0)
@@ -227,6 +290,7 @@ def _int4_mma_kernel(
     BLOCK_N: tl.constexpr,
     SPLIT: tl.constexpr,
     FP16: tl.constexpr,
+    ASM: tl.constexpr,
 ):
     nb = tl.program_id(0)
     ks = tl.program_id(1)
@@ -260,17 +324,7 @@ def _int4_mma_kernel(
             X, S, ZS, PERM, ahead, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM
         )
         w = tl.load(w_ptr + (step * BK // 8) * stride_qk, mask=row_ok[:, None, None], other=0)
-        w = tl.permute(w, (0, 2, 1))  # [BLOCK_N, JJ, 4 (c)]
-        lo = tl.join(
-            tl.join(_nibble(w, 0, MAGIC, DT), _nibble(w, 1, MAGIC, DT)),
-            tl.join(_nibble(w, 2, MAGIC, DT), _nibble(w, 3, MAGIC, DT)),
-        )
-        hi = tl.join(
-            tl.join(_nibble(w, 4, MAGIC, DT), _nibble(w, 5, MAGIC, DT)),
-            tl.join(_nibble(w, 6, MAGIC, DT), _nibble(w, 7, MAGIC, DT)),
-        )
-        # [BLOCK_N, JJ, c, e0, e1, e2] -> [BLOCK_N, JJ, e2, e1, c, e0]: _mma_rows' columns
-        a = tl.reshape(tl.permute(tl.join(lo, hi), (0, 1, 5, 4, 2, 3)), [BLOCK_N, BK])
+        a = _dequantized_tile(w, BK, MAGIC, DT, ASM)
         zero = tl.zeros([BLOCK_N, 16], tl.float32)
         d = mma(zero, a, xt, False)  # sum of (MAGIC + q) x
         xsum = mma(zero, ones, xt, False)  # sum of x, on every row (no cross-thread reduction)
@@ -292,6 +346,15 @@ def _int4_mma_kernel(
             SPLIT,
             BLOCK_N,
         )
+
+
+@functools.cache
+def _ptx_target() -> bool:
+    """Whether kernels compile to NVIDIA PTX here (the inline-assembly dequantization), not for
+    AMD GPUs or in Triton's interpreter."""
+    if INTERPRET:
+        return False
+    return triton.runtime.driver.active.get_current_target().backend == "cuda"
 
 
 def mma_step(group_size: int, k: int) -> int:
@@ -345,6 +408,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         BLOCK_N=block_n,
         SPLIT=split,
         FP16=x.dtype == torch.float16,
+        ASM=bool(cfg["asm"]) and _ptx_target(),
         num_warps=warps(cfg["num_warps"], cfg),
         num_stages=cfg["num_stages"],
     )
