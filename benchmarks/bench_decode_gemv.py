@@ -55,14 +55,15 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     # CUDA-core GEMV (its words are rows of N: wide blocks of N, split along K)
     None,
     {"mma": False, "block_n": 128, "block_k": 128, "num_warps": 4, "split_k": "auto"},
-    {"asm": True, "block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
-    {"asm": True, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
-    {"asm": True, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto", "waves": 8},
-    {"asm": True, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto", "waves": 16},
-    {"asm": True, "block_n": 64, "num_warps": 4, "num_stages": 6, "split_k": "auto", "waves": 8},
-    {"asm": True, "block_n": 128, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
-    {"asm": True, "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto", "waves": 8},
-    {"block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto", "waves": 8},
+    {"ones": False, "block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
+    {"ones": False, "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"ones": False, "block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto", "waves": 8},
+    {"ones": False, "block_n": 128, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
+    {"ones": False, "block_n": 128, "num_warps": 8, "num_stages": 3, "split_k": "auto"},
+    {"block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto", "waves": 8},
+    {"block_n": 128, "num_warps": 8, "num_stages": 3, "split_k": "auto"},
+    {"asm": False, "block_n": 64, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
 ]
 DENSE_LAUNCHES = [
     None,

@@ -58,12 +58,14 @@ LAUNCHES = (  # the CUDA-core GEMV: steps inside one group, over several (gather
     {"block_n": 64, "num_warps": 4, "split_k": 3},
     {"block_n": 128, "num_warps": 8, "split_k": "auto"},
     {"block_n": 64, "num_warps": 4, "asm": True},  # the nibbles by inline PTX (on a GPU)
+    {"block_n": 64, "num_warps": 4, "ones": False, "split_k": 2},  # sum(x) by a reduction
 )
 
 
 def _launch_id(c):
     name = f"n{c['block_n']}" + (f"-k{c['block_k']}" if "block_k" in c else "-mma")
     name += "-asm" if c.get("asm") else ""
+    name += "-sum" if c.get("ones") is False else ""
     return name + (f"-split{c['split_k']}" if "split_k" in c else "")
 
 

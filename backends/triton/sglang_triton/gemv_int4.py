@@ -57,7 +57,8 @@ H200 (benchmarks/bench_decode_gemv.py: 823-939 GB/s on the Llama-8B shapes, the 
 unsplit launch 281-306): 512-byte runs of each word row, one scale group per step."""
 
 GEMV_INT4_MMA_LAUNCH = {
-    "asm": False,
+    "asm": True,
+    "ones": True,
     "block_n": 64,
     "num_warps": 4,
     "num_stages": 3,
@@ -65,7 +66,11 @@ GEMV_INT4_MMA_LAUNCH = {
 }
 """The tensor-core kernel's launch, taken for 16-bit x whose group size a step divides (a launch
 with "mma": False keeps the CUDA-core GEMV). 64 rows and 4 warps: one Hopper warpgroup's
-wgmma tile. "asm": the nibbles unpacked by inline PTX (`_nibble_pair`; NVIDIA only)."""
+wgmma tile. "asm": the nibbles unpacked by inline PTX (`_nibble_pair`; NVIDIA only); "ones":
+the sums of x's rows by an MMA with a tile of ones (else a reduction across the warps). On an H200
+over Llama-3.1-8B's four shapes at M = 1, AWQ g128 (benchmarks/bench_decode_gemv.py --only
+int4): 79.0 us a layer, 87.2 without "asm", 137 for the CUDA-core GEMV, 254 for the tiled
+kernel."""
 
 MMA_STEPS = (128, 64, 32)
 """Input rows per step of the mma kernel: the largest of these that divides the group size."""
@@ -241,27 +246,28 @@ def _mma_step_inputs(
     G: tl.constexpr,
     BK: tl.constexpr,
     HAS_PERM: tl.constexpr,
+    SUM: tl.constexpr,
 ):
-    """Step `step`'s x^T [BK, 16] (its M rows in the weight tile's column order, the rest 0)
-    and its scale group's scales and scaled zeros [BLOCK_N]."""
+    """Step `step`'s x^T [BK, 16] (its M rows in the weight tile's column order, the rest 0),
+    the sums of those rows [16] (SUM; else zeros) and its scale group's scales and scaled
+    zeros [BLOCK_N]."""
     k0 = step * BK
     r = tl.arange(0, 16)
     if HAS_PERM:
         src = tl.load(PERM + k0 + kp)
         xt = tl.load(X + r[None, :] * stride_xm + src[:, None], mask=(r < M)[None, :], other=0.0)
+        xsum = tl.sum(xt.to(tl.float32), axis=0) if SUM else tl.zeros([16], tl.float32)
     else:  # x's rows read in order (contiguous), then put in the tile's column order
         JJ: tl.constexpr = BK // 32
-        xn = tl.load(
-            X + r[:, None] * stride_xm + k0 + tl.arange(0, BK)[None, :],
-            mask=(r < M)[:, None],
-            other=0.0,
-        )
+        k = k0 + tl.arange(0, BK)
+        xn = tl.load(X + r[:, None] * stride_xm + k[None, :], mask=(r < M)[:, None], other=0.0)
+        xsum = tl.sum(xn.to(tl.float32), axis=1) if SUM else tl.zeros([16], tl.float32)
         xn = tl.reshape(xn, [16, 4, JJ, 2, 2, 2])  # [r, c, jj, e2, e1, e0]
         xt = tl.reshape(tl.permute(xn, (2, 4, 5, 1, 3, 0)), [BK, 16])  # [jj, e1, e0, c, e2, r]
     g = k0 // G
     s = tl.load(S + g * stride_s + rows, mask=row_ok, other=0.0)
     zs = tl.load(ZS + g * stride_s + rows, mask=row_ok, other=0.0)
-    return xt, s, zs
+    return xt, xsum, s, zs
 
 
 @triton.jit
@@ -291,6 +297,7 @@ def _int4_mma_kernel(
     SPLIT: tl.constexpr,
     FP16: tl.constexpr,
     ASM: tl.constexpr,
+    ONES: tl.constexpr,
 ):
     nb = tl.program_id(0)
     ks = tl.program_id(1)
@@ -309,27 +316,43 @@ def _int4_mma_kernel(
         MAGIC: tl.constexpr = 0x4300
         OFFSET: tl.constexpr = 128.0
         DT: tl.constexpr = tl.bfloat16
-    ones = tl.full([BLOCK_N, BK], 1.0, DT)
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     s_begin = ks * steps_per_split
     s_end = tl.minimum(K // BK, s_begin + steps_per_split)
     # x^T and the scales of a step are loaded one step ahead (they do not feed the compiler's
     # pipelined weight loads, and each would otherwise stall its step on a global read)
-    xt, s, zs = _mma_step_inputs(
-        X, S, ZS, PERM, s_begin, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM
+    xt, xsum, s, zs = _mma_step_inputs(
+        X, S, ZS, PERM, s_begin, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM, not ONES
     )
     for step in range(s_begin, s_end):
         ahead = tl.minimum(step + 1, s_end - 1)
-        xt_next, s_next, zs_next = _mma_step_inputs(
-            X, S, ZS, PERM, ahead, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM
+        xt_next, xsum_next, s_next, zs_next = _mma_step_inputs(
+            X,
+            S,
+            ZS,
+            PERM,
+            ahead,
+            kp,
+            rows,
+            row_ok,
+            stride_xm,
+            stride_s,
+            M,
+            G,
+            BK,
+            HAS_PERM,
+            not ONES,
         )
         w = tl.load(w_ptr + (step * BK // 8) * stride_qk, mask=row_ok[:, None, None], other=0)
         a = _dequantized_tile(w, BK, MAGIC, DT, ASM)
         zero = tl.zeros([BLOCK_N, 16], tl.float32)
         d = mma(zero, a, xt, False)  # sum of (MAGIC + q) x
-        xsum = mma(zero, ones, xt, False)  # sum of x, on every row (no cross-thread reduction)
-        acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum
-        xt, s, zs = xt_next, s_next, zs_next
+        if ONES:  # sum(x) by a second MMA, on every row of the tile (no cross-warp reduction)
+            xsum_t = mma(zero, tl.full([BLOCK_N, BK], 1.0, DT), xt, False)
+        else:
+            xsum_t = xsum[None, :]
+        acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum_t
+        xt, xsum, s, zs = xt_next, xsum_next, s_next, zs_next
     for m in tl.static_range(M):
         y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
         split_k.finish(
@@ -409,6 +432,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         SPLIT=split,
         FP16=x.dtype == torch.float16,
         ASM=bool(cfg["asm"]) and _ptx_target(),
+        ONES=bool(cfg["ones"]),
         num_warps=warps(cfg["num_warps"], cfg),
         num_stages=cfg["num_stages"],
     )
