@@ -58,19 +58,20 @@ unsplit launch 281-306): 512-byte runs of each word row, one scale group per ste
 
 GEMV_INT4_MMA_LAUNCH = {
     "asm": True,
-    "ones": True,
-    "block_n": 64,
+    "ones": False,
+    "block_n": 128,
     "num_warps": 4,
     "num_stages": 3,
     "split_k": "auto",
 }
 """The tensor-core kernel's launch, taken for 16-bit x whose group size a step divides (a launch
-with "mma": False keeps the CUDA-core GEMV). 64 rows and 4 warps: one Hopper warpgroup's
-wgmma tile. "asm": the nibbles unpacked by inline PTX (`_nibble_pair`; NVIDIA only); "ones":
-the sums of x's rows by an MMA with a tile of ones (else a reduction across the warps). On an H200
-over Llama-3.1-8B's four shapes at M = 1, AWQ g128 (benchmarks/bench_decode_gemv.py --only
-int4): 79.0 us a layer, 87.2 without "asm", 137 for the CUDA-core GEMV, 254 for the tiled
-kernel."""
+with "mma": False keeps the CUDA-core GEMV). 4 warps: one Hopper warpgroup, a 64-row wgmma
+tile per 64 rows of the block. "asm": the nibbles unpacked by inline PTX (`_nibble_pair`;
+NVIDIA only); "ones": the sums of x's rows by an MMA with a tile of ones (else a reduction
+across the warps, the default). On an H200 over Llama-3.1-8B's four shapes at M = 1, AWQ g128
+(benchmarks/bench_decode_gemv.py --only int4, 2026-12-04 evening): 65.4 us a layer; 72.6 with
+64 rows, 74.4 with the ones MMA, 88.1 without "asm", 137.5 for the CUDA-core GEMV, 256.3 for
+the tiled kernel."""
 
 MMA_STEPS = (128, 64, 32)
 """Input rows per step of the mma kernel: the largest of these that divides the group size."""
