@@ -97,16 +97,16 @@ SCRIPT = textwrap.dedent(
                          g["num_stages"]))
     g = gemv_int4.GEMV_INT4_MMA_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
-               N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32, stride_s=I32,
-               stride_ym=I32, M=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, SPLIT=C,
+               M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
+               stride_s=I32, stride_ym=I32, ROWS=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, SPLIT=C,
                FP16=C, ASM=C, ONES=C)
     for m, grp, bk, perm, split, fp16, asm, ones in ((1, 128, 128, False, 1, False, True, True),
                                                      (1, 128, 128, False, 4, False, False, False),
-                                                     (4, 128, 128, True, 4, False, True, False),
+                                                     (16, 128, 128, True, 4, False, True, False),
                                                      (2, 32, 32, False, 1, True, True, True)):
         if fp16:
             sig.update(X="*fp16", B="*fp16", Y="*fp16")
-        consts = dict(M=m, G=grp, BK=bk, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"],
+        consts = dict(ROWS=m, G=grp, BK=bk, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"],
                       SPLIT=split, FP16=fp16, ASM=asm, ONES=ones)
         out.append(build(gemv_int4._int4_mma_kernel, sig, consts, g["num_warps"],
                          g["num_stages"]))

@@ -29,6 +29,9 @@ CASES = [
         (torch.bfloat16, 4, 224, 264, False, ("awq", "gptq-gidx", "gptq-actorder")),
         (torch.float16, 3, 1024, 72, True, ("gptq", "gptq-actorder-floatzeros")),
         (torch.float32, 2, 224, 40, False, ("awq", "gptq-actorder")),
+        # 5-16 rows: the tensor-core kernel only (16-bit x)
+        (torch.bfloat16, 16, 1024, 136, True, ("awq", "gptq-actorder")),
+        (torch.float16, 7, 224, 72, False, ("gptq", "awq-floatzeros")),
     )
     for variant in variants
 ]
@@ -94,6 +97,13 @@ def test_the_tensor_core_kernel_takes_16_bit_activations():
     assert gemv_int4._mma_launch(f32, w, None) is None  # float32: the CUDA-core GEMV
     assert gemv_int4._mma_launch(bf16, w, {"mma": False}) is None
     assert gemv_int4._mma_launch(bf16, w, {"block_n": 8}) is None  # below the MMA's tile
+    # up to 16 rows on the tensor cores, up to 4 on the CUDA-core GEMV
+    q = torch.zeros(1, 64, dtype=torch.int32)
+    w = gemm_int4.Int4Weight(q, None, None, None, 4096, 64, 128)
+    assert gemv_int4.applies(torch.zeros(16, 4096, dtype=torch.bfloat16), w)
+    assert not gemv_int4.applies(torch.zeros(17, 4096, dtype=torch.bfloat16), w)
+    assert gemv_int4.applies(torch.zeros(4, 4096), w)
+    assert not gemv_int4.applies(torch.zeros(5, 4096), w)
 
 
 def test_int4_dispatches_few_rows_to_the_gemv(monkeypatch):

@@ -12,8 +12,8 @@
 
 The Triton kernel dequantizes [BLOCK_K, BLOCK_N] weight tiles in registers (shift, mask, FMA
 with the group's scale and scaled zero; one scale row per tile when BLOCK_K divides G) and
-feeds them, in x's dtype, to tl.dot with float32 accumulation. Up to gemv_int4.MAX_ROWS rows
-(decode) the GEMV of gemv_int4.py serves instead (the same layout, no tl.dot tiles).
+feeds them, in x's dtype, to tl.dot with float32 accumulation. For few rows (decode: up to 16
+in 16 bits, 4 in float32) gemv_int4.py serves instead (the same layout).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""gemm.int4 for a few rows (decode, M <= MAX_ROWS): a GEMV over gemm_int4.prepare's layout.
+"""gemm.int4 for a few rows (decode, M <= MMA_MAX_ROWS): a GEMV over gemm_int4.prepare's layout.
 
 The weight is int32 [ceil(K/8), N] packed along K (nibble i of word row r is input row 8r + i),
 with float32 scales and zero-times-scale [K/G, N] (gemm_int4's module docstring). At M = 1 the
@@ -42,7 +42,11 @@ from sglang_triton.common import INTERPRET, mma
 from sglang_triton.target import merged, warps
 
 MAX_ROWS = 4
-"""Rows of x up to which gemm.int4 takes this kernel (more: the tiled W4A16 GEMM)."""
+"""Rows of x up to which gemm.int4 takes the CUDA-core GEMV (more: the tiled W4A16 GEMM)."""
+
+MMA_MAX_ROWS = 16
+"""Rows of x up to which gemm.int4 takes the tensor-core kernel (its x^T tile has 16 columns:
+up to 16 rows cost the same weight read)."""
 
 GEMV_INT4_LAUNCH = {
     "block_n": 128,
@@ -243,7 +247,7 @@ def _mma_step_inputs(
     row_ok,
     stride_xm,
     stride_s,
-    M: tl.constexpr,
+    M,
     G: tl.constexpr,
     BK: tl.constexpr,
     HAS_PERM: tl.constexpr,
@@ -282,6 +286,7 @@ def _int4_mma_kernel(
     Y,
     PART,
     COUNT,
+    M,
     N,
     K,
     steps_per_split,
@@ -289,7 +294,7 @@ def _int4_mma_kernel(
     stride_qk,
     stride_s,
     stride_ym,
-    M: tl.constexpr,
+    ROWS: tl.constexpr,
     G: tl.constexpr,
     BK: tl.constexpr,
     HAS_PERM: tl.constexpr,
@@ -354,22 +359,23 @@ def _int4_mma_kernel(
             xsum_t = xsum[None, :]
         acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum_t
         xt, xsum, s, zs = xt_next, xsum_next, s_next, zs_next
-    for m in tl.static_range(M):
-        y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
-        split_k.finish(
-            y,
-            Y + m * stride_ym + rows,
-            B + rows,
-            row_ok,
-            PART,
-            COUNT,
-            nb * M + m,
-            ks,
-            tl.num_programs(0) * M,
-            HAS_BIAS,
-            SPLIT,
-            BLOCK_N,
-        )
+    for m in tl.static_range(ROWS):  # ROWS: M rounded up to a power of two (compiled once)
+        if m < M:
+            y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
+            split_k.finish(
+                y,
+                Y + m * stride_ym + rows,
+                B + rows,
+                row_ok,
+                PART,
+                COUNT,
+                nb * M + m,
+                ks,
+                tl.num_programs(0) * M,
+                HAS_BIAS,
+                SPLIT,
+                BLOCK_N,
+            )
 
 
 @functools.cache
@@ -417,6 +423,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         y,
         split_k.workspace(split, blocks * m, block_n, x.device),
         split_k.counters(x.device) if split > 1 else y,
+        m,
         w.n,
         w.k,
         triton.cdiv(steps, split),
@@ -424,7 +431,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         w.qweight.stride(0),
         w.scales.stride(0),
         y.stride(0),
-        M=m,
+        ROWS=triton.next_power_of_2(m),
         G=w.group_size,
         BK=bk,
         HAS_PERM=w.perm is not None,
@@ -454,15 +461,11 @@ def one_group_steps(group_size: int, kp: int) -> bool:
 def applies(x: torch.Tensor, w, launch=None) -> bool:
     """A few rows, and a group size the step can divide (w: a gemm_int4.Int4Weight)."""
     cfg = merged(GEMV_INT4_LAUNCH, launch)
-    return (
-        x.dim() == 2
-        and 0 < x.shape[0] <= MAX_ROWS
-        and w.k > 0
-        and (
-            _mma_launch(x, w, launch) is not None
-            or words_per_step(w.group_size, cfg["block_k"]) > 0
-        )
-    )
+    if x.dim() != 2 or w.k == 0 or not 0 < x.shape[0] <= MMA_MAX_ROWS:
+        return False
+    if _mma_launch(x, w, launch) is not None:
+        return True
+    return x.shape[0] <= MAX_ROWS and words_per_step(w.group_size, cfg["block_k"]) > 0
 
 
 def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
