@@ -417,18 +417,7 @@ def _fp8_block_mma_kernel(
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     g_begin = ks * steps_per_split
     g_end = tl.minimum(tl.cdiv(K, KC), g_begin + steps_per_split)
-    # the scales of a group are loaded one step ahead: read in the step itself, each waited a
-    # global read's latency after the MMA (the compiler pipelines only the tiles it feeds)
-    sx_next = tl.load(XS + r * stride_xs + g_begin, mask=r_ok & (FUSED == 0), other=0.0).to(
-        tl.float32
-    )
-    sw_next = tl.load(ws_row + g_begin)
     for g in range(g_begin, g_end):
-        sx, sw = sx_next, sw_next
-        ahead = tl.minimum(g + 1, g_end - 1)
-        sx_next = tl.load(XS + r * stride_xs + ahead, mask=r_ok & (FUSED == 0), other=0.0)
-        sx_next = sx_next.to(tl.float32)
-        sw_next = tl.load(ws_row + ahead)
         k_ok = (g * KC + kc) < K
         w = tl.load(w_ptr + g * KC, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
         if FUSED > 0:  # x's FUSED = M rows quantized one by one (the tile's other 16 - M: 0)
@@ -444,7 +433,8 @@ def _fp8_block_mma_kernel(
             xq = xt.to(tl.float8e4nv)
         else:
             xq = tl.load(x_ptr + g * KC, mask=k_ok[:, None] & r_ok[None, :], other=0.0)
-        s = sx * sw
+            sx = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0)
+        s = sx * tl.load(ws_row + g)
         acc += tl.dot(w, xq) * s[None, :]
     for m in range(M):
         y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
