@@ -49,16 +49,18 @@ MMA_MAX_ROWS = 16
 up to 16 rows cost the same weight read)."""
 
 GEMV_INT4_LAUNCH = {
-    "block_n": 128,
+    "block_n": 64,
     "block_k": 128,
     "num_warps": 4,
     "num_stages": 3,
     "split_k": "auto",
 }
-"""Launch parameters; block_k: input rows per step (a power of two); split_k: programs per
-output block along K (a number, or "auto": split_k.choose). The fastest of 7 launches on an
-H200 (benchmarks/bench_decode_gemv.py: 823-939 GB/s on the Llama-8B shapes, the 16-wide
-unsplit launch 281-306): 512-byte runs of each word row, one scale group per step."""
+"""The CUDA-core GEMV's launch (float32 x, group sizes the mma kernel's steps do not divide, or
+a launch with "mma": False); block_k: input rows per step (a power of two); split_k: programs
+per output block along K (a number, or "auto": split_k.choose). 128 columns were the fastest
+of 7 launches on an H200 (823-939 GB/s on the Llama-8B shapes) while this was the bf16 decode
+path; 64 since it is a fallback: at 128 a launch the JIT specialises for aligned pointers and
+strides spills registers (Triton 3.9, tests/cuda/test_decode_kernels_compile.py)."""
 
 GEMV_INT4_MMA_LAUNCH = {
     "asm": True,
