@@ -25,8 +25,9 @@ columns used). A nibble q becomes the 16-bit float MAGIC + q by OR-ing its bits 
 scale and zero come in once per output and step: y += s * dot - (zs + MAGIC * s) * sum(x).
 The tile's columns are the step's input rows in the order the MMA's register layout hands
 them to a thread (`_mma_rows`: whole words per thread, no shuffles or shared-memory round
-trip for the weight) and x^T is read in that same order. One step is one scale group (BK = the
-group size, 32 to 128) or a part of one (128 of a larger group).
+trip for the weight); x is read in order and put in that order in registers. One step is one
+scale group (BK = the group size, 32 to 128) or a part of one (128 of a larger group); x^T,
+the sums of x and the scales are loaded a step ahead. Up to MMA_MAX_ROWS rows.
 """
 
 from __future__ import annotations
