@@ -133,6 +133,16 @@ def test_extend(case):
     check("attention.extend", case)
 
 
+@pytest.mark.parametrize("merge", (False, True), ids=("merge-kernel", "merged-in-split"))
+@pytest.mark.parametrize(
+    "case", [c for c in cases("attention.decode") if "splits" in c.name], ids=lambda c: c.name
+)
+def test_decode_split_merges(case, merge):
+    """The splits merged by the last split program (the default) or by the merge kernel, with
+    many splits (programs_per_sm 32: most of them empty at these lengths), sinks and windows."""
+    check("attention.decode", case, {"merge": merge, "programs_per_sm": 32})
+
+
 EXTEND_LAUNCHES = (
     {"block_m": 64, "block_n": 32, "num_warps": 4, "num_stages": 2},  # float32's, the old default
     {"block_m": 128, "block_n": 64, "num_warps": 8, "num_stages": 3},
