@@ -565,12 +565,14 @@ DECODE_LAUNCH = {
     "num_warps": 4,
     "num_stages": 3,
     "programs_per_sm": 2,
-    "merge": True,
+    "merge": False,
 }
 """Launch parameters of the decode kernels (block_n None: 64 up to head dim 128, else 32).
 A module-level table so that a tuning run (benchmarks/tune_cuda_decode.py) can try others.
 "merge": the last split of each sequence and head block merges the splits (split_k's counters)
-instead of a second kernel launch (_decode_merge_kernel: ~2 us a layer at batch 1 on an H200)."""
+instead of a second kernel launch (_decode_merge_kernel: ~2.2 us a layer at batch 1 on an H200,
+0.07 ms of Llama-8B's step, 0.1 ms of Qwen3-30B-A3B's). Off until it is timed on a GPU (checked
+in Triton's interpreter only, tests/cuda/test_attention_triton.py::test_decode_split_merges)."""
 
 
 def decode(
@@ -599,8 +601,8 @@ def decode(
     block_n = cfg["block_n"] or (64 if max(block_d, block_dv) <= 128 else 32)
     q = q.contiguous()
     direct = splits == 1
-    # the split kernel merges its splits itself unless the per-(sequence, head block) counters
-    # would not fit (split_k's buffer) or the launch asks for the merge kernel
+    # with "merge" the split kernel merges its splits itself, where the per-(sequence, head
+    # block) counters fit split_k's buffer
     merge = not direct and cfg["merge"] and batch * kv_heads * head_blocks <= split_k.MAX_SLOTS
     if direct:
         part, lse = out, out  # lse unused
