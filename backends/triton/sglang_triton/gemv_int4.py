@@ -312,7 +312,6 @@ def _int4_mma_kernel(
     ks = tl.program_id(1)
     rows = nb * BLOCK_N + tl.arange(0, BLOCK_N)
     row_ok = rows < N
-    r = tl.arange(0, 16)
     JJ: tl.constexpr = BK // 32
     words = tl.arange(0, 4)[:, None] * JJ + tl.arange(0, JJ)[None, :]  # [4, JJ]: (c, jj)
     w_ptr = QW + words[None, :, :] * stride_qk + rows[:, None, None].to(tl.int64)
@@ -362,23 +361,9 @@ def _int4_mma_kernel(
             xsum_t = xsum[None, :]
         acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum_t
         xt, xsum, s, zs = xt_next, xsum_next, s_next, zs_next
-    for m in tl.static_range(ROWS):  # ROWS: M rounded up to a power of two (compiled once)
-        if m < M:
-            y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
-            split_k.finish(
-                y,
-                Y + m * stride_ym + rows,
-                B + rows,
-                row_ok,
-                PART,
-                COUNT,
-                nb * M + m,
-                ks,
-                tl.num_programs(0) * M,
-                HAS_BIAS,
-                SPLIT,
-                BLOCK_N,
-            )
+    split_k.finish_columns(
+        acc, M, Y, stride_ym, B, rows, row_ok, PART, COUNT, nb, ks, HAS_BIAS, SPLIT, BLOCK_N, ROWS
+    )
 
 
 @functools.cache
@@ -434,7 +419,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         w.qweight.stride(0),
         w.scales.stride(0),
         y.stride(0),
-        ROWS=triton.next_power_of_2(m),
+        ROWS=triton.next_power_of_2(m),  # M's columns unrolled (compiled for 1, 2, 4, 8, 16)
         G=w.group_size,
         BK=bk,
         HAS_PERM=w.perm is not None,

@@ -101,3 +101,64 @@ def finish(
                 total += tl.load(b_ptrs, mask=mask, other=0.0).to(tl.float32)
             tl.store(y_ptrs, total.to(y_ptrs.dtype.element_ty), mask=mask)
             tl.atomic_xchg(COUNT + slot, 0, sem="relaxed", scope="gpu")
+
+
+@triton.jit
+def finish_columns(
+    acc,
+    M,
+    Y,
+    stride_ym,
+    B,
+    rows,
+    row_ok,
+    PART,
+    COUNT,
+    nb,
+    ks,
+    HAS_BIAS: tl.constexpr,
+    SPLIT: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr = 0,
+):
+    """`finish` for a tensor-core GEMV's [BLOCK, 16] float32 tile y^T (output features x rows
+    of x): column m < M is row m's outputs `rows` of block nb, stored at Y + m * stride_ym;
+    slots run the M rows of each block next to each other. ROWS (a power of two >= M, else 0:
+    a loop over M) unrolls the columns at compile time, so the unused ones (15 of 16 at M = 1)
+    drop out of the caller's loop."""
+    r = tl.arange(0, 16)
+    if ROWS == 0:
+        for m in range(M):
+            y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
+            finish(
+                y,
+                Y + m * stride_ym + rows,
+                B + rows,
+                row_ok,
+                PART,
+                COUNT,
+                nb * M + m,
+                ks,
+                tl.num_programs(0) * M,
+                HAS_BIAS,
+                SPLIT,
+                BLOCK,
+            )
+    else:
+        for m in tl.static_range(ROWS):
+            if m < M:
+                y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
+                finish(
+                    y,
+                    Y + m * stride_ym + rows,
+                    B + rows,
+                    row_ok,
+                    PART,
+                    COUNT,
+                    nb * M + m,
+                    ks,
+                    tl.num_programs(0) * M,
+                    HAS_BIAS,
+                    SPLIT,
+                    BLOCK,
+                )

@@ -436,22 +436,9 @@ def _fp8_block_mma_kernel(
             sx = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0)
         s = sx * tl.load(ws_row + g)
         acc += tl.dot(w, xq) * s[None, :]
-    for m in range(M):
-        y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
-        split_k.finish(
-            y,
-            Y + m * stride_ym + rows,
-            B + rows,
-            row_ok,
-            PART,
-            COUNT,
-            nb * M + m,
-            ks,
-            tl.num_programs(0) * M,
-            HAS_BIAS,
-            SPLIT,
-            BLOCK_N,
-        )
+    split_k.finish_columns(
+        acc, M, Y, stride_ym, B, rows, row_ok, PART, COUNT, nb, ks, HAS_BIAS, SPLIT, BLOCK_N
+    )
 
 
 def applies(x: torch.Tensor, scheme: str, block_size=(128, 128), launch=None) -> bool:
