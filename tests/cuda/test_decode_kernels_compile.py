@@ -92,7 +92,7 @@ SCRIPT = textwrap.dedent(
     g = gemv_int4.GEMV_INT4_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
-               stride_s=I32, stride_ym=I32, ROWS=C, G=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, KP=C,
+               stride_s=I32, stride_ym=I32, G=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, KP=C,
                GATHER=C, SPLIT=C)
     kp = gemv_int4.words_per_step(128, g["block_k"])
     for perm, split in ((False, 1), (True, 1), (False, 4)):
@@ -103,8 +103,8 @@ SCRIPT = textwrap.dedent(
     g = gemv_int4.GEMV_INT4_MMA_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
-               stride_s=I32, stride_ym=I32, ROWS=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, SPLIT=C,
-               FP16=C, ASM=C, ONES=C)
+               stride_s=I32, stride_ym=I32, ROWS=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C,
+               BLOCK_N=C, SPLIT=C, FP16=C, ASM=C, ONES=C)
     for m, grp, bk, perm, split, fp16, asm, ones in ((1, 128, 128, False, 1, False, True, True),
                                                      (1, 128, 128, False, 4, False, False, False),
                                                      (16, 128, 128, True, 4, False, True, False),
