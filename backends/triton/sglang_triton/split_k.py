@@ -104,6 +104,43 @@ def finish(
 
 
 @triton.jit
+def _finish_column(
+    acc,
+    m,
+    M,
+    Y,
+    stride_ym,
+    B,
+    rows,
+    row_ok,
+    PART,
+    COUNT,
+    nb,
+    ks,
+    HAS_BIAS: tl.constexpr,
+    SPLIT: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """finish_columns' store of column m."""
+    r = tl.arange(0, 16)
+    y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
+    finish(
+        y,
+        Y + m * stride_ym + rows,
+        B + rows,
+        row_ok,
+        PART,
+        COUNT,
+        nb * M + m,
+        ks,
+        tl.num_programs(0) * M,
+        HAS_BIAS,
+        SPLIT,
+        BLOCK,
+    )
+
+
+@triton.jit
 def finish_columns(
     acc,
     M,
@@ -126,39 +163,11 @@ def finish_columns(
     slots run the M rows of each block next to each other. ROWS (a power of two >= M, else 0:
     a loop over M) unrolls the columns at compile time, so the unused ones (15 of 16 at M = 1)
     drop out of the caller's loop."""
-    r = tl.arange(0, 16)
+    args = (Y, stride_ym, B, rows, row_ok, PART, COUNT, nb, ks)
     if ROWS == 0:
         for m in range(M):
-            y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
-            finish(
-                y,
-                Y + m * stride_ym + rows,
-                B + rows,
-                row_ok,
-                PART,
-                COUNT,
-                nb * M + m,
-                ks,
-                tl.num_programs(0) * M,
-                HAS_BIAS,
-                SPLIT,
-                BLOCK,
-            )
+            _finish_column(acc, m, M, *args, HAS_BIAS, SPLIT, BLOCK)
     else:
         for m in tl.static_range(ROWS):
             if m < M:
-                y = tl.sum(tl.where(r[None, :] == m, acc, 0.0), axis=1)
-                finish(
-                    y,
-                    Y + m * stride_ym + rows,
-                    B + rows,
-                    row_ok,
-                    PART,
-                    COUNT,
-                    nb * M + m,
-                    ks,
-                    tl.num_programs(0) * M,
-                    HAS_BIAS,
-                    SPLIT,
-                    BLOCK,
-                )
+                _finish_column(acc, m, M, *args, HAS_BIAS, SPLIT, BLOCK)
