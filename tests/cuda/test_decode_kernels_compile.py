@@ -34,10 +34,22 @@ SCRIPT = textwrap.dedent(
     CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
     B, I32, F32, C = "*bf16", "i32", "*fp32", "constexpr"
 
+    def with_pdl(names, sig, consts):
+        # the PDL variants (sglang_triton.pdl), L2 prefetch included: the superset of the code
+        sig, consts = dict(sig), dict(consts)
+        if "PDL" in names:
+            sig["PDL"] = "constexpr"
+            consts.setdefault("PDL", True)
+        if "PREFETCH" in names:  # lines a row, or word rows for the int4 kernel
+            sig["PREFETCH"] = "constexpr"
+            consts.setdefault("PREFETCH", 64 if "QW" in names else 4)
+        return sig, consts
+
     def build(fn, sig, consts, warps, stages):
         # as the JIT specialises a typical launch: pointers 16-byte aligned, strides multiples
         # of 16 (without it Triton 3.6 spills kernels that run without spilling)
         names = list(fn.arg_names)
+        sig, consts = with_pdl(names, sig, consts)
         attrs = {(names.index(n),): [["tt.divisibility", 16]] for n, t in sig.items()
                  if t.startswith("*") or n.startswith("stride")}
         k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts, attrs=attrs),
@@ -151,6 +163,8 @@ GPT_OSS_SCRIPT = textwrap.dedent(
     B, F32, I32 = "*bf16", "*fp32", "*i32"
 
     def build(fn, consts, ptrs, warps, stages):
+        if "PDL" in fn.arg_names:  # the PDL variant (sglang_triton.pdl)
+            consts = dict(consts, PDL=True)
         sig = {}
         for name in inspect.signature(fn.fn).parameters:
             if name in consts:
@@ -274,7 +288,7 @@ ROPE_SCRIPT = textwrap.dedent(
     # Qwen3's head (D 128, all rotated) and a partial rotary one (the copied rest normed too)
     for norm, d, r2, rest in ((True, 128, 64, 0), (True, 64, 24, 16), (False, 64, 24, 16)):
         consts = dict(R2=r2, D=d, IS_NEOX=True, BLOCK_R2=triton.next_power_of_2(r2),
-                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm)
+                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm, PDL=norm)
         sig = {n: "constexpr" if n in consts else ptrs.get(n, "*bf16" if n.endswith("_ptr")
                else "i32") for n in inspect.signature(fn.fn).parameters}
         triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),

@@ -160,8 +160,8 @@ for dt, e, k, ren, warps in (("*bf16", 128, 8, True, 1), ("*fp32", 8, 2, False, 
                              ("*bf16", 512, 16, True, 1), ("*fp16", 1024, 4, False, 4)):
     sig = dict(logits_ptr=dt, weights_ptr="*fp32", ids_ptr="*i32", E="i32", stride_l="i32",
                scale="fp32", TOPK="constexpr", RENORMALIZE="constexpr", BLOCK_E="constexpr",
-               BLOCK_K="constexpr")
-    consts = dict(TOPK=k, RENORMALIZE=ren, BLOCK_E=e, BLOCK_K=triton.next_power_of_2(k))
+               BLOCK_K="constexpr", PDL="constexpr")
+    consts = dict(TOPK=k, RENORMALIZE=ren, BLOCK_E=e, BLOCK_K=triton.next_power_of_2(k), PDL=True)
     kernel = triton.compile(ASTSource(fn=moe_route._route_kernel, signature=sig,
                                       constexprs=consts),
                             target=GPUTarget("cuda", 90, 32), options={"num_warps": warps})

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 from sglang.ops.moe import SWIGLU_ALPHA, SWIGLU_LIMIT
 
+from sglang_triton import pdl
 from sglang_triton.common import next_pow2, rows_2d
 from sglang_triton.target import warps
 
@@ -44,8 +45,16 @@ def act_mul(gate, up, ACT: tl.constexpr):
 
 @triton.jit
 def _act_mul_kernel(
-    x_ptr, out_ptr, inter, stride_x, stride_o, ACT: tl.constexpr, BLOCK: tl.constexpr
+    x_ptr,
+    out_ptr,
+    inter,
+    stride_x,
+    stride_o,
+    ACT: tl.constexpr,
+    PDL: tl.constexpr,
+    BLOCK: tl.constexpr,
 ):
+    pdl.enter(PDL)
     row = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < inter
@@ -72,6 +81,8 @@ def _launch(x: torch.Tensor, act: int, launch=None) -> torch.Tensor:
             ACT=act,
             BLOCK=block,
             num_warps=warps(4 if block >= 512 else 2, launch),
+            PDL=pdl.enabled(x.device),
+            **pdl.launch(x.device),
         )
     return out.view(*x.shape[:-1], half)
 

@@ -108,7 +108,7 @@ def _sinks_arg(sinks: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor:
 
 
 if triton is not None:
-    from sglang_triton import split_k
+    from sglang_triton import pdl, split_k
     from sglang_triton.common import TABLE_INDEX_ARGS
 
     @triton.jit
@@ -186,7 +186,9 @@ if triton is not None:
         MERGE: tl.constexpr,
         PRECISION: tl.constexpr,
         UPCAST: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        pdl.enter(PDL)
         b = tl.program_id(0)
         kv_head = tl.program_id(1) // HEAD_BLOCKS
         rows = (tl.program_id(1) % HEAD_BLOCKS) * BLOCK_H + tl.arange(0, BLOCK_H)
@@ -314,7 +316,9 @@ if triton is not None:
         DV: tl.constexpr,
         BLOCK_DV: tl.constexpr,
         SPLITS: tl.constexpr,
+        PDL: tl.constexpr,
     ):
+        pdl.enter(PDL)
         b = tl.program_id(0)
         h = tl.program_id(1)
         s = tl.arange(0, SPLITS)
@@ -557,6 +561,8 @@ def merge_splits(part, lse, out, v_dim: int, splits: int) -> None:
         BLOCK_DV=max(16, _pow2(v_dim)),
         SPLITS=splits,
         num_warps=4,
+        PDL=pdl.enabled(part.device),
+        **pdl.launch(part.device),
     )
 
 
@@ -656,6 +662,8 @@ def decode(
         UPCAST=_upcast(q),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
+        PDL=pdl.enabled(q.device),
+        **pdl.launch(q.device),
     )
     if not direct and not merge:
         merge_splits(part, lse, out, v_dim, splits)

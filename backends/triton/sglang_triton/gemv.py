@@ -23,7 +23,7 @@ except ImportError:
     triton = None
     tl = None
 else:
-    from sglang_triton import split_k
+    from sglang_triton import pdl, split_k
 
 GEMV_LAUNCH = {"block_n": 16, "block_k": 1024, "num_warps": 8, "num_stages": 3, "split_k": 1}
 """Launch parameters (a tuning run may pass others per call); split_k: a number or "auto".
@@ -76,6 +76,8 @@ if triton is not None:
         BLOCK_K: tl.constexpr,
         EVEN_K: tl.constexpr,
         SPLIT: tl.constexpr,
+        PDL: tl.constexpr,
+        PREFETCH: tl.constexpr,  # lines a row of W asked of L2 before the wait (pdl.py)
     ):
         pid = tl.program_id(0)
         ks = tl.program_id(1)
@@ -90,6 +92,10 @@ if triton is not None:
         else:
             k_begin = ks * steps_per_split * BLOCK_K
             k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
+        first = W + (pid * BLOCK_N).to(tl.int64) * stride_wn + k_begin
+        k_bytes = (k_end - k_begin) * (W.dtype.element_ty.primitive_bitwidth // 8)
+        pdl.prefetch_rows(first, stride_wn, N - pid * BLOCK_N, k_bytes, BLOCK_N, PREFETCH)
+        pdl.enter(PDL)
         for k0 in range(k_begin, k_end, BLOCK_K):
             if EVEN_K:
                 x = tl.load(X + k0 + cols)
@@ -158,7 +164,12 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias=None, launch=None) -> torch
         BLOCK_K=block_k,
         EVEN_K=k % block_k == 0,
         SPLIT=split,
+        PDL=pdl.enabled(x.device),
+        PREFETCH=pdl.lines_for(
+            x.device, block_n, triton.cdiv(k, split) * weight.element_size(), weight
+        ),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
+        **pdl.launch(x.device),
     )
     return y

@@ -38,7 +38,7 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_triton import split_k
+from sglang_triton import pdl, split_k
 from sglang_triton.common import INTERPRET, mma
 from sglang_triton.target import merged, warps
 
@@ -110,7 +110,9 @@ def _int4_gemv_kernel(
     KP: tl.constexpr,
     GATHER: tl.constexpr,
     SPLIT: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     pid = tl.program_id(0)
     ks = tl.program_id(1)
     m = pid % M
@@ -307,6 +309,8 @@ def _int4_mma_kernel(
     FP16: tl.constexpr,
     ASM: tl.constexpr,
     ONES: tl.constexpr,
+    PDL: tl.constexpr,
+    PREFETCH: tl.constexpr,  # word rows of QW asked of L2 before the wait (pdl.py)
 ):
     nb = tl.program_id(0)
     ks = tl.program_id(1)
@@ -327,6 +331,16 @@ def _int4_mma_kernel(
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     s_begin = ks * steps_per_split
     s_end = tl.minimum(K // BK, s_begin + steps_per_split)
+    if PREFETCH > 0:
+        pdl.prefetch_rows(
+            QW + (s_begin * BK // 8) * stride_qk + nb * BLOCK_N,
+            stride_qk,
+            (s_end - s_begin) * (BK // 8),
+            (N - nb * BLOCK_N) * 4,
+            PREFETCH,
+            BLOCK_N * 4 // 128,
+        )
+    pdl.enter(PDL)
     # x^T and the scales of a step are loaded one step ahead (they do not feed the compiler's
     # pipelined weight loads, and each would otherwise stall its step on a global read)
     xt, xsum, s, zs = _mma_step_inputs(
@@ -429,8 +443,13 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         FP16=x.dtype == torch.float16,
         ASM=bool(cfg["asm"]) and _ptx_target(),
         ONES=bool(cfg["ones"]),
+        PDL=pdl.enabled(x.device),
+        PREFETCH=pdl.lines_for(x.device, 1, block_n * 4 * (steps // split) * bk // 8, w.qweight)
+        * 128
+        // (block_n * 4),
         num_warps=warps(cfg["num_warps"], cfg),
         num_stages=cfg["num_stages"],
+        **pdl.launch(x.device),
     )
     return y
 
@@ -500,5 +519,7 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         SPLIT=split,
         num_warps=warps(cfg["num_warps"], launch),
         num_stages=cfg["num_stages"],
+        PDL=pdl.enabled(x.device),
+        **pdl.launch(x.device),
     )
     return y

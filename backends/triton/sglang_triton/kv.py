@@ -14,6 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sglang_triton import pdl
 from sglang_triton.common import next_pow2
 from sglang_triton.target import warps
 
@@ -55,7 +56,9 @@ def _store_kernel(
     DV: tl.constexpr,
     BLOCK_K: tl.constexpr,
     BLOCK_V: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     t = tl.program_id(0).to(tl.int64)
     slot = tl.load(loc + t).to(tl.int64)
     _copy_row(
@@ -101,6 +104,8 @@ def store(k_cache, v_cache, loc, k, v, launch=None) -> None:
         BLOCK_K=block_k,
         BLOCK_V=block_v,
         num_warps=warps(4 if max(block_k, block_v) >= 1024 else 2, launch),
+        PDL=pdl.enabled(k_cache.device),
+        **pdl.launch(k_cache.device),
     )
 
 

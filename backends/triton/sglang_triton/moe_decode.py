@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from sglang_triton import split_k
+from sglang_triton import pdl, split_k
 from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.target import merged, warps
 
@@ -69,7 +69,9 @@ def _gate_up_gemv_kernel(
     HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     pair = tl.program_id(0)
     nb = tl.program_id(1)
     e = tl.load(IDS + pair).to(tl.int64)
@@ -122,7 +124,9 @@ def _down_gemv_kernel(
     HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     token = tl.program_id(0)
     nb = tl.program_id(1)
     first = tl.program_id(2) * SLOTS  # SLOTS < TOPK: one slot a program, finished together
@@ -220,6 +224,8 @@ def experts_decode(
             BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
+            PDL=pdl.enabled(x.device),
+            **pdl.launch(x.device),
         )
     blocks = triton.cdiv(hidden, dn["block_n"])
     split = bool(dn.get("split")) and top_k > 1 and tokens * blocks <= split_k.MAX_SLOTS
@@ -247,5 +253,7 @@ def experts_decode(
         BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
+        PDL=pdl.enabled(x.device),
+        **pdl.launch(x.device),
     )
     return out

@@ -26,6 +26,7 @@ import triton
 import triton.language as tl
 from sglang.ops.moe_route_vectorized import route as vectorized_route
 
+from sglang_triton import pdl
 from sglang_triton.common import next_pow2
 from sglang_triton.target import warps
 
@@ -46,7 +47,9 @@ def _route_kernel(
     RENORMALIZE: tl.constexpr,
     BLOCK_E: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_E)
     valid = cols < E
@@ -139,5 +142,7 @@ def route(
         BLOCK_E=block_e,
         BLOCK_K=next_pow2(top_k),
         num_warps=warps(1 if block_e <= 512 else 4, launch),
+        PDL=pdl.enabled(device),
+        **pdl.launch(device),
     )
     return weights, ids

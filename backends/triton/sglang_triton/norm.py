@@ -12,6 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sglang_triton import pdl
 from sglang_triton.common import next_pow2, row_warps, rows_2d
 from sglang_triton.target import warps
 
@@ -34,7 +35,9 @@ def _rms_norm_kernel(
     HAS_RESIDUAL: tl.constexpr,
     BLOCK: tl.constexpr,
     ONE_PASS: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * stride_x
     r_row = res_ptr + row * stride_r
@@ -99,6 +102,8 @@ def rms_norm(x, weight, eps=1e-6, residual=None, launch=None):
             BLOCK=block,
             ONE_PASS=block >= d,
             num_warps=warps(row_warps(block), launch),
+            PDL=pdl.enabled(x.device),
+            **pdl.launch(x.device),
         )
     if residual is None:
         return out.view(shape)

@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from sglang_triton import pdl
 from sglang_triton.common import next_pow2
 from sglang_triton.target import warps
 
@@ -112,7 +113,9 @@ def _rope_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_REST: tl.constexpr,
     NORM: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     t = tl.program_id(0).to(tl.int64)
     pos = tl.load(pos_ptr + t).to(tl.int64)
     pairs = tl.arange(0, BLOCK_R2)
@@ -220,6 +223,8 @@ def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, laun
         BLOCK_REST=next_pow2(rest) if rest else 0,
         NORM=q_weight is not None,
         num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
+        PDL=pdl.enabled(q.device),
+        **pdl.launch(q.device),
     )
     return q_out, k_out
 

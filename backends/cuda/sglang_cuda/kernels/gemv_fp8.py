@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from sglang_triton import split_k
+from sglang_triton import pdl, split_k
 from sglang_triton.common import INTERPRET
 
 MAX_ROWS = 4
@@ -157,7 +157,9 @@ def _fp8_gemv_kernel(
     EMULATE: tl.constexpr,
     SPLIT: tl.constexpr,
     PRE: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    pdl.enter(PDL)
     pid = tl.program_id(0)
     ks = tl.program_id(1)
     m = pid % M
@@ -232,6 +234,7 @@ def _fp8_act_kernel(
     KG: tl.constexpr,
     KC: tl.constexpr,
     EMULATE: tl.constexpr,
+    PDL: tl.constexpr,
 ):
     """x [M, K] -> its e4m3 quantization, dequantized, in float32 (XD [M, K], contiguous): the
     activation half of the scheme, once per call rather than in every program of the GEMV
@@ -239,6 +242,7 @@ def _fp8_act_kernel(
     bound by them, not by the weight's bytes). One program per row and KG * KC columns; the
     block scheme's groups are KC wide; the other schemes' scale comes from XS (static) or
     from the amax over the row (per channel) or over all M rows (per tensor)."""
+    pdl.enter(PDL)
     m = tl.program_id(0)
     c = tl.program_id(1)
     kg = tl.arange(0, KG)
@@ -268,11 +272,13 @@ def _fp8_group_quant_kernel(
     KG: tl.constexpr,
     KC: tl.constexpr,
     EMULATE: tl.constexpr,
+    PDL: tl.constexpr,
 ):
     """x [M, K] -> e4m3 codes Q [M, K] (contiguous) and one scale per token per KC-wide group
     S[m, g] (any strides: M-major for cuBLASLt's block-wise scaling), as
     sglang.ops.quant.fp8.quantize_fp8_token_group computes them (a partial last group's amax
     over its real columns). One program per row and KG groups."""
+    pdl.enter(PDL)
     m = tl.program_id(0)
     c = tl.program_id(1)
     kg = tl.arange(0, KG)
@@ -315,6 +321,8 @@ def quantize_token_group(x: torch.Tensor, group: int, m_major: bool = False):
         KC=group,
         EMULATE=_EMULATE_CAST,
         num_warps=4,
+        PDL=pdl.enabled(x.device),
+        **pdl.launch(x.device),
     )
     return q, scale
 
@@ -393,6 +401,8 @@ def _fp8_block_mma_kernel(
     SPLIT: tl.constexpr,
     FUSED: tl.constexpr,
     EMULATE: tl.constexpr,
+    PDL: tl.constexpr,
+    PREFETCH: tl.constexpr,  # lines a row of W asked of L2 before the wait (pdl.py)
 ):
     """The block scheme on the tensor cores with x quantized once per call (launch key "mma"):
     XQ [M, K] e4m3 codes and XS [M, groups] their scales (quantize_token_group). A program
@@ -417,6 +427,15 @@ def _fp8_block_mma_kernel(
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     g_begin = ks * steps_per_split
     g_end = tl.minimum(tl.cdiv(K, KC), g_begin + steps_per_split)
+    pdl.prefetch_rows(
+        W + (nb * BLOCK_N).to(tl.int64) * stride_wn + g_begin * KC,
+        stride_wn,
+        N - nb * BLOCK_N,
+        tl.minimum(K - g_begin * KC, (g_end - g_begin) * KC),
+        BLOCK_N,
+        PREFETCH,
+    )
+    pdl.enter(PDL)
     for g in range(g_begin, g_end):
         k_ok = (g * KC + kc) < K
         w = tl.load(w_ptr + g * KC, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
@@ -492,6 +511,8 @@ def quantized_activations(x, scheme, xs, group_k, static):
         KC=kc,
         EMULATE=_EMULATE_CAST,
         num_warps=4,
+        PDL=pdl.enabled(x.device),
+        **pdl.launch(x.device),
     )
     return xd
 
@@ -577,6 +598,8 @@ def gemv_fp8(
         PRE=pre,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
+        PDL=pdl.enabled(x.device),
+        **pdl.launch(x.device),
     )
     return y
 
@@ -618,7 +641,10 @@ def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
         SPLIT=split,
         FUSED=m if fused else 0,
         EMULATE=_EMULATE_CAST,
+        PDL=pdl.enabled(x.device),
+        PREFETCH=pdl.lines_for(x.device, block_n, triton.cdiv(steps, split) * group_k, weight),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
+        **pdl.launch(x.device),
     )
     return y
