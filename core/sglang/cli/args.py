@@ -241,7 +241,8 @@ def add_cli_args(parser, attention_backends=None) -> None:
         "--schedule-policy",
         default=d.schedule_policy,
         choices=SCHEDULE_POLICIES,
-        help="order of waiting requests: fcfs, or lpm (longest prefix match first)",
+        help="order of waiting requests: fcfs (arrival), lpm (longest cached prefix first), "
+        "dfs-weight (prefix-tree groups), lof (longest output first), random",
     )
     g.add_argument(
         "--disable-radix-cache",

@@ -1,8 +1,8 @@
 """Admission and prefill planning: which waiting requests join the next prefill forward, and
 how many of their tokens.
 
-The chunked request continues first. Then waiting requests in policy order (fcfs, or lpm:
-longest cached prefix first) while the token budget (`--chunked-prefill-size`, else
+The chunked request continues first. Then waiting requests in policy order (policy.py:
+`--schedule-policy`) while the token budget (`--chunked-prefill-size`, else
 `--max-prefill-tokens`, less one row per running request when mixing), the running limit and
 the KV room last: each admitted request must fit its new tokens plus `new_token_ratio` x its
 remaining output tokens next to what the running requests are expected to need.
@@ -14,16 +14,18 @@ batch, where it finds them in the prefix cache; it is held back at most once per
 
 from __future__ import annotations
 
+import random
+
 import torch
 
 from sglang.cache.radix_cache import RadixCache
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.scheduler.kv_manager import KVManager
+from sglang.scheduler.policy import order_waiting
 from sglang.scheduler.records import NewTokenRatio, PrefillPlan, Queues, SchedulerStats
 from sglang.scheduler.req import Req
 from sglang.server_args import ServerArgs
 
-LPM_MAX_QUEUE = 128  # longest-prefix-match costs a tree walk per request: fcfs beyond this
 IN_BATCH_PREFIX_MIN = 32  # shorter shared prefixes are not worth a round of latency
 
 
@@ -39,6 +41,7 @@ class Admission:
     ) -> None:
         self.args, self.kv, self.queues, self.ratio, self.stats = args, kv, queues, ratio, stats
         self.runner = runner
+        self.rng = random.Random(args.random_seed)  # the random policy's shuffles
         self.max_running = runner.max_running_requests
         self.chunk_size = args.chunked_prefill_size if args.chunked_prefill_size > 0 else None
         self.mixed = bool(args.enable_mixed_chunk)
@@ -70,15 +73,16 @@ class Admission:
         return limit
 
     def _order_waiting(self) -> list[Req]:
-        waiting = self.queues.waiting
-        if self.args.schedule_policy == "lpm" and len(waiting) <= LPM_MAX_QUEUE:
-            cache = self.kv.cache
-            matched = {
-                id(r): cache.match_prefix(r.fill_ids[: self.prefix_limit(r)]).indices.numel()
-                for r in waiting
-            }
-            return sorted(waiting, key=lambda r: -matched[id(r)])
-        return list(waiting)
+        cache = self.kv.cache
+        match = None
+        if cache.stores_prefixes:
+
+            def match(r: Req):
+                m = cache.match_prefix(r.fill_ids[: self.prefix_limit(r)])
+                return m.indices.numel(), m.last_node
+
+        root = getattr(cache, "root", None)
+        return order_waiting(self.args.schedule_policy, self.queues.waiting, match, root, self.rng)
 
     def plan(self) -> PrefillPlan | None:
         """Admit requests for one prefill forward (allocating their KV), or None."""

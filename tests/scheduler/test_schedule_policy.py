@@ -1,0 +1,106 @@
+"""--schedule-policy through the real scheduler on a tiny model (xeon): one request runs at a
+time (--max-running-requests 1), so the order in which requests produce their first token is
+the policy's admission order; greedy tokens are the same under every policy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+from sglang.engine.scheduler_process import build_scheduler  # noqa: E402
+from sglang.sampling.params import SamplingParams  # noqa: E402
+from sglang.scheduler.req import Req  # noqa: E402
+from sglang.server_args import SCHEDULE_POLICIES, ServerArgs  # noqa: E402
+from tiny_models import save_tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return save_tiny_model("llama", str(tmp_path_factory.mktemp("llama")))
+
+
+def run(path, requests, warm=(), **kw):
+    """requests: (rid, prompt, max_new_tokens), queued at once after the `warm` prompts have
+    run (to fill the prefix cache). Returns (admission order, tokens by rid)."""
+    args = ServerArgs.from_kwargs(
+        model_path=path,
+        device="xeon",
+        dtype="float32",
+        skip_tokenizer_init=True,
+        max_total_tokens=4096,
+        max_running_requests=1,
+        log_level="warning",
+        **kw,
+    )
+    scheduler, _ = build_scheduler(args)
+
+    def drain(reqs):
+        for rid, prompt, n in reqs:
+            params = SamplingParams.from_dict(
+                {"max_new_tokens": n, "temperature": 0, "ignore_eos": True}
+            )
+            assert scheduler.add_request(Req(rid, prompt, params, scheduler.eos_ids)) is None
+        order, tokens = [], {}
+        while scheduler.has_work():
+            for out in scheduler.step():
+                if out.rid not in tokens:
+                    order.append(out.rid)
+                tokens.setdefault(out.rid, []).extend(out.new_token_ids)
+        return order, tokens
+
+    drain([(f"warm{i}", p, 1) for i, p in enumerate(warm)])
+    order, tokens = drain(requests)
+    scheduler.check_idle()
+    return order, tokens
+
+
+def prompt(i, prefix=()):
+    return [1, *prefix] + [(29 * i + 7 * j) % 480 + 9 for j in range(10)]
+
+
+LENGTHS = [3, 9, 1, 6, 4]
+REQUESTS = [(f"r{i}", prompt(i), n) for i, n in enumerate(LENGTHS)]
+
+
+def test_lof_admits_the_longest_output_first(model_dir):
+    fcfs_order, fcfs_tokens = run(model_dir, REQUESTS)
+    assert fcfs_order == [r[0] for r in REQUESTS]
+    order, tokens = run(model_dir, REQUESTS, schedule_policy="lof")
+    assert order == ["r1", "r3", "r4", "r0", "r2"]  # 9, 6, 4, 3, 1 new tokens
+    assert tokens == fcfs_tokens
+
+
+def test_random_shuffles_by_seed(model_dir):
+    orders = {}
+    for seed in (1, 2, 3):
+        order, tokens = run(model_dir, REQUESTS, schedule_policy="random", random_seed=seed)
+        assert sorted(order) == sorted(r[0] for r in REQUESTS)
+        assert {rid: len(t) for rid, t in tokens.items()} == {r[0]: r[2] for r in REQUESTS}
+        orders[seed] = order
+    assert len({tuple(o) for o in orders.values()}) > 1  # not arrival order every time
+    again, _ = run(model_dir, REQUESTS, schedule_policy="random", random_seed=2)
+    assert again == orders[2]
+
+
+def test_dfs_weight_groups_requests_by_cached_prefix(model_dir):
+    """Five requests under cached prefix A and two under B, queued interleaved: dfs-weight
+    admits the heavier group's requests first; fcfs takes arrival order."""
+    a = [(13 * j) % 480 + 5 for j in range(40)]
+    b = [(17 * j) % 480 + 11 for j in range(40)]
+    groups = ["a", "b", "a", "b", "a", "a", "a"]
+    reqs = [(f"{g}{i}", prompt(i, a if g == "a" else b), 2) for i, g in enumerate(groups)]
+    warm = [[1, *a], [1, *b]]
+    fcfs_order, fcfs_tokens = run(model_dir, reqs, warm)
+    assert fcfs_order == [r[0] for r in reqs]
+    order, tokens = run(model_dir, reqs, warm, schedule_policy="dfs-weight")
+    assert [rid[0] for rid in order[:3]] == ["a", "a", "a"], order
+    assert tokens == fcfs_tokens
+
+
+def test_unknown_policy_is_refused():
+    assert {"fcfs", "lpm", "dfs-weight", "lof", "random"} <= set(SCHEDULE_POLICIES)
+    with pytest.raises(ValueError, match="--schedule-policy must be one of"):
+        ServerArgs.from_kwargs(model_path="x", schedule_policy="longest")
