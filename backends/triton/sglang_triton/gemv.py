@@ -95,7 +95,7 @@ if triton is not None:
         first = W + (pid * BLOCK_N).to(tl.int64) * stride_wn + k_begin
         k_bytes = (k_end - k_begin) * (W.dtype.element_ty.primitive_bitwidth // 8)
         pdl.prefetch_rows(first, stride_wn, N - pid * BLOCK_N, k_bytes, BLOCK_N, PREFETCH)
-        pdl.enter(PDL)
+        pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
         for k0 in range(k_begin, k_end, BLOCK_K):
             if EVEN_K:
                 x = tl.load(X + k0 + cols)
@@ -105,6 +105,7 @@ if triton is not None:
                 x = tl.load(X + k0 + cols, mask=k_ok, other=0.0)
                 w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * x.to(tl.float32)[None, :]
+        pdl.release_dependents(PDL)
         y = tl.sum(acc, axis=1)
         split_k.finish(
             y,

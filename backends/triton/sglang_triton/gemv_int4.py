@@ -112,7 +112,7 @@ def _int4_gemv_kernel(
     SPLIT: tl.constexpr,
     PDL: tl.constexpr,
 ):
-    pdl.enter(PDL)
+    pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pid = tl.program_id(0)
     ks = tl.program_id(1)
     m = pid % M
@@ -155,6 +155,7 @@ def _int4_gemv_kernel(
             zs = tl.load(ZS + g_off, mask=col_ok, other=0.0)[None, None, :]
         acc += (q * s - zs) * x[:, :, None]
     y = tl.sum(tl.sum(acc, axis=0), axis=0)
+    pdl.release_dependents(PDL)
     split_k.finish(
         y,
         Y + m.to(tl.int64) * stride_ym + cols,
@@ -340,7 +341,7 @@ def _int4_mma_kernel(
             PREFETCH,
             BLOCK_N * 4 // 128,
         )
-    pdl.enter(PDL)
+    pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     # x^T and the scales of a step are loaded one step ahead (they do not feed the compiler's
     # pipelined weight loads, and each would otherwise stall its step on a global read)
     xt, xsum, s, zs = _mma_step_inputs(
@@ -375,6 +376,7 @@ def _int4_mma_kernel(
             xsum_t = xsum[None, :]
         acc += s[:, None] * d - (zs + OFFSET * s)[:, None] * xsum_t
         xt, xsum, s, zs = xt_next, xsum_next, s_next, zs_next
+    pdl.release_dependents(PDL)
     split_k.finish_columns(
         acc, M, Y, stride_ym, B, rows, row_ok, PART, COUNT, nb, ks, HAS_BIAS, SPLIT, BLOCK_N, ROWS
     )

@@ -71,7 +71,7 @@ def _gate_up_gemv_kernel(
     BLOCK_K: tl.constexpr,
     PDL: tl.constexpr,
 ):
-    pdl.enter(PDL)
+    pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pair = tl.program_id(0)
     nb = tl.program_id(1)
     e = tl.load(IDS + pair).to(tl.int64)
@@ -92,6 +92,7 @@ def _gate_up_gemv_kernel(
         w_ok = col_ok[:, None] & k_ok[None, :]
         acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
         acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
+    pdl.release_dependents(PDL)
     gate, up = tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1)
     if HAS_BIAS:
         b_row = B13 + e * stride_be + cols
@@ -126,7 +127,7 @@ def _down_gemv_kernel(
     BLOCK_K: tl.constexpr,
     PDL: tl.constexpr,
 ):
-    pdl.enter(PDL)
+    pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     token = tl.program_id(0)
     nb = tl.program_id(1)
     first = tl.program_id(2) * SLOTS  # SLOTS < TOPK: one slot a program, finished together
@@ -153,6 +154,7 @@ def _down_gemv_kernel(
             h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
             w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * h[None, :]
+    pdl.release_dependents(PDL)
     y = tl.sum(acc, axis=1) + bias
     split_k.finish(
         y,

@@ -159,7 +159,7 @@ def _fp8_gemv_kernel(
     PRE: tl.constexpr,
     PDL: tl.constexpr,
 ):
-    pdl.enter(PDL)
+    pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pid = tl.program_id(0)
     ks = tl.program_id(1)
     m = pid % M
@@ -200,6 +200,7 @@ def _fp8_gemv_kernel(
             xd = _e4m3(tl.math.div_rn(x, _safe(xs)), EMULATE) * xs
         w = tl.load(w_ptr + k0, mask=row_ok[:, None, None] & k_ok[None, :, :], other=0.0)
         acc += w.to(tl.float32) * xd[None, :, :]
+    pdl.release_dependents(PDL)
     y = tl.sum(tl.sum(acc, axis=2), axis=1)
     if SCHEME == PER_CHANNEL:
         y = y * tl.load(WS + rows, mask=row_ok, other=0.0)
@@ -435,7 +436,7 @@ def _fp8_block_mma_kernel(
         BLOCK_N,
         PREFETCH,
     )
-    pdl.enter(PDL)
+    pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     for g in range(g_begin, g_end):
         k_ok = (g * KC + kc) < K
         w = tl.load(w_ptr + g * KC, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
@@ -455,6 +456,7 @@ def _fp8_block_mma_kernel(
             sx = tl.load(XS + r * stride_xs + g, mask=r_ok, other=0.0)
         s = sx * tl.load(ws_row + g)
         acc += tl.dot(w, xq) * s[None, :]
+    pdl.release_dependents(PDL)
     split_k.finish_columns(
         acc, M, Y, stride_ym, B, rows, row_ok, PART, COUNT, nb, ks, HAS_BIAS, SPLIT, BLOCK_N
     )
