@@ -157,6 +157,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--chunked-prefill-size", type=int, default=None)
     p.add_argument("--enable-mixed-chunk", action="store_true")
+    p.add_argument("--schedule-policy", default="fcfs", help="as sglang serve's (lof: offline)")
     p.add_argument(
         "--compare-mixed",
         action="store_true",
@@ -335,6 +336,7 @@ def build(args, model_dir: str):
         or max(256, *args.step_batches, args.random_prompts),
         chunked_prefill_size=args.chunked_prefill_size,
         enable_mixed_chunk=args.enable_mixed_chunk,
+        schedule_policy=args.schedule_policy,
         mem_fraction_static=args.mem_fraction_static,
         max_total_tokens=args.max_total_tokens,
         disable_cuda_graph=args.disable_cuda_graph,

@@ -34,7 +34,7 @@ import triton.language as tl
 
 from sglang_triton.common import INTERPRET
 
-PDL_LAUNCH = {"enabled": False, "prefetch": 1 << 20}
+PDL_LAUNCH = {"enabled": True, "prefetch": 32 << 10}
 
 
 @functools.cache
@@ -48,8 +48,8 @@ def _supported(index: int) -> bool:
 
 def enabled(device: torch.device) -> bool:
     """Whether kernels on `device` launch with PDL (the switch is on and the GPU can)."""
-    if not PDL_LAUNCH["enabled"] or device.type != "cuda":
-        return False
+    if not PDL_LAUNCH["enabled"] or device.type != "cuda" or torch.compiler.is_compiling():
+        return False  # (torch.compile traces the kernels as its own: launched plainly)
     return _supported(device.index if device.index is not None else torch.cuda.current_device())
 
 
