@@ -35,14 +35,11 @@ SCRIPT = textwrap.dedent(
     B, I32, F32, C = "*bf16", "i32", "*fp32", "constexpr"
 
     def with_pdl(names, sig, consts):
-        # the PDL variants (sglang_triton.pdl), L2 prefetch included: the superset of the code
+        # the PDL variants (sglang_triton.pdl): what runs on Hopper
         sig, consts = dict(sig), dict(consts)
         if "PDL" in names:
             sig["PDL"] = "constexpr"
             consts.setdefault("PDL", True)
-        if "PREFETCH" in names:  # lines a row, or word rows for the int4 kernel
-            sig["PREFETCH"] = "constexpr"
-            consts.setdefault("PREFETCH", 64 if "QW" in names else 4)
         return sig, consts
 
     def build(fn, sig, consts, warps, stages):
@@ -60,7 +57,16 @@ SCRIPT = textwrap.dedent(
                              capture_output=True, text=True).stdout
         line = next(x for x in use.splitlines() if "REG:" in x)
         fields = dict(kv.split(":", 1) for kv in line.split() if ":" in kv)
-        return {"kernel": fn.__name__, "regs": int(fields["REG"]), "stack": int(fields["STACK"])}
+        return {"kernel": fn.__name__, "regs": int(fields["REG"]), "stack": int(fields["STACK"]),
+                "pdl": "PDL" in names, "memory_before_wait": memory_before_wait(k.asm["ptx"])}
+
+    def memory_before_wait(ptx):
+        # PDL's rule (sglang_triton.pdl): no global access before griddepcontrol.wait
+        wait = ptx.find("griddepcontrol.wait")
+        if wait < 0:
+            return None
+        ops = ("ld.global", "st.global", "atom.", "red.", "cp.async", "prefetch")
+        return [op for op in ops if 0 <= ptx.find(op) < wait]
 
     out = []
     f = gemv_fp8.GEMV_FP8_LAUNCH
@@ -265,6 +271,10 @@ def test_decode_kernels_compile_for_sm90_without_spills():
     assert len(kernels) == 28
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
+    # every kernel but the block "dot" GEMV (not on a default path) launches with PDL: it
+    # waits, and touches no global memory before it does
+    pdl = [k for k in kernels if k["kernel"] != "_fp8_block_dot_kernel"]
+    assert all(k["pdl"] and k["memory_before_wait"] == [] for k in pdl), pdl
 
 
 def test_mla_kernels_compile_for_sm90_without_spills():

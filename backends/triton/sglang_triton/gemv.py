@@ -77,7 +77,6 @@ if triton is not None:
         EVEN_K: tl.constexpr,
         SPLIT: tl.constexpr,
         PDL: tl.constexpr,
-        PREFETCH: tl.constexpr,  # lines a row of W asked of L2 before the wait (pdl.py)
     ):
         pid = tl.program_id(0)
         ks = tl.program_id(1)
@@ -92,9 +91,6 @@ if triton is not None:
         else:
             k_begin = ks * steps_per_split * BLOCK_K
             k_end = tl.minimum(K, k_begin + steps_per_split * BLOCK_K)
-        first = W + (pid * BLOCK_N).to(tl.int64) * stride_wn + k_begin
-        k_bytes = (k_end - k_begin) * (W.dtype.element_ty.primitive_bitwidth // 8)
-        pdl.prefetch_rows(first, stride_wn, N - pid * BLOCK_N, k_bytes, BLOCK_N, PREFETCH)
         pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
         for k0 in range(k_begin, k_end, BLOCK_K):
             if EVEN_K:
@@ -166,9 +162,6 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias=None, launch=None) -> torch
         EVEN_K=k % block_k == 0,
         SPLIT=split,
         PDL=pdl.enabled(x.device),
-        PREFETCH=pdl.lines_for(
-            x.device, block_n, triton.cdiv(k, split) * weight.element_size(), weight
-        ),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
         **pdl.launch(x.device),

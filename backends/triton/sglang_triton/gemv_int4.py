@@ -311,7 +311,6 @@ def _int4_mma_kernel(
     ASM: tl.constexpr,
     ONES: tl.constexpr,
     PDL: tl.constexpr,
-    PREFETCH: tl.constexpr,  # word rows of QW asked of L2 before the wait (pdl.py)
 ):
     nb = tl.program_id(0)
     ks = tl.program_id(1)
@@ -332,15 +331,6 @@ def _int4_mma_kernel(
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     s_begin = ks * steps_per_split
     s_end = tl.minimum(K // BK, s_begin + steps_per_split)
-    if PREFETCH > 0:
-        pdl.prefetch_rows(
-            QW + (s_begin * BK // 8) * stride_qk + nb * BLOCK_N,
-            stride_qk,
-            (s_end - s_begin) * (BK // 8),
-            (N - nb * BLOCK_N) * 4,
-            PREFETCH,
-            BLOCK_N * 4 // 128,
-        )
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     # x^T and the scales of a step are loaded one step ahead (they do not feed the compiler's
     # pipelined weight loads, and each would otherwise stall its step on a global read)
@@ -446,9 +436,6 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         ASM=bool(cfg["asm"]) and _ptx_target(),
         ONES=bool(cfg["ones"]),
         PDL=pdl.enabled(x.device),
-        PREFETCH=pdl.lines_for(x.device, 1, block_n * 4 * (steps // split) * bk // 8, w.qweight)
-        * 128
-        // (block_n * 4),
         num_warps=warps(cfg["num_warps"], cfg),
         num_stages=cfg["num_stages"],
         **pdl.launch(x.device),

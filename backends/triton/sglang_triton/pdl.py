@@ -1,27 +1,32 @@
 """Programmatic dependent launch (PDL) for the decode path's kernels, on NVIDIA Hopper and later.
 
-At batch 1 a decode step is hundreds of short kernels in a row, and between a small kernel (a
-norm, an activation, the attention merge) and the weight-streaming GEMV after it the memory
-bus idles: the GEMV's programs are scheduled only once the small kernel has finished, and its
-weight stream then takes a while to ramp up. With PDL a kernel launched with `launch_pdl=True`
-may start while the kernel before it still runs:
+At batch 1 a decode step is hundreds of short kernels in a row (a Llama-8B layer: norm, GEMV,
+rope, KV store, attention, merge, GEMV, norm, GEMV, activation, GEMV), and each waits for the
+one before it to finish before its programs are even scheduled. With PDL a kernel launched with
+`launch_pdl=True` is scheduled while the kernel before it still runs, and its programs sit at
+griddepcontrol.wait, ready, until that kernel has completed and its writes are visible:
 
-- The small kernels call `release_dependents` first thing (griddepcontrol.launch_dependents):
-  the next kernel may be scheduled on the SMs they leave idle.
-- A GEMV launched early asks L2 for the start of its own weight slice
-  (cp.async.bulk.prefetch.L2: weights never change during a step, so reading them early is
-  safe), then calls `wait_for_inputs` (griddepcontrol.wait) before it reads x or writes
-  anything: that returns only when the kernel before it has completed and its writes are
-  visible, so every later access sees exactly what a plain launch would.
+- Small kernels (norm, activation, rope, KV store, attention, routing, activation quantization)
+  call `enter`: they release their dependents first thing (griddepcontrol.launch_dependents),
+  then wait. A run of small kernels is thus resident at once, each starting the moment its
+  predecessor ends.
+- Weight-streaming kernels (the GEMVs, the MoE decode GEMVs) wait first and release their
+  dependents only after their main loop: the small kernels after them start during their tail.
 
-Rule for a kernel launched with PDL: before `wait_for_inputs`, nothing but loads of weights
-(tensors no kernel of the step writes); no stores, no atomics, no reads of activations, cache
-or index tensors. Kernels launched without PDL (torch's, and ours when it is off) serialise as
-before; `release_dependents` is a no-op for them.
+Rule for a kernel launched with PDL: nothing before `wait_for_inputs` but index arithmetic; no
+loads of anything a kernel of the step writes, no stores, no atomics. Kernels launched without
+PDL (torch's, and ours when it is off) serialise as before, and griddepcontrol is a no-op for
+them.
 
-`PDL_LAUNCH["enabled"]` switches it (on where the device supports it: compute capability 9.0
-and up, CUDA, not Triton's interpreter); "prefetch" caps the bytes a GEMV program asks L2 for
-(0: none).
+Measured on the H200 (batch-1 ITL, scheduler loop; docs/benchmarks.md): Llama-3.1-8B bf16
+4.53 -> 4.33 ms, FP8 block 3.23 -> 2.96, AWQ 2.92 -> 2.76, Qwen3-30B-A3B 3.30 -> 2.92. Two
+things that lost and are not here: GEMVs releasing at their start (the next GEMV's early
+programs then compete with the running one: FP8 3.27, Qwen3 3.42), and GEMVs asking L2 for
+their weight slice before the wait (cp.async.bulk / prefetch.global.L2; 32 KiB a program:
+FP8 3.04, AWQ 2.84, Qwen3 3.02; 128 KiB: FP8 3.38).
+
+`PDL_LAUNCH["enabled"]` switches it; it applies where the device supports it (compute
+capability 9.0 and up, CUDA, not Triton's interpreter, not while torch.compile traces).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import triton.language as tl
 
 from sglang_triton.common import INTERPRET
 
-PDL_LAUNCH = {"enabled": True, "prefetch": 32 << 10}
+PDL_LAUNCH = {"enabled": True}
 
 
 @functools.cache
@@ -54,18 +59,9 @@ def enabled(device: torch.device) -> bool:
 
 
 def launch(device: torch.device) -> dict:
-    """Launch keywords for a kernel that follows the rule above: {"launch_pdl": True} or {}."""
+    """Launch keywords for a kernel that follows the rule above: {"launch_pdl": True} or {}
+    (passed together with the kernel's PDL constexpr, `enabled(device)`)."""
     return {"launch_pdl": True} if enabled(device) else {}
-
-
-def lines_for(device: torch.device, rows: int, row_bytes: int, *weights: torch.Tensor) -> int:
-    """LINES for prefetch_rows: 128-byte lines a row, a power of two, so that a program's
-    ROWS rows ask for at most PDL_LAUNCH["prefetch"] bytes and no line past a row's
-    `row_bytes`; 0 (no prefetch) with PDL off or a weight not 16-byte aligned."""
-    if not enabled(device) or any(w.data_ptr() % 16 for w in weights):
-        return 0
-    lines = min(int(PDL_LAUNCH["prefetch"]) // (rows * 128), -(-row_bytes // 128))
-    return 1 << (lines.bit_length() - 1) if lines > 0 else 0
 
 
 @triton.jit
@@ -80,34 +76,6 @@ def release_dependents(PDL: tl.constexpr):
     """griddepcontrol.launch_dependents: the next kernel, launched with PDL, may start."""
     if PDL:
         tl.extra.cuda.gdc_launch_dependents()
-
-
-@triton.jit
-def prefetch_lines(ptrs):
-    """Ask L2 for the 128-byte line holding each address of `ptrs` (any tensor of pointers:
-    one prefetch.global.L2 per element, spread over the program's threads; nothing waits)."""
-    tl.inline_asm_elementwise(
-        "prefetch.global.L2 [$1]; mov.u32 $0, 0;",
-        "=r,l",
-        [ptrs],
-        dtype=tl.int32,
-        is_pure=False,
-        pack=1,
-    )
-
-
-@triton.jit
-def prefetch_rows(first, stride, rows, k_bytes, ROWS: tl.constexpr, LINES: tl.constexpr):
-    """The first LINES 128-byte lines (those below k_bytes) of each of the first `rows` of ROWS
-    rows, row r at first + r * stride (pointer arithmetic in the matrix's elements): a
-    program's weight slice, or its start."""
-    if LINES > 0:
-        per_line: tl.constexpr = 128 // (first.dtype.element_ty.primitive_bitwidth // 8)
-        r = tl.arange(0, ROWS)[:, None]
-        c = tl.arange(0, LINES)[None, :] * 128
-        ok = (r < rows) & (c < k_bytes)
-        ptrs = first + r * stride + c // 128 * per_line
-        prefetch_lines(tl.where(ok, ptrs, first))
 
 
 @triton.jit

@@ -403,7 +403,6 @@ def _fp8_block_mma_kernel(
     FUSED: tl.constexpr,
     EMULATE: tl.constexpr,
     PDL: tl.constexpr,
-    PREFETCH: tl.constexpr,  # lines a row of W asked of L2 before the wait (pdl.py)
 ):
     """The block scheme on the tensor cores with x quantized once per call (launch key "mma"):
     XQ [M, K] e4m3 codes and XS [M, groups] their scales (quantize_token_group). A program
@@ -428,14 +427,6 @@ def _fp8_block_mma_kernel(
     acc = tl.zeros([BLOCK_N, 16], tl.float32)
     g_begin = ks * steps_per_split
     g_end = tl.minimum(tl.cdiv(K, KC), g_begin + steps_per_split)
-    pdl.prefetch_rows(
-        W + (nb * BLOCK_N).to(tl.int64) * stride_wn + g_begin * KC,
-        stride_wn,
-        N - nb * BLOCK_N,
-        tl.minimum(K - g_begin * KC, (g_end - g_begin) * KC),
-        BLOCK_N,
-        PREFETCH,
-    )
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     for g in range(g_begin, g_end):
         k_ok = (g * KC + kc) < K
@@ -644,7 +635,6 @@ def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
         FUSED=m if fused else 0,
         EMULATE=_EMULATE_CAST,
         PDL=pdl.enabled(x.device),
-        PREFETCH=pdl.lines_for(x.device, block_n, triton.cdiv(steps, split) * group_k, weight),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
         **pdl.launch(x.device),
