@@ -104,3 +104,51 @@ def test_unknown_policy_is_refused():
     assert {"fcfs", "lpm", "dfs-weight", "lof", "random"} <= set(SCHEDULE_POLICIES)
     with pytest.raises(ValueError, match="--schedule-policy must be one of"):
         ServerArgs.from_kwargs(model_path="x", schedule_policy="longest")
+
+
+def test_dfs_weight_order_on_a_nested_tree():
+    """Prefixes A and A+B cached, C cached: requests under A+B (2), at A (1), at C (1) and with
+    nothing cached (1). The A subtree (3) goes first, deepest requests before their ancestor's,
+    then C, then the root's; lpm and lof on the same queue for contrast."""
+    import torch
+    from sglang.cache import RadixCache
+    from sglang.mem import KVSlotAllocator
+    from sglang.scheduler import policy
+
+    alloc = KVSlotAllocator(256, torch.device("cpu"), debug=True)
+    cache = RadixCache(alloc)
+    a, ab, c = [5, 6, 7, 8], [5, 6, 7, 8, 20, 21, 22], [40, 41, 42]
+    for key in (a, ab, c):
+        slots = alloc.alloc(len(key))
+        alloc.free(slots[: cache.insert(key, slots)])
+
+    def req(rid, ids, n):
+        return Req(rid, ids, SamplingParams.from_dict({"max_new_tokens": n}), [])
+
+    waiting = [
+        req("none", [90, 91], 5),
+        req("c", c + [1], 1),
+        req("a", a + [9], 2),
+        req("ab1", ab + [3], 4),
+        req("ab2", ab + [4], 3),
+    ]
+
+    def match(r):
+        m = cache.match_prefix(r.fill_ids[:-1])
+        return m.indices.numel(), m.last_node
+
+    rng = __import__("random").Random(0)
+    order = policy.order_waiting("dfs-weight", waiting, match, cache.root, rng)
+    assert [r.rid for r in order] == ["ab1", "ab2", "a", "c", "none"]
+    lpm = policy.order_waiting("lpm", waiting, match, cache.root, rng)
+    assert [r.rid for r in lpm] == ["ab1", "ab2", "a", "c", "none"]  # 7, 7, 4, 3, 0 cached
+    assert [r.rid for r in policy.order_waiting("lof", waiting, None, None, rng)] == [
+        "none",
+        "ab1",
+        "ab2",
+        "a",
+        "c",
+    ]
+    # no prefix cache: the cache-aware policies keep arrival order
+    fcfs = [r.rid for r in waiting]
+    assert [r.rid for r in policy.order_waiting("dfs-weight", waiting, None, None, rng)] == fcfs

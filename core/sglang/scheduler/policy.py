@@ -47,10 +47,10 @@ def dfs_weight(
     """Requests grouped by the node their cached prefix ends in, the tree walked depth first
     with each node's children in descending weight (waiting requests at or below them); a
     node's own requests follow its subtree's, as in SGLang. Iterative: deep trees are fine."""
+    ends = [(r, match(r)[1]) for r in waiting]  # matching may split nodes: walk after it
     at: dict[int, list[Req]] = defaultdict(list)
     weight: dict[int, int] = defaultdict(int)
-    for r in waiting:
-        node = match(r)[1]
+    for r, node in ends:
         at[id(node)].append(r)
         while node is not None:  # each ancestor's weight counts the request
             weight[id(node)] += 1
@@ -66,6 +66,9 @@ def dfs_weight(
         kids = [c for c in node.children.values() if weight.get(id(c))]
         kids.sort(key=lambda c: -weight[id(c)])
         stack.extend((c, False) for c in reversed(kids))  # heaviest popped first
+    if len(order) < len(waiting):  # a node no longer under the root: never drop its requests
+        placed = {id(r) for r in order}
+        order.extend(r for r in waiting if id(r) not in placed)
     return order
 
 
