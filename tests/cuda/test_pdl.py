@@ -102,4 +102,4 @@ def test_pdl_is_off_for_cpu_tensors():
 
     assert pdl.PDL_LAUNCH["enabled"]  # on by default; where the device can
     cpu = torch.device("cpu")
-    assert pdl.enabled(cpu) is False and pdl.launch(cpu) == {}
+    assert pdl.enabled(cpu) is False and pdl.args(cpu) == {"PDL": False}

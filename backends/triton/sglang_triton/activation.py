@@ -81,8 +81,7 @@ def _launch(x: torch.Tensor, act: int, launch=None) -> torch.Tensor:
             ACT=act,
             BLOCK=block,
             num_warps=warps(4 if block >= 512 else 2, launch),
-            PDL=pdl.enabled(x.device),
-            **pdl.launch(x.device),
+            **pdl.args(x.device),
         )
     return out.view(*x.shape[:-1], half)
 

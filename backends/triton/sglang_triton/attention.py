@@ -561,8 +561,7 @@ def merge_splits(part, lse, out, v_dim: int, splits: int) -> None:
         BLOCK_DV=max(16, _pow2(v_dim)),
         SPLITS=splits,
         num_warps=4,
-        PDL=pdl.enabled(part.device),
-        **pdl.launch(part.device),
+        **pdl.args(part.device),
     )
 
 
@@ -662,8 +661,7 @@ def decode(
         UPCAST=_upcast(q),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
-        PDL=pdl.enabled(q.device),
-        **pdl.launch(q.device),
+        **pdl.args(q.device),
     )
     if not direct and not merge:
         merge_splits(part, lse, out, v_dim, splits)

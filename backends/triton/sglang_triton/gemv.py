@@ -161,9 +161,8 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias=None, launch=None) -> torch
         BLOCK_K=block_k,
         EVEN_K=k % block_k == 0,
         SPLIT=split,
-        PDL=pdl.enabled(x.device),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return y

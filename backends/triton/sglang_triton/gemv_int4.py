@@ -435,10 +435,9 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         FP16=x.dtype == torch.float16,
         ASM=bool(cfg["asm"]) and _ptx_target(),
         ONES=bool(cfg["ones"]),
-        PDL=pdl.enabled(x.device),
         num_warps=warps(cfg["num_warps"], cfg),
         num_stages=cfg["num_stages"],
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return y
 
@@ -508,7 +507,6 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         SPLIT=split,
         num_warps=warps(cfg["num_warps"], launch),
         num_stages=cfg["num_stages"],
-        PDL=pdl.enabled(x.device),
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return y

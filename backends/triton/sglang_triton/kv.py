@@ -104,8 +104,7 @@ def store(k_cache, v_cache, loc, k, v, launch=None) -> None:
         BLOCK_K=block_k,
         BLOCK_V=block_v,
         num_warps=warps(4 if max(block_k, block_v) >= 1024 else 2, launch),
-        PDL=pdl.enabled(k_cache.device),
-        **pdl.launch(k_cache.device),
+        **pdl.args(k_cache.device),
     )
 
 

@@ -226,8 +226,7 @@ def experts_decode(
             BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
-            PDL=pdl.enabled(x.device),
-            **pdl.launch(x.device),
+            **pdl.args(x.device),
         )
     blocks = triton.cdiv(hidden, dn["block_n"])
     split = bool(dn.get("split")) and top_k > 1 and tokens * blocks <= split_k.MAX_SLOTS
@@ -255,7 +254,6 @@ def experts_decode(
         BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
-        PDL=pdl.enabled(x.device),
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return out

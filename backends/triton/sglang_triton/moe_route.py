@@ -142,7 +142,6 @@ def route(
         BLOCK_E=block_e,
         BLOCK_K=next_pow2(top_k),
         num_warps=warps(1 if block_e <= 512 else 4, launch),
-        PDL=pdl.enabled(device),
-        **pdl.launch(device),
+        **pdl.args(device),
     )
     return weights, ids

@@ -102,8 +102,7 @@ def rms_norm(x, weight, eps=1e-6, residual=None, launch=None):
             BLOCK=block,
             ONE_PASS=block >= d,
             num_warps=warps(row_warps(block), launch),
-            PDL=pdl.enabled(x.device),
-            **pdl.launch(x.device),
+            **pdl.args(x.device),
         )
     if residual is None:
         return out.view(shape)

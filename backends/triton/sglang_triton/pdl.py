@@ -58,10 +58,10 @@ def enabled(device: torch.device) -> bool:
     return _supported(device.index if device.index is not None else torch.cuda.current_device())
 
 
-def launch(device: torch.device) -> dict:
-    """Launch keywords for a kernel that follows the rule above: {"launch_pdl": True} or {}
-    (passed together with the kernel's PDL constexpr, `enabled(device)`)."""
-    return {"launch_pdl": True} if enabled(device) else {}
+def args(device: torch.device) -> dict:
+    """Keywords for launching a kernel that keeps the rule above: its PDL constexpr, and
+    Triton's launch_pdl option when PDL is on."""
+    return {"PDL": True, "launch_pdl": True} if enabled(device) else {"PDL": False}
 
 
 @triton.jit

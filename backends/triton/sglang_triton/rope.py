@@ -223,8 +223,7 @@ def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, laun
         BLOCK_REST=next_pow2(rest) if rest else 0,
         NORM=q_weight is not None,
         num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
-        PDL=pdl.enabled(q.device),
-        **pdl.launch(q.device),
+        **pdl.args(q.device),
     )
     return q_out, k_out
 

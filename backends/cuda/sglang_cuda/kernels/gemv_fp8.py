@@ -322,8 +322,7 @@ def quantize_token_group(x: torch.Tensor, group: int, m_major: bool = False):
         KC=group,
         EMULATE=_EMULATE_CAST,
         num_warps=4,
-        PDL=pdl.enabled(x.device),
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return q, scale
 
@@ -504,8 +503,7 @@ def quantized_activations(x, scheme, xs, group_k, static):
         KC=kc,
         EMULATE=_EMULATE_CAST,
         num_warps=4,
-        PDL=pdl.enabled(x.device),
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return xd
 
@@ -591,8 +589,7 @@ def gemv_fp8(
         PRE=pre,
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
-        PDL=pdl.enabled(x.device),
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return y
 
@@ -634,9 +631,8 @@ def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
         SPLIT=split,
         FUSED=m if fused else 0,
         EMULATE=_EMULATE_CAST,
-        PDL=pdl.enabled(x.device),
         num_warps=cfg["num_warps"],
         num_stages=cfg["num_stages"],
-        **pdl.launch(x.device),
+        **pdl.args(x.device),
     )
     return y
