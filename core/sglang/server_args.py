@@ -13,7 +13,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEDULE_POLICIES = ("fcfs", "lpm", "dfs-weight", "lof", "random")  # scheduler/policy.py
+SCHEDULE_POLICIES = (
+    "fcfs",
+    "lpm",
+    "dfs-weight",
+    "lof",
+    "random",
+    "priority",
+)  # scheduler/policy.py
 LOAD_FORMATS = ("auto", "safetensors", "pt", "gguf", "dummy")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 SAMPLING_DEFAULTS = ("model", "openai")  # as sglang.model_loader.tokenizer has them
@@ -41,6 +48,8 @@ class ServerArgs:
     chunked_prefill_size: int | None = None  # -1 disables chunking
     enable_mixed_chunk: bool = False  # decode requests ride in prefill forwards
     schedule_policy: str = "fcfs"
+    enable_priority_scheduling: bool = False  # requests' priority orders the queue first
+    schedule_low_priority_values_first: bool = False  # else higher values go first
     disable_radix_cache: bool = False
     disable_overlap_schedule: bool = False
     disable_cuda_graph: bool = False  # decode graphs, where the backend's runtime captures
@@ -87,6 +96,11 @@ class ServerArgs:
         args = cls(**kwargs)
         args.validate()
         return args
+
+    @property
+    def priority_scheduling(self) -> bool:
+        """Whether requests' priority orders the queue (the policy "priority" implies it)."""
+        return self.enable_priority_scheduling or self.schedule_policy == "priority"
 
     def validate(self) -> None:
         if self.schedule_policy not in SCHEDULE_POLICIES:

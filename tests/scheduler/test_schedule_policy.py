@@ -22,7 +22,7 @@ def model_dir(tmp_path_factory):
     return save_tiny_model("llama", str(tmp_path_factory.mktemp("llama")))
 
 
-def run(path, requests, warm=(), **kw):
+def run(path, requests, warm=(), priorities=None, **kw):
     """requests: (rid, prompt, max_new_tokens), queued at once after the `warm` prompts have
     run (to fill the prefix cache). Returns (admission order, tokens by rid)."""
     args = ServerArgs.from_kwargs(
@@ -37,12 +37,14 @@ def run(path, requests, warm=(), **kw):
     )
     scheduler, _ = build_scheduler(args)
 
-    def drain(reqs):
-        for rid, prompt, n in reqs:
+    def drain(reqs, priorities=None):
+        for i, (rid, prompt, n) in enumerate(reqs):
             params = SamplingParams.from_dict(
                 {"max_new_tokens": n, "temperature": 0, "ignore_eos": True}
             )
-            assert scheduler.add_request(Req(rid, prompt, params, scheduler.eos_ids)) is None
+            req = Req(rid, prompt, params, scheduler.eos_ids)
+            req.priority = priorities[i] if priorities else None
+            assert scheduler.add_request(req) is None
         order, tokens = [], {}
         while scheduler.has_work():
             for out in scheduler.step():
@@ -52,7 +54,7 @@ def run(path, requests, warm=(), **kw):
         return order, tokens
 
     drain([(f"warm{i}", p, 1) for i, p in enumerate(warm)])
-    order, tokens = drain(requests)
+    order, tokens = drain(requests, priorities)
     scheduler.check_idle()
     return order, tokens
 
@@ -152,3 +154,19 @@ def test_dfs_weight_order_on_a_nested_tree():
     # no prefix cache: the cache-aware policies keep arrival order
     fcfs = [r.rid for r in waiting]
     assert [r.rid for r in policy.order_waiting("dfs-weight", waiting, None, None, rng)] == fcfs
+
+
+@pytest.mark.parametrize("low_first", [False, True])
+def test_priority_orders_the_queue_before_the_policy(model_dir, low_first):
+    """--enable-priority-scheduling: priority first (None as 0), then the policy (lof here)."""
+    prios = [None, 2, 0, 2, -1]
+    reqs = [(f"r{i}", prompt(i), n) for i, n in enumerate(LENGTHS)]
+    args = dict(enable_priority_scheduling=True, schedule_low_priority_values_first=low_first)
+    order, _ = run(model_dir, reqs, priorities=prios, schedule_policy="lof", **args)
+    # priority 2: r1 (9 tokens), r3 (6); 0: r0 (3, None), r2 (1); -1: r4
+    want = ["r1", "r3", "r0", "r2", "r4"]
+    if low_first:  # -1: r4; 0: r0, r2 by lof; 2: r1, r3
+        want = ["r4", "r0", "r2", "r1", "r3"]
+    assert order == want
+    fcfs, _ = run(model_dir, reqs, priorities=prios, schedule_policy="priority")
+    assert fcfs == ["r1", "r3", "r0", "r2", "r4"]  # fcfs within priorities

@@ -242,7 +242,19 @@ def add_cli_args(parser, attention_backends=None) -> None:
         default=d.schedule_policy,
         choices=SCHEDULE_POLICIES,
         help="order of waiting requests: fcfs (arrival), lpm (longest cached prefix first), "
-        "dfs-weight (prefix-tree groups), lof (longest output first), random",
+        "dfs-weight (prefix-tree groups), lof (longest output first), random, priority (fcfs "
+        "within the requests' priorities)",
+    )
+    g.add_argument(
+        "--enable-priority-scheduling",
+        action="store_true",
+        help="order waiting requests by their `priority` field first (higher first), then by "
+        "the schedule policy; without it a request that sets priority is refused",
+    )
+    g.add_argument(
+        "--schedule-low-priority-values-first",
+        action="store_true",
+        help="with priority scheduling, lower priority values go first",
     )
     g.add_argument(
         "--disable-radix-cache",

@@ -142,12 +142,14 @@ class Engine:
         logprob_start_len: int | None = None,
         top_logprobs_num: int = 0,
         stream: bool = False,
+        priority: int | None = None,
     ) -> dict[str, Any] | list[dict[str, Any]] | Iterator[dict[str, Any]]:
         reqs = self._requests(prompt, input_ids, sampling_params)
         kw = dict(
             return_logprob=return_logprob,
             logprob_start_len=logprob_start_len,
             top_logprobs_num=top_logprobs_num,
+            priority=priority,
         )
         if stream:
             if len(reqs) != 1:
@@ -192,6 +194,7 @@ class Engine:
         logprob_start_len: int | None = None,
         top_logprobs_num: int = 0,
         stream: bool = False,
+        priority: int | None = None,
     ) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
         """Awaitable result, or (stream=True) an async iterator of chunks, in the caller's loop."""
         reqs = self._requests(prompt, input_ids, sampling_params)
@@ -199,6 +202,7 @@ class Engine:
             return_logprob=return_logprob,
             logprob_start_len=logprob_start_len,
             top_logprobs_num=top_logprobs_num,
+            priority=priority,
         )
         if not stream:
             futs = [

@@ -17,6 +17,7 @@ class TokenizedRequest:
     return_logprob: bool = False
     logprob_start_len: int = -1
     top_logprobs_num: int = 0
+    priority: int | None = None  # with --enable-priority-scheduling (scheduler/policy.py)
 
 
 @dataclass

@@ -198,6 +198,7 @@ def run_scheduler_process(
                             return_logprob=msg.return_logprob,
                             logprob_start_len=msg.logprob_start_len,
                             top_logprobs_num=msg.top_logprobs_num,
+                            priority=msg.priority,
                         )
                     )
                     if out is not None:

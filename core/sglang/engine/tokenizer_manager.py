@@ -35,6 +35,7 @@ from sglang.engine.io import (
 )
 from sglang.engine.records import GenerateResult
 from sglang.engine.replicas import LoadBalancer, merge_replies
+from sglang.engine.request_checks import check_request
 from sglang.sampling.params import SamplingParams
 from sglang.scheduler.records import StepOutput
 
@@ -238,6 +239,7 @@ class TokenizerManager:
         logprob_start_len: int | None = None,
         top_logprobs_num: int = 0,
         return_text_in_logprobs: bool = False,
+        priority: int | None = None,
     ) -> AsyncIterator[GenerateResult]:
         """`generate_one` in two halves: the checks (ValueError) and the request sent to the
         scheduler now, synchronously (a streaming route sends it before it makes its response;
@@ -250,25 +252,15 @@ class TokenizerManager:
         rid = rid or uuid.uuid4().hex
         if rid in self.states:
             raise ValueError(f"request id {rid!r} is already in use")
-        vocab = self.info.vocab_size
-        if not prompt_ids:
-            raise ValueError("the prompt is empty")
-        context_len = self.info.context_len
-        if context_len is not None and len(prompt_ids) >= context_len:
-            raise ValueError(
-                f"the prompt has {len(prompt_ids)} tokens; the context length is {context_len}"
-            )
-        if vocab is not None and any(t < 0 or t >= vocab for t in prompt_ids):
-            raise ValueError(f"input_ids must be in [0, {vocab})")
-        if (params.stop or params.stop_regex) and self.tokenizer is None:
-            raise ValueError(
-                "stop strings and stop_regex need a tokenizer (the engine runs with "
-                "skip_tokenizer_init)"
-            )
-        if return_text_in_logprobs and self.tokenizer is None:
-            raise ValueError("return_text_in_logprobs needs a tokenizer")
-        if vocab is not None and not 0 <= top_logprobs_num <= vocab:
-            raise ValueError(f"top_logprobs_num must be in [0, {vocab}], got {top_logprobs_num}")
+        check_request(
+            self.info,
+            self.tokenizer is not None,
+            prompt_ids,
+            params,
+            return_text_in_logprobs,
+            top_logprobs_num,
+            priority,
+        )
         detok = None
         if self.tokenizer is not None:
             detok = IncrementalDetokenizer(
@@ -285,7 +277,9 @@ class TokenizerManager:
         if return_logprob:
             lps = len(prompt_ids) - 1 if logprob_start_len is None else logprob_start_len
             lps = max(0, min(lps, len(prompt_ids) - 1)) if lps >= 0 else -1
-        req = TokenizedRequest(rid, prompt_ids, params, return_logprob, lps, top_logprobs_num)
+        req = TokenizedRequest(
+            rid, prompt_ids, params, return_logprob, lps, top_logprobs_num, priority
+        )
         push = self.pushes[self.balancer.assign(rid)]
         mark("tm_send")
         # zmq.asyncio sends at once where it can (a done future), else queues the message

@@ -21,7 +21,7 @@ import torch
 from sglang.cache.radix_cache import RadixCache
 from sglang.model_executor.model_runner import ModelRunner
 from sglang.scheduler.kv_manager import KVManager
-from sglang.scheduler.policy import order_waiting
+from sglang.scheduler.policy import by_priority, order_waiting
 from sglang.scheduler.records import NewTokenRatio, PrefillPlan, Queues, SchedulerStats
 from sglang.scheduler.req import Req
 from sglang.server_args import ServerArgs
@@ -82,7 +82,10 @@ class Admission:
                 return m.indices.numel(), m.last_node
 
         root = getattr(cache, "root", None)
-        return order_waiting(self.args.schedule_policy, self.queues.waiting, match, root, self.rng)
+        order = order_waiting(self.args.schedule_policy, self.queues.waiting, match, root, self.rng)
+        if self.args.priority_scheduling:
+            order = by_priority(order, self.args.schedule_low_priority_values_first)
+        return order
 
     def plan(self) -> PrefillPlan | None:
         """Admit requests for one prefill forward (allocating their KV), or None."""

@@ -7,6 +7,12 @@
 - lof: longest output first (largest max_new_tokens; none given counts as the longest). The
   requests that set a batch's length start first, which shortens the tail of an offline batch.
 - random: a shuffle.
+- priority: fcfs within priorities (SGLang's name for --enable-priority-scheduling with fcfs).
+
+With `--enable-priority-scheduling` (implied by the priority policy) the requests' `priority`
+orders the queue first: higher values first, or lower with
+`--schedule-low-priority-values-first`; a request without one counts as 0; the policy orders
+requests of equal priority. Running requests are not preempted for a higher priority.
 
 The cache-aware policies (lpm, dfs-weight) cost a tree walk per request; beyond
 CACHE_AWARE_MAX_QUEUE waiting requests they fall back to fcfs, as SGLang does. Sorts are
@@ -70,6 +76,12 @@ def dfs_weight(
         placed = {id(r) for r in order}
         order.extend(r for r in waiting if id(r) not in placed)
     return order
+
+
+def by_priority(order: list[Req], low_values_first: bool) -> list[Req]:
+    """`order` stably sorted by the requests' priority (None as 0)."""
+    sign = 1 if low_values_first else -1
+    return sorted(order, key=lambda r: sign * (r.priority or 0))
 
 
 def order_waiting(

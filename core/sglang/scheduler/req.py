@@ -50,6 +50,7 @@ class Req:
     return_logprob: bool = False
     logprob_start_len: int = -1  # prompt logprobs from this position on; -1: none
     top_logprobs_num: int = 0
+    priority: int | None = None  # --enable-priority-scheduling's key (None counts as 0)
 
     output_ids: list[int] = field(default_factory=list)
     finished: FinishReason | None = None

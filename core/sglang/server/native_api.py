@@ -100,6 +100,7 @@ async def generate(request: Request):
         logprob_start_len=int_field(body, "logprob_start_len"),
         top_logprobs_num=int_field(body, "top_logprobs_num") or 0,
         return_text_in_logprobs=bool(body.get("return_text_in_logprobs", False)),
+        priority=int_field(body, "priority"),
     )
     rids = body.get("rid")
     rids = (

@@ -159,7 +159,12 @@ async def chat_completions(req: ChatCompletionRequest, request: Request):
 
     params = [state.sampling_params(seeded(fields, i)) for i in range(req.n)]
     top = (req.top_logprobs or 0) if req.logprobs else 0
-    kw = dict(return_logprob=req.logprobs, top_logprobs_num=top, return_text_in_logprobs=True)
+    kw = dict(
+        return_logprob=req.logprobs,
+        top_logprobs_num=top,
+        return_text_in_logprobs=True,
+        priority=req.priority,
+    )
     rid = req.rid or f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     # Streaming responses are cancelled by Starlette when the client goes; others poll for it.

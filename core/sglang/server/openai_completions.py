@@ -80,7 +80,10 @@ async def completions(req: CompletionRequest, request: Request):
     fields = sampling_fields(req, max_tokens)
     top = req.logprobs or 0
     kw = dict(
-        return_logprob=req.logprobs is not None, top_logprobs_num=top, return_text_in_logprobs=True
+        return_logprob=req.logprobs is not None,
+        top_logprobs_num=top,
+        return_text_in_logprobs=True,
+        priority=req.priority,
     )
     rid = req.rid or f"cmpl-{uuid.uuid4().hex}"
     created = int(time.time())

@@ -26,6 +26,7 @@ class GenerateRequest(BaseModel):
     logprob_start_len: int | None = None
     top_logprobs_num: int | None = None
     return_text_in_logprobs: bool = False
+    priority: int | None = None  # with --enable-priority-scheduling (else a 400)
 
 
 def sampling_params_schema() -> dict[str, Any]:

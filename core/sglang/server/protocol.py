@@ -59,6 +59,7 @@ class SamplingFields(BaseModel):
     json_schema: str | None = None
     ebnf: str | None = None
     rid: str | None = None
+    priority: int | None = None  # with --enable-priority-scheduling
 
 
 class ChatCompletionRequest(SamplingFields):

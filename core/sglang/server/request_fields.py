@@ -25,6 +25,7 @@ GENERATE_SERVED = {
     "logprob_start_len",
     "top_logprobs_num",
     "return_text_in_logprobs",
+    "priority",  # with --enable-priority-scheduling; else a 400
 }
 GENERATE_INFORMATIONAL = {
     "log_metrics",
@@ -46,7 +47,7 @@ GENERATE_REFUSED: dict[str, tuple[Any, ...]] = {
         "session_params lora_path lora_id custom_logit_processor positional_embed_overrides "
         "bootstrap_host bootstrap_port bootstrap_room bootstrap_pair_key decode_tp_size "
         "routed_dp_rank data_parallel_rank disagg_prefill_dp_rank background "
-        "require_reasoning max_thinking_tokens priority extra_key return_bytes return_entropy "
+        "require_reasoning max_thinking_tokens extra_key return_bytes return_entropy "
         "return_prompt_token_ids need_wait_for_mm_inputs num_items_assigned encoder_urls "
         "max_dynamic_patch min_dynamic_patch image_max_dynamic_patch video_max_dynamic_patch "
         "images_config mm_processor_kwargs multi_item_delimiter_indices token_indices_to_pool "
@@ -65,7 +66,7 @@ OPENAI_REFUSED: dict[str, tuple[Any, ...]] = {
         "sampling_logprobs_mode return_flat_raw_output_top_logprobs lora_path session_id "
         "session_params custom_logit_processor custom_params watermark images_config "
         "video_config mm_processor_kwargs max_dynamic_patch min_dynamic_patch "
-        "use_audio_in_video data_parallel_rank extra_key cache_salt priority input_ids "
+        "use_audio_in_video data_parallel_rank extra_key cache_salt input_ids "
         "thinking task audio prediction web_search_options functions "
         "function_call store verbosity"
     ).split()
