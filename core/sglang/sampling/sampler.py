@@ -11,6 +11,7 @@ there (a complete grammar allows nothing else).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,6 +52,29 @@ def _needs_processing(inp: SampleInput) -> bool:
         or p.logit_bias
         or (len(inp.output_ids) < p.min_new_tokens and inp.bitmask is None)
     )
+
+
+@functools.cache
+def _argmax_chunk(vocab: int) -> int:
+    """Entries per chunk of greedy_argmax's first pass: the largest divisor of the vocabulary
+    in [64, 512], or 0 when it has none (then one pass)."""
+    return next((d for d in range(512, 63, -1) if vocab % d == 0), 0)
+
+
+def greedy_argmax(logits: torch.Tensor) -> torch.Tensor:
+    """torch.argmax(logits, dim=-1) in two passes: each chunk's maximum, then the best chunk.
+
+    One pass reduces a row in one GPU block (27.6 us for Llama 3's 128,256 logits on an
+    H200, on the critical path of every greedy decode step); the chunks spread the first pass
+    over the device. On the CPU it costs the same (float32 logits). Ties go to the first
+    maximum, as in torch.argmax: each pass keeps its first."""
+    rows, vocab = logits.shape
+    chunk = _argmax_chunk(vocab)
+    if not chunk or rows == 0 or not logits.is_contiguous():
+        return torch.argmax(logits, dim=-1)
+    values, index = logits.view(rows, vocab // chunk, chunk).max(dim=-1)
+    best = values.argmax(dim=-1, keepdim=True)
+    return (best * chunk + index.gather(1, best)).squeeze(1)
 
 
 @dataclass
@@ -119,7 +143,7 @@ class Sampler:
 
     def _sample(self, logits: torch.Tensor, inputs: Sequence[SampleInput]) -> torch.Tensor:
         if all(i.params.is_greedy for i in inputs):
-            return torch.argmax(logits, dim=-1)
+            return greedy_argmax(logits)
         b, dev = len(inputs), logits.device
         temps = torch.tensor([i.params.temperature for i in inputs], dtype=torch.float32)
         # top_k >= vocab means all (the op's contract); clamped so it fits in int32
