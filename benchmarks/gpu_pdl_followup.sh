@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The H200 checks and timings left open when PDL went on by default (987defe) and greedy
+# sampling's argmax became two passes (bf94930), in one call of ~25 min of device time:
+#   graphs   decode through CUDA graphs with PDL against eager tokens, and the PDL PTX rules
+#   itl      batch-1 ITL at main's kernels: bf16, GPTQ, AWQ, FP8 block (Llama-3.1-8B), Qwen3-30B-A3B
+#   sweep    the decode launch tables re-timed under PDL (they were tuned before it), best picked
+#   ncu      stall reasons of the int4 and FP8 tensor-core GEMVs at M = 1 (--clock-control none)
+# Usage: [PARTS="graphs itl sweep ncu"] bash benchmarks/gpu_pdl_followup.sh OUTDIR
+# Carry .wheels (benchmarks/gpu_setup.sh).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DIR=$1; PARTS=${PARTS:-graphs itl sweep ncu}
+mkdir -p "$DIR"
+source benchmarks/gpu_setup.sh "$DIR" > "$DIR/setup.log" 2>&1
+source benchmarks/gpu_step.sh
+KEEP='^== |passed|failed|FAILED|Error|ITL|us a layer|best|TB/s|stall|Stall|Issue'
+for part in $PARTS; do
+    case $part in
+        graphs)
+            step graphs 240 python3 -m pytest -q -p no:cacheprovider -rf --tb=short \
+                tests/model_executor/test_graph_runner.py tests/cuda/test_pdl.py \
+                tests/cuda/test_attention_triton.py tests/cuda/test_gemv_int4_triton.py ;;
+        itl)
+            for q in none gptq awq fp8-block; do
+                step "itl_$q" 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
+                    --quant "$q" --only a --out "$DIR/itl.jsonl"
+            done
+            step itl_qwen3 200 python3 benchmarks/bench_moe.py --device cuda \
+                --config benchmarks/configs/qwen3-30b-a3b --only a --out "$DIR/itl.jsonl" ;;
+        sweep)
+            step sweep_int4_fp8 300 python3 benchmarks/bench_decode_gemv.py --only int4,fp8 \
+                --out "$DIR/sweep.jsonl" --pick-best "$DIR/best_int4_fp8.json"
+            step sweep_qwen3 300 python3 benchmarks/bench_decode_gemv.py --only dense,moe \
+                --dense-shapes qwen3,qwen3-head --moe-sweep --out "$DIR/sweep.jsonl" \
+                --pick-best "$DIR/best_qwen3.json" ;;
+        ncu)
+            step ncu 240 ncu --clock-control none --target-processes all \
+                --kernel-name regex:'_int4_mma_kernel|_fp8_block_mma_kernel' --launch-count 4 \
+                --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
+                python3 benchmarks/bench_decode_gemv.py --only int4,fp8 --out /dev/null ;;
+    esac
+done
