@@ -2,7 +2,8 @@
 # The H200 checks and timings left open when PDL went on by default (987defe) and greedy
 # sampling's argmax became two passes (bf94930), in one call of ~25 min of device time:
 #   graphs   decode through CUDA graphs with PDL against eager tokens, and the PDL PTX rules
-#   itl      batch-1 ITL at main's kernels: bf16, GPTQ, AWQ, FP8 block (Llama-3.1-8B), Qwen3-30B-A3B
+#   itl      batch-1 ITL at main's kernels: bf16, GPTQ, AWQ, FP8 block (Llama-3.1-8B), Qwen3-30B-A3B,
+#            and greedy argmax one pass against two (sampler.greedy_argmax) at 1-64 rows
 #   sweep    the decode launch tables re-timed under PDL (they were tuned before it), best picked
 #   ncu      stall reasons of the int4 and FP8 tensor-core GEMVs at M = 1 (--clock-control none)
 # Usage: [PARTS="graphs itl sweep ncu"] bash benchmarks/gpu_pdl_followup.sh OUTDIR
@@ -21,6 +22,14 @@ for part in $PARTS; do
                 tests/model_executor/test_graph_runner.py tests/cuda/test_pdl.py \
                 tests/cuda/test_attention_triton.py tests/cuda/test_gemv_int4_triton.py ;;
         itl)
+            step argmax 60 python3 -c "
+import torch, triton.testing as tt
+from sglang.sampling.sampler import greedy_argmax
+for rows in (1, 8, 64):
+    x = torch.randn(rows, 128256, device='cuda')
+    one = tt.do_bench(lambda: x.argmax(-1)) * 1e3
+    two = tt.do_bench(lambda: greedy_argmax(x)) * 1e3
+    print(f'ITL-side argmax, {rows} rows of 128256: one pass {one:.1f} us, two passes {two:.1f} us')"
             for q in none gptq awq fp8-block; do
                 step "itl_$q" 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                     --quant "$q" --only a --out "$DIR/itl.jsonl"
