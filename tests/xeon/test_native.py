@@ -156,6 +156,59 @@ def test_a_killed_builds_lock_does_not_hang_the_next_start(ops, tmp_path):
     assert not os.path.exists(stale)
 
 
+def test_a_start_outside_the_activated_venv_reuses_the_build(ops):
+    """`venv/bin/sglang serve` without the venv on PATH used the system's ninja where the build
+    had run the venv's: the two keep build logs that do not agree, so every switch between
+    the two ways of starting rebuilt the kernels (~30 s on 2 cores). The build now always runs
+    this interpreter's ninja: the library is loaded as it is."""
+    import os
+    import subprocess
+    import sys
+
+    from torch.utils import cpp_extension
+
+    name = native.build_name()
+    library = os.path.join(cpp_extension._get_build_directory(name, verbose=False), f"{name}.so")
+    scripts = os.path.dirname(sys.executable)
+    outside = os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != scripts
+    )
+    code = "from sglang_xeon import native; print(native.why_unavailable() or 'loaded')"
+
+    def start(path: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "PATH": path},
+        )
+        assert done.stdout.strip().endswith("loaded"), done.stdout + done.stderr
+
+    start(os.pathsep.join([scripts, outside]))  # as from the activated venv
+    built_at = os.stat(library).st_mtime_ns
+    start(outside or "/usr/bin:/bin")  # as `venv/bin/sglang`, the venv not on PATH
+    assert os.stat(library).st_mtime_ns == built_at, "the kernels were rebuilt"
+
+
+def test_interpreter_tools_first_restores_path(monkeypatch, tmp_path):
+    import os
+
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    ninja = fake_bin / "ninja"
+    ninja.write_text("#!/bin/sh\n")
+    ninja.chmod(0o755)
+    monkeypatch.setattr(native.sys, "executable", str(fake_bin / "python"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with native._interpreter_tools_first():
+        assert os.environ["PATH"].split(os.pathsep)[0] == str(fake_bin)
+    assert os.environ["PATH"] == "/usr/bin:/bin"
+    ninja.unlink()  # no ninja beside the interpreter: PATH is left as it is
+    with native._interpreter_tools_first():
+        assert os.environ["PATH"] == "/usr/bin:/bin"
+
+
 def test_registered_above_the_torch_kernels():
     from sglang.backend.registry import KernelRegistry
 

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -94,6 +95,26 @@ def _missing_tool() -> str | None:
 
 
 @contextlib.contextmanager
+def _interpreter_tools_first():
+    """PATH with this interpreter's scripts directory first while torch runs ninja, when a ninja
+    is installed there (pip's, as a dependency of this package). Two ninjas keep build logs
+    that do not agree (the venv's 1.13 and a system 1.11 hash a command differently), so a
+    server started from an activated venv and one started as `venv/bin/sglang` rebuilt the
+    kernels (~30 s) every time they took turns; the interpreter's own ninja is the same one
+    either way."""
+    scripts = os.path.dirname(sys.executable)
+    before = os.environ.get("PATH", "")
+    if not os.access(os.path.join(scripts, "ninja"), os.X_OK):
+        yield
+        return
+    os.environ["PATH"] = os.pathsep.join([scripts, before]) if before else scripts
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
+@contextlib.contextmanager
 def _build_lock(build_dir: str):
     """Serialise this checkout's builds and loads with an flock, which the kernel releases when
     its holder dies, and clear torch's own lock file left by a killed one. torch marks a build
@@ -123,6 +144,11 @@ def _build_lock(build_dir: str):
 
 
 def _load() -> None:
+    with _interpreter_tools_first():
+        _build_and_load()
+
+
+def _build_and_load() -> None:
     global ops, _failure
     _failure = _missing_tool()
     if _failure is None:
@@ -132,9 +158,10 @@ def _load() -> None:
             start = time.perf_counter()
             name = build_name()
             build_dir = cpp_extension._get_build_directory(name, verbose=False)
+            library = os.path.join(build_dir, f"{name}.so")
             with _build_lock(build_dir):
-                building = not os.path.exists(os.path.join(build_dir, f"{name}.so"))
-                if building:  # a minute of silence otherwise (at warning level)
+                built_at = os.stat(library).st_mtime_ns if os.path.exists(library) else None
+                if built_at is None:  # a minute of silence otherwise (at warning level)
                     logger.warning(
                         "building the xeon native kernels for this checkout in %s (once; "
                         "about a minute on 2 cores)",
@@ -148,9 +175,18 @@ def _load() -> None:
                     verbose=False,
                 )
             took = time.perf_counter() - start
-            log = logger.warning if building else logger.info
-            verb = "built" if building else "loaded"
-            log("xeon native kernels %s in %.1f s (%s)", verb, took, build_dir)
+            if built_at is None:
+                logger.warning("xeon native kernels built in %.1f s (%s)", took, build_dir)
+            elif os.stat(library).st_mtime_ns != built_at:  # ninja found the build out of date
+                logger.warning(
+                    "xeon native kernels rebuilt in %.1f s: ninja (%s) found the build in %s "
+                    "out of date",
+                    took,
+                    shutil.which("ninja") or "?",
+                    build_dir,
+                )
+            else:
+                logger.info("xeon native kernels loaded in %.1f s (%s)", took, build_dir)
             ops = module
             return
         except Exception as e:  # a compile error must not stop the engine: torch kernels remain
