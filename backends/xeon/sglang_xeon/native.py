@@ -163,7 +163,7 @@ def _build_and_load() -> None:
                 built_at = os.stat(library).st_mtime_ns if os.path.exists(library) else None
                 if built_at is None:  # a minute of silence otherwise (at warning level)
                     logger.warning(
-                        "building the xeon native kernels for this checkout in %s (once; "
+                        "building the xeon native kernels for this install in %s (once; "
                         "about a minute on 2 cores)",
                         build_dir,
                     )
