@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 IDLE_POLL_MS = 1000
 GRAMMAR_POLL_MS = 5  # while requests wait only for their grammars to compile
+OUTPUT_RECONNECT_MS = 2  # how often the output socket retries its connect to the frontend
 
 
 @dataclass
@@ -151,6 +152,18 @@ def control(scheduler: Scheduler, msg: ControlRequest) -> ControlReply:
     return ControlReply(msg.id, False, {"message": f"unknown control {msg.kind!r}"})
 
 
+def output_socket(ctx: zmq.Context, address: str) -> zmq.Socket:
+    """The PUSH socket the scheduler's outputs leave by, connected to the frontend's `address`.
+    The frontend binds it only once this process is ready, so the connect fails at first and
+    ZeroMQ retries it every RECONNECT_IVL, 100 ms by default: a request sent right after the
+    start (the Engine's first generate) had its outputs held until the next retry (~115 ms,
+    then all at once). Retried every OUTPUT_RECONNECT_MS, the connection is up in time."""
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.RECONNECT_IVL, OUTPUT_RECONNECT_MS)
+    push.connect(address)
+    return push
+
+
 def run_scheduler_process(
     args: ServerArgs, in_addr: str, out_addr: str, ready: Any, rank: RankInit | None = None
 ) -> None:
@@ -168,9 +181,9 @@ def run_scheduler_process(
         ready.send(StartupFailure(str(failure), failure.exit_code, tb))
         return
     ctx = zmq.Context()
-    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull = ctx.socket(zmq.PULL)
     pull.bind(in_addr)
-    push.connect(out_addr)
+    push = output_socket(ctx, out_addr)
     ready.send(info)
     poller = zmq.Poller()
     poller.register(pull, zmq.POLLIN)
