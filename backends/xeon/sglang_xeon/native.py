@@ -114,6 +114,22 @@ def _interpreter_tools_first():
         os.environ["PATH"] = before
 
 
+QUIET_WAIT_S = 1.0  # how long the build lock is waited for before saying so
+
+
+def _try_lock(handle, seconds: float) -> bool:
+    """Take the flock on `handle` within `seconds` (polling), or return False."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def _build_lock(build_dir: str):
     """Serialise this checkout's builds and loads with an flock, which the kernel releases when
@@ -125,9 +141,7 @@ def _build_lock(build_dir: str):
     while holding it is stale."""
     path = os.path.join(build_dir, ".sglang-build.flock")
     with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _try_lock(handle, QUIET_WAIT_S):  # another rank loading it takes well under 1 s
             logger.warning(
                 "waiting for another process building the xeon native kernels (%s)", build_dir
             )
