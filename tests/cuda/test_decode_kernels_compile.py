@@ -294,11 +294,14 @@ ROPE_SCRIPT = textwrap.dedent(
     from sglang_triton import rope
 
     fn, out = rope._rope_kernel, []
-    ptrs = {"pos_ptr": "*i64", "cache_ptr": "*fp32", "eps": "fp32"}
-    # Qwen3's head (D 128, all rotated) and a partial rotary one (the copied rest normed too)
-    for norm, d, r2, rest in ((True, 128, 64, 0), (True, 64, 24, 16), (False, 64, 24, 16)):
+    ptrs = {"pos_ptr": "*i64", "cache_ptr": "*fp32", "eps": "fp32", "loc_ptr": "*i64"}
+    # Qwen3's head (D 128, all rotated) and a partial rotary one (the copied rest normed too);
+    # STORE: rope.kv_store (keys into their cache slots, values copied beside them)
+    for norm, d, r2, rest, store in ((True, 128, 64, 0, False), (True, 64, 24, 16, False),
+                                     (False, 64, 24, 16, False), (True, 128, 64, 0, True),
+                                     (False, 128, 64, 0, True)):
         consts = dict(R2=r2, D=d, IS_NEOX=True, BLOCK_R2=triton.next_power_of_2(r2),
-                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm, PDL=norm)
+                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm, STORE=store, BLOCK_D=d, PDL=norm)
         sig = {n: "constexpr" if n in consts else ptrs.get(n, "*bf16" if n.endswith("_ptr")
                else "i32") for n in inspect.signature(fn.fn).parameters}
         triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),
@@ -310,6 +313,6 @@ ROPE_SCRIPT = textwrap.dedent(
 
 
 def test_rope_and_rope_qk_norm_compile_for_sm90():
-    """The rope kernel with rope.qk_norm's NORM variant (the interpreter takes what the
-    compiler may refuse: names bound under a constexpr branch)."""
-    assert _compile(ROPE_SCRIPT) == [True, True, False]
+    """The rope kernel with rope.qk_norm's NORM variant and rope.kv_store's STORE variant (the
+    interpreter takes what the compiler may refuse: names bound under a constexpr branch)."""
+    assert _compile(ROPE_SCRIPT) == [True, True, False, True, False]

@@ -37,7 +37,11 @@ SCRIPT = textwrap.dedent(
         (activation._act_mul_kernel, dict(ACT=0, BLOCK=1024), {}),
         (kv._store_kernel, dict(D=128, DV=128, BLOCK_K=1024, BLOCK_V=1024), {"loc": L}),
         (rope._rope_kernel, dict(R2=64, D=128, IS_NEOX=True, BLOCK_R2=64, BLOCK_H=32,
-                                 BLOCK_REST=0, NORM=True), {"pos_ptr": L, "cache_ptr": F}),
+                                 BLOCK_REST=0, NORM=True, STORE=False, BLOCK_D=128),
+         {"pos_ptr": L, "cache_ptr": F, "loc_ptr": L}),
+        (rope._rope_kernel, dict(R2=64, D=128, IS_NEOX=True, BLOCK_R2=64, BLOCK_H=32,
+                                 BLOCK_REST=0, NORM=False, STORE=True, BLOCK_D=128),
+         {"pos_ptr": L, "cache_ptr": F, "loc_ptr": L}),  # rope.kv_store
         (attention._decode_split_kernel, dict(ATTN, MERGE=False),
          {"Out": F, "LSE": F, "Sinks": F, "kv_indptr": I, "kv_indices": L, "Final": B,
           "COUNT": I}),
@@ -91,7 +95,7 @@ def test_pdl_kernels_wait_before_touching_memory():
     )
     assert r.returncode == 0, r.stderr[-3000:]
     kernels = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(kernels) == 10
+    assert len(kernels) == 11
     bad = [k for k in kernels if not k["wait"] or k["early"] or not k["release"]]
     assert not bad, bad
 

@@ -70,3 +70,48 @@ def test_rope_qk_norm_on_views_of_a_fused_qkv(rotary):
     torch.testing.assert_close(q_out, q_ref, atol=1.6e-2, rtol=1.6e-2)
     torch.testing.assert_close(k_out, k_ref, atol=1.6e-2, rtol=1.6e-2)
     assert torch.equal(qkv, before)
+
+
+def small_kv_store(case):
+    return case.params["tokens"] <= 13 and case.params["heads"] <= 32
+
+
+@pytest.mark.parametrize("case", kc.params("rope.kv_store", small_kv_store))
+def test_rope_kv_store(case):
+    """rope (and rope.qk_norm) writing the rotated keys and the values straight into their
+    cache slots, against rope then kv.store; the other slots untouched."""
+    kc.check("rope.kv_store", rope.rope_kv_store, case)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_rope_kv_store_on_views_of_a_fused_qkv(norm):
+    """q, k and v as strided views of one qkv row (as the model passes them), partial rotary,
+    against the references; the input is not modified."""
+    t, h, hkv, d, slots = 5, 4, 2, 64, 16
+    gen = torch.Generator().manual_seed(2)
+    qkv = torch.randn(t, (h + 2 * hkv) * d, generator=gen).to(kc.DEVICE, torch.bfloat16)
+    q = qkv[:, : h * d].view(t, h, d)
+    k = qkv[:, h * d : (h + hkv) * d].view(t, hkv, d)
+    v = qkv[:, (h + hkv) * d :].view(t, hkv, d)
+    cache = ref.rope_cos_sin_cache(32, 64, 10000.0, None).to(kc.DEVICE)
+    positions = torch.tensor([0, 3, 63, 7, 1], device=kc.DEVICE)
+    loc = torch.tensor([9, 2, 15, 4, 11], device=kc.DEVICE)
+    weights = {}
+    if norm:
+        weights = {
+            "q_weight": (torch.rand(d, generator=gen) + 0.5).to(kc.DEVICE, torch.bfloat16),
+            "k_weight": (torch.rand(d, generator=gen) + 0.5).to(kc.DEVICE, torch.bfloat16),
+        }
+    k_cache = torch.randn(slots, hkv, d, generator=gen).to(kc.DEVICE, torch.bfloat16)
+    v_cache = torch.randn(slots, hkv, d, generator=gen).to(kc.DEVICE, torch.bfloat16)
+    expect = [torch.empty_like(q), k_cache.clone(), v_cache.clone()]
+    before = qkv.clone()
+    ref.rope_kv_store(
+        positions, q, k, v, cache, True, expect[1], expect[2], loc, expect[0], **weights
+    )
+    out = [torch.empty_like(q), k_cache.clone(), v_cache.clone()]
+    rope.rope_kv_store(positions, q, k, v, cache, True, out[1], out[2], loc, out[0], **weights)
+    for got, want in zip(out, expect):
+        torch.testing.assert_close(got, want, atol=1.6e-2, rtol=1.6e-2)
+    assert torch.equal(out[2], expect[2])  # the values are copied, not computed
+    assert torch.equal(qkv, before)

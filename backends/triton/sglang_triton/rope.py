@@ -85,6 +85,15 @@ def _rotate_heads(
 
 
 @triton.jit
+def _copy_heads(src, dst, stride_sh, stride_dh, n_heads, D: tl.constexpr, BLOCK_D: tl.constexpr):
+    """dst[h, :D] = src[h, :D] for h < n_heads (one token's value heads into its cache slot)."""
+    cols = tl.arange(0, BLOCK_D)
+    for h in range(0, n_heads):
+        x = tl.load(src + h * stride_sh + cols, mask=cols < D)
+        tl.store(dst + h * stride_dh + cols, x.to(dst.dtype.element_ty), mask=cols < D)
+
+
+@triton.jit(do_not_specialize_on_alignment=["loc_ptr"])
 def _rope_kernel(
     pos_ptr,
     q_ptr,
@@ -94,6 +103,9 @@ def _rope_kernel(
     ko_ptr,
     qw_ptr,
     kw_ptr,
+    v_ptr,
+    vc_ptr,
+    loc_ptr,
     eps,
     H,
     HKV,
@@ -105,6 +117,10 @@ def _rope_kernel(
     stride_qoh,
     stride_kot,
     stride_koh,
+    stride_vt,
+    stride_vh,
+    stride_vct,
+    stride_vch,
     stride_cache,
     R2: tl.constexpr,
     D: tl.constexpr,
@@ -113,10 +129,18 @@ def _rope_kernel(
     BLOCK_H: tl.constexpr,
     BLOCK_REST: tl.constexpr,
     NORM: tl.constexpr,
+    STORE: tl.constexpr,
+    BLOCK_D: tl.constexpr,
     PDL: tl.constexpr,
 ):
+    """One token per program. STORE (rope.kv_store): ko_ptr is the key cache and the rotated
+    key heads go to slot loc[t] (stride_kot: the cache's slot stride), and v[t]'s heads are
+    copied to the value cache's slot; else ko_ptr is k_out, row t."""
     pdl.enter(PDL)
     t = tl.program_id(0).to(tl.int64)
+    k_row = t
+    if STORE:
+        k_row = tl.load(loc_ptr + t).to(tl.int64)
     pos = tl.load(pos_ptr + t).to(tl.int64)
     pairs = tl.arange(0, BLOCK_R2)
     pmask = pairs < R2
@@ -144,7 +168,7 @@ def _rope_kernel(
     )
     _rotate_heads(
         k_ptr + t * stride_kt,
-        ko_ptr + t * stride_kot,
+        ko_ptr + k_row * stride_kot,
         stride_kh,
         stride_koh,
         HKV,
@@ -161,6 +185,16 @@ def _rope_kernel(
         BLOCK_REST,
         NORM,
     )
+    if STORE:
+        _copy_heads(
+            v_ptr + t * stride_vt,
+            vc_ptr + k_row * stride_vct,
+            stride_vh,
+            stride_vch,
+            HKV,
+            D,
+            BLOCK_D,
+        )
 
 
 def _unit_last(x: torch.Tensor) -> torch.Tensor:
@@ -172,6 +206,30 @@ def rope(positions, q, k, cos_sin_cache, is_neox, launch=None):
     return _rope(positions, q, k, cos_sin_cache, is_neox, None, None, 0.0, launch)
 
 
+def rope_kv_store(
+    positions,
+    q,
+    k,
+    v,
+    cos_sin_cache,
+    is_neox,
+    k_cache,
+    v_cache,
+    loc,
+    q_out,
+    q_weight=None,
+    k_weight=None,
+    eps=1e-6,
+    launch=None,
+):
+    """The spec's rope.kv_store: rope (with q_weight / k_weight, rope.qk_norm) writing q into
+    q_out and the rotated k straight into its cache slots, v copied beside it: one launch."""
+    if q_weight is not None:
+        q_weight, k_weight = q_weight.contiguous(), k_weight.contiguous()
+    store = (_unit_last(v), k_cache, v_cache, loc)
+    _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, launch, q_out, store)
+
+
 def rope_qk_norm(
     positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps=1e-6, launch=None
 ):
@@ -181,10 +239,18 @@ def rope_qk_norm(
     return _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, launch)
 
 
-def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, launch):
+def _rope(
+    positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, launch, q_out=None, store=None
+):
+    """store: (v, k_cache, v_cache, loc) for rope.kv_store (k goes to the cache, no k_out)."""
     q, k = _unit_last(q), _unit_last(k)
-    q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    k_out = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+    if q_out is None:
+        q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    if store is None:
+        k_out = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+        v, v_cache, loc = k, k_out, positions  # placeholders never read without STORE
+    else:
+        v, k_out, v_cache, loc = store  # k_out: the key cache, row loc[t]
     t, h, d = q.shape
     hkv = k.shape[1]
     r2 = cos_sin_cache.shape[-1] // 2
@@ -203,6 +269,9 @@ def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, laun
         k_out,
         q if q_weight is None else q_weight,  # placeholders never read without NORM
         k if k_weight is None else k_weight,
+        v,
+        v_cache,
+        loc,
         float(eps),
         h,
         hkv,
@@ -214,6 +283,10 @@ def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, laun
         q_out.stride(1),
         k_out.stride(0),
         k_out.stride(1),
+        v.stride(0),
+        v.stride(1),
+        v_cache.stride(0),
+        v_cache.stride(1),
         cache.stride(0),
         R2=r2,
         D=d,
@@ -222,6 +295,8 @@ def _rope(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps, laun
         BLOCK_H=block_h,
         BLOCK_REST=next_pow2(rest) if rest else 0,
         NORM=q_weight is not None,
+        STORE=store is not None,
+        BLOCK_D=next_pow2(d),
         num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
         **pdl.args(q.device),
     )
@@ -234,4 +309,9 @@ def register(registry, target) -> None:
         "rope.qk_norm",
         target.bind(rope_qk_norm, "rope.qk_norm"),
         name=target.name("triton_rope_qk_norm"),
+    )
+    registry.register(
+        "rope.kv_store",
+        target.bind(rope_kv_store, "rope"),
+        name=target.name("triton_rope_kv_store"),
     )

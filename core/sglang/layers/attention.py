@@ -64,14 +64,32 @@ class Attention(Layer):
             )
         self.sinks.data.copy_(tensor.narrow(0, tp.rank * local, local))
 
+    def plain_caches(self, batch: ForwardBatch, dtype: torch.dtype):
+        """This layer's (k_cache, v_cache) when a fused op may write them as the keys' own dtype
+        (rope.kv_store): no fp8 scales and the caches in `dtype`; else None."""
+        if self.kv_kwargs:
+            return None
+        kv = batch.kv_cache
+        k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
+        return (k_cache, v_cache) if k_cache.dtype == v_cache.dtype == dtype else None
+
     def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, batch: ForwardBatch
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor | None,
+        v: torch.Tensor | None,
+        batch: ForwardBatch,
+        stored: bool = False,
     ) -> torch.Tensor:
-        """q [T, H, D], k [T, Hkv, D], v [T, Hkv, Dv] -> [T, H * Dv]."""
+        """q [T, H, D], k [T, Hkv, D], v [T, Hkv, Dv] -> [T, H * Dv]. stored: this step's keys
+        and values are already in the cache (rope.kv_store); k and v are not read."""
         ops, kv = self.ops, batch.kv_cache
         k_cache, v_cache = kv.k_buffer(self.layer_id), kv.v_buffer(self.layer_id)
         scales = self.kv_kwargs
-        ops.kv_store(k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales)
+        if not stored:
+            ops.kv_store(
+                k_cache=k_cache, v_cache=v_cache, loc=batch.out_cache_loc, k=k, v=v, **scales
+            )
         if self.sinks is not None:
             scales = {**scales, "sinks": self.sinks}
         if batch.mode == ForwardMode.DECODE:

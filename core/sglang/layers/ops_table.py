@@ -21,6 +21,7 @@ OPS = {
     "gelu_mul": "act.gelu_mul",
     "rope": "rope",
     "rope_qk_norm": "rope.qk_norm",
+    "rope_kv_store": "rope.kv_store",
     "kv_store": "kv.store",
     "attention_extend": "attention.extend",
     "attention_decode": "attention.decode",

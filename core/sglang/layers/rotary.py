@@ -57,6 +57,42 @@ class RotaryEmbedding(Layer):
             positions=positions, q=q, k=k, cos_sin_cache=cache, is_neox=self.is_neox
         )
 
+    def forward_and_store(
+        self,
+        positions: torch.Tensor,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        caches: tuple[torch.Tensor, torch.Tensor],
+        loc: torch.Tensor,
+        norms=None,
+    ) -> torch.Tensor:
+        """rope (after the RMSNorm layers `norms` = (q_norm, k_norm), if given) with the keys
+        and values written into their KV cache slots `loc` in the same op (rope.kv_store):
+        returns the rotated q."""
+        q_out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        weights = {}
+        if norms is not None:
+            weights = {
+                "q_weight": norms[0]._parameters["weight"],
+                "k_weight": norms[1]._parameters["weight"],
+                "eps": norms[0].eps,
+            }
+        self.ops.rope_kv_store(
+            positions=positions,
+            q=q,
+            k=k,
+            v=v,
+            cos_sin_cache=self._buffers["cos_sin_cache"],
+            is_neox=self.is_neox,
+            k_cache=caches[0],
+            v_cache=caches[1],
+            loc=loc,
+            q_out=q_out,
+            **weights,
+        )
+        return q_out
+
     def forward_qk_norm(
         self, positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor, q_norm, k_norm
     ) -> tuple[torch.Tensor, torch.Tensor]:

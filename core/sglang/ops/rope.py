@@ -239,3 +239,74 @@ QK_NORM_SPEC = register_spec(
         ),
     )
 )
+
+
+def rope_kv_store(
+    positions: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cos_sin_cache: torch.Tensor,
+    is_neox: bool,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    loc: torch.Tensor,
+    q_out: torch.Tensor,
+    q_weight: torch.Tensor | None = None,
+    k_weight: torch.Tensor | None = None,
+    eps: float = 1e-6,
+) -> None:
+    """rope (rope.qk_norm when q_weight and k_weight are given) and kv.store in one op: q_out
+    [T, H, D] = the rotated q; k_cache[loc[i]] = the rotated k[i], v_cache[loc[i]] = v[i]
+    (caches in q's dtype; no fp8 scales). The rotated k is not returned: attention reads it
+    from the cache. A decode step then launches one kernel where rope and kv.store took two."""
+    if q_weight is None:
+        q_rot, k_rot = rope(positions, q, k, cos_sin_cache, is_neox)
+    else:
+        q_rot, k_rot = rope_qk_norm(
+            positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps
+        )
+    q_out.copy_(q_rot)
+    k_cache[loc] = k_rot.to(k_cache.dtype)
+    v_cache[loc] = v.to(v_cache.dtype)
+
+
+def _kv_store_cases() -> list[Case]:
+    cases = []
+    for norm in (False, True):
+        for case in _cases_of("rope.kv_store", QK_NORM_SHAPES if norm else SHAPES):
+            params = {**case.params, "norm": norm}
+            name = f"{case.name}-qknorm" if norm else case.name
+            cases.append(Case(case.op, name, case.dtype, params))
+    return cases
+
+
+def _kv_store_inputs(case: Case, gen: torch.Generator) -> dict:
+    p, dt = case.params, case.dtype
+    args = _qk_norm_inputs(case, gen) if p["norm"] else _inputs(case, gen)
+    t, hkv, d = p["tokens"], p["kv_heads"], p["head_dim"]
+    slots = 2 * t + 5  # distinct slots, never the reserved slot 0; the rest stay as they were
+    args["v"] = randn(gen, t, hkv, d, dtype=dt)
+    args["k_cache"] = randn(gen, slots, hkv, d, dtype=dt)
+    args["v_cache"] = randn(gen, slots, hkv, d, dtype=dt)
+    args["loc"] = (torch.randperm(slots - 1, generator=gen)[:t] + 1).to(torch.int64)
+    args["q_out"] = torch.zeros(t, p["heads"], d, dtype=dt)
+    return args
+
+
+KV_STORE_SPEC = register_spec(
+    OpSpec(
+        name="rope.kv_store",
+        signature=(
+            "(positions[T] int64, q[T,H,D], k[T,Hkv,D], v[T,Hkv,D], cos_sin_cache[max_pos,r] f32, "
+            "is_neox, k_cache[S,Hkv,D], v_cache[S,Hkv,D], loc[T] int64, q_out[T,H,D], "
+            "q_weight[D]=None, k_weight[D]=None, eps=1e-6) -> None; q_out = rope(q) (rope.qk_norm "
+            "with the weights); k_cache[loc] = rope(k), v_cache[loc] = v"
+        ),
+        reference=rope_kv_store,
+        cases=_kv_store_cases,
+        make_inputs=_kv_store_inputs,
+        tolerances=QK_NORM_SPEC.tolerances,
+        mutates=("q_out", "k_cache", "v_cache"),
+    )
+)
