@@ -3,7 +3,8 @@
 # sampling's argmax became two passes (bf94930), in one call of ~25 min of device time:
 #   graphs   decode through CUDA graphs with PDL against eager tokens, and the PDL PTX rules
 #   itl      batch-1 ITL at main's kernels: bf16, GPTQ, AWQ, FP8 block (Llama-3.1-8B), Qwen3-30B-A3B,
-#            and greedy argmax one pass against two (sampler.greedy_argmax) at 1-64 rows
+#            bf16 and Qwen3 again without rope.kv_store, and greedy argmax one pass against two
+#            (sampler.greedy_argmax) at 1-64 rows
 #   sweep    the decode launch tables re-timed under PDL (they were tuned before it), best picked
 #   ncu      stall reasons of the int4 and FP8 tensor-core GEMVs at M = 1 (--clock-control none)
 # Usage: [PARTS="graphs itl sweep ncu"] bash benchmarks/gpu_pdl_followup.sh OUTDIR
@@ -35,7 +36,18 @@ for rows in (1, 8, 64):
                     --quant "$q" --only a --out "$DIR/itl.jsonl"
             done
             step itl_qwen3 200 python3 benchmarks/bench_moe.py --device cuda \
-                --config benchmarks/configs/qwen3-30b-a3b --only a --out "$DIR/itl.jsonl" ;;
+                --config benchmarks/configs/qwen3-30b-a3b --only a --out "$DIR/itl.jsonl"
+            # the same two without rope.kv_store (rope and kv.store as two launches again)
+            for bench in "bench_cuda_llama8b.py --quant none" \
+                    "bench_moe.py --config benchmarks/configs/qwen3-30b-a3b"; do
+                step "itl_nostore_${bench%%.py*}" 200 python3 -c "
+import runpy, sys
+import sglang_models.llama as llama
+llama.LlamaAttention.fuse_kv_store = False
+sys.path.insert(0, 'benchmarks')
+sys.argv = ['bench'] + '$bench --device cuda --only a --out $DIR/itl_nostore.jsonl'.split()[1:]
+runpy.run_path('benchmarks/' + '$bench'.split()[0], run_name='__main__')"
+            done ;;
         sweep)
             step sweep_int4_fp8 300 python3 benchmarks/bench_decode_gemv.py --only int4,fp8 \
                 --out "$DIR/sweep.jsonl" --pick-best "$DIR/best_int4_fp8.json"
