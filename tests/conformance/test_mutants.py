@@ -19,6 +19,7 @@ NOT_APPLICABLE = {
     ("sampling.sample", "scaled"): "no float output",
     ("sampling.sample", "transposed"): "1-D output",
     ("kv.store", "wrong_dtype"): "writes into the caller's cache",
+    ("rope.kv_store", "wrong_dtype"): "writes into the caller's q_out and caches",
     ("grammar.apply_bitmask", "wrong_dtype"): "writes into the caller's logits",
 }
 

@@ -86,7 +86,39 @@ def rope_qk_norm(positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, ep
     return (native_rope if built else rope)(positions, qn, kn, cos_sin_cache, is_neox)
 
 
+def rope_kv_store(
+    positions,
+    q,
+    k,
+    v,
+    cos_sin_cache,
+    is_neox,
+    k_cache,
+    v_cache,
+    loc,
+    q_out,
+    q_weight=None,
+    k_weight=None,
+    eps=1e-6,
+):
+    """rope.kv_store as this backend's rope (rope_qk_norm with the weights) then its kv.store,
+    native where built. A CPU runs kernels as they are called, so there is no launch to save:
+    this serves the op's contract (the layer calls one op where it called two)."""
+    from sglang_xeon.kernels.kv import native_store, store
+
+    built = native.why_unavailable() is None
+    if q_weight is None:
+        q_rot, k_rot = (native_rope if built else rope)(positions, q, k, cos_sin_cache, is_neox)
+    else:
+        q_rot, k_rot = rope_qk_norm(
+            positions, q, k, cos_sin_cache, is_neox, q_weight, k_weight, eps
+        )
+    q_out.copy_(q_rot)
+    (native_store if built else store)(k_cache, v_cache, loc, k_rot, v)
+
+
 def register(registry) -> None:
+    registry.register("rope.kv_store", rope_kv_store, name="xeon.rope_kv_store")
     registry.register("rope", rope, name="xeon.rope")
     registry.register(
         "rope", native_rope, name="xeon.native_rope", priority=1, available=native.why_unavailable
