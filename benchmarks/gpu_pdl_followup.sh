@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The H200 checks and timings left open when PDL went on by default (987defe) and greedy
 # sampling's argmax became two passes (bf94930), in one call of ~25 min of device time:
-#   graphs   decode through CUDA graphs with PDL against eager tokens, and the PDL PTX rules
+#   graphs   decode through CUDA graphs with PDL against eager tokens, the PDL PTX rules, and
+#            rope.kv_store (kernel and tiny Qwen3 against transformers) on the device
 #   itl      batch-1 ITL at main's kernels: bf16, GPTQ, AWQ, FP8 block (Llama-3.1-8B), Qwen3-30B-A3B,
 #            bf16 and Qwen3 again without rope.kv_store, and greedy argmax one pass against two
 #            (sampler.greedy_argmax) at 1-64 rows
@@ -21,6 +22,7 @@ for part in $PARTS; do
         graphs)
             step graphs 240 python3 -m pytest -q -p no:cacheprovider -rf --tb=short \
                 tests/model_executor/test_graph_runner.py tests/cuda/test_pdl.py \
+                tests/cuda/test_rope_triton.py tests/cuda/test_qwen3_model.py \
                 tests/cuda/test_attention_triton.py tests/cuda/test_gemv_int4_triton.py ;;
         itl)
             step argmax 60 python3 -c "
