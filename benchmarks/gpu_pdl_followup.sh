@@ -8,7 +8,7 @@
 #            (sampler.greedy_argmax) at 1-64 rows
 #   sweep    the decode launch tables re-timed under PDL (they were tuned before it), best picked
 #   ncu      stall reasons of the int4 and FP8 tensor-core GEMVs at M = 1 (--clock-control none)
-# Usage: [PARTS="graphs itl sweep ncu"] bash benchmarks/gpu_pdl_followup.sh OUTDIR
+# Usage: [PARTS="graphs itl sweep ncu"] [QUANTS="none gptq awq fp8-block"] bash benchmarks/gpu_pdl_followup.sh OUTDIR
 # Carry .wheels (benchmarks/gpu_setup.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ for rows in (1, 8, 64):
     one = tt.do_bench(lambda: x.argmax(-1)) * 1e3
     two = tt.do_bench(lambda: greedy_argmax(x)) * 1e3
     print(f'ITL-side argmax, {rows} rows of 128256: one pass {one:.1f} us, two passes {two:.1f} us')"
-            for q in none gptq awq fp8-block; do
+            for q in ${QUANTS:-none gptq awq fp8-block}; do
                 step "itl_$q" 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                     --quant "$q" --only a --out "$DIR/itl.jsonl"
             done
