@@ -64,6 +64,10 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     {"block_n": 256, "num_warps": 8, "num_stages": 3, "split_k": "auto"},
     {"block_n": 128, "num_warps": 4, "num_stages": 3, "split_k": "auto", "ones": True},
     {"block_n": 128, "num_warps": 4, "num_stages": 3, "split_k": "auto", "asm": False},
+    # the CUDA C++ tensor-core GEMV of the cuda backend (sglang_cuda.kernels.gemv_int4_cuda)
+    {"cuda": {"warps": 8}},
+    {"cuda": {"warps": 4}},
+    {"cuda": {"warps": 16}},
 ]
 DENSE_LAUNCHES = [
     None,
@@ -256,6 +260,12 @@ def bench_int4(rows, dev):
 
         def new(launch, x=x, ws=ws):
             gemm_int4.USE_GEMV = True
+            if launch and "cuda" in launch:  # the cuda backend's own kernel, no fallback
+                from sglang_cuda.kernels import gemm_int4 as cuda_int4
+                from sglang_cuda.kernels import gemv_int4_cuda
+
+                assert gemv_int4_cuda.plan(x, ws[0], launch["cuda"]) is not None
+                return [lambda w=w: cuda_int4.int4(x, w, "awq", g, launch=launch) for w in ws]
             return [lambda w=w: gemv_int4.gemv_int4(x, w, launch=launch) for w in ws]
 
         compare(f"int4-awq {name} {n}x{k}", nbytes, old, new, INT4_LAUNCHES, rows)

@@ -1,0 +1,239 @@
+// gemm.int4 for 1-8 rows of 16-bit x on the tensor cores (sm_80 and later), over
+// sglang_triton.gemm_int4.prepare's layout:
+//   qweight int32 [K/8, N]: nibble i of word (r, n) is the code of input row 8r + i, column n;
+//   scales, zs float32 [K/G, N]: w[k, n] = q[k, n] * s - zs (zs = zero * scale).
+//
+// group_shift: log2 of the chunks a scale group (31: one group over all of K).
+//
+// One block owns 32 output columns; its warps split K by whole chunks (CH input rows: the group
+// size, at most 128), and add their partial sums through shared memory at the end. A warp step
+// is 32 input rows: lane (g, t) (g = lane / 4, t = lane % 4) loads one 16-byte vector, the
+// four words of word row k0/8 + t at columns 4g .. 4g + 3, and 16 bytes of x (row g of x, input
+// rows k0 + 8t .. + 7). Those words are the A operands of four m16n8k16 MMAs as they stand:
+// the MMA's k index is permuted so that lane t's k slots (2t, 2t+1, 2t+8, 2t+9) are its own
+// input rows k0 + 8t + (0, 4, 2, 6) for one MMA and (1, 5, 3, 7) for the other, and its rows g
+// and g + 8 are columns 4g and 4g + 1 (row tile 0) or 4g + 2 and 4g + 3 (row tile 1). So a word
+// becomes its four bf16x2 registers by three shifts and four LOP3s (nibble | MAGIC's bits:
+// MAGIC + q exactly, 128 in bfloat16, 1024 in float16), x's pairs by four PRMTs, and no byte
+// moves between lanes. The MMAs sum (MAGIC + q) * x in float32; one more MMA with a tile of
+// ones sums x, and each chunk adds  s * (dot - MAGIC * sum(x)) - zs * sum(x)  per output.
+// The next chunk's loads are issued before this chunk's arithmetic (two register buffers).
+//
+// The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
+// c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
+// load, launch_dependents after the main loop (no-ops when not launched with PDL).
+
+typedef unsigned int u32;
+
+#ifndef FP16
+#define FP16 0
+#endif
+#ifndef STEPS
+#define STEPS 4  // 32-row steps a chunk (CH = 32 * STEPS)
+#endif
+#ifndef WARPS
+#define WARPS 8
+#endif
+
+#if FP16
+#define MAGIC_BITS 0x64006400u
+#define ONES_BITS 0x3C003C00u
+#define MAGIC_F 1024.0f
+#define MMA_TYPE "f16"
+#else
+#define MAGIC_BITS 0x43004300u
+#define ONES_BITS 0x3F803F80u
+#define MAGIC_F 128.0f
+#define MMA_TYPE "bf16"
+#endif
+
+struct Chunk {
+    uint4 w[STEPS];
+    uint4 x[STEPS];
+    float4 s, zs;
+};
+
+__device__ __forceinline__ u32 nibble_pair(u32 w) {
+    u32 r;
+    // (w & 0x000F000F) | MAGIC: nibbles 0 and 4 as MAGIC + q in the low and high halves
+    asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(r) : "r"(w), "n"(0x000F000F), "n"(MAGIC_BITS));
+    return r;
+}
+
+__device__ __forceinline__ float to_float(unsigned short h) {
+#if FP16
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+#else
+    return __uint_as_float((u32)h << 16);
+#endif
+}
+
+__device__ __forceinline__ unsigned short from_float(float f) {
+    unsigned short h;
+#if FP16
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+#else
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+#endif
+    return h;
+}
+
+__device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
+    u32 r;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+    return r;
+}
+
+__device__ __forceinline__ void mma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a3, u32 b0,
+                                    u32 b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32." MMA_TYPE "." MMA_TYPE ".f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint4 ldg16(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ float4 as_float4(uint4 v) {
+    return make_float4(__uint_as_float(v.x), __uint_as_float(v.y), __uint_as_float(v.z),
+                       __uint_as_float(v.w));
+}
+
+// A lane's pointers at chunk 0 and their strides a chunk (in elements).
+struct Cursor {
+    const u32* q;               // word row t, columns n_col ..
+    const unsigned short* x;    // x row g, input rows 8t ..
+    const float* s;             // scale row 0, columns n_col ..
+    const float* zs;
+    long long q_step;           // 4 word rows (32 input rows) in words
+    long long s_stride;
+};
+
+__device__ __forceinline__ void load_chunk(Chunk& c, const Cursor& p, int chunk,
+                                           int group_shift) {
+    const u32* q = p.q + (long long)chunk * (STEPS * p.q_step);
+    const unsigned short* x = p.x + chunk * (32 * STEPS);
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) {
+        c.w[i] = ldg16(q + i * p.q_step);
+        c.x[i] = ldg16(x + 32 * i);
+    }
+    const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
+    c.s = as_float4(ldg16(p.s + srow));
+    c.zs = as_float4(ldg16(p.zs + srow));
+}
+
+__device__ __forceinline__ void tile_mmas(float (&acc)[4], u32 wa, u32 wb, u32 xa0, u32 xa1,
+                                          u32 xb0, u32 xb1) {
+    // wa: the word of the tile's row g, wb: of row g + 8; first MMA nibbles (0, 4 | 2, 6),
+    // second (1, 5 | 3, 7)
+    mma(acc, nibble_pair(wa), nibble_pair(wb), nibble_pair(wa >> 8), nibble_pair(wb >> 8), xa0,
+        xa1);
+    mma(acc, nibble_pair(wa >> 4), nibble_pair(wb >> 4), nibble_pair(wa >> 12),
+        nibble_pair(wb >> 12), xb0, xb1);
+}
+
+__device__ __forceinline__ void scale_into(float (&y)[4], const float (&acc)[4],
+                                           const float (&sx)[4], float s_lo, float s_hi,
+                                           float zs_lo, float zs_hi) {
+    // c0, c1: row g (s_lo); c2, c3: row g + 8 (s_hi); sx[0], sx[1]: sums of x rows 2t, 2t + 1
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const float s = j < 2 ? s_lo : s_hi;
+        const float zs = j < 2 ? zs_lo : zs_hi;
+        const float sxj = sx[j & 1];
+        const float d = fmaf(-MAGIC_F, sxj, acc[j]);
+        y[j] = fmaf(-zs, sxj, fmaf(s, d, y[j]));
+    }
+}
+
+__device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], float (&y1)[4]) {
+    float a0[4] = {0.f, 0.f, 0.f, 0.f}, a1[4] = {0.f, 0.f, 0.f, 0.f};
+    float sx[4] = {0.f, 0.f, 0.f, 0.f};
+    const u32 ones = ONES_BITS;
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) {
+        const uint4 xv = c.x[i];
+        const u32 xa0 = prmt(xv.x, xv.z, 0x5410u);  // (x0, x4)
+        const u32 xa1 = prmt(xv.y, xv.w, 0x5410u);  // (x2, x6)
+        const u32 xb0 = prmt(xv.x, xv.z, 0x7632u);  // (x1, x5)
+        const u32 xb1 = prmt(xv.y, xv.w, 0x7632u);  // (x3, x7)
+        tile_mmas(a0, c.w[i].x, c.w[i].y, xa0, xa1, xb0, xb1);
+        tile_mmas(a1, c.w[i].z, c.w[i].w, xa0, xa1, xb0, xb1);
+        mma(sx, ones, ones, ones, ones, xa0, xa1);
+        mma(sx, ones, ones, ones, ones, xb0, xb1);
+    }
+    scale_into(y0, a0, sx, c.s.x, c.s.y, c.zs.x, c.zs.y);
+    scale_into(y1, a1, sx, c.s.z, c.s.w, c.zs.z, c.zs.w);
+}
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32)
+    gemv_int4_mma(const unsigned short* __restrict__ x, const u32* __restrict__ qw,
+                  const float* __restrict__ s, const float* __restrict__ zs,
+                  const unsigned short* __restrict__ bias, unsigned short* __restrict__ y,
+                  int m, int n, int k, int group_shift, long long stride_xm, long long stride_q,
+                  long long stride_s, long long stride_ym, int has_bias) {
+    __shared__ float red[WARPS][32][8];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int n0 = blockIdx.x * 32;
+    // a lane past N reads the block's last four columns again (N % 4 == 0), a lane past M
+    // x's last row: loads stay in bounds and unpredicated, their outputs are not stored
+    const int n_col = min(n0 + 4 * g, n - 4);
+    const int chunks = k / (32 * STEPS);
+    const int c_begin = (int)((long long)chunks * warp / WARPS);
+    const int c_end = (int)((long long)chunks * (warp + 1) / WARPS);
+    Cursor p;
+    p.q = qw + t * stride_q + n_col;
+    p.x = x + min(g, m - 1) * stride_xm + 8 * t;
+    p.s = s + n_col;
+    p.zs = zs + n_col;
+    p.q_step = 4 * stride_q;
+    p.s_stride = stride_s;
+
+    float y0[4] = {0.f, 0.f, 0.f, 0.f}, y1[4] = {0.f, 0.f, 0.f, 0.f};
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+    if (c_begin < c_end) {
+        Chunk ca, cb;
+        load_chunk(ca, p, c_begin, group_shift);
+        for (int c = c_begin; c < c_end; c += 2) {
+            if (c + 1 < c_end) load_chunk(cb, p, c + 1, group_shift);
+            compute_chunk(ca, y0, y1);
+            if (c + 1 >= c_end) break;
+            if (c + 2 < c_end) load_chunk(ca, p, c + 2, group_shift);
+            compute_chunk(cb, y0, y1);
+        }
+    }
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+
+    // partial sums -> shared memory [warp][column in the block][row of x]
+    const int bx = 2 * t;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int col = 4 * g + (j >> 1);
+        red[warp][col][bx + (j & 1)] = y0[j];
+        red[warp][col + 2][bx + (j & 1)] = y1[j];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 32 * 8; i += WARPS * 32) {
+        const int col = i >> 3, row = i & 7;
+        if (row >= m || n0 + col >= n) continue;
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < WARPS; ++w) v += red[w][col][row];
+        if (has_bias) v += to_float(bias[n0 + col]);
+        y[row * stride_ym + n0 + col] = from_float(v);
+    }
+}

@@ -1,0 +1,110 @@
+"""gemm.int4 at 1-8 rows of 16-bit x (decode): the tensor-core GEMV in CUDA C++
+(csrc/gemv_int4_mma.cu, compiled by NVRTC: sglang_cuda.nvrtc), over the layout of
+sglang_triton.gemm_int4.prepare, so it serves every W4A16 checkpoint the Triton kernels serve.
+
+Why not Triton: the Triton mma kernel (sglang_triton.gemv_int4) spends 136 warp-instructions
+per KiB of weights and waits for every MMA before it scales the step's product (SASS,
+benchmarks/sass_loop_stats.py); on an H200 it streams the 8B's weights at ~1.74 TB/s. Here a
+lane's 16-byte load is four MMA A-operands as they stand (the MMA's k order is permuted to
+match the packed nibbles, and x's pairs are permuted to match: csrc's header), ~80
+instructions per KiB, and the next chunk's loads are in flight while this one computes.
+
+Falls back (returns None from `plan`) for float32 x, more than MAX_ROWS rows, GPTQ act-order
+(x read through perm), N not a multiple of 4, a group size that is not a multiple of 32 (or of
+128 above 128, a power-of-two number of 128-row chunks, or all of K), misaligned tensors, and
+while torch.compile traces.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from sglang_triton import pdl
+
+from sglang_cuda import nvrtc
+
+MAX_ROWS = 8
+"""x's rows are the MMA's 8 columns: up to 8 cost one weight read."""
+
+GEMV_INT4_CUDA_LAUNCH = {"enabled": True, "warps": 8}
+"""enabled: False keeps the Triton kernels (an A/B switch for the benchmarks); warps: a block's
+warps, which split K (the block owns 32 output columns)."""
+
+SOURCE = "gemv_int4_mma.cu"
+
+
+def _chunk_rows(group_size: int, k: int) -> tuple[int, int] | None:
+    """(input rows a chunk, log2 of chunks a group) for this group size and K, or None."""
+    if group_size % 32 or k % 32:
+        return None
+    if group_size <= 128:
+        return (group_size, 0) if k % group_size == 0 else None
+    if k % 128:
+        return None
+    if group_size >= k:
+        return 128, 31  # one group: scale row 0 throughout
+    per = group_size // 128
+    if group_size % 128 or per & (per - 1) or k % group_size:
+        return None
+    return 128, per.bit_length() - 1
+
+
+def _aligned(t: torch.Tensor) -> bool:
+    return t.data_ptr() % 16 == 0
+
+
+def plan(x: torch.Tensor, w, launch=None) -> dict | None:
+    """The launch for x @ w here, or None when this kernel does not apply (module docstring)."""
+    cfg = {**GEMV_INT4_CUDA_LAUNCH, **(launch or {})}
+    if not cfg["enabled"] or x.device.type != "cuda" or torch.compiler.is_compiling():
+        return None
+    if x.dtype not in (torch.bfloat16, torch.float16) or x.dim() != 2:
+        return None
+    m, k = x.shape
+    if not 0 < m <= MAX_ROWS or w.perm is not None or w.n % 4 or w.n == 0 or k != w.k:
+        return None
+    chunk = _chunk_rows(w.group_size, w.k)
+    if chunk is None or nvrtc.available() is not None:
+        return None
+    if x.stride(1) != 1 or x.stride(0) % 8 or not _aligned(x):
+        return None
+    qw, s, zs = w.qweight, w.scales, w.zs
+    if qw.stride(1) != 1 or qw.stride(0) % 4 or not _aligned(qw):
+        return None
+    if s.stride() != zs.stride() or s.stride(1) != 1 or s.stride(0) % 4:
+        return None
+    if not (_aligned(s) and _aligned(zs)):
+        return None
+    return {**cfg, "steps": chunk[0] // 32, "group_shift": chunk[1]}
+
+
+def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch.Tensor:
+    """x [M, K] @ the prepared weight (+ bias) -> [M, N] in x.dtype; cfg from `plan`."""
+    m = x.shape[0]
+    y = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
+    warps = int(cfg["warps"])
+    defines = (("FP16", int(x.dtype == torch.float16)), ("STEPS", cfg["steps"]), ("WARPS", warps))
+    kern = nvrtc.kernel(SOURCE, "gemv_int4_mma", x.device, defines)
+    if bias is not None:
+        bias = bias.to(x.dtype).contiguous()
+    args = [
+        ctypes.c_void_p(x.data_ptr()),
+        ctypes.c_void_p(w.qweight.data_ptr()),
+        ctypes.c_void_p(w.scales.data_ptr()),
+        ctypes.c_void_p(w.zs.data_ptr()),
+        ctypes.c_void_p(bias.data_ptr() if bias is not None else 0),
+        ctypes.c_void_p(y.data_ptr()),
+        ctypes.c_int(m),
+        ctypes.c_int(w.n),
+        ctypes.c_int(w.k),
+        ctypes.c_int(cfg["group_shift"]),
+        ctypes.c_longlong(x.stride(0)),
+        ctypes.c_longlong(w.qweight.stride(0)),
+        ctypes.c_longlong(w.scales.stride(0)),
+        ctypes.c_longlong(y.stride(0)),
+        ctypes.c_int(int(bias is not None)),
+    ]
+    stream = torch.cuda.current_stream(x.device).cuda_stream
+    kern.launch(((w.n + 31) // 32, 1, 1), (32 * warps, 1, 1), args, stream, pdl.enabled(x.device))
+    return y
