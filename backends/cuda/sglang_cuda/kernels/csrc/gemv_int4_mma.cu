@@ -175,7 +175,7 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], fl
     scale_into(y1, a1, sx, c.s.z, c.s.w, c.zs.z, c.zs.w);
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32)
+extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     gemv_int4_mma(const unsigned short* __restrict__ x, const u32* __restrict__ qw,
                   const float* __restrict__ s, const float* __restrict__ zs,
                   const unsigned short* __restrict__ bias, unsigned short* __restrict__ y,
