@@ -65,11 +65,28 @@ def test_gemv_int4_cuda(case):
     kc.check("gemm.int4", _cuda_only(), case, prepare=gemm_int4.prepare)
 
 
+LAUNCHES = (
+    {"warps": 1},
+    {"warps": 4, "stages": 2},
+    {"warps": 16, "stages": 3},
+    {"warps": 8, "stages": 0},  # two register buffers instead of cp.async
+    {"warps": 16, "stages": 0},
+)
+
+
 @gpu
-@pytest.mark.parametrize("warps", (1, 4, 16))
+@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: f"w{c['warps']}-s{c.get('stages', 4)}")
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])
-def test_gemv_int4_cuda_warps(case, warps):
-    kc.check("gemm.int4", _cuda_only({"warps": warps}), case, prepare=gemm_int4.prepare)
+def test_gemv_int4_cuda_launches(case, launch):
+    kc.check("gemm.int4", _cuda_only(launch), case, prepare=gemm_int4.prepare)
+
+
+def test_auto_warps():
+    """About 16 warps a processor, in powers of two from 4 to 16 (132 processors: the H200)."""
+    assert gemv_int4_cuda.auto_warps(896, 132) == 4  # Llama-8B gate_up
+    assert gemv_int4_cuda.auto_warps(192, 132) == 8  # qkv
+    assert gemv_int4_cuda.auto_warps(128, 132) == 16  # o, down
+    assert gemv_int4_cuda.auto_warps(1, 132) == 16 and gemv_int4_cuda.auto_warps(10**6, 132) == 4
 
 
 def _prepared(case, device):
@@ -173,11 +190,12 @@ NVCC = shutil.which("nvcc")
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("stages", (0, 2, 4))
 @pytest.mark.parametrize("fp16", (0, 1))
 @pytest.mark.parametrize("steps", (1, 2, 3, 4))
-def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps):
+def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages):
     src = nvrtc.CSRC / gemv_int4_cuda.SOURCE
-    defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8"]
+    defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
     out = subprocess.run(
         [
             NVCC,
@@ -204,5 +222,5 @@ def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps):
     ).stdout
     body = ptx[ptx.index(".entry gemv_int4_mma") :]
     wait = body.index("griddepcontrol.wait")
-    assert not re.search(r"\b(ld|st|atom|red|cp\.async)\.global", body[:wait]), "PDL rule"
+    assert not re.search(r"\b(ld|st|atom|red)\.global|cp\.async", body[:wait]), "PDL rule"
     assert body.index("griddepcontrol.launch_dependents") > body.rindex("mma.sync")

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CSRC = Path(__file__).resolve().parent / "kernels" / "csrc"
 _PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CUlaunchAttributeID
+_MAX_DYNAMIC_SHARED = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 _LOCK = threading.Lock()
 
 

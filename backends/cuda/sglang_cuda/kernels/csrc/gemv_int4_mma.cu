@@ -34,6 +34,9 @@ typedef unsigned int u32;
 #ifndef WARPS
 #define WARPS 8
 #endif
+#ifndef STAGES
+#define STAGES 4  // chunks a warp has in flight through cp.async (0: two register buffers)
+#endif
 
 #if FP16
 #define MAGIC_BITS 0x64006400u
@@ -175,13 +178,71 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], fl
     scale_into(y1, a1, sx, c.s.z, c.s.w, c.zs.z, c.zs.w);
 }
 
+#if STAGES
+// One chunk of a warp's pipeline in shared memory: each lane's own 16-byte words (a lane reads
+// back only what it copied, so cp.async.wait_group alone orders it) and its scale vectors.
+struct Slot {
+    uint4 w[STEPS][32];
+    uint4 s[32];
+    uint4 zs[32];
+};
+
+__device__ __forceinline__ void cp16(void* smem, const void* gmem) {
+    const u32 dst = (u32)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(gmem) : "memory");
+}
+
+__device__ __forceinline__ void issue_chunk(Slot& slot, const Cursor& p, int chunk,
+                                            int group_shift, int lane) {
+    const u32* q = p.q + (long long)chunk * (STEPS * p.q_step);
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) cp16(&slot.w[i][lane], q + i * p.q_step);
+    const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
+    cp16(&slot.s[lane], p.s + srow);
+    cp16(&slot.zs[lane], p.zs + srow);
+}
+
+__device__ __forceinline__ void load_x(uint4 (&xv)[STEPS], const Cursor& p, int chunk) {
+    const unsigned short* x = p.x + chunk * (32 * STEPS);
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) xv[i] = ldg16(x + 32 * i);
+}
+
+// Chunk c from its slot, with x's registers xv; first the copy of chunk c + STAGES - 1 is
+// issued into the slot chunk c - 1 used, and x of chunk c + 1 is loaded into xn.
+__device__ __forceinline__ void pipe_chunk(Slot* slots, const Cursor& p, int c, int c_end,
+                                           int group_shift, int lane, const uint4 (&xv)[STEPS],
+                                           uint4 (&xn)[STEPS], float (&y0)[4], float (&y1)[4]) {
+    asm volatile("cp.async.wait_group %0;" ::"n"(STAGES - 2) : "memory");
+    const int nc = c + STAGES - 1;
+    if (nc < c_end) issue_chunk(slots[nc % STAGES], p, nc, group_shift, lane);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    if (c + 1 < c_end) load_x(xn, p, c + 1);
+    const Slot& slot = slots[c % STAGES];
+    Chunk ch;
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) {
+        ch.w[i] = slot.w[i][lane];
+        ch.x[i] = xv[i];
+    }
+    ch.s = as_float4(slot.s[lane]);
+    ch.zs = as_float4(slot.zs[lane]);
+    compute_chunk(ch, y0, y1);
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     gemv_int4_mma(const unsigned short* __restrict__ x, const u32* __restrict__ qw,
                   const float* __restrict__ s, const float* __restrict__ zs,
                   const unsigned short* __restrict__ bias, unsigned short* __restrict__ y,
                   int m, int n, int k, int group_shift, long long stride_xm, long long stride_q,
                   long long stride_s, long long stride_ym, int has_bias) {
+#if STAGES
+    extern __shared__ uint4 smem[];  // WARPS * STAGES slots, then the partial sums
+    float (*red)[32][8] = reinterpret_cast<float (*)[32][8]>(smem);
+#else
     __shared__ float red[WARPS][32][8];
+#endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int n0 = blockIdx.x * 32;
@@ -203,6 +264,26 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+#if STAGES
+    if (c_begin < c_end) {
+        Slot* slots = reinterpret_cast<Slot*>(smem) + warp * STAGES;
+#pragma unroll
+        for (int i = 0; i < STAGES - 1; ++i) {
+            if (c_begin + i < c_end) issue_chunk(slots[(c_begin + i) % STAGES], p, c_begin + i,
+                                                 group_shift, lane);
+            asm volatile("cp.async.commit_group;" ::: "memory");
+        }
+        uint4 xa[STEPS], xb[STEPS];
+        load_x(xa, p, c_begin);
+        for (int c = c_begin; c < c_end; c += 2) {
+            pipe_chunk(slots, p, c, c_end, group_shift, lane, xa, xb, y0, y1);
+            if (c + 1 >= c_end) break;
+            pipe_chunk(slots, p, c + 1, c_end, group_shift, lane, xb, xa, y0, y1);
+        }
+    }
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    __syncthreads();  // every warp is done with its slots: the partial sums reuse them
+#else
     if (c_begin < c_end) {
         Chunk ca, cb;
         load_chunk(ca, p, c_begin, group_shift);
@@ -214,6 +295,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
             compute_chunk(cb, y0, y1);
         }
     }
+#endif
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
