@@ -186,6 +186,15 @@ class Kernel:
             )
         self.name = name
         self.device_index = index
+        self._smem_limit = 48 << 10  # dynamic shared memory a launch may ask for without opt-in
+
+    def _allow_shared_memory(self, nbytes: int) -> None:
+        if nbytes > self._smem_limit:
+            _check_cu(
+                _libcuda().cuFuncSetAttribute(self._fn, _MAX_DYNAMIC_SHARED, nbytes),
+                f"cuFuncSetAttribute({self.name}, {nbytes} bytes of shared memory)",
+            )
+            self._smem_limit = nbytes
 
     def launch(
         self,
@@ -194,10 +203,12 @@ class Kernel:
         args: list,
         stream: int,
         pdl: bool = False,
+        shared: int = 0,
     ) -> None:
-        """Launch on `stream` (a CUstream handle, torch's `stream.cuda_stream`); args: ctypes
-        values in the kernel's parameter order."""
-        cfg = _LaunchConfig(*grid, *block, 0, ctypes.c_void_p(stream), None, 0)
+        """Launch on `stream` (a CUstream handle, torch's `stream.cuda_stream`) with `shared`
+        bytes of dynamic shared memory; args: ctypes values in the kernel's parameter order."""
+        self._allow_shared_memory(shared)
+        cfg = _LaunchConfig(*grid, *block, shared, ctypes.c_void_p(stream), None, 0)
         if pdl:
             cfg.attrs = ctypes.pointer(_PDL)
             cfg.numAttrs = 1
