@@ -69,6 +69,7 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     {"cuda": {"warps": 4}},
     {"cuda": {"warps": 8}},
     {"cuda": {"warps": 16}},
+    {"cuda": {"warps": "auto", "early": True}},
     {"cuda": {"warps": "auto", "stages": 3}},
     {"cuda": {"warps": "auto", "stages": 2}},
     {"cuda": {"warps": 8, "stages": 0}},  # the register version

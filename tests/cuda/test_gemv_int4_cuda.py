@@ -71,11 +71,16 @@ LAUNCHES = (
     {"warps": 16, "stages": 3},
     {"warps": 8, "stages": 0},  # two register buffers instead of cp.async
     {"warps": 16, "stages": 0},
+    {"warps": 8, "early": True},  # weight copies before griddepcontrol.wait
 )
 
 
 @gpu
-@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: f"w{c['warps']}-s{c.get('stages', 4)}")
+@pytest.mark.parametrize(
+    "launch",
+    LAUNCHES,
+    ids=lambda c: f"w{c['warps']}-s{c.get('stages', 4)}" + ("-early" if c.get("early") else ""),
+)
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])
 def test_gemv_int4_cuda_launches(case, launch):
     kc.check("gemm.int4", _cuda_only(launch), case, prepare=gemm_int4.prepare)
@@ -190,12 +195,13 @@ NVCC = shutil.which("nvcc")
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
-@pytest.mark.parametrize("stages", (0, 2, 4))
+@pytest.mark.parametrize("stages,early", ((0, 0), (2, 0), (4, 0), (4, 1)))
 @pytest.mark.parametrize("fp16", (0, 1))
 @pytest.mark.parametrize("steps", (1, 2, 3, 4))
-def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages):
+def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages, early):
     src = nvrtc.CSRC / gemv_int4_cuda.SOURCE
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
+    defines.append(f"-DEARLY={early}")
     out = subprocess.run(
         [
             NVCC,
@@ -222,5 +228,9 @@ def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages
     ).stdout
     body = ptx[ptx.index(".entry gemv_int4_mma") :]
     wait = body.index("griddepcontrol.wait")
-    assert not re.search(r"\b(ld|st|atom|red)\.global|cp\.async", body[:wait]), "PDL rule"
+    # the PDL rule: nothing a kernel of the step writes is read before the wait (EARLY: the
+    # weights' cp.async copies may start, x is read after it)
+    forbidden = r"\b(ld|st|atom|red)\.global" + ("" if early else r"|cp\.async")
+    assert not re.search(forbidden, body[:wait]), "PDL rule"
+    assert bool(early) == ("cp.async" in body[:wait])
     assert body.index("griddepcontrol.launch_dependents") > body.rindex("mma.sync")

@@ -21,7 +21,8 @@
 //
 // The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
 // c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
-// load, launch_dependents after the main loop (no-ops when not launched with PDL).
+// load (EARLY: before the first load of x; the weights' first chunks may already be in flight),
+// launch_dependents after the main loop (no-ops when not launched with PDL).
 
 typedef unsigned int u32;
 
@@ -36,6 +37,9 @@ typedef unsigned int u32;
 #endif
 #ifndef STAGES
 #define STAGES 4  // chunks a warp has in flight through cp.async (0: two register buffers)
+#endif
+#ifndef EARLY
+#define EARLY 0  // 1: the first chunks' weight copies start before griddepcontrol.wait
 #endif
 
 #if FP16
@@ -208,6 +212,17 @@ __device__ __forceinline__ void load_x(uint4 (&xv)[STEPS], const Cursor& p, int 
     for (int i = 0; i < STEPS; ++i) xv[i] = ldg16(x + 32 * i);
 }
 
+// The first STAGES - 1 chunks' copies, one commit group each (empty past the warp's range).
+__device__ __forceinline__ void issue_prologue(Slot* slots, const Cursor& p, int c_begin,
+                                               int c_end, int group_shift, int lane) {
+#pragma unroll
+    for (int i = 0; i < STAGES - 1; ++i) {
+        if (c_begin + i < c_end)
+            issue_chunk(slots[(c_begin + i) % STAGES], p, c_begin + i, group_shift, lane);
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    }
+}
+
 // Chunk c from its slot, with x's registers xv; first the copy of chunk c + STAGES - 1 is
 // issued into the slot chunk c - 1 used, and x of chunk c + 1 is loaded into xn.
 __device__ __forceinline__ void pipe_chunk(Slot* slots, const Cursor& p, int c, int c_end,
@@ -261,18 +276,22 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     p.s_stride = stride_s;
 
     float y0[4] = {0.f, 0.f, 0.f, 0.f}, y1[4] = {0.f, 0.f, 0.f, 0.f};
+#if STAGES
+    Slot* slots = reinterpret_cast<Slot*>(smem) + warp * STAGES;
+#if EARLY
+    // the weights and scales are constants of the step (no kernel writes them): their first
+    // chunks may be in flight while the kernel before this one finishes
+    issue_prologue(slots, p, c_begin, c_end, group_shift, lane);
+#endif
+#endif
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 #if STAGES
+#if !EARLY
+    issue_prologue(slots, p, c_begin, c_end, group_shift, lane);
+#endif
     if (c_begin < c_end) {
-        Slot* slots = reinterpret_cast<Slot*>(smem) + warp * STAGES;
-#pragma unroll
-        for (int i = 0; i < STAGES - 1; ++i) {
-            if (c_begin + i < c_end) issue_chunk(slots[(c_begin + i) % STAGES], p, c_begin + i,
-                                                 group_shift, lane);
-            asm volatile("cp.async.commit_group;" ::: "memory");
-        }
         uint4 xa[STEPS], xb[STEPS];
         load_x(xa, p, c_begin);
         for (int c = c_begin; c < c_end; c += 2) {
