@@ -66,13 +66,15 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     {"block_n": 128, "num_warps": 4, "num_stages": 3, "split_k": "auto", "asm": False},
     # the CUDA C++ tensor-core GEMV of the cuda backend (sglang_cuda.kernels.gemv_int4_cuda)
     {"cuda": {"warps": "auto"}},
-    {"cuda": {"warps": 4}},
-    {"cuda": {"warps": 8}},
-    {"cuda": {"warps": 16}},
-    {"cuda": {"warps": "auto", "early": True}},
+    {"cuda": {"warps": "auto", "stages": 4}},
+    {"cuda": {"warps": "auto", "stages": 4, "early": True}},
     {"cuda": {"warps": "auto", "stages": 3}},
     {"cuda": {"warps": "auto", "stages": 2}},
-    {"cuda": {"warps": 8, "stages": 0}},  # the register version
+    {"cuda": {"warps": 4, "stages": 4}},
+    {"cuda": {"warps": 8, "stages": 4}},
+    {"cuda": {"warps": 16, "stages": 4}},
+    {"cuda": {"warps": 4, "stages": 0}},
+    {"cuda": {"warps": 8, "stages": 0}},
     {"cuda": {"warps": 16, "stages": 0}},
 ]
 DENSE_LAUNCHES = [
