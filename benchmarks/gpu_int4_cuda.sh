@@ -4,7 +4,8 @@
 #   tests   its kernel tests (tests/cuda/test_gemv_int4_cuda.py) and int4 through the models
 #   gemv    bench_decode_gemv.py --only int4: the Triton launches against the CUDA kernel's
 #   graphs  decode graphs with PDL, rope.kv_store and the tiny Qwen3 against transformers
-#   itl     batch-1 ITL, AWQ and GPTQ (the CUDA kernel, then the Triton one by a launch override)
+#   itl     batch-1 ITL, AWQ and GPTQ (the CUDA kernel; then AWQ with its cp.async pipeline and
+#           with the Triton kernel, by launch overrides)
 # Usage: [PARTS="tests gemv graphs itl"] bash benchmarks/gpu_int4_cuda.sh OUTDIR. Carry .wheels.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ source benchmarks/gpu_setup.sh "$DIR" > "$DIR/setup.log" 2>&1
 source benchmarks/gpu_step.sh
 KEEP='^== |passed|failed|FAILED|Error|error|ITL|best|int4-awq|cuda'
 PYTEST="python3 -m pytest -q -p no:cacheprovider -rf --tb=short"
+echo '{"int4-cuda-s4": {"module": "sglang_cuda.kernels.gemv_int4_cuda", "table": "GEMV_INT4_CUDA_LAUNCH", "launch": {"stages": 4}}}' > "$DIR/cuda_s4.json"
 echo '{"int4-cuda-off": {"module": "sglang_cuda.kernels.gemv_int4_cuda", "table": "GEMV_INT4_CUDA_LAUNCH", "launch": {"enabled": false}}}' > "$DIR/cuda_off.json"
 for part in $PARTS; do
     case $part in
@@ -31,6 +33,8 @@ for part in $PARTS; do
                 step "itl_$q" 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                     --quant "$q" --only a --out "$DIR/itl.jsonl"
             done
+            step itl_awq_s4 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
+                --quant awq --only a --launch-overrides "$DIR/cuda_s4.json" --out "$DIR/itl.jsonl"
             step itl_awq_triton 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                 --quant awq --only a --launch-overrides "$DIR/cuda_off.json" --out "$DIR/itl.jsonl" ;;
     esac
