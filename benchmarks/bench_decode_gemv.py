@@ -50,6 +50,11 @@ FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma"
     {"mma": True, "block_n": 32, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
+    # None above is the cuda backend's CUDA C++ kernel (gemv_fp8_cuda); the Triton one without:
+    {"cuda": {"enabled": False}},
+    {"cuda": {"warps": 4}},
+    {"cuda": {"warps": 8}},
+    {"cuda": {"warps": 16}},
 ]
 INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma": False: the
     # CUDA-core GEMV (its words are rows of N: wide blocks of N, split along K)

@@ -600,6 +600,13 @@ def _block_mma(x, weight, ws, group_n, group_k, bias, y, cfg):
     m, k = x.shape
     n = weight.shape[0]
     fused = cfg["mma"] == "fused"
+    if not fused:  # the cuda backend's CUDA C++ kernel where it applies (gemv_fp8_cuda)
+        from sglang_cuda.kernels import gemv_fp8_cuda
+
+        plan = gemv_fp8_cuda.plan(x, weight, ws, (group_n, group_k), cfg.get("cuda"))
+        if plan is not None:
+            xq, xs = quantize_token_group(x, group_k)
+            return gemv_fp8_cuda.gemv_fp8_block(xq, xs, weight, ws, bias, y, plan)
     xq, xs = (x, x) if fused else quantize_token_group(x, group_k)
     block_n = cfg["block_n"]
     slots = triton.cdiv(n, block_n)
