@@ -50,11 +50,11 @@ FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma"
     {"mma": True, "block_n": 32, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
-    # None above is the cuda backend's CUDA C++ kernel (gemv_fp8_cuda); the Triton one without:
-    {"cuda": {"enabled": False}},
-    {"cuda": {"warps": 4}},
-    {"cuda": {"warps": 8}},
-    {"cuda": {"warps": 16}},
+    # the cuda backend's CUDA C++ kernel (gemv_fp8_cuda)
+    {"cuda": {"enabled": True}},
+    {"cuda": {"enabled": True, "warps": 4}},
+    {"cuda": {"enabled": True, "warps": 8}},
+    {"cuda": {"enabled": True, "warps": 16}},
 ]
 INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma": False: the
     # CUDA-core GEMV (its words are rows of N: wide blocks of N, split along K)
@@ -70,17 +70,17 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     {"block_n": 128, "num_warps": 4, "num_stages": 3, "split_k": "auto", "ones": True},
     {"block_n": 128, "num_warps": 4, "num_stages": 3, "split_k": "auto", "asm": False},
     # the CUDA C++ tensor-core GEMV of the cuda backend (sglang_cuda.kernels.gemv_int4_cuda)
-    {"cuda": {"warps": "auto"}},
-    {"cuda": {"warps": "auto", "stages": 4}},
-    {"cuda": {"warps": "auto", "stages": 4, "early": True}},
-    {"cuda": {"warps": "auto", "stages": 3}},
-    {"cuda": {"warps": "auto", "stages": 2}},
-    {"cuda": {"warps": 4, "stages": 4}},
-    {"cuda": {"warps": 8, "stages": 4}},
-    {"cuda": {"warps": 16, "stages": 4}},
-    {"cuda": {"warps": 4, "stages": 0}},
-    {"cuda": {"warps": 8, "stages": 0}},
-    {"cuda": {"warps": 16, "stages": 0}},
+    {"cuda": {"enabled": True, "warps": "auto"}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 4}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 4, "early": True}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 3}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 2}},
+    {"cuda": {"enabled": True, "warps": 4, "stages": 4}},
+    {"cuda": {"enabled": True, "warps": 8, "stages": 4}},
+    {"cuda": {"enabled": True, "warps": 16, "stages": 4}},
+    {"cuda": {"enabled": True, "warps": 4, "stages": 0}},
+    {"cuda": {"enabled": True, "warps": 8, "stages": 0}},
+    {"cuda": {"enabled": True, "warps": 16, "stages": 0}},
 ]
 DENSE_LAUNCHES = [
     None,

@@ -21,6 +21,12 @@ RUNS = kc.GPU and nvrtc.available() is None
 gpu = pytest.mark.skipif(not RUNS, reason=f"needs a CUDA GPU and NVRTC ({nvrtc.available()})")
 
 
+@pytest.fixture(autouse=True)
+def _kernel_on(monkeypatch):
+    """The kernel is off by default until timed on a GPU; these tests turn it on."""
+    monkeypatch.setitem(gemv_fp8_cuda.GEMV_FP8_CUDA_LAUNCH, "enabled", True)
+
+
 def _case(dt, m, k, n, bias):
     name = case_name(dt, f"M{m}", f"K{k}", f"N{n}", "block", "bias" if bias else "")
     params = {"m": m, "k": k, "n": n, "bias": bias, "scheme": "block", "static": False}
@@ -37,6 +43,7 @@ CASES = [
 
 
 def _cuda_only(launch=None):
+    launch = {"enabled": True, **(launch or {})}  # (off by default until timed on a GPU)
     def run(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None):
         ws = weight_scale.float().contiguous()
         cfg = gemv_fp8_cuda.plan(x, weight, ws, block_size, launch)

@@ -27,6 +27,12 @@ RUNS = kc.GPU and nvrtc.available() is None
 gpu = pytest.mark.skipif(not RUNS, reason=f"needs a CUDA GPU and NVRTC ({nvrtc.available()})")
 
 
+@pytest.fixture(autouse=True)
+def _kernel_on(monkeypatch):
+    """The kernel is off by default until timed on a GPU; these tests turn it on."""
+    monkeypatch.setitem(gemv_int4_cuda.GEMV_INT4_CUDA_LAUNCH, "enabled", True)
+
+
 def _case(dt, m, k, n, variant, g, bias):
     name = case_name(dt, f"M{m}", f"K{k}", f"N{n}", variant, f"G{g}", "bias" if bias else "")
     params = {"m": m, "k": k, "n": n, "bias": bias, "variant": variant, "group_size": g}
@@ -51,6 +57,7 @@ CASES = [
 
 
 def _cuda_only(launch=None):
+    launch = {"enabled": True, **(launch or {})}  # (off by default until timed on a GPU)
     def run(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
         cfg = gemv_int4_cuda.plan(x, qweight, launch)
         assert cfg is not None, "the CUDA kernel did not take this call"

@@ -21,7 +21,7 @@ from sglang_triton import pdl
 from sglang_cuda import nvrtc
 
 MAX_ROWS = 8
-GEMV_FP8_CUDA_LAUNCH = {"enabled": True, "warps": "auto"}
+GEMV_FP8_CUDA_LAUNCH = {"enabled": False, "warps": "auto"}
 """enabled: False keeps the Triton kernels (an A/B switch); warps: a block's warps, which split
 K (a block owns 32 rows of W), or "auto": about WARPS_PER_SM warps a processor."""
 

@@ -29,7 +29,7 @@ from sglang_cuda import nvrtc
 MAX_ROWS = 8
 """x's rows are the MMA's 8 columns: up to 8 cost one weight read."""
 
-GEMV_INT4_CUDA_LAUNCH = {"enabled": True, "warps": "auto", "stages": 0, "early": False}
+GEMV_INT4_CUDA_LAUNCH = {"enabled": False, "warps": "auto", "stages": 0, "early": False}
 """enabled: False keeps the Triton kernels (an A/B switch for the benchmarks); warps: a block's
 warps, which split K (the block owns 32 output columns), or "auto" (`auto_warps`); stages:
 chunks a warp has in flight through cp.async and shared memory (0: two register buffers, the
