@@ -44,6 +44,7 @@ CASES = [
 
 def _cuda_only(launch=None):
     launch = {"enabled": True, **(launch or {})}  # (off by default until timed on a GPU)
+
     def run(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None):
         ws = weight_scale.float().contiguous()
         cfg = gemv_fp8_cuda.plan(x, weight, ws, block_size, launch)

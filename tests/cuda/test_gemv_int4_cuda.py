@@ -58,6 +58,7 @@ CASES = [
 
 def _cuda_only(launch=None):
     launch = {"enabled": True, **(launch or {})}  # (off by default until timed on a GPU)
+
     def run(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, bias=None):
         cfg = gemv_int4_cuda.plan(x, qweight, launch)
         assert cfg is not None, "the CUDA kernel did not take this call"
