@@ -6,7 +6,9 @@
 #   graphs  decode graphs with PDL, rope.kv_store and the tiny Qwen3 against transformers
 #   itl     batch-1 ITL: AWQ and FP8 block with the CUDA kernels and with Triton's, AWQ with the
 #           cp.async pipeline, GPTQ
-# Usage: [PARTS="tests gemv graphs itl"] bash benchmarks/gpu_int4_cuda.sh OUTDIR. Carry .wheels.
+# Usage: [PARTS="tests gemv graphs itl"] [ITLS="awq awq_triton fp8 fp8_triton awq_s4 gptq"]
+#   bash benchmarks/gpu_int4_cuda.sh OUTDIR. Carry .wheels. The logs end up in OUTDIR.tgz (a
+#   call returns a limited number of files).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=$1; PARTS=${PARTS:-tests gemv graphs itl}
@@ -35,11 +37,16 @@ for part in $PARTS; do
                 step "itl_$1" 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                     --quant "$2" --only a ${3:+--launch-overrides "$DIR/$3"} --out "$DIR/itl.jsonl"
             }
-            run_itl awq awq cuda_on.json
-            run_itl awq_triton awq
-            run_itl fp8 fp8-block fp8_on.json
-            run_itl fp8_triton fp8-block
-            run_itl awq_s4 awq cuda_s4.json
-            run_itl gptq gptq cuda_on.json ;;
+            for run in ${ITLS:-awq awq_triton fp8 fp8_triton awq_s4 gptq}; do
+                case $run in
+                    awq) run_itl awq awq cuda_on.json ;;
+                    awq_triton) run_itl awq_triton awq ;;
+                    fp8) run_itl fp8 fp8-block fp8_on.json ;;
+                    fp8_triton) run_itl fp8_triton fp8-block ;;
+                    awq_s4) run_itl awq_s4 awq cuda_s4.json ;;
+                    gptq) run_itl gptq gptq cuda_on.json ;;
+                esac
+            done ;;
     esac
 done
+tar czf "$DIR.tgz" -C "$(dirname "$DIR")" "$(basename "$DIR")" && rm -rf "$DIR"
