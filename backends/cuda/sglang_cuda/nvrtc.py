@@ -33,7 +33,15 @@ _LOCK = threading.Lock()
 
 
 class _LaunchAttribute(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_int), ("pad", ctypes.c_char * 4), ("value", ctypes.c_char * 64)]
+    """CUlaunchAttribute: an id, padding, and a 64-byte value union whose first int is what
+    the programmatic-serialization attribute reads."""
+
+    _fields_ = [
+        ("id", ctypes.c_int),
+        ("pad", ctypes.c_int),
+        ("value", ctypes.c_int),
+        ("rest", ctypes.c_ubyte * 60),
+    ]
 
 
 class _LaunchConfig(ctypes.Structure):
@@ -52,10 +60,9 @@ class _LaunchConfig(ctypes.Structure):
 
 
 def _pdl_attribute() -> _LaunchAttribute:
-    attr = _LaunchAttribute()
-    attr.id = _PROGRAMMATIC_STREAM_SERIALIZATION
-    ctypes.memmove(attr.value, ctypes.byref(ctypes.c_int(1)), 4)
-    return attr
+    # (a ctypes char-array field reads back as a bytes copy, b'' when zero: never write
+    # through it, that would write into Python's shared empty bytes object)
+    return _LaunchAttribute(id=_PROGRAMMATIC_STREAM_SERIALIZATION, value=1)
 
 
 _PDL = _pdl_attribute()
