@@ -28,7 +28,7 @@ for part in $PARTS; do
                 tests/cuda/test_gemv_int4_triton.py tests/layers/quantization/test_awq_gptq.py \
                 tests/layers/quantization/test_compressed_tensors.py -k "cuda or triton or gemv" ;;
         gemv)
-            step gemv 200 python3 benchmarks/bench_decode_gemv.py --only int4,fp8 --out "$DIR/gemv.jsonl" ;;
+            step gemv 200 python3 benchmarks/bench_decode_gemv.py --only ${GEMVS:-int4,fp8} --out "$DIR/gemv.jsonl" ;;
         graphs)
             step graphs 240 $PYTEST tests/model_executor/test_graph_runner.py tests/cuda/test_pdl.py \
                 tests/cuda/test_rope_triton.py tests/cuda/test_qwen3_model.py ;;
