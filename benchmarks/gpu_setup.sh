@@ -1,13 +1,8 @@
 # Sourced by the GPU scripts (benchmarks/gpu_*.sh) on the lent machine: installs the carried
 # wheels (.wheels: what the machine's Python lacks) and the repo's packages into /tmp/site
-# (nothing is written into the image's own site-packages: on 2026-12-05 the image answered
-# some of its own modules with "source code string cannot contain null bytes" after an
-# editable install had written there; SGLANG_GPU_EDITABLE=1 installs in editable mode as
-# before), and records the GPU and the commit in $1/gpu.txt.
+# (nothing written into the image's own site-packages; SGLANG_GPU_EDITABLE=1 installs them in
+# editable mode there instead), and records the GPU and the commit in $1/gpu.txt.
 export PYTHONUNBUFFERED=1
-# no bytecode written in the call: on 2026-12-05 the image answered imports that a previous
-# process of the same call had made with "source code string cannot contain null bytes"
-export PYTHONDONTWRITEBYTECODE=1
 if [ -z "${SGLANG_GPU_SETUP_DONE:-}" ]; then  # once per call, when several scripts source this
     python3 -m pip install -q --no-compile --no-index --no-deps --target /tmp/site .wheels/*.whl 2>&1 | tail -2
     export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
