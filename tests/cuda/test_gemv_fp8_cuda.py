@@ -7,9 +7,8 @@ compiles for sm_90a without spills and keeps the PDL rule."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
+import cuda_source as cs
 import kernel_checks as kc
 import pytest
 import torch
@@ -83,42 +82,11 @@ def test_which_calls_it_takes():
     assert gemv_fp8_cuda.plan(x, w, ws, (128, 128), {"enabled": False}) is None
 
 
-def test_auto_warps():
-    assert gemv_fp8_cuda.auto_warps(896, 132) == 4 and gemv_fp8_cuda.auto_warps(128, 132) == 16
-
-
-NVCC = shutil.which("nvcc")
-
-
-@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("warps", (4, 16))
 def test_source_compiles_for_hopper_without_spills(tmp_path, warps):
-    src = nvrtc.CSRC / gemv_fp8_cuda.SOURCE
-    out = subprocess.run(
-        [
-            NVCC,
-            "-cubin",
-            "-arch=sm_90a",
-            "-Xptxas",
-            "-v",
-            f"-DWARPS={warps}",
-            "-o",
-            str(tmp_path / "k.cubin"),
-            str(src),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    spills = [int(s) for s in re.findall(r"(\d+) bytes spill stores", out)]
-    assert spills and max(spills) == 0, out
-    ptx = subprocess.run(
-        [NVCC, "-ptx", "-arch=sm_90a", f"-DWARPS={warps}", "-o", "-", str(src)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    body = ptx[ptx.index(".entry gemv_fp8_block_mma") :]
-    wait = body.index("griddepcontrol.wait")
-    assert not re.search(r"\b(ld|st|atom|red)\.global|cp\.async", body[:wait]), "PDL rule"
-    assert body.index("griddepcontrol.launch_dependents") > body.rindex("mma.sync")
+    spills = cs.spills(gemv_fp8_cuda.SOURCE, [f"-DWARPS={warps}"], tmp_path)
+    assert spills and max(spills) == 0, spills
+    before, after = cs.entry_ptx(gemv_fp8_cuda.SOURCE, "gemv_fp8_block_mma", [f"-DWARPS={warps}"])
+    assert not re.search(cs.GLOBAL_ACCESS + r"|cp\.async", before), "PDL rule"
+    assert after.index("griddepcontrol.launch_dependents") > after.rindex("mma.sync")

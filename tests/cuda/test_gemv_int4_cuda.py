@@ -9,9 +9,8 @@ takes, and (with nvcc) that its source compiles for sm_90a without spills and ke
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
+import cuda_source as cs
 import kernel_checks as kc
 import pytest
 import torch
@@ -92,14 +91,6 @@ LAUNCHES = (
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])
 def test_gemv_int4_cuda_launches(case, launch):
     kc.check("gemm.int4", _cuda_only(launch), case, prepare=gemm_int4.prepare)
-
-
-def test_auto_warps():
-    """About 16 warps a processor, in powers of two from 4 to 16 (132 processors: the H200)."""
-    assert gemv_int4_cuda.auto_warps(896, 132) == 4  # Llama-8B gate_up
-    assert gemv_int4_cuda.auto_warps(192, 132) == 8  # qkv
-    assert gemv_int4_cuda.auto_warps(128, 132) == 16  # o, down
-    assert gemv_int4_cuda.auto_warps(1, 132) == 16 and gemv_int4_cuda.auto_warps(10**6, 132) == 4
 
 
 def _prepared(case, device):
@@ -199,46 +190,17 @@ def test_chunk_rows():
     assert rows(128, 4100) is None and rows(96, 192) == (96, 0)
 
 
-NVCC = shutil.which("nvcc")
-
-
-@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+@pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("stages,early", ((0, 0), (2, 0), (4, 0), (4, 1)))
 @pytest.mark.parametrize("fp16", (0, 1))
 @pytest.mark.parametrize("steps", (1, 2, 3, 4))
 def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages, early):
-    src = nvrtc.CSRC / gemv_int4_cuda.SOURCE
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
     defines.append(f"-DEARLY={early}")
-    out = subprocess.run(
-        [
-            NVCC,
-            "-cubin",
-            "-arch=sm_90a",
-            "-Xptxas",
-            "-v",
-            *defines,
-            "-o",
-            str(tmp_path / "k.cubin"),
-            str(src),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
-    spills = [int(s) for s in re.findall(r"(\d+) bytes spill stores", out)]
-    assert spills and max(spills) == 0, out
-    ptx = subprocess.run(
-        [NVCC, "-ptx", "-arch=sm_90a", *defines, "-o", "-", str(src)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    body = ptx[ptx.index(".entry gemv_int4_mma") :]
-    wait = body.index("griddepcontrol.wait")
-    # the PDL rule: nothing a kernel of the step writes is read before the wait (EARLY: the
-    # weights' cp.async copies may start, x is read after it)
-    forbidden = r"\b(ld|st|atom|red)\.global" + ("" if early else r"|cp\.async")
-    assert not re.search(forbidden, body[:wait]), "PDL rule"
-    assert bool(early) == ("cp.async" in body[:wait])
-    assert body.index("griddepcontrol.launch_dependents") > body.rindex("mma.sync")
+    spills = cs.spills(gemv_int4_cuda.SOURCE, defines, tmp_path)
+    assert spills and max(spills) == 0, spills
+    before, after = cs.entry_ptx(gemv_int4_cuda.SOURCE, "gemv_int4_mma", defines)
+    # the PDL rule (EARLY: the weights' cp.async copies may start, x is read after the wait)
+    assert not re.search(cs.GLOBAL_ACCESS + ("" if early else r"|cp\.async"), before)
+    assert bool(early) == ("cp.async" in before)
+    assert after.index("griddepcontrol.launch_dependents") > after.rindex("mma.sync")

@@ -34,3 +34,12 @@ def test_importing_it_leaves_empty_bytes_intact():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and "intact" in out.stdout, out.stderr
+
+
+def test_block_warps():
+    """About 16 warps a processor, in powers of two from 4 to 16 (132 processors: the H200)."""
+    assert nvrtc.block_warps(896, 132) == 4  # Llama-8B gate_up, 32-column blocks
+    assert nvrtc.block_warps(192, 132) == 8  # qkv
+    assert nvrtc.block_warps(128, 132) == 16  # o, down
+    assert nvrtc.block_warps(1, 132) == 16 and nvrtc.block_warps(10**6, 132) == 4
+    assert nvrtc.warps_for(8, 128, None) == 8  # a number is taken as it is

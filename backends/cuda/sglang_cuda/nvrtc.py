@@ -17,6 +17,7 @@ import ctypes
 import functools
 import glob
 import logging
+import math
 import os
 import threading
 import time
@@ -228,6 +229,36 @@ class Kernel:
         )
 
 
+WARPS_PER_SM = 16
+"""What `block_warps` aims at: the int4 GEMV's best launch per Llama-8B shape on the H200 was
+4 warps a block for 896 blocks, 8 for 192 and 16 for 128 (about 16 warps a processor)."""
+
+
+@functools.cache
+def processors(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def block_warps(blocks: int, processors: int) -> int:
+    """Warps a block for a grid of `blocks` that split their work along K: the power of two
+    nearest processors * WARPS_PER_SM / blocks, 4 to 16."""
+    want = processors * WARPS_PER_SM / max(blocks, 1)
+    return min(16, max(4, 1 << max(0, round(math.log2(max(want, 1.0))))))
+
+
+def warps_for(cfg_warps, blocks: int, device: torch.device) -> int:
+    """A launch table's "warps": a number, or "auto" (`block_warps` on this device)."""
+    if cfg_warps != "auto":
+        return int(cfg_warps)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return block_warps(blocks, processors(index))
+
+
+def aligned(*tensors: torch.Tensor) -> bool:
+    """Whether every tensor's data starts on a 16-byte boundary (the kernels' vector loads)."""
+    return all(t.data_ptr() % 16 == 0 for t in tensors)
+
+
 _KERNELS: dict[tuple, Kernel] = {}
 
 
@@ -246,7 +277,7 @@ def kernel(
         if k is None:
             t0 = time.perf_counter()
             arch = arch_of(torch.device("cuda", index))
-            opts = tuple(f"-D{d}={v}" for d, v in defines)
+            opts = (f"--include-path={CSRC}", *(f"-D{d}={v}" for d, v in defines))
             cubin = compile_cubin((CSRC / file).read_text(), file, arch, opts)
             k = _KERNELS[key] = Kernel(cubin, name, torch.device("cuda", index))
             log.info(

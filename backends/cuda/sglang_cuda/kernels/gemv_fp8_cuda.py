@@ -12,8 +12,6 @@ while torch.compile traces."""
 from __future__ import annotations
 
 import ctypes
-import functools
-import math
 
 import torch
 from sglang_triton import pdl
@@ -23,25 +21,9 @@ from sglang_cuda import nvrtc
 MAX_ROWS = 8
 GEMV_FP8_CUDA_LAUNCH = {"enabled": False, "warps": "auto"}
 """enabled: False keeps the Triton kernels (an A/B switch); warps: a block's warps, which split
-K (a block owns 32 rows of W), or "auto": about WARPS_PER_SM warps a processor."""
+K (a block owns 32 rows of W), or "auto" (nvrtc.block_warps)."""
 
-WARPS_PER_SM = 16
 SOURCE = "gemv_fp8_block_mma.cu"
-
-
-@functools.cache
-def _processors(index: int) -> int:
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
-def auto_warps(blocks: int, processors: int) -> int:
-    """A block's warps: the power of two nearest processors * WARPS_PER_SM / blocks, 4 to 16."""
-    want = processors * WARPS_PER_SM / max(blocks, 1)
-    return min(16, max(4, 1 << max(0, round(math.log2(max(want, 1.0))))))
-
-
-def _aligned(t: torch.Tensor) -> bool:
-    return t.data_ptr() % 16 == 0
 
 
 def plan(x, weight, ws, block_size, launch=None) -> dict | None:
@@ -57,7 +39,7 @@ def plan(x, weight, ws, block_size, launch=None) -> dict | None:
         return None
     if weight.dtype != torch.float8_e4m3fn or weight.shape[1] != k:
         return None
-    if weight.stride(1) != 1 or weight.stride(0) % 16 or not _aligned(weight):
+    if weight.stride(1) != 1 or weight.stride(0) % 16 or not nvrtc.aligned(weight):
         return None
     if ws.dim() != 2 or ws.shape[0] < -(-n // 128) or ws.shape[1] < k // 128 or ws.stride(1) != 1:
         return None
@@ -72,10 +54,7 @@ def gemv_fp8_block(xq, xs, weight, ws, bias, y, cfg) -> torch.Tensor:
     m, k = xq.shape
     n = weight.shape[0]
     blocks = (n + 31) // 32
-    warps = cfg["warps"]
-    if warps == "auto":
-        index = xq.device.index if xq.device.index is not None else torch.cuda.current_device()
-        warps = auto_warps(blocks, _processors(index))
+    warps = nvrtc.warps_for(cfg["warps"], blocks, xq.device)
     fp16 = int(y.dtype == torch.float16)
     kern = nvrtc.kernel(
         SOURCE, "gemv_fp8_block_mma", xq.device, (("WARPS", int(warps)), ("FP16", fp16))

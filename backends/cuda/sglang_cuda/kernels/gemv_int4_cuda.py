@@ -18,8 +18,6 @@ while torch.compile traces.
 from __future__ import annotations
 
 import ctypes
-import functools
-import math
 
 import torch
 from sglang_triton import pdl
@@ -31,7 +29,7 @@ MAX_ROWS = 8
 
 GEMV_INT4_CUDA_LAUNCH = {"enabled": False, "warps": "auto", "stages": 0, "early": False}
 """enabled: False keeps the Triton kernels (an A/B switch for the benchmarks); warps: a block's
-warps, which split K (the block owns 32 output columns), or "auto" (`auto_warps`); stages:
+warps, which split K (the block owns 32 output columns), or "auto" (nvrtc.block_warps); stages:
 chunks a warp has in flight through cp.async and shared memory (0: two register buffers, the
 first version, and the default until the pipeline is timed: 56.7 us a Llama-8B layer at 8
 warps on the H200 against Triton's 63.4, 51.6 with each shape's best warps); early:
@@ -39,10 +37,6 @@ the first chunks' weight copies start before griddepcontrol.wait (with PDL the k
 resident while its predecessor finishes; weights are constants of the step, x is read after
 the wait)."""
 
-WARPS_PER_SM = 16
-"""The auto launch aims at this many warps a processor: the register version's best launch
-per shape on the H200 was 4 warps for gate_up (896 blocks), 8 for qkv (192), 16 for o and
-down (128)."""
 
 SOURCE = "gemv_int4_mma.cu"
 
@@ -63,21 +57,6 @@ def _chunk_rows(group_size: int, k: int) -> tuple[int, int] | None:
     return 128, per.bit_length() - 1
 
 
-@functools.cache
-def _processors(index: int) -> int:
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
-def auto_warps(blocks: int, processors: int) -> int:
-    """A block's warps: the power of two nearest processors * WARPS_PER_SM / blocks, 4 to 16."""
-    want = processors * WARPS_PER_SM / max(blocks, 1)
-    return min(16, max(4, 1 << max(0, round(math.log2(max(want, 1.0))))))
-
-
-def _aligned(t: torch.Tensor) -> bool:
-    return t.data_ptr() % 16 == 0
-
-
 def plan(x: torch.Tensor, w, launch=None) -> dict | None:
     """The launch for x @ w here, or None when this kernel does not apply (module docstring)."""
     cfg = {**GEMV_INT4_CUDA_LAUNCH, **(launch or {})}
@@ -93,14 +72,14 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
     chunk = _chunk_rows(w.group_size, w.k)
     if chunk is None or nvrtc.available() is not None:
         return None
-    if x.stride(1) != 1 or x.stride(0) % 8 or not _aligned(x):
+    if x.stride(1) != 1 or x.stride(0) % 8 or not nvrtc.aligned(x):
         return None
     qw, s, zs = w.qweight, w.scales, w.zs
-    if qw.stride(1) != 1 or qw.stride(0) % 4 or not _aligned(qw):
+    if qw.stride(1) != 1 or qw.stride(0) % 4 or not nvrtc.aligned(qw):
         return None
     if s.stride() != zs.stride() or s.stride(1) != 1 or s.stride(0) % 4:
         return None
-    if not (_aligned(s) and _aligned(zs)):
+    if not nvrtc.aligned(s, zs):
         return None
     return {**cfg, "steps": chunk[0] // 32, "group_shift": chunk[1]}
 
@@ -110,11 +89,8 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
     m = x.shape[0]
     y = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
     blocks = (w.n + 31) // 32
-    warps = cfg["warps"]
-    if warps == "auto":
-        index = x.device.index if x.device.index is not None else torch.cuda.current_device()
-        warps = auto_warps(blocks, _processors(index))
-    warps, stages, steps = int(warps), int(cfg["stages"]), cfg["steps"]
+    warps = nvrtc.warps_for(cfg["warps"], blocks, x.device)
+    stages, steps = int(cfg["stages"]), cfg["steps"]
     defines = (
         ("FP16", int(x.dtype == torch.float16)),
         ("STEPS", steps),

@@ -16,13 +16,10 @@
 // C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
 // c3 (row g + 8, 2t + 1).
 
-typedef unsigned int u32;
+#include "common.cuh"
 
 #ifndef WARPS
 #define WARPS 8
-#endif
-#ifndef FP16
-#define FP16 0  // the output's dtype: bfloat16 (0) or float16 (1)
 #endif
 
 struct Group {
@@ -31,14 +28,6 @@ struct Group {
     float xs0, xs1; // the group's scales of x rows 2t and 2t + 1
     float ws;       // the weight block's scale
 };
-
-__device__ __forceinline__ uint4 ldg16(const void* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
 
 __device__ __forceinline__ float ldgf(const float* p) {
     float v;
@@ -52,26 +41,6 @@ __device__ __forceinline__ void mma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ unsigned short from_float(float f) {
-    unsigned short h;
-#if FP16
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-#else
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-#endif
-    return h;
-}
-
-__device__ __forceinline__ float to_float(unsigned short h) {
-#if FP16
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#else
-    return __uint_as_float((u32)h << 16);
-#endif
 }
 
 struct Cursor {

@@ -24,11 +24,8 @@
 // load (EARLY: before the first load of x; the weights' first chunks may already be in flight),
 // launch_dependents after the main loop (no-ops when not launched with PDL).
 
-typedef unsigned int u32;
+#include "common.cuh"
 
-#ifndef FP16
-#define FP16 0
-#endif
 #ifndef STEPS
 #define STEPS 4  // 32-row steps a chunk (CH = 32 * STEPS)
 #endif
@@ -67,26 +64,6 @@ __device__ __forceinline__ u32 nibble_pair(u32 w) {
     return r;
 }
 
-__device__ __forceinline__ float to_float(unsigned short h) {
-#if FP16
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    return f;
-#else
-    return __uint_as_float((u32)h << 16);
-#endif
-}
-
-__device__ __forceinline__ unsigned short from_float(float f) {
-    unsigned short h;
-#if FP16
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-#else
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
-#endif
-    return h;
-}
-
 __device__ __forceinline__ u32 prmt(u32 a, u32 b, u32 sel) {
     u32 r;
     asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
@@ -99,14 +76,6 @@ __device__ __forceinline__ void mma(float (&c)[4], u32 a0, u32 a1, u32 a2, u32 a
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint4 ldg16(const void* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
 }
 
 __device__ __forceinline__ float4 as_float4(uint4 v) {
