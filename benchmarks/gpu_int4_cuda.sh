@@ -19,6 +19,7 @@ KEEP='^== |passed|failed|FAILED|Error|error|ITL|best|total|cuda'
 PYTEST="python3 -m pytest -q -p no:cacheprovider -rf --tb=short"
 T='"table": "GEMV_INT4_CUDA_LAUNCH"'; MOD='"module": "sglang_cuda.kernels.gemv_int4_cuda"'
 echo "{\"int4-cuda\": {$MOD, $T, \"launch\": {\"enabled\": true}}}" > "$DIR/cuda_on.json"
+echo "{\"int4-cuda\": {$MOD, $T, \"launch\": {\"enabled\": false}}}" > "$DIR/cuda_off.json"
 echo "{\"int4-cuda\": {$MOD, $T, \"launch\": {\"enabled\": true, \"stages\": 4}}}" > "$DIR/cuda_s4.json"
 echo '{"fp8-cuda": {"module": "sglang_cuda.kernels.gemv_fp8_cuda", "table": "GEMV_FP8_CUDA_LAUNCH", "launch": {"enabled": true}}}' > "$DIR/fp8_on.json"
 for part in $PARTS; do
@@ -32,7 +33,7 @@ for part in $PARTS; do
         graphs)
             step graphs 240 $PYTEST tests/model_executor/test_graph_runner.py tests/cuda/test_pdl.py \
                 tests/cuda/test_rope_triton.py tests/cuda/test_qwen3_model.py ;;
-        itl)  # the CUDA kernels are on through launch overrides (off by default until timed)
+        itl)  # int4: the CUDA kernel is the default; awq_triton turns it off; FP8: on by override
             run_itl() {  # NAME QUANT [OVERRIDES]
                 step "itl_$1" 150 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                     --quant "$2" --only a ${3:+--launch-overrides "$DIR/$3"} --out "$DIR/itl.jsonl"
@@ -40,7 +41,7 @@ for part in $PARTS; do
             for run in ${ITLS:-awq awq_triton fp8 fp8_triton awq_s4 gptq}; do
                 case $run in
                     awq) run_itl awq awq cuda_on.json ;;
-                    awq_triton) run_itl awq_triton awq ;;
+                    awq_triton) run_itl awq_triton awq cuda_off.json ;;
                     fp8) run_itl fp8 fp8-block fp8_on.json ;;
                     fp8_triton) run_itl fp8_triton fp8-block ;;
                     awq_s4) run_itl awq_s4 awq cuda_s4.json ;;

@@ -27,15 +27,15 @@ from sglang_cuda import nvrtc
 MAX_ROWS = 8
 """x's rows are the MMA's 8 columns: up to 8 cost one weight read."""
 
-GEMV_INT4_CUDA_LAUNCH = {"enabled": False, "warps": "auto", "stages": 0, "early": False}
-"""enabled: False keeps the Triton kernels (an A/B switch for the benchmarks); warps: a block's
-warps, which split K (the block owns 32 output columns), or "auto" (nvrtc.block_warps); stages:
-chunks a warp has in flight through cp.async and shared memory (0: two register buffers, the
-first version, and the default until the pipeline is timed: 56.7 us a Llama-8B layer at 8
-warps on the H200 against Triton's 63.4, 51.6 with each shape's best warps); early:
-the first chunks' weight copies start before griddepcontrol.wait (with PDL the kernel is
-resident while its predecessor finishes; weights are constants of the step, x is read after
-the wait)."""
+GEMV_INT4_CUDA_LAUNCH = {"enabled": True, "warps": "auto", "stages": 0, "early": False}
+"""On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
+tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
+enabled: False keeps the Triton kernels (the A/B switch); warps: a block's warps, which split K
+(a block owns 32 output columns), or "auto" (nvrtc.block_warps); stages: 0 for two register
+buffers (50.4 us a Llama-8B layer against Triton's 63.5), N >= 2 for N - 1 chunks in flight
+through cp.async and shared memory (82-87 us: lost); early: with stages, the first chunks'
+weight copies start before griddepcontrol.wait (weights are constants of the step; x is read
+after the wait)."""
 
 
 SOURCE = "gemv_int4_mma.cu"
