@@ -78,6 +78,12 @@ class ProcessGroupCommunicator(Communicator):
         self.rank = rank
         self.world_size = world_size
         if not dist.is_initialized():
+            # torch.distributed.nn's functions take `group=group.WORLD` as a default argument,
+            # evaluated at its import: imported after this group exists (transformers imports
+            # it while a model loads), they would hold the group for good and `close` could
+            # not join its threads. Imported first, their default is None.
+            import torch.distributed.nn  # noqa: F401
+
             dist.init_process_group(
                 transport,
                 init_method=init_method,
@@ -86,18 +92,22 @@ class ProcessGroupCommunicator(Communicator):
                 timeout=timedelta(seconds=timeout_s),
             )
         self.group = dist.group.WORLD
+        self.subgroups: list[ProcessGroupCommunicator] = []
 
     @classmethod
     def over_group(cls, transport: str, group: Any, rank: int, world_size: int):
         """A communicator over an existing process group (made by `subgroup`)."""
         self = cls.__new__(cls)
         self.transport, self.group, self.rank, self.world_size = transport, group, rank, world_size
+        self.subgroups = []
         return self
 
     def subgroup(self, ranks: list[int]) -> Communicator:
         group = dist.new_group(ranks, backend=self.transport)
         mine = ranks.index(self.rank) if self.rank in ranks else -1
-        return ProcessGroupCommunicator.over_group(self.transport, group, mine, len(ranks))
+        sub = ProcessGroupCommunicator.over_group(self.transport, group, mine, len(ranks))
+        self.subgroups.append(sub)
+        return sub
 
     def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         if self.world_size == 1:
@@ -166,5 +176,18 @@ class ProcessGroupCommunicator(Communicator):
             dist.barrier(group=self.group)
 
     def close(self) -> None:
+        """Destroy the process group and drop this object's references to it and to its
+        subgroups, so that their worker threads are joined here, not at interpreter exit.
+
+        Why the references matter: a gloo worker thread drops the tensors of a finished
+        collective after the caller has been told it finished. If the last Python reference
+        to such a tensor went meanwhile, the drop needs the GIL; at interpreter exit it cannot
+        have it, and the process aborts ("terminate called without an active exception")
+        after all its work is done. Destroying the last reference to a process group joins its
+        threads (torch releases the GIL for that), so nothing is left pending at exit."""
         if dist.is_initialized() and self.group is dist.group.WORLD:
             dist.destroy_process_group()
+        for sub in self.subgroups:
+            sub.close()
+        self.subgroups = []
+        self.group = None
