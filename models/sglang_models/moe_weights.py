@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 from sglang.layers.moe import FusedMoE
+from sglang.layers.quantization.base import QuantizationError
 from sglang.layers.quantization.experts import ExpertLoader
 from torch import nn
 
@@ -35,6 +36,7 @@ def load_with_experts(
     # A quantized checkpoint's experts go through the format's method (quantization.experts).
     config = getattr(model, "quant_config", None)
     quantized = ExpertLoader(config, torch.float32) if config is not None else None
+    kept = KeptFp8Experts()
 
     def others():
         for name, tensor in weights:
@@ -46,6 +48,8 @@ def load_with_experts(
             expert, shard = int(m["id"]), SHARDS[m["proj"]]
             if not module.holds(expert):  # another expert-parallel rank's
                 local = "w2_weight" if shard == "down" else "w13_weight"
+            elif module.block_size is not None:  # FP8 blocks kept (FusedMoE.keep_fp8_blocks)
+                local = kept.load(name, module, m["module"], expert, shard, m["kind"], tensor)
             elif quantized is None and m["kind"] == "weight":
                 local = module.load_expert(expert, shard, tensor)
             elif quantized is None:
@@ -65,4 +69,50 @@ def load_with_experts(
     filled = load_rest(others()) | loaded
     if quantized is not None:
         quantized.finish()
+    kept.finish(modules, getattr(model, "optional_weights", ()))
     return filled
+
+
+class KeptFp8Experts:
+    """Loads FP8 block-scaled experts as they are (e4m3 codes and block scales) into the MoE
+    layers that keep them, and names the first tensor a checkpoint lacks."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, int, str, str]] = set()
+        self.proj_names: dict[tuple[str, str], str] = {}  # (module, shard) -> checkpoint name
+
+    def load(self, name, module: FusedMoE, module_name, expert, shard, kind, tensor) -> str:
+        if kind == "weight":
+            if tensor.dtype != torch.float8_e4m3fn:
+                raise QuantizationError(
+                    f"{name}: dtype {tensor.dtype}, but the checkpoint's experts are FP8 "
+                    "blocks (float8_e4m3fn)"
+                )
+            local = module.load_expert(expert, shard, tensor)
+        elif kind == module.scale_name:
+            local = module.load_expert_scale(expert, shard, tensor.float())
+        else:
+            raise QuantizationError(
+                f"{name}: not a tensor of FP8 block-scaled experts (weight, {module.scale_name})"
+            )
+        self.seen.add((module_name, expert, shard, kind))
+        self.proj_names[(module_name, shard)] = name.rsplit(".", 2)[-2]
+        return local
+
+    def finish(self, modules: dict, optional: tuple[str, ...] = ()) -> None:
+        """Every expert tensor of every layer that keeps FP8 blocks was loaded; a layer under
+        an optional prefix (DeepSeek-V3's MTP) may be absent as a whole."""
+        started = {module_name for module_name, *_ in self.seen}
+        for module_name, module in modules.items():
+            if not isinstance(module, FusedMoE) or module.block_size is None:
+                continue
+            if module_name.startswith(optional) and module_name not in started:
+                continue
+            for expert in range(module.expert_start, module.expert_start + module.num_local):
+                for shard in ("gate", "up", "down"):
+                    for kind in ("weight", module.scale_name):
+                        if (module_name, expert, shard, kind) not in self.seen:
+                            proj = self.proj_names.get((module_name, shard), f"{shard}_proj")
+                            raise QuantizationError(
+                                f"checkpoint lacks {module_name}.{expert}.{proj}.{kind}"
+                            )

@@ -2,8 +2,9 @@
 builds its FusedMoE (ep 1, 2 or 4: whole experts per EP rank, each cut to its moe_tp slice of
 the intermediate features), loads the whole checkpoint matrices (it keeps its part), and runs
 the same tokens; the ranks' partial outputs summed (what the all-reduce does across
-processes, tests/parallel) equal the unsplit layer's. Float experts, and FP8 block-quantized
-ones (dequantized whole through the format's method, then sliced)."""
+processes, tests/parallel) equal the unsplit layer's. Float experts, FP8 block-quantized ones
+dequantized whole through the format's method, then sliced, and FP8 blocks kept in e4m3 (each
+rank keeps its slice of the codes and of the block scales: moe.experts with moe:fp8_block)."""
 
 from __future__ import annotations
 
@@ -44,12 +45,25 @@ def checkpoint(seed: int = 0) -> dict[tuple[int, str], torch.Tensor]:
     }
 
 
-def load(layer: FusedMoE, weights, quantized: bool) -> None:
+KEPT_BLOCK = (16, 16)  # a moe_tp slice of I (16, 32 or 64 features) is whole blocks
+
+
+def load(layer: FusedMoE, weights, quantized) -> None:
     if not quantized:
         for (e, s), w in weights.items():
             layer.load_expert(e, s, w)
         return
     from test_fp8 import block_quantize  # tests/layers/quantization
+
+    if quantized == "kept":
+        assert layer.fp8_blocks_servable(KEPT_BLOCK) is None
+        layer.keep_fp8_blocks(KEPT_BLOCK, "weight_scale_inv")
+        for (e, s), w in weights.items():  # every rank is given every whole matrix
+            q, scale = block_quantize(w, *KEPT_BLOCK)
+            layer.load_expert(e, s, q)
+            layer.load_expert_scale(e, s, scale)
+        assert layer.w13_weight.dtype == torch.float8_e4m3fn
+        return
 
     loader = ExpertLoader(Fp8Config("block", (32, 32), False, []), torch.float32)
     for (e, s), w in weights.items():
@@ -63,7 +77,9 @@ def load(layer: FusedMoE, weights, quantized: bool) -> None:
     loader.finish()
 
 
-@pytest.mark.parametrize("quantized", [False, True], ids=["float", "fp8-block"])
+@pytest.mark.parametrize(
+    "quantized", [False, True, "kept"], ids=["float", "fp8-block", "fp8-block-kept"]
+)
 @pytest.mark.parametrize("ep", [1, 2, 4])
 def test_ranks_sum_to_the_unsplit_layer(ep, quantized):
     if quantized:
@@ -89,3 +105,39 @@ def test_ranks_sum_to_the_unsplit_layer(ep, quantized):
         held.append((layer.expert_start, layer.num_local))
     assert held == [(t // (TP // ep) * (E // ep), E // ep) for t in range(TP)]
     torch.testing.assert_close(total, want, rtol=1e-5, atol=1e-5)
+
+
+def test_kept_fp8_blocks_equal_the_dequantized_experts():
+    """The same FP8 checkpoint through moe.experts' FP8 blocks and dequantized at load."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "quantization"))
+    routing, weights = Routing(num_experts=E, top_k=3), checkpoint()
+    layers = {}
+    for mode in (True, "kept"):
+        ops = OpTable(select_platform("reference"))
+        ops.parallel = SINGLE
+        layers[mode] = FusedMoE(routing, D, I, ops)
+    # The float layer gets the kept layer's codes times their block scales (expanded here by
+    # hand, not by the op's helper).
+    load(layers["kept"], weights, "kept")
+    kept, rows_of = layers["kept"], {"gate": slice(0, I), "up": slice(I, 2 * I)}
+    for e, s in weights:
+        if s == "down":
+            code, scale = kept.w2_weight[e], kept.w2_scale[e]
+        else:
+            rows = rows_of[s]
+            code = kept.w13_weight[e, rows]
+            scale = kept.w13_scale[e, rows.start // 16 : rows.stop // 16]
+        dense = code.float() * scale.repeat_interleave(16, 0).repeat_interleave(16, 1)
+        layers[True].load_expert(e, s, dense)
+    gen = torch.Generator().manual_seed(2)
+    x, logits = torch.randn(7, D, generator=gen), torch.randn(7, E, generator=gen)
+    torch.testing.assert_close(layers["kept"](x, logits), layers[True](x, logits))
+
+
+def test_fp8_blocks_not_kept_when_a_slice_is_not_whole_blocks():
+    layer = FusedMoE(Routing(num_experts=E, top_k=2), D, I, rank_ops(0, 1))  # I / 4 = 16
+    assert "not whole (32, 32) blocks" in layer.fp8_blocks_servable((32, 32))
+    assert layer.fp8_blocks_servable((16, 16)) is None

@@ -24,7 +24,8 @@ from torch import nn
 from sglang.layers.base import Layer
 from sglang.layers.linear import Linear
 from sglang.layers.ops_table import OpTable
-from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
+from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS, expert_block_rows
+from sglang.ops.quant.fp8 import FP8
 from sglang.parallel.sharding import local_size, split_part
 from sglang.parallel.state import SINGLE
 
@@ -121,11 +122,15 @@ class FusedMoE(Layer):
             self.w2_bias = nn.Parameter(torch.zeros(e, hidden_size, **kw), requires_grad=False)
         # Beyond silu / gelu without biases, a kernel must declare what it takes; else the
         # reference kernel serves (OpTable.kernel_needing). None: the table's kernel.
-        needs = [
+        self._needs = tuple(
             f"moe:{f}" for f, on in (("swigluoai", activation == "swigluoai"), ("bias", bias)) if on
-        ]
-        self._experts = ops.kernel_needing("moe.experts", tuple(needs)) if needs else None
+        )
+        self._experts = ops.kernel_needing("moe.experts", self._needs) if self._needs else None
         self._bias_args = {"w13_bias": self.w13_bias, "w2_bias": self.w2_bias} if bias else {}
+        # FP8 block-scaled experts kept as the checkpoint's e4m3 (keep_fp8_blocks).
+        self.w13_scale = self.w2_scale = None
+        self.block_size: tuple[int, int] | None = None
+        self.scale_name = ""
         # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:
         # routing runs over all of them on every rank).
         self.correction_bias = (
@@ -145,6 +150,42 @@ class FusedMoE(Layer):
             topk_group=r.topk_group,
             routed_scaling_factor=r.routed_scaling_factor,
         )
+
+    def fp8_blocks_servable(self, block: tuple[int, int]) -> str | None:
+        """Why this layer cannot hold its experts as e4m3 blocks of `block` (None: it can):
+        the backend serving moe.experts must declare moe:fp8_block, and a moe_tp slice of the
+        intermediate features must be whole blocks."""
+        needs = (*self._needs, "moe:fp8_block")
+        if not self.ops.declares("moe.experts", needs):
+            return f"the backend serving moe.experts lacks {', '.join(needs)}"
+        if self.moe_tp.size > 1 and (self.inter % block[0] or self.inter % block[1]):
+            return (
+                f"a tensor-parallel slice of {self.inter} intermediate features is not whole "
+                f"{tuple(block)} blocks"
+            )
+        return None
+
+    def keep_fp8_blocks(self, block: tuple[int, int], scale_name: str) -> None:
+        """Hold the routed experts as the checkpoint's FP8 blocks (moe.experts with
+        moe:fp8_block) instead of float weights: w13_weight / w2_weight become float8_e4m3fn
+        and w13_scale [E, 2 * ceil(I/bn), ceil(D/bk)] / w2_scale [E, ceil(D/bn), ceil(I/bk)]
+        hold the block scales (`scale_name` is the checkpoint's name for them:
+        weight_scale_inv, or weight_scale in compressed-tensors). Call before loading."""
+        bn, bk = block
+        e, two_inter, hidden = self.w13_weight.shape
+        inter, device = two_inter // 2, self.w13_weight.device
+
+        def param(*shape, dtype):
+            return nn.Parameter(torch.empty(shape, dtype=dtype, device=device), requires_grad=False)
+
+        self.w13_weight = param(e, two_inter, hidden, dtype=FP8)
+        self.w2_weight = param(e, hidden, inter, dtype=FP8)
+        self.w13_scale = param(
+            e, expert_block_rows(two_inter, bn, 2), -(-hidden // bk), dtype=torch.float32
+        )
+        self.w2_scale = param(e, -(-hidden // bn), -(-inter // bk), dtype=torch.float32)
+        self.block_size, self.scale_name = (bn, bk), scale_name
+        self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:fp8_block"))
 
     def holds(self, expert: int) -> bool:
         """Whether this rank holds (its slice of) routed expert `expert` (a global id)."""
@@ -180,6 +221,37 @@ class FusedMoE(Layer):
             raise ValueError(
                 f"expert {expert} {shard}: checkpoint shape {tuple(tensor.shape)} != "
                 f"{tuple(target.shape)}"
+            )
+        target.copy_(tensor)
+        return name
+
+    def load_expert_scale(self, expert: int, shard: str, tensor: torch.Tensor) -> str:
+        """Copy one expert's block scales (FP8 experts, keep_fp8_blocks): shard "gate" / "up"
+        ([ceil(I/bn), ceil(D/bk)]) or "down" ([ceil(D/bn), ceil(I/bk)]); this rank keeps its
+        moe_tp slice of the I blocks. Returns the parameter's local name."""
+        if self.w13_scale is None:
+            raise ValueError(f"expert {expert} {shard}: block scales, but the experts are float")
+        name = "w2_scale" if shard == "down" else "w13_scale"
+        if not self.holds(expert):
+            return name
+        bn, bk = self.block_size
+        dim = 1 if shard == "down" else 0
+        whole = -(-self.full_inter // (bk if shard == "down" else bn))
+        if self.moe_tp.size > 1 and tensor.dim() == 2 and tensor.shape[dim] == whole:
+            what = f"expert {expert} {shard} scales"
+            tensor = split_part(tensor, dim, self.moe_tp.rank, self.moe_tp.size, what)
+        local = expert - self.expert_start
+        if shard == "down":
+            target = self.w2_scale.data[local]
+        else:
+            rows = self.w13_scale.shape[1] // 2
+            target = self.w13_scale.data[
+                local, slice(0, rows) if shard == "gate" else slice(rows, None)
+            ]
+        if tuple(target.shape) != tuple(tensor.shape):
+            raise ValueError(
+                f"expert {expert} {shard} block scales: checkpoint shape {tuple(tensor.shape)} "
+                f"!= {tuple(target.shape)} (blocks {self.block_size})"
             )
         target.copy_(tensor)
         return name
@@ -228,8 +300,18 @@ class FusedMoE(Layer):
             topk_ids=ids,
             activation=self.activation,
             **self._bias_args,
+            **self._fp8_args(),
         )
         return self.reduce.all_reduce(out) if self.reduce is not None else out
+
+    def _fp8_args(self) -> dict:
+        if self.w13_scale is None:
+            return {}
+        return {
+            "w13_scale": self.w13_scale,
+            "w2_scale": self.w2_scale,
+            "block_size": self.block_size,
+        }
 
 
 class SparseMoE(Layer):

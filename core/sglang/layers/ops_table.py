@@ -114,6 +114,13 @@ class OpTable:
                 )
         return kernel.fn
 
+    def declares(self, op: str, features: tuple[str, ...]) -> bool:
+        """Whether the backend serving `op` declares every one of these capability keys, so
+        that `kernel_needing` would give a kernel of its own, not the reference fallback."""
+        backend = self.kernels[op].backend
+        caps = self.platform.found.backends[backend].capabilities
+        return all(f in caps.features() for f in features)
+
     def native(self, op: str) -> bool:
         """Whether `op` runs a kernel of a backend rather than the reference fallback: a layer
         takes a fused op (rope.qk_norm) only then, else its parts, each on the backend."""

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from sglang.ops.precision import with_error_bounds
+from sglang.ops.quant import fp8 as q8
 from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
 from sglang.ops.specs import register_spec
 
@@ -89,6 +90,9 @@ def experts(
     activation: str = "silu",
     w13_bias: torch.Tensor | None = None,
     w2_bias: torch.Tensor | None = None,
+    w13_scale: torch.Tensor | None = None,
+    w2_scale: torch.Tensor | None = None,
+    block_size: tuple[int, int] = (128, 128),
 ) -> torch.Tensor:
     """x: [T, D]; w13: [E, 2I, D] (w1 = gate = w13[:, :I], w3 = up = w13[:, I:]); w2: [E, D, I];
     topk_weights: [T, k] float32; topk_ids: [T, k] int32 -> out [T, D] in x.dtype:
@@ -99,13 +103,23 @@ def experts(
     act is silu, or exact (erf) gelu; "swigluoai" (gpt-oss) is instead
         (clamp(w3 x, -7, 7) + 1) * g * sigmoid(1.702 g),  g = min(w1 x, 7).
     Optional biases w13_bias [E, 2I] (added to the gate/up product) and w2_bias [E, D] (added
-    to the down product, before the routing weight). A slot whose id is -1 (a padded token,
+    to the down product, before the routing weight). FP8 block-scaled experts (capability
+    moe:fp8_block; DeepSeek-V3 and Qwen3 FP8 releases): w13 and w2 float8_e4m3fn with w13_scale
+    [E, 2 * ceil(I/bn), ceil(D/bk)] (the gate's block rows, then the up's: each half is blocked
+    on its own) and w2_scale [E, ceil(D/bn), ceil(I/bk)] float32 for block_size (bn, bk); the
+    weights are q * scale of their tile and x is not quantized (weight-only, as those
+    checkpoints' experts dequantized). A slot whose id is -1 (a padded token,
     or an expert living on another expert-parallel rank) contributes nothing. Computed in
     float32 (float64 under the oracle), one expert at a time over the tokens routed to it."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    acc = compute_dtype(x, w13, w2, topk_weights)
+    acc = compute_dtype(x, w13, w2, topk_weights, w13_scale, w2_scale)
     inter = w2.shape[-1]
+    if (w13_scale is None) != (w2_scale is None):
+        raise ValueError("FP8 experts need both w13_scale and w2_scale")
+    if w13_scale is not None:
+        w13 = dequantize_expert_blocks(w13, w13_scale, block_size, halves=2, dtype=acc)
+        w2 = dequantize_expert_blocks(w2, w2_scale, block_size, halves=1, dtype=acc)
     h = x.to(acc)
     out = torch.zeros(x.shape, dtype=acc, device=x.device)
     for e in topk_ids.unique().tolist():
@@ -120,6 +134,35 @@ def experts(
             y = y + w2_bias[e].to(acc)
         out.index_add_(0, tokens, y * topk_weights[tokens, slots].to(acc).unsqueeze(1))
     return out.to(x.dtype)
+
+
+def expert_block_rows(rows: int, block_n: int, halves: int) -> int:
+    """Scale rows of one expert's [rows, K] matrix made of `halves` stacked matrices (w13: the
+    gate's and the up's), each blocked on its own."""
+    return halves * -(-(rows // halves) // block_n)
+
+
+def dequantize_expert_blocks(
+    w: torch.Tensor,
+    scale: torch.Tensor,
+    block_size: tuple[int, int],
+    halves: int,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """w: [E, N, K] e4m3, scale [E, expert_block_rows(N, bn, halves), ceil(K/bk)] -> w * its
+    tile's scale, [E, N, K] in `dtype` (see `experts` for the layout)."""
+    e, n, k = w.shape
+    bn, bk = block_size
+    want = (e, expert_block_rows(n, bn, halves), -(-k // bk))
+    if w.dtype != q8.FP8 or n % halves or tuple(scale.shape) != want:
+        raise ValueError(
+            f"FP8 experts: weight {tuple(w.shape)} {w.dtype} with scale {tuple(scale.shape)} "
+            f"for blocks {tuple(block_size)}: expected float8_e4m3fn and scale {want}"
+        )
+    part = n // halves
+    scales = scale.to(dtype).chunk(halves, dim=1)  # each half's block rows
+    full = torch.cat([q8.expand_groups(s, bn, part, 1) for s in scales], dim=1)
+    return w.to(dtype) * q8.expand_groups(full, bk, k, 2)
 
 
 def compare_routes(
@@ -266,6 +309,54 @@ EXPERT_SHAPES = (
 )
 
 
+# FP8 block-scaled experts (tokens, hidden, inter, experts, top_k, activation, pad, block):
+# halves of w13 and I not multiples of the block (ragged last blocks), padded slots, blocks
+# taller than wide, DeepSeek-V3's 128x128 on a ragged I, and no token at all.
+FP8_EXPERT_SHAPES = (
+    (0, 64, 32, 8, 2, "silu", False, (32, 32)),
+    (5, 64, 48, 8, 2, "silu", False, (32, 32)),
+    (9, 96, 40, 16, 4, "silu", True, (32, 16)),
+    (7, 72, 24, 8, 2, "gelu", False, (16, 32)),
+    (6, 256, 192, 8, 2, "silu", False, (128, 128)),
+)
+
+
+def _fp8_expert_cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for t, d, i, e, k, act, pad, block in FP8_EXPERT_SHAPES:
+            name = case_name(
+                dt, "fp8", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
+                f"b{block[0]}x{block[1]}", "pad" if pad else "",
+            )  # fmt: skip
+            params = {
+                "tokens": t,
+                "hidden": d,
+                "inter": i,
+                "experts": e,
+                "top_k": k,
+                "activation": act,
+                "pad": pad,
+                "bias": False,
+                "block": block,
+            }
+            cases.append(Case("moe.experts", name, dt, params, ("moe:fp8_block", "fp8:e4m3fn")))
+    return cases
+
+
+def quantize_expert_blocks(
+    w: torch.Tensor, block_size: tuple[int, int], halves: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[E, N, K] float -> (e4m3 [E, N, K], scale [E, expert_block_rows(N, bn, halves),
+    ceil(K/bk)] float32): each expert's halves quantized block-wise on their own."""
+    qs, scales = [], []
+    for expert in w:
+        parts = [q8.quantize_fp8_block(half, block_size) for half in expert.chunk(halves)]
+        qs.append(torch.cat([q for q, _ in parts]))
+        scales.append(torch.cat([s for _, s in parts]).float())
+    return torch.stack(qs), torch.stack(scales)
+
+
 def _expert_cases() -> list[Case]:
     cases = []
     for dt in DTYPES:
@@ -295,7 +386,7 @@ def _expert_cases() -> list[Case]:
                 ("moe:bias",) if bias else ()
             )
             cases.append(Case("moe.experts", name, dt, params, needs))
-    return cases
+    return cases + _fp8_expert_cases()
 
 
 def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
@@ -326,6 +417,11 @@ def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
     if p["bias"]:
         args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0 if swiglu else 0.5)
         args["w2_bias"] = randn(gen, e, d, dtype=dt, scale=0.5)
+    if p.get("block"):
+        block = tuple(p["block"])
+        args["w13"], args["w13_scale"] = quantize_expert_blocks(args["w13"], block, 2)
+        args["w2"], args["w2_scale"] = quantize_expert_blocks(args["w2"], block, 1)
+        args["block_size"] = block
     return args
 
 
@@ -358,8 +454,10 @@ EXPERTS_SPEC = register_spec(
         name="moe.experts",
         signature=(
             "(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, "
-            'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None) '
-            "-> out[T,D]"
+            'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None, '
+            "w13_scale[E,2*ceil(I/bn),ceil(D/bk)] f32=None, w2_scale[E,ceil(D/bn),ceil(I/bk)] "
+            "f32=None, block_size=(128,128)) -> out[T,D]; with the scales w13 and w2 are e4m3fn "
+            "(moe:fp8_block)"
         ),
         reference=experts,
         cases=_expert_cases,

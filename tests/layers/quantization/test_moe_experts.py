@@ -1,7 +1,9 @@
 """Quantized MoE checkpoints: Qwen3-MoE and DeepSeek-V3 (MLA) in FP8 block-wise and
-compressed-tensors W4A16, experts and all. Routed experts and MLA's kv_b_proj load through the
-format's own method and are dequantized into the float weights moe.experts and MLA take
-(quantization.experts); routers stay float; every other linear layer runs its quantized op.
+compressed-tensors W4A16, experts and all. FP8 block-scaled routed experts stay e4m3 where the
+backend declares moe:fp8_block (reference and xeon do): moe.experts takes the codes and block
+scales. Other formats' experts, and MLA's kv_b_proj, load through the format's own method and
+are dequantized into float weights (quantization.experts); routers stay float; every other
+linear layer runs its quantized op.
 Compared with transformers on the dequantized weights, the format's activation rounding
 applied where the engine quantizes activations (the linear layers, not the experts)."""
 
@@ -18,6 +20,7 @@ from quant_checkpoints import (
     run_logits,
     save_quantized,
 )
+from sglang.layers.moe import FusedMoE
 from test_fp8 import block_dequantize, block_quantize
 
 COMMON = dict(
@@ -135,3 +138,35 @@ def test_fp8_block_moe(tmp_path, arch, cls, backend):
     checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
     assert checked >= len(out) // 2 and same == checked
     assert runner.layer_methods["mlp.gate"].startswith("dense")  # the router
+    # The routed experts stayed FP8 blocks: e4m3 codes and float32 block scales.
+    experts = [m for m in runner.model.modules() if isinstance(m, FusedMoE)]
+    assert (
+        experts
+        and all(
+            m.w13_weight.dtype == m.w2_weight.dtype == torch.float8_e4m3fn
+            and m.w13_scale.shape[1:] == (2, 2)  # 32 intermediate features, hidden 64: blocks of 32
+            and m.w2_scale.shape[1:] == (2, 1)
+            for m in experts
+        )
+    )
+    assert runner.layer_methods["mlp.experts"].startswith("fp8 block [32, 32] (e4m3 kept)")
+
+
+def test_fp8_block_moe_missing_expert_scale(tmp_path):
+    """A kept FP8 expert without its block scales: a startup error naming the tensor."""
+    from sglang.layers.quantization.errors import QuantizationError
+
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    tensors = dict(state)
+    for name in quantized_names(state):
+        q, s = block_quantize(state[name], 32, 32)
+        tensors[name], tensors[name.replace("weight", "weight_scale_inv")] = q, s
+    missing = "model.layers.1.mlp.experts.3.up_proj.weight_scale_inv"
+    del tensors[missing]
+    config = {"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [32, 32]}
+    path = save_quantized(str(tmp_path / "fp8"), tensors, config, base=base)
+    with pytest.raises(QuantizationError, match=f"checkpoint lacks {missing}$"):
+        run_logits(path, "xeon")

@@ -3,18 +3,42 @@
 route: the core's vectorised torch route (sglang.ops.moe_route_vectorized).
 experts: the T*k (token, slot) pairs are sorted by expert id once; each active expert then runs
 two GEMMs (oneDNN through F.linear, in the input dtype) over its contiguous block of tokens, and
-the k partial outputs of each token are combined with the routing weights in float32.
+the k partial outputs of each token are combined with the routing weights in float32. FP8
+block-scaled experts (moe:fp8_block) stay e4m3 in memory: an active expert's two matrices are
+dequantized to the input dtype for its GEMMs, so a step touches only the routed experts.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sglang.ops.moe import gated
+from sglang.ops.moe import dequantize_expert_blocks, gated
 from sglang.ops.moe_route_vectorized import route
 
 
-def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", w13_bias=None, w2_bias=None):
+def _expert(w, scale, e, block_size, halves, dtype):
+    """Expert e's matrix in `dtype` (dequantized from its blocks when `scale` is given)."""
+    if scale is None:
+        return w[e]
+    one = dequantize_expert_blocks(
+        w[e : e + 1], scale[e : e + 1], block_size, halves, torch.float32
+    )
+    return one[0].to(dtype)
+
+
+def experts(
+    x,
+    w13,
+    w2,
+    topk_weights,
+    topk_ids,
+    activation="silu",
+    w13_bias=None,
+    w2_bias=None,
+    w13_scale=None,
+    w2_scale=None,
+    block_size=(128, 128),
+):
     tokens, hidden = x.shape
     top_k = topk_ids.shape[1]
     inter = w2.shape[-1]
@@ -29,13 +53,18 @@ def experts(x, w13, w2, topk_weights, topk_ids, activation="silu", w13_bias=None
         if n == 0:
             continue
         slots = order[start : start + n]
-        gate_up = F.linear(x[slots // top_k], w13[e], None if w13_bias is None else w13_bias[e])
+        gate_up = F.linear(
+            x[slots // top_k],
+            _expert(w13, w13_scale, e, block_size, 2, x.dtype),
+            None if w13_bias is None else w13_bias[e],
+        )
         if activation == "swigluoai":
             up_gate = gate_up.float()  # (up + 1) cancels: not in the half type
             h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(x.dtype)
         else:
             h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
-        partial[slots] = F.linear(h, w2[e], None if w2_bias is None else w2_bias[e])
+        w2e = _expert(w2, w2_scale, e, block_size, 1, x.dtype)
+        partial[slots] = F.linear(h, w2e, None if w2_bias is None else w2_bias[e])
         start += n
     weights = topk_weights.float().unsqueeze(1)  # [T, 1, k]
     out = torch.bmm(weights, partial.view(tokens, top_k, hidden).float())

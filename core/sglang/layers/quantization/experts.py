@@ -1,9 +1,10 @@
-"""Quantized MoE experts: each expert projection of a quantized checkpoint is loaded through
-the format's LinearMethod (the same parameter names, shapes, checks and post-load processing as
-a linear layer of that format) on a stand-in Linear, then dequantized into the FusedMoE's
-stacked float weights, since moe.experts takes float weights. Memory is that of the float
-experts; the checkpoint loads and computes what the format describes. A quantized moe.experts
-op would take the processed arguments instead of `dequantize`'s result.
+"""Quantized MoE experts that moe.experts cannot take as they are: each expert projection of a
+quantized checkpoint is loaded through the format's LinearMethod (the same parameter names,
+shapes, checks and post-load processing as a linear layer of that format) on a stand-in Linear,
+then dequantized into the FusedMoE's stacked float weights. Memory is that of the float
+experts; the checkpoint loads and computes what the format describes. FP8 block-scaled experts
+skip this where the backend declares moe:fp8_block (FusedMoE.keep_fp8_blocks): moe.experts
+then takes their codes and block scales.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class ExpertLoader:
             layer.quant_method.check_loaded(layer)
         if self.labels - {"dense"}:
             logger.info(
-                "MoE experts: %s, dequantized at load (moe.experts takes float weights)",
+                "MoE experts: %s, dequantized at load (moe.experts takes this format as "
+                "float weights)",
                 ", ".join(sorted(self.labels)),
             )

@@ -10,7 +10,9 @@ from collections import defaultdict
 from torch import nn
 
 from sglang.layers.linear import Linear
+from sglang.layers.moe import FusedMoE
 from sglang.layers.quantization.base import QuantizationConfig
+from sglang.layers.quantization.fp8 import Fp8LinearMethod
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,12 @@ def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> N
         if not isinstance(m, Linear)
         for p in m.parameters(recurse=False)
     }
+    dequantized: dict[str, str] = {}
     for name, module in model.named_modules():
+        if isinstance(module, FusedMoE) and config is not None:
+            why = keep_experts_quantized(name, module, config)
+            if why:
+                dequantized.setdefault(why, name)
         if not isinstance(module, Linear):
             continue
         module.prefix = name
@@ -36,6 +43,28 @@ def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> N
         method = config.linear_method(name, module)
         if method is not None:
             module.set_quant_method(method)
+    for why, first in dequantized.items():
+        logger.info("MoE experts (%s, ...): FP8 blocks dequantized at load: %s", first, why)
+
+
+def keep_experts_quantized(name: str, module: FusedMoE, config: QuantizationConfig) -> str:
+    """Give a MoE layer FP8 block-scaled experts in e4m3 (FusedMoE.keep_fp8_blocks) when the
+    checkpoint's experts are FP8 blocks and the backend serving moe.experts runs them; every
+    other quantized format is dequantized into the float experts at load
+    (quantization.experts). Returns why FP8 blocks are not kept ("" when they are, or when the
+    experts are not FP8 blocks)."""
+    hidden = module.w2_weight.shape[1]
+    probe = Linear(
+        hidden, module.full_inter, ops=None, dtype=module.w13_weight.dtype, device="meta"
+    )
+    probe.prefix = f"{name}.0.gate_proj"
+    method = config.linear_method(probe.prefix, probe)
+    if not isinstance(method, Fp8LinearMethod) or method.scheme != "block":
+        return ""
+    why = module.fp8_blocks_servable(tuple(method.block))
+    if why is None:
+        module.keep_fp8_blocks(tuple(method.block), method.block_scale)
+    return why or ""
 
 
 def optional_parameters(model: nn.Module) -> set[str]:
@@ -71,6 +100,10 @@ def layer_methods(model: nn.Module) -> dict[str, str]:
     model (what the startup log line and /get_server_info show)."""
     found: dict[str, set[str]] = defaultdict(set)
     for name, module in model.named_modules():
+        if isinstance(module, FusedMoE) and module.block_size is not None:
+            kernel = module.ops.choices.get("moe.experts", "?")
+            what = f"fp8 block {list(module.block_size)} (e4m3 kept) via moe.experts ({kernel})"
+            found[layer_type(name)].add(what)
         if isinstance(module, Linear):
             method = module.quant_method
             label = method.label if method is not None else "dense"
