@@ -217,12 +217,7 @@ class FusedMoE(Layer):
         else:
             rows = slice(0, self.inter) if shard == "gate" else slice(self.inter, 2 * self.inter)
             target = self.w13_weight.data[expert, rows]
-        if tuple(target.shape) != tuple(tensor.shape):
-            raise ValueError(
-                f"expert {expert} {shard}: checkpoint shape {tuple(tensor.shape)} != "
-                f"{tuple(target.shape)}"
-            )
-        target.copy_(tensor)
+        _copy_checked(target, tensor, f"expert {expert} {shard}")
         return name
 
     def load_expert_scale(self, expert: int, shard: str, tensor: torch.Tensor) -> str:
@@ -248,12 +243,7 @@ class FusedMoE(Layer):
             target = self.w13_scale.data[
                 local, slice(0, rows) if shard == "gate" else slice(rows, None)
             ]
-        if tuple(target.shape) != tuple(tensor.shape):
-            raise ValueError(
-                f"expert {expert} {shard} block scales: checkpoint shape {tuple(tensor.shape)} "
-                f"!= {tuple(target.shape)} (blocks {self.block_size})"
-            )
-        target.copy_(tensor)
+        _copy_checked(target, tensor, f"expert {expert} {shard} block scales {self.block_size}")
         return name
 
     def load_stacked(self, name: str, tensor: torch.Tensor, what: str = "") -> None:
@@ -312,6 +302,12 @@ class FusedMoE(Layer):
             "w2_scale": self.w2_scale,
             "block_size": self.block_size,
         }
+
+
+def _copy_checked(target: torch.Tensor, tensor: torch.Tensor, what: str) -> None:
+    if tuple(target.shape) != tuple(tensor.shape):
+        raise ValueError(f"{what}: checkpoint shape {tuple(tensor.shape)} != {tuple(target.shape)}")
+    target.copy_(tensor)
 
 
 class SparseMoE(Layer):

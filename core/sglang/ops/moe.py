@@ -321,6 +321,12 @@ FP8_EXPERT_SHAPES = (
 )
 
 
+def _expert_params(t, d, i, e, k, act, pad, bias, block=None) -> dict:
+    params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k}
+    params.update(activation=act, pad=pad, bias=bias)
+    return params if block is None else {**params, "block": block}
+
+
 def _fp8_expert_cases() -> list[Case]:
     cases = []
     for dt in DTYPES:
@@ -329,17 +335,7 @@ def _fp8_expert_cases() -> list[Case]:
                 dt, "fp8", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
                 f"b{block[0]}x{block[1]}", "pad" if pad else "",
             )  # fmt: skip
-            params = {
-                "tokens": t,
-                "hidden": d,
-                "inter": i,
-                "experts": e,
-                "top_k": k,
-                "activation": act,
-                "pad": pad,
-                "bias": False,
-                "block": block,
-            }
+            params = _expert_params(t, d, i, e, k, act, pad, False, block=block)
             cases.append(Case("moe.experts", name, dt, params, ("moe:fp8_block", "fp8:e4m3fn")))
     return cases
 
@@ -372,16 +368,7 @@ def _expert_cases() -> list[Case]:
                 "pad" if pad else "",
                 "bias" if bias else "",
             )
-            params = {
-                "tokens": t,
-                "hidden": d,
-                "inter": i,
-                "experts": e,
-                "top_k": k,
-                "activation": act,
-                "pad": pad,
-                "bias": bias,
-            }
+            params = _expert_params(t, d, i, e, k, act, pad, bias)
             needs = (("moe:swigluoai",) if act == "swigluoai" else ()) + (
                 ("moe:bias",) if bias else ()
             )
