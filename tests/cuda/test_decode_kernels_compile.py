@@ -134,22 +134,28 @@ SCRIPT = textwrap.dedent(
         out.append(build(gemv_int4._int4_mma_kernel, sig, consts, g["num_warps"],
                          g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
+    scales = dict(stride_se=I32, stride_sn=I32, stride_sk=I32, FP8=C, BN_Q=C, BK_Q=C)
     sig = dict(X=B, W13=B, B13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
-               stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, TOPK=C, ACT=C,
-               HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C)
-    # silu without biases (Qwen3-MoE), gpt-oss's swigluoai (3) with biases, top-4
-    for topk, act, bias in ((8, 0, False), (4, 3, True)):
+               stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, S13=F32, up_row=I32,
+               TOPK=C, ACT=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C, **scales)
+    # silu without biases (Qwen3-MoE), gpt-oss's swigluoai (3) with biases, top-4; FP8 blocks
+    # of 128 (DeepSeek-V3, Qwen3 FP8)
+    for topk, act, bias, fp8 in ((8, 0, False, False), (4, 3, True, False), (8, 0, False, True)):
         consts = dict(TOPK=topk, ACT=act, HAS_BIAS=bias, BLOCK_N=gu["block_n"],
-                      BLOCK_K=gu["block_k"])
-        out.append(build(moe_decode._gate_up_gemv_kernel, sig, consts, gu["num_warps"],
+                      BLOCK_K=gu["block_k"], FP8=fp8, BN_Q=128, BK_Q=128)
+        s = dict(sig, W13="*fp8e4nv") if fp8 else sig
+        out.append(build(moe_decode._gate_up_gemv_kernel, s, consts, gu["num_warps"],
                          gu["num_stages"]))
     sig = dict(H=F32, W2=B, B2=B, Y=B, IDS="*i32", WEIGHTS=F32, PART=F32, COUNT="*i32",
                N=I32, K=I32, E=I32, stride_hm=I32, stride_we=I32, stride_wn=I32, stride_be=I32,
-               stride_ym=I32, TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C)
-    for topk, slots, bias in ((8, 8, False), (8, 1, False), (4, 1, True)):
+               stride_ym=I32, S2=F32, TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C,
+               **scales)
+    for topk, slots, bias, fp8 in ((8, 8, False, False), (8, 1, False, False),
+                                   (4, 1, True, False), (8, 1, False, True)):
         consts = dict(TOPK=topk, SLOTS=slots, HAS_BIAS=bias, BLOCK_N=dn["block_n"],
-                      BLOCK_K=dn["block_k"])
-        out.append(build(moe_decode._down_gemv_kernel, sig, consts,
+                      BLOCK_K=dn["block_k"], FP8=fp8, BN_Q=128, BK_Q=128)
+        s = dict(sig, W2="*fp8e4nv") if fp8 else sig
+        out.append(build(moe_decode._down_gemv_kernel, s, consts,
                          dn["num_warps"], dn["num_stages"]))
     print(json.dumps(out))
     """
@@ -195,11 +201,16 @@ GPT_OSS_SCRIPT = textwrap.dedent(
             ptrs = dict(kv, Out=B if direct else F32, LSE=F32, Final=B, COUNT=I32)
             out.append(build(attention._decode_split_kernel, consts, ptrs, 4, 3))
     tiles = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)
-    ptrs = dict(x_ptr=B, w_ptr=B, b_ptr=B, h_ptr=B, pairs_ptr=I32, experts_ptr=I32)
+    ptrs = dict(x_ptr=B, w_ptr=B, b_ptr=B, h_ptr=B, pairs_ptr=I32, experts_ptr=I32, S=F32)
     consts = dict(TOPK=4, ACT=SWIGLUOAI, HAS_BIAS=True, IEEE=False, **tiles)
     out.append(build(moe._gate_up_kernel, consts, ptrs, 4, 3))
-    ptrs = dict(ptrs, y_ptr=F32, weights_ptr=F32)
-    out.append(build(moe._down_kernel, dict(HAS_BIAS=True, IEEE=False, **tiles), ptrs, 4, 3))
+    down_ptrs = dict(ptrs, y_ptr=F32, weights_ptr=F32)
+    out.append(build(moe._down_kernel, dict(HAS_BIAS=True, IEEE=False, **tiles), down_ptrs, 4, 3))
+    # FP8 blocks of 128 (DeepSeek-V3, Qwen3 FP8), silu without biases
+    fp8 = dict(FP8=True, BN_Q=128, BK_Q=128, IEEE=False, HAS_BIAS=False, **tiles)
+    out.append(build(moe._gate_up_kernel, dict(fp8, TOPK=8, ACT=0),
+                     dict(ptrs, w_ptr="*fp8e4nv"), 4, 3))
+    out.append(build(moe._down_kernel, fp8, dict(down_ptrs, w_ptr="*fp8e4nv"), 4, 3))
     print(json.dumps(out))
     """
 )
@@ -263,12 +274,12 @@ def _compile(script: str) -> list:
 
 
 def test_gpt_oss_kernel_variants_compile_for_sm90():
-    assert len(_compile(GPT_OSS_SCRIPT)) == 8
+    assert len(_compile(GPT_OSS_SCRIPT)) == 10  # and the fused MoE's FP8 block variants
 
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 28
+    assert len(kernels) == 30
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
     # every kernel but the block "dot" GEMV (not on a default path) launches with PDL: it

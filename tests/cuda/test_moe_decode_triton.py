@@ -29,6 +29,17 @@ def test_decode_spec_cases(case):
     kc.check("moe.experts", moe_decode.experts_decode, case)
 
 
+def _fp8_128(c) -> bool:
+    return c.params.get("block") == (128, 128) and c.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("case", kc.params("moe.experts", _fp8_128))
+def test_decode_fp8_blocks_of_128(case):
+    """DeepSeek-V3's 128x128 FP8 blocks: programs of 32 (gate/up) and 8 (down) rows within a
+    block row, K tiles of 128 over a ragged I."""
+    kc.check("moe.experts", moe_decode.experts_decode, case)
+
+
 def _case(dt, t, d, i, e, k, act, pad, bias=False):
     name = case_name(
         dt,

@@ -32,7 +32,13 @@ def test_fused_moe(case):
     kc.check("moe.experts", moe.experts, case)
 
 
-PREFILL = kc.params("moe.experts", lambda c: c.name == "bf16-T17-D96-I40-E8-k2-silu")
+def _prefill_case(c) -> bool:
+    """One float case, and DeepSeek-V3's 128x128 FP8 blocks (tiles of 32 within a block)."""
+    block = c.params.get("block") == (128, 128) and c.dtype == torch.bfloat16
+    return c.name == "bf16-T17-D96-I40-E8-k2-silu" or block
+
+
+PREFILL = kc.params("moe.experts", _prefill_case)
 
 
 @pytest.mark.parametrize("case", PREFILL)

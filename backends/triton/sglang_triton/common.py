@@ -42,6 +42,17 @@ INTERPRET_WIDEN = tl.constexpr(INTERPRET)
 
 
 @triton.jit
+def scaled_tile(w, scale, dtype: tl.constexpr):
+    """A weight tile dequantized (w * scale in float32) as an MMA operand of `dtype`; float32
+    under Triton's interpreter, whose bfloat16 casts truncate (a bias of ~0.3% a rounding,
+    where the GPU rounds to nearest), and whose `mma` widens the operands anyway."""
+    v = w.to(tl.float32) * scale
+    if INTERPRET_WIDEN:
+        return v
+    return v.to(dtype)
+
+
+@triton.jit
 def grouped_tile(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
     """(row tile, column tile) of program `pid` in grouped order: GROUP_M row tiles share each
     column tile while it is in L2 (the GEMM kernels' program order)."""

@@ -28,6 +28,11 @@ serve instead: no alignment, one program per (pair, column block) reading that e
 
 Activations: silu, erf gelu and gpt-oss's clamped "swigluoai" (activation.act_mul), each with
 or without expert biases (gpt-oss has both): the backend declares moe:swigluoai and moe:bias.
+
+FP8 block-scaled experts (moe:fp8_block: w13 / w2 e4m3, w13_scale / w2_scale per block of
+block_size): the kernels load the e4m3 tiles and dequantize in registers; the aligned-block
+kernels' tiles are no larger than the blocks, so each [BLOCK_K, BLOCK_N] tile has one scale,
+applied before the MMA (the tile in x.dtype, as the checkpoint's experts dequantized).
 """
 
 from __future__ import annotations
@@ -35,10 +40,11 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+from sglang.ops.moe import experts as reference_experts
 
 from sglang_triton import moe_decode, moe_route
 from sglang_triton.activation import ACTIVATIONS, act_mul
-from sglang_triton.common import mma
+from sglang_triton.common import mma, scaled_tile
 from sglang_triton.target import merged, warps
 
 # --- moe.experts -----------------------------------------------------------------------------
@@ -91,6 +97,11 @@ def _gate_up_kernel(
     stride_wk,
     stride_be,
     stride_hm,
+    S,
+    stride_se,
+    stride_sn,
+    stride_sk,
+    up_row,
     TOPK: tl.constexpr,
     ACT: tl.constexpr,
     HAS_BIAS: tl.constexpr,
@@ -98,6 +109,9 @@ def _gate_up_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    FP8: tl.constexpr = False,
+    BN_Q: tl.constexpr = 1,
+    BK_Q: tl.constexpr = 1,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -113,6 +127,10 @@ def _gate_up_kernel(
     a_ptrs = x_ptr + token[:, None] * stride_xm + ks[None, :]
     g_ptrs = w_ptr + e * stride_we + cols[None, :] * stride_wn + ks[:, None] * stride_wk
     u_ptrs = g_ptrs + inter * stride_wn
+    # FP8 blocks: a [BLOCK_K, BLOCK_N] tile lies in one block (blocks of powers of two, tiles
+    # no larger: fp8_args), so one scale a tile, applied before the MMA.
+    s_gate = S + e * stride_se + (pid_n * BLOCK_N // BN_Q) * stride_sn
+    s_up = s_gate + up_row * stride_sn
     acc_g = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc_u = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
@@ -120,6 +138,10 @@ def _gate_up_kernel(
         a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
         g = tl.load(g_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
         u = tl.load(u_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        if FP8:
+            k_block = (k0 // BK_Q) * stride_sk
+            g = scaled_tile(g, tl.load(s_gate + k_block), a.dtype)
+            u = scaled_tile(u, tl.load(s_up + k_block), a.dtype)
         acc_g = mma(acc_g, a, g, IEEE)
         acc_u = mma(acc_u, a, u, IEEE)
         a_ptrs += BLOCK_K
@@ -153,11 +175,18 @@ def _down_kernel(
     stride_wk,
     stride_be,
     stride_ym,
+    S,
+    stride_se,
+    stride_sn,
+    stride_sk,
     HAS_BIAS: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    FP8: tl.constexpr = False,
+    BN_Q: tl.constexpr = 1,
+    BK_Q: tl.constexpr = 1,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -172,11 +201,14 @@ def _down_kernel(
     ks = tl.arange(0, BLOCK_K)
     a_ptrs = h_ptr + rows[:, None] * stride_hm + ks[None, :]
     b_ptrs = w_ptr + e * stride_we + cols[None, :] * stride_wn + ks[:, None] * stride_wk
+    s_row = S + e * stride_se + (pid_n * BLOCK_N // BN_Q) * stride_sn
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         kmask = (k0 + ks) < K
         a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
         b = tl.load(b_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        if FP8:  # one scale a tile (see the gate/up kernel)
+            b = scaled_tile(b, tl.load(s_row + (k0 // BK_Q) * stride_sk), a.dtype)
         acc = mma(acc, a, b, IEEE)
         a_ptrs += BLOCK_K
         b_ptrs += BLOCK_K * stride_wk
@@ -216,10 +248,21 @@ def experts(
     activation="silu",
     w13_bias=None,
     w2_bias=None,
+    w13_scale=None,
+    w2_scale=None,
+    block_size=(128, 128),
     launch=None,
 ):
+    """The spec's moe.experts; FP8 block-scaled experts (w13_scale / w2_scale) dequantize each
+    weight tile in registers (moe:fp8_block)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    fp8 = moe_decode.fp8_args(w13_scale, w2_scale, block_size)
+    if fp8 is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
+        return reference_experts(
+            x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
+            w13_scale, w2_scale, block_size,
+        )  # fmt: skip
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1]
     top_k = topk_ids.shape[-1]
@@ -237,6 +280,9 @@ def experts(
             activation,
             w13_bias=w13_bias,
             w2_bias=w2_bias,
+            w13_scale=w13_scale,
+            w2_scale=w2_scale,
+            block_size=block_size,
             launch=decode or None,
         )
     x = x if x.stride(-1) == 1 else x.contiguous()
@@ -244,6 +290,12 @@ def experts(
     w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
     b13, b2 = bias_args(w13_bias, x), bias_args(w2_bias, x)
     cfg = merged(_config(n, num_experts), launch and launch.get("tiles"))
+    quant, s13, s2 = {}, (x, 0, 0, 0), (x, 0, 0, 0)  # x: a placeholder never read
+    if fp8:  # tiles no larger than the blocks
+        quant = {"FP8": True, "BN_Q": fp8["BN_Q"], "BK_Q": fp8["BK_Q"]}
+        s13, s2 = ((s, *s.stride()) for s in fp8["scales"])
+        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], fp8["BN_Q"])
+        cfg["BLOCK_K"] = min(cfg["BLOCK_K"], fp8["BK_Q"])
     run = {"num_warps": warps(4, launch)}
     if launch and "num_stages" in launch:
         run["num_stages"] = launch["num_stages"]
@@ -269,11 +321,14 @@ def experts(
         w13.stride(2),
         b13.stride(0),
         h.stride(0),
+        *s13,
+        fp8["scales"][0].shape[1] // 2 if fp8 else 0,  # the up half's first block row
         TOPK=top_k,
         ACT=ACTIVATIONS[activation],
         HAS_BIAS=w13_bias is not None,
         IEEE=ieee,
         **cfg,
+        **quant,
         **run,
     )
     y = torch.zeros((n, hidden), dtype=torch.float32, device=x.device)
@@ -296,9 +351,11 @@ def experts(
         w2.stride(2),
         b2.stride(0),
         y.stride(0),
+        *s2,
         HAS_BIAS=w2_bias is not None,
         IEEE=ieee,
         **cfg,
+        **quant,
         **run,
     )
     return y.view(tokens, top_k, hidden).sum(dim=1).to(x.dtype)

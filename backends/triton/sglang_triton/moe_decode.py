@@ -49,6 +49,21 @@ Qwen3-30B-A3B (128 experts, top-8), 2026-12-04: 26.4 us against 28.8 us for the 
 block_k 512 spills registers on sm_90."""
 
 
+def fp8_args(w13_scale, w2_scale, block_size) -> dict | None | bool:
+    """FP8 block-scaled experts as the kernels here and in moe.py take them: None for float
+    experts, False where the blocks are not powers of two of at least 16 (DeepSeek-V3 and
+    Qwen3 use 128; smaller tiles would not lie in one block)."""
+    if w13_scale is None and w2_scale is None:
+        return None
+    if w13_scale is None or w2_scale is None:
+        raise ValueError("FP8 experts need both w13_scale and w2_scale")
+    bn, bk = (int(b) for b in block_size)
+    if min(bn, bk) < 16 or bn & (bn - 1) or bk & (bk - 1):
+        return False
+    scales = tuple(s if s.stride(-1) == 1 else s.contiguous() for s in (w13_scale, w2_scale))
+    return {"scales": scales, "BN_Q": bn, "BK_Q": bk}
+
+
 @triton.jit
 def _gate_up_gemv_kernel(
     X,
@@ -64,12 +79,20 @@ def _gate_up_gemv_kernel(
     stride_wn,
     stride_be,
     stride_hm,
+    S13,
+    stride_se,
+    stride_sn,
+    stride_sk,
+    up_row,
     TOPK: tl.constexpr,
     ACT: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     PDL: tl.constexpr,
+    FP8: tl.constexpr = False,
+    BN_Q: tl.constexpr = 1,
+    BK_Q: tl.constexpr = 1,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pair = tl.program_id(0)
@@ -84,14 +107,23 @@ def _gate_up_gemv_kernel(
     g_ptr = W13 + e * stride_we + cols[:, None].to(tl.int64) * stride_wn + ks[None, :]
     u_ptr = g_ptr + inter * stride_wn
     x_ptr = X + token * stride_xm + ks
+    # FP8 blocks: the BLOCK_N rows lie in one block row (BN_Q % BLOCK_N == 0), so a tile's
+    # scales vary along K only and scale x, not the weights.
+    s_gate = S13 + e * stride_se + (nb * BLOCK_N // BN_Q) * stride_sn
+    s_up = s_gate + up_row * stride_sn
     acc_g = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
     acc_u = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + ks) < K
         x = tl.load(x_ptr + k0, mask=k_ok, other=0.0).to(tl.float32)[None, :]
+        xg, xu = x, x
+        if FP8:
+            k_blocks = ((k0 + ks) // BK_Q) * stride_sk
+            xg = x * tl.load(s_gate + k_blocks, mask=k_ok, other=0.0)[None, :]
+            xu = x * tl.load(s_up + k_blocks, mask=k_ok, other=0.0)[None, :]
         w_ok = col_ok[:, None] & k_ok[None, :]
-        acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
-        acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * x
+        acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xg
+        acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xu
     pdl.release_dependents(PDL)
     gate, up = tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1)
     if HAS_BIAS:
@@ -120,12 +152,19 @@ def _down_gemv_kernel(
     stride_wn,
     stride_be,
     stride_ym,
+    S2,
+    stride_se,
+    stride_sn,
+    stride_sk,
     TOPK: tl.constexpr,
     SLOTS: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     PDL: tl.constexpr,
+    FP8: tl.constexpr = False,
+    BN_Q: tl.constexpr = 1,
+    BK_Q: tl.constexpr = 1,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     token = tl.program_id(0)
@@ -144,6 +183,7 @@ def _down_gemv_kernel(
         k_live = tl.where(live, K, 0)  # a dead slot (id -1) loads nothing
         route_w = tl.load(WEIGHTS + pair)
         w_ptr = W2 + tl.where(live, e, 0) * stride_we + w_rows
+        s_ptr = S2 + tl.where(live, e, 0) * stride_se + (nb * BLOCK_N // BN_Q) * stride_sn
         h_ptr = H + pair.to(tl.int64) * stride_hm + ks
         if HAS_BIAS:  # w2_bias[e] before the routing weight; a dead slot adds nothing
             b_ok = rows < tl.where(live, N, 0)
@@ -152,6 +192,8 @@ def _down_gemv_kernel(
         for k0 in range(0, K, BLOCK_K):
             k_ok = (k0 + ks) < k_live
             h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
+            if FP8:  # the rows' block scales along I scale h (BN_Q % BLOCK_N == 0)
+                h *= tl.load(s_ptr + ((k0 + ks) // BK_Q) * stride_sk, mask=k_ok, other=0.0)
             w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             acc += w.to(tl.float32) * h[None, :]
     pdl.release_dependents(PDL)
@@ -181,13 +223,24 @@ def experts_decode(
     activation="silu",
     w13_bias=None,
     w2_bias=None,
+    w13_scale=None,
+    w2_scale=None,
+    block_size=(128, 128),
     launch=None,
 ):
     """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I], optional w13_bias
-    [E, 2I] and w2_bias [E, D]) by the two GEMVs above.
+    [E, 2I] and w2_bias [E, D], FP8 blocks' w13_scale / w2_scale) by the two GEMVs above.
     launch: {"gate_up": {...}, "down": {...}} overrides, and a target's warp_size."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    fp8 = fp8_args(w13_scale, w2_scale, block_size)
+    if fp8 is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
+        from sglang.ops.moe import experts as reference
+
+        return reference(
+            x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
+            w13_scale, w2_scale, block_size,
+        )  # fmt: skip
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1]
     top_k = topk_ids.shape[-1]
@@ -203,6 +256,12 @@ def experts_decode(
     weights = topk_weights.reshape(-1).float()
     gu = merged(DECODE_LAUNCH["gate_up"], launch and launch.get("gate_up"))
     dn = merged(DECODE_LAUNCH["down"], launch and launch.get("down"))
+    quant, s13, s2 = {}, (x, 0, 0, 0), (x, 0, 0, 0)  # x: a placeholder never read
+    if fp8:  # a program's rows within one block row (power-of-two blocks: fp8_args)
+        quant = {"FP8": True, "BN_Q": fp8["BN_Q"], "BK_Q": fp8["BK_Q"]}
+        s13, s2 = ((s, *s.stride()) for s in fp8["scales"])
+        gu["block_n"] = min(gu["block_n"], fp8["BN_Q"])
+        dn["block_n"] = min(dn["block_n"], fp8["BN_Q"])
     h = torch.empty((tokens * top_k, inter), dtype=torch.float32, device=x.device)
     if inter > 0:
         _gate_up_gemv_kernel[(tokens * top_k, triton.cdiv(inter, gu["block_n"]))](
@@ -219,6 +278,8 @@ def experts_decode(
             w13.stride(1),
             b13.stride(0),
             h.stride(0),
+            *s13,
+            fp8["scales"][0].shape[1] // 2 if fp8 else 0,  # the up half's first block row
             TOPK=top_k,
             ACT=ACTIVATIONS[activation],
             HAS_BIAS=w13_bias is not None,
@@ -226,6 +287,7 @@ def experts_decode(
             BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
+            **quant,
             **pdl.args(x.device),
         )
     blocks = triton.cdiv(hidden, dn["block_n"])
@@ -247,6 +309,7 @@ def experts_decode(
         w2.stride(1),
         b2.stride(0),
         out.stride(0),
+        *s2,
         TOPK=top_k,
         SLOTS=1 if split else top_k,
         HAS_BIAS=w2_bias is not None,
@@ -254,6 +317,7 @@ def experts_decode(
         BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
+        **quant,
         **pdl.args(x.device),
     )
     return out
