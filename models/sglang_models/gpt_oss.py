@@ -111,6 +111,27 @@ class GptOssForCausalLM(LlamaForCausalLM):
             experts.load_stacked(local, value, what=name)
             loaded.add(f"{prefix}.{local}")
 
+        def store_mxfp4(experts: FusedMoE, prefix, name, proj, part, tensor) -> None:
+            if tensor.dtype != torch.uint8 or tensor.dim() != (4 if part == "blocks" else 3):
+                raise QuantizationError(
+                    f"{name}: {tuple(tensor.shape)} {tensor.dtype}, expected uint8 MXFP4 "
+                    + ("blocks [E, N, K/32, 16]" if part == "blocks" else "scales [E, N, K/32]")
+                )
+            if part == "blocks":  # [E, N, K/32, 16] -> [E, N, K/2]
+                tensor = tensor.flatten(2)
+            local = ("w13_" if proj == "gate_up_proj" else "w2_") + (
+                "weight" if part == "blocks" else "scale"
+            )
+            if proj == "gate_up_proj":  # rows: gate, up interleaved -> gate first, then up
+                tensor = _deinterleave(tensor, 1)
+            elif proj != "down_proj":
+                raise KeyError(f"checkpoint tensor {name!r}: unknown gpt-oss expert tensor")
+            experts.load_stacked(local, tensor, what=name)
+            loaded.add(f"{prefix}.{local}")
+            kept.setdefault(prefix, set()).add(f"{proj}_{part}")
+
+        kept: dict[str, set[str]] = {}  # MXFP4 tensors loaded as they are, by experts module
+
         def rest():
             for name, tensor in weights:
                 name = name.replace(".mlp.router.", ".mlp.gate.")
@@ -126,6 +147,9 @@ class GptOssForCausalLM(LlamaForCausalLM):
                 proj, _, part = leaf.rpartition("_")
                 if part not in ("blocks", "scales"):
                     store(experts, prefix, name, leaf, tensor)
+                    continue
+                if experts.kept == "mxfp4":  # as they are (FusedMoE.keep_mxfp4)
+                    store_mxfp4(experts, prefix, name, proj, part, tensor)
                     continue
                 other = f"{prefix}.{proj}_{'scales' if part == 'blocks' else 'blocks'}"
                 if other not in packed:
@@ -148,6 +172,14 @@ class GptOssForCausalLM(LlamaForCausalLM):
                 len(dequantized),
                 next(self.parameters()).dtype,
             )
+        for prefix, seen in kept.items():
+            for proj in ("gate_up_proj", "down_proj"):
+                for part in ("blocks", "scales"):
+                    if f"{proj}_{part}" not in seen:
+                        raise QuantizationError(
+                            f"checkpoint lacks {prefix}.{proj}_{part} (MXFP4 experts come as "
+                            "_blocks and _scales)"
+                        )
         if packed:
             name = next(iter(packed))
             base, _, part = name.rpartition("_")

@@ -3,8 +3,9 @@ builds its FusedMoE (ep 1, 2 or 4: whole experts per EP rank, each cut to its mo
 the intermediate features), loads the whole checkpoint matrices (it keeps its part), and runs
 the same tokens; the ranks' partial outputs summed (what the all-reduce does across
 processes, tests/parallel) equal the unsplit layer's. Float experts, FP8 block-quantized ones
-dequantized whole through the format's method, then sliced, and FP8 blocks kept in e4m3 (each
-rank keeps its slice of the codes and of the block scales: moe.experts with moe:fp8_block)."""
+dequantized whole through the format's method, then sliced, FP8 blocks kept in e4m3 (each
+rank keeps its slice of the codes and of the block scales: moe.experts with moe:fp8_block), and
+MXFP4 kept packed (moe:mxfp4)."""
 
 from __future__ import annotations
 
@@ -141,3 +142,40 @@ def test_fp8_blocks_not_kept_when_a_slice_is_not_whole_blocks():
     layer = FusedMoE(Routing(num_experts=E, top_k=2), D, I, rank_ops(0, 1))  # I / 4 = 16
     assert "not whole (32, 32) blocks" in layer.fp8_blocks_servable((32, 32))
     assert layer.fp8_blocks_servable((16, 16)) is None
+
+
+def _mxfp4_stacked(weights) -> dict[str, torch.Tensor]:
+    """The float checkpoint as MXFP4 stacked tensors in the layer's layout (w13: gate rows,
+    then up; packed uint8 [E, N, K/2], e8m0 scales [E, N, K/32])."""
+    from sglang.ops.moe import quantize_mxfp4_experts
+
+    w13 = torch.stack([torch.cat([weights[(e, "gate")], weights[(e, "up")]]) for e in range(E)])
+    w2 = torch.stack([weights[(e, "down")] for e in range(E)])
+    (q13, s13), (q2, s2) = quantize_mxfp4_experts(w13), quantize_mxfp4_experts(w2)
+    return {"w13_weight": q13, "w13_scale": s13, "w2_weight": q2, "w2_scale": s2}
+
+
+@pytest.mark.parametrize("ep", [2, 4])
+def test_mxfp4_ranks_sum_to_the_unsplit_layer(ep):
+    """MXFP4 experts kept packed: each rank keeps its experts and its slice of the codes and
+    the scales along I (moe_tp slices of 32 or 64 features: whole groups of 32)."""
+    routing, stacked = Routing(num_experts=E, top_k=3), _mxfp4_stacked(checkpoint())
+    whole_ops = OpTable(select_platform("reference"))
+    whole_ops.parallel = SINGLE
+    whole = FusedMoE(routing, D, I, whole_ops)
+    layers = [whole] + [FusedMoE(routing, D, I, rank_ops(t, ep)) for t in range(TP)]
+    for layer in layers:
+        assert layer.mxfp4_servable() is None
+        layer.keep_mxfp4()
+        for name, tensor in stacked.items():
+            layer.load_stacked(name, tensor, what=name)
+        assert layer.w13_weight.dtype == torch.uint8 and layer.kept == "mxfp4"
+    gen = torch.Generator().manual_seed(1)
+    x, logits = torch.randn(9, D, generator=gen), torch.randn(9, E, generator=gen)
+    total = sum(layer(x, logits) for layer in layers[1:])
+    torch.testing.assert_close(total, whole(x, logits), rtol=1e-5, atol=1e-5)
+
+
+def test_mxfp4_not_kept_when_a_slice_is_not_whole_groups():
+    layer = FusedMoE(Routing(num_experts=E, top_k=2), D, I, rank_ops(0, 1))  # I / 4 = 16
+    assert "not whole MXFP4 groups of 32" in layer.mxfp4_servable()

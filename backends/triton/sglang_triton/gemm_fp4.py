@@ -22,34 +22,10 @@ import triton
 import triton.language as tl
 
 from sglang_triton.common import grouped_tile, mma
+from sglang_triton.fp4_codes import e2m1, e4m3, e8m0
 from sglang_triton.target import warps
 
 NVFP4, MXFP4 = 0, 1
-
-
-@triton.jit
-def _e2m1(code):
-    mag = code & 7
-    e = mag >> 1
-    m = mag & 1
-    normal = (((e + 126) << 23) | (m << 22)).to(tl.float32, bitcast=True)
-    v = tl.where(e == 0, m.to(tl.float32) * 0.5, normal)
-    return tl.where((code & 8) != 0, -v, v)
-
-
-@triton.jit
-def _e4m3(byte):
-    e = (byte >> 3) & 0xF
-    m = byte & 7
-    normal = (((e + 120) << 23) | (m << 20)).to(tl.float32, bitcast=True)
-    v = tl.where(e == 0, m.to(tl.float32) * 0.001953125, normal)
-    return tl.where((byte & 0x80) != 0, -v, v)
-
-
-@triton.jit
-def _e8m0(byte):
-    bits = tl.where(byte == 0, 0x400000, tl.where(byte == 255, 0x7FC00000, byte << 23))
-    return bits.to(tl.float32, bitcast=True)
 
 
 @triton.jit
@@ -96,10 +72,10 @@ def _w4a16_fp4_kernel(
         code = (byte >> ((kk % 2) * 4)[:, None]) & 0xF
         sbyte = tl.load(s_cols + (kk // SCALE_BLOCK)[:, None], mask=wmask, other=0).to(tl.int32)
         if FORMAT == 0:
-            scale = _e4m3(sbyte)
+            scale = e4m3(sbyte)
         else:
-            scale = _e8m0(sbyte)
-        w = _e2m1(code) * scale
+            scale = e8m0(sbyte)
+        w = e2m1(code) * scale
         if HAS_GLOBAL:
             w = w * tl.load(gs_ptr)
         acc = mma(acc, a, w.to(a.dtype), IEEE)

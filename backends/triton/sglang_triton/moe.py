@@ -32,7 +32,9 @@ or without expert biases (gpt-oss has both): the backend declares moe:swigluoai 
 FP8 block-scaled experts (moe:fp8_block: w13 / w2 e4m3, w13_scale / w2_scale per block of
 block_size): the kernels load the e4m3 tiles and dequantize in registers; the aligned-block
 kernels' tiles are no larger than the blocks, so each [BLOCK_K, BLOCK_N] tile has one scale,
-applied before the MMA (the tile in x.dtype, as the checkpoint's experts dequantized).
+applied before the MMA (the tile in x.dtype, as the checkpoint's experts dequantized). MXFP4
+experts (moe:mxfp4: uint8 codes [E, N, K/2], e8m0 scales per 32 along K) are decoded tile by
+tile (moe_decode.mxfp4_tile), exactly representable in 16 bits.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from sglang.ops.moe import experts as reference_experts
 from sglang_triton import moe_decode, moe_route
 from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.common import mma, scaled_tile
+from sglang_triton.moe_decode import mxfp4_tile
 from sglang_triton.target import merged, warps
 
 # --- moe.experts -----------------------------------------------------------------------------
@@ -112,6 +115,7 @@ def _gate_up_kernel(
     FP8: tl.constexpr = False,
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
+    MXFP4: tl.constexpr = False,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -136,8 +140,19 @@ def _gate_up_kernel(
     for k0 in range(0, K, BLOCK_K):
         kmask = (k0 + ks) < K
         a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
-        g = tl.load(g_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
-        u = tl.load(u_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        if MXFP4:  # byte and scale columns by input position (moe_decode.mxfp4_tile)
+            w_ok = kmask[:, None] & nmask[None, :]
+            column = cols[None, :].to(tl.int64)
+            g_bytes = w_ptr + e * stride_we + column * stride_wn
+            g_scales = S + e * stride_se + column * stride_sn
+            kk = (k0 + ks)[:, None]
+            g = mxfp4_tile(g_bytes, g_scales, kk, w_ok, stride_sk).to(a.dtype)
+            u = mxfp4_tile(
+                g_bytes + inter * stride_wn, g_scales + inter * stride_sn, kk, w_ok, stride_sk
+            ).to(a.dtype)  # e2m1 times a power of two: exact in 16 bits
+        else:
+            g = tl.load(g_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+            u = tl.load(u_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
         if FP8:
             k_block = (k0 // BK_Q) * stride_sk
             g = scaled_tile(g, tl.load(s_gate + k_block), a.dtype)
@@ -187,6 +202,7 @@ def _down_kernel(
     FP8: tl.constexpr = False,
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
+    MXFP4: tl.constexpr = False,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -206,7 +222,17 @@ def _down_kernel(
     for k0 in range(0, K, BLOCK_K):
         kmask = (k0 + ks) < K
         a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
-        b = tl.load(b_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
+        if MXFP4:
+            column = cols[None, :].to(tl.int64)
+            b = mxfp4_tile(
+                w_ptr + e * stride_we + column * stride_wn,
+                S + e * stride_se + column * stride_sn,
+                (k0 + ks)[:, None],
+                kmask[:, None] & nmask[None, :],
+                stride_sk,
+            ).to(a.dtype)
+        else:
+            b = tl.load(b_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
         if FP8:  # one scale a tile (see the gate/up kernel)
             b = scaled_tile(b, tl.load(s_row + (k0 // BK_Q) * stride_sk), a.dtype)
         acc = mma(acc, a, b, IEEE)
@@ -253,18 +279,18 @@ def experts(
     block_size=(128, 128),
     launch=None,
 ):
-    """The spec's moe.experts; FP8 block-scaled experts (w13_scale / w2_scale) dequantize each
-    weight tile in registers (moe:fp8_block)."""
+    """The spec's moe.experts; FP8 block-scaled (moe:fp8_block) and MXFP4 (moe:mxfp4) experts
+    (w13_scale / w2_scale) dequantize each weight tile in registers."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    fp8 = moe_decode.fp8_args(w13_scale, w2_scale, block_size)
-    if fp8 is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
+    quant = moe_decode.quant_args(w13, w13_scale, w2_scale, block_size)
+    if quant is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
         return reference_experts(
             x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
             w13_scale, w2_scale, block_size,
         )  # fmt: skip
     tokens, hidden = x.shape
-    num_experts, inter = w2.shape[0], w2.shape[-1]
+    num_experts, inter = w2.shape[0], w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)
     top_k = topk_ids.shape[-1]
     n = tokens * top_k
     if n == 0:
@@ -290,12 +316,13 @@ def experts(
     w2 = w2 if w2.stride(-1) == 1 else w2.contiguous()
     b13, b2 = bias_args(w13_bias, x), bias_args(w2_bias, x)
     cfg = merged(_config(n, num_experts), launch and launch.get("tiles"))
-    quant, s13, s2 = {}, (x, 0, 0, 0), (x, 0, 0, 0)  # x: a placeholder never read
-    if fp8:  # tiles no larger than the blocks
-        quant = {"FP8": True, "BN_Q": fp8["BN_Q"], "BK_Q": fp8["BK_Q"]}
-        s13, s2 = ((s, *s.stride()) for s in fp8["scales"])
-        cfg["BLOCK_N"] = min(cfg["BLOCK_N"], fp8["BN_Q"])
-        cfg["BLOCK_K"] = min(cfg["BLOCK_K"], fp8["BK_Q"])
+    consts, s13, s2, up_row = {}, (x, 0, 0, 0), (x, 0, 0, 0), 0  # x: a placeholder never read
+    if quant:
+        consts, up_row = quant["consts"], quant["up_row"]
+        s13, s2 = ((s, *s.stride()) for s in quant["scales"])
+        if "FP8" in consts:  # tiles no larger than the blocks
+            cfg["BLOCK_N"] = min(cfg["BLOCK_N"], consts["BN_Q"])
+            cfg["BLOCK_K"] = min(cfg["BLOCK_K"], consts["BK_Q"])
     run = {"num_warps": warps(4, launch)}
     if launch and "num_stages" in launch:
         run["num_stages"] = launch["num_stages"]
@@ -322,13 +349,13 @@ def experts(
         b13.stride(0),
         h.stride(0),
         *s13,
-        fp8["scales"][0].shape[1] // 2 if fp8 else 0,  # the up half's first block row
+        up_row,
         TOPK=top_k,
         ACT=ACTIVATIONS[activation],
         HAS_BIAS=w13_bias is not None,
         IEEE=ieee,
         **cfg,
-        **quant,
+        **consts,
         **run,
     )
     y = torch.zeros((n, hidden), dtype=torch.float32, device=x.device)
@@ -355,7 +382,7 @@ def experts(
         HAS_BIAS=w2_bias is not None,
         IEEE=ieee,
         **cfg,
-        **quant,
+        **consts,
         **run,
     )
     return y.view(tokens, top_k, hidden).sum(dim=1).to(x.dtype)

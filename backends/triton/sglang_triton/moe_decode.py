@@ -33,6 +33,7 @@ import triton.language as tl
 
 from sglang_triton import pdl, split_k
 from sglang_triton.activation import ACTIVATIONS, act_mul
+from sglang_triton.fp4_codes import e2m1, e8m0
 from sglang_triton.target import merged, warps
 
 MAX_PAIRS = 64
@@ -49,19 +50,43 @@ Qwen3-30B-A3B (128 experts, top-8), 2026-12-04: 26.4 us against 28.8 us for the 
 block_k 512 spills registers on sm_90."""
 
 
-def fp8_args(w13_scale, w2_scale, block_size) -> dict | None | bool:
-    """FP8 block-scaled experts as the kernels here and in moe.py take them: None for float
-    experts, False where the blocks are not powers of two of at least 16 (DeepSeek-V3 and
-    Qwen3 use 128; smaller tiles would not lie in one block)."""
+def quant_args(w13, w13_scale, w2_scale, block_size) -> dict | None | bool:
+    """Quantized experts as the kernels here and in moe.py take them: None for float experts;
+    MXFP4 (uint8 weights, e8m0 scales per 32 along K); FP8 blocks whose sizes are powers of two
+    of at least 16 (DeepSeek-V3 and Qwen3 use 128), so that a kernel's tile, no larger than a
+    block, lies in one block; False for other FP8 blocks. {"scales", "consts" (the kernels'
+    constexprs), "rows" (the largest program height, FP8), "up_row" (the up half's first scale
+    row)}."""
     if w13_scale is None and w2_scale is None:
         return None
     if w13_scale is None or w2_scale is None:
-        raise ValueError("FP8 experts need both w13_scale and w2_scale")
+        raise ValueError("quantized experts need both w13_scale and w2_scale")
+    scales = tuple(s if s.stride(-1) == 1 else s.contiguous() for s in (w13_scale, w2_scale))
+    up_row = scales[0].shape[1] // 2
+    if w13.dtype == torch.uint8:
+        return {"scales": scales, "consts": {"MXFP4": True}, "rows": None, "up_row": up_row}
     bn, bk = (int(b) for b in block_size)
     if min(bn, bk) < 16 or bn & (bn - 1) or bk & (bk - 1):
         return False
-    scales = tuple(s if s.stride(-1) == 1 else s.contiguous() for s in (w13_scale, w2_scale))
-    return {"scales": scales, "BN_Q": bn, "BK_Q": bk}
+    consts = {"FP8": True, "BN_Q": bn, "BK_Q": bk}
+    return {"scales": scales, "consts": consts, "rows": bn, "up_row": up_row}
+
+
+MXFP4_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
+"""DECODE_LAUNCH's overrides for MXFP4 experts: the gate/up GEMV's [32, 128] tiles of bytes,
+codes and scales of two matrices spill registers on sm_90 (tests/cuda/
+test_decode_kernels_compile.py); not tuned on a GPU."""
+
+
+@triton.jit
+def mxfp4_tile(w_rows, s_rows, kk, mask, stride_sk):
+    """e2m1 codes x e8m0 scales in float32 for weight rows `w_rows` (byte pointers [R, 1]) and
+    scale rows `s_rows` at input positions kk [1, C]: two codes a byte, the low nibble first,
+    one scale per 32 along K."""
+    byte = tl.load(w_rows + kk // 2, mask=mask, other=0).to(tl.int32)
+    code = (byte >> ((kk % 2) * 4)) & 0xF
+    scale = tl.load(s_rows + (kk // 32) * stride_sk, mask=mask, other=0).to(tl.int32)
+    return e2m1(code) * e8m0(scale)
 
 
 @triton.jit
@@ -93,6 +118,7 @@ def _gate_up_gemv_kernel(
     FP8: tl.constexpr = False,
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
+    MXFP4: tl.constexpr = False,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pair = tl.program_id(0)
@@ -113,17 +139,30 @@ def _gate_up_gemv_kernel(
     s_up = s_gate + up_row * stride_sn
     acc_g = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
     acc_u = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    # MXFP4: bytes and scales of the rows, gathered by input position (mxfp4_tile).
+    row = cols[:, None].to(tl.int64)
+    g_bytes = W13 + e * stride_we + row * stride_wn
+    g_scales = S13 + e * stride_se + row * stride_sn
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + ks) < K
         x = tl.load(x_ptr + k0, mask=k_ok, other=0.0).to(tl.float32)[None, :]
-        xg, xu = x, x
-        if FP8:
-            k_blocks = ((k0 + ks) // BK_Q) * stride_sk
-            xg = x * tl.load(s_gate + k_blocks, mask=k_ok, other=0.0)[None, :]
-            xu = x * tl.load(s_up + k_blocks, mask=k_ok, other=0.0)[None, :]
         w_ok = col_ok[:, None] & k_ok[None, :]
-        acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xg
-        acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xu
+        if MXFP4:
+            kk = (k0 + ks)[None, :]
+            g = mxfp4_tile(g_bytes, g_scales, kk, w_ok, stride_sk)
+            u = mxfp4_tile(
+                g_bytes + inter * stride_wn, g_scales + inter * stride_sn, kk, w_ok, stride_sk
+            )
+            acc_g += g * x
+            acc_u += u * x
+        else:
+            xg, xu = x, x
+            if FP8:
+                k_blocks = ((k0 + ks) // BK_Q) * stride_sk
+                xg = x * tl.load(s_gate + k_blocks, mask=k_ok, other=0.0)[None, :]
+                xu = x * tl.load(s_up + k_blocks, mask=k_ok, other=0.0)[None, :]
+            acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xg
+            acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xu
     pdl.release_dependents(PDL)
     gate, up = tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1)
     if HAS_BIAS:
@@ -165,6 +204,7 @@ def _down_gemv_kernel(
     FP8: tl.constexpr = False,
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
+    MXFP4: tl.constexpr = False,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     token = tl.program_id(0)
@@ -194,7 +234,19 @@ def _down_gemv_kernel(
             h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
             if FP8:  # the rows' block scales along I scale h (BN_Q % BLOCK_N == 0)
                 h *= tl.load(s_ptr + ((k0 + ks) // BK_Q) * stride_sk, mask=k_ok, other=0.0)
-            w = tl.load(w_ptr + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            w_ok = row_ok[:, None] & k_ok[None, :]
+            if MXFP4:
+                expert = tl.where(live, e, 0)
+                row = rows[:, None].to(tl.int64)
+                w = mxfp4_tile(
+                    W2 + expert * stride_we + row * stride_wn,
+                    S2 + expert * stride_se + row * stride_sn,
+                    (k0 + ks)[None, :],
+                    w_ok,
+                    stride_sk,
+                )
+            else:
+                w = tl.load(w_ptr + k0, mask=w_ok, other=0.0)
             acc += w.to(tl.float32) * h[None, :]
     pdl.release_dependents(PDL)
     y = tl.sum(acc, axis=1) + bias
@@ -229,12 +281,13 @@ def experts_decode(
     launch=None,
 ):
     """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I], optional w13_bias
-    [E, 2I] and w2_bias [E, D], FP8 blocks' w13_scale / w2_scale) by the two GEMVs above.
+    [E, 2I] and w2_bias [E, D], FP8 blocks' or MXFP4's w13_scale / w2_scale) by the two GEMVs
+    above.
     launch: {"gate_up": {...}, "down": {...}} overrides, and a target's warp_size."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    fp8 = fp8_args(w13_scale, w2_scale, block_size)
-    if fp8 is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
+    quant = quant_args(w13, w13_scale, w2_scale, block_size)
+    if quant is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
         from sglang.ops.moe import experts as reference
 
         return reference(
@@ -242,7 +295,7 @@ def experts_decode(
             w13_scale, w2_scale, block_size,
         )  # fmt: skip
     tokens, hidden = x.shape
-    num_experts, inter = w2.shape[0], w2.shape[-1]
+    num_experts, inter = w2.shape[0], w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)
     top_k = topk_ids.shape[-1]
     out = torch.empty_like(x)
     if tokens == 0 or hidden == 0:
@@ -254,14 +307,18 @@ def experts_decode(
     b13 = x if w13_bias is None else w13_bias.contiguous()  # x: a placeholder never read
     b2 = x if w2_bias is None else w2_bias.contiguous()
     weights = topk_weights.reshape(-1).float()
-    gu = merged(DECODE_LAUNCH["gate_up"], launch and launch.get("gate_up"))
-    dn = merged(DECODE_LAUNCH["down"], launch and launch.get("down"))
-    quant, s13, s2 = {}, (x, 0, 0, 0), (x, 0, 0, 0)  # x: a placeholder never read
-    if fp8:  # a program's rows within one block row (power-of-two blocks: fp8_args)
-        quant = {"FP8": True, "BN_Q": fp8["BN_Q"], "BK_Q": fp8["BK_Q"]}
-        s13, s2 = ((s, *s.stride()) for s in fp8["scales"])
-        gu["block_n"] = min(gu["block_n"], fp8["BN_Q"])
-        dn["block_n"] = min(dn["block_n"], fp8["BN_Q"])
+    table = DECODE_LAUNCH
+    if quant and "MXFP4" in quant["consts"]:
+        table = {k: {**v, **MXFP4_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()}
+    gu = merged(table["gate_up"], launch and launch.get("gate_up"))
+    dn = merged(table["down"], launch and launch.get("down"))
+    consts, s13, s2, up_row = {}, (x, 0, 0, 0), (x, 0, 0, 0), 0  # x: a placeholder never read
+    if quant:
+        consts, up_row = quant["consts"], quant["up_row"]
+        s13, s2 = ((s, *s.stride()) for s in quant["scales"])
+        if quant["rows"]:  # FP8: a program's rows within one block row (quant_args)
+            gu["block_n"] = min(gu["block_n"], quant["rows"])
+            dn["block_n"] = min(dn["block_n"], quant["rows"])
     h = torch.empty((tokens * top_k, inter), dtype=torch.float32, device=x.device)
     if inter > 0:
         _gate_up_gemv_kernel[(tokens * top_k, triton.cdiv(inter, gu["block_n"]))](
@@ -279,7 +336,7 @@ def experts_decode(
             b13.stride(0),
             h.stride(0),
             *s13,
-            fp8["scales"][0].shape[1] // 2 if fp8 else 0,  # the up half's first block row
+            up_row,
             TOPK=top_k,
             ACT=ACTIVATIONS[activation],
             HAS_BIAS=w13_bias is not None,
@@ -287,7 +344,7 @@ def experts_decode(
             BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
-            **quant,
+            **consts,
             **pdl.args(x.device),
         )
     blocks = triton.cdiv(hidden, dn["block_n"])
@@ -317,7 +374,7 @@ def experts_decode(
         BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
-        **quant,
+        **consts,
         **pdl.args(x.device),
     )
     return out

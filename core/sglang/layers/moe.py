@@ -127,7 +127,9 @@ class FusedMoE(Layer):
         )
         self._experts = ops.kernel_needing("moe.experts", self._needs) if self._needs else None
         self._bias_args = {"w13_bias": self.w13_bias, "w2_bias": self.w2_bias} if bias else {}
-        # FP8 block-scaled experts kept as the checkpoint's e4m3 (keep_fp8_blocks).
+        # Quantized experts kept as the checkpoint has them (keep_fp8_blocks, keep_mxfp4): the
+        # format ("fp8 block [bn, bk]", "mxfp4") and the scales moe.experts takes beside them.
+        self.kept: str | None = None
         self.w13_scale = self.w2_scale = None
         self.block_size: tuple[int, int] | None = None
         self.scale_name = ""
@@ -155,15 +157,45 @@ class FusedMoE(Layer):
         """Why this layer cannot hold its experts as e4m3 blocks of `block` (None: it can):
         the backend serving moe.experts must declare moe:fp8_block, and a moe_tp slice of the
         intermediate features must be whole blocks."""
-        needs = (*self._needs, "moe:fp8_block")
+        return self._servable("moe:fp8_block", block, f"{tuple(block)} blocks")
+
+    def mxfp4_servable(self) -> str | None:
+        """Why this layer cannot hold its experts as MXFP4 (None: it can): moe:mxfp4, K of both
+        matrices (D and a moe_tp slice of I) whole groups of 32."""
+        if self.w2_weight.shape[1] % 32:
+            return f"the hidden size {self.w2_weight.shape[1]} is not whole MXFP4 groups of 32"
+        return self._servable("moe:mxfp4", (32,), "MXFP4 groups of 32")
+
+    def _servable(self, feature: str, sizes: tuple[int, ...], what: str) -> str | None:
+        needs = (*self._needs, feature)
         if not self.ops.declares("moe.experts", needs):
             return f"the backend serving moe.experts lacks {', '.join(needs)}"
-        if self.moe_tp.size > 1 and (self.inter % block[0] or self.inter % block[1]):
+        if self.moe_tp.size > 1 and any(self.inter % size for size in sizes):
             return (
-                f"a tensor-parallel slice of {self.inter} intermediate features is not whole "
-                f"{tuple(block)} blocks"
+                f"a tensor-parallel slice of {self.inter} intermediate features is not whole {what}"
             )
         return None
+
+    def keep_mxfp4(self) -> None:
+        """Hold the routed experts as MXFP4 (moe.experts with moe:mxfp4), gpt-oss's format:
+        w13_weight uint8 [E, 2I, D/2] and w2_weight [E, D, I/2] (two e2m1 codes a byte, low
+        nibble first) with e8m0 scales w13_scale [E, 2I, D/32] and w2_scale [E, D, I/32], filled
+        by load_stacked. Call before loading."""
+        e, two_inter, hidden = self.w13_weight.shape
+        inter, device = two_inter // 2, self.w13_weight.device
+
+        def param(*shape):
+            return nn.Parameter(
+                torch.empty(shape, dtype=torch.uint8, device=device), requires_grad=False
+            )
+
+        self.w13_weight, self.w13_scale = (
+            param(e, two_inter, hidden // 2),
+            param(e, two_inter, hidden // 32),
+        )
+        self.w2_weight, self.w2_scale = param(e, hidden, inter // 2), param(e, hidden, inter // 32)
+        self.kept = "mxfp4"
+        self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:mxfp4"))
 
     def keep_fp8_blocks(self, block: tuple[int, int], scale_name: str) -> None:
         """Hold the routed experts as the checkpoint's FP8 blocks (moe.experts with
@@ -185,6 +217,7 @@ class FusedMoE(Layer):
         )
         self.w2_scale = param(e, -(-hidden // bn), -(-inter // bk), dtype=torch.float32)
         self.block_size, self.scale_name = (bn, bk), scale_name
+        self.kept = f"fp8 block {[bn, bk]}"
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:fp8_block"))
 
     def holds(self, expert: int) -> bool:
@@ -253,6 +286,7 @@ class FusedMoE(Layer):
         up); w2_bias is added after the down product, before the all-reduce, so only the first
         slice of each expert carries it."""
         inter_dim = {"w13_weight": 1, "w2_weight": 2, "w13_bias": 1, "w2_bias": None}
+        inter_dim.update(w13_scale=1, w2_scale=2)  # MXFP4 experts (keep_mxfp4)
         target = getattr(self, name, None) if name in inter_dim else None
         if target is None:
             raise KeyError(f"{what}: the experts hold no {name!r}")
@@ -290,18 +324,15 @@ class FusedMoE(Layer):
             topk_ids=ids,
             activation=self.activation,
             **self._bias_args,
-            **self._fp8_args(),
+            **self._quant_args(),
         )
         return self.reduce.all_reduce(out) if self.reduce is not None else out
 
-    def _fp8_args(self) -> dict:
-        if self.w13_scale is None:
+    def _quant_args(self) -> dict:
+        if self.kept is None:
             return {}
-        return {
-            "w13_scale": self.w13_scale,
-            "w2_scale": self.w2_scale,
-            "block_size": self.block_size,
-        }
+        args = {"w13_scale": self.w13_scale, "w2_scale": self.w2_scale}
+        return args if self.block_size is None else {**args, "block_size": self.block_size}
 
 
 def _copy_checked(target: torch.Tensor, tensor: torch.Tensor, what: str) -> None:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from sglang.ops.precision import with_error_bounds
+from sglang.ops.quant import fp4 as q4
 from sglang.ops.quant import fp8 as q8
 from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
 from sglang.ops.specs import register_spec
@@ -108,18 +109,21 @@ def experts(
     [E, 2 * ceil(I/bn), ceil(D/bk)] (the gate's block rows, then the up's: each half is blocked
     on its own) and w2_scale [E, ceil(D/bn), ceil(I/bk)] float32 for block_size (bn, bk); the
     weights are q * scale of their tile and x is not quantized (weight-only, as those
-    checkpoints' experts dequantized). A slot whose id is -1 (a padded token,
+    checkpoints' experts dequantized). MXFP4 experts (moe:mxfp4, gpt-oss): w13 uint8
+    [E, 2I, D/2] and w2 uint8 [E, D, I/2] (two e2m1 codes a byte, low nibble first) with e8m0
+    scales w13_scale uint8 [E, 2I, D/32] and w2_scale [E, D, I/32] (gemm.fp4's mxfp4 layout
+    per expert; block_size unused). A slot whose id is -1 (a padded token,
     or an expert living on another expert-parallel rank) contributes nothing. Computed in
     float32 (float64 under the oracle), one expert at a time over the tokens routed to it."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     acc = compute_dtype(x, w13, w2, topk_weights, w13_scale, w2_scale)
-    inter = w2.shape[-1]
     if (w13_scale is None) != (w2_scale is None):
-        raise ValueError("FP8 experts need both w13_scale and w2_scale")
+        raise ValueError("quantized experts need both w13_scale and w2_scale")
     if w13_scale is not None:
-        w13 = dequantize_expert_blocks(w13, w13_scale, block_size, halves=2, dtype=acc)
-        w2 = dequantize_expert_blocks(w2, w2_scale, block_size, halves=1, dtype=acc)
+        w13 = dequantize_experts(w13, w13_scale, block_size, halves=2, dtype=acc)
+        w2 = dequantize_experts(w2, w2_scale, block_size, halves=1, dtype=acc)
+    inter = w2.shape[-1]
     h = x.to(acc)
     out = torch.zeros(x.shape, dtype=acc, device=x.device)
     for e in topk_ids.unique().tolist():
@@ -140,6 +144,28 @@ def expert_block_rows(rows: int, block_n: int, halves: int) -> int:
     """Scale rows of one expert's [rows, K] matrix made of `halves` stacked matrices (w13: the
     gate's and the up's), each blocked on its own."""
     return halves * -(-(rows // halves) // block_n)
+
+
+def dequantize_experts(
+    w: torch.Tensor,
+    scale: torch.Tensor,
+    block_size: tuple[int, int],
+    halves: int,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Quantized experts' weights as [E, N, K] in `dtype`: FP8 blocks (float8_e4m3fn, see
+    dequantize_expert_blocks) or MXFP4 (uint8 [E, N, K/2] with e8m0 scales [E, N, K/32])."""
+    if w.dtype != torch.uint8:
+        return dequantize_expert_blocks(w, scale, block_size, halves, dtype)
+    e, n, half_k = w.shape
+    want = (e, n, 2 * half_k // q4.MXFP4_BLOCK)
+    if scale.dtype != torch.uint8 or (2 * half_k) % q4.MXFP4_BLOCK or tuple(scale.shape) != want:
+        raise ValueError(
+            f"MXFP4 experts: weight {tuple(w.shape)} uint8 with scale {tuple(scale.shape)} "
+            f"{scale.dtype}: expected e8m0 uint8 scales {want} (K a multiple of 32)"
+        )
+    flat = q4.dequantize_mxfp4(w.reshape(e * n, half_k), scale.reshape(e * n, -1), dtype)
+    return flat.reshape(e, n, 2 * half_k)
 
 
 def dequantize_expert_blocks(
@@ -340,6 +366,38 @@ def _fp8_expert_cases() -> list[Case]:
     return cases
 
 
+# MXFP4 experts (tokens, hidden, inter, experts, top_k, activation, pad, bias): gpt-oss's
+# clamped SwiGLU with biases, silu with padded slots, I of three groups of 32, no token.
+MXFP4_EXPERT_SHAPES = (
+    (0, 64, 32, 8, 2, "silu", False, False),
+    (5, 64, 32, 8, 2, "swigluoai", False, True),
+    (9, 96, 64, 16, 4, "silu", True, False),
+    (7, 64, 96, 8, 2, "swigluoai", True, True),
+)
+
+
+def _mxfp4_expert_cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for t, d, i, e, k, act, pad, bias in MXFP4_EXPERT_SHAPES:
+            name = case_name(
+                dt, "mxfp4", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
+                "pad" if pad else "", "bias" if bias else "",
+            )  # fmt: skip
+            params = _expert_params(t, d, i, e, k, act, pad, bias, block="mxfp4")
+            needs = ("moe:mxfp4", "fp4:mxfp4") + (("moe:swigluoai",) if act == "swigluoai" else ())
+            cases.append(
+                Case("moe.experts", name, dt, params, needs + (("moe:bias",) if bias else ()))
+            )
+    return cases
+
+
+def quantize_mxfp4_experts(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[E, N, K] float -> (uint8 [E, N, K/2], e8m0 uint8 [E, N, K/32]), expert by expert."""
+    parts = [q4.quantize_mxfp4(expert) for expert in w]
+    return torch.stack([q for q, _ in parts]), torch.stack([s for _, s in parts])
+
+
 def quantize_expert_blocks(
     w: torch.Tensor, block_size: tuple[int, int], halves: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,7 +431,7 @@ def _expert_cases() -> list[Case]:
                 ("moe:bias",) if bias else ()
             )
             cases.append(Case("moe.experts", name, dt, params, needs))
-    return cases + _fp8_expert_cases()
+    return cases + _fp8_expert_cases() + _mxfp4_expert_cases()
 
 
 def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
@@ -404,7 +462,10 @@ def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
     if p["bias"]:
         args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0 if swiglu else 0.5)
         args["w2_bias"] = randn(gen, e, d, dtype=dt, scale=0.5)
-    if p.get("block"):
+    if p.get("block") == "mxfp4":
+        args["w13"], args["w13_scale"] = quantize_mxfp4_experts(args["w13"])
+        args["w2"], args["w2_scale"] = quantize_mxfp4_experts(args["w2"])
+    elif p.get("block"):
         block = tuple(p["block"])
         args["w13"], args["w13_scale"] = quantize_expert_blocks(args["w13"], block, 2)
         args["w2"], args["w2_scale"] = quantize_expert_blocks(args["w2"], block, 1)
@@ -444,7 +505,7 @@ EXPERTS_SPEC = register_spec(
             'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None, '
             "w13_scale[E,2*ceil(I/bn),ceil(D/bk)] f32=None, w2_scale[E,ceil(D/bn),ceil(I/bk)] "
             "f32=None, block_size=(128,128)) -> out[T,D]; with the scales w13 and w2 are e4m3fn "
-            "(moe:fp8_block)"
+            "(moe:fp8_block), or uint8 MXFP4 [E,N,K/2] with e8m0 scales [E,N,K/32] (moe:mxfp4)"
         ),
         reference=experts,
         cases=_expert_cases,

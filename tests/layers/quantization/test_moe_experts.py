@@ -149,7 +149,7 @@ def test_fp8_block_moe(tmp_path, arch, cls, backend):
             for m in experts
         )
     )
-    assert runner.layer_methods["mlp.experts"].startswith("fp8 block [32, 32] (e4m3 kept)")
+    assert runner.layer_methods["mlp.experts"].startswith("fp8 block [32, 32] (kept) via moe.experts")
 
 
 def test_fp8_block_moe_missing_expert_scale(tmp_path):

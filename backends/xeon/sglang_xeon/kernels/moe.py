@@ -4,15 +4,16 @@ route: the core's vectorised torch route (sglang.ops.moe_route_vectorized).
 experts: the T*k (token, slot) pairs are sorted by expert id once; each active expert then runs
 two GEMMs (oneDNN through F.linear, in the input dtype) over its contiguous block of tokens, and
 the k partial outputs of each token are combined with the routing weights in float32. FP8
-block-scaled experts (moe:fp8_block) stay e4m3 in memory: an active expert's two matrices are
-dequantized to the input dtype for its GEMMs, so a step touches only the routed experts.
+block-scaled (moe:fp8_block) and MXFP4 (moe:mxfp4) experts stay quantized in memory: an active
+expert's two matrices are dequantized to the input dtype for its GEMMs, so a step touches only
+the routed experts.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sglang.ops.moe import dequantize_expert_blocks, gated
+from sglang.ops.moe import dequantize_experts, gated
 from sglang.ops.moe_route_vectorized import route
 
 
@@ -20,9 +21,7 @@ def _expert(w, scale, e, block_size, halves, dtype):
     """Expert e's matrix in `dtype` (dequantized from its blocks when `scale` is given)."""
     if scale is None:
         return w[e]
-    one = dequantize_expert_blocks(
-        w[e : e + 1], scale[e : e + 1], block_size, halves, torch.float32
-    )
+    one = dequantize_experts(w[e : e + 1], scale[e : e + 1], block_size, halves, torch.float32)
     return one[0].to(dtype)
 
 
@@ -41,7 +40,7 @@ def experts(
 ):
     tokens, hidden = x.shape
     top_k = topk_ids.shape[1]
-    inter = w2.shape[-1]
+    inter = w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)  # MXFP4: two codes a byte
     act = F.silu if activation == "silu" else F.gelu
     flat_ids = topk_ids.reshape(-1).to(torch.int64)
     order = flat_ids.argsort(stable=True)

@@ -44,15 +44,22 @@ def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> N
         if method is not None:
             module.set_quant_method(method)
     for why, first in dequantized.items():
-        logger.info("MoE experts (%s, ...): FP8 blocks dequantized at load: %s", first, why)
+        logger.info("MoE experts (%s, ...): dequantized at load: %s", first, why)
 
 
 def keep_experts_quantized(name: str, module: FusedMoE, config: QuantizationConfig) -> str:
-    """Give a MoE layer FP8 block-scaled experts in e4m3 (FusedMoE.keep_fp8_blocks) when the
-    checkpoint's experts are FP8 blocks and the backend serving moe.experts runs them; every
-    other quantized format is dequantized into the float experts at load
-    (quantization.experts). Returns why FP8 blocks are not kept ("" when they are, or when the
-    experts are not FP8 blocks)."""
+    """Give a MoE layer its checkpoint's quantized experts as they are (FP8 blocks:
+    FusedMoE.keep_fp8_blocks; MXFP4: keep_mxfp4) when the backend serving moe.experts runs
+    them; every other format is dequantized into the float experts at load
+    (quantization.experts). Returns why a keepable format is not kept ("" when it is, or when
+    the experts are in neither format)."""
+    from sglang.layers.quantization.mxfp4 import Mxfp4Config
+
+    if isinstance(config, Mxfp4Config):
+        why = module.mxfp4_servable()
+        if why is None:
+            module.keep_mxfp4()
+        return why or ""
     hidden = module.w2_weight.shape[1]
     probe = Linear(
         hidden, module.full_inter, ops=None, dtype=module.w13_weight.dtype, device="meta"
@@ -100,10 +107,9 @@ def layer_methods(model: nn.Module) -> dict[str, str]:
     model (what the startup log line and /get_server_info show)."""
     found: dict[str, set[str]] = defaultdict(set)
     for name, module in model.named_modules():
-        if isinstance(module, FusedMoE) and module.block_size is not None:
+        if isinstance(module, FusedMoE) and module.kept is not None:
             kernel = module.ops.choices.get("moe.experts", "?")
-            what = f"fp8 block {list(module.block_size)} (e4m3 kept) via moe.experts ({kernel})"
-            found[layer_type(name)].add(what)
+            found[layer_type(name)].add(f"{module.kept} (kept) via moe.experts ({kernel})")
         if isinstance(module, Linear):
             method = module.quant_method
             label = method.label if method is not None else "dense"
