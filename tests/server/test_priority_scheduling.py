@@ -64,15 +64,17 @@ def test_queued_requests_go_by_priority(priority_server):
         with lock:
             done.append(name)
 
-    # "first" holds the only running slot for a while; the others queue behind it meanwhile
-    first = threading.Thread(target=run, args=("first", None, 160))
+    # "first" holds the only running slot for a while (~3 s on 2 cores); the others queue
+    # behind it meanwhile, 100 ms apart: equal priorities go by arrival, and on a busy machine
+    # two requests 20 ms apart reached the scheduler in the other order (tokenized in parallel)
+    first = threading.Thread(target=run, args=("first", None, 480))
     first.start()
     time.sleep(0.3)
     queued = [("low", 1), ("none", None), ("high", 9), ("mid", 5), ("high2", 9)]
     threads = [threading.Thread(target=run, args=(n, p, 2)) for n, p in queued]
     for t in threads:
         t.start()
-        time.sleep(0.02)  # arrival order: as listed
+        time.sleep(0.1)  # arrival order: as listed
     for t in [first, *threads]:
         t.join()
     assert done == ["first", "high", "high2", "mid", "low", "none"], done
