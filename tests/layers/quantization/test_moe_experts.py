@@ -108,7 +108,17 @@ def quantized_names(state) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("backend", ["reference", "xeon"])
+def _available(backend: str) -> bool:
+    from sglang.backend.discovery import discover
+
+    found = discover().backends.get(backend)
+    return found is not None and found.available
+
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not _available("cuda"), reason="no GPU"))
+
+
+@pytest.mark.parametrize("backend", ["reference", "xeon", CUDA])
 @pytest.mark.parametrize(
     "arch,cls", [("qwen3-moe", "Qwen3MoeForCausalLM"), ("deepseek-v3", "DeepseekV3ForCausalLM")]
 )
@@ -149,7 +159,9 @@ def test_fp8_block_moe(tmp_path, arch, cls, backend):
             for m in experts
         )
     )
-    assert runner.layer_methods["mlp.experts"].startswith("fp8 block [32, 32] (kept) via moe.experts")
+    assert runner.layer_methods["mlp.experts"].startswith(
+        "fp8 block [32, 32] (kept) via moe.experts"
+    )
 
 
 def test_fp8_block_moe_missing_expert_scale(tmp_path):
