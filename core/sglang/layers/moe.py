@@ -182,18 +182,11 @@ class FusedMoE(Layer):
         nibble first) with e8m0 scales w13_scale [E, 2I, D/32] and w2_scale [E, D, I/32], filled
         by load_stacked. Call before loading."""
         e, two_inter, hidden = self.w13_weight.shape
-        inter, device = two_inter // 2, self.w13_weight.device
-
-        def param(*shape):
-            return nn.Parameter(
-                torch.empty(shape, dtype=torch.uint8, device=device), requires_grad=False
-            )
-
-        self.w13_weight, self.w13_scale = (
-            param(e, two_inter, hidden // 2),
-            param(e, two_inter, hidden // 32),
-        )
-        self.w2_weight, self.w2_scale = param(e, hidden, inter // 2), param(e, hidden, inter // 32)
+        inter, device, u8 = two_inter // 2, self.w13_weight.device, torch.uint8
+        self.w13_weight = _frozen((e, two_inter, hidden // 2), u8, device)
+        self.w13_scale = _frozen((e, two_inter, hidden // 32), u8, device)
+        self.w2_weight = _frozen((e, hidden, inter // 2), u8, device)
+        self.w2_scale = _frozen((e, hidden, inter // 32), u8, device)
         self.kept = "mxfp4"
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:mxfp4"))
 
@@ -205,17 +198,12 @@ class FusedMoE(Layer):
         weight_scale_inv, or weight_scale in compressed-tensors). Call before loading."""
         bn, bk = block
         e, two_inter, hidden = self.w13_weight.shape
-        inter, device = two_inter // 2, self.w13_weight.device
-
-        def param(*shape, dtype):
-            return nn.Parameter(torch.empty(shape, dtype=dtype, device=device), requires_grad=False)
-
-        self.w13_weight = param(e, two_inter, hidden, dtype=FP8)
-        self.w2_weight = param(e, hidden, inter, dtype=FP8)
-        self.w13_scale = param(
-            e, expert_block_rows(two_inter, bn, 2), -(-hidden // bk), dtype=torch.float32
-        )
-        self.w2_scale = param(e, -(-hidden // bn), -(-inter // bk), dtype=torch.float32)
+        inter, device, f32 = two_inter // 2, self.w13_weight.device, torch.float32
+        self.w13_weight = _frozen((e, two_inter, hidden), FP8, device)
+        self.w2_weight = _frozen((e, hidden, inter), FP8, device)
+        rows13 = expert_block_rows(two_inter, bn, 2)
+        self.w13_scale = _frozen((e, rows13, -(-hidden // bk)), f32, device)
+        self.w2_scale = _frozen((e, -(-hidden // bn), -(-inter // bk)), f32, device)
         self.block_size, self.scale_name = (bn, bk), scale_name
         self.kept = f"fp8 block {[bn, bk]}"
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:fp8_block"))
@@ -333,6 +321,10 @@ class FusedMoE(Layer):
             return {}
         args = {"w13_scale": self.w13_scale, "w2_scale": self.w2_scale}
         return args if self.block_size is None else {**args, "block_size": self.block_size}
+
+
+def _frozen(shape: tuple[int, ...], dtype: torch.dtype, device) -> nn.Parameter:
+    return nn.Parameter(torch.empty(shape, dtype=dtype, device=device), requires_grad=False)
 
 
 def _copy_checked(target: torch.Tensor, tensor: torch.Tensor, what: str) -> None:
