@@ -147,7 +147,7 @@ def test_fp8_blocks_not_kept_when_a_slice_is_not_whole_blocks():
 def _mxfp4_stacked(weights) -> dict[str, torch.Tensor]:
     """The float checkpoint as MXFP4 stacked tensors in the layer's layout (w13: gate rows,
     then up; packed uint8 [E, N, K/2], e8m0 scales [E, N, K/32])."""
-    from sglang.ops.moe import quantize_mxfp4_experts
+    from sglang.ops.quant.experts import quantize_mxfp4_experts
 
     w13 = torch.stack([torch.cat([weights[(e, "gate")], weights[(e, "up")]]) for e in range(E)])
     w2 = torch.stack([weights[(e, "down")] for e in range(E)])

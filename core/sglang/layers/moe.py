@@ -24,7 +24,8 @@ from torch import nn
 from sglang.layers.base import Layer
 from sglang.layers.linear import Linear
 from sglang.layers.ops_table import OpTable
-from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS, expert_block_rows
+from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
+from sglang.ops.quant.experts import expert_block_rows
 from sglang.ops.quant.fp8 import FP8
 from sglang.parallel.sharding import local_size, split_part
 from sglang.parallel.state import SINGLE

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from sglang.ops.moe_cases import DTYPES, expert_cases, expert_inputs
 from sglang.ops.precision import with_error_bounds
-from sglang.ops.quant import fp4 as q4
-from sglang.ops.quant import fp8 as q8
+from sglang.ops.quant.experts import dequantize_experts
 from sglang.ops.spec import Case, OpSpec, Tolerance, case_name, compute_dtype, randn
 from sglang.ops.specs import register_spec
 
@@ -30,9 +30,6 @@ def gated(gate: torch.Tensor, up: torch.Tensor, activation: str) -> torch.Tensor
         up = up.clamp(-SWIGLU_LIMIT, SWIGLU_LIMIT)
         return (up + 1) * gate * torch.sigmoid(gate * SWIGLU_ALPHA)
     return (F.silu(gate) if activation == "silu" else F.gelu(gate)) * up
-
-
-DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def route(
@@ -138,57 +135,6 @@ def experts(
             y = y + w2_bias[e].to(acc)
         out.index_add_(0, tokens, y * topk_weights[tokens, slots].to(acc).unsqueeze(1))
     return out.to(x.dtype)
-
-
-def expert_block_rows(rows: int, block_n: int, halves: int) -> int:
-    """Scale rows of one expert's [rows, K] matrix made of `halves` stacked matrices (w13: the
-    gate's and the up's), each blocked on its own."""
-    return halves * -(-(rows // halves) // block_n)
-
-
-def dequantize_experts(
-    w: torch.Tensor,
-    scale: torch.Tensor,
-    block_size: tuple[int, int],
-    halves: int,
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """Quantized experts' weights as [E, N, K] in `dtype`: FP8 blocks (float8_e4m3fn, see
-    dequantize_expert_blocks) or MXFP4 (uint8 [E, N, K/2] with e8m0 scales [E, N, K/32])."""
-    if w.dtype != torch.uint8:
-        return dequantize_expert_blocks(w, scale, block_size, halves, dtype)
-    e, n, half_k = w.shape
-    want = (e, n, 2 * half_k // q4.MXFP4_BLOCK)
-    if scale.dtype != torch.uint8 or (2 * half_k) % q4.MXFP4_BLOCK or tuple(scale.shape) != want:
-        raise ValueError(
-            f"MXFP4 experts: weight {tuple(w.shape)} uint8 with scale {tuple(scale.shape)} "
-            f"{scale.dtype}: expected e8m0 uint8 scales {want} (K a multiple of 32)"
-        )
-    flat = q4.dequantize_mxfp4(w.reshape(e * n, half_k), scale.reshape(e * n, -1), dtype)
-    return flat.reshape(e, n, 2 * half_k)
-
-
-def dequantize_expert_blocks(
-    w: torch.Tensor,
-    scale: torch.Tensor,
-    block_size: tuple[int, int],
-    halves: int,
-    dtype: torch.dtype,
-) -> torch.Tensor:
-    """w: [E, N, K] e4m3, scale [E, expert_block_rows(N, bn, halves), ceil(K/bk)] -> w * its
-    tile's scale, [E, N, K] in `dtype` (see `experts` for the layout)."""
-    e, n, k = w.shape
-    bn, bk = block_size
-    want = (e, expert_block_rows(n, bn, halves), -(-k // bk))
-    if w.dtype != q8.FP8 or n % halves or tuple(scale.shape) != want:
-        raise ValueError(
-            f"FP8 experts: weight {tuple(w.shape)} {w.dtype} with scale {tuple(scale.shape)} "
-            f"for blocks {tuple(block_size)}: expected float8_e4m3fn and scale {want}"
-        )
-    part = n // halves
-    scales = scale.to(dtype).chunk(halves, dim=1)  # each half's block rows
-    full = torch.cat([q8.expand_groups(s, bn, part, 1) for s in scales], dim=1)
-    return w.to(dtype) * q8.expand_groups(full, bk, k, 2)
 
 
 def compare_routes(
@@ -317,162 +263,6 @@ def _route_margin(logits: torch.Tensor, args: dict) -> torch.Tensor:
     return torch.minimum(margin, ordered[:, k - 1] - ordered[:, k])
 
 
-# (tokens, hidden, inter, experts, top_k, activation, pad, bias): empty, idle experts,
-# Mixtral-like, DeepSeek-like, a realistic-ish one, padded slots (-1); gpt-oss's clamped
-# SwiGLU and expert biases, together and each alone.
-EXPERT_SHAPES = (
-    (0, 64, 32, 8, 2, "silu", False, False),
-    (3, 64, 32, 8, 2, "silu", False, False),
-    (17, 96, 40, 8, 2, "silu", False, False),
-    (9, 64, 24, 64, 6, "silu", False, False),
-    (11, 72, 20, 16, 4, "gelu", False, False),
-    (7, 48, 16, 8, 2, "silu", True, False),
-    (32, 1024, 256, 8, 2, "silu", False, False),
-    (13, 64, 32, 8, 4, "swigluoai", False, True),
-    (7, 48, 16, 8, 2, "swigluoai", True, True),
-    (9, 40, 24, 8, 2, "swigluoai", False, False),
-    (11, 72, 20, 16, 4, "silu", False, True),
-)
-
-
-# FP8 block-scaled experts (tokens, hidden, inter, experts, top_k, activation, pad, block):
-# halves of w13 and I not multiples of the block (ragged last blocks), padded slots, blocks
-# taller than wide, DeepSeek-V3's 128x128 on a ragged I, and no token at all.
-FP8_EXPERT_SHAPES = (
-    (0, 64, 32, 8, 2, "silu", False, (32, 32)),
-    (5, 64, 48, 8, 2, "silu", False, (32, 32)),
-    (9, 96, 40, 16, 4, "silu", True, (32, 16)),
-    (7, 72, 24, 8, 2, "gelu", False, (16, 32)),
-    (6, 256, 192, 8, 2, "silu", False, (128, 128)),
-)
-
-
-def _expert_params(t, d, i, e, k, act, pad, bias, block=None) -> dict:
-    params = {"tokens": t, "hidden": d, "inter": i, "experts": e, "top_k": k}
-    params.update(activation=act, pad=pad, bias=bias)
-    return params if block is None else {**params, "block": block}
-
-
-def _fp8_expert_cases() -> list[Case]:
-    cases = []
-    for dt in DTYPES:
-        for t, d, i, e, k, act, pad, block in FP8_EXPERT_SHAPES:
-            name = case_name(
-                dt, "fp8", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
-                f"b{block[0]}x{block[1]}", "pad" if pad else "",
-            )  # fmt: skip
-            params = _expert_params(t, d, i, e, k, act, pad, False, block=block)
-            cases.append(Case("moe.experts", name, dt, params, ("moe:fp8_block", "fp8:e4m3fn")))
-    return cases
-
-
-# MXFP4 experts (tokens, hidden, inter, experts, top_k, activation, pad, bias): gpt-oss's
-# clamped SwiGLU with biases, silu with padded slots, I of three groups of 32, no token.
-MXFP4_EXPERT_SHAPES = (
-    (0, 64, 32, 8, 2, "silu", False, False),
-    (5, 64, 32, 8, 2, "swigluoai", False, True),
-    (9, 96, 64, 16, 4, "silu", True, False),
-    (7, 64, 96, 8, 2, "swigluoai", True, True),
-)
-
-
-def _mxfp4_expert_cases() -> list[Case]:
-    cases = []
-    for dt in DTYPES:
-        for t, d, i, e, k, act, pad, bias in MXFP4_EXPERT_SHAPES:
-            name = case_name(
-                dt, "mxfp4", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act,
-                "pad" if pad else "", "bias" if bias else "",
-            )  # fmt: skip
-            params = _expert_params(t, d, i, e, k, act, pad, bias, block="mxfp4")
-            needs = ("moe:mxfp4", "fp4:mxfp4") + (("moe:swigluoai",) if act == "swigluoai" else ())
-            cases.append(
-                Case("moe.experts", name, dt, params, needs + (("moe:bias",) if bias else ()))
-            )
-    return cases
-
-
-def quantize_mxfp4_experts(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """[E, N, K] float -> (uint8 [E, N, K/2], e8m0 uint8 [E, N, K/32]), expert by expert."""
-    parts = [q4.quantize_mxfp4(expert) for expert in w]
-    return torch.stack([q for q, _ in parts]), torch.stack([s for _, s in parts])
-
-
-def quantize_expert_blocks(
-    w: torch.Tensor, block_size: tuple[int, int], halves: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """[E, N, K] float -> (e4m3 [E, N, K], scale [E, expert_block_rows(N, bn, halves),
-    ceil(K/bk)] float32): each expert's halves quantized block-wise on their own."""
-    qs, scales = [], []
-    for expert in w:
-        parts = [q8.quantize_fp8_block(half, block_size) for half in expert.chunk(halves)]
-        qs.append(torch.cat([q for q, _ in parts]))
-        scales.append(torch.cat([s for _, s in parts]).float())
-    return torch.stack(qs), torch.stack(scales)
-
-
-def _expert_cases() -> list[Case]:
-    cases = []
-    for dt in DTYPES:
-        for t, d, i, e, k, act, pad, bias in EXPERT_SHAPES:
-            name = case_name(
-                dt,
-                f"T{t}",
-                f"D{d}",
-                f"I{i}",
-                f"E{e}",
-                f"k{k}",
-                act,
-                "pad" if pad else "",
-                "bias" if bias else "",
-            )
-            params = _expert_params(t, d, i, e, k, act, pad, bias)
-            needs = (("moe:swigluoai",) if act == "swigluoai" else ()) + (
-                ("moe:bias",) if bias else ()
-            )
-            cases.append(Case("moe.experts", name, dt, params, needs))
-    return cases + _fp8_expert_cases() + _mxfp4_expert_cases()
-
-
-def _expert_inputs(case: Case, gen: torch.Generator) -> dict:
-    p, dt = case.params, case.dtype
-    t, d, i, e, k = p["tokens"], p["hidden"], p["inter"], p["experts"], p["top_k"]
-    # The first half of the tokens crowd onto a few experts; many experts get no token.
-    crowd = max(e // 4, k)
-    ids = torch.zeros(t, k, dtype=torch.int64)
-    for j in range(t):
-        ids[j] = torch.randperm(crowd if j < t // 2 else e, generator=gen)[:k]
-    weights = torch.rand(t, k, generator=gen).softmax(dim=-1)
-    if p["pad"]:
-        ids[-2:] = -1
-        ids[0, -1] = -1
-    swiglu = p["activation"] == "swigluoai"
-    # swigluoai: gate/up products wide enough (std 3, or biases of std 3) that some clamp; the
-    # clamped activation reaches ~56 (8 x 7), so a smaller w2 keeps outputs near 1, the scale
-    # the element-wise tolerance is written for.
-    w13_scale = d**-0.5 * (3.0 if swiglu and not p["bias"] else 1.0)
-    args = {
-        "x": randn(gen, t, d, dtype=dt),
-        "w13": randn(gen, e, 2 * i, d, dtype=dt, scale=w13_scale),
-        "w2": randn(gen, e, d, i, dtype=dt, scale=i**-0.5 / (8 if swiglu else 1)),
-        "topk_weights": weights.to(torch.float32),
-        "topk_ids": ids.to(torch.int32),
-        "activation": p["activation"],
-    }
-    if p["bias"]:
-        args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0 if swiglu else 0.5)
-        args["w2_bias"] = randn(gen, e, d, dtype=dt, scale=0.5)
-    if p.get("block") == "mxfp4":
-        args["w13"], args["w13_scale"] = quantize_mxfp4_experts(args["w13"])
-        args["w2"], args["w2_scale"] = quantize_mxfp4_experts(args["w2"])
-    elif p.get("block"):
-        block = tuple(p["block"])
-        args["w13"], args["w13_scale"] = quantize_expert_blocks(args["w13"], block, 2)
-        args["w2"], args["w2_scale"] = quantize_expert_blocks(args["w2"], block, 1)
-        args["block_size"] = block
-    return args
-
-
 ROUTE_SPEC = register_spec(
     OpSpec(
         name="moe.route",
@@ -508,8 +298,8 @@ EXPERTS_SPEC = register_spec(
             "(moe:fp8_block), or uint8 MXFP4 [E,N,K/2] with e8m0 scales [E,N,K/32] (moe:mxfp4)"
         ),
         reference=experts,
-        cases=_expert_cases,
-        make_inputs=_expert_inputs,
+        cases=expert_cases,
+        make_inputs=expert_inputs,
         # Two GEMMs with the gated activation rounded to the input dtype between them.
         # rel_rms: four roundings (the gate/up product, the gated activation, the down product,
         # the weighted sum) and float32 sums over D or I <= 1024.

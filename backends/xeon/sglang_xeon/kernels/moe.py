@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from sglang.ops.moe import dequantize_experts, gated
+from sglang.ops.moe import gated
 from sglang.ops.moe_route_vectorized import route
+from sglang.ops.quant.experts import dequantize_experts
 
 
 def _expert(w, scale, e, block_size, halves, dtype):
