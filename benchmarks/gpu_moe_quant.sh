@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# One GPU call for issue 15's quantized experts kept quantized (moe:fp8_block, moe:mxfp4 on
-# cuda's Triton kernels), under 570 s with each step capped:
-#   1. the kernels on the device: the spec's FP8-block and MXFP4 cases on the aligned-block and
-#      decode paths, and the model tests (Qwen3-MoE / DeepSeek-V3 FP8, gpt-oss MXFP4) on cuda;
+# One GPU call for issue 15's quantized experts kept quantized (moe:fp8_block, moe:mxfp4,
+# moe:int4 on cuda's Triton kernels), under 570 s with each step capped:
+#   1. the kernels on the device: the spec's FP8-block, MXFP4 and int4 cases on the
+#      aligned-block and decode paths, and the model tests (Qwen3-MoE / DeepSeek-V3 FP8, Qwen3-MoE
+#      GPTQ / AWQ / pack-quantized, gpt-oss MXFP4) on cuda;
 #   2. Qwen3-30B-A3B batch-1 ITL: bf16 experts against FP8 blocks kept (Qwen3-30B-A3B-FP8's
-#      config: every linear and the experts in 128x128 blocks);
+#      config: every linear and the experts in 128x128 blocks) and int4 kept
+#      (Qwen3-30B-A3B-GPTQ-Int4's config: GPTQ 4-bit, groups of 128, no act-order);
 #   3. gpt-oss-20b batch-1 ITL: MXFP4 kept against the bf16 config.
 # The startup log says how the experts are held ("mlp.experts = ... (kept)") and the pool size.
 # Usage: bash benchmarks/gpu_moe_quant.sh OUTDIR.
@@ -18,12 +20,13 @@ source benchmarks/gpu_step.sh
 PYT="python3 -m pytest -q -p no:cacheprovider"
 CFG=benchmarks/configs
 MOE="python3 benchmarks/bench_moe.py --device cuda --out $DIR/moe.jsonl --only a"
-step kernels 120 $PYT tests/cuda/test_moe_triton.py tests/cuda/test_moe_decode_triton.py \
-    -k "fp8 or mxfp4 or prefill or 128"
-step models 120 $PYT tests/layers/quantization/test_moe_experts.py tests/engine/test_gpt_oss.py \
+step kernels 110 $PYT tests/cuda/test_moe_triton.py tests/cuda/test_moe_decode_triton.py \
+    -k "fp8 or mxfp4 or int4 or prefill or 128"
+step models 130 $PYT tests/layers/quantization/test_moe_experts.py tests/engine/test_gpt_oss.py \
     -k "cuda or mxfp4"
 step qwen3-bf16 70 $MOE --config $CFG/qwen3-30b-a3b
 step qwen3-fp8-kept 70 $MOE --config $CFG/qwen3-30b-a3b-fp8 --keep-quantization
+step qwen3-gptq-kept 70 $MOE --config $CFG/qwen3-30b-a3b-gptq-int4 --keep-quantization
 step gpt-oss-bf16 60 $MOE --config $CFG/gpt-oss-20b
 step gpt-oss-mxfp4-kept 60 $MOE --config $CFG/gpt-oss-20b --keep-quantization
 grep -ho "mlp.experts = [^,]*" "$DIR"/qwen3-*.log "$DIR"/gpt-oss-*.log | sort -u

@@ -9,6 +9,7 @@ import torch
 from sglang.layers.moe import FusedMoE
 from sglang.layers.quantization.base import QuantizationError
 from sglang.layers.quantization.experts import ExpertLoader
+from sglang.ops.quant.experts import int4_expert_from_gemm
 from torch import nn
 
 # "<prefix>.experts.<id>.<proj>.<kind>", <prefix>.experts being a FusedMoE; kind "weight", or a
@@ -37,6 +38,7 @@ def load_with_experts(
     config = getattr(model, "quant_config", None)
     quantized = ExpertLoader(config, torch.float32) if config is not None else None
     kept = KeptFp8Experts()
+    kept_int4 = KeptInt4Experts()
 
     def others():
         for name, tensor in weights:
@@ -50,6 +52,13 @@ def load_with_experts(
                 local = "w2_weight" if shard == "down" else "w13_weight"
             elif module.block_size is not None:  # FP8 blocks kept (FusedMoE.keep_fp8_blocks)
                 local = kept.load(name, module, m["module"], expert, shard, m["kind"], tensor)
+            elif module.int4_group is not None:  # int4 kept (FusedMoE.keep_int4)
+                local = "w2_weight" if shard == "down" else "w13_weight"
+                w = local.partition("_")[0]  # codes, scales and zeros arrive together
+                loaded.update(f"{m['module']}.{w}_{part}" for part in ("scale", "zeros"))
+                prefix = name.rpartition(".")[0]
+                store = kept_int4.storer(prefix, module, m["module"], expert, shard, m["kind"])
+                quantized.add(prefix, m["kind"], tensor, module.expert_shape(shard), store, True)
             elif quantized is None and m["kind"] == "weight":
                 local = module.load_expert(expert, shard, tensor)
             elif quantized is None:
@@ -70,6 +79,7 @@ def load_with_experts(
     if quantized is not None:
         quantized.finish()
     kept.finish(modules, getattr(model, "optional_weights", ()))
+    kept_int4.finish(modules, getattr(model, "optional_weights", ()))
     return filled
 
 
@@ -116,3 +126,47 @@ class KeptFp8Experts:
                             raise QuantizationError(
                                 f"checkpoint lacks {module_name}.{expert}.{proj}.{kind}"
                             )
+
+
+class KeptInt4Experts:
+    """Stores the int4 expert projections the ExpertLoader completes (their gemm.int4 arguments)
+    into the MoE layers that keep int4 codes, and names the first projection a checkpoint
+    lacks."""
+
+    def __init__(self) -> None:
+        self.stored: set[tuple[str, int, str]] = set()
+        self.kinds: dict[tuple[str, str], set[str]] = {}  # (module, shard) -> tensor kinds seen
+        self.proj_names: dict[tuple[str, str], str] = {}
+
+    def storer(self, prefix, module: FusedMoE, module_name, expert, shard, kind):
+        self.kinds.setdefault((module_name, shard), set()).add(kind)
+        self.proj_names[(module_name, shard)] = prefix.rsplit(".", 1)[-1]
+
+        def store(args) -> None:
+            try:
+                codes, scales, zeros = int4_expert_from_gemm(args)
+            except ValueError as e:
+                raise QuantizationError(f"{prefix}: {e}") from None
+            module.load_expert_int4(expert, shard, codes, scales, zeros)
+            self.stored.add((module_name, expert, shard))
+
+        return store
+
+    def finish(self, modules: dict, optional: tuple[str, ...] = ()) -> None:
+        """Every expert projection of every layer that keeps int4 codes was stored; a layer
+        under an optional prefix (DeepSeek-V3's MTP) may be absent as a whole."""
+        started = {module_name for module_name, *_ in self.stored}
+        for module_name, module in modules.items():
+            if not isinstance(module, FusedMoE) or module.int4_group is None:
+                continue
+            if module_name.startswith(optional) and module_name not in started:
+                continue
+            for expert in range(module.expert_start, module.expert_start + module.num_local):
+                for shard in ("gate", "up", "down"):
+                    if (module_name, expert, shard) not in self.stored:
+                        proj = self.proj_names.get((module_name, shard), f"{shard}_proj")
+                        kinds = ", ".join(sorted(self.kinds.get((module_name, shard), ())))
+                        raise QuantizationError(
+                            f"checkpoint lacks {module_name}.{expert}.{proj}"
+                            + (f" ({kinds})" if kinds else "")
+                        )

@@ -134,35 +134,40 @@ SCRIPT = textwrap.dedent(
         out.append(build(gemv_int4._int4_mma_kernel, sig, consts, g["num_warps"],
                          g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
-    scales = dict(stride_se=I32, stride_sn=I32, stride_sk=I32, FP8=C, BN_Q=C, BK_Q=C, MXFP4=C)
+    scales = dict(stride_se=I32, stride_sn=I32, stride_sk=I32, FP8=C, BN_Q=C, BK_Q=C, MXFP4=C,
+                  INT4=C, GROUP=C)
     U8 = "*u8"
     sig = dict(X=B, W13=B, B13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
-               stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, S13=F32, up_row=I32,
+               stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, S13=F32, Z13=F32,
+               up_row=I32,
                TOPK=C, ACT=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C, **scales)
     # silu without biases (Qwen3-MoE), gpt-oss's swigluoai (3) with biases, top-4; FP8 blocks
-    # of 128 (DeepSeek-V3, Qwen3 FP8); MXFP4 (gpt-oss)
+    # of 128 (DeepSeek-V3, Qwen3 FP8); MXFP4 (gpt-oss); int4 groups of 128 (GPTQ / AWQ)
     for topk, act, bias, q in ((8, 0, False, ""), (4, 3, True, ""), (8, 0, False, "fp8"),
-                               (4, 3, True, "mxfp4")):
-        g = dict(gu, **moe_decode.MXFP4_LAUNCH["gate_up"]) if q == "mxfp4" else gu
+                               (4, 3, True, "mxfp4"), (8, 0, False, "int4")):
+        g = dict(gu, **moe_decode.MXFP4_LAUNCH["gate_up"]) if q in ("mxfp4", "int4") else gu
         consts = dict(TOPK=topk, ACT=act, HAS_BIAS=bias, BLOCK_N=g["block_n"],
                       BLOCK_K=g["block_k"], FP8=q == "fp8", BN_Q=128, BK_Q=128,
-                      MXFP4=q == "mxfp4")
+                      MXFP4=q == "mxfp4", INT4=q == "int4", GROUP=128 if q == "int4" else 1)
         s = dict(sig, W13="*fp8e4nv") if q == "fp8" else sig
         s = dict(sig, W13=U8, S13=U8) if q == "mxfp4" else s
+        s = dict(sig, W13=U8, S13=B, Z13=B) if q == "int4" else s
         out.append(build(moe_decode._gate_up_gemv_kernel, s, consts, gu["num_warps"],
                          gu["num_stages"]))
     sig = dict(H=F32, W2=B, B2=B, Y=B, IDS="*i32", WEIGHTS=F32, PART=F32, COUNT="*i32",
                N=I32, K=I32, E=I32, stride_hm=I32, stride_we=I32, stride_wn=I32, stride_be=I32,
-               stride_ym=I32, S2=F32, TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C,
+               stride_ym=I32, S2=F32, Z2=F32, TOPK=C, SLOTS=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C,
                **scales)
     for topk, slots, bias, q in ((8, 8, False, ""), (8, 1, False, ""), (4, 1, True, ""),
-                                 (8, 1, False, "fp8"), (4, 1, True, "mxfp4")):
-        d = dict(dn, **moe_decode.MXFP4_LAUNCH["down"]) if q == "mxfp4" else dn
+                                 (8, 1, False, "fp8"), (4, 1, True, "mxfp4"),
+                                 (8, 1, False, "int4")):
+        d = dict(dn, **moe_decode.MXFP4_LAUNCH["down"]) if q in ("mxfp4", "int4") else dn
         consts = dict(TOPK=topk, SLOTS=slots, HAS_BIAS=bias, BLOCK_N=d["block_n"],
                       BLOCK_K=d["block_k"], FP8=q == "fp8", BN_Q=128, BK_Q=128,
-                      MXFP4=q == "mxfp4")
+                      MXFP4=q == "mxfp4", INT4=q == "int4", GROUP=128 if q == "int4" else 1)
         s = dict(sig, W2="*fp8e4nv") if q == "fp8" else sig
         s = dict(sig, W2=U8, S2=U8) if q == "mxfp4" else s
+        s = dict(sig, W2=U8, S2=B, Z2=B) if q == "int4" else s
         out.append(build(moe_decode._down_gemv_kernel, s, consts,
                          dn["num_warps"], dn["num_stages"]))
     print(json.dumps(out))
@@ -228,6 +233,11 @@ GPT_OSS_SCRIPT = textwrap.dedent(
     u8 = dict(w_ptr="*u8", S="*u8")
     out.append(build(moe._gate_up_kernel, dict(mx, TOPK=4, ACT=SWIGLUOAI), dict(ptrs, **u8), 4, 3))
     out.append(build(moe._down_kernel, mx, dict(down_ptrs, **u8), 4, 3))
+    # int4 groups of 128 (GPTQ / AWQ experts), silu without biases
+    i4 = dict(INT4=True, GROUP=128, IEEE=False, HAS_BIAS=False, **tiles)
+    codes = dict(w_ptr="*u8", S=B, Z=B)
+    out.append(build(moe._gate_up_kernel, dict(i4, TOPK=8, ACT=0), dict(ptrs, **codes), 4, 3))
+    out.append(build(moe._down_kernel, i4, dict(down_ptrs, **codes), 4, 3))
     print(json.dumps(out))
     """
 )
@@ -291,12 +301,13 @@ def _compile(script: str) -> list:
 
 
 def test_gpt_oss_kernel_variants_compile_for_sm90():
-    assert len(_compile(GPT_OSS_SCRIPT)) == 12  # and the fused MoE's FP8 and MXFP4 variants
+    # and the fused MoE's FP8, MXFP4 and int4 variants
+    assert len(_compile(GPT_OSS_SCRIPT)) == 14
 
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 32
+    assert len(kernels) == 34
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
     # every kernel but the block "dot" GEMV (not on a default path) launches with PDL: it

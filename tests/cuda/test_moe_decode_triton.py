@@ -33,6 +33,17 @@ def _fp8_128(c) -> bool:
     return c.params.get("block") == (128, 128) and c.dtype == torch.bfloat16
 
 
+def _int4_groups(c) -> bool:
+    return c.params.get("block") == "int4" and c.params["group"] >= 64 and c.dtype != torch.float32
+
+
+@pytest.mark.parametrize("case", kc.params("moe.experts", _int4_groups))
+def test_decode_int4_groups(case):
+    """Int4 experts in groups of 64 and 128, fractional zero points among them: K tiles of 64
+    (gate/up) and 128 (down) across and within groups."""
+    kc.check("moe.experts", moe_decode.experts_decode, case)
+
+
 @pytest.mark.parametrize("case", kc.params("moe.experts", _fp8_128))
 def test_decode_fp8_blocks_of_128(case):
     """DeepSeek-V3's 128x128 FP8 blocks: programs of 32 (gate/up) and 8 (down) rows within a

@@ -33,9 +33,22 @@ def test_fused_moe(case):
 
 
 def _prefill_case(c) -> bool:
-    """One float case, and DeepSeek-V3's 128x128 FP8 blocks (tiles of 32 within a block)."""
+    """One float case, DeepSeek-V3's 128x128 FP8 blocks (tiles of 32 within a block) and int4
+    groups of 64 and 128 (tiles of 32 within a group)."""
     block = c.params.get("block") == (128, 128) and c.dtype == torch.bfloat16
-    return c.name == "bf16-T17-D96-I40-E8-k2-silu" or block
+    int4 = c.params.get("block") == "int4" and c.params["group"] >= 64
+    return c.name == "bf16-T17-D96-I40-E8-k2-silu" or block or (int4 and c.dtype != torch.float32)
+
+
+def _int4_groups(c) -> bool:
+    return c.params.get("block") == "int4" and c.params["group"] >= 64 and c.dtype != torch.float32
+
+
+@pytest.mark.parametrize("case", kc.params("moe.experts", _int4_groups))
+def test_fused_moe_int4_groups(case):
+    """Int4 experts in groups of 64 and 128 (AWQ / GPTQ's), on the default tiles: a tile's K
+    spans one group or part of one."""
+    kc.check("moe.experts", moe.experts, case)
 
 
 PREFILL = kc.params("moe.experts", _prefill_case)

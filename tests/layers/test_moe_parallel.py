@@ -4,8 +4,8 @@ the intermediate features), loads the whole checkpoint matrices (it keeps its pa
 the same tokens; the ranks' partial outputs summed (what the all-reduce does across
 processes, tests/parallel) equal the unsplit layer's. Float experts, FP8 block-quantized ones
 dequantized whole through the format's method, then sliced, FP8 blocks kept in e4m3 (each
-rank keeps its slice of the codes and of the block scales: moe.experts with moe:fp8_block), and
-MXFP4 kept packed (moe:mxfp4)."""
+rank keeps its slice of the codes and of the block scales: moe.experts with moe:fp8_block),
+MXFP4 kept packed (moe:mxfp4), and GPTQ int4 kept as codes, scales and zeros (moe:int4)."""
 
 from __future__ import annotations
 
@@ -179,3 +179,56 @@ def test_mxfp4_ranks_sum_to_the_unsplit_layer(ep):
 def test_mxfp4_not_kept_when_a_slice_is_not_whole_groups():
     layer = FusedMoE(Routing(num_experts=E, top_k=2), D, I, rank_ops(0, 1))  # I / 4 = 16
     assert "not whole MXFP4 groups of 32" in layer.mxfp4_servable()
+
+
+def _gptq_int4_args(w: torch.Tensor, group: int) -> dict:
+    """One [N, K] matrix as GPTQ (v1, asymmetric) writes it, as gemm.int4's arguments."""
+    from sglang.ops.quant import int4 as q4
+
+    quant = q4.quantize_int4(w, group, min_zero=1)
+    qweight, qzeros = q4.pack_gptq(quant.q, quant.zeros)
+    return {
+        "qweight": qweight,
+        "scales": quant.scales,
+        "qzeros": qzeros,
+        "packing": "gptq",
+        "group_size": group,
+    }
+
+
+@pytest.mark.parametrize("ep", [1, 2, 4])
+def test_int4_ranks_sum_to_the_unsplit_layer(ep):
+    """Int4 experts kept as codes: each rank keeps its experts and its slice of the codes,
+    scales and zeros along I (moe_tp slices of 16, 32 or 64 features: whole groups of 16); the
+    unsplit layer equals the same checkpoint dequantized at load (ExpertLoader's dense path)."""
+    from sglang.layers.quantization.dequant import dequantize
+    from sglang.ops.quant.experts import int4_expert_from_gemm
+
+    routing, group = Routing(num_experts=E, top_k=3), 16
+    args = {key: _gptq_int4_args(w, group) for key, w in checkpoint().items()}
+    whole_ops = OpTable(select_platform("reference"))
+    whole_ops.parallel = SINGLE
+    dense = FusedMoE(routing, D, I, whole_ops)
+    layers = [FusedMoE(routing, D, I, whole_ops)]
+    layers += [FusedMoE(routing, D, I, rank_ops(t, ep)) for t in range(TP)]
+    for layer in layers:
+        assert layer.int4_servable(group) is None
+        layer.keep_int4(group, torch.float32)
+        for (e, s), a in args.items():  # every rank is given every whole projection
+            layer.load_expert_int4(e, s, *int4_expert_from_gemm(a))
+        assert layer.w13_weight.dtype == torch.uint8 and layer.kept == "int4 group 16"
+    for (e, s), a in args.items():
+        dense.load_expert(e, s, dequantize("gemm.int4", a))
+    gen = torch.Generator().manual_seed(1)
+    x, logits = torch.randn(9, D, generator=gen), torch.randn(9, E, generator=gen)
+    want = dense(x, logits)
+    torch.testing.assert_close(layers[0](x, logits), want, rtol=1e-5, atol=1e-5)
+    total = sum(layer(x, logits) for layer in layers[1:])
+    torch.testing.assert_close(total, want, rtol=1e-5, atol=1e-5)
+
+
+def test_int4_not_kept_when_a_slice_is_not_whole_groups():
+    layer = FusedMoE(Routing(num_experts=E, top_k=2), D, I, rank_ops(0, 1))  # I / 4 = 16
+    assert "not whole int4 groups of 32" in layer.int4_servable(32)
+    assert layer.int4_servable(16) is None
+    assert "tensor-parallel" in layer.int4_servable(-1)

@@ -34,7 +34,9 @@ block_size): the kernels load the e4m3 tiles and dequantize in registers; the al
 kernels' tiles are no larger than the blocks, so each [BLOCK_K, BLOCK_N] tile has one scale,
 applied before the MMA (the tile in x.dtype, as the checkpoint's experts dequantized). MXFP4
 experts (moe:mxfp4: uint8 codes [E, N, K/2], e8m0 scales per 32 along K) are decoded tile by
-tile (moe_decode.mxfp4_tile), exactly representable in 16 bits.
+tile (moe_decode.packed_tile), exactly representable in 16 bits; int4 experts (moe:int4: the
+same codes' bytes, float scales and zeros per group of G along K) the same way, as
+(code - zero) * scale rounded to x.dtype for the MMA.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from sglang.ops.moe import experts as reference_experts
 from sglang_triton import moe_decode, moe_route
 from sglang_triton.activation import ACTIVATIONS, act_mul
 from sglang_triton.common import mma, scaled_tile
-from sglang_triton.moe_decode import mxfp4_tile
+from sglang_triton.moe_decode import packed_tile
 from sglang_triton.target import merged, warps
 
 # --- moe.experts -----------------------------------------------------------------------------
@@ -104,6 +106,7 @@ def _gate_up_kernel(
     stride_se,
     stride_sn,
     stride_sk,
+    Z,
     up_row,
     TOPK: tl.constexpr,
     ACT: tl.constexpr,
@@ -116,6 +119,8 @@ def _gate_up_kernel(
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
     MXFP4: tl.constexpr = False,
+    INT4: tl.constexpr = False,
+    GROUP: tl.constexpr = 1,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -140,16 +145,20 @@ def _gate_up_kernel(
     for k0 in range(0, K, BLOCK_K):
         kmask = (k0 + ks) < K
         a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
-        if MXFP4:  # byte and scale columns by input position (moe_decode.mxfp4_tile)
+        if MXFP4 or INT4:  # byte, scale and zero columns by input position (packed_tile)
             w_ok = kmask[:, None] & nmask[None, :]
             column = cols[None, :].to(tl.int64)
             g_bytes = w_ptr + e * stride_we + column * stride_wn
-            g_scales = S + e * stride_se + column * stride_sn
+            g_scales = e * stride_se + column * stride_sn
+            up = inter * stride_sn
             kk = (k0 + ks)[:, None]
-            g = mxfp4_tile(g_bytes, g_scales, kk, w_ok, stride_sk).to(a.dtype)
-            u = mxfp4_tile(
-                g_bytes + inter * stride_wn, g_scales + inter * stride_sn, kk, w_ok, stride_sk
-            ).to(a.dtype)  # e2m1 times a power of two: exact in 16 bits
+            g = packed_tile(g_bytes, S + g_scales, Z + g_scales, kk, w_ok, stride_sk, INT4, GROUP)
+            u = packed_tile(
+                g_bytes + inter * stride_wn, S + g_scales + up, Z + g_scales + up, kk, w_ok,
+                stride_sk, INT4, GROUP,
+            )  # fmt: skip
+            # MMA operands in x.dtype (MXFP4: e2m1 times a power of two, exact; int4 rounded)
+            g, u = scaled_tile(g, 1.0, a.dtype), scaled_tile(u, 1.0, a.dtype)
         else:
             g = tl.load(g_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
             u = tl.load(u_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
@@ -194,6 +203,7 @@ def _down_kernel(
     stride_se,
     stride_sn,
     stride_sk,
+    Z,
     HAS_BIAS: tl.constexpr,
     IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -203,6 +213,8 @@ def _down_kernel(
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
     MXFP4: tl.constexpr = False,
+    INT4: tl.constexpr = False,
+    GROUP: tl.constexpr = 1,
 ):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -222,15 +234,20 @@ def _down_kernel(
     for k0 in range(0, K, BLOCK_K):
         kmask = (k0 + ks) < K
         a = tl.load(a_ptrs, mask=pmask[:, None] & kmask[None, :], other=0.0)
-        if MXFP4:
+        if MXFP4 or INT4:
             column = cols[None, :].to(tl.int64)
-            b = mxfp4_tile(
+            scale_cols = e * stride_se + column * stride_sn
+            b = packed_tile(
                 w_ptr + e * stride_we + column * stride_wn,
-                S + e * stride_se + column * stride_sn,
+                S + scale_cols,
+                Z + scale_cols,
                 (k0 + ks)[:, None],
                 kmask[:, None] & nmask[None, :],
                 stride_sk,
-            ).to(a.dtype)
+                INT4,
+                GROUP,
+            )
+            b = scaled_tile(b, 1.0, a.dtype)
         else:
             b = tl.load(b_ptrs, mask=kmask[:, None] & nmask[None, :], other=0.0)
         if FP8:  # one scale a tile (see the gate/up kernel)
@@ -277,17 +294,20 @@ def experts(
     w13_scale=None,
     w2_scale=None,
     block_size=(128, 128),
+    w13_zeros=None,
+    w2_zeros=None,
     launch=None,
 ):
-    """The spec's moe.experts; FP8 block-scaled (moe:fp8_block) and MXFP4 (moe:mxfp4) experts
-    (w13_scale / w2_scale) dequantize each weight tile in registers."""
+    """The spec's moe.experts; FP8 block-scaled (moe:fp8_block), MXFP4 (moe:mxfp4) and int4
+    (moe:int4) experts (w13_scale / w2_scale, int4's zeros) dequantize each weight tile in
+    registers."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    quant = moe_decode.quant_args(w13, w13_scale, w2_scale, block_size)
+    quant = moe_decode.quant_args(w13, w13_scale, w2_scale, block_size, w13_zeros, w2_zeros)
     if quant is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
         return reference_experts(
             x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
-            w13_scale, w2_scale, block_size,
+            w13_scale, w2_scale, block_size, w13_zeros, w2_zeros,
         )  # fmt: skip
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)
@@ -309,6 +329,8 @@ def experts(
             w13_scale=w13_scale,
             w2_scale=w2_scale,
             block_size=block_size,
+            w13_zeros=w13_zeros,
+            w2_zeros=w2_zeros,
             launch=decode or None,
         )
     x = x if x.stride(-1) == 1 else x.contiguous()
@@ -317,9 +339,12 @@ def experts(
     b13, b2 = bias_args(w13_bias, x), bias_args(w2_bias, x)
     cfg = merged(_config(n, num_experts), launch and launch.get("tiles"))
     consts, s13, s2, up_row = {}, (x, 0, 0, 0), (x, 0, 0, 0), 0  # x: a placeholder never read
+    z13 = z2 = x
+    groups = (1, 1)
     if quant:
-        consts, up_row = quant["consts"], quant["up_row"]
+        consts, up_row, groups = quant["consts"], quant["up_row"], quant["groups"]
         s13, s2 = ((s, *s.stride()) for s in quant["scales"])
+        z13, z2 = quant["zeros"] or (x, x)
         if "FP8" in consts:  # tiles no larger than the blocks
             cfg["BLOCK_N"] = min(cfg["BLOCK_N"], consts["BN_Q"])
             cfg["BLOCK_K"] = min(cfg["BLOCK_K"], consts["BK_Q"])
@@ -349,11 +374,13 @@ def experts(
         b13.stride(0),
         h.stride(0),
         *s13,
+        z13,
         up_row,
         TOPK=top_k,
         ACT=ACTIVATIONS[activation],
         HAS_BIAS=w13_bias is not None,
         IEEE=ieee,
+        GROUP=groups[0],
         **cfg,
         **consts,
         **run,
@@ -379,8 +406,10 @@ def experts(
         b2.stride(0),
         y.stride(0),
         *s2,
+        z2,
         HAS_BIAS=w2_bias is not None,
         IEEE=ieee,
+        GROUP=groups[1],
         **cfg,
         **consts,
         **run,

@@ -50,43 +50,67 @@ Qwen3-30B-A3B (128 experts, top-8), 2026-12-04: 26.4 us against 28.8 us for the 
 block_k 512 spills registers on sm_90."""
 
 
-def quant_args(w13, w13_scale, w2_scale, block_size) -> dict | None | bool:
+def quant_args(
+    w13, w13_scale, w2_scale, block_size, w13_zeros=None, w2_zeros=None
+) -> dict | None | bool:
     """Quantized experts as the kernels here and in moe.py take them: None for float experts;
-    MXFP4 (uint8 weights, e8m0 scales per 32 along K); FP8 blocks whose sizes are powers of two
-    of at least 16 (DeepSeek-V3 and Qwen3 use 128), so that a kernel's tile, no larger than a
-    block, lies in one block; False for other FP8 blocks. {"scales", "consts" (the kernels'
-    constexprs), "rows" (the largest program height, FP8), "up_row" (the up half's first scale
-    row)}."""
+    MXFP4 (uint8 weights, e8m0 scales per 32 along K); int4 groups (uint8 codes with float
+    scales and zeros per G along K); FP8 blocks whose sizes are powers of two of at least 16
+    (DeepSeek-V3 and Qwen3 use 128), so that a kernel's tile, no larger than a block, lies in
+    one block; False for other FP8 blocks. {"scales", "zeros" (int4's, else None), "consts"
+    (the kernels' constexprs), "groups" (int4's G of w13 and of w2, the GROUP constexpr of the
+    gate/up and of the down kernel), "rows" (the largest program height, FP8), "up_row" (the up
+    half's first scale row)}."""
     if w13_scale is None and w2_scale is None:
         return None
     if w13_scale is None or w2_scale is None:
         raise ValueError("quantized experts need both w13_scale and w2_scale")
     scales = tuple(s if s.stride(-1) == 1 else s.contiguous() for s in (w13_scale, w2_scale))
     up_row = scales[0].shape[1] // 2
+    args = {"scales": scales, "zeros": None, "groups": (1, 1), "rows": None, "up_row": up_row}
+    if w13_zeros is not None or w2_zeros is not None:
+        if w13_zeros is None or w2_zeros is None:
+            raise ValueError("int4 experts need both w13_zeros and w2_zeros")
+        # The zeros are read with the scales' strides.
+        scales = tuple(s.contiguous() for s in scales)
+        zeros = tuple(z.contiguous() for z in (w13_zeros, w2_zeros))
+        hidden, inter = 2 * w13.shape[-1], w13.shape[1] // 2
+        groups = (hidden // scales[0].shape[-1], inter // scales[1].shape[-1])
+        args.update(scales=scales, zeros=zeros, groups=groups, consts={"INT4": True})
+        return args
     if w13.dtype == torch.uint8:
-        return {"scales": scales, "consts": {"MXFP4": True}, "rows": None, "up_row": up_row}
+        return {**args, "consts": {"MXFP4": True}}
     bn, bk = (int(b) for b in block_size)
     if min(bn, bk) < 16 or bn & (bn - 1) or bk & (bk - 1):
         return False
-    consts = {"FP8": True, "BN_Q": bn, "BK_Q": bk}
-    return {"scales": scales, "consts": consts, "rows": bn, "up_row": up_row}
+    return {**args, "consts": {"FP8": True, "BN_Q": bn, "BK_Q": bk}, "rows": bn}
 
 
 MXFP4_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
-"""DECODE_LAUNCH's overrides for MXFP4 experts: the gate/up GEMV's [32, 128] tiles of bytes,
+"""DECODE_LAUNCH's overrides for MXFP4 and int4 experts: the gate/up GEMV's [32, 128] tiles of bytes,
 codes and scales of two matrices spill registers on sm_90 (tests/cuda/
 test_decode_kernels_compile.py); not tuned on a GPU."""
 
 
 @triton.jit
-def mxfp4_tile(w_rows, s_rows, kk, mask, stride_sk):
-    """e2m1 codes x e8m0 scales in float32 for weight rows `w_rows` (byte pointers [R, 1]) and
-    scale rows `s_rows` at input positions kk [1, C]: two codes a byte, the low nibble first,
-    one scale per 32 along K."""
+def packed_tile(
+    w_rows, s_rows, z_rows, kk, mask, stride_sk, INT4: tl.constexpr, GROUP: tl.constexpr
+):
+    """Weights of two 4-bit codes a byte (the low nibble first) in float32, for weight rows
+    `w_rows` (byte pointers [R, 1]), scale rows `s_rows` and zero rows `z_rows` (read with the
+    scales' strides) at input positions kk [1, C]: MXFP4 (e2m1 codes x e8m0 scales, one per
+    32 along K; z_rows unused) or, INT4, (code - zero) * scale of the group kk // GROUP."""
     byte = tl.load(w_rows + kk // 2, mask=mask, other=0).to(tl.int32)
     code = (byte >> ((kk % 2) * 4)) & 0xF
-    scale = tl.load(s_rows + (kk // 32) * stride_sk, mask=mask, other=0).to(tl.int32)
-    return e2m1(code) * e8m0(scale)
+    if INT4:
+        group = (kk // GROUP) * stride_sk
+        scale = tl.load(s_rows + group, mask=mask, other=0.0).to(tl.float32)
+        zero = tl.load(z_rows + group, mask=mask, other=0.0).to(tl.float32)
+        w = (code.to(tl.float32) - zero) * scale
+    else:
+        scale = tl.load(s_rows + (kk // 32) * stride_sk, mask=mask, other=0).to(tl.int32)
+        w = e2m1(code) * e8m0(scale)
+    return w
 
 
 @triton.jit
@@ -108,6 +132,7 @@ def _gate_up_gemv_kernel(
     stride_se,
     stride_sn,
     stride_sk,
+    Z13,
     up_row,
     TOPK: tl.constexpr,
     ACT: tl.constexpr,
@@ -119,6 +144,8 @@ def _gate_up_gemv_kernel(
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
     MXFP4: tl.constexpr = False,
+    INT4: tl.constexpr = False,
+    GROUP: tl.constexpr = 1,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pair = tl.program_id(0)
@@ -139,20 +166,24 @@ def _gate_up_gemv_kernel(
     s_up = s_gate + up_row * stride_sn
     acc_g = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
     acc_u = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
-    # MXFP4: bytes and scales of the rows, gathered by input position (mxfp4_tile).
+    # MXFP4, int4: bytes, scales and zeros of the rows, gathered by input position
+    # (packed_tile).
     row = cols[:, None].to(tl.int64)
     g_bytes = W13 + e * stride_we + row * stride_wn
     g_scales = S13 + e * stride_se + row * stride_sn
+    g_zeros = Z13 + e * stride_se + row * stride_sn
+    up_rows = inter * stride_sn
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + ks) < K
         x = tl.load(x_ptr + k0, mask=k_ok, other=0.0).to(tl.float32)[None, :]
         w_ok = col_ok[:, None] & k_ok[None, :]
-        if MXFP4:
+        if MXFP4 or INT4:
             kk = (k0 + ks)[None, :]
-            g = mxfp4_tile(g_bytes, g_scales, kk, w_ok, stride_sk)
-            u = mxfp4_tile(
-                g_bytes + inter * stride_wn, g_scales + inter * stride_sn, kk, w_ok, stride_sk
-            )
+            g = packed_tile(g_bytes, g_scales, g_zeros, kk, w_ok, stride_sk, INT4, GROUP)
+            u = packed_tile(
+                g_bytes + inter * stride_wn, g_scales + up_rows, g_zeros + up_rows, kk, w_ok,
+                stride_sk, INT4, GROUP,
+            )  # fmt: skip
             acc_g += g * x
             acc_u += u * x
         else:
@@ -195,6 +226,7 @@ def _down_gemv_kernel(
     stride_se,
     stride_sn,
     stride_sk,
+    Z2,
     TOPK: tl.constexpr,
     SLOTS: tl.constexpr,
     HAS_BIAS: tl.constexpr,
@@ -205,6 +237,8 @@ def _down_gemv_kernel(
     BN_Q: tl.constexpr = 1,
     BK_Q: tl.constexpr = 1,
     MXFP4: tl.constexpr = False,
+    INT4: tl.constexpr = False,
+    GROUP: tl.constexpr = 1,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     token = tl.program_id(0)
@@ -235,15 +269,19 @@ def _down_gemv_kernel(
             if FP8:  # the rows' block scales along I scale h (BN_Q % BLOCK_N == 0)
                 h *= tl.load(s_ptr + ((k0 + ks) // BK_Q) * stride_sk, mask=k_ok, other=0.0)
             w_ok = row_ok[:, None] & k_ok[None, :]
-            if MXFP4:
+            if MXFP4 or INT4:
                 expert = tl.where(live, e, 0)
                 row = rows[:, None].to(tl.int64)
-                w = mxfp4_tile(
+                scale_rows = expert * stride_se + row * stride_sn
+                w = packed_tile(
                     W2 + expert * stride_we + row * stride_wn,
-                    S2 + expert * stride_se + row * stride_sn,
+                    S2 + scale_rows,
+                    Z2 + scale_rows,
                     (k0 + ks)[None, :],
                     w_ok,
                     stride_sk,
+                    INT4,
+                    GROUP,
                 )
             else:
                 w = tl.load(w_ptr + k0, mask=w_ok, other=0.0)
@@ -278,21 +316,23 @@ def experts_decode(
     w13_scale=None,
     w2_scale=None,
     block_size=(128, 128),
+    w13_zeros=None,
+    w2_zeros=None,
     launch=None,
 ):
     """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I], optional w13_bias
-    [E, 2I] and w2_bias [E, D], FP8 blocks' or MXFP4's w13_scale / w2_scale) by the two GEMVs
-    above.
+    [E, 2I] and w2_bias [E, D], FP8 blocks', MXFP4's or int4's w13_scale / w2_scale, int4's
+    w13_zeros / w2_zeros) by the two GEMVs above.
     launch: {"gate_up": {...}, "down": {...}} overrides, and a target's warp_size."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    quant = quant_args(w13, w13_scale, w2_scale, block_size)
+    quant = quant_args(w13, w13_scale, w2_scale, block_size, w13_zeros, w2_zeros)
     if quant is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
         from sglang.ops.moe import experts as reference
 
         return reference(
             x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
-            w13_scale, w2_scale, block_size,
+            w13_scale, w2_scale, block_size, w13_zeros, w2_zeros,
         )  # fmt: skip
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)
@@ -308,14 +348,17 @@ def experts_decode(
     b2 = x if w2_bias is None else w2_bias.contiguous()
     weights = topk_weights.reshape(-1).float()
     table = DECODE_LAUNCH
-    if quant and "MXFP4" in quant["consts"]:
+    if quant and ("MXFP4" in quant["consts"] or "INT4" in quant["consts"]):
         table = {k: {**v, **MXFP4_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()}
     gu = merged(table["gate_up"], launch and launch.get("gate_up"))
     dn = merged(table["down"], launch and launch.get("down"))
     consts, s13, s2, up_row = {}, (x, 0, 0, 0), (x, 0, 0, 0), 0  # x: a placeholder never read
+    z13 = z2 = x
+    groups = (1, 1)
     if quant:
-        consts, up_row = quant["consts"], quant["up_row"]
+        consts, up_row, groups = quant["consts"], quant["up_row"], quant["groups"]
         s13, s2 = ((s, *s.stride()) for s in quant["scales"])
+        z13, z2 = quant["zeros"] or (x, x)
         if quant["rows"]:  # FP8: a program's rows within one block row (quant_args)
             gu["block_n"] = min(gu["block_n"], quant["rows"])
             dn["block_n"] = min(dn["block_n"], quant["rows"])
@@ -336,6 +379,7 @@ def experts_decode(
             b13.stride(0),
             h.stride(0),
             *s13,
+            z13,
             up_row,
             TOPK=top_k,
             ACT=ACTIVATIONS[activation],
@@ -344,6 +388,7 @@ def experts_decode(
             BLOCK_K=gu["block_k"],
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
+            GROUP=groups[0],
             **consts,
             **pdl.args(x.device),
         )
@@ -367,6 +412,7 @@ def experts_decode(
         b2.stride(0),
         out.stride(0),
         *s2,
+        z2,
         TOPK=top_k,
         SLOTS=1 if split else top_k,
         HAS_BIAS=w2_bias is not None,
@@ -374,6 +420,7 @@ def experts_decode(
         BLOCK_K=dn["block_k"],
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
+        GROUP=groups[1],
         **consts,
         **pdl.args(x.device),
     )

@@ -23,10 +23,9 @@ from torch import nn
 
 from sglang.layers.base import Layer
 from sglang.layers.linear import Linear
+from sglang.layers.moe_quantized import QuantizedExperts, _copy_checked
 from sglang.layers.ops_table import OpTable
 from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
-from sglang.ops.quant.experts import expert_block_rows
-from sglang.ops.quant.fp8 import FP8
 from sglang.parallel.sharding import local_size, split_part
 from sglang.parallel.state import SINGLE
 
@@ -78,8 +77,9 @@ class Routing:
                 raise bad("top_k", f"exceeds the {self.topk_group * per_group} eligible experts")
 
 
-class FusedMoE(Layer):
-    """Routed experts. forward(x [T, D], router_logits [T, E]) -> [T, D] in x.dtype."""
+class FusedMoE(QuantizedExperts, Layer):
+    """Routed experts. forward(x [T, D], router_logits [T, E]) -> [T, D] in x.dtype. The
+    quantized formats a layer can keep its experts in: QuantizedExperts (moe_quantized.py)."""
 
     def __init__(
         self,
@@ -128,12 +128,7 @@ class FusedMoE(Layer):
         )
         self._experts = ops.kernel_needing("moe.experts", self._needs) if self._needs else None
         self._bias_args = {"w13_bias": self.w13_bias, "w2_bias": self.w2_bias} if bias else {}
-        # Quantized experts kept as the checkpoint has them (keep_fp8_blocks, keep_mxfp4): the
-        # format ("fp8 block [bn, bk]", "mxfp4") and the scales moe.experts takes beside them.
-        self.kept: str | None = None
-        self.w13_scale = self.w2_scale = None
-        self.block_size: tuple[int, int] | None = None
-        self.scale_name = ""
+        self._init_quantized()  # float experts until keep_fp8_blocks / keep_mxfp4 / keep_int4
         # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:
         # routing runs over all of them on every rank).
         self.correction_bias = (
@@ -153,61 +148,6 @@ class FusedMoE(Layer):
             topk_group=r.topk_group,
             routed_scaling_factor=r.routed_scaling_factor,
         )
-
-    def fp8_blocks_servable(self, block: tuple[int, int]) -> str | None:
-        """Why this layer cannot hold its experts as e4m3 blocks of `block` (None: it can):
-        the backend serving moe.experts must declare moe:fp8_block, and a moe_tp slice of the
-        intermediate features must be whole blocks."""
-        return self._servable("moe:fp8_block", block, f"{tuple(block)} blocks")
-
-    def mxfp4_servable(self) -> str | None:
-        """Why this layer cannot hold its experts as MXFP4 (None: it can): moe:mxfp4, K of both
-        matrices (D and a moe_tp slice of I) whole groups of 32."""
-        if self.w2_weight.shape[1] % 32:
-            return f"the hidden size {self.w2_weight.shape[1]} is not whole MXFP4 groups of 32"
-        return self._servable("moe:mxfp4", (32,), "MXFP4 groups of 32")
-
-    def _servable(self, feature: str, sizes: tuple[int, ...], what: str) -> str | None:
-        needs = (*self._needs, feature)
-        if not self.ops.declares("moe.experts", needs):
-            return f"the backend serving moe.experts lacks {', '.join(needs)}"
-        if self.moe_tp.size > 1 and any(self.inter % size for size in sizes):
-            return (
-                f"a tensor-parallel slice of {self.inter} intermediate features is not whole {what}"
-            )
-        return None
-
-    def keep_mxfp4(self) -> None:
-        """Hold the routed experts as MXFP4 (moe.experts with moe:mxfp4), gpt-oss's format:
-        w13_weight uint8 [E, 2I, D/2] and w2_weight [E, D, I/2] (two e2m1 codes a byte, low
-        nibble first) with e8m0 scales w13_scale [E, 2I, D/32] and w2_scale [E, D, I/32], filled
-        by load_stacked. Call before loading."""
-        e, two_inter, hidden = self.w13_weight.shape
-        inter, device, u8 = two_inter // 2, self.w13_weight.device, torch.uint8
-        self.w13_weight = _frozen((e, two_inter, hidden // 2), u8, device)
-        self.w13_scale = _frozen((e, two_inter, hidden // 32), u8, device)
-        self.w2_weight = _frozen((e, hidden, inter // 2), u8, device)
-        self.w2_scale = _frozen((e, hidden, inter // 32), u8, device)
-        self.kept = "mxfp4"
-        self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:mxfp4"))
-
-    def keep_fp8_blocks(self, block: tuple[int, int], scale_name: str) -> None:
-        """Hold the routed experts as the checkpoint's FP8 blocks (moe.experts with
-        moe:fp8_block) instead of float weights: w13_weight / w2_weight become float8_e4m3fn
-        and w13_scale [E, 2 * ceil(I/bn), ceil(D/bk)] / w2_scale [E, ceil(D/bn), ceil(I/bk)]
-        hold the block scales (`scale_name` is the checkpoint's name for them:
-        weight_scale_inv, or weight_scale in compressed-tensors). Call before loading."""
-        bn, bk = block
-        e, two_inter, hidden = self.w13_weight.shape
-        inter, device, f32 = two_inter // 2, self.w13_weight.device, torch.float32
-        self.w13_weight = _frozen((e, two_inter, hidden), FP8, device)
-        self.w2_weight = _frozen((e, hidden, inter), FP8, device)
-        rows13 = expert_block_rows(two_inter, bn, 2)
-        self.w13_scale = _frozen((e, rows13, -(-hidden // bk)), f32, device)
-        self.w2_scale = _frozen((e, -(-hidden // bn), -(-inter // bk)), f32, device)
-        self.block_size, self.scale_name = (bn, bk), scale_name
-        self.kept = f"fp8 block {[bn, bk]}"
-        self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:fp8_block"))
 
     def holds(self, expert: int) -> bool:
         """Whether this rank holds (its slice of) routed expert `expert` (a global id)."""
@@ -240,32 +180,6 @@ class FusedMoE(Layer):
             rows = slice(0, self.inter) if shard == "gate" else slice(self.inter, 2 * self.inter)
             target = self.w13_weight.data[expert, rows]
         _copy_checked(target, tensor, f"expert {expert} {shard}")
-        return name
-
-    def load_expert_scale(self, expert: int, shard: str, tensor: torch.Tensor) -> str:
-        """Copy one expert's block scales (FP8 experts, keep_fp8_blocks): shard "gate" / "up"
-        ([ceil(I/bn), ceil(D/bk)]) or "down" ([ceil(D/bn), ceil(I/bk)]); this rank keeps its
-        moe_tp slice of the I blocks. Returns the parameter's local name."""
-        if self.w13_scale is None:
-            raise ValueError(f"expert {expert} {shard}: block scales, but the experts are float")
-        name = "w2_scale" if shard == "down" else "w13_scale"
-        if not self.holds(expert):
-            return name
-        bn, bk = self.block_size
-        dim = 1 if shard == "down" else 0
-        whole = -(-self.full_inter // (bk if shard == "down" else bn))
-        if self.moe_tp.size > 1 and tensor.dim() == 2 and tensor.shape[dim] == whole:
-            what = f"expert {expert} {shard} scales"
-            tensor = split_part(tensor, dim, self.moe_tp.rank, self.moe_tp.size, what)
-        local = expert - self.expert_start
-        if shard == "down":
-            target = self.w2_scale.data[local]
-        else:
-            rows = self.w13_scale.shape[1] // 2
-            target = self.w13_scale.data[
-                local, slice(0, rows) if shard == "gate" else slice(rows, None)
-            ]
-        _copy_checked(target, tensor, f"expert {expert} {shard} block scales {self.block_size}")
         return name
 
     def load_stacked(self, name: str, tensor: torch.Tensor, what: str = "") -> None:
@@ -316,22 +230,6 @@ class FusedMoE(Layer):
             **self._quant_args(),
         )
         return self.reduce.all_reduce(out) if self.reduce is not None else out
-
-    def _quant_args(self) -> dict:
-        if self.kept is None:
-            return {}
-        args = {"w13_scale": self.w13_scale, "w2_scale": self.w2_scale}
-        return args if self.block_size is None else {**args, "block_size": self.block_size}
-
-
-def _frozen(shape: tuple[int, ...], dtype: torch.dtype, device) -> nn.Parameter:
-    return nn.Parameter(torch.empty(shape, dtype=dtype, device=device), requires_grad=False)
-
-
-def _copy_checked(target: torch.Tensor, tensor: torch.Tensor, what: str) -> None:
-    if tuple(target.shape) != tuple(tensor.shape):
-        raise ValueError(f"{what}: checkpoint shape {tuple(tensor.shape)} != {tuple(target.shape)}")
-    target.copy_(tensor)
 
 
 class SparseMoE(Layer):

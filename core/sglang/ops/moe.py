@@ -91,6 +91,8 @@ def experts(
     w13_scale: torch.Tensor | None = None,
     w2_scale: torch.Tensor | None = None,
     block_size: tuple[int, int] = (128, 128),
+    w13_zeros: torch.Tensor | None = None,
+    w2_zeros: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x: [T, D]; w13: [E, 2I, D] (w1 = gate = w13[:, :I], w3 = up = w13[:, I:]); w2: [E, D, I];
     topk_weights: [T, k] float32; topk_ids: [T, k] int32 -> out [T, D] in x.dtype:
@@ -109,17 +111,24 @@ def experts(
     checkpoints' experts dequantized). MXFP4 experts (moe:mxfp4, gpt-oss): w13 uint8
     [E, 2I, D/2] and w2 uint8 [E, D, I/2] (two e2m1 codes a byte, low nibble first) with e8m0
     scales w13_scale uint8 [E, 2I, D/32] and w2_scale [E, D, I/32] (gemm.fp4's mxfp4 layout
-    per expert; block_size unused). A slot whose id is -1 (a padded token,
+    per expert; block_size unused). Int4 experts (moe:int4, W4A16: AWQ, GPTQ without
+    act-order, compressed-tensors pack-quantized): w13 uint8 [E, 2I, D/2] and w2 uint8
+    [E, D, I/2] (codes 0..15, two a byte, low nibble first) with float scales and float zero
+    points w13_scale, w13_zeros [E, 2I, D/G] and w2_scale, w2_zeros [E, D, I/G'] (G, G': the
+    group sizes, D / w13_scale.shape[-1] and I / w2_scale.shape[-1]); w = (q - zero) * scale
+    of the code's group. A slot whose id is -1 (a padded token,
     or an expert living on another expert-parallel rank) contributes nothing. Computed in
     float32 (float64 under the oracle), one expert at a time over the tokens routed to it."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    acc = compute_dtype(x, w13, w2, topk_weights, w13_scale, w2_scale)
+    acc = compute_dtype(x, w13, w2, topk_weights, w13_scale, w2_scale, w13_zeros, w2_zeros)
     if (w13_scale is None) != (w2_scale is None):
         raise ValueError("quantized experts need both w13_scale and w2_scale")
+    if (w13_zeros is None) != (w2_zeros is None) or (w13_zeros is not None and w13_scale is None):
+        raise ValueError("int4 experts need w13_zeros, w2_zeros and both scales")
     if w13_scale is not None:
-        w13 = dequantize_experts(w13, w13_scale, block_size, halves=2, dtype=acc)
-        w2 = dequantize_experts(w2, w2_scale, block_size, halves=1, dtype=acc)
+        w13 = dequantize_experts(w13, w13_scale, block_size, 2, acc, w13_zeros)
+        w2 = dequantize_experts(w2, w2_scale, block_size, 1, acc, w2_zeros)
     inter = w2.shape[-1]
     h = x.to(acc)
     out = torch.zeros(x.shape, dtype=acc, device=x.device)
@@ -294,8 +303,10 @@ EXPERTS_SPEC = register_spec(
             "(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, "
             'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None, '
             "w13_scale[E,2*ceil(I/bn),ceil(D/bk)] f32=None, w2_scale[E,ceil(D/bn),ceil(I/bk)] "
-            "f32=None, block_size=(128,128)) -> out[T,D]; with the scales w13 and w2 are e4m3fn "
-            "(moe:fp8_block), or uint8 MXFP4 [E,N,K/2] with e8m0 scales [E,N,K/32] (moe:mxfp4)"
+            "f32=None, block_size=(128,128), w13_zeros=None, w2_zeros=None) -> out[T,D]; with the "
+            "scales w13 and w2 are e4m3fn (moe:fp8_block), or uint8 MXFP4 [E,N,K/2] with e8m0 "
+            "scales [E,N,K/32] (moe:mxfp4), or with the zeros uint8 int4 codes [E,N,K/2] with "
+            "float scales and zeros [E,N,K/G] (moe:int4)"
         ),
         reference=experts,
         cases=expert_cases,

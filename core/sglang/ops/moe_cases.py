@@ -1,11 +1,15 @@
 """moe.experts' conformance cases and inputs: float experts (Mixtral-, DeepSeek- and
-gpt-oss-like shapes, padded slots, biases), FP8 block-scaled and MXFP4 experts."""
+gpt-oss-like shapes, padded slots, biases), FP8 block-scaled, MXFP4 and int4 (W4A16) experts."""
 
 from __future__ import annotations
 
 import torch
 
-from sglang.ops.quant.experts import quantize_expert_blocks, quantize_mxfp4_experts
+from sglang.ops.quant.experts import (
+    quantize_expert_blocks,
+    quantize_int4_experts,
+    quantize_mxfp4_experts,
+)
 from sglang.ops.spec import Case, case_name, randn
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -86,6 +90,33 @@ def _mxfp4_expert_cases() -> list[Case]:
     return cases
 
 
+# Int4 experts (tokens, hidden, inter, experts, top_k, activation, pad, group, float zeros):
+# groups of 32, 64 and 128 (AWQ / GPTQ's usual), one group a row of w2 (I = G), padded slots,
+# fractional zero points, gpt-oss's activation, and no token.
+INT4_EXPERT_SHAPES = (
+    (0, 64, 32, 8, 2, "silu", False, 32, False),
+    (5, 64, 64, 8, 2, "silu", False, 32, False),
+    (9, 128, 64, 16, 4, "silu", True, 64, False),
+    (7, 256, 128, 8, 2, "gelu", False, 128, True),
+    (6, 96, 32, 8, 2, "swigluoai", True, 32, False),
+)
+
+
+def _int4_expert_cases() -> list[Case]:
+    cases = []
+    for dt in DTYPES:
+        for t, d, i, e, k, act, pad, group, float_zeros in INT4_EXPERT_SHAPES:
+            name = case_name(
+                dt, "int4", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act, f"G{group}",
+                "fz" if float_zeros else "", "pad" if pad else "",
+            )  # fmt: skip
+            params = _expert_params(t, d, i, e, k, act, pad, False, block="int4")
+            params.update(group=group, float_zeros=float_zeros)
+            needs = ("moe:int4",) + (("moe:swigluoai",) if act == "swigluoai" else ())
+            cases.append(Case("moe.experts", name, dt, params, needs))
+    return cases
+
+
 def expert_cases() -> list[Case]:
     cases = []
     for dt in DTYPES:
@@ -106,7 +137,7 @@ def expert_cases() -> list[Case]:
                 ("moe:bias",) if bias else ()
             )
             cases.append(Case("moe.experts", name, dt, params, needs))
-    return cases + _fp8_expert_cases() + _mxfp4_expert_cases()
+    return cases + _fp8_expert_cases() + _mxfp4_expert_cases() + _int4_expert_cases()
 
 
 def expert_inputs(case: Case, gen: torch.Generator) -> dict:
@@ -137,7 +168,13 @@ def expert_inputs(case: Case, gen: torch.Generator) -> dict:
     if p["bias"]:
         args["w13_bias"] = randn(gen, e, 2 * i, dtype=dt, scale=3.0 if swiglu else 0.5)
         args["w2_bias"] = randn(gen, e, d, dtype=dt, scale=0.5)
-    if p.get("block") == "mxfp4":
+    if p.get("block") == "int4":  # scales and zeros in the input dtype, as checkpoints
+        quant = (p["group"], dt, p["float_zeros"])
+        args["w13"], args["w13_scale"], args["w13_zeros"] = quantize_int4_experts(
+            args["w13"], *quant
+        )
+        args["w2"], args["w2_scale"], args["w2_zeros"] = quantize_int4_experts(args["w2"], *quant)
+    elif p.get("block") == "mxfp4":
         args["w13"], args["w13_scale"] = quantize_mxfp4_experts(args["w13"])
         args["w2"], args["w2_scale"] = quantize_mxfp4_experts(args["w2"])
     elif p.get("block"):

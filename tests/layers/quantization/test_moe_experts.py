@@ -1,9 +1,10 @@
-"""Quantized MoE checkpoints: Qwen3-MoE and DeepSeek-V3 (MLA) in FP8 block-wise and
-compressed-tensors W4A16, experts and all. FP8 block-scaled routed experts stay e4m3 where the
-backend declares moe:fp8_block (reference and xeon do): moe.experts takes the codes and block
-scales. Other formats' experts, and MLA's kv_b_proj, load through the format's own method and
-are dequantized into float weights (quantization.experts); routers stay float; every other
-linear layer runs its quantized op.
+"""Quantized MoE checkpoints: Qwen3-MoE and DeepSeek-V3 (MLA) in FP8 block-wise, and Qwen3-MoE
+in W4A16 (GPTQ, AWQ, compressed-tensors pack-quantized), experts and all. FP8 block-scaled
+routed experts stay e4m3 where the backend declares moe:fp8_block, and int4 experts stay 4-bit
+codes where it declares moe:int4 (reference, xeon and cuda do): moe.experts takes the codes
+and scales. Other formats' experts (GPTQ act-order), and MLA's kv_b_proj, load through the
+format's own method and are dequantized into float weights (quantization.experts); routers
+stay float; every other linear layer runs its quantized op.
 Compared with transformers on the dequantized weights, the format's activation rounding
 applied where the engine quantizes activations (the linear layers, not the experts)."""
 
@@ -21,6 +22,7 @@ from quant_checkpoints import (
     save_quantized,
 )
 from sglang.layers.moe import FusedMoE
+from test_awq_gptq import FLOAT32_BOUND, write_awq, write_gptq
 from test_fp8 import block_dequantize, block_quantize
 
 COMMON = dict(
@@ -181,4 +183,107 @@ def test_fp8_block_moe_missing_expert_scale(tmp_path):
     config = {"quant_method": "fp8", "activation_scheme": "dynamic", "weight_block_size": [32, 32]}
     path = save_quantized(str(tmp_path / "fp8"), tensors, config, base=base)
     with pytest.raises(QuantizationError, match=f"checkpoint lacks {missing}$"):
+        run_logits(path, "xeon")
+
+
+def write_pack_quantized(path, base, state, group=32):
+    """compressed-tensors W4A16 (pack-quantized, symmetric, groups along K) by its published
+    layout: weight_packed int32 [N, K/8] (value i of a word at bits 4i, along K) holding q + 8,
+    weight_scale [N, K/G]; w = (stored - 8) * scale. Routers and the head stay float."""
+    from int_writers import dequantize, pack_gptq, quantize_groups
+    from quant_checkpoints import is_projection, save_quantized
+
+    tensors, dense = {}, {}
+    for name, w in state.items():
+        if not is_projection(name):
+            tensors[name] = dense[name] = w
+            continue
+        intweight, zeros, scales, g_idx = quantize_groups(w, group, 4, sym=True)
+        qweight, _ = pack_gptq(intweight, zeros, 4)  # [K/8, N] packed along K
+        prefix = name.removesuffix(".weight")
+        tensors[f"{prefix}.weight_packed"] = qweight.t().contiguous()
+        tensors[f"{prefix}.weight_scale"] = scales.t().contiguous()
+        tensors[f"{prefix}.weight_shape"] = torch.tensor(list(w.shape))
+        dense[name] = dequantize(intweight, zeros, scales, g_idx)
+    weights = {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group"}
+    config = {
+        "quant_method": "compressed-tensors",
+        "format": "pack-quantized",
+        "config_groups": {
+            "group_0": {"targets": ["Linear"], "weights": {**weights, "group_size": group}}
+        },
+        "ignore": ["lm_head", "re:.*mlp.gate$"],
+    }
+    return save_quantized(path, tensors, config, base=base), dense
+
+
+INT4_FORMATS = {
+    # name: (writer, kept)
+    "gptq": (lambda p, b, s: write_gptq(p, b, s, sym=True), True),
+    "gptq-asym": (lambda p, b, s: write_gptq(p, b, s, sym=False), True),
+    "awq": (write_awq, True),
+    "pack-quantized": (write_pack_quantized, True),
+    "gptq-actorder": (lambda p, b, s: write_gptq(p, b, s, sym=True, desc_act=True), False),
+}
+
+
+@pytest.mark.parametrize("backend", ["reference", "xeon", CUDA])
+@pytest.mark.parametrize("fmt", list(INT4_FORMATS))
+def test_int4_moe(tmp_path, fmt, backend):
+    """W4A16 Qwen3-MoE, experts included, against transformers on the dequantized weights:
+    weight-only and exact in float32, so the bound is float32 summation order's. The experts
+    stay int4 codes with scales and zeros per group of 32, except act-order's (dequantized)."""
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    writer, kept = INT4_FORMATS[fmt]
+    path, dense = writer(str(tmp_path / fmt), base, state)
+    prefill, decode, fed, runner = run_logits(path, backend)
+    out, ref = torch.cat([prefill, decode]), torch.cat(hf_logits(path, dense, fed))
+    assert rel_rms(out, ref) < FLOAT32_BOUND, rel_rms(out, ref)
+    checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
+    assert checked == len(out) and same == checked
+    assert runner.layer_methods["mlp.gate"].startswith("dense")  # the router
+    experts = [m for m in runner.model.modules() if isinstance(m, FusedMoE)]
+    assert experts
+    for m in experts:
+        if kept:  # 2I = 64 rows of 64 / 2 bytes, 2 groups; w2: 64 rows of 32 / 2, 1 group
+            assert m.w13_weight.dtype == m.w2_weight.dtype == torch.uint8
+            assert m.w13_weight.shape[1:] == (64, 32) and m.w2_weight.shape[1:] == (64, 16)
+            assert m.w13_scale.shape[1:] == m.w13_zeros.shape[1:] == (64, 2)
+            assert m.w2_scale.shape[1:] == m.w2_zeros.shape[1:] == (64, 1)
+        else:
+            assert m.kept is None and m.w13_weight.dtype == torch.float32
+    methods = runner.layer_methods.get("mlp.experts", "")  # kept formats only
+    if kept:
+        assert methods.startswith("int4 group 32 (kept) via moe.experts"), methods
+    else:
+        assert "(kept)" not in methods
+
+
+def test_int4_moe_missing_expert_projection(tmp_path):
+    """A kept int4 expert projection missing from the checkpoint (all its tensors), and one
+    missing a tensor: startup errors naming them."""
+    from quant_checkpoints import save_quantized
+    from sglang.layers.quantization.errors import QuantizationError
+
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    path, _ = write_gptq(str(tmp_path / "gptq"), base, state)
+    from safetensors.torch import load_file
+
+    tensors = load_file(f"{path}/model.safetensors")
+    config = {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": False}
+    whole = "model.layers.1.mlp.experts.2.down_proj"
+    part = "model.layers.0.mlp.experts.3.up_proj.scales"
+    gone = {k: v for k, v in tensors.items() if not k.startswith(whole + ".")}
+    path = save_quantized(str(tmp_path / "no-proj"), gone, config, base=base)
+    with pytest.raises(QuantizationError, match=f"checkpoint lacks {whole} \\(g_idx, qweight"):
+        run_logits(path, "xeon")
+    gone = {k: v for k, v in tensors.items() if k != part}
+    path = save_quantized(str(tmp_path / "no-scales"), gone, config, base=base)
+    with pytest.raises(QuantizationError, match=f"checkpoint lacks {part}"):
         run_logits(path, "xeon")

@@ -1,10 +1,12 @@
-"""Quantized MoE experts that moe.experts cannot take as they are: each expert projection of a
-quantized checkpoint is loaded through the format's LinearMethod (the same parameter names,
-shapes, checks and post-load processing as a linear layer of that format) on a stand-in Linear,
-then dequantized into the FusedMoE's stacked float weights. Memory is that of the float
-experts; the checkpoint loads and computes what the format describes. FP8 block-scaled experts
-skip this where the backend declares moe:fp8_block (FusedMoE.keep_fp8_blocks): moe.experts
-then takes their codes and block scales.
+"""Quantized MoE experts loaded projection by projection: each expert projection of a quantized
+checkpoint is loaded through the format's LinearMethod (the same parameter names, shapes,
+checks and post-load processing as a linear layer of that format) on a stand-in Linear. Int4
+formats the FusedMoE keeps (FusedMoE.keep_int4: AWQ, GPTQ and pack-quantized without
+act-order) are handed over as the method's gemm.int4 arguments, which the layer stores as int4
+codes, scales and zeros; any other format moe.experts cannot take is dequantized into the
+stacked float weights (memory of the float experts; the checkpoint computes what the format
+describes). FP8 blocks and MXFP4 skip this where kept (moe_weights.KeptFp8Experts, gpt-oss's
+loader): the checkpoint's tensors are already moe.experts' layout.
 """
 
 from __future__ import annotations
@@ -21,20 +23,54 @@ from sglang.layers.quantization.dequant import dequantize
 logger = logging.getLogger(__name__)
 
 
+def int4_expert_group(method) -> int | None:
+    """The group size along K (-1: one group a row) of a linear method whose expert projections
+    a FusedMoE can keep as int4 codes (FusedMoE.keep_int4): 4-bit GPTQ and compressed-tensors
+    pack-quantized without act-order, AWQ, `--quantization int4`. None for any other method
+    (act-order's permuted groups have no grouped layout: those experts are dequantized)."""
+    from sglang.layers.linear import INT4_GROUP_SIZE
+    from sglang.layers.quantization.awq import AwqLinearMethod
+    from sglang.layers.quantization.compressed_tensors import PackedInt4Method
+    from sglang.layers.quantization.gptq import GptqLinearMethod
+    from sglang.layers.quantization.int4 import Int4LoadTimeMethod
+
+    if isinstance(method, GptqLinearMethod):
+        config = method.config
+        return config.group_size if config.bits == 4 and not config.desc_act else None
+    if isinstance(method, AwqLinearMethod):
+        return method.group_size
+    if isinstance(method, PackedInt4Method):
+        return None if method.act_order else method.group
+    if isinstance(method, Int4LoadTimeMethod):
+        return INT4_GROUP_SIZE
+    return None
+
+
 class ExpertLoader:
     """Collects one expert projection's checkpoint tensors until its format is complete.
 
-    add(prefix, kind, tensor, shape, store): prefix is the projection's checkpoint name
-    ("model.layers.0.mlp.experts.3.gate_proj"), kind the tensor's ("weight", "weight_scale_inv",
-    "qweight", ...), shape the float weight's [N, K]; store(dense) is called once the
-    projection is complete (dense: [N, K] float32)."""
+    add(prefix, kind, tensor, shape, store, as_args=False): prefix is the projection's
+    checkpoint name ("model.layers.0.mlp.experts.3.gate_proj"), kind the tensor's ("weight",
+    "weight_scale_inv", "qweight", ...), shape the float weight's [N, K]; store is called once
+    the projection is complete: store(dense) (dense: [N, K] float32), or with as_args
+    store(args), the format's gemm.int4 arguments (LinearMethod.process: a FusedMoE keeping
+    int4 codes)."""
 
     def __init__(self, config: QuantizationConfig | None, dtype: torch.dtype) -> None:
         self.config, self.dtype = config, dtype
         self.pending: dict[str, tuple[Linear, Callable[[torch.Tensor], None]]] = {}
         self.labels: set[str] = set()
+        # Projections already stored: the shape [N, K] and the optional tensors of their
+        # format, which a checkpoint may write after the required ones (compressed-tensors'
+        # weight_shape sorts after weight_packed and weight_scale).
+        self.done: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
 
-    def add(self, prefix: str, kind: str, tensor: torch.Tensor, shape, store) -> None:
+    def add(
+        self, prefix: str, kind: str, tensor: torch.Tensor, shape, store, as_args: bool = False
+    ) -> None:
+        if prefix in self.done:
+            self._late(prefix, kind, tensor)
+            return
         if prefix not in self.pending:
             layer = Linear(shape[1], shape[0], ops=None, dtype=self.dtype, device=tensor.device)
             layer.prefix = prefix
@@ -46,14 +82,35 @@ class ExpertLoader:
         layer.load(kind, tensor)
         if self._complete(layer):
             method = layer.quant_method
-            if method is None:
-                dense = layer.weight.detach()
+            if as_args:
+                if method is None or method.op != "gemm.int4":
+                    raise QuantizationError(
+                        f"{prefix}: the MoE layer keeps int4 experts, but this projection is "
+                        f"{'dense' if method is None else method.label}"
+                    )
+                store(method.process(layer))
+            elif method is None:
+                store(layer.weight.detach())
                 self.labels.add("dense")
             else:
-                dense = dequantize(method.op, method.process(layer))
+                store(dequantize(method.op, method.process(layer)))
                 self.labels.add(method.label)
-            store(dense)
+            optional = {n for n, s in method.specs.items() if s.optional} if method else set()
+            self.done[prefix] = (tuple(shape), frozenset(optional))
             del self.pending[prefix]
+
+    def _late(self, prefix: str, kind: str, tensor: torch.Tensor) -> None:
+        """A tensor of a projection already stored: a shape record that agrees is accepted;
+        anything else would change what was stored, so it is refused naming it."""
+        shape, optional = self.done[prefix]
+        if kind == "weight_shape" and kind in optional:
+            if [int(v) for v in tensor.reshape(-1).tolist()] != list(shape):
+                raise QuantizationError(
+                    f"{prefix}.weight_shape is {tensor.tolist()}, the model needs {list(shape)}"
+                )
+            return
+        why = "optional tensors must come before" if kind in optional else "duplicate, after"
+        raise QuantizationError(f"{prefix}.{kind}: {why} the projection's other tensors")
 
     @staticmethod
     def _complete(layer: Linear) -> bool:

@@ -38,5 +38,7 @@ class Int4LoadTimeMethod(LinearMethod):
         }
 
     def process(self, layer) -> dict[str, Any]:
-        float_zeros = "int4:float_zeros" in layer.ops.features
+        # A stand-in layer without ops (a MoE expert projection, quantization.experts): float
+        # zero points, which moe.experts' int4 experts and the dequantized experts both take.
+        float_zeros = layer.ops is None or "int4:float_zeros" in layer.ops.features
         return int4_weight_args(layer.weight.detach(), float_zeros=float_zeros)

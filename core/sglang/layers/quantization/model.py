@@ -12,6 +12,7 @@ from torch import nn
 from sglang.layers.linear import Linear
 from sglang.layers.moe import FusedMoE
 from sglang.layers.quantization.base import QuantizationConfig
+from sglang.layers.quantization.experts import int4_expert_group
 from sglang.layers.quantization.fp8 import Fp8LinearMethod
 
 logger = logging.getLogger(__name__)
@@ -49,10 +50,10 @@ def apply_quantization(model: nn.Module, config: QuantizationConfig | None) -> N
 
 def keep_experts_quantized(name: str, module: FusedMoE, config: QuantizationConfig) -> str:
     """Give a MoE layer its checkpoint's quantized experts as they are (FP8 blocks:
-    FusedMoE.keep_fp8_blocks; MXFP4: keep_mxfp4) when the backend serving moe.experts runs
-    them; every other format is dequantized into the float experts at load
-    (quantization.experts). Returns why a keepable format is not kept ("" when it is, or when
-    the experts are in neither format)."""
+    FusedMoE.keep_fp8_blocks; MXFP4: keep_mxfp4; int4 groups: keep_int4) when the backend
+    serving moe.experts runs them; every other format is dequantized into the float experts at
+    load (quantization.experts). Returns why a keepable format is not kept ("" when it is, or
+    when the experts are in none of those formats)."""
     from sglang.layers.quantization.mxfp4 import Mxfp4Config
 
     if isinstance(config, Mxfp4Config):
@@ -66,6 +67,12 @@ def keep_experts_quantized(name: str, module: FusedMoE, config: QuantizationConf
     )
     probe.prefix = f"{name}.0.gate_proj"
     method = config.linear_method(probe.prefix, probe)
+    group = int4_expert_group(method)
+    if group is not None:
+        why = module.int4_servable(group)
+        if why is None:
+            module.keep_int4(group, module.w13_weight.dtype)
+        return why or ""
     if not isinstance(method, Fp8LinearMethod) or method.scheme != "block":
         return ""
     why = module.fp8_blocks_servable(tuple(method.block))

@@ -1,7 +1,10 @@
 """Quantized MoE expert weights, stacked over experts as moe.experts takes them: FP8 blocks
-(float8_e4m3fn with block scales; w13's gate and up halves blocked on their own) and MXFP4
-(uint8 e2m1 codes with e8m0 scales per 32 along K, gemm.fp4's layout per expert). Their
-dequantization is the reference's; their quantization makes the conformance inputs."""
+(float8_e4m3fn with block scales; w13's gate and up halves blocked on their own), MXFP4
+(uint8 e2m1 codes with e8m0 scales per 32 along K, gemm.fp4's layout per expert) and int4
+groups (W4A16: uint8 codes 0..15, two a byte, with float scales and float zero points per G
+along K). Their dequantization is the reference's; their quantization makes the conformance
+inputs; int4_expert_from_gemm turns one projection of an AWQ / GPTQ / pack-quantized
+checkpoint (gemm.int4's arguments) into the int4 experts' layout."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import torch
 
 from sglang.ops.quant import fp4 as q4
 from sglang.ops.quant import fp8 as q8
+from sglang.ops.quant import int4 as qint4
 
 
 def expert_block_rows(rows: int, block_n: int, halves: int) -> int:
@@ -23,9 +27,13 @@ def dequantize_experts(
     block_size: tuple[int, int],
     halves: int,
     dtype: torch.dtype,
+    zeros: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Quantized experts' weights as [E, N, K] in `dtype`: FP8 blocks (float8_e4m3fn, see
-    dequantize_expert_blocks) or MXFP4 (uint8 [E, N, K/2] with e8m0 scales [E, N, K/32])."""
+    dequantize_expert_blocks), int4 groups (with `zeros`, see dequantize_int4_experts) or MXFP4
+    (uint8 [E, N, K/2] with e8m0 scales [E, N, K/32])."""
+    if zeros is not None:
+        return dequantize_int4_experts(w, scale, zeros, dtype)
     if w.dtype != torch.uint8:
         return dequantize_expert_blocks(w, scale, block_size, halves, dtype)
     e, n, half_k = w.shape
@@ -37,6 +45,70 @@ def dequantize_experts(
         )
     flat = q4.dequantize_mxfp4(w.reshape(e * n, half_k), scale.reshape(e * n, -1), dtype)
     return flat.reshape(e, n, 2 * half_k)
+
+
+def dequantize_int4_experts(
+    w: torch.Tensor, scale: torch.Tensor, zeros: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """w: uint8 [E, N, K/2] (codes 0..15, two a byte, the low nibble the even k), scale and
+    zeros [E, N, K/G] floats -> (q - zeros) * scale of each k's group k // G, [E, N, K]."""
+    e, n, half_k = w.shape
+    groups = scale.shape[-1] if scale.dim() == 3 else 0
+    if (
+        w.dtype != torch.uint8
+        or tuple(scale.shape) != tuple(zeros.shape)
+        or tuple(scale.shape[:2]) != (e, n)
+        or groups == 0
+        or (2 * half_k) % groups
+        or not (scale.is_floating_point() and zeros.is_floating_point())
+    ):
+        raise ValueError(
+            f"int4 experts: weight {tuple(w.shape)} {w.dtype} with scale {tuple(scale.shape)} "
+            f"{scale.dtype} and zeros {tuple(zeros.shape)} {zeros.dtype}: expected uint8 codes "
+            "[E, N, K/2] and float scales and zeros [E, N, K/G], G dividing K"
+        )
+    g = 2 * half_k // groups
+    q = q4.unpack_fp4(w).to(dtype)
+    return (q - zeros.to(dtype).repeat_interleave(g, -1)) * scale.to(dtype).repeat_interleave(g, -1)
+
+
+def quantize_int4_experts(
+    w: torch.Tensor, group: int, scale_dtype: torch.dtype, float_zeros: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[E, N, K] float -> (uint8 codes [E, N, K/2], scales [E, N, K/G] and zeros [E, N, K/G] in
+    scale_dtype): gemm.int4's min-max quantization (sglang.ops.quant.int4.quantize_int4),
+    integer zero points unless float_zeros."""
+    parts = [qint4.quantize_int4(expert, group, None, scale_dtype, 0, float_zeros) for expert in w]
+    codes = torch.stack([q4.pack_fp4(p.q.t()) for p in parts])
+    scales = torch.stack([p.scales.t() for p in parts])
+    zeros = torch.stack([p.zeros.t().to(scale_dtype) for p in parts])
+    return codes, scales, zeros
+
+
+def int4_expert_from_gemm(args: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One [N, K] projection's gemm.int4 weight arguments (qweight, scales [K/G, N], qzeros
+    packed or float, packing, group_size; a LinearMethod's process result) -> (codes uint8
+    [N, K/2], scales [N, K/G], zeros [N, K/G] in the scales' dtype): the int4 experts' layout.
+    Exact: integer zero points 0..16 are exact in any float dtype. Act-order (a g_idx) has no
+    such layout: ValueError."""
+    if args.get("g_idx") is not None:
+        raise ValueError("act-order (g_idx) int4 weights have no grouped expert layout")
+    packing, qzeros = args["packing"], args["qzeros"]
+    if qzeros.is_floating_point():
+        q, z = qint4.unpack_qweight(args["qweight"], packing), qzeros
+    elif packing == "awq":
+        q, z = qint4.unpack_awq(args["qweight"], qzeros)
+    else:
+        q, z = qint4.unpack_gptq(args["qweight"], qzeros)
+    scales = args["scales"]
+    k, groups = q.shape[0], scales.shape[0]
+    if k % groups or k // groups != min(int(args["group_size"]), k):
+        raise ValueError(
+            f"int4 weight of {k} input features with {groups} scale groups: not groups of "
+            f"{args['group_size']}"
+        )
+    codes = q4.pack_fp4(q.t().contiguous())
+    return codes, scales.t().contiguous(), z.t().to(scales.dtype).contiguous()
 
 
 def dequantize_expert_blocks(
