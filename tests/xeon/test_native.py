@@ -291,3 +291,59 @@ def test_w4a8_matches_its_reference(ops, rows, group_size, n, k, float_zeros):
         # NATIVE_MAX_M): bf16's unit roundoff
         exact = xt.dtype == torch.float32 and rows <= gemm_w4a8.NATIVE_MAX_M
         assert rel < (1e-6 if exact else 4e-3), (xt.dtype, rel)
+
+
+# Int4 MoE experts in the native form (kernels.moe.prepare): one token (the GEMV), 9 tokens
+# crowding 2 experts (a GEMV of several rows), 40 (past NATIVE_MAX_M on the crowded experts:
+# the natively dequantized weights); groups of 32 and 64, integer and fractional zero points;
+# padded slots; gpt-oss's activation with biases.
+@pytest.mark.parametrize("tokens", (1, 9, 40))
+@pytest.mark.parametrize("group, float_zeros", ((32, False), (64, True)))
+@pytest.mark.parametrize("activation", ("silu", "swigluoai"))
+def test_int4_experts_native_form(ops, tokens, group, float_zeros, activation):
+    from sglang.ops.moe import experts as reference
+    from sglang.ops.quant.experts import quantize_int4_experts
+    from sglang_xeon.kernels import moe
+
+    if not ops.int4_gemm_supported():
+        pytest.skip("built without AVX-512 BF16")
+    e, d, i, top_k = 8, 128, 192, 2
+    gen = torch.Generator().manual_seed(5)
+    bf16 = torch.bfloat16
+    w13 = torch.randn(e, 2 * i, d, generator=gen) * d**-0.5
+    w2 = torch.randn(e, d, i, generator=gen) * i**-0.5
+    q13, s13, z13 = quantize_int4_experts(w13, group, bf16, float_zeros)
+    q2, s2, z2 = quantize_int4_experts(w2, group, bf16, float_zeros)
+    args = dict(w13=q13, w2=q2, w13_scale=s13, w2_scale=s2, w13_zeros=z13, w2_zeros=z2)
+    prepared = moe.prepare({**args, "activation": activation})
+    assert set(prepared) == {"w13", "w2"} and isinstance(prepared["w13"], moe.NativeExperts)
+    ids = torch.randint(0, e, (tokens, top_k), generator=gen, dtype=torch.int32)
+    ids[: tokens // 2 + 1] = torch.tensor([1, 5], dtype=torch.int32)  # crowd two experts
+    if tokens > 1:
+        ids[-1, -1] = -1
+    call = dict(
+        x=torch.randn(tokens, d, generator=gen).to(bf16),
+        topk_weights=torch.rand(tokens, top_k, generator=gen).softmax(-1),
+        topk_ids=ids,
+        activation=activation,
+    )
+    if activation == "swigluoai":
+        call.update(
+            w13_bias=(torch.randn(e, 2 * i, generator=gen) * 0.5).to(bf16),
+            w2_bias=(torch.randn(e, d, generator=gen) * 0.5).to(bf16),
+        )
+    got = moe.experts(**call, **prepared)
+    want = reference(
+        **{
+            k: v.double() if v.is_floating_point() else v
+            for k, v in call.items()
+            if isinstance(v, torch.Tensor)
+        },
+        activation=activation,
+        **{k: v.double() if v.is_floating_point() else v for k, v in args.items()},
+    )
+    assert got.dtype == bf16
+    torch.testing.assert_close(got.double(), want, atol=3e-2, rtol=3e-2)
+    # float32 scales: no native form (it holds bf16 scales), the weights as they are
+    as_is = moe.prepare({**args, "w13_scale": s13.float(), "w2_scale": s2.float()})
+    assert as_is["w13"] is q13 and "w13_zeros" in as_is

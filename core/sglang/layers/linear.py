@@ -320,13 +320,18 @@ def prepare_linear_layers(
     quantization: str | None = None,
     quantized: dict[int, tuple[str, dict]] | None = None,
 ) -> None:
-    """Prepare every Linear of `model` (the LM head included) once its weights are loaded.
+    """Prepare every Linear of `model` (the LM head included) once its weights are loaded,
+    then every other module with a `prepare_weights` (the MoE experts).
     quantized: id() of a Linear -> (op, weight arguments) of the checkpoint's own quantized
     form (see Linear.prepare)."""
     layers = [m for m in model.modules() if isinstance(m, Linear)]
     quantized = quantized or {}
     for layer in layers:
         layer.prepare(quantization, quantized.get(id(layer)))
+    # Other layers whose kernels may prepare their weights (FusedMoE.prepare_weights).
+    for module in model.modules():
+        if not isinstance(module, Linear) and hasattr(module, "prepare_weights"):
+            module.prepare_weights()
     if quantization or quantized:
         done = sum(layer.gemm_op != "gemm.dense" for layer in layers)
         how = quantization or "the checkpoint's codes"
@@ -339,7 +344,7 @@ def weight_bytes(model: nn.Module) -> int:
     tensor object over the same memory)."""
     tensors = list(model.parameters())
     for m in model.modules():
-        if isinstance(m, Linear):
+        if hasattr(m, "prepared_tensors"):  # Linear, FusedMoE
             tensors += m.prepared_tensors()
     held: dict[int, int] = {}
     for t in tensors:

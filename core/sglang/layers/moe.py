@@ -129,6 +129,7 @@ class FusedMoE(QuantizedExperts, Layer):
         self._experts = ops.kernel_needing("moe.experts", self._needs) if self._needs else None
         self._bias_args = {"w13_bias": self.w13_bias, "w2_bias": self.w2_bias} if bias else {}
         self._init_quantized()  # float experts until keep_fp8_blocks / keep_mxfp4 / keep_int4
+        self._prepared: dict | None = None  # the kernel's weight arguments (prepare_weights)
         # DeepSeek-V3's load-balancing bias: float32 as the checkpoint keeps it (every expert's:
         # routing runs over all of them on every rank).
         self.correction_bias = (
@@ -212,6 +213,28 @@ class FusedMoE(QuantizedExperts, Layer):
             )
         target.data.copy_(tensor)
 
+    def prepare_weights(self) -> None:
+        """Once, after loading (prepare_linear_layers calls it): hand the experts' weights to
+        the serving kernel's `prepare`, which may put them in its own layout (xeon: its native
+        int4 form), and drop the parameters the kernel no longer reads."""
+        if self._prepared is not None:
+            return
+        features = (*self._needs, *((self.kept_feature,) if self.kept_feature else ()))
+        args = {"w13": self.w13_weight, "w2": self.w2_weight, **self._quant_args()}
+        fn, prepared = self.ops.prepared_needing("moe.experts", features, args)
+        self._experts, self._prepared = fn, prepared
+        held = {id(v) for v in prepared.values()}
+        for name in ("w13_weight", "w2_weight", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros"):
+            if getattr(self, name) is not None and id(getattr(self, name)) not in held:
+                setattr(self, name, None)
+
+    def prepared_tensors(self) -> list[torch.Tensor]:
+        """The tensors of the kernel's own layout (for memory accounting)."""
+        found = []
+        for value in (self._prepared or {}).values():
+            found += [value] if isinstance(value, torch.Tensor) else list(_tensors_of(value))
+        return found
+
     def forward(self, x: torch.Tensor, router_logits: torch.Tensor) -> torch.Tensor:
         weights, ids = self.ops.moe_route(
             router_logits=router_logits, correction_bias=self.correction_bias, **self._route_args
@@ -219,17 +242,27 @@ class FusedMoE(QuantizedExperts, Layer):
         if self.ep.size > 1:  # global ids -> this rank's; another rank's expert -> -1
             local = ids - self.expert_start
             ids = torch.where((local >= 0) & (local < self.num_local), local, -1).to(ids.dtype)
+        weights_args = self._prepared
+        if weights_args is None:  # not prepared (a layer built alone, in tests)
+            weights_args = {"w13": self.w13_weight, "w2": self.w2_weight, **self._quant_args()}
         out = (self._experts or self.ops.moe_experts)(
             x=x,
-            w13=self.w13_weight,
-            w2=self.w2_weight,
             topk_weights=weights,
             topk_ids=ids,
             activation=self.activation,
             **self._bias_args,
-            **self._quant_args(),
+            **weights_args,
         )
         return self.reduce.all_reduce(out) if self.reduce is not None else out
+
+
+def _tensors_of(value):
+    """Tensors inside a kernel's prepared value (a NamedTuple or list of them)."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            yield from _tensors_of(v)
 
 
 class SparseMoE(Layer):

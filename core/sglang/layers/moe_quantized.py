@@ -32,6 +32,7 @@ class QuantizedExperts:
         self.block_size: tuple[int, int] | None = None
         self.int4_group: int | None = None
         self.scale_name = ""
+        self.kept_feature: str | None = None  # the capability key the kept format needs
 
     # --- which format a layer can keep ---------------------------------------------------
     def fp8_blocks_servable(self, block: tuple[int, int]) -> str | None:
@@ -81,6 +82,7 @@ class QuantizedExperts:
         self.w2_weight = _frozen((e, hidden, inter // 2), u8, device)
         self.w2_scale = _frozen((e, hidden, inter // 32), u8, device)
         self.kept = "mxfp4"
+        self.kept_feature = "moe:mxfp4"
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:mxfp4"))
 
     def keep_fp8_blocks(self, block: tuple[int, int], scale_name: str) -> None:
@@ -99,6 +101,7 @@ class QuantizedExperts:
         self.w2_scale = _frozen((e, -(-hidden // bn), -(-inter // bk)), f32, device)
         self.block_size, self.scale_name = (bn, bk), scale_name
         self.kept = f"fp8 block {[bn, bk]}"
+        self.kept_feature = "moe:fp8_block"
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:fp8_block"))
 
     def keep_int4(self, group: int, scale_dtype: torch.dtype) -> None:
@@ -118,6 +121,7 @@ class QuantizedExperts:
         self.w2_zeros = _frozen((e, hidden, inter // g2), scale_dtype, device)
         self.int4_group = group
         self.kept = f"int4 group {group}" if group != -1 else "int4 per channel"
+        self.kept_feature = "moe:int4"
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:int4"))
 
     # --- loading ---------------------------------------------------------------------------

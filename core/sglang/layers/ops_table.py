@@ -96,6 +96,16 @@ class OpTable:
         gpt-oss's expert activation): that of the backend serving `op` (the selected one, or
         the one an override names) where it declares them all, else the reference kernel,
         logged (correct, slower) rather than a kernel that cannot."""
+        return self._kernel_needing(op, features, config).fn
+
+    def prepared_needing(
+        self, op: str, features: tuple[str, ...], args: dict[str, Any]
+    ) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """`prepared` for the kernel `kernel_needing` picks (no features: the table's)."""
+        kernel = self._kernel_needing(op, features) if features else self.kernels[op]
+        return kernel.fn, prepared_arguments(kernel, args)
+
+    def _kernel_needing(self, op: str, features: tuple[str, ...], config: dict | None = None):
         found = self.platform.found
         backend = self.kernels[op].backend
         caps = found.backends[backend].capabilities
@@ -112,7 +122,7 @@ class OpTable:
                     backend,
                     ", ".join(missing) or "a kernel for it",
                 )
-        return kernel.fn
+        return kernel
 
     def declares(self, op: str, features: tuple[str, ...]) -> bool:
         """Whether the backend serving `op` declares every one of these capability keys, so

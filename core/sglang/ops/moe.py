@@ -311,6 +311,8 @@ EXPERTS_SPEC = register_spec(
         reference=experts,
         cases=expert_cases,
         make_inputs=expert_inputs,
+        # What a kernel's `prepare` may put in its own layout once (xeon: native int4 forms).
+        weight_args=("w13", "w2", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros"),
         # Two GEMMs with the gated activation rounded to the input dtype between them.
         # rel_rms: four roundings (the gate/up product, the gated activation, the down product,
         # the weighted sum) and float32 sums over D or I <= 1024.

@@ -287,3 +287,30 @@ def test_int4_moe_missing_expert_projection(tmp_path):
     path = save_quantized(str(tmp_path / "no-scales"), gone, config, base=base)
     with pytest.raises(QuantizationError, match=f"checkpoint lacks {part}"):
         run_logits(path, "xeon")
+
+
+def test_int4_moe_in_bfloat16_on_xeon(tmp_path):
+    """GPTQ Qwen3-MoE served in bfloat16 on xeon: where the native kernels are built, the
+    experts' kernel puts them in its native int4 form at prepare (the codes, scales and zeros
+    parameters dropped) and the logits stay within the bfloat16 serving bound of transformers
+    on the dequantized weights."""
+    from sglang.conformance.model import logits_bound
+    from sglang_xeon import native
+
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    path, dense = write_gptq(str(tmp_path / "gptq"), base, state)
+    prefill, decode, fed, runner = run_logits(path, "xeon", dtype="bfloat16")
+    out, ref = torch.cat([prefill, decode]), torch.cat(hf_logits(path, dense, fed))
+    assert rel_rms(out, ref) < logits_bound(torch.bfloat16), rel_rms(out, ref)
+    checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
+    assert same == checked
+    experts = [m for m in runner.model.modules() if isinstance(m, FusedMoE)]
+    built = native.why_unavailable() is None and native.ops.int4_gemm_supported()
+    for m in experts:
+        assert m.kept == "int4 group 32"
+        assert (m.w13_weight is None) == built  # held in the kernel's own form instead
+    if built:
+        assert "xeon.native_moe_experts" in runner.layer_methods["mlp.experts"]

@@ -12,11 +12,62 @@ the routed experts.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from sglang.ops.moe import gated
 from sglang.ops.moe_route_vectorized import route
 from sglang.ops.quant.experts import dequantize_experts
+from sglang.ops.quant.fp4 import unpack_fp4
+
+from sglang_xeon import native
+from sglang_xeon.kernels.gemm_int4 import NATIVE_MAX_M, _native_int4_unavailable, native_form
+
+
+class NativeExperts(NamedTuple):
+    """One stacked expert matrix [E, N, K] in the native int4 form, an expert a row."""
+
+    forms: torch.Tensor  # uint8 [E, bytes]: gemm_int4.native_form of each expert
+    n: int
+    k: int
+    group: int
+
+    def matmul(self, x: torch.Tensor, e: int) -> torch.Tensor:
+        """x [M, K] bf16 @ expert e's matrix transposed -> [M, N] bf16."""
+        if x.shape[0] <= NATIVE_MAX_M:
+            return native.ops.int4_gemm(x, self.forms[e], self.group, self.n)
+        dense = native.ops.int4_dequantize(self.forms[e], self.group, self.n, self.k)
+        return F.linear(x, dense)
+
+
+def _native_experts(w, scale, zeros) -> NativeExperts | None:
+    """Int4 experts (uint8 codes [E, N, K/2], scales and zeros [E, N, K/G]) in the native form,
+    or None where it does not hold them exactly (not bfloat16, groups not a multiple of 4)."""
+    e, n, half_k = w.shape
+    k = 2 * half_k
+    group = k // scale.shape[-1]
+    if scale.dtype != torch.bfloat16 or zeros.dtype != torch.bfloat16 or group % 4:
+        return None
+    forms = [native_form(unpack_fp4(w[i]), scale[i].t(), zeros[i].t(), group) for i in range(e)]
+    return NativeExperts(torch.stack(forms), n, k, group)
+
+
+def prepare(args: dict) -> dict:
+    """moe.experts' weights -> the native int4 form where it applies (see the module
+    docstring), else as they are."""
+    weights = {
+        name: args[name]
+        for name in ("w13", "w2", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros")
+        if args.get(name) is not None
+    }
+    if args.get("w13_zeros") is None:
+        return weights
+    w13 = _native_experts(args["w13"], args["w13_scale"], args["w13_zeros"])
+    w2 = _native_experts(args["w2"], args["w2_scale"], args["w2_zeros"])
+    if w13 is None or w2 is None:
+        return weights
+    return {"w13": w13, "w2": w2}
 
 
 def _expert(w, scale, zeros, e, block_size, halves, dtype):
@@ -26,6 +77,39 @@ def _expert(w, scale, zeros, e, block_size, halves, dtype):
     z = None if zeros is None else zeros[e : e + 1]
     one = dequantize_experts(w[e : e + 1], scale[e : e + 1], block_size, halves, torch.float32, z)
     return one[0].to(dtype)
+
+
+def _native(
+    x, w13: NativeExperts, w2: NativeExperts, topk_weights, topk_ids, activation, w13_bias, w2_bias
+):
+    """moe.experts on NativeExperts (bf16 activations; another x dtype is converted)."""
+    tokens, hidden = x.shape
+    top_k, inter = topk_ids.shape[1], w2.k
+    xb = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
+    flat_ids = topk_ids.reshape(-1).to(torch.int64)
+    order = flat_ids.argsort(stable=True)
+    counts = torch.bincount(flat_ids[order] + 1, minlength=w13.forms.shape[0] + 1).tolist()
+    partial = torch.zeros(tokens * top_k, hidden, dtype=torch.bfloat16)
+    start = counts[0]  # slots with id -1 sort first and stay zero
+    for e, n in enumerate(counts[1:]):
+        if n == 0:
+            continue
+        slots = order[start : start + n]
+        gate_up = w13.matmul(xb[slots // top_k], e)
+        if w13_bias is not None:
+            gate_up = gate_up + w13_bias[e].to(gate_up.dtype)
+        if activation == "swigluoai":
+            up_gate = gate_up.float()
+            h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(torch.bfloat16)
+        else:
+            act = F.silu if activation == "silu" else F.gelu
+            h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
+        y = w2.matmul(h, e)
+        partial[slots] = y if w2_bias is None else y + w2_bias[e].to(y.dtype)
+        start += n
+    weights = topk_weights.float().unsqueeze(1)  # [T, 1, k]
+    out = torch.bmm(weights, partial.view(tokens, top_k, hidden).float())
+    return out.view(tokens, hidden).to(x.dtype)
 
 
 def experts(
@@ -43,6 +127,8 @@ def experts(
     w13_zeros=None,
     w2_zeros=None,
 ):
+    if isinstance(w13, NativeExperts):
+        return _native(x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias)
     tokens, hidden = x.shape
     top_k = topk_ids.shape[1]
     inter = w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)  # MXFP4, int4: two codes a byte
@@ -78,3 +164,11 @@ def experts(
 def register(registry) -> None:
     registry.register("moe.route", route, name="xeon.moe_route")
     registry.register("moe.experts", experts, name="xeon.moe_experts")
+    registry.register(
+        "moe.experts",
+        experts,
+        name="xeon.native_moe_experts",
+        priority=1,
+        available=_native_int4_unavailable,
+        prepare=prepare,
+    )
