@@ -347,3 +347,41 @@ def test_int4_experts_native_form(ops, tokens, group, float_zeros, activation):
     # float32 scales: no native form (it holds bf16 scales), the weights as they are
     as_is = moe.prepare({**args, "w13_scale": s13.float(), "w2_scale": s2.float()})
     assert as_is["w13"] is q13 and "w13_zeros" in as_is
+
+
+# MXFP4 experts in the native form (the e2m1 table): bf16 through the GEMV (1 token) and the
+# natively dequantized weights (40 tokens crowding two experts); float32 activations always
+# through the dequantized weights, exact (e2m1 times a power of two), so float32's tolerance.
+@pytest.mark.parametrize("tokens", (1, 40))
+@pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float32))
+def test_mxfp4_experts_native_form(ops, tokens, dtype):
+    from sglang.ops.moe import experts as reference
+    from sglang.ops.quant.experts import quantize_mxfp4_experts
+    from sglang_xeon.kernels import moe
+
+    if not ops.int4_gemm_supported():
+        pytest.skip("built without AVX-512 BF16")
+    e, d, i, top_k = 8, 128, 96, 2
+    gen = torch.Generator().manual_seed(6)
+    (q13, s13), (q2, s2) = (
+        quantize_mxfp4_experts(torch.randn(e, 2 * i, d, generator=gen) * d**-0.5),
+        quantize_mxfp4_experts(torch.randn(e, d, i, generator=gen) * i**-0.5),
+    )
+    args = dict(w13=q13, w2=q2, w13_scale=s13, w2_scale=s2)
+    prepared = moe.prepare({**args, "activation": "swigluoai"})
+    assert set(prepared) == {"w13", "w2"} and prepared["w13"].codes == moe.E2M1
+    ids = torch.randint(0, e, (tokens, top_k), generator=gen, dtype=torch.int32)
+    ids[: tokens // 2 + 1] = torch.tensor([2, 6], dtype=torch.int32)
+    call = dict(
+        x=torch.randn(tokens, d, generator=gen).to(dtype),
+        topk_weights=torch.rand(tokens, top_k, generator=gen).softmax(-1),
+        topk_ids=ids,
+        w13_bias=(torch.randn(e, 2 * i, generator=gen) * 0.5).to(dtype),
+        w2_bias=(torch.randn(e, d, generator=gen) * 0.5).to(dtype),
+    )
+    got = moe.experts(**call, activation="swigluoai", **prepared)
+    wide = {k: v.double() if v.is_floating_point() else v for k, v in call.items()}
+    want = reference(**wide, activation="swigluoai", **args)
+    assert got.dtype == dtype
+    tol = 3e-2 if dtype == torch.bfloat16 else 1e-4
+    torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)

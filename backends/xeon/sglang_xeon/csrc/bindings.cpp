@@ -219,11 +219,13 @@ void kv_store(const at::Tensor& k_cache, const at::Tensor& v_cache, const at::Te
   store_one(v_cache, l, v);
 }
 
-// x [M, K] bf16 @ the packed int4 weight of gemm_int4.cpp -> [M, n] bf16.
+// x [M, K] bf16 @ the packed int4 weight of gemm_int4.cpp -> [M, n] bf16 (codes: 0 integers,
+// 1 e2m1).
 at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t group_size,
-                     int64_t n) {
+                     int64_t n, int64_t codes) {
   TORCH_CHECK(sgl::int4_bf16_supported(), "int4_gemm: built without AVX-512 BF16");
   TORCH_CHECK(x_in.dim() == 2 && x_in.scalar_type() == at::kBFloat16, "int4_gemm: x must be bf16 [M, K]");
+  TORCH_CHECK(codes == 0 || codes == 1, "int4_gemm: codes must be 0 or 1");
   auto x = x_in.is_contiguous() ? x_in : x_in.contiguous();
   const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
   TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "int4_gemm: K must be whole groups of a multiple of 4");
@@ -239,22 +241,24 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t g
   std::vector<float> xsum(m * groups, 0.0f);
   for (int64_t i = 0; i < m * k; ++i) xsum[i / group_size] += sgl::to_float(sgl::bf16{xp[i]});
   for_rows(blocks, 16 * k * (m + 8), [&](int64_t b, int64_t e) {
-    sgl::int4_bf16_gemm(xp, xsum.data(), m, k, wp, group_size, op, n, b, e);
+    sgl::int4_bf16_gemm(xp, xsum.data(), m, k, wp, group_size, op, n, b, e, int(codes));
   });
   return out;
 }
 
-// The packed int4 weight of gemm_int4.cpp -> [n, K] bf16.
-at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t n, int64_t k) {
+// The packed int4 weight of gemm_int4.cpp -> [n, K] bf16 (codes as int4_gemm's).
+at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t n, int64_t k,
+                           int64_t codes) {
   TORCH_CHECK(sgl::int4_bf16_supported(), "int4_dequantize: built without AVX-512 BF16");
   TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "int4_dequantize: K must be whole groups of a multiple of 4");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
                   packed.numel() == (n + 15) / 16 * (k / group_size) * (64 + 8 * group_size),
               "int4_dequantize: packed weight does not match K, n and the group size");
+  TORCH_CHECK(codes == 0 || codes == 1, "int4_dequantize: codes must be 0 or 1");
   auto out = at::empty({n, k}, packed.options().dtype(at::kBFloat16));
   for_rows((n + 15) / 16, 64 * k, [&](int64_t b, int64_t e) {
     sgl::int4_bf16_dequantize(packed.data_ptr<uint8_t>(), k, group_size,
-                              reinterpret_cast<uint16_t*>(out.data_ptr()), n, b, e);
+                              reinterpret_cast<uint16_t*>(out.data_ptr()), n, b, e, int(codes));
   });
   return out;
 }

@@ -1,7 +1,9 @@
 // gemm.int4 for a few rows of bf16 activations (decode batches): the weight stays 4-bit in
 // memory; its codes (0..15, exact in bf16) are widened in registers, 32 at a time, and dotted
 // with x by AVX-512 BF16 dot products (vdpbf16ps: pairs of k, float32 accumulation); scale and
-// offset apply once per group (see block_rows), so no weight is ever rounded to bf16.
+// offset apply once per group (see block_rows), so no weight is ever rounded to bf16. The same
+// kernel reads MXFP4 (e2m1 codes, one power-of-two scale per 32 along K, no offset): only the
+// table the codes are looked up in differs (`codes` 1; code_values).
 //
 // Packed layout (made by sglang_xeon.kernels.gemm_int4.native_form), for 16 output columns
 // ("block" nb) and one group g of G input features (G a multiple of 4), KP = G / 2 pairs of k
@@ -32,15 +34,23 @@ inline __m512 bf16x16(const uint16_t* p) {
       _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
 }
 
-// The 16 bf16 values 0..15, twice: vpermw reads the low 5 bits of each index lane, so a code
-// with a stray bit 4 (the next nibble) still finds its value.
-inline __m512i code_table() {
-  alignas(64) static const uint16_t table[32] = {
-      0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0, 0x40e0,
-      0x4100, 0x4110, 0x4120, 0x4130, 0x4140, 0x4150, 0x4160, 0x4170,
-      0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0, 0x40c0, 0x40e0,
-      0x4100, 0x4110, 0x4120, 0x4130, 0x4140, 0x4150, 0x4160, 0x4170};
-  return _mm512_load_si512(table);
+// What a code stands for, as bf16 bits: the integers 0..15 (int4: w = (q - z) s), or the e2m1
+// values (MXFP4: sign, 2 exponent bits, 1 mantissa bit; 0, 0.5, 1, 1.5, 2, 3, 4, 6 and their
+// negatives; w = e2m1(q) s, z = 0). Both exact in bf16.
+alignas(64) const uint16_t kIntegers[16] = {0x0000, 0x3f80, 0x4000, 0x4040, 0x4080, 0x40a0,
+                                            0x40c0, 0x40e0, 0x4100, 0x4110, 0x4120, 0x4130,
+                                            0x4140, 0x4150, 0x4160, 0x4170};
+alignas(64) const uint16_t kE2m1[16] = {0x0000, 0x3f00, 0x3f80, 0x3fc0, 0x4000, 0x4040,
+                                        0x4080, 0x40c0, 0x8000, 0xbf00, 0xbf80, 0xbfc0,
+                                        0xc000, 0xc040, 0xc080, 0xc0c0};
+
+inline const uint16_t* code_values(int codes) { return codes == 1 ? kE2m1 : kIntegers; }
+
+// The 16 values, twice: vpermw reads the low 5 bits of each index lane, so a code with a stray
+// bit 4 (the next nibble) still finds its value.
+inline __m512i code_table(int codes) {
+  const __m256i half = _mm256_load_si256((const __m256i*)code_values(codes));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(half), half, 1);
 }
 
 // The codes of one chunk (32 bytes: pairs 2c and 2c + 1) as two bf16 vectors: the bytes widened
@@ -66,12 +76,11 @@ inline Codes unpack_chunk(const uint8_t* q, __m512i table) {
 template <int MT, int NB>
 void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* packed,
                 int64_t groups, int64_t group_size, uint16_t* out, int64_t n, int64_t nb,
-                int64_t m0) {
+                int64_t m0, __m512i table) {
   constexpr int NA = MT >= 4 ? 1 : (MT >= 2 ? 2 : 4);
   __m512 total[NB][MT];
   for (int b = 0; b < NB; ++b)
     for (int r = 0; r < MT; ++r) total[b][r] = _mm512_setzero_ps();
-  const __m512i table = code_table();
   const int64_t pairs = group_size / 2, stride = 64 + 16 * pairs;
   const uint32_t* xp = reinterpret_cast<const uint32_t*>(x + m0 * k);  // bf16 pairs
   const int64_t xrow = k / 2;
@@ -136,7 +145,7 @@ void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* 
 }
 
 using BlockFn = void (*)(const uint16_t*, const float*, int64_t, const uint8_t*, int64_t,
-                         int64_t, uint16_t*, int64_t, int64_t, int64_t);
+                         int64_t, uint16_t*, int64_t, int64_t, int64_t, __m512i);
 
 template <int... MT>
 constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
@@ -150,25 +159,27 @@ bool int4_bf16_supported() { return true; }
 
 void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
                     const uint8_t* packed, int64_t group_size, uint16_t* out, int64_t n,
-                    int64_t nb_begin, int64_t nb_end) {
+                    int64_t nb_begin, int64_t nb_end, int codes) {
   const int64_t groups = k / group_size;
+  const __m512i table = code_table(codes);
   constexpr int NB1 = 4;  // column blocks side by side in a one-row GEMV
   int64_t nb = nb_begin;
   if (m == 1) {
     for (; nb + NB1 <= nb_end; nb += NB1)
-      block_rows<1, NB1>(x, xsum, k, packed, groups, group_size, out, n, nb, 0);
+      block_rows<1, NB1>(x, xsum, k, packed, groups, group_size, out, n, nb, 0, table);
   }
   for (; nb < nb_end; ++nb) {
     for (int64_t m0 = 0; m0 < m; m0 += 16) {
       const int rows = int(std::min<int64_t>(16, m - m0));
       pick(rows, std::make_integer_sequence<int, 16>{})(x, xsum, k, packed, groups, group_size,
-                                                         out, n, nb, m0);
+                                                         out, n, nb, m0, table);
     }
   }
 }
 void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
-                          int64_t n, int64_t nb_begin, int64_t nb_end) {
+                          int64_t n, int64_t nb_begin, int64_t nb_end, int codes) {
   const int64_t groups = k / group_size, pairs = group_size / 2, stride = 64 + 16 * pairs;
+  const uint16_t* values = code_values(codes);
   for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* p = packed + (nb * groups + g) * stride;
@@ -182,7 +193,8 @@ void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, 
           if (col >= n) continue;
           const int64_t kk = g * group_size + 2 * kp + (j & 1);
           const float sv = to_float(bf16{s[j >> 1]}), zv = to_float(bf16{z[j >> 1]});
-          out[col * k + kk] = from_float<bf16>((float((q[j] >> shift) & 15) - zv) * sv).bits;
+          const float code = to_float(bf16{values[(q[j] >> shift) & 15]});
+          out[col * k + kk] = from_float<bf16>((code - zv) * sv).bits;
         }
       }
     }
@@ -192,10 +204,10 @@ void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, 
 bool int4_bf16_supported() { return false; }
 
 void int4_bf16_dequantize(const uint8_t*, int64_t, int64_t, uint16_t*, int64_t, int64_t,
-                          int64_t) {}
+                          int64_t, int) {}
 
 void int4_bf16_gemm(const uint16_t*, const float*, int64_t, int64_t, const uint8_t*, int64_t,
-                    uint16_t*, int64_t, int64_t, int64_t) {}
+                    uint16_t*, int64_t, int64_t, int64_t, int) {}
 #endif
 
 }  // namespace sgl

@@ -48,15 +48,15 @@ namespace sgl {
 
 // gemm.int4 with bf16 activations x [m, k] (contiguous; xsum [m, k / group_size] their
 // float32 sums per group) and the packed weight of gemm_int4.cpp, for column blocks
-// [nb_begin, nb_end) of 16 into out [m, n] (bf16). Only where the build targets AVX-512 BF16
-// (int4_bf16_supported()).
+// [nb_begin, nb_end) of 16 into out [m, n] (bf16). codes: 0 the integers 0..15 (int4), 1 e2m1
+// (MXFP4, zero points 0). Only where the build targets AVX-512 BF16 (int4_bf16_supported()).
 bool int4_bf16_supported();
 void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
                     const uint8_t* packed, int64_t group_size, uint16_t* out, int64_t n,
-                    int64_t nb_begin, int64_t nb_end);
-// The packed weight's column blocks [nb_begin, nb_end) as bf16 (q - z) s into out [n, k].
+                    int64_t nb_begin, int64_t nb_end, int codes);
+// The packed weight's column blocks [nb_begin, nb_end) as bf16 (value(q) - z) s into out [n, k].
 void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
-                          int64_t n, int64_t nb_begin, int64_t nb_end);
+                          int64_t n, int64_t nb_begin, int64_t nb_end, int codes);
 
 }  // namespace sgl
 

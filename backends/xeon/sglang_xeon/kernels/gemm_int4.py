@@ -181,10 +181,10 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
     if w.native is not None:
         xb = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
         if m <= NATIVE_MAX_M:
-            out = native.ops.int4_gemm(xb, w.native, w.group_size, w.n)
+            out = native.ops.int4_gemm(xb, w.native, w.group_size, w.n, 0)
             out = out if bias is None else out + bias.to(out.dtype)
         else:
-            dense = native.ops.int4_dequantize(w.native, w.group_size, w.n, xb.shape[1])
+            dense = native.ops.int4_dequantize(w.native, w.group_size, w.n, xb.shape[1], 0)
             out = linear(xb, dense, None if bias is None else bias.to(torch.bfloat16))
         # (a no-op `to` still costs a dispatch: 120 of these calls a SmolLM2 decode step)
         return out if xb is x else out.to(x.dtype)

@@ -24,6 +24,8 @@ from sglang.ops.quant.fp4 import unpack_fp4
 from sglang_xeon import native
 from sglang_xeon.kernels.gemm_int4 import NATIVE_MAX_M, _native_int4_unavailable, native_form
 
+INTEGERS, E2M1 = 0, 1  # what the native kernel's codes stand for (csrc/gemm_int4.cpp)
+
 
 class NativeExperts(NamedTuple):
     """One stacked expert matrix [E, N, K] in the native int4 form, an expert a row."""
@@ -32,39 +34,51 @@ class NativeExperts(NamedTuple):
     n: int
     k: int
     group: int
+    codes: int  # INTEGERS (int4: (q - z) s) or E2M1 (MXFP4: e2m1(q) s)
 
     def matmul(self, x: torch.Tensor, e: int) -> torch.Tensor:
-        """x [M, K] bf16 @ expert e's matrix transposed -> [M, N] bf16."""
-        if x.shape[0] <= NATIVE_MAX_M:
-            return native.ops.int4_gemm(x, self.forms[e], self.group, self.n)
-        dense = native.ops.int4_dequantize(self.forms[e], self.group, self.n, self.k)
-        return F.linear(x, dense)
+        """x [M, K] @ expert e's matrix transposed -> [M, N] in x.dtype: the native GEMV for up
+        to NATIVE_MAX_M bf16 rows, else the natively dequantized bf16 matrix (MXFP4's weights
+        are exact in bf16: e2m1 times a power of two) in x's dtype."""
+        if x.dtype == torch.bfloat16 and x.shape[0] <= NATIVE_MAX_M:
+            return native.ops.int4_gemm(x, self.forms[e], self.group, self.n, self.codes)
+        dense = native.ops.int4_dequantize(self.forms[e], self.group, self.n, self.k, self.codes)
+        return F.linear(x, dense.to(x.dtype))
 
 
 def _native_experts(w, scale, zeros) -> NativeExperts | None:
-    """Int4 experts (uint8 codes [E, N, K/2], scales and zeros [E, N, K/G]) in the native form,
-    or None where it does not hold them exactly (not bfloat16, groups not a multiple of 4)."""
+    """Int4 experts (uint8 codes [E, N, K/2], scales and zeros [E, N, K/G]) or MXFP4 ones
+    (zeros None: e8m0 scales [E, N, K/32]) in the native form, or None where it would not hold
+    them exactly (int4 scales or zeros not bfloat16, groups not a multiple of 4)."""
     e, n, half_k = w.shape
     k = 2 * half_k
     group = k // scale.shape[-1]
-    if scale.dtype != torch.bfloat16 or zeros.dtype != torch.bfloat16 or group % 4:
+    if zeros is None:  # MXFP4: 2^(e - 127), exact in bf16 (e = 0: a subnormal), no offset
+        codes = E2M1
+        scale = torch.exp2(scale.float() - 127).to(torch.bfloat16)
+        zeros = torch.zeros_like(scale)
+    elif scale.dtype != torch.bfloat16 or zeros.dtype != torch.bfloat16 or group % 4:
         return None
+    else:
+        codes = INTEGERS
     forms = [native_form(unpack_fp4(w[i]), scale[i].t(), zeros[i].t(), group) for i in range(e)]
-    return NativeExperts(torch.stack(forms), n, k, group)
+    return NativeExperts(torch.stack(forms), n, k, group, codes)
 
 
 def prepare(args: dict) -> dict:
-    """moe.experts' weights -> the native int4 form where it applies (see the module
-    docstring), else as they are."""
+    """moe.experts' weights -> the native form where it applies (see the module docstring),
+    else as they are."""
     weights = {
         name: args[name]
         for name in ("w13", "w2", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros")
         if args.get(name) is not None
     }
-    if args.get("w13_zeros") is None:
+    int4 = args.get("w13_zeros") is not None
+    mxfp4 = not int4 and args["w13"].dtype == torch.uint8 and args.get("w13_scale") is not None
+    if not (int4 or mxfp4):
         return weights
-    w13 = _native_experts(args["w13"], args["w13_scale"], args["w13_zeros"])
-    w2 = _native_experts(args["w2"], args["w2_scale"], args["w2_zeros"])
+    w13 = _native_experts(args["w13"], args["w13_scale"], args.get("w13_zeros"))
+    w2 = _native_experts(args["w2"], args["w2_scale"], args.get("w2_zeros"))
     if w13 is None or w2 is None:
         return weights
     return {"w13": w13, "w2": w2}
@@ -82,25 +96,24 @@ def _expert(w, scale, zeros, e, block_size, halves, dtype):
 def _native(
     x, w13: NativeExperts, w2: NativeExperts, topk_weights, topk_ids, activation, w13_bias, w2_bias
 ):
-    """moe.experts on NativeExperts (bf16 activations; another x dtype is converted)."""
+    """moe.experts on NativeExperts, in x's dtype (the GEMV for bf16, see NativeExperts)."""
     tokens, hidden = x.shape
     top_k, inter = topk_ids.shape[1], w2.k
-    xb = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
     flat_ids = topk_ids.reshape(-1).to(torch.int64)
     order = flat_ids.argsort(stable=True)
     counts = torch.bincount(flat_ids[order] + 1, minlength=w13.forms.shape[0] + 1).tolist()
-    partial = torch.zeros(tokens * top_k, hidden, dtype=torch.bfloat16)
+    partial = torch.zeros(tokens * top_k, hidden, dtype=x.dtype)
     start = counts[0]  # slots with id -1 sort first and stay zero
     for e, n in enumerate(counts[1:]):
         if n == 0:
             continue
         slots = order[start : start + n]
-        gate_up = w13.matmul(xb[slots // top_k], e)
+        gate_up = w13.matmul(x[slots // top_k], e)
         if w13_bias is not None:
             gate_up = gate_up + w13_bias[e].to(gate_up.dtype)
         if activation == "swigluoai":
             up_gate = gate_up.float()
-            h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(torch.bfloat16)
+            h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(x.dtype)
         else:
             act = F.silu if activation == "silu" else F.gelu
             h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
