@@ -230,7 +230,7 @@ at::Tensor int4_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t g
   const int64_t m = x.size(0), k = x.size(1), blocks = (n + 15) / 16;
   TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "int4_gemm: K must be whole groups of a multiple of 4");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
-                  packed.numel() == blocks * (k / group_size) * (64 + 8 * group_size),
+                  packed.numel() == blocks * (k / group_size) * ((codes == 1 ? 32 : 64) + 8 * group_size),
               "int4_gemm: packed weight does not match K, n and the group size");
   auto out = at::empty({m, n}, x.options());
   if (m == 0) return out;
@@ -252,7 +252,7 @@ at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t
   TORCH_CHECK(sgl::int4_bf16_supported(), "int4_dequantize: built without AVX-512 BF16");
   TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "int4_dequantize: K must be whole groups of a multiple of 4");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
-                  packed.numel() == (n + 15) / 16 * (k / group_size) * (64 + 8 * group_size),
+                  packed.numel() == (n + 15) / 16 * (k / group_size) * ((codes == 1 ? 32 : 64) + 8 * group_size),
               "int4_dequantize: packed weight does not match K, n and the group size");
   TORCH_CHECK(codes == 0 || codes == 1, "int4_dequantize: codes must be 0 or 1");
   auto out = at::empty({n, k}, packed.options().dtype(at::kBFloat16));

@@ -11,6 +11,8 @@
 //
 //   [s: 16 x bf16][z: 16 x bf16][KP / 2 x 32 bytes]          (64 + 8 G bytes, blocks nb-major)
 //
+// MXFP4 (codes 1) has no zero points: its header is s alone (32 + 8 G bytes; head_bytes).
+//
 // 32 lanes are laid out as dot-product pairs: lane 2i + p = column i, k = 2 kp + p (16
 // columns, i < 16). Byte j of chunk c holds lane j of pair 2c (low nibble) and lane j of pair
 // 2c + 1 (high nibble): one 32-byte load widened to words gives both pairs' codes (the low one
@@ -45,6 +47,7 @@ alignas(64) const uint16_t kE2m1[16] = {0x0000, 0x3f00, 0x3f80, 0x3fc0, 0x4000, 
                                         0xc000, 0xc040, 0xc080, 0xc0c0};
 
 inline const uint16_t* code_values(int codes) { return codes == 1 ? kE2m1 : kIntegers; }
+inline int64_t head_bytes(int codes) { return codes == 1 ? 32 : 64; }
 
 // The 16 values, twice: vpermw reads the low 5 bits of each index lane, so a code with a stray
 // bit 4 (the next nibble) still finds its value.
@@ -76,12 +79,12 @@ inline Codes unpack_chunk(const uint8_t* q, __m512i table) {
 template <int MT, int NB>
 void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* packed,
                 int64_t groups, int64_t group_size, uint16_t* out, int64_t n, int64_t nb,
-                int64_t m0, __m512i table) {
+                int64_t m0, __m512i table, int64_t head) {
   constexpr int NA = MT >= 4 ? 1 : (MT >= 2 ? 2 : 4);
   __m512 total[NB][MT];
   for (int b = 0; b < NB; ++b)
     for (int r = 0; r < MT; ++r) total[b][r] = _mm512_setzero_ps();
-  const int64_t pairs = group_size / 2, stride = 64 + 16 * pairs;
+  const int64_t pairs = group_size / 2, stride = head + 16 * pairs;
   const uint32_t* xp = reinterpret_cast<const uint32_t*>(x + m0 * k);  // bf16 pairs
   const int64_t xrow = k / 2;
   for (int64_t g = 0; g < groups; ++g) {
@@ -99,7 +102,7 @@ void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* 
     for (; kp < whole; kp += STEP) {
       for (int b = 0; b < NB; ++b) {
         for (int c = 0; c < STEP / 2; ++c) {
-          const Codes w = unpack_chunk(p0 + b * groups * stride + 64 + 16 * (kp + 2 * c), table);
+          const Codes w = unpack_chunk(p0 + b * groups * stride + head + 16 * (kp + 2 * c), table);
           constexpr int one = NA > 1 ? 1 : 0;
           for (int r = 0; r < MT; ++r) {
             const uint32_t* xr = xp + r * xrow + kp0 + kp + 2 * c;
@@ -113,7 +116,7 @@ void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* 
     }
     for (; kp < pairs; kp += 2) {
       for (int b = 0; b < NB; ++b) {
-        const Codes w = unpack_chunk(p0 + b * groups * stride + 64 + 16 * kp, table);
+        const Codes w = unpack_chunk(p0 + b * groups * stride + head + 16 * kp, table);
         for (int r = 0; r < MT; ++r) {
           const uint32_t* xr = xp + r * xrow + kp0 + kp;
           __m512& a0 = acc[b][r][0];
@@ -125,7 +128,9 @@ void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* 
     for (int b = 0; b < NB; ++b) {
       const uint8_t* p = p0 + b * groups * stride;
       const __m512 s = bf16x16(reinterpret_cast<const uint16_t*>(p));
-      const __m512 sz = _mm512_mul_ps(s, bf16x16(reinterpret_cast<const uint16_t*>(p + 32)));
+      const __m512 sz = head == 64
+                            ? _mm512_mul_ps(s, bf16x16(reinterpret_cast<const uint16_t*>(p + 32)))
+                            : _mm512_setzero_ps();
       for (int r = 0; r < MT; ++r) {
         __m512 sum = acc[b][r][0];
         for (int a = 1; a < NA; ++a) sum = _mm512_add_ps(sum, acc[b][r][a]);
@@ -145,7 +150,7 @@ void block_rows(const uint16_t* x, const float* xsum, int64_t k, const uint8_t* 
 }
 
 using BlockFn = void (*)(const uint16_t*, const float*, int64_t, const uint8_t*, int64_t,
-                         int64_t, uint16_t*, int64_t, int64_t, int64_t, __m512i);
+                         int64_t, uint16_t*, int64_t, int64_t, int64_t, __m512i, int64_t);
 
 template <int... MT>
 constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
@@ -162,37 +167,39 @@ void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
                     int64_t nb_begin, int64_t nb_end, int codes) {
   const int64_t groups = k / group_size;
   const __m512i table = code_table(codes);
+  const int64_t head = head_bytes(codes);
   constexpr int NB1 = 4;  // column blocks side by side in a one-row GEMV
   int64_t nb = nb_begin;
   if (m == 1) {
     for (; nb + NB1 <= nb_end; nb += NB1)
-      block_rows<1, NB1>(x, xsum, k, packed, groups, group_size, out, n, nb, 0, table);
+      block_rows<1, NB1>(x, xsum, k, packed, groups, group_size, out, n, nb, 0, table, head);
   }
   for (; nb < nb_end; ++nb) {
     for (int64_t m0 = 0; m0 < m; m0 += 16) {
       const int rows = int(std::min<int64_t>(16, m - m0));
       pick(rows, std::make_integer_sequence<int, 16>{})(x, xsum, k, packed, groups, group_size,
-                                                         out, n, nb, m0, table);
+                                                         out, n, nb, m0, table, head);
     }
   }
 }
 void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
                           int64_t n, int64_t nb_begin, int64_t nb_end, int codes) {
-  const int64_t groups = k / group_size, pairs = group_size / 2, stride = 64 + 16 * pairs;
+  const int64_t head = head_bytes(codes);
+  const int64_t groups = k / group_size, pairs = group_size / 2, stride = head + 16 * pairs;
   const uint16_t* values = code_values(codes);
   for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* p = packed + (nb * groups + g) * stride;
       const uint16_t* s = reinterpret_cast<const uint16_t*>(p);
-      const uint16_t* z = reinterpret_cast<const uint16_t*>(p + 32);
+      const uint16_t* z = head == 64 ? reinterpret_cast<const uint16_t*>(p + 32) : nullptr;
       for (int64_t kp = 0; kp < pairs; ++kp) {
-        const uint8_t* q = p + 64 + 32 * (kp / 2);  // the chunk of pairs kp - kp % 2, + 1
+        const uint8_t* q = p + head + 32 * (kp / 2);  // the chunk of pairs kp - kp % 2, + 1
         const int shift = 4 * int(kp % 2);
         for (int j = 0; j < 32; ++j) {
           const int64_t col = nb * 16 + (j >> 1);
           if (col >= n) continue;
           const int64_t kk = g * group_size + 2 * kp + (j & 1);
-          const float sv = to_float(bf16{s[j >> 1]}), zv = to_float(bf16{z[j >> 1]});
+          const float sv = to_float(bf16{s[j >> 1]}), zv = z ? to_float(bf16{z[j >> 1]}) : 0.0f;
           const float code = to_float(bf16{values[(q[j] >> shift) & 15]});
           out[col * k + kk] = from_float<bf16>((code - zv) * sv).bits;
         }

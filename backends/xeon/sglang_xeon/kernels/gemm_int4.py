@@ -127,11 +127,11 @@ def native_form(qn, scales, zeros, group_size) -> torch.Tensor:
     float zeros), G a multiple of 4 -> csrc/gemm_int4.cpp's packed weight: per block of 16
     columns and group, s and z as bf16 (w = (q - z) s), then the codes in the kernel's lane
     order (two pairs of k per 32 bytes, low and high nibble). N is padded to 16 with s = z = 0
-    (weights 0)."""
+    (weights 0). zeros None (MXFP4's e2m1 codes, csrc's codes 1): the header holds s alone."""
     n, k = qn.shape
     pad = (-n) % 16
     blocks, groups, pairs = (n + pad) // 16, k // group_size, group_size // 2
-    s, z = scales.float(), zeros.float()
+    s = scales.float()
     q = torch.nn.functional.pad(qn, (0, 0, 0, pad)).to(torch.uint8)
     # lane 2 i + p of pair kp: column i, k = 2 kp + p; pairs 2c and 2c + 1 share chunk c's
     # bytes (low and high nibble)
@@ -143,7 +143,8 @@ def native_form(qn, scales, zeros, group_size) -> torch.Tensor:
         t = torch.nn.functional.pad(t, (0, pad)).to(torch.bfloat16).t()
         return t.reshape(blocks, 16, groups).transpose(1, 2).contiguous().view(torch.uint8)
 
-    return torch.cat((per_block(s), per_block(z), codes), dim=-1).reshape(-1).contiguous()
+    head = (per_block(s),) if zeros is None else (per_block(s), per_block(zeros.float()))
+    return torch.cat((*head, codes), dim=-1).reshape(-1).contiguous()
 
 
 def prepare_native(args: dict) -> dict:

@@ -56,12 +56,14 @@ def _native_experts(w, scale, zeros) -> NativeExperts | None:
     if zeros is None:  # MXFP4: 2^(e - 127), exact in bf16 (e = 0: a subnormal), no offset
         codes = E2M1
         scale = torch.exp2(scale.float() - 127).to(torch.bfloat16)
-        zeros = torch.zeros_like(scale)
     elif scale.dtype != torch.bfloat16 or zeros.dtype != torch.bfloat16 or group % 4:
         return None
     else:
         codes = INTEGERS
-    forms = [native_form(unpack_fp4(w[i]), scale[i].t(), zeros[i].t(), group) for i in range(e)]
+    forms = [
+        native_form(unpack_fp4(w[i]), scale[i].t(), None if zeros is None else zeros[i].t(), group)
+        for i in range(e)
+    ]
     return NativeExperts(torch.stack(forms), n, k, group, codes)
 
 
