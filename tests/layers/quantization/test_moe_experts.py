@@ -314,3 +314,29 @@ def test_int4_moe_in_bfloat16_on_xeon(tmp_path):
         assert (m.w13_weight is None) == built  # held in the kernel's own form instead
     if built:
         assert "xeon.native_moe_experts" in runner.layer_methods["mlp.experts"]
+
+
+@pytest.mark.parametrize("backend", ["reference", "xeon"])
+def test_load_time_int4_keeps_moe_experts_4bit(tmp_path, backend):
+    """`--quantization int4` on a float Qwen3-MoE: every linear layer and the routed experts
+    are quantized at load (groups of 32, float zero points: both backends declare
+    int4:float_zeros) and the experts stay int4 codes; against transformers on the same
+    weights quantized and dequantized by gemm.int4's own quantizer."""
+    from sglang.layers.linear import INT4_GROUP_SIZE, int4_weight_args
+    from sglang.layers.quantization.dequant import dequantize
+
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    dense = dict(state)
+    for name in [*quantized_names(state), "lm_head.weight"]:
+        args = int4_weight_args(state[name], INT4_GROUP_SIZE, float_zeros=True)
+        dense[name] = dequantize("gemm.int4", args)
+    prefill, decode, fed, runner = run_logits(base, backend, quantization="int4")
+    out, ref = torch.cat([prefill, decode]), torch.cat(hf_logits(base, dense, fed))
+    assert rel_rms(out, ref) < FLOAT32_BOUND, rel_rms(out, ref)
+    checked, same = greedy_agrees(out, ref, float((out - ref).abs().max()))
+    assert checked == len(out) and same == checked
+    assert runner.layer_methods["mlp.experts"].startswith("int4 group 32 (kept) via moe.experts")
+    assert runner.layer_methods["mlp.gate"].startswith("dense")  # the router
