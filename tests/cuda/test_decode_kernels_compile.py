@@ -135,20 +135,26 @@ SCRIPT = textwrap.dedent(
                          g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
     scales = dict(stride_se=I32, stride_sn=I32, stride_sk=I32, FP8=C, BN_Q=C, BK_Q=C, MXFP4=C,
-                  INT4=C, GROUP=C)
+                  INT4=C, GROUP=C, SUB=C)
     U8 = "*u8"
     sig = dict(X=B, W13=B, B13=B, H=F32, IDS="*i32", inter=I32, K=I32, E=I32, stride_xm=I32,
                stride_we=I32, stride_wn=I32, stride_be=I32, stride_hm=I32, S13=F32, Z13=F32,
                up_row=I32,
                TOPK=C, ACT=C, HAS_BIAS=C, BLOCK_N=C, BLOCK_K=C, **scales)
     # silu without biases (Qwen3-MoE), gpt-oss's swigluoai (3) with biases, top-4; FP8 blocks
-    # of 128 (DeepSeek-V3, Qwen3 FP8); MXFP4 (gpt-oss); int4 groups of 128 (GPTQ / AWQ)
+    # of 128 (DeepSeek-V3, Qwen3 FP8); MXFP4 (gpt-oss) and int4 groups of 128 (GPTQ / AWQ) on
+    # the paired-nibble path, and int4 on the gather (groups paired_sub refuses)
     for topk, act, bias, q in ((8, 0, False, ""), (4, 3, True, ""), (8, 0, False, "fp8"),
-                               (4, 3, True, "mxfp4"), (8, 0, False, "int4")):
-        g = dict(gu, **moe_decode.MXFP4_LAUNCH["gate_up"]) if q in ("mxfp4", "int4") else gu
+                               (4, 3, True, "mxfp4"), (8, 0, False, "int4"),
+                               (8, 0, False, "int4-gather")):
+        gather = q == "int4-gather"
+        q = "int4" if gather else q
+        g = dict(gu, **moe_decode.GATHER_LAUNCH["gate_up"]) if gather else gu
         consts = dict(TOPK=topk, ACT=act, HAS_BIAS=bias, BLOCK_N=g["block_n"],
                       BLOCK_K=g["block_k"], FP8=q == "fp8", BN_Q=128, BK_Q=128,
                       MXFP4=q == "mxfp4", INT4=q == "int4", GROUP=128 if q == "int4" else 1)
+        group = {"int4": 128, "mxfp4": 32}.get(q)
+        consts["SUB"] = moe_decode.paired_sub(group, g["block_k"]) if group and not gather else 0
         s = dict(sig, W13="*fp8e4nv") if q == "fp8" else sig
         s = dict(sig, W13=U8, S13=U8) if q == "mxfp4" else s
         s = dict(sig, W13=U8, S13=B, Z13=B) if q == "int4" else s
@@ -160,11 +166,15 @@ SCRIPT = textwrap.dedent(
                **scales)
     for topk, slots, bias, q in ((8, 8, False, ""), (8, 1, False, ""), (4, 1, True, ""),
                                  (8, 1, False, "fp8"), (4, 1, True, "mxfp4"),
-                                 (8, 1, False, "int4")):
-        d = dict(dn, **moe_decode.MXFP4_LAUNCH["down"]) if q in ("mxfp4", "int4") else dn
+                                 (8, 1, False, "int4"), (8, 1, False, "int4-gather")):
+        gather = q == "int4-gather"
+        q = "int4" if gather else q
+        d = dict(dn, **moe_decode.GATHER_LAUNCH["down"]) if gather else dn
         consts = dict(TOPK=topk, SLOTS=slots, HAS_BIAS=bias, BLOCK_N=d["block_n"],
                       BLOCK_K=d["block_k"], FP8=q == "fp8", BN_Q=128, BK_Q=128,
                       MXFP4=q == "mxfp4", INT4=q == "int4", GROUP=128 if q == "int4" else 1)
+        group = {"int4": 128, "mxfp4": 32}.get(q)
+        consts["SUB"] = moe_decode.paired_sub(group, d["block_k"]) if group and not gather else 0
         s = dict(sig, W2="*fp8e4nv") if q == "fp8" else sig
         s = dict(sig, W2=U8, S2=U8) if q == "mxfp4" else s
         s = dict(sig, W2=U8, S2=B, Z2=B) if q == "int4" else s
@@ -307,7 +317,7 @@ def test_gpt_oss_kernel_variants_compile_for_sm90():
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 34
+    assert len(kernels) == 36
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
     # every kernel but the block "dot" GEMV (not on a default path) launches with PDL: it

@@ -44,6 +44,19 @@ def test_decode_int4_groups(case):
     kc.check("moe.experts", moe_decode.experts_decode, case)
 
 
+def _four_bit(c) -> bool:
+    block = c.params.get("block")
+    return block in ("int4", "mxfp4") and c.dtype == torch.bfloat16 and c.params["tokens"] > 0
+
+
+@pytest.mark.parametrize("case", kc.params("moe.experts", _four_bit))
+def test_decode_4bit_gather(case, monkeypatch):
+    """MXFP4 and int4 rows on packed_tile's gather by input position (the path for groups
+    packed_rows_dot's pairing refuses), with its launch (GATHER_LAUNCH)."""
+    monkeypatch.setattr(moe_decode, "PAIRED_NIBBLES", False)
+    kc.check("moe.experts", moe_decode.experts_decode, case)
+
+
 @pytest.mark.parametrize("case", kc.params("moe.experts", _fp8_128))
 def test_decode_fp8_blocks_of_128(case):
     """DeepSeek-V3's 128x128 FP8 blocks: programs of 32 (gate/up) and 8 (down) rows within a

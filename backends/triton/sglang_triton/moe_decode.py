@@ -23,6 +23,13 @@ kernels to align) spends most of its time on anything but reading weights. Here:
 
 Two launches in all; nothing waits on the GPU. moe.experts takes this path for up to
 MAX_PAIRS pairs (moe.py).
+
+4-bit experts (MXFP4, int4): a row's bytes are read as they lie, BLOCK_K / 2 a step, and each
+byte's two nibbles are dotted with x's even and odd elements (packed_rows_dot), a scale (and
+zero) loaded once per row and group-sized sub-tile. The sm_90 PTX then loads the codes 4 bytes a
+thread at a time (ld.global.b32) where packed_tile's gather by input position loaded each
+weight's byte and scale separately (two ld.global.b8 and two b16 a weight pair); the gather
+stays for group sizes the pairing cannot take (paired_sub). Not yet timed on a GPU.
 """
 
 from __future__ import annotations
@@ -78,18 +85,34 @@ def quant_args(
         groups = (hidden // scales[0].shape[-1], inter // scales[1].shape[-1])
         args.update(scales=scales, zeros=zeros, groups=groups, consts={"INT4": True})
         return args
-    if w13.dtype == torch.uint8:
-        return {**args, "consts": {"MXFP4": True}}
+    if w13.dtype == torch.uint8:  # one e8m0 scale per 32 along K
+        return {**args, "consts": {"MXFP4": True}, "groups": (32, 32)}
     bn, bk = (int(b) for b in block_size)
     if min(bn, bk) < 16 or bn & (bn - 1) or bk & (bk - 1):
         return False
     return {**args, "consts": {"FP8": True, "BN_Q": bn, "BK_Q": bk}, "rows": bn}
 
 
-MXFP4_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
-"""DECODE_LAUNCH's overrides for MXFP4 and int4 experts: the gate/up GEMV's [32, 128] tiles of bytes,
-codes and scales of two matrices spill registers on sm_90 (tests/cuda/
-test_decode_kernels_compile.py); not tuned on a GPU."""
+PAIRED_NIBBLES = True
+"""MXFP4 and int4 rows through packed_rows_dot (bytes read as they lie, nibbles paired with x's
+even and odd elements) where the group size allows (`paired_sub`); off: packed_tile's gather
+by input position for every 4-bit launch."""
+
+
+def paired_sub(group: int, block_k: int) -> int:
+    """packed_rows_dot's sub-tile for a group size and a launch's BLOCK_K: min(group, block_k)
+    where it is a power of two (of at least 2) dividing both, else 0 (packed_tile serves)."""
+    sub = min(group, block_k)
+    if not PAIRED_NIBBLES or sub < 2 or sub & (sub - 1) or group % sub or block_k % sub:
+        return 0
+    return sub
+
+
+GATHER_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
+"""DECODE_LAUNCH's overrides for 4-bit experts on packed_tile's gather (groups paired_sub
+refuses): the gate/up GEMV's [32, 128] tiles of bytes, codes and scales of two matrices spill
+registers on sm_90 (tests/cuda/test_decode_kernels_compile.py); not tuned on a GPU. The paired
+path (packed_rows_dot) takes DECODE_LAUNCH as it is, without spills."""
 
 
 @triton.jit
@@ -111,6 +134,66 @@ def packed_tile(
         scale = tl.load(s_rows + (kk // 32) * stride_sk, mask=mask, other=0).to(tl.int32)
         w = e2m1(code) * e8m0(scale)
     return w
+
+
+@triton.jit
+def packed_rows_dot(
+    w_rows,
+    s_rows,
+    z_rows,
+    x_ptr,
+    x_scale,
+    K,
+    row_ok,
+    stride_sk,
+    INT4: tl.constexpr,
+    GROUP: tl.constexpr,
+    ROWS: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    SUB: tl.constexpr,
+):
+    """sum over k < K of w[row, k] * x[k] * x_scale, float32 [ROWS], for 4-bit rows (MXFP4 or
+    int4 as packed_tile reads them) starting at byte pointers `w_rows` [R] (scale rows s_rows,
+    zero rows z_rows [R]). The bytes are read as they lie, BLOCK_K / 2 of a row a step (vector
+    loads), split into their low nibbles (even k) and high nibbles (odd k), each dotted with
+    x's even and odd elements; a step is NG sub-tiles of SUB positions, each inside one scale
+    group (SUB divides BLOCK_K and the group size), so a row's scale and zero are loaded once
+    per sub-tile, not per weight."""
+    NG: tl.constexpr = BLOCK_K // SUB
+    HALF: tl.constexpr = SUB // 2
+    # byte b of a row holds positions 2b (low nibble) and 2b + 1 (high): offsets written as
+    # sums of aranges, so the compiler sees HALF contiguous bytes (vector loads)
+    sub_bytes = tl.arange(0, NG)[None, :, None] * HALF
+    bytes_ = tl.arange(0, HALF)[None, None, :]
+    w3 = w_rows[:, None, None]
+    s3 = s_rows[:, None, None]
+    z3 = z_rows[:, None, None]
+    ok3 = row_ok[:, None, None]
+    acc = tl.zeros([ROWS, NG, HALF], tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        b = k0 // 2 + sub_bytes + bytes_  # [1, NG, HALF]
+        pos = 2 * b  # the even positions
+        even_ok = pos < K
+        # K is even: b < K / 2 is pos < K, and keeps the mask constant over the vector
+        byte = tl.load(w3 + b, mask=ok3 & (b < K // 2), other=0).to(tl.int32)
+        lo = byte & 0xF
+        hi = (byte >> 4) & 0xF
+        first = k0 + 2 * sub_bytes  # [1, NG, 1]: the sub-tile's first position, its group's
+        s_ok = ok3 & (first < K)
+        group = (first // GROUP) * stride_sk
+        if INT4:
+            scale = tl.load(s3 + group, mask=s_ok, other=0.0).to(tl.float32)
+            zero = tl.load(z3 + group, mask=s_ok, other=0.0).to(tl.float32)
+            w_lo = (lo.to(tl.float32) - zero) * scale
+            w_hi = (hi.to(tl.float32) - zero) * scale
+        else:
+            scale = e8m0(tl.load(s3 + group, mask=s_ok, other=0).to(tl.int32))
+            w_lo = e2m1(lo) * scale
+            w_hi = e2m1(hi) * scale
+        x_even = tl.load(x_ptr + pos, mask=even_ok, other=0.0).to(tl.float32)
+        x_odd = tl.load(x_ptr + pos + 1, mask=(pos + 1) < K, other=0.0).to(tl.float32)
+        acc += w_lo * x_even + w_hi * x_odd
+    return tl.sum(tl.sum(acc, axis=2), axis=1) * x_scale
 
 
 @triton.jit
@@ -146,6 +229,7 @@ def _gate_up_gemv_kernel(
     MXFP4: tl.constexpr = False,
     INT4: tl.constexpr = False,
     GROUP: tl.constexpr = 1,
+    SUB: tl.constexpr = 0,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pair = tl.program_id(0)
@@ -173,29 +257,44 @@ def _gate_up_gemv_kernel(
     g_scales = S13 + e * stride_se + row * stride_sn
     g_zeros = Z13 + e * stride_se + row * stride_sn
     up_rows = inter * stride_sn
-    for k0 in range(0, K, BLOCK_K):
-        k_ok = (k0 + ks) < K
-        x = tl.load(x_ptr + k0, mask=k_ok, other=0.0).to(tl.float32)[None, :]
-        w_ok = col_ok[:, None] & k_ok[None, :]
-        if MXFP4 or INT4:
-            kk = (k0 + ks)[None, :]
-            g = packed_tile(g_bytes, g_scales, g_zeros, kk, w_ok, stride_sk, INT4, GROUP)
-            u = packed_tile(
-                g_bytes + inter * stride_wn, g_scales + up_rows, g_zeros + up_rows, kk, w_ok,
-                stride_sk, INT4, GROUP,
-            )  # fmt: skip
-            acc_g += g * x
-            acc_u += u * x
-        else:
-            xg, xu = x, x
-            if FP8:
-                k_blocks = ((k0 + ks) // BK_Q) * stride_sk
-                xg = x * tl.load(s_gate + k_blocks, mask=k_ok, other=0.0)[None, :]
-                xu = x * tl.load(s_up + k_blocks, mask=k_ok, other=0.0)[None, :]
-            acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xg
-            acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xu
-    pdl.release_dependents(PDL)
-    gate, up = tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1)
+    if SUB:  # 4-bit rows read as bytes, nibbles paired with x's even and odd elements
+        s_rows = S13 + e * stride_se + cols.to(tl.int64) * stride_sn
+        z_rows = Z13 + e * stride_se + cols.to(tl.int64) * stride_sn
+        w_rows = W13 + e * stride_we + cols.to(tl.int64) * stride_wn
+        x_row = X + token * stride_xm
+        gate = packed_rows_dot(
+            w_rows, s_rows, z_rows, x_row, 1.0, K, col_ok, stride_sk, INT4, GROUP, BLOCK_N,
+            BLOCK_K, SUB,
+        )  # fmt: skip
+        up = packed_rows_dot(
+            w_rows + inter * stride_wn, s_rows + up_rows, z_rows + up_rows, x_row, 1.0, K,
+            col_ok, stride_sk, INT4, GROUP, BLOCK_N, BLOCK_K, SUB,
+        )  # fmt: skip
+        pdl.release_dependents(PDL)
+    else:
+        for k0 in range(0, K, BLOCK_K):
+            k_ok = (k0 + ks) < K
+            x = tl.load(x_ptr + k0, mask=k_ok, other=0.0).to(tl.float32)[None, :]
+            w_ok = col_ok[:, None] & k_ok[None, :]
+            if MXFP4 or INT4:
+                kk = (k0 + ks)[None, :]
+                g = packed_tile(g_bytes, g_scales, g_zeros, kk, w_ok, stride_sk, INT4, GROUP)
+                u = packed_tile(
+                    g_bytes + inter * stride_wn, g_scales + up_rows, g_zeros + up_rows, kk, w_ok,
+                    stride_sk, INT4, GROUP,
+                )  # fmt: skip
+                acc_g += g * x
+                acc_u += u * x
+            else:
+                xg, xu = x, x
+                if FP8:
+                    k_blocks = ((k0 + ks) // BK_Q) * stride_sk
+                    xg = x * tl.load(s_gate + k_blocks, mask=k_ok, other=0.0)[None, :]
+                    xu = x * tl.load(s_up + k_blocks, mask=k_ok, other=0.0)[None, :]
+                acc_g += tl.load(g_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xg
+                acc_u += tl.load(u_ptr + k0, mask=w_ok, other=0.0).to(tl.float32) * xu
+        pdl.release_dependents(PDL)
+        gate, up = tl.sum(acc_g, axis=1), tl.sum(acc_u, axis=1)
     if HAS_BIAS:
         b_row = B13 + e * stride_be + cols
         gate += tl.load(b_row, mask=col_ok, other=0.0).to(tl.float32)
@@ -239,6 +338,7 @@ def _down_gemv_kernel(
     MXFP4: tl.constexpr = False,
     INT4: tl.constexpr = False,
     GROUP: tl.constexpr = 1,
+    SUB: tl.constexpr = 0,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     token = tl.program_id(0)
@@ -249,6 +349,7 @@ def _down_gemv_kernel(
     ks = tl.arange(0, BLOCK_K)
     w_rows = rows[:, None].to(tl.int64) * stride_wn + ks[None, :]
     acc = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    y_rows = tl.zeros([BLOCK_N], tl.float32)  # SUB: the rows' sums so far
     bias = tl.zeros([BLOCK_N], tl.float32)
     for j in range(SLOTS):
         pair = token * TOPK + first + j
@@ -263,31 +364,41 @@ def _down_gemv_kernel(
             b_ok = rows < tl.where(live, N, 0)
             b = tl.load(B2 + tl.where(live, e, 0) * stride_be + rows, mask=b_ok, other=0.0)
             bias += b.to(tl.float32) * route_w
-        for k0 in range(0, K, BLOCK_K):
-            k_ok = (k0 + ks) < k_live
-            h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
-            if FP8:  # the rows' block scales along I scale h (BN_Q % BLOCK_N == 0)
-                h *= tl.load(s_ptr + ((k0 + ks) // BK_Q) * stride_sk, mask=k_ok, other=0.0)
-            w_ok = row_ok[:, None] & k_ok[None, :]
-            if MXFP4 or INT4:
-                expert = tl.where(live, e, 0)
-                row = rows[:, None].to(tl.int64)
-                scale_rows = expert * stride_se + row * stride_sn
-                w = packed_tile(
-                    W2 + expert * stride_we + row * stride_wn,
-                    S2 + scale_rows,
-                    Z2 + scale_rows,
-                    (k0 + ks)[None, :],
-                    w_ok,
-                    stride_sk,
-                    INT4,
-                    GROUP,
-                )
-            else:
-                w = tl.load(w_ptr + k0, mask=w_ok, other=0.0)
-            acc += w.to(tl.float32) * h[None, :]
+        if SUB:  # 4-bit rows read as bytes (packed_rows_dot); a dead slot reads nothing
+            expert = tl.where(live, e, 0)
+            row = rows.to(tl.int64)
+            scale_rows = expert * stride_se + row * stride_sn
+            y_rows += packed_rows_dot(
+                W2 + expert * stride_we + row * stride_wn, S2 + scale_rows, Z2 + scale_rows,
+                H + pair.to(tl.int64) * stride_hm, route_w, k_live, row_ok, stride_sk, INT4,
+                GROUP, BLOCK_N, BLOCK_K, SUB,
+            )  # fmt: skip
+        else:
+            for k0 in range(0, K, BLOCK_K):
+                k_ok = (k0 + ks) < k_live
+                h = tl.load(h_ptr + k0, mask=k_ok, other=0.0) * route_w
+                if FP8:  # the rows' block scales along I scale h (BN_Q % BLOCK_N == 0)
+                    h *= tl.load(s_ptr + ((k0 + ks) // BK_Q) * stride_sk, mask=k_ok, other=0.0)
+                w_ok = row_ok[:, None] & k_ok[None, :]
+                if MXFP4 or INT4:
+                    expert = tl.where(live, e, 0)
+                    row = rows[:, None].to(tl.int64)
+                    scale_rows = expert * stride_se + row * stride_sn
+                    w = packed_tile(
+                        W2 + expert * stride_we + row * stride_wn,
+                        S2 + scale_rows,
+                        Z2 + scale_rows,
+                        (k0 + ks)[None, :],
+                        w_ok,
+                        stride_sk,
+                        INT4,
+                        GROUP,
+                    )
+                else:
+                    w = tl.load(w_ptr + k0, mask=w_ok, other=0.0)
+                acc += w.to(tl.float32) * h[None, :]
     pdl.release_dependents(PDL)
-    y = tl.sum(acc, axis=1) + bias
+    y = (y_rows if SUB else tl.sum(acc, axis=1)) + bias
     split_k.finish(
         y,
         Y + token.to(tl.int64) * stride_ym + rows,
@@ -348,8 +459,9 @@ def experts_decode(
     b2 = x if w2_bias is None else w2_bias.contiguous()
     weights = topk_weights.reshape(-1).float()
     table = DECODE_LAUNCH
-    if quant and ("MXFP4" in quant["consts"] or "INT4" in quant["consts"]):
-        table = {k: {**v, **MXFP4_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()}
+    packed = bool(quant) and ("MXFP4" in quant["consts"] or "INT4" in quant["consts"])
+    if packed and not paired_sub(quant["groups"][0], DECODE_LAUNCH["gate_up"]["block_k"]):
+        table = {k: {**v, **GATHER_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()}
     gu = merged(table["gate_up"], launch and launch.get("gate_up"))
     dn = merged(table["down"], launch and launch.get("down"))
     consts, s13, s2, up_row = {}, (x, 0, 0, 0), (x, 0, 0, 0), 0  # x: a placeholder never read
@@ -389,6 +501,7 @@ def experts_decode(
             num_warps=warps(gu["num_warps"], launch),
             num_stages=gu["num_stages"],
             GROUP=groups[0],
+            SUB=paired_sub(groups[0], gu["block_k"]) if packed else 0,
             **consts,
             **pdl.args(x.device),
         )
@@ -421,6 +534,7 @@ def experts_decode(
         num_warps=warps(dn["num_warps"], launch),
         num_stages=dn["num_stages"],
         GROUP=groups[1],
+        SUB=paired_sub(groups[1], dn["block_k"]) if packed else 0,
         **consts,
         **pdl.args(x.device),
     )
