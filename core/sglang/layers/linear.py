@@ -301,18 +301,20 @@ class Linear(Layer):
 
     def prepared_tensors(self) -> list[torch.Tensor]:
         """The tensors the prepared weights hold (for memory accounting)."""
-        return list(_tensors(self._weights))
+        return list(tensors_in(self._weights))
 
 
-def _tensors(value: Any):
+def tensors_in(value: Any):
+    """The tensors inside a kernel's prepared weight arguments (dicts, tuples, lists of them;
+    a prepared NamedTuple is a tuple)."""
     if isinstance(value, torch.Tensor):
         yield value
     elif isinstance(value, dict):
         for v in value.values():
-            yield from _tensors(v)
+            yield from tensors_in(v)
     elif isinstance(value, (tuple, list)):
         for v in value:
-            yield from _tensors(v)
+            yield from tensors_in(v)
 
 
 def prepare_linear_layers(

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from sglang.layers.base import Layer
-from sglang.layers.linear import Linear
-from sglang.layers.moe_quantized import QuantizedExperts, _copy_checked
+from sglang.layers.linear import Linear, tensors_in
+from sglang.layers.moe_quantized import QuantizedExperts, copy_checked
 from sglang.layers.ops_table import OpTable
 from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
 from sglang.parallel.sharding import local_size, split_part
@@ -180,7 +180,7 @@ class FusedMoE(QuantizedExperts, Layer):
         else:
             rows = slice(0, self.inter) if shard == "gate" else slice(self.inter, 2 * self.inter)
             target = self.w13_weight.data[expert, rows]
-        _copy_checked(target, tensor, f"expert {expert} {shard}")
+        copy_checked(target, tensor, f"expert {expert} {shard}")
         return name
 
     def load_stacked(self, name: str, tensor: torch.Tensor, what: str = "") -> None:
@@ -230,10 +230,7 @@ class FusedMoE(QuantizedExperts, Layer):
 
     def prepared_tensors(self) -> list[torch.Tensor]:
         """The tensors of the kernel's own layout (for memory accounting)."""
-        found = []
-        for value in (self._prepared or {}).values():
-            found += [value] if isinstance(value, torch.Tensor) else list(_tensors_of(value))
-        return found
+        return list(tensors_in(self._prepared or {}))
 
     def forward(self, x: torch.Tensor, router_logits: torch.Tensor) -> torch.Tensor:
         weights, ids = self.ops.moe_route(
@@ -254,15 +251,6 @@ class FusedMoE(QuantizedExperts, Layer):
             **weights_args,
         )
         return self.reduce.all_reduce(out) if self.reduce is not None else out
-
-
-def _tensors_of(value):
-    """Tensors inside a kernel's prepared value (a NamedTuple or list of them)."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from _tensors_of(v)
 
 
 class SparseMoE(Layer):

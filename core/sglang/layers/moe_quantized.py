@@ -148,7 +148,7 @@ class QuantizedExperts:
             target = self.w13_scale.data[
                 local, slice(0, rows) if shard == "gate" else slice(rows, None)
             ]
-        _copy_checked(target, tensor, f"expert {expert} {shard} block scales {self.block_size}")
+        copy_checked(target, tensor, f"expert {expert} {shard} block scales {self.block_size}")
         return name
 
     def load_expert_int4(
@@ -183,7 +183,7 @@ class QuantizedExperts:
             view = target.data[local]
             if shard != "down":
                 view = view[slice(0, self.inter) if shard == "gate" else slice(self.inter, None)]
-            _copy_checked(view, t.to(view.dtype), f"expert {expert} {shard} int4 {what}")
+            copy_checked(view, t.to(view.dtype), f"expert {expert} {shard} int4 {what}")
         return name
 
     def _quant_args(self) -> dict:
@@ -199,7 +199,7 @@ def _frozen(shape: tuple[int, ...], dtype: torch.dtype, device) -> nn.Parameter:
     return nn.Parameter(torch.empty(shape, dtype=dtype, device=device), requires_grad=False)
 
 
-def _copy_checked(target: torch.Tensor, tensor: torch.Tensor, what: str) -> None:
+def copy_checked(target: torch.Tensor, tensor: torch.Tensor, what: str) -> None:
     if tuple(target.shape) != tuple(tensor.shape):
         raise ValueError(f"{what}: checkpoint shape {tuple(tensor.shape)} != {tuple(target.shape)}")
     target.copy_(tensor)
