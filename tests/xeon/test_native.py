@@ -385,3 +385,33 @@ def test_mxfp4_experts_native_form(ops, tokens, dtype):
     assert got.dtype == dtype
     tol = 3e-2 if dtype == torch.bfloat16 else 1e-4
     torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)
+
+
+# The native form dequantized (csrc int4_bf16_dequantize, AVX-512) against the same arithmetic
+# in torch, bit for bit: (value(q) - z) * s in float32, rounded to bf16. n = 40: two whole
+# column blocks and a partial one; groups of 32 and 128; int4 with fractional zero points and
+# MXFP4 (e2m1 values, power-of-two scales, no zero points).
+@pytest.mark.parametrize("codes, group", ((0, 32), (0, 128), (1, 32)))
+def test_native_form_dequantizes_bit_for_bit(ops, codes, group):
+    from sglang.ops.quant import fp4 as q4
+    from sglang_xeon.kernels import gemm_int4
+
+    if not ops.int4_gemm_supported():
+        pytest.skip("built without AVX-512 BF16")
+    gen = torch.Generator().manual_seed(7)
+    n, k = 40, 256
+    q = torch.randint(0, 16, (n, k), generator=gen, dtype=torch.int32)
+    if codes == 0:
+        scales = (torch.rand(k // group, n, generator=gen) * 0.1).to(torch.bfloat16)
+        zeros = (torch.rand(k // group, n, generator=gen) * 15).to(torch.bfloat16)
+        values = q.float()
+    else:
+        e = torch.randint(110, 135, (k // group, n), generator=gen)
+        scales, zeros = torch.exp2(e.float() - 127).to(torch.bfloat16), None
+        values = q4.e2m1_decode(q.to(torch.uint8))
+    form = gemm_int4.native_form(q, scales, zeros, group)
+    got = ops.int4_dequantize(form, group, n, k, codes)
+    s = scales.float().t().repeat_interleave(group, 1)
+    z = 0.0 if zeros is None else zeros.float().t().repeat_interleave(group, 1)
+    want = ((values - z) * s).to(torch.bfloat16)
+    assert torch.equal(got, want)

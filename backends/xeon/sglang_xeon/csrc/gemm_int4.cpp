@@ -17,6 +17,8 @@
 // columns, i < 16). Byte j of chunk c holds lane j of pair 2c (low nibble) and lane j of pair
 // 2c + 1 (high nibble): one 32-byte load widened to words gives both pairs' codes (the low one
 // as it is, the high one shifted by 4), a lookup each.
+#include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "kernels.h"
@@ -182,26 +184,53 @@ void int4_bf16_gemm(const uint16_t* x, const float* xsum, int64_t m, int64_t k,
     }
   }
 }
+// float32 -> bf16 bits, round to nearest even: from_float<bf16>'s integer formula, 16 lanes
+// (VCVTNEPS2BF16 would flush subnormals; this keeps the scalar results bit for bit, NaN aside).
+inline __m256i bf16_bits(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb);
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+inline __m512 widen(__m256i bf16) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16), 16));
+}
+
+// One chunk's 32 lanes (lane 2i + p: column i, k = 2 kp + p) are looked up as the GEMV does
+// (unpack_chunk), scaled 16 lanes at a time with each lane's column's s and z, rounded to bf16,
+// and written as 4 consecutive k of each column (the chunk's low pair, then its high pair).
 void int4_bf16_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, uint16_t* out,
                           int64_t n, int64_t nb_begin, int64_t nb_end, int codes) {
   const int64_t head = head_bytes(codes);
   const int64_t groups = k / group_size, pairs = group_size / 2, stride = head + 16 * pairs;
-  const uint16_t* values = code_values(codes);
+  const __m512i table = code_table(codes);
+  const __m512i cols_a = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512i cols_b = _mm512_add_epi32(cols_a, _mm512_set1_epi32(8));
+  alignas(64) uint32_t lo[16], hi[16];
   for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
+    const int64_t live = std::min<int64_t>(16, n - nb * 16);
     for (int64_t g = 0; g < groups; ++g) {
       const uint8_t* p = packed + (nb * groups + g) * stride;
-      const uint16_t* s = reinterpret_cast<const uint16_t*>(p);
-      const uint16_t* z = head == 64 ? reinterpret_cast<const uint16_t*>(p + 32) : nullptr;
-      for (int64_t kp = 0; kp < pairs; ++kp) {
-        const uint8_t* q = p + head + 32 * (kp / 2);  // the chunk of pairs kp - kp % 2, + 1
-        const int shift = 4 * int(kp % 2);
-        for (int j = 0; j < 32; ++j) {
-          const int64_t col = nb * 16 + (j >> 1);
-          if (col >= n) continue;
-          const int64_t kk = g * group_size + 2 * kp + (j & 1);
-          const float sv = to_float(bf16{s[j >> 1]}), zv = z ? to_float(bf16{z[j >> 1]}) : 0.0f;
-          const float code = to_float(bf16{values[(q[j] >> shift) & 15]});
-          out[col * k + kk] = from_float<bf16>((code - zv) * sv).bits;
+      const __m512 s = bf16x16(reinterpret_cast<const uint16_t*>(p));
+      const __m512 z =
+          head == 64 ? bf16x16(reinterpret_cast<const uint16_t*>(p + 32)) : _mm512_setzero_ps();
+      const __m512 sa = _mm512_permutexvar_ps(cols_a, s), sb = _mm512_permutexvar_ps(cols_b, s);
+      const __m512 za = _mm512_permutexvar_ps(cols_a, z), zb = _mm512_permutexvar_ps(cols_b, z);
+      for (int64_t c = 0; c < pairs / 2; ++c) {
+        const Codes w = unpack_chunk(p + head + 32 * c, table);
+        const __m512i wl = (__m512i)w.lo, wh = (__m512i)w.hi;
+        auto scaled = [](__m256i half, __m512 zz, __m512 ss) {
+          return bf16_bits(_mm512_mul_ps(_mm512_sub_ps(widen(half), zz), ss));
+        };
+        _mm256_store_si256((__m256i*)lo, scaled(_mm512_castsi512_si256(wl), za, sa));
+        _mm256_store_si256((__m256i*)(lo + 8), scaled(_mm512_extracti64x4_epi64(wl, 1), zb, sb));
+        _mm256_store_si256((__m256i*)hi, scaled(_mm512_castsi512_si256(wh), za, sa));
+        _mm256_store_si256((__m256i*)(hi + 8), scaled(_mm512_extracti64x4_epi64(wh, 1), zb, sb));
+        uint16_t* dst = out + nb * 16 * k + g * group_size + 4 * c;
+        for (int64_t i = 0; i < live; ++i) {
+          const uint64_t four = uint64_t(lo[i]) | (uint64_t(hi[i]) << 32);
+          std::memcpy(dst + i * k, &four, 8);
         }
       }
     }
