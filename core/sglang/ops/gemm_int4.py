@@ -41,12 +41,7 @@ def int4(
         raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
     if packing == "awq" and g_idx is not None:
         raise ValueError("AWQ has no g_idx (act-order is a GPTQ feature)")
-    if qzeros.is_floating_point():
-        q, z = q4.unpack_qweight(qweight, packing), qzeros
-    elif packing == "awq":
-        q, z = q4.unpack_awq(qweight, qzeros)
-    else:
-        q, z = q4.unpack_gptq(qweight, qzeros)
+    q, z = q4.unpack_int4(qweight, qzeros, packing)
     acc = compute_dtype(x, scales)
     gi = g_idx if g_idx is not None else q4.default_g_idx(q.shape[0], group_size, q.device)
     out = x.to(acc) @ q4.dequantize_int4(q, scales, z, gi, acc)

@@ -95,36 +95,38 @@ def _expert(w, scale, zeros, e, block_size, halves, dtype):
     return one[0].to(dtype)
 
 
-def _native(
-    x, w13: NativeExperts, w2: NativeExperts, topk_weights, topk_ids, activation, w13_bias, w2_bias
-):
-    """moe.experts on NativeExperts, in x's dtype (the GEMV for bf16, see NativeExperts)."""
+def _by_expert(x, topk_weights, topk_ids, num_experts, inter, activation, gate_up, down):
+    """The (token, slot) pairs sorted by expert id once; per active expert e, its tokens' rows
+    through gate_up(rows, e) -> [n, 2I] (bias included), the activation, and down(h, e) -> [n, D]
+    (bias included); the k partial outputs of each token combined with the routing weights in
+    float32."""
     tokens, hidden = x.shape
-    top_k, inter = topk_ids.shape[1], w2.k
+    top_k = topk_ids.shape[1]
     flat_ids = topk_ids.reshape(-1).to(torch.int64)
     order = flat_ids.argsort(stable=True)
-    counts = torch.bincount(flat_ids[order] + 1, minlength=w13.forms.shape[0] + 1).tolist()
+    counts = torch.bincount(flat_ids[order] + 1, minlength=num_experts + 1).tolist()
     partial = torch.zeros(tokens * top_k, hidden, dtype=x.dtype)
     start = counts[0]  # slots with id -1 sort first and stay zero
     for e, n in enumerate(counts[1:]):
         if n == 0:
             continue
         slots = order[start : start + n]
-        gate_up = w13.matmul(x[slots // top_k], e)
-        if w13_bias is not None:
-            gate_up = gate_up + w13_bias[e].to(gate_up.dtype)
+        up_gate = gate_up(x[slots // top_k], e)
         if activation == "swigluoai":
-            up_gate = gate_up.float()
-            h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(x.dtype)
+            wide = up_gate.float()  # (up + 1) cancels: not in the half type
+            h = gated(wide[:, :inter], wide[:, inter:], activation).to(x.dtype)
         else:
             act = F.silu if activation == "silu" else F.gelu
-            h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
-        y = w2.matmul(h, e)
-        partial[slots] = y if w2_bias is None else y + w2_bias[e].to(y.dtype)
+            h = act(up_gate[:, :inter]).mul_(up_gate[:, inter:])
+        partial[slots] = down(h, e)
         start += n
     weights = topk_weights.float().unsqueeze(1)  # [T, 1, k]
     out = torch.bmm(weights, partial.view(tokens, top_k, hidden).float())
     return out.view(tokens, hidden).to(x.dtype)
+
+
+def _with_bias(y: torch.Tensor, bias, e: int) -> torch.Tensor:
+    return y if bias is None else y + bias[e].to(y.dtype)
 
 
 def experts(
@@ -142,38 +144,24 @@ def experts(
     w13_zeros=None,
     w2_zeros=None,
 ):
-    if isinstance(w13, NativeExperts):
-        return _native(x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias)
-    tokens, hidden = x.shape
-    top_k = topk_ids.shape[1]
+    routing = (x, topk_weights, topk_ids)
+    if isinstance(w13, NativeExperts):  # prepared: the native form (the GEMV for bf16)
+        return _by_expert(
+            *routing, w13.forms.shape[0], w2.k, activation,
+            lambda rows, e: _with_bias(w13.matmul(rows, e), w13_bias, e),
+            lambda h, e: _with_bias(w2.matmul(h, e), w2_bias, e),
+        )  # fmt: skip
     inter = w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)  # MXFP4, int4: two codes a byte
-    act = F.silu if activation == "silu" else F.gelu
-    flat_ids = topk_ids.reshape(-1).to(torch.int64)
-    order = flat_ids.argsort(stable=True)
-    sorted_ids = flat_ids[order]
-    counts = torch.bincount(sorted_ids + 1, minlength=w13.shape[0] + 1).tolist()
-    partial = torch.zeros(tokens * top_k, hidden, dtype=x.dtype)
-    start = counts[0]  # slots with id -1 sort first and stay zero
-    for e, n in enumerate(counts[1:]):
-        if n == 0:
-            continue
-        slots = order[start : start + n]
-        gate_up = F.linear(
-            x[slots // top_k],
-            _expert(w13, w13_scale, w13_zeros, e, block_size, 2, x.dtype),
-            None if w13_bias is None else w13_bias[e],
-        )
-        if activation == "swigluoai":
-            up_gate = gate_up.float()  # (up + 1) cancels: not in the half type
-            h = gated(up_gate[:, :inter], up_gate[:, inter:], activation).to(x.dtype)
-        else:
-            h = act(gate_up[:, :inter]).mul_(gate_up[:, inter:])
-        w2e = _expert(w2, w2_scale, w2_zeros, e, block_size, 1, x.dtype)
-        partial[slots] = F.linear(h, w2e, None if w2_bias is None else w2_bias[e])
-        start += n
-    weights = topk_weights.float().unsqueeze(1)  # [T, 1, k]
-    out = torch.bmm(weights, partial.view(tokens, top_k, hidden).float())
-    return out.view(tokens, hidden).to(x.dtype)
+
+    def gate_up(rows, e):
+        w = _expert(w13, w13_scale, w13_zeros, e, block_size, 2, x.dtype)
+        return F.linear(rows, w, None if w13_bias is None else w13_bias[e])
+
+    def down(h, e):
+        w = _expert(w2, w2_scale, w2_zeros, e, block_size, 1, x.dtype)
+        return F.linear(h, w, None if w2_bias is None else w2_bias[e])
+
+    return _by_expert(*routing, w13.shape[0], inter, activation, gate_up, down)
 
 
 def register(registry) -> None:

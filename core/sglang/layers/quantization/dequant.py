@@ -30,13 +30,7 @@ def dequantize(op: str, args: dict[str, Any], dtype: torch.dtype = torch.float32
     elif op == "gemm.int8":
         w = args["weight"].to(f32) * args["weight_scale"].to(f32).reshape(-1, 1)
     elif op == "gemm.int4":
-        packing, qzeros = args["packing"], args["qzeros"]
-        if qzeros.is_floating_point():
-            q, z = qint4.unpack_qweight(args["qweight"], packing), qzeros
-        elif packing == "awq":
-            q, z = qint4.unpack_awq(args["qweight"], qzeros)
-        else:
-            q, z = qint4.unpack_gptq(args["qweight"], qzeros)
+        q, z = qint4.unpack_int4(args["qweight"], args["qzeros"], args["packing"])
         g_idx = args.get("g_idx")
         if g_idx is None:
             g_idx = qint4.default_g_idx(q.shape[0], args["group_size"], q.device)

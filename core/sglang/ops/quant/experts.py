@@ -93,13 +93,7 @@ def int4_expert_from_gemm(args: dict) -> tuple[torch.Tensor, torch.Tensor, torch
     such layout: ValueError."""
     if args.get("g_idx") is not None:
         raise ValueError("act-order (g_idx) int4 weights have no grouped expert layout")
-    packing, qzeros = args["packing"], args["qzeros"]
-    if qzeros.is_floating_point():
-        q, z = qint4.unpack_qweight(args["qweight"], packing), qzeros
-    elif packing == "awq":
-        q, z = qint4.unpack_awq(args["qweight"], qzeros)
-    else:
-        q, z = qint4.unpack_gptq(args["qweight"], qzeros)
+    q, z = qint4.unpack_int4(args["qweight"], args["qzeros"], args["packing"])
     scales = args["scales"]
     k, groups = q.shape[0], scales.shape[0]
     if k % groups or k // groups != min(int(args["group_size"]), k):

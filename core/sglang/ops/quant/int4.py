@@ -146,6 +146,18 @@ def unpack_qweight(qweight: torch.Tensor, packing: str) -> torch.Tensor:
     raise ValueError(f"unknown int4 packing {packing!r}")
 
 
+def unpack_int4(
+    qweight: torch.Tensor, qzeros: torch.Tensor, packing: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """gemm.int4's qweight and qzeros in either packing -> (q [K, N] int32, zeros [K/G, N]):
+    integer zero points as the spec reads them (GPTQ's stored + 1), or float ones as given."""
+    if qzeros.is_floating_point():
+        return unpack_qweight(qweight, packing), qzeros
+    if packing == "awq":
+        return unpack_awq(qweight, qzeros)
+    return unpack_gptq(qweight, qzeros)
+
+
 def default_g_idx(k: int, group_size: int, device: torch.device | None = None) -> torch.Tensor:
     """[K] int32: input row k belongs to group k // group_size."""
     return (torch.arange(k, device=device) // group_size).to(torch.int32)
