@@ -7,7 +7,8 @@
 #   2. Qwen3-30B-A3B batch-1 ITL: bf16 experts against FP8 blocks kept (Qwen3-30B-A3B-FP8's
 #      config: every linear and the experts in 128x128 blocks) and int4 kept
 #      (Qwen3-30B-A3B-GPTQ-Int4's config: GPTQ 4-bit, groups of 128, no act-order);
-#   3. gpt-oss-20b batch-1 ITL: MXFP4 kept against the bf16 config.
+#   3. gpt-oss-20b batch-1 ITL: MXFP4 kept (GPT_OSS_BF16=1: the bf16 config too);
+# Qwen3 bf16 and gpt-oss MXFP4 with a profile of four batch-1 decode steps. Logs in OUTDIR.tgz.
 # The startup log says how the experts are held ("mlp.experts = ... (kept)") and the pool size.
 # Usage: bash benchmarks/gpu_moe_quant.sh OUTDIR.
 set -uo pipefail
@@ -24,9 +25,12 @@ step kernels 110 $PYT tests/cuda/test_moe_triton.py tests/cuda/test_moe_decode_t
     -k "fp8 or mxfp4 or int4 or prefill or 128"
 step models 130 $PYT tests/layers/quantization/test_moe_experts.py tests/engine/test_gpt_oss.py \
     -k "cuda or mxfp4"
-step qwen3-bf16 70 $MOE --config $CFG/qwen3-30b-a3b
-step qwen3-fp8-kept 70 $MOE --config $CFG/qwen3-30b-a3b-fp8 --keep-quantization
+PROF="--profile-batch 1"  # the top kernels of four batch-1 decode steps, in NAME-profile-bs1.txt
+step qwen3-bf16 80 $MOE --config $CFG/qwen3-30b-a3b $PROF --out "$DIR/qwen3-bf16.jsonl"
+step qwen3-fp8-kept 65 $MOE --config $CFG/qwen3-30b-a3b-fp8 --keep-quantization
 step qwen3-gptq-kept 70 $MOE --config $CFG/qwen3-30b-a3b-gptq-int4 --keep-quantization
-step gpt-oss-bf16 60 $MOE --config $CFG/gpt-oss-20b
-step gpt-oss-mxfp4-kept 60 $MOE --config $CFG/gpt-oss-20b --keep-quantization
+[ -n "${GPT_OSS_BF16:-}" ] && step gpt-oss-bf16 60 $MOE --config $CFG/gpt-oss-20b
+step gpt-oss-mxfp4-kept 75 $MOE --config $CFG/gpt-oss-20b --keep-quantization $PROF \
+    --out "$DIR/gpt-oss-mxfp4.jsonl"
 grep -ho "mlp.experts = [^,]*" "$DIR"/qwen3-*.log "$DIR"/gpt-oss-*.log | sort -u
+tar czf "$DIR.tgz" -C "$(dirname "$DIR")" "$(basename "$DIR")" && rm -rf "$DIR"
