@@ -142,6 +142,16 @@ MOE_LAUNCHES = [
         "down": {"block_n": 16, "block_k": 256, "num_warps": 4},
     },
 ]
+ROWS_MS = (1, 2, 4, 8, 16)
+ROWS_LAUNCHES = [  # gemv.ROWS_LAUNCH candidates (tensor-core rows kernel); "gemv": the FMA GEMV
+    {"block_n": 64, "block_k": 256, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"block_n": 64, "block_k": 128, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
+    {"block_n": 64, "block_k": 256, "num_warps": 4, "num_stages": 3, "split_k": 1},
+    {"block_n": 64, "block_k": 512, "num_warps": 4, "num_stages": 3, "split_k": "auto"},
+    {"block_n": 128, "block_k": 128, "num_warps": 8, "num_stages": 3, "split_k": "auto"},
+    {"block_n": 128, "block_k": 256, "num_warps": 8, "num_stages": 3, "split_k": "auto"},
+    {"block_n": 32, "block_k": 256, "num_warps": 2, "num_stages": 4, "split_k": "auto"},
+]
 L2_SPAN = 256 << 20  # bytes of weight copies cycled through per graph
 CHECK = False  # --check: the script's plumbing on the CPU (tiny shapes, one untimed call)
 OUT = None  # --out: one JSON line per kernel, written as each finishes (a timeout keeps them)
@@ -318,6 +328,39 @@ def bench_dense_shape(rows, dev, name, n, k, launches, F, gemv):
     compare(f"dense-bf16 {name} {n}x{k}", nbytes, old, new, launches, rows)
 
 
+def bench_rows(rows, dev):
+    """gemm.dense at 1-16 rows (small decode batches, short prefills): cuBLAS (torch.mm, the
+    old path) against gemv.rows' tensor-core kernel, and at one row the FMA GEMV too; then the
+    total over the 8B's four linears per launch and row count."""
+    from sglang_triton import gemv
+
+    for m in ROWS_MS:
+        launches = ROWS_LAUNCHES + ([{"gemv": True}] if m == 1 else [])
+        for name, (n, k) in SHAPES_8B.items():
+            nbytes = n * k * 2
+            ws = [
+                torch.randn(n, k, device=dev, dtype=torch.bfloat16) * k**-0.5
+                for _ in range(copies(nbytes))
+            ]
+            x = torch.randn(m, k, device=dev, dtype=torch.bfloat16)
+
+            def old(x=x, ws=ws):
+                return [lambda w=w: torch.mm(x, w.t()) for w in ws]
+
+            def new(launch, x=x, ws=ws):
+                if launch.get("gemv"):
+                    return [lambda w=w: gemv.gemv(x, w) for w in ws]
+                return [lambda w=w: gemv.rows(x, w, launch=launch) for w in ws]
+
+            compare(f"rows-m{m} {name} {n}x{k}", nbytes, old, new, launches, rows)
+        fam = [r for r in rows if r["kernel"].startswith(f"rows-m{m} ")]
+        line = f"total rows-m{m}: cuBLAS {sum(r['old_us'] for r in fam):.1f} us"
+        for key in [k for k, v in fam[0].items() if isinstance(v, dict)] if fam else []:
+            if all(isinstance(r.get(key), dict) for r in fam):
+                line += f" | {key}: {sum(r[key]['us'] for r in fam):.1f}"
+        print(line, flush=True)
+
+
 def bench_moe(rows, dev, launches=None):
     from sglang_triton import moe, moe_decode
 
@@ -464,7 +507,7 @@ def pick_moe(rows) -> dict:
 def main(argv=None) -> int:
     global CHECK, SHAPES_8B, SHAPES_QWEN3, L2_SPAN, OUT
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="fp8,int4,dense,moe")
+    ap.add_argument("--only", default="fp8,int4,dense,moe", help="families, and rows (1-16 rows)")
     ap.add_argument("--out", default=None)
     ap.add_argument(
         "--dense-shapes",
@@ -497,6 +540,7 @@ def main(argv=None) -> int:
         "int4": bench_int4,
         "dense": lambda rows, dev: bench_dense(rows, dev, sets),
         "moe": lambda rows, dev: bench_moe(rows, dev, MOE_SWEEP if args.moe_sweep else None),
+        "rows": bench_rows,
     }
     if args.rows:
         with open(args.rows) as f:

@@ -1,4 +1,5 @@
-"""The decode GEMV kernels (gemv_fp8 and its tensor-core variants, gemv_int4, moe_decode, the
+"""The decode GEMV kernels (gemv_fp8 and its tensor-core variants, gemv_int4, gemv.rows' tensor-core
+kernel for 1-16 rows, moe_decode, the
 latter also with gpt-oss's swigluoai and expert biases; split-K too) compiled for an H100/H200
 (sm_90) without a GPU: Triton's compiler and the bundled ptxas, in a subprocess (the tests'
 interpreter mode, set when kernels are decorated, cannot compile). Catches what the interpreter accepts and
@@ -28,7 +29,7 @@ SCRIPT = textwrap.dedent(
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from sglang_cuda.kernels import gemv_fp8
-    from sglang_triton import gemv_int4, moe_decode
+    from sglang_triton import gemv, gemv_int4, moe_decode
 
     TARGET = GPUTarget("cuda", 90, 32)
     CUOBJDUMP = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
@@ -107,6 +108,15 @@ SCRIPT = textwrap.dedent(
         consts = dict(HAS_BIAS=True, GROUP_N=128, KC=128, BLOCK_N=bn, SPLIT=split,
                       FUSED=2 if fused else 0, EMULATE=False)
         out.append(build(gemv_fp8._fp8_block_mma_kernel, sig, consts, warps, stages))
+    r = gemv.ROWS_LAUNCH
+    sig = dict(X=B, W=B, B=B, Y=B, PART=F32, COUNT="*i32", M=I32, N=I32, K=I32,
+               steps_per_split=I32, stride_xm=I32, stride_wn=I32, stride_ym=I32, HAS_BIAS=C,
+               BLOCK_N=C, BLOCK_K=C, EVEN_K=C, ROWS=C, SPLIT=C)
+    for rows, split, bn, bk, warps in ((1, 1, r["block_n"], r["block_k"], r["num_warps"]),
+                                       (16, 4, r["block_n"], r["block_k"], r["num_warps"]),
+                                       (16, 4, 128, 256, 8)):
+        consts = dict(HAS_BIAS=False, BLOCK_N=bn, BLOCK_K=bk, EVEN_K=True, ROWS=rows, SPLIT=split)
+        out.append(build(gemv._rows_mma_kernel, sig, consts, warps, r["num_stages"]))
     g = gemv_int4.GEMV_INT4_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
@@ -317,7 +327,7 @@ def test_gpt_oss_kernel_variants_compile_for_sm90():
 
 def test_decode_kernels_compile_for_sm90_without_spills():
     kernels = _compile(SCRIPT)
-    assert len(kernels) == 36
+    assert len(kernels) == 39
     spills = [k for k in kernels if k["stack"] > 0]
     assert not spills, f"default launches spill registers on sm_90: {spills}"
     # every kernel but the block "dot" GEMV (not on a default path) launches with PDL: it
