@@ -331,12 +331,14 @@ def bench_dense_shape(rows, dev, name, n, k, launches, F, gemv):
 def bench_rows(rows, dev):
     """gemm.dense at 1-16 rows (small decode batches, short prefills): cuBLAS (torch.mm, the
     old path) against gemv.rows' tensor-core kernel, and at one row the FMA GEMV too; then the
-    total over the 8B's four linears per launch and row count."""
+    total over the 8B's four linears per launch and row count (Qwen3-30B-A3B's small linears
+    are timed too, outside the total)."""
     from sglang_triton import gemv
 
     for m in ROWS_MS:
         launches = ROWS_LAUNCHES + ([{"gemv": True}] if m == 1 else [])
-        for name, (n, k) in SHAPES_8B.items():
+        shapes = dict(SHAPES_8B, **{f"qwen3-{k}": v for k, v in SHAPES_QWEN3.items()})
+        for name, (n, k) in shapes.items():
             nbytes = n * k * 2
             ws = [
                 torch.randn(n, k, device=dev, dtype=torch.bfloat16) * k**-0.5
@@ -353,7 +355,9 @@ def bench_rows(rows, dev):
                 return [lambda w=w: gemv.rows(x, w, launch=launch) for w in ws]
 
             compare(f"rows-m{m} {name} {n}x{k}", nbytes, old, new, launches, rows)
-        fam = [r for r in rows if r["kernel"].startswith(f"rows-m{m} ")]
+        fam = [
+            r for r in rows if r["kernel"].startswith(f"rows-m{m} ") and "qwen3" not in r["kernel"]
+        ]
         line = f"total rows-m{m}: cuBLAS {sum(r['old_us'] for r in fam):.1f} us"
         for key in [k for k, v in fam[0].items() if isinstance(v, dict)] if fam else []:
             if all(isinstance(r.get(key), dict) for r in fam):
@@ -515,6 +519,7 @@ def main(argv=None) -> int:
         help="dense shape sets: 8b (Llama-3.1-8B, the default launches), qwen3 (Qwen3-30B-A3B's "
         "small linears, SMALL_LAUNCHES), qwen3-head (its LM head)",
     )
+    ap.add_argument("--rows-m", default=None, help="rows: the row counts, e.g. 1,16 (default 1-16)")
     ap.add_argument("--moe-sweep", action="store_true", help="moe: gate/up and down one at a time")
     ap.add_argument("--check", action="store_true", help="CPU plumbing check, tiny shapes")
     ap.add_argument("--rows", metavar="FILE", help="--pick-best from an earlier --out, no timing")
@@ -526,6 +531,9 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     OUT = args.out
+    if args.rows_m:
+        global ROWS_MS
+        ROWS_MS = tuple(int(m) for m in args.rows_m.split(","))
     dev = torch.device("cuda")
     if args.check:
         os.environ["TRITON_INTERPRET"] = "1"  # read when the kernel modules are imported

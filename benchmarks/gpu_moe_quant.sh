@@ -10,7 +10,7 @@
 #   3. gpt-oss-20b batch-1 ITL: MXFP4 kept (GPT_OSS_BF16=1: the bf16 config too);
 # Qwen3 bf16 and gpt-oss MXFP4 with a profile of four batch-1 decode steps. Logs in OUTDIR.tgz.
 # The startup log says how the experts are held ("mlp.experts = ... (kept)") and the pool size.
-# Usage: bash benchmarks/gpu_moe_quant.sh OUTDIR.
+# Usage: [STEPS="kernels models qwen3-bf16 ..."] bash benchmarks/gpu_moe_quant.sh OUTDIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=$1
@@ -18,6 +18,10 @@ mkdir -p "$DIR"
 source benchmarks/gpu_setup.sh "$DIR" > "$DIR/setup.log" 2>&1
 KEEP='^\{|^== |passed|failed|FAILED|Error|mlp.experts'
 source benchmarks/gpu_step.sh
+if [ -n "${STEPS:-}" ]; then  # STEPS="kernels models ...": only these steps
+    eval "_all_$(declare -f step)"
+    step() { [[ " $STEPS " == *" $1 "* ]] && _all_step "$@"; return 0; }
+fi
 PYT="python3 -m pytest -q -p no:cacheprovider"
 CFG=benchmarks/configs
 MOE="python3 benchmarks/bench_moe.py --device cuda --out $DIR/moe.jsonl --only a"

@@ -6,7 +6,7 @@
 #   ttft    in-process prefill of 16 tokens (the TTFT16 of issue 20, host included) and
 #           batch-1 ITL with the rows kernel off (main) and on (ROWS_ON overrides, default
 #           {"enabled": true})
-# Usage: [PARTS="tests bench ttft"] [ROWS_ON='{...}'] bash benchmarks/gpu_rows.sh OUTDIR.
+# Usage: [PARTS="tests bench ttft"] [ROWS_M=1,16] [ROWS_ON='{...}'] bash benchmarks/gpu_rows.sh OUTDIR.
 # Carry .wheels. Logs in OUTDIR.tgz.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ for part in $PARTS; do
             step tests 90 python3 -m pytest -q -p no:cacheprovider -rf --tb=short \
                 tests/cuda/test_gemm_triton.py -k "rows or dense" ;;
         bench)
-            step bench 220 python3 benchmarks/bench_decode_gemv.py --only rows \
+            step bench 220 python3 benchmarks/bench_decode_gemv.py --only rows ${ROWS_M:+--rows-m $ROWS_M} \
                 --out "$DIR/rows.jsonl" ;;
         ttft)
             for mode in off on; do
