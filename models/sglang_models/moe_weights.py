@@ -144,10 +144,10 @@ class KeptInt4Experts:
 
         def store(args) -> None:
             try:
-                codes, scales, zeros = int4_expert_from_gemm(args)
+                codes, scales, zeros, order = int4_expert_from_gemm(args)
+                module.load_expert_int4(expert, shard, codes, scales, zeros, order)
             except ValueError as e:
                 raise QuantizationError(f"{prefix}: {e}") from None
-            module.load_expert_int4(expert, shard, codes, scales, zeros)
             self.stored.add((module_name, expert, shard))
 
         return store

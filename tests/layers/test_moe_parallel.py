@@ -181,19 +181,69 @@ def test_mxfp4_not_kept_when_a_slice_is_not_whole_groups():
     assert "not whole MXFP4 groups of 32" in layer.mxfp4_servable()
 
 
-def _gptq_int4_args(w: torch.Tensor, group: int) -> dict:
-    """One [N, K] matrix as GPTQ (v1, asymmetric) writes it, as gemm.int4's arguments."""
+def _gptq_int4_args(w: torch.Tensor, group: int, g_idx: torch.Tensor | None = None) -> dict:
+    """One [N, K] matrix as GPTQ (v1, asymmetric) writes it, as gemm.int4's arguments (with
+    act-order's g_idx where given)."""
     from sglang.ops.quant import int4 as q4
 
-    quant = q4.quantize_int4(w, group, min_zero=1)
+    quant = q4.quantize_int4(w, group, g_idx, min_zero=1)
     qweight, qzeros = q4.pack_gptq(quant.q, quant.zeros)
-    return {
+    args = {
         "qweight": qweight,
         "scales": quant.scales,
         "qzeros": qzeros,
         "packing": "gptq",
         "group_size": group,
     }
+    return args if g_idx is None else {**args, "g_idx": g_idx.to(torch.int32)}
+
+
+def test_act_order_int4_experts_on_expert_parallel_ranks():
+    """Act-order int4 experts (each expert's gate/up share one input order, its down another)
+    kept as codes: the whole layer and four expert-parallel ranks (moe_tp 1) equal the
+    checkpoint dequantized at load, whichever of an expert's projections arrives first (down
+    before gate and up for half the experts: its order then reorders their stored rows); under
+    tensor parallelism of I they are not kept."""
+    from sglang.layers.quantization.dequant import dequantize
+    from sglang.ops.quant.experts import int4_expert_from_gemm
+
+    routing, group = Routing(num_experts=E, top_k=3), 16
+    gen = torch.Generator().manual_seed(5)
+    g_idx = {}
+    for e in range(E):
+        inputs = {
+            "gate": torch.randperm(D, generator=gen),
+            "down": torch.randperm(I, generator=gen),
+        }
+        inputs["up"] = inputs["gate"]
+        for s, order in inputs.items():
+            g = torch.empty(order.numel(), dtype=torch.long)
+            g[order] = torch.arange(order.numel()) // group
+            g_idx[(e, s)] = g
+    args = {key: _gptq_int4_args(w, group, g_idx[key]) for key, w in checkpoint().items()}
+    # odd experts: down first (its order applied to gate's and up's rows as they come);
+    # even experts: down last (applied to the rows already stored)
+    order = sorted(args, key=lambda es: (es[0], (es[1] == "down") != bool(es[0] % 2)))
+    whole_ops = OpTable(select_platform("reference"))
+    whole_ops.parallel = SINGLE
+    dense = FusedMoE(routing, D, I, whole_ops)
+    layers = [FusedMoE(routing, D, I, whole_ops)]
+    layers += [FusedMoE(routing, D, I, rank_ops(t, TP)) for t in range(TP)]
+    for layer in layers:
+        assert layer.int4_servable(group, act_order=True) is None
+        layer.keep_int4(group, torch.float32, act_order=True)
+        for e, s in order:
+            layer.load_expert_int4(e, s, *int4_expert_from_gemm(args[(e, s)]))
+        assert layer.kept == "int4 group 16 act-order"
+    for (e, s), a in args.items():
+        dense.load_expert(e, s, dequantize("gemm.int4", a))
+    x, logits = torch.randn(9, D, generator=gen), torch.randn(9, E, generator=gen)
+    want = dense(x, logits)
+    torch.testing.assert_close(layers[0](x, logits), want, rtol=1e-5, atol=1e-5)
+    total = sum(layer(x, logits) for layer in layers[1:])
+    torch.testing.assert_close(total, want, rtol=1e-5, atol=1e-5)
+    split = FusedMoE(routing, D, I, rank_ops(0, 1))  # moe_tp 4: I split
+    assert "tensor-parallel" in split.int4_servable(group, act_order=True)
 
 
 @pytest.mark.parametrize("ep", [1, 2, 4])

@@ -49,7 +49,7 @@ def sglang_backend_capabilities() -> Capabilities:
         attention_features=frozenset(
             {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}
         ),
-        moe_features=frozenset({"swigluoai", "bias", "fp8_block", "mxfp4", "int4"}),
+        moe_features=frozenset({"swigluoai", "bias", "fp8_block", "mxfp4", "int4", "act_order"}),
         kv_layouts=("NHD",),
         kv_cache_dtypes=frozenset({"fp8_e4m3", "fp8_e5m2"}) if fp8 else frozenset(),
         page_sizes=(1, 16, 64),

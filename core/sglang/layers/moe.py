@@ -219,12 +219,20 @@ class FusedMoE(QuantizedExperts, Layer):
         int4 form), and drop the parameters the kernel no longer reads."""
         if self._prepared is not None:
             return
-        features = (*self._needs, *((self.kept_feature,) if self.kept_feature else ()))
+        features = (*self._needs, *self.kept_features)
         args = {"w13": self.w13_weight, "w2": self.w2_weight, **self._quant_args()}
         fn, prepared = self.ops.prepared_needing("moe.experts", features, args)
         self._experts, self._prepared = fn, prepared
         held = {id(v) for v in prepared.values()}
-        for name in ("w13_weight", "w2_weight", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros"):
+        for name in (
+            "w13_weight",
+            "w2_weight",
+            "w13_scale",
+            "w2_scale",
+            "w13_zeros",
+            "w2_zeros",
+            "w13_perm",
+        ):
             if getattr(self, name) is not None and id(getattr(self, name)) not in held:
                 setattr(self, name, None)
 

@@ -31,8 +31,11 @@ class QuantizedExperts:
         self.w13_zeros = self.w2_zeros = None
         self.block_size: tuple[int, int] | None = None
         self.int4_group: int | None = None
+        self.w13_perm: torch.Tensor | None = None  # act-order int4: each expert's input order
+        self._down_orders: dict[int, torch.Tensor] = {}  # act-order: local expert -> I's order
+        self._int4_loaded: dict[int, set[str]] = {}  # act-order: local expert -> shards stored
         self.scale_name = ""
-        self.kept_feature: str | None = None  # the capability key the kept format needs
+        self.kept_features: tuple[str, ...] = ()  # the capability keys the kept format needs
 
     # --- which format a layer can keep ---------------------------------------------------
     def fp8_blocks_servable(self, block: tuple[int, int]) -> str | None:
@@ -45,22 +48,28 @@ class QuantizedExperts:
             return f"the hidden size {self.w2_weight.shape[1]} is not whole MXFP4 groups of 32"
         return self._servable("moe:mxfp4", (32,), "MXFP4 groups of 32")
 
-    def int4_servable(self, group: int) -> str | None:
+    def int4_servable(self, group: int, act_order: bool = False) -> str | None:
         """Int4 codes in groups of `group` along K (-1: one group a row; moe:int4): D and this
-        rank's slice of I whole groups, an even number of features (two codes a byte)."""
+        rank's slice of I whole groups, an even number of features (two codes a byte).
+        act_order (GPTQ desc_act): also moe:act_order, and I not split over ranks (its order
+        is the whole intermediate's)."""
         hidden = self.w2_weight.shape[1]
+        if (group == -1 or act_order) and self.moe_tp.size > 1:
+            what = "act-order int4 experts" if act_order else "one int4 group a row of w2"
+            return f"{what} cannot be split over tensor-parallel ranks"
+        if act_order and self.w13_bias is not None:
+            return "act-order int4 experts with biases are not kept (their rows are reordered)"
         if group == -1:
-            if self.moe_tp.size > 1:
-                return "one int4 group a row of w2 cannot be split over tensor-parallel ranks"
             group = 2  # the codes' bytes only
         if hidden % group or hidden % 2:
             return f"the hidden size {hidden} is not whole int4 groups of {group}"
         if self.full_inter % group or self.full_inter % 2:
             return f"the intermediate size {self.full_inter} is not whole int4 groups of {group}"
-        return self._servable("moe:int4", (group, 2), f"int4 groups of {group}")
+        features = ("moe:int4", "moe:act_order") if act_order else "moe:int4"
+        return self._servable(features, (group, 2), f"int4 groups of {group}")
 
-    def _servable(self, feature: str, sizes: tuple[int, ...], what: str) -> str | None:
-        needs = (*self._needs, feature)
+    def _servable(self, feature: str | tuple, sizes: tuple[int, ...], what: str) -> str | None:
+        needs = (*self._needs, *((feature,) if isinstance(feature, str) else feature))
         if not self.ops.declares("moe.experts", needs):
             return f"the backend serving moe.experts lacks {', '.join(needs)}"
         if self.moe_tp.size > 1 and any(self.inter % size for size in sizes):
@@ -82,7 +91,7 @@ class QuantizedExperts:
         self.w2_weight = _frozen((e, hidden, inter // 2), u8, device)
         self.w2_scale = _frozen((e, hidden, inter // 32), u8, device)
         self.kept = "mxfp4"
-        self.kept_feature = "moe:mxfp4"
+        self.kept_features = ("moe:mxfp4",)
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:mxfp4"))
 
     def keep_fp8_blocks(self, block: tuple[int, int], scale_name: str) -> None:
@@ -101,15 +110,20 @@ class QuantizedExperts:
         self.w2_scale = _frozen((e, -(-hidden // bn), -(-inter // bk)), f32, device)
         self.block_size, self.scale_name = (bn, bk), scale_name
         self.kept = f"fp8 block {[bn, bk]}"
-        self.kept_feature = "moe:fp8_block"
+        self.kept_features = ("moe:fp8_block",)
         self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:fp8_block"))
 
-    def keep_int4(self, group: int, scale_dtype: torch.dtype) -> None:
+    def keep_int4(self, group: int, scale_dtype: torch.dtype, act_order: bool = False) -> None:
         """Hold the routed experts as int4 codes (moe.experts with moe:int4): w13_weight uint8
         [E, 2I, D/2] and w2_weight [E, D, I/2] (codes 0..15, two a byte, low nibble first) with
         scales and float zero points w13_scale / w13_zeros [E, 2I, D/G] and w2_scale / w2_zeros
         [E, D, I/G] in `scale_dtype` (G = `group`, or the whole row for -1), filled by
-        load_expert_int4 from each projection's checkpoint tensors. Call before loading."""
+        load_expert_int4 from each projection's checkpoint tensors. Call before loading.
+
+        act_order (GPTQ desc_act, moe:act_order): each projection's columns come sorted by
+        group (its own input order); gate and up share x, so their order is one w13_perm row
+        per expert, which moe.experts applies to x; down's order over I is applied to the rows
+        of gate and up instead (their outputs then come in that order: free at run time)."""
         e, two_inter, hidden = self.w13_weight.shape
         inter, device, u8 = two_inter // 2, self.w13_weight.device, torch.uint8
         g13, g2 = (hidden, inter) if group == -1 else (group, group)
@@ -121,8 +135,13 @@ class QuantizedExperts:
         self.w2_zeros = _frozen((e, hidden, inter // g2), scale_dtype, device)
         self.int4_group = group
         self.kept = f"int4 group {group}" if group != -1 else "int4 per channel"
-        self.kept_feature = "moe:int4"
-        self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, "moe:int4"))
+        self.kept_features = ("moe:int4",)
+        if act_order:
+            order = torch.arange(hidden, dtype=torch.int32, device=device)
+            self.w13_perm = order.repeat(e, 1)
+            self.kept += " act-order"
+            self.kept_features += ("moe:act_order",)
+        self._experts = self.ops.kernel_needing("moe.experts", (*self._needs, *self.kept_features))
 
     # --- loading ---------------------------------------------------------------------------
     def load_expert_scale(self, expert: int, shard: str, tensor: torch.Tensor) -> str:
@@ -158,15 +177,26 @@ class QuantizedExperts:
         codes: torch.Tensor,
         scales: torch.Tensor,
         zeros: torch.Tensor,
+        order: torch.Tensor | None = None,
     ) -> str:
         """Copy one expert's int4 projection (keep_int4), whole as the checkpoint has it:
         codes uint8 [N, K/2], scales and zeros [N, K/G] (sglang.ops.quant.experts
         .int4_expert_from_gemm); this rank keeps its moe_tp slice of I (rows of gate / up,
-        columns of down). Returns the local name of the weight parameter."""
+        columns of down). `order`: act-order's input order of the codes' columns (None: as
+        they are). Returns the local name of the weight parameter."""
         name = "w2_weight" if shard == "down" else "w13_weight"
         if not self.holds(expert):
             return name
         local = expert - self.expert_start
+        if order is not None and self.w13_perm is None:
+            raise ValueError(
+                f"expert {expert} {shard}: act-order int4 weights, but the layer keeps "
+                "int4 groups in order"
+            )
+        if self.w13_perm is not None:
+            codes, scales, zeros = self._act_order(
+                expert, local, shard, order, codes, scales, zeros
+            )
         dim = 1 if shard == "down" else 0
         parts = []
         for what, t in (("codes", codes), ("scales", scales), ("zeros", zeros)):
@@ -186,12 +216,42 @@ class QuantizedExperts:
             copy_checked(view, t.to(view.dtype), f"expert {expert} {shard} int4 {what}")
         return name
 
+    def _act_order(self, expert, local, shard, order, codes, scales, zeros):
+        """Act-order bookkeeping of load_expert_int4 (keep_int4(act_order=True)): gate's and
+        up's input order into w13_perm (they must agree); down's order over I applied to the
+        rows of gate and up, those stored before it and those to come. Returns the
+        projection's (codes, scales, zeros), rows reordered where down's order applies."""
+        seen = self._int4_loaded.setdefault(local, set())
+        if shard == "down":
+            if order is not None:
+                self._down_orders[local] = order.long()
+                for half in ("gate", "up"):
+                    if half in seen:
+                        rows = slice(0, self.inter) if half == "gate" else slice(self.inter, None)
+                        for t in (self.w13_weight, self.w13_scale, self.w13_zeros):
+                            t.data[local, rows] = t.data[local, rows][order.long()]
+        else:
+            want = order if order is not None else torch.arange(codes.shape[1] * 2)
+            other = "up" if shard == "gate" else "gate"
+            if other in seen and not torch.equal(self.w13_perm[local].cpu(), want.cpu().int()):
+                raise ValueError(
+                    f"expert {expert}: gate_proj and up_proj have different act-order input "
+                    "orders (g_idx); such experts cannot be kept 4-bit"
+                )
+            self.w13_perm[local] = want.to(self.w13_perm)
+            down = self._down_orders.get(local)
+            if down is not None:
+                codes, scales, zeros = codes[down], scales[down], zeros[down]
+        seen.add(shard)
+        return codes, scales, zeros
+
     def _quant_args(self) -> dict:
         if self.kept is None:
             return {}
         args = {"w13_scale": self.w13_scale, "w2_scale": self.w2_scale}
         if self.int4_group is not None:
-            return {**args, "w13_zeros": self.w13_zeros, "w2_zeros": self.w2_zeros}
+            perm = {} if self.w13_perm is None else {"w13_perm": self.w13_perm}
+            return {**args, "w13_zeros": self.w13_zeros, "w2_zeros": self.w2_zeros, **perm}
         return args if self.block_size is None else {**args, "block_size": self.block_size}
 
 

@@ -93,6 +93,7 @@ def experts(
     block_size: tuple[int, int] = (128, 128),
     w13_zeros: torch.Tensor | None = None,
     w2_zeros: torch.Tensor | None = None,
+    w13_perm: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """x: [T, D]; w13: [E, 2I, D] (w1 = gate = w13[:, :I], w3 = up = w13[:, I:]); w2: [E, D, I];
     topk_weights: [T, k] float32; topk_ids: [T, k] int32 -> out [T, D] in x.dtype:
@@ -116,7 +117,9 @@ def experts(
     [E, D, I/2] (codes 0..15, two a byte, low nibble first) with float scales and float zero
     points w13_scale, w13_zeros [E, 2I, D/G] and w2_scale, w2_zeros [E, D, I/G'] (G, G': the
     group sizes, D / w13_scale.shape[-1] and I / w2_scale.shape[-1]); w = (q - zero) * scale
-    of the code's group. A slot whose id is -1 (a padded token,
+    of the code's group. w13_perm [E, D] int32 (moe:act_order; act-order GPTQ experts, whose
+    groups are contiguous only with the input features reordered): column j of w13[e]
+    multiplies x[:, w13_perm[e, j]]. A slot whose id is -1 (a padded token,
     or an expert living on another expert-parallel rank) contributes nothing. Computed in
     float32 (float64 under the oracle), one expert at a time over the tokens routed to it."""
     if activation not in ACTIVATIONS:
@@ -129,6 +132,11 @@ def experts(
     if w13_scale is not None:
         w13 = dequantize_experts(w13, w13_scale, block_size, 2, acc, w13_zeros)
         w2 = dequantize_experts(w2, w2_scale, block_size, 1, acc, w2_zeros)
+    if w13_perm is not None and tuple(w13_perm.shape) != (w13.shape[0], x.shape[-1]):
+        raise ValueError(
+            f"w13_perm {tuple(w13_perm.shape)}: one input order per expert, "
+            f"[{w13.shape[0]}, {x.shape[-1]}]"
+        )
     inter = w2.shape[-1]
     h = x.to(acc)
     out = torch.zeros(x.shape, dtype=acc, device=x.device)
@@ -136,7 +144,8 @@ def experts(
         if e < 0:
             continue
         tokens, slots = (topk_ids == e).nonzero(as_tuple=True)
-        gate_up = h[tokens] @ w13[e].to(acc).T
+        rows = h[tokens] if w13_perm is None else h[tokens][:, w13_perm[e].long()]
+        gate_up = rows @ w13[e].to(acc).T
         if w13_bias is not None:
             gate_up = gate_up + w13_bias[e].to(acc)
         y = gated(gate_up[:, :inter], gate_up[:, inter:], activation) @ w2[e].to(acc).T
@@ -303,16 +312,17 @@ EXPERTS_SPEC = register_spec(
             "(x[T,D], w13[E,2I,D], w2[E,D,I], topk_weights[T,k] f32, topk_ids[T,k] i32, "
             'activation="silu"|"gelu"|"swigluoai", w13_bias[E,2I]=None, w2_bias[E,D]=None, '
             "w13_scale[E,2*ceil(I/bn),ceil(D/bk)] f32=None, w2_scale[E,ceil(D/bn),ceil(I/bk)] "
-            "f32=None, block_size=(128,128), w13_zeros=None, w2_zeros=None) -> out[T,D]; with the "
-            "scales w13 and w2 are e4m3fn (moe:fp8_block), or uint8 MXFP4 [E,N,K/2] with e8m0 "
-            "scales [E,N,K/32] (moe:mxfp4), or with the zeros uint8 int4 codes [E,N,K/2] with "
-            "float scales and zeros [E,N,K/G] (moe:int4)"
+            "f32=None, block_size=(128,128), w13_zeros=None, w2_zeros=None, w13_perm[E,D] i32="
+            "None) -> out[T,D]; with the scales w13 and w2 are e4m3fn (moe:fp8_block), or uint8 "
+            "MXFP4 [E,N,K/2] with e8m0 scales [E,N,K/32] (moe:mxfp4), or with the zeros uint8 "
+            "int4 codes [E,N,K/2] with float scales and zeros [E,N,K/G] (moe:int4); w13_perm: "
+            "each expert's input order of w13's columns (moe:act_order)"
         ),
         reference=experts,
         cases=expert_cases,
         make_inputs=expert_inputs,
         # What a kernel's `prepare` may put in its own layout once (xeon: native int4 forms).
-        weight_args=("w13", "w2", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros"),
+        weight_args=("w13", "w2", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros", "w13_perm"),
         # Two GEMMs with the gated activation rounded to the input dtype between them.
         # rel_rms: four roundings (the gate/up product, the gated activation, the down product,
         # the weighted sum) and float32 sums over D or I <= 1024.

@@ -102,17 +102,23 @@ INT4_EXPERT_SHAPES = (
 )
 
 
+# Act-order int4 experts (w13_perm: each expert's own input order): two of the shapes above.
+INT4_ACT_ORDER_SHAPES = (INT4_EXPERT_SHAPES[1], INT4_EXPERT_SHAPES[2])
+
+
 def _int4_expert_cases() -> list[Case]:
     cases = []
+    shapes = [(s, False) for s in INT4_EXPERT_SHAPES] + [(s, True) for s in INT4_ACT_ORDER_SHAPES]
     for dt in DTYPES:
-        for t, d, i, e, k, act, pad, group, float_zeros in INT4_EXPERT_SHAPES:
+        for (t, d, i, e, k, act, pad, group, float_zeros), act_order in shapes:
             name = case_name(
                 dt, "int4", f"T{t}", f"D{d}", f"I{i}", f"E{e}", f"k{k}", act, f"G{group}",
-                "fz" if float_zeros else "", "pad" if pad else "",
+                "fz" if float_zeros else "", "pad" if pad else "", "actorder" if act_order else "",
             )  # fmt: skip
             params = _expert_params(t, d, i, e, k, act, pad, False, block="int4")
-            params.update(group=group, float_zeros=float_zeros)
+            params.update(group=group, float_zeros=float_zeros, act_order=act_order)
             needs = ("moe:int4",) + (("moe:swigluoai",) if act == "swigluoai" else ())
+            needs += ("moe:act_order",) if act_order else ()
             cases.append(Case("moe.experts", name, dt, params, needs))
     return cases
 
@@ -174,6 +180,9 @@ def expert_inputs(case: Case, gen: torch.Generator) -> dict:
             args["w13"], *quant
         )
         args["w2"], args["w2_scale"], args["w2_zeros"] = quantize_int4_experts(args["w2"], *quant)
+        if p.get("act_order"):
+            perms = [torch.randperm(d, generator=gen) for _ in range(e)]
+            args["w13_perm"] = torch.stack(perms).to(torch.int32)
     elif p.get("block") == "mxfp4":
         args["w13"], args["w13_scale"] = quantize_mxfp4_experts(args["w13"])
         args["w2"], args["w2_scale"] = quantize_mxfp4_experts(args["w2"])

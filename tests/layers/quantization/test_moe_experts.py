@@ -223,7 +223,8 @@ INT4_FORMATS = {
     "gptq-asym": (lambda p, b, s: write_gptq(p, b, s, sym=False), True),
     "awq": (write_awq, True),
     "pack-quantized": (write_pack_quantized, True),
-    "gptq-actorder": (lambda p, b, s: write_gptq(p, b, s, sym=True, desc_act=True), False),
+    # kept where the backend declares moe:act_order (reference, xeon); cuda dequantizes them
+    "gptq-actorder": (lambda p, b, s: write_gptq(p, b, s, sym=True, desc_act=True), "act_order"),
 }
 
 
@@ -232,12 +233,16 @@ INT4_FORMATS = {
 def test_int4_moe(tmp_path, fmt, backend):
     """W4A16 Qwen3-MoE, experts included, against transformers on the dequantized weights:
     weight-only and exact in float32, so the bound is float32 summation order's. The experts
-    stay int4 codes with scales and zeros per group of 32, except act-order's (dequantized)."""
+    stay int4 codes with scales and zeros per group of 32; act-order's too (each expert's input
+    order in w13_perm, down's order in gate's and up's rows) where the backend declares
+    moe:act_order, else dequantized."""
     if not _supported("Qwen3MoeForCausalLM"):
         pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
     base = str(tmp_path / "float")
     state = save_float(base, "qwen3-moe")
     writer, kept = INT4_FORMATS[fmt]
+    if kept == "act_order":
+        kept = backend != CUDA
     path, dense = writer(str(tmp_path / fmt), base, state)
     prefill, decode, fed, runner = run_logits(path, backend)
     out, ref = torch.cat([prefill, decode]), torch.cat(hf_logits(path, dense, fed))
@@ -253,13 +258,46 @@ def test_int4_moe(tmp_path, fmt, backend):
             assert m.w13_weight.shape[1:] == (64, 32) and m.w2_weight.shape[1:] == (64, 16)
             assert m.w13_scale.shape[1:] == m.w13_zeros.shape[1:] == (64, 2)
             assert m.w2_scale.shape[1:] == m.w2_zeros.shape[1:] == (64, 1)
+            if fmt == "gptq-actorder":  # each expert's own order of the 64 hidden features
+                e = m.w13_weight.shape[0]
+                assert m.w13_perm.shape == (e, 64) and e > 1
+                assert len({tuple(p.tolist()) for p in m.w13_perm}) == e
+                assert all(sorted(p.tolist()) == list(range(64)) for p in m.w13_perm)
         else:
             assert m.kept is None and m.w13_weight.dtype == torch.float32
     methods = runner.layer_methods.get("mlp.experts", "")  # kept formats only
     if kept:
-        assert methods.startswith("int4 group 32 (kept) via moe.experts"), methods
+        label = "int4 group 32 act-order" if fmt == "gptq-actorder" else "int4 group 32"
+        assert methods.startswith(f"{label} (kept) via moe.experts"), methods
     else:
         assert "(kept)" not in methods
+
+
+def test_int4_moe_act_order_gate_and_up_disagree(tmp_path):
+    """Act-order experts whose gate_proj and up_proj orders differ (one w13_perm row cannot
+    hold both): a startup error naming the expert, not wrong outputs."""
+    from sglang.layers.quantization.errors import QuantizationError
+
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    up = "model.layers.1.mlp.experts.3.up_proj.weight"
+    # the writer orders projections by their input; a separate state for up gives it its own
+    path, _ = write_gptq(str(tmp_path / "q"), base, state, desc_act=True)
+    other, _ = write_gptq(str(tmp_path / "o"), base, state, desc_act=True, seed=1)
+    from quant_checkpoints import save_quantized
+    from safetensors.torch import load_file
+
+    tensors = load_file(f"{path}/model.safetensors")
+    swapped = load_file(f"{other}/model.safetensors")
+    prefix = up.removesuffix(".weight")
+    for kind in ("qweight", "qzeros", "scales", "g_idx"):
+        tensors[f"{prefix}.{kind}"] = swapped[f"{prefix}.{kind}"]
+    config = {"quant_method": "gptq", "bits": 4, "group_size": 32, "desc_act": True}
+    path = save_quantized(str(tmp_path / "mixed"), tensors, config, base=base)
+    with pytest.raises(QuantizationError, match="experts.3.*different act-order input orders"):
+        run_logits(path, "reference")
 
 
 def test_int4_moe_missing_expert_projection(tmp_path):

@@ -4,8 +4,8 @@ route: the core's vectorised torch route (sglang.ops.moe_route_vectorized).
 experts: the T*k (token, slot) pairs are sorted by expert id once; each active expert then runs
 two GEMMs (oneDNN through F.linear, in the input dtype) over its contiguous block of tokens, and
 the k partial outputs of each token are combined with the routing weights in float32. FP8
-block-scaled (moe:fp8_block), MXFP4 (moe:mxfp4) and int4 (moe:int4) experts stay quantized in
-memory: an active
+block-scaled (moe:fp8_block), MXFP4 (moe:mxfp4) and int4 (moe:int4; act-order ones with their
+inputs reordered per expert, moe:act_order) experts stay quantized in memory: an active
 expert's two matrices are dequantized to the input dtype for its GEMMs, so a step touches only
 the routed experts.
 """
@@ -75,6 +75,8 @@ def prepare(args: dict) -> dict:
         for name in ("w13", "w2", "w13_scale", "w2_scale", "w13_zeros", "w2_zeros")
         if args.get(name) is not None
     }
+    if args.get("w13_perm") is not None:
+        weights["w13_perm"] = args["w13_perm"]
     int4 = args.get("w13_zeros") is not None
     mxfp4 = not int4 and args["w13"].dtype == torch.uint8 and args.get("w13_scale") is not None
     if not (int4 or mxfp4):
@@ -83,7 +85,8 @@ def prepare(args: dict) -> dict:
     w2 = _native_experts(args["w2"], args["w2_scale"], args.get("w2_zeros"))
     if w13 is None or w2 is None:
         return weights
-    return {"w13": w13, "w2": w2}
+    perm = {"w13_perm": weights["w13_perm"]} if "w13_perm" in weights else {}
+    return {"w13": w13, "w2": w2, **perm}
 
 
 def _expert(w, scale, zeros, e, block_size, halves, dtype):
@@ -143,19 +146,24 @@ def experts(
     block_size=(128, 128),
     w13_zeros=None,
     w2_zeros=None,
+    w13_perm=None,
 ):
     routing = (x, topk_weights, topk_ids)
+
+    def ordered(rows, e):  # act-order experts: expert e's input order (w13_perm)
+        return rows if w13_perm is None else rows[:, w13_perm[e].long()]
+
     if isinstance(w13, NativeExperts):  # prepared: the native form (the GEMV for bf16)
         return _by_expert(
             *routing, w13.forms.shape[0], w2.k, activation,
-            lambda rows, e: _with_bias(w13.matmul(rows, e), w13_bias, e),
+            lambda rows, e: _with_bias(w13.matmul(ordered(rows, e), e), w13_bias, e),
             lambda h, e: _with_bias(w2.matmul(h, e), w2_bias, e),
         )  # fmt: skip
     inter = w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)  # MXFP4, int4: two codes a byte
 
     def gate_up(rows, e):
         w = _expert(w13, w13_scale, w13_zeros, e, block_size, 2, x.dtype)
-        return F.linear(rows, w, None if w13_bias is None else w13_bias[e])
+        return F.linear(ordered(rows, e), w, None if w13_bias is None else w13_bias[e])
 
     def down(h, e):
         w = _expert(w2, w2_scale, w2_zeros, e, block_size, 1, x.dtype)

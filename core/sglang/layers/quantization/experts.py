@@ -1,8 +1,8 @@
 """Quantized MoE experts loaded projection by projection: each expert projection of a quantized
 checkpoint is loaded through the format's LinearMethod (the same parameter names, shapes,
 checks and post-load processing as a linear layer of that format) on a stand-in Linear. Int4
-formats the FusedMoE keeps (FusedMoE.keep_int4: AWQ, GPTQ and pack-quantized without
-act-order) are handed over as the method's gemm.int4 arguments, which the layer stores as int4
+formats the FusedMoE keeps (FusedMoE.keep_int4: AWQ, GPTQ and pack-quantized, act-order ones
+where the backend declares moe:act_order) are handed over as the method's gemm.int4 arguments, which the layer stores as int4
 codes, scales and zeros; any other format moe.experts cannot take is dequantized into the
 stacked float weights (memory of the float experts; the checkpoint computes what the format
 describes). FP8 blocks and MXFP4 skip this where kept (moe_weights.KeptFp8Experts, gpt-oss's
@@ -26,8 +26,8 @@ logger = logging.getLogger(__name__)
 def int4_expert_group(method) -> int | None:
     """The group size along K (-1: one group a row) of a linear method whose expert projections
     a FusedMoE can keep as int4 codes (FusedMoE.keep_int4): 4-bit GPTQ and compressed-tensors
-    pack-quantized without act-order, AWQ, `--quantization int4`. None for any other method
-    (act-order's permuted groups have no grouped layout: those experts are dequantized)."""
+    pack-quantized (with or without act-order: int4_act_order), AWQ, `--quantization int4`.
+    None for any other method (those experts are dequantized)."""
     from sglang.layers.linear import INT4_GROUP_SIZE
     from sglang.layers.quantization.awq import AwqLinearMethod
     from sglang.layers.quantization.compressed_tensors import PackedInt4Method
@@ -36,14 +36,25 @@ def int4_expert_group(method) -> int | None:
 
     if isinstance(method, GptqLinearMethod):
         config = method.config
-        return config.group_size if config.bits == 4 and not config.desc_act else None
+        return config.group_size if config.bits == 4 else None
     if isinstance(method, AwqLinearMethod):
         return method.group_size
     if isinstance(method, PackedInt4Method):
-        return None if method.act_order else method.group
+        return method.group
     if isinstance(method, Int4LoadTimeMethod):
         return INT4_GROUP_SIZE
     return None
+
+
+def int4_act_order(method) -> bool:
+    """Whether an int4 method's groups are act-order (GPTQ desc_act, compressed-tensors
+    actorder "group"): its projections' input features come in their own order (g_idx)."""
+    from sglang.layers.quantization.compressed_tensors import PackedInt4Method
+    from sglang.layers.quantization.gptq import GptqLinearMethod
+
+    if isinstance(method, GptqLinearMethod):
+        return bool(method.config.desc_act)
+    return isinstance(method, PackedInt4Method) and bool(method.act_order)
 
 
 class ExpertLoader:

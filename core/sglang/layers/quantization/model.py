@@ -12,7 +12,7 @@ from torch import nn
 from sglang.layers.linear import Linear
 from sglang.layers.moe import FusedMoE
 from sglang.layers.quantization.base import QuantizationConfig
-from sglang.layers.quantization.experts import int4_expert_group
+from sglang.layers.quantization.experts import int4_act_order, int4_expert_group
 from sglang.layers.quantization.fp8 import Fp8LinearMethod
 
 logger = logging.getLogger(__name__)
@@ -69,9 +69,10 @@ def keep_experts_quantized(name: str, module: FusedMoE, config: QuantizationConf
     method = config.linear_method(probe.prefix, probe)
     group = int4_expert_group(method)
     if group is not None:
-        why = module.int4_servable(group)
+        act_order = int4_act_order(method)
+        why = module.int4_servable(group, act_order)
         if why is None:
-            module.keep_int4(group, module.w13_weight.dtype)
+            module.keep_int4(group, module.w13_weight.dtype, act_order)
         return why or ""
     if not isinstance(method, Fp8LinearMethod) or method.scheme != "block":
         return ""

@@ -85,14 +85,16 @@ def quantize_int4_experts(
     return codes, scales, zeros
 
 
-def int4_expert_from_gemm(args: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def int4_expert_from_gemm(
+    args: dict,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One [N, K] projection's gemm.int4 weight arguments (qweight, scales [K/G, N], qzeros
-    packed or float, packing, group_size; a LinearMethod's process result) -> (codes uint8
-    [N, K/2], scales [N, K/G], zeros [N, K/G] in the scales' dtype): the int4 experts' layout.
-    Exact: integer zero points 0..16 are exact in any float dtype. Act-order (a g_idx) has no
-    such layout: ValueError."""
-    if args.get("g_idx") is not None:
-        raise ValueError("act-order (g_idx) int4 weights have no grouped expert layout")
+    packed or float, packing, group_size, act-order's g_idx; a LinearMethod's process result)
+    -> (codes uint8 [N, K/2], scales [N, K/G], zeros [N, K/G] in the scales' dtype, order):
+    the int4 experts' layout. Exact: integer zero points 0..16 are exact in any float dtype.
+    Act-order (g_idx [K], each group's G input features anywhere): the codes' columns sorted
+    by group, `order` int64 [K] the input feature of each column (None without g_idx); a g_idx
+    whose groups are not G features each: ValueError."""
     q, z = qint4.unpack_int4(args["qweight"], args["qzeros"], args["packing"])
     scales = args["scales"]
     k, groups = q.shape[0], scales.shape[0]
@@ -101,8 +103,20 @@ def int4_expert_from_gemm(args: dict) -> tuple[torch.Tensor, torch.Tensor, torch
             f"int4 weight of {k} input features with {groups} scale groups: not groups of "
             f"{args['group_size']}"
         )
+    order = None
+    g_idx = args.get("g_idx")
+    if g_idx is not None:
+        g_idx = g_idx.long()
+        order = g_idx.argsort(stable=True)
+        sequential = torch.arange(k, device=g_idx.device) // (k // groups)
+        if g_idx.numel() != k or not torch.equal(g_idx[order], sequential):
+            raise ValueError(
+                f"act-order g_idx of {g_idx.numel()} input features: not {groups} groups of "
+                f"{k // groups} each"
+            )
+        q = q[order]
     codes = q4.pack_fp4(q.t().contiguous())
-    return codes, scales.t().contiguous(), z.t().to(scales.dtype).contiguous()
+    return codes, scales.t().contiguous(), z.t().to(scales.dtype).contiguous(), order
 
 
 def dequantize_expert_blocks(
