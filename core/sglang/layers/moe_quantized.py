@@ -1,6 +1,7 @@
 """Routed experts kept in their checkpoint's quantized format (FusedMoE's half that knows the
 formats): FP8 blocks (DeepSeek-V3, Qwen3 FP8), MXFP4 (gpt-oss) and int4 groups (W4A16: AWQ,
-GPTQ without act-order, compressed-tensors pack-quantized, `--quantization int4`).
+GPTQ (act-order too, where the backend declares moe:act_order), compressed-tensors
+pack-quantized, `--quantization int4`).
 
 `*_servable` says why a layer cannot keep a format (None: it can): the backend serving
 moe.experts must declare the format's capability, and a moe_tp slice of the intermediate
