@@ -75,7 +75,7 @@ def capabilities_for(arch: tuple[int, int] | None) -> Capabilities:
         attention_features=frozenset(
             {"gqa", "sliding_window", "logit_softcap", "custom_scale", "sinks"}
         ),
-        moe_features=frozenset({"swigluoai", "bias", "fp8_block", "mxfp4", "int4"}),
+        moe_features=frozenset({"swigluoai", "bias", "fp8_block", "mxfp4", "int4", "act_order"}),
         kv_layouts=("NHD",),
         page_sizes=(1, 16, 64),
         graph_capture=True,

@@ -297,17 +297,19 @@ def experts(
     w13_zeros=None,
     w2_zeros=None,
     launch=None,
+    w13_perm=None,
 ):
     """The spec's moe.experts; FP8 block-scaled (moe:fp8_block), MXFP4 (moe:mxfp4) and int4
     (moe:int4) experts (w13_scale / w2_scale, int4's zeros) dequantize each weight tile in
-    registers."""
+    registers; act-order experts (moe:act_order, w13_perm) read each pair's x in its expert's
+    input order (moe_decode.permuted_pairs: the gate/up kernel then sees a token a pair)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
     quant = moe_decode.quant_args(w13, w13_scale, w2_scale, block_size, w13_zeros, w2_zeros)
     if quant is False:  # not blocks a kernel takes: the spec's own computation (correct, slow)
         return reference_experts(
             x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
-            w13_scale, w2_scale, block_size, w13_zeros, w2_zeros,
+            w13_scale, w2_scale, block_size, w13_zeros, w2_zeros, w13_perm,
         )  # fmt: skip
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)
@@ -332,6 +334,7 @@ def experts(
             w13_zeros=w13_zeros,
             w2_zeros=w2_zeros,
             launch=decode or None,
+            w13_perm=w13_perm,
         )
     x = x if x.stride(-1) == 1 else x.contiguous()
     w13 = w13 if w13.stride(-1) == 1 else w13.contiguous()
@@ -356,8 +359,11 @@ def experts(
     blocks = block_expert.numel()
     ieee = x.dtype == torch.float32
     h = torch.empty((n, inter), dtype=x.dtype, device=x.device)
+    xg, gate_topk = (x, top_k)
+    if w13_perm is not None:
+        xg, gate_topk = moe_decode.permuted_pairs(x, topk_ids, w13_perm), 1
     _gate_up_kernel[(blocks, triton.cdiv(inter, bn))](
-        x,
+        xg,
         w13,
         b13,
         h,
@@ -367,7 +373,7 @@ def experts(
         inter,
         hidden,
         num_experts,
-        x.stride(0),
+        xg.stride(0),
         w13.stride(0),
         w13.stride(1),
         w13.stride(2),
@@ -376,7 +382,7 @@ def experts(
         *s13,
         z13,
         up_row,
-        TOPK=top_k,
+        TOPK=gate_topk,
         ACT=ACTIVATIONS[activation],
         HAS_BIAS=w13_bias is not None,
         IEEE=ieee,

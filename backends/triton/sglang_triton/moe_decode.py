@@ -93,6 +93,17 @@ def quant_args(
     return {**args, "consts": {"FP8": True, "BN_Q": bn, "BK_Q": bk}, "rows": bn}
 
 
+def permuted_pairs(x: torch.Tensor, topk_ids: torch.Tensor, w13_perm: torch.Tensor) -> torch.Tensor:
+    """Act-order experts (moe:act_order): x [T, D] -> [T * k, D], each (token, slot) pair's
+    row in its expert's input order (x[t, w13_perm[e]]), which the gate/up kernels then read
+    as one token a pair (TOPK 1). Padded slots (-1) take expert 0's order; the kernels skip
+    them. Torch gathers, no host sync (CUDA graphs capture them)."""
+    k = topk_ids.shape[-1]
+    ids = topk_ids.reshape(-1).long().clamp(0, w13_perm.shape[0] - 1)
+    rows = x.repeat_interleave(k, dim=0)
+    return rows.gather(1, w13_perm[ids].long())
+
+
 PAIRED_NIBBLES = True
 """MXFP4 and int4 rows through packed_rows_dot (bytes read as they lie, nibbles paired with x's
 even and odd elements) where the group size allows (`paired_sub`); off: packed_tile's gather
@@ -430,10 +441,11 @@ def experts_decode(
     w13_zeros=None,
     w2_zeros=None,
     launch=None,
+    w13_perm=None,
 ):
     """The spec's moe.experts (x [T, D], w13 [E, 2I, D], w2 [E, D, I], optional w13_bias
     [E, 2I] and w2_bias [E, D], FP8 blocks', MXFP4's or int4's w13_scale / w2_scale, int4's
-    w13_zeros / w2_zeros) by the two GEMVs above.
+    w13_zeros / w2_zeros, act-order's w13_perm: permuted_pairs) by the two GEMVs above.
     launch: {"gate_up": {...}, "down": {...}} overrides, and a target's warp_size."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
@@ -443,7 +455,7 @@ def experts_decode(
 
         return reference(
             x, w13, w2, topk_weights, topk_ids, activation, w13_bias, w2_bias,
-            w13_scale, w2_scale, block_size, w13_zeros, w2_zeros,
+            w13_scale, w2_scale, block_size, w13_zeros, w2_zeros, w13_perm,
         )  # fmt: skip
     tokens, hidden = x.shape
     num_experts, inter = w2.shape[0], w2.shape[-1] * (2 if w2.dtype == torch.uint8 else 1)
@@ -475,9 +487,10 @@ def experts_decode(
             gu["block_n"] = min(gu["block_n"], quant["rows"])
             dn["block_n"] = min(dn["block_n"], quant["rows"])
     h = torch.empty((tokens * top_k, inter), dtype=torch.float32, device=x.device)
+    xg, gate_topk = (x, top_k) if w13_perm is None else (permuted_pairs(x, topk_ids, w13_perm), 1)
     if inter > 0:
         _gate_up_gemv_kernel[(tokens * top_k, triton.cdiv(inter, gu["block_n"]))](
-            x,
+            xg,
             w13,
             b13,
             h,
@@ -485,7 +498,7 @@ def experts_decode(
             inter,
             hidden,
             num_experts,
-            x.stride(0),
+            xg.stride(0),
             w13.stride(0),
             w13.stride(1),
             b13.stride(0),
@@ -493,7 +506,7 @@ def experts_decode(
             *s13,
             z13,
             up_row,
-            TOPK=top_k,
+            TOPK=gate_topk,
             ACT=ACTIVATIONS[activation],
             HAS_BIAS=w13_bias is not None,
             BLOCK_N=gu["block_n"],

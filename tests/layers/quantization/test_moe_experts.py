@@ -223,8 +223,8 @@ INT4_FORMATS = {
     "gptq-asym": (lambda p, b, s: write_gptq(p, b, s, sym=False), True),
     "awq": (write_awq, True),
     "pack-quantized": (write_pack_quantized, True),
-    # kept where the backend declares moe:act_order (reference, xeon); cuda dequantizes them
-    "gptq-actorder": (lambda p, b, s: write_gptq(p, b, s, sym=True, desc_act=True), "act_order"),
+    # kept where the backend declares moe:act_order (reference, xeon, cuda)
+    "gptq-actorder": (lambda p, b, s: write_gptq(p, b, s, sym=True, desc_act=True), True),
 }
 
 
@@ -241,8 +241,6 @@ def test_int4_moe(tmp_path, fmt, backend):
     base = str(tmp_path / "float")
     state = save_float(base, "qwen3-moe")
     writer, kept = INT4_FORMATS[fmt]
-    if kept == "act_order":
-        kept = backend != CUDA
     path, dense = writer(str(tmp_path / fmt), base, state)
     prefill, decode, fed, runner = run_logits(path, backend)
     out, ref = torch.cat([prefill, decode]), torch.cat(hf_logits(path, dense, fed))
