@@ -253,6 +253,34 @@ def test_int4_matches_the_int4_pack_kernel(ops, rows, group_size, n, k, float_ze
     torch.testing.assert_close(got, gemm_int4.int4(x, plain, **call), atol=2e-2, rtol=2e-2)
 
 
+@pytest.mark.parametrize("rows", (1, 20))
+def test_int4_act_order_native_form(ops, rows):
+    """GPTQ act-order (g_idx: each group's 32 input features anywhere) in the native form: the
+    features put in group order, x gathered likewise at each call; the GEMV (1 row) and the
+    dequantized weight (20 rows) against the spec's reference, and no dense copy kept."""
+    from sglang.ops.gemm_int4 import int4 as reference
+    from sglang.ops.quant import int4 as q4
+    from sglang_xeon.kernels import gemm_int4
+
+    if not ops.int4_gemm_supported():
+        pytest.skip("built without AVX-512 BF16")
+    gen = torch.Generator().manual_seed(6)
+    n, k, g = 72, 256, 32
+    g_idx = torch.empty(k, dtype=torch.long)
+    g_idx[torch.randperm(k, generator=gen)] = torch.arange(k) // g
+    quant = q4.quantize_int4(torch.randn(n, k, generator=gen), g, g_idx, torch.bfloat16, 1)
+    qweight, qzeros = q4.pack_gptq(quant.q, quant.zeros)
+    args = dict(qweight=qweight, scales=quant.scales, qzeros=qzeros, packing="gptq")
+    args.update(group_size=g, g_idx=g_idx.to(torch.int32))
+    w = gemm_int4.prepare_native(args)["qweight"]
+    assert w.native is not None and w.dense is None and w.perm is not None
+    x = torch.randn(rows, k, generator=gen).to(torch.bfloat16)
+    got = gemm_int4.int4(x, w, "gptq", g)
+    want = reference(x=x.float(), **{**args, "scales": quant.scales.float()})
+    assert got.dtype == torch.bfloat16
+    assert float((got.float() - want).norm() / want.norm()) < 5e-3
+
+
 # gemm.w4a8's VNNI kernel against its reference in float64: the activation codes are defined
 # bit for bit (float32), the block dots are exact integers, so with float32 output the only
 # difference is float32 rounding of the per-block scaling and the sums across blocks. rows 1

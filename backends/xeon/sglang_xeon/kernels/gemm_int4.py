@@ -148,8 +148,8 @@ def native_form(qn, scales, zeros, group_size) -> torch.Tensor:
 
 
 def prepare_native(args: dict) -> dict:
-    """The native kernel's packed form alone where it applies (bf16 scales, groups in input
-    order: the bf16 path), else `prepare`."""
+    """The native kernel's packed form alone where it applies (bf16 scales; act-order's
+    groups put in order, x gathered at each call), else `prepare`."""
     group_size, g_idx = args["group_size"], args.get("g_idx")
     if args["scales"].dtype != torch.bfloat16 or group_size % 4:
         return prepare(args)
@@ -157,12 +157,18 @@ def prepare_native(args: dict) -> dict:
     k, n = q.shape
     if zeros.is_floating_point() and zeros.dtype != torch.bfloat16:
         return prepare(args)  # the packed form holds zero points as bf16
-    if k % group_size or (
-        g_idx is not None and not torch.equal(g_idx.long(), q4.default_g_idx(k, group_size).long())
-    ):
+    if k % group_size:
         return prepare(args)
-    form = native_form(q.t().contiguous(), args["scales"], zeros, group_size)
-    return {"qweight": Int4Weight(None, None, None, None, n, group_size, form)}
+    qn, perm = q.t().contiguous(), None
+    if g_idx is not None and not torch.equal(g_idx.long(), q4.default_g_idx(k, group_size).long()):
+        # act-order: the input features in group order (each group's G features together),
+        # x's columns gathered likewise at each call
+        perm = torch.argsort(g_idx.long(), stable=True)
+        if not torch.equal(g_idx.long()[perm], q4.default_g_idx(k, group_size).long()):
+            return prepare(args)
+        qn = qn[:, perm].contiguous()
+    form = native_form(qn, args["scales"], zeros, group_size)
+    return {"qweight": Int4Weight(None, None, None, perm, n, group_size, form)}
 
 
 def _native_int4_unavailable() -> str | None:
@@ -181,6 +187,7 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
     m = x.shape[0]
     if w.native is not None:
         xb = x if x.dtype == torch.bfloat16 else x.to(torch.bfloat16)
+        xb = xb if w.perm is None else xb.index_select(1, w.perm)
         if m <= NATIVE_MAX_M:
             out = native.ops.int4_gemm(xb, w.native, w.group_size, w.n, 0)
             out = out if bias is None else out + bias.to(out.dtype)
@@ -188,7 +195,7 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
             dense = native.ops.int4_dequantize(w.native, w.group_size, w.n, xb.shape[1], 0)
             out = linear(xb, dense, None if bias is None else bias.to(torch.bfloat16))
         # (a no-op `to` still costs a dispatch: 120 of these calls a SmolLM2 decode step)
-        return out if xb is x else out.to(x.dtype)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
     # aten's int4 GEMV beats the dense product in bfloat16 only: in float32 it is ~3x slower
     # at M=1 (SmolLM2-135M's layers, 2 cores), in float16 ~100x.
     if (
