@@ -3,7 +3,7 @@
 # moe:int4 on cuda's Triton kernels), under 570 s with each step capped:
 #   1. the kernels on the device: the spec's FP8-block, MXFP4 and int4 cases on the
 #      aligned-block and decode paths, and the model tests (Qwen3-MoE / DeepSeek-V3 FP8, Qwen3-MoE
-#      GPTQ / AWQ / pack-quantized, gpt-oss MXFP4) on cuda;
+#      GPTQ / AWQ / pack-quantized / act-order, gpt-oss MXFP4, the dense FP8 formats) on cuda;
 #   2. Qwen3-30B-A3B batch-1 ITL: bf16 experts against FP8 blocks kept (Qwen3-30B-A3B-FP8's
 #      config: every linear and the experts in 128x128 blocks) and int4 kept
 #      (Qwen3-30B-A3B-GPTQ-Int4's config: GPTQ 4-bit, groups of 128, no act-order);
@@ -27,8 +27,8 @@ CFG=benchmarks/configs
 MOE="python3 benchmarks/bench_moe.py --device cuda --out $DIR/moe.jsonl --only a"
 step kernels 110 $PYT tests/cuda/test_moe_triton.py tests/cuda/test_moe_decode_triton.py \
     -k "fp8 or mxfp4 or int4 or prefill or 128"
-step models 130 $PYT tests/layers/quantization/test_moe_experts.py tests/engine/test_gpt_oss.py \
-    -k "cuda or mxfp4"
+step models 150 $PYT tests/layers/quantization/test_moe_experts.py tests/engine/test_gpt_oss.py \
+    tests/layers/quantization/test_fp8.py -k "cuda or mxfp4"
 PROF="--profile-batch 1"  # the top kernels of four batch-1 decode steps, in NAME-profile-bs1.txt
 step qwen3-bf16 80 $MOE --config $CFG/qwen3-30b-a3b $PROF --out "$DIR/qwen3-bf16.jsonl"
 step qwen3-fp8-kept 65 $MOE --config $CFG/qwen3-30b-a3b-fp8 --keep-quantization
