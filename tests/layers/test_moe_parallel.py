@@ -282,3 +282,19 @@ def test_int4_not_kept_when_a_slice_is_not_whole_groups():
     assert "not whole int4 groups of 32" in layer.int4_servable(32)
     assert layer.int4_servable(16) is None
     assert "tensor-parallel" in layer.int4_servable(-1)
+
+
+def test_act_order_g_idx_must_be_whole_groups():
+    """int4_expert_from_gemm sorts an act-order projection's columns by group; a g_idx whose
+    groups are not G features each (no GPTQ writes one) is refused, naming the counts."""
+    from sglang.ops.quant.experts import int4_expert_from_gemm
+
+    w = torch.randn(I, D, generator=torch.Generator().manual_seed(2))
+    g_idx = torch.arange(D) // 16
+    args = _gptq_int4_args(w, 16, g_idx)
+    codes, _, _, order = int4_expert_from_gemm(args)
+    assert torch.equal(order, torch.arange(D)) and codes.shape == (I, D // 2)
+    bad = g_idx.clone()
+    bad[0] = 1  # group 0 one short, group 1 one over
+    with pytest.raises(ValueError, match="not 4 groups of 16 each"):
+        int4_expert_from_gemm({**args, "g_idx": bad.to(torch.int32)})
