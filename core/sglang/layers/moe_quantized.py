@@ -217,6 +217,14 @@ class QuantizedExperts:
             copy_checked(view, t.to(view.dtype), f"expert {expert} {shard} int4 {what}")
         return name
 
+    def dummy_fill(self, gen: torch.Generator) -> None:
+        """After `--load-format dummy`: act-order experts get a random input order each (what
+        a checkpoint gives them), so a benchmark pays the gathers a real one does."""
+        if self.w13_perm is not None:
+            hidden = self.w13_perm.shape[1]
+            for local in range(self.w13_perm.shape[0]):
+                self.w13_perm[local] = torch.randperm(hidden, generator=gen).to(self.w13_perm)
+
     def _act_order(self, expert, local, shard, order, codes, scales, zeros):
         """Act-order bookkeeping of load_expert_int4 (keep_int4(act_order=True)): gate's and
         up's input order into w13_perm (they must agree); down's order over I applied to the

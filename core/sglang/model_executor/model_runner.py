@@ -21,6 +21,7 @@ from sglang.layers.quantization.gguf import (
 from sglang.layers.quantization.kv_scales import kv_cache_dtype, set_kv_scales
 from sglang.layers.quantization.model import (
     apply_quantization,
+    dummy_fill,
     log_layer_methods,
     mark_loaded,
     optional_parameters,
@@ -230,6 +231,7 @@ class ModelRunner:
             for name, tensor in weights:
                 params[name].data.copy_(tensor)
             mark_loaded(self.model)
+            dummy_fill(self.model, seed=self.args.random_seed or 0)
             return None, None
         gguf = self.source.is_gguf
         types: dict[str, str] | None = {} if gguf else None

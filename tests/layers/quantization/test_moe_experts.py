@@ -376,3 +376,35 @@ def test_load_time_int4_keeps_moe_experts_4bit(tmp_path, backend):
     assert checked == len(out) and same == checked
     assert runner.layer_methods["mlp.experts"].startswith("int4 group 32 (kept) via moe.experts")
     assert runner.layer_methods["mlp.gate"].startswith("dense")  # the router
+
+
+def test_act_order_dummy_load_takes_real_layouts(tmp_path):
+    """`--load-format dummy` of an act-order GPTQ MoE config (how benchmarks run full-size
+    configs): the dense layers get a valid random g_idx (zeros are no act-order layout and sent
+    xeon's int4 layers to a bf16 copy) and take the native form; each expert gets its own
+    random input order; the forward runs."""
+    from sglang_xeon import native
+    from sglang_xeon.kernels.gemm_int4 import Int4Weight
+
+    if not _supported("Qwen3MoeForCausalLM"):
+        pytest.skip("Qwen3MoeForCausalLM is not registered in this environment")
+    if native.why_unavailable() or not native.ops.int4_gemm_supported():
+        pytest.skip("xeon's native int4 kernel is not built here")
+    base = str(tmp_path / "float")
+    state = save_float(base, "qwen3-moe")
+    path, _ = write_gptq(str(tmp_path / "q"), base, state, desc_act=True)
+    prefill, decode, _, runner = run_logits(path, "xeon", dtype="bfloat16", load_format="dummy")
+    assert torch.isfinite(prefill).all() and torch.isfinite(decode).all()
+    prepared = [
+        m._weights["qweight"]
+        for m in runner.model.modules()
+        if isinstance(getattr(m, "_weights", None), dict)
+        and isinstance(m._weights.get("qweight"), Int4Weight)
+    ]
+    assert prepared and all(w.native is not None and w.dense is None for w in prepared)
+    assert all(w.perm is not None for w in prepared)
+    experts = [m for m in runner.model.modules() if isinstance(m, FusedMoE)]
+    for m in experts:
+        perms = m._prepared["w13_perm"]
+        assert all(sorted(p.tolist()) == list(range(64)) for p in perms)
+        assert not torch.equal(perms[0], torch.arange(64, dtype=perms.dtype))

@@ -106,6 +106,10 @@ class LinearMethod:
     def has(self, layer: Linear, name: str) -> bool:
         return any(n == name for n, _ in layer.loaded)
 
+    def dummy_fill(self, layer: Linear, gen: torch.Generator) -> None:
+        """After `--load-format dummy`'s random fill: give the parameters whose zeros are no
+        valid layout of the format (act-order's g_idx) values a checkpoint could hold."""
+
 
 class QuantizationConfig:
     """A checkpoint format (or a load-time quantization). Subclasses set `name` (the

@@ -129,6 +129,20 @@ class GptqLinearMethod(LinearMethod):
             "g_idx": ParamSpec((k,), torch.int32, optional=True, input_dim=0),
         }
 
+    def dummy_fill(self, layer, gen: torch.Generator) -> None:
+        """Act-order: a random g_idx as GPTQ writes one (each group's G input features
+        anywhere in this rank's rows, which hold groups rank * K/G ... of the whole layer)."""
+        cfg = self.config
+        if not cfg.desc_act or getattr(layer, "g_idx", None) is None:
+            return
+        k = layer.in_features
+        g = k if cfg.group_size == -1 else cfg.group_size
+        first = layer.input_offset // g if whole_groups(layer, True) else 0
+        order = torch.randperm(k, generator=gen)
+        g_idx = torch.empty(k, dtype=torch.int32)
+        g_idx[order] = (torch.arange(k, dtype=torch.int32) // g + first).to(torch.int32)
+        layer.g_idx.data.copy_(g_idx)
+
     def process(self, layer) -> dict[str, Any]:
         cfg = self.config
         k = layer.in_features

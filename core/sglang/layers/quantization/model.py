@@ -7,6 +7,7 @@ import logging
 import re
 from collections import defaultdict
 
+import torch
 from torch import nn
 
 from sglang.layers.linear import Linear
@@ -102,6 +103,18 @@ def mark_loaded(model: nn.Module, prefixes: tuple[str, ...] = ("",)) -> None:
             shards = module.shard_names() or (None,)
             names = [n for n, _ in module.named_parameters(recurse=False)]
             module.loaded |= {(n, s) for n in names for s in shards}
+
+
+def dummy_fill(model: nn.Module, seed: int = 0) -> None:
+    """After `--load-format dummy`'s random fill: each quantized layer's values that zeros do
+    not stand for (act-order orders: LinearMethod.dummy_fill, FusedMoE.dummy_fill)."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        method = getattr(module, "quant_method", None) if isinstance(module, Linear) else None
+        if method is not None:
+            method.dummy_fill(module, gen)
+        elif isinstance(module, FusedMoE):
+            module.dummy_fill(gen)
 
 
 def layer_type(name: str) -> str:
