@@ -198,16 +198,37 @@ def _gptq_int4_args(w: torch.Tensor, group: int, g_idx: torch.Tensor | None = No
     return args if g_idx is None else {**args, "g_idx": g_idx.to(torch.int32)}
 
 
+def _int4_layers_against_dense(args, group, ep, act_order=False, order=None):
+    """(the dequantized layer, [the whole layer, then TP ranks' layers at expert parallelism
+    `ep`]), each kept as int4 and given every whole projection of `args` in `order`."""
+    from sglang.layers.quantization.dequant import dequantize
+    from sglang.ops.quant.experts import int4_expert_from_gemm
+
+    routing = Routing(num_experts=E, top_k=3)
+    whole_ops = OpTable(select_platform("reference"))
+    whole_ops.parallel = SINGLE
+    dense = FusedMoE(routing, D, I, whole_ops)
+    layers = [FusedMoE(routing, D, I, whole_ops)]
+    layers += [FusedMoE(routing, D, I, rank_ops(t, ep)) for t in range(TP)]
+    for layer in layers:
+        assert layer.int4_servable(group, act_order) is None
+        layer.keep_int4(group, torch.float32, act_order)
+        for e, s in order or args:  # every rank is given every whole projection
+            layer.load_expert_int4(e, s, *int4_expert_from_gemm(args[(e, s)]))
+        assert layer.w13_weight.dtype == torch.uint8
+    for (e, s), a in args.items():
+        dense.load_expert(e, s, dequantize("gemm.int4", a))
+    return dense, layers
+
+
 def test_act_order_int4_experts_on_expert_parallel_ranks():
     """Act-order int4 experts (each expert's gate/up share one input order, its down another)
     kept as codes: the whole layer and four expert-parallel ranks (moe_tp 1) equal the
     checkpoint dequantized at load, whichever of an expert's projections arrives first (down
     before gate and up for half the experts: its order then reorders their stored rows); under
     tensor parallelism of I they are not kept."""
-    from sglang.layers.quantization.dequant import dequantize
-    from sglang.ops.quant.experts import int4_expert_from_gemm
 
-    routing, group = Routing(num_experts=E, top_k=3), 16
+    group = 16
     gen = torch.Generator().manual_seed(5)
     g_idx = {}
     for e in range(E):
@@ -224,25 +245,14 @@ def test_act_order_int4_experts_on_expert_parallel_ranks():
     # odd experts: down first (its order applied to gate's and up's rows as they come);
     # even experts: down last (applied to the rows already stored)
     order = sorted(args, key=lambda es: (es[0], (es[1] == "down") != bool(es[0] % 2)))
-    whole_ops = OpTable(select_platform("reference"))
-    whole_ops.parallel = SINGLE
-    dense = FusedMoE(routing, D, I, whole_ops)
-    layers = [FusedMoE(routing, D, I, whole_ops)]
-    layers += [FusedMoE(routing, D, I, rank_ops(t, TP)) for t in range(TP)]
-    for layer in layers:
-        assert layer.int4_servable(group, act_order=True) is None
-        layer.keep_int4(group, torch.float32, act_order=True)
-        for e, s in order:
-            layer.load_expert_int4(e, s, *int4_expert_from_gemm(args[(e, s)]))
-        assert layer.kept == "int4 group 16 act-order"
-    for (e, s), a in args.items():
-        dense.load_expert(e, s, dequantize("gemm.int4", a))
+    dense, layers = _int4_layers_against_dense(args, group, TP, act_order=True, order=order)
+    assert all(layer.kept == "int4 group 16 act-order" for layer in layers)
     x, logits = torch.randn(9, D, generator=gen), torch.randn(9, E, generator=gen)
     want = dense(x, logits)
     torch.testing.assert_close(layers[0](x, logits), want, rtol=1e-5, atol=1e-5)
     total = sum(layer(x, logits) for layer in layers[1:])
     torch.testing.assert_close(total, want, rtol=1e-5, atol=1e-5)
-    split = FusedMoE(routing, D, I, rank_ops(0, 1))  # moe_tp 4: I split
+    split = FusedMoE(Routing(num_experts=E, top_k=3), D, I, rank_ops(0, 1))  # moe_tp 4: I split
     assert "tensor-parallel" in split.int4_servable(group, act_order=True)
 
 
@@ -251,24 +261,11 @@ def test_int4_ranks_sum_to_the_unsplit_layer(ep):
     """Int4 experts kept as codes: each rank keeps its experts and its slice of the codes,
     scales and zeros along I (moe_tp slices of 16, 32 or 64 features: whole groups of 16); the
     unsplit layer equals the same checkpoint dequantized at load (ExpertLoader's dense path)."""
-    from sglang.layers.quantization.dequant import dequantize
-    from sglang.ops.quant.experts import int4_expert_from_gemm
 
-    routing, group = Routing(num_experts=E, top_k=3), 16
+    group = 16
     args = {key: _gptq_int4_args(w, group) for key, w in checkpoint().items()}
-    whole_ops = OpTable(select_platform("reference"))
-    whole_ops.parallel = SINGLE
-    dense = FusedMoE(routing, D, I, whole_ops)
-    layers = [FusedMoE(routing, D, I, whole_ops)]
-    layers += [FusedMoE(routing, D, I, rank_ops(t, ep)) for t in range(TP)]
-    for layer in layers:
-        assert layer.int4_servable(group) is None
-        layer.keep_int4(group, torch.float32)
-        for (e, s), a in args.items():  # every rank is given every whole projection
-            layer.load_expert_int4(e, s, *int4_expert_from_gemm(a))
-        assert layer.w13_weight.dtype == torch.uint8 and layer.kept == "int4 group 16"
-    for (e, s), a in args.items():
-        dense.load_expert(e, s, dequantize("gemm.int4", a))
+    dense, layers = _int4_layers_against_dense(args, group, ep)
+    assert all(layer.kept == "int4 group 16" for layer in layers)
     gen = torch.Generator().manual_seed(1)
     x, logits = torch.randn(9, D, generator=gen), torch.randn(9, E, generator=gen)
     want = dense(x, logits)
