@@ -219,6 +219,8 @@ class FusedMoE(QuantizedExperts, Layer):
         int4 form), and drop the parameters the kernel no longer reads."""
         if self._prepared is not None:
             return
+        self._down_orders.clear()  # act-order loading's bookkeeping, done with
+        self._int4_loaded.clear()
         features = (*self._needs, *self.kept_features)
         args = {"w13": self.w13_weight, "w2": self.w2_weight, **self._quant_args()}
         fn, prepared = self.ops.prepared_needing("moe.experts", features, args)
