@@ -66,6 +66,13 @@ def _gemv_grid(**fixed):
     return out
 
 
+def _packed_grid():
+    """4-bit expert launches: K a step (bytes a row a step: half of it), rows, warps."""
+    out = [{"block_k": bk} for bk in (256, 512, 1024)]
+    out += [{"block_n": bn, "block_k": 512, "num_warps": w} for bn, w in ((8, 4), (16, 4), (64, 8))]
+    return out + [{"num_stages": 4}, {"num_stages": 2}]
+
+
 _ATTN = {
     "module": ATTN,
     "table": "DECODE_LAUNCH",
@@ -149,6 +156,55 @@ PRESETS = {
             {"name": "attention", **_ATTN},
             _LM_HEAD,
             {"name": "pdl", **_PDL},
+        ],
+    },
+    # gpt-oss-20b with its MXFP4 experts kept: the 4-bit experts' launches (PACKED_LAUNCH).
+    "gpt-oss": {
+        "config": "benchmarks/configs/gpt-oss-20b",
+        "keep_quantization": True,
+        "axes": [
+            {
+                "name": "4-bit gate_up",
+                "module": MOE,
+                "table": "PACKED_LAUNCH",
+                "key": "gate_up",
+                "values": _packed_grid(),
+            },
+            {
+                "name": "4-bit down",
+                "module": MOE,
+                "table": "PACKED_LAUNCH",
+                "key": "down",
+                "values": _packed_grid(),
+            },
+            {"name": "attention", **_ATTN},
+        ],
+    },
+    # Qwen3-30B-A3B-GPTQ-Int4's config: int4 experts kept (PACKED_LAUNCH), the CUDA int4 GEMV.
+    "qwen3-gptq": {
+        "config": "benchmarks/configs/qwen3-30b-a3b-gptq-int4",
+        "keep_quantization": True,
+        "axes": [
+            {
+                "name": "4-bit gate_up",
+                "module": MOE,
+                "table": "PACKED_LAUNCH",
+                "key": "gate_up",
+                "values": _packed_grid(),
+            },
+            {
+                "name": "4-bit down",
+                "module": MOE,
+                "table": "PACKED_LAUNCH",
+                "key": "down",
+                "values": _packed_grid(),
+            },
+            {
+                "name": "int4 cuda warps",
+                "module": INT4_CUDA,
+                "table": "GEMV_INT4_CUDA_LAUNCH",
+                "values": [{"warps": 4}, {"warps": 8}, {"warps": 16}],
+            },
         ],
     },
     # Llama-3.1-8B with AWQ g128: the CUDA C++ int4 GEMV's warps, attention, the LM head.
@@ -336,7 +392,8 @@ def build(args, preset: dict):
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         with open(os.path.join(root, preset["config"], "config.json")) as f:
             config = json.load(f)
-        config.pop("quantization_config", None)
+        if not preset.get("keep_quantization"):
+            config.pop("quantization_config", None)
         if args.tiny:
             config.update(
                 {k: v for k, v in bench_moe.TINY.items() if k in config or k == "num_hidden_layers"}

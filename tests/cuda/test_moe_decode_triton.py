@@ -57,6 +57,15 @@ def test_decode_4bit_gather(case, monkeypatch):
     kc.check("moe.experts", moe_decode.experts_decode, case)
 
 
+@pytest.mark.parametrize("case", kc.params("moe.experts", _four_bit))
+def test_decode_4bit_packed_launch(case, monkeypatch):
+    """MXFP4 and int4 rows on packed_rows_dot with PACKED_LAUNCH's overrides: K steps wider
+    than the spec cases' K (masked), and than a group."""
+    wide = {"gate_up": {"block_n": 16, "block_k": 256}, "down": {"block_n": 16, "block_k": 512}}
+    monkeypatch.setattr(moe_decode, "PACKED_LAUNCH", wide)
+    kc.check("moe.experts", moe_decode.experts_decode, case)
+
+
 @pytest.mark.parametrize("case", kc.params("moe.experts", _fp8_128))
 def test_decode_fp8_blocks_of_128(case):
     """DeepSeek-V3's 128x128 FP8 blocks: programs of 32 (gate/up) and 8 (down) rows within a

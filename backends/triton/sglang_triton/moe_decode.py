@@ -119,6 +119,13 @@ def paired_sub(group: int, block_k: int) -> int:
     return sub
 
 
+PACKED_LAUNCH = {"gate_up": {}, "down": {}}
+"""DECODE_LAUNCH's overrides for 4-bit experts on packed_rows_dot (MXFP4, int4 in groups the
+pairing takes). A step of BLOCK_K inputs reads BLOCK_K / 2 bytes a row, a quarter of the bf16
+kernels' bytes a step at the same BLOCK_K: on an H100, gpt-oss-20b's MXFP4 experts ran at
+~0.4 TB/s with DECODE_LAUNCH as it is (gate/up 86 us, down 50 us a layer; docs/benchmarks.md).
+Tuned in the model's graph by benchmarks/sweep_decode_launch.py --preset gpt-oss."""
+
 GATHER_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
 """DECODE_LAUNCH's overrides for 4-bit experts on packed_tile's gather (groups paired_sub
 refuses): the gate/up GEMV's [32, 128] tiles of bytes, codes and scales of two matrices spill
@@ -472,8 +479,12 @@ def experts_decode(
     weights = topk_weights.reshape(-1).float()
     table = DECODE_LAUNCH
     packed = bool(quant) and ("MXFP4" in quant["consts"] or "INT4" in quant["consts"])
-    if packed and not paired_sub(quant["groups"][0], DECODE_LAUNCH["gate_up"]["block_k"]):
-        table = {k: {**v, **GATHER_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()}
+    if packed:
+        paired = {k: {**v, **PACKED_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()}
+        gather = not paired_sub(quant["groups"][0], paired["gate_up"]["block_k"])
+        table = (
+            {k: {**v, **GATHER_LAUNCH[k]} for k, v in DECODE_LAUNCH.items()} if gather else paired
+        )
     gu = merged(table["gate_up"], launch and launch.get("gate_up"))
     dn = merged(table["down"], launch and launch.get("down"))
     consts, s13, s2, up_row = {}, (x, 0, 0, 0), (x, 0, 0, 0), 0  # x: a placeholder never read
