@@ -160,6 +160,7 @@ SCRIPT = textwrap.dedent(
         gather = q == "int4-gather"
         q = "int4" if gather else q
         g = dict(gu, **moe_decode.GATHER_LAUNCH["gate_up"]) if gather else gu
+        g = dict(gu, **moe_decode.PACKED_LAUNCH["gate_up"]) if q in ("mxfp4", "int4") and not gather else g
         consts = dict(TOPK=topk, ACT=act, HAS_BIAS=bias, BLOCK_N=g["block_n"],
                       BLOCK_K=g["block_k"], FP8=q == "fp8", BN_Q=128, BK_Q=128,
                       MXFP4=q == "mxfp4", INT4=q == "int4", GROUP=128 if q == "int4" else 1)
@@ -180,6 +181,7 @@ SCRIPT = textwrap.dedent(
         gather = q == "int4-gather"
         q = "int4" if gather else q
         d = dict(dn, **moe_decode.GATHER_LAUNCH["down"]) if gather else dn
+        d = dict(dn, **moe_decode.PACKED_LAUNCH["down"]) if q in ("mxfp4", "int4") and not gather else d
         consts = dict(TOPK=topk, SLOTS=slots, HAS_BIAS=bias, BLOCK_N=d["block_n"],
                       BLOCK_K=d["block_k"], FP8=q == "fp8", BN_Q=128, BK_Q=128,
                       MXFP4=q == "mxfp4", INT4=q == "int4", GROUP=128 if q == "int4" else 1)

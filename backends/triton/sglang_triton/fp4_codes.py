@@ -6,6 +6,9 @@ experts):
   e4m3  sign, exponent e (4 bits, bias 7), mantissa m (3 bits): e = 0 -> m 2^-9, else the
         float32 with exponent field e + 120 and mantissa m << 20
   e8m0  e -> 2^(e - 127): the float32 exponent field e (e = 0: 2^-127, a subnormal; 255: NaN)
+
+e2m1_tiny and int_as_float are the decode GEMVs' cheap forms (a few integer operations a
+weight, no int-to-float conversion: those issue at an eighth of the FMA rate on sm_90).
 """
 
 from __future__ import annotations
@@ -22,6 +25,22 @@ def e2m1(code):
     normal = (((e + 126) << 23) | (m << 22)).to(tl.float32, bitcast=True)
     v = tl.where(e == 0, m.to(tl.float32) * 0.5, normal)
     return tl.where((code & 8) != 0, -v, v)
+
+
+@triton.jit
+def e2m1_tiny(code):
+    """e2m1(code) * 2^-126, for codes in bits 0-3: the magnitude bits put where a float32's
+    exponent and mantissa end (bits 24-23 and 22: 2^(e - 127) (1 + m/2), or for e = 0 the
+    subnormal m 2^-127), the sign to bit 31. The caller folds 2^126 into its other factors;
+    PTX keeps float32 subnormals in mul and fma without .ftz (Triton emits none)."""
+    return (((code & 7) << 22) | ((code & 8) << 28)).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def int_as_float(v):
+    """float(v) for 0 <= v < 2^23 by the 2^23 trick: v in the mantissa of 2^23, minus 2^23
+    (exact)."""
+    return (v | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
 
 
 @triton.jit

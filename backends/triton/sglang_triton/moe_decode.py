@@ -40,8 +40,10 @@ import triton.language as tl
 
 from sglang_triton import pdl, split_k
 from sglang_triton.activation import ACTIVATIONS, act_mul
-from sglang_triton.fp4_codes import e2m1, e8m0
+from sglang_triton.fp4_codes import e2m1, e2m1_tiny, e8m0, int_as_float
 from sglang_triton.target import merged, warps
+
+TWO_63 = tl.constexpr(9.223372036854775808e18)  # 2^63, exact in float32
 
 MAX_PAIRS = 64
 """tokens x top_k up to which moe.experts takes these kernels."""
@@ -119,12 +121,15 @@ def paired_sub(group: int, block_k: int) -> int:
     return sub
 
 
-PACKED_LAUNCH = {"gate_up": {}, "down": {}}
+PACKED_LAUNCH = {"gate_up": {"block_k": 256}, "down": {"block_k": 256}}
 """DECODE_LAUNCH's overrides for 4-bit experts on packed_rows_dot (MXFP4, int4 in groups the
 pairing takes). A step of BLOCK_K inputs reads BLOCK_K / 2 bytes a row, a quarter of the bf16
 kernels' bytes a step at the same BLOCK_K: on an H100, gpt-oss-20b's MXFP4 experts ran at
 ~0.4 TB/s with DECODE_LAUNCH as it is (gate/up 86 us, down 50 us a layer; docs/benchmarks.md).
-Tuned in the model's graph by benchmarks/sweep_decode_launch.py --preset gpt-oss."""
+K steps of 256 were the fastest of 8 launches in the model's graph (benchmarks/
+sweep_decode_launch.py --presets gpt-oss, qwen3-gptq, on an H100, 2026-12-05): gpt-oss-20b's
+step 4.89 -> 4.61 ms, Qwen3-30B-A3B-GPTQ's 3.50 -> 3.22; wider steps were slower (up to 8.6 ms
+at 64 x 512), the kernel then being bound by its instructions, not its reads."""
 
 GATHER_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
 """DECODE_LAUNCH's overrides for 4-bit experts on packed_tile's gather (groups paired_sub
@@ -199,17 +204,22 @@ def packed_rows_dot(
         first = k0 + 2 * sub_bytes  # [1, NG, 1]: the sub-tile's first position, its group's
         s_ok = ok3 & (first < K)
         group = (first // GROUP) * stride_sk
+        x_even = tl.load(x_ptr + pos, mask=even_ok, other=0.0).to(tl.float32)
+        x_odd = tl.load(x_ptr + pos + 1, mask=(pos + 1) < K, other=0.0).to(tl.float32)
         if INT4:
             scale = tl.load(s3 + group, mask=s_ok, other=0.0).to(tl.float32)
             zero = tl.load(z3 + group, mask=s_ok, other=0.0).to(tl.float32)
-            w_lo = (lo.to(tl.float32) - zero) * scale
-            w_hi = (hi.to(tl.float32) - zero) * scale
+            w_lo = (int_as_float(lo) - zero) * scale
+            w_hi = (int_as_float(hi) - zero) * scale
         else:
-            scale = e8m0(tl.load(s3 + group, mask=s_ok, other=0).to(tl.int32))
-            w_lo = e2m1(lo) * scale
-            w_hi = e2m1(hi) * scale
-        x_even = tl.load(x_ptr + pos, mask=even_ok, other=0.0).to(tl.float32)
-        x_odd = tl.load(x_ptr + pos + 1, mask=(pos + 1) < K, other=0.0).to(tl.float32)
+            # e2m1 x 2^-126 a weight; the 2^126 split between the row's scale and x (2^63
+            # each: neither overflows for any e8m0 scale below 2^64 or |x| below 2^64), so a
+            # weight costs its bit operations, a multiply and the FMA
+            scale = e8m0(tl.load(s3 + group, mask=s_ok, other=0).to(tl.int32)) * TWO_63
+            w_lo = e2m1_tiny(lo) * scale
+            w_hi = e2m1_tiny(hi) * scale
+            x_even *= TWO_63
+            x_odd *= TWO_63
         acc += w_lo * x_even + w_hi * x_odd
     return tl.sum(tl.sum(acc, axis=2), axis=1) * x_scale
 
