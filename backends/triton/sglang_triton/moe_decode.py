@@ -121,15 +121,19 @@ def paired_sub(group: int, block_k: int) -> int:
     return sub
 
 
-PACKED_LAUNCH = {"gate_up": {"block_k": 256}, "down": {"block_k": 256}}
+PACKED_LAUNCH = {
+    "gate_up": {"block_n": 8, "block_k": 512, "num_warps": 4},
+    "down": {"block_k": 256},
+}
 """DECODE_LAUNCH's overrides for 4-bit experts on packed_rows_dot (MXFP4, int4 in groups the
 pairing takes). A step of BLOCK_K inputs reads BLOCK_K / 2 bytes a row, a quarter of the bf16
-kernels' bytes a step at the same BLOCK_K: on an H100, gpt-oss-20b's MXFP4 experts ran at
-~0.4 TB/s with DECODE_LAUNCH as it is (gate/up 86 us, down 50 us a layer; docs/benchmarks.md).
-K steps of 256 were the fastest of 8 launches in the model's graph (benchmarks/
-sweep_decode_launch.py --presets gpt-oss, qwen3-gptq, on an H100, 2026-12-05): gpt-oss-20b's
-step 4.89 -> 4.61 ms, Qwen3-30B-A3B-GPTQ's 3.50 -> 3.22; wider steps were slower (up to 8.6 ms
-at 64 x 512), the kernel then being bound by its instructions, not its reads."""
+kernels' bytes a step at the same BLOCK_K. Tuned in the model's batch-1 decode graph
+(benchmarks/sweep_decode_launch.py --preset gpt-oss / qwen3-gptq, an H100, 2026-12-05): with
+DECODE_LAUNCH as it is, gpt-oss-20b's MXFP4 experts ran at ~0.4 TB/s (gate/up 86 us, down 50 us
+a layer), a step 4.89 ms. With the decode of e2m1_tiny / int_as_float and this launch the step
+is 2.85 ms; gate/up in 8 rows of 512 inputs (4 warps) against 3.19 ms at DECODE_LAUNCH's 32 x 128
+and 3.20 at 32 x 256; down's K steps of 256 against 2.97 at 512. Qwen3-30B-A3B-GPTQ-Int4's
+step: 3.50 -> 3.25 ms (the same launch; 64 x 512 on 8 warps 3.21, within 1.2%)."""
 
 GATHER_LAUNCH = {"gate_up": {"block_k": 64}, "down": {}}
 """DECODE_LAUNCH's overrides for 4-bit experts on packed_tile's gather (groups paired_sub
