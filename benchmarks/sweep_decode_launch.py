@@ -73,6 +73,23 @@ def _packed_grid():
     return out + [{"num_stages": 4}, {"num_stages": 2}]
 
 
+_PACKED = [
+    {
+        "name": f"4-bit {key}",
+        "module": MOE,
+        "table": "PACKED_LAUNCH",
+        "key": key,
+        "values": _packed_grid(),
+    }  # fmt: skip
+    for key in ("gate_up", "down")
+]
+_INT4_WARPS = {
+    "name": "int4 cuda warps",
+    "module": INT4_CUDA,
+    "table": "GEMV_INT4_CUDA_LAUNCH",
+    "values": [{"warps": 4}, {"warps": 8}, {"warps": 16}],
+}
+
 _ATTN = {
     "module": ATTN,
     "table": "DECODE_LAUNCH",
@@ -163,20 +180,7 @@ PRESETS = {
         "config": "benchmarks/configs/gpt-oss-20b",
         "keep_quantization": True,
         "axes": [
-            {
-                "name": "4-bit gate_up",
-                "module": MOE,
-                "table": "PACKED_LAUNCH",
-                "key": "gate_up",
-                "values": _packed_grid(),
-            },
-            {
-                "name": "4-bit down",
-                "module": MOE,
-                "table": "PACKED_LAUNCH",
-                "key": "down",
-                "values": _packed_grid(),
-            },
+            *_PACKED,
             {"name": "attention", **_ATTN},
         ],
     },
@@ -185,38 +189,15 @@ PRESETS = {
         "config": "benchmarks/configs/qwen3-30b-a3b-gptq-int4",
         "keep_quantization": True,
         "axes": [
-            {
-                "name": "4-bit gate_up",
-                "module": MOE,
-                "table": "PACKED_LAUNCH",
-                "key": "gate_up",
-                "values": _packed_grid(),
-            },
-            {
-                "name": "4-bit down",
-                "module": MOE,
-                "table": "PACKED_LAUNCH",
-                "key": "down",
-                "values": _packed_grid(),
-            },
-            {
-                "name": "int4 cuda warps",
-                "module": INT4_CUDA,
-                "table": "GEMV_INT4_CUDA_LAUNCH",
-                "values": [{"warps": 4}, {"warps": 8}, {"warps": 16}],
-            },
+            *_PACKED,
+            _INT4_WARPS,
         ],
     },
     # Llama-3.1-8B with AWQ g128: the CUDA C++ int4 GEMV's warps, attention, the LM head.
     "llama8b-awq": {
         "quant": "awq",
         "axes": [
-            {
-                "name": "int4 cuda warps",
-                "module": INT4_CUDA,
-                "table": "GEMV_INT4_CUDA_LAUNCH",
-                "values": [{"warps": 4}, {"warps": 8}, {"warps": 16}, {"early": True}],
-            },
+            {**_INT4_WARPS, "values": [*_INT4_WARPS["values"], {"early": True}]},
             {"name": "attention", **_ATTN},
             _LM_HEAD,
             {"name": "pdl", **_PDL},

@@ -33,9 +33,8 @@ def test_preset_axes_name_real_tables(preset):
             assert isinstance(table, list) and all(len(e) == 2 for e in table)
             continue
         target = table[axis["key"]] if "key" in axis else table
-        if not target:  # an overrides table (moe_decode.PACKED_LAUNCH): DECODE_LAUNCH's keys
-            base = importlib.import_module(axis["module"]).DECODE_LAUNCH
-            target = base[axis["key"]]
+        if axis["table"] == "PACKED_LAUNCH":  # overrides of DECODE_LAUNCH: any of its keys
+            target = importlib.import_module(axis["module"]).DECODE_LAUNCH[axis["key"]]
         for value in axis["values"]:
             assert set(value) <= set(target) | {"mma", "waves", "early", "split"}, (axis, value)
 
