@@ -319,6 +319,38 @@ def step_time(runner, context: int, reps: int, blocks: int = 5) -> float:
     """Seconds of one batch-1 decode step: the engine's batch-1 graph (captured afresh, so the
     tables now installed take effect) replayed back to back over a sequence of `context` tokens
     in slots 1..context; the median over `blocks` runs of `reps` replays."""
+    replay = batch1_graph(runner, context)
+    times = []
+    for _ in range(blocks):
+        start = time.perf_counter()
+        for _ in range(reps):
+            replay()
+        runner.runtime.synchronize()
+        times.append((time.perf_counter() - start) / reps)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def profile_steps(runner, context: int, path: str, steps: int = 20) -> None:
+    """The kernels of `steps` batch-1 decode steps (torch profiler; device time where the
+    profiler sees the device), a table sorted by total time written to `path`."""
+    replay = batch1_graph(runner, context)
+    activities = torch.profiler.supported_activities()
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            replay()
+        runner.runtime.synchronize()
+    device = torch.profiler.ProfilerActivity.CUDA in activities
+    key = "self_device_time_total" if device else "self_cpu_time_total"
+    with open(path, "w") as f:
+        f.write(f"{steps} batch-1 decode steps at context {context}\n")
+        f.write(prof.key_averages().table(sort_by=key, row_limit=30) + "\n")
+
+
+@torch.inference_mode()
+def batch1_graph(runner, context: int):
+    """The batch-1 decode graph, captured afresh, its inputs set to a sequence of `context`
+    tokens in slots 1..context, warmed up: returns its replay."""
     runner.init_graph_runner([1])
     graphs = runner.graph_runner
     if graphs is None or 1 not in graphs.graphs:
@@ -332,14 +364,7 @@ def step_time(runner, context: int, reps: int, blocks: int = 5) -> float:
     for _ in range(10):
         replay()
     runner.runtime.synchronize()
-    times = []
-    for _ in range(blocks):
-        start = time.perf_counter()
-        for _ in range(reps):
-            replay()
-        runner.runtime.synchronize()
-        times.append((time.perf_counter() - start) / reps)
-    return statistics.median(times)
+    return replay
 
 
 # --- the sweep --------------------------------------------------------------------------------
@@ -357,6 +382,12 @@ def parse_args(argv=None):
     p.add_argument("--passes", type=int, default=1)
     p.add_argument("--budget-s", type=float, default=0.0, help="stop trying after this (0: none)")
     p.add_argument("--itl", action="store_true", help="scheduler-loop ITL of defaults and best")
+    p.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="also profile the defaults' steps, with PDL (PREFIX-pdl.txt) and without "
+        "(PREFIX-nopdl.txt: each kernel's own time, not its wait for the one before)",
+    )
     p.add_argument("--out", default="sweep.jsonl")
     p.add_argument("--best", default="best-launch.json")
     return p.parse_args(argv)
@@ -488,6 +519,16 @@ def main(argv=None) -> int:
         apply_launches(args.best)
         summary["itl_best_ms"] = itl()
         restore(saved)
+    if args.profile:
+        from sglang_triton import pdl
+
+        profile_steps(runner, args.context, f"{args.profile}-pdl.txt")
+        enabled = pdl.PDL_LAUNCH["enabled"]
+        pdl.PDL_LAUNCH["enabled"] = False
+        try:
+            profile_steps(runner, args.context, f"{args.profile}-nopdl.txt")
+        finally:
+            pdl.PDL_LAUNCH["enabled"] = enabled
     record(axis="summary", value=None, **summary)
     print("== sweep " + json.dumps(summary), flush=True)
     return 0

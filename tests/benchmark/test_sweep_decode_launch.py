@@ -86,7 +86,7 @@ def test_tiny_sweep_runs_on_xeon(tmp_path):
     r = subprocess.run(
         [sys.executable, os.path.join(BENCH, "sweep_decode_launch.py"), "--preset", "qwen3",
          "--tiny", "--device", "xeon", "--spec", str(spec), "--reps", "2", "--context", "32",
-         "--out", str(out), "--best", str(best)],
+         "--out", str(out), "--best", str(best), "--profile", str(tmp_path / "prof")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
@@ -96,3 +96,6 @@ def test_tiny_sweep_runs_on_xeon(tmp_path):
     summary = rows[-1]
     assert summary["best_ms"] > 0 and summary["defaults_again_ms"] > 0
     assert json.loads(best.read_text()) == summary["best"]
+    for kind in ("pdl", "nopdl"):  # the steps' op table, here the CPU's (xeon)
+        table = (tmp_path / f"prof-{kind}.txt").read_text()
+        assert "20 batch-1 decode steps" in table and "Self CPU" in table
