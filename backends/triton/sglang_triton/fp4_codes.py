@@ -7,8 +7,9 @@ experts):
         float32 with exponent field e + 120 and mantissa m << 20
   e8m0  e -> 2^(e - 127): the float32 exponent field e (e = 0: 2^-127, a subnormal; 255: NaN)
 
-e2m1_tiny and int_as_float are the decode GEMVs' cheap forms (a few integer operations a
-weight, no int-to-float conversion: those issue at an eighth of the FMA rate on sm_90).
+e2m1_tiny is the decode GEMVs' cheap form of e2m1: a weight in five integer operations where
+the exact decode takes about fourteen (the MoE decode loop on sm_90: 407 -> 277 instructions a
+warp per step at the same launch, benchmarks/ in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -34,13 +35,6 @@ def e2m1_tiny(code):
     subnormal m 2^-127), the sign to bit 31. The caller folds 2^126 into its other factors;
     PTX keeps float32 subnormals in mul and fma without .ftz (Triton emits none)."""
     return (((code & 7) << 22) | ((code & 8) << 28)).to(tl.float32, bitcast=True)
-
-
-@triton.jit
-def int_as_float(v):
-    """float(v) for 0 <= v < 2^23 by the 2^23 trick: v in the mantissa of 2^23, minus 2^23
-    (exact)."""
-    return (v | 0x4B000000).to(tl.float32, bitcast=True) - 8388608.0
 
 
 @triton.jit

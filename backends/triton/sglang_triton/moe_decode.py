@@ -40,7 +40,7 @@ import triton.language as tl
 
 from sglang_triton import pdl, split_k
 from sglang_triton.activation import ACTIVATIONS, act_mul
-from sglang_triton.fp4_codes import e2m1, e2m1_tiny, e8m0, int_as_float
+from sglang_triton.fp4_codes import e2m1, e2m1_tiny, e8m0
 from sglang_triton.target import merged, warps
 
 TWO_63 = tl.constexpr(9.223372036854775808e18)  # 2^63, exact in float32
@@ -130,7 +130,7 @@ pairing takes). A step of BLOCK_K inputs reads BLOCK_K / 2 bytes a row, a quarte
 kernels' bytes a step at the same BLOCK_K. Tuned in the model's batch-1 decode graph
 (benchmarks/sweep_decode_launch.py --preset gpt-oss / qwen3-gptq, an H100, 2026-12-05): with
 DECODE_LAUNCH as it is, gpt-oss-20b's MXFP4 experts ran at ~0.4 TB/s (gate/up 86 us, down 50 us
-a layer), a step 4.89 ms. With the decode of e2m1_tiny / int_as_float and this launch the step
+a layer), a step 4.89 ms. With e2m1_tiny's decode and this launch the step
 is 2.85 ms; gate/up in 8 rows of 512 inputs (4 warps) against 3.19 ms at DECODE_LAUNCH's 32 x 128
 and 3.20 at 32 x 256; down's K steps of 256 against 2.97 at 512. Qwen3-30B-A3B-GPTQ-Int4's
 step: 3.50 -> 3.25 ms (the same launch; 64 x 512 on 8 warps 3.21, within 1.2%)."""
@@ -213,8 +213,10 @@ def packed_rows_dot(
         if INT4:
             scale = tl.load(s3 + group, mask=s_ok, other=0.0).to(tl.float32)
             zero = tl.load(z3 + group, mask=s_ok, other=0.0).to(tl.float32)
-            w_lo = (int_as_float(lo) - zero) * scale
-            w_hi = (int_as_float(hi) - zero) * scale
+            # a plain conversion: the 2^23 trick (gemv_int4) compiled to more instructions here
+            # (sm_90 SASS: 319 against 301 a warp per step at PACKED_LAUNCH's gate/up)
+            w_lo = (lo.to(tl.float32) - zero) * scale
+            w_hi = (hi.to(tl.float32) - zero) * scale
         else:
             # e2m1 x 2^-126 a weight; the 2^126 split between the row's scale and x (2^63
             # each: neither overflows for any e8m0 scale below 2^64 or |x| below 2^64), so a
