@@ -362,7 +362,7 @@ ROPE_SCRIPT = textwrap.dedent(
                                      (False, 64, 24, 16, False), (True, 128, 64, 0, True),
                                      (False, 128, 64, 0, True)):
         consts = dict(R2=r2, D=d, IS_NEOX=True, BLOCK_R2=triton.next_power_of_2(r2),
-                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm, STORE=store, BLOCK_D=d, PDL=norm)
+                      BLOCK_H=32, BLOCK_REST=rest, NORM=norm, STORE=store, BLOCK_V=1024, PDL=norm)
         sig = {n: "constexpr" if n in consts else ptrs.get(n, "*bf16" if n.endswith("_ptr")
                else "i32") for n in inspect.signature(fn.fn).parameters}
         triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts),

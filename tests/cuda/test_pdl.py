@@ -1,7 +1,8 @@
 """Programmatic dependent launch (sglang_triton.pdl): the rule every kernel launched with it
 must keep, checked in the PTX Triton emits for sm_90 (no GPU needed): griddepcontrol.wait comes
-before any global load, store, atomic or async copy, so nothing is read or written before the
-kernel before it has completed. Covers the small decode-path kernels (norm, activation, KV
+before any global store, atomic or async copy, so nothing is written before the kernel before
+it has completed; and before any global load, except in the kernels of EARLY_READS, which read
+the step's inputs and weights first (what no kernel of the step writes). Covers the small decode-path kernels (norm, activation, KV
 store, rope, attention split and merge, routing, the dense GEMV); the quantized and MoE GEMVs
 are checked in test_decode_kernels_compile.py. And where PDL applies: never on CPU tensors."""
 
@@ -37,10 +38,10 @@ SCRIPT = textwrap.dedent(
         (activation._act_mul_kernel, dict(ACT=0, BLOCK=1024), {}),
         (kv._store_kernel, dict(D=128, DV=128, BLOCK_K=1024, BLOCK_V=1024), {"loc": L}),
         (rope._rope_kernel, dict(R2=64, D=128, IS_NEOX=True, BLOCK_R2=64, BLOCK_H=32,
-                                 BLOCK_REST=0, NORM=True, STORE=False, BLOCK_D=128),
+                                 BLOCK_REST=0, NORM=True, STORE=False, BLOCK_V=1024),
          {"pos_ptr": L, "cache_ptr": F, "loc_ptr": L}),
         (rope._rope_kernel, dict(R2=64, D=128, IS_NEOX=True, BLOCK_R2=64, BLOCK_H=32,
-                                 BLOCK_REST=0, NORM=False, STORE=True, BLOCK_D=128),
+                                 BLOCK_REST=0, NORM=False, STORE=True, BLOCK_V=1024),
          {"pos_ptr": L, "cache_ptr": F, "loc_ptr": L}),  # rope.kv_store
         (attention._decode_split_kernel, dict(ATTN, MERGE=False),
          {"Out": F, "LSE": F, "Sinks": F, "kv_indptr": I, "kv_indices": L, "Final": B,
@@ -60,6 +61,12 @@ SCRIPT = textwrap.dedent(
     POINTERS = {"Q", "K", "V", "Out", "LSE", "Sinks", "Final", "COUNT", "PART", "X", "W", "B",
                 "Y", "k_cache", "v_cache", "k", "v"}
 
+    # kernel -> what it reads before the wait (the rest of the PTX check is the same)
+    EARLY_READS = {
+        "_rope_kernel": ("pos_ptr", "loc_ptr", "cache_ptr", "qw_ptr", "kw_ptr"),
+        "_decode_split_kernel": ("kv_indptr", "kv_indices", "Sinks"),
+    }
+
     def kind(name, ptrs):
         if name in ptrs:
             return ptrs[name]
@@ -77,7 +84,8 @@ SCRIPT = textwrap.dedent(
         ptx = k.asm["ptx"]
         wait = ptx.find("griddepcontrol.wait")
         ops = ("ld.global", "st.global", "atom.", "red.", "cp.async", "prefetch")
-        early = [op for op in ops if 0 <= ptx.find(op) < wait]
+        allowed = ("ld.global",) if fn.__name__ in EARLY_READS else ()
+        early = [op for op in ops if 0 <= ptx.find(op) < wait and op not in allowed]
         out.append({"kernel": fn.__name__, "wait": wait >= 0, "early": early,
                     "release": "griddepcontrol.launch_dependents" in ptx})
     print(json.dumps(out))

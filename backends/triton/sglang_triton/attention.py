@@ -188,7 +188,10 @@ if triton is not None:
         UPCAST: tl.constexpr,
         PDL: tl.constexpr,
     ):
-        pdl.enter(PDL)
+        # Before the wait (PDL) only the step's inputs: the sequence's KV extent, the first
+        # block's slots and the sinks (weights); q and the cache come after it (the kernel
+        # before writes them: the new token's key and value).
+        pdl.release_dependents(PDL)
         b = tl.program_id(0)
         kv_head = tl.program_id(1) // HEAD_BLOCKS
         rows = (tl.program_id(1) % HEAD_BLOCKS) * BLOCK_H + tl.arange(0, BLOCK_H)
@@ -208,37 +211,42 @@ if triton is not None:
 
         d = tl.arange(0, BLOCK_D)
         dv = tl.arange(0, BLOCK_DV)
-        q = tl.load(
-            Q + b * stride_qb + heads[:, None] * stride_qh + d[None, :],
-            mask=row_ok[:, None] & (d[None, :] < D),
-            other=0.0,
-        )
         m = tl.full([BLOCK_H], float("-inf"), tl.float32)
         l_sum = tl.zeros([BLOCK_H], tl.float32)
         if USE_SINKS:  # split 0 starts from the sink: counted once when the splits merge
             sink = tl.load(Sinks + heads, mask=row_ok, other=0.0).to(tl.float32)
             m = tl.where(split == 0, sink, m)
             l_sum = tl.where(split == 0, 1.0, l_sum)
+        offs = lo + tl.arange(0, BLOCK_N)
+        slots = tl.load(kv_indices + kv0 + offs, mask=offs < hi, other=0).to(tl.int64)
+        pdl.wait_for_inputs(PDL)
+        q = tl.load(
+            Q + b * stride_qb + heads[:, None] * stride_qh + d[None, :],
+            mask=row_ok[:, None] & (d[None, :] < D),
+            other=0.0,
+        )
         acc = tl.zeros([BLOCK_H, BLOCK_DV], tl.float32)
         for start in range(lo, hi, BLOCK_N):
             offs = start + tl.arange(0, BLOCK_N)
             key_ok = offs < hi
-            slots = tl.load(kv_indices + kv0 + offs, mask=key_ok, other=0).to(tl.int64)
+            # keys and values loaded together, then the next block's slots
             k = tl.load(
                 K + slots[:, None] * stride_kn + kv_head * stride_kh + d[None, :],
                 mask=key_ok[:, None] & (d[None, :] < D),
                 other=0.0,
             )
-            # float32 even where a caller passes the scalars as float64 (torch.compile does)
-            s = (_mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale).to(tl.float32)
-            if USE_SOFTCAP:
-                s = _softcap(s, logit_softcap).to(tl.float32)
-            s = tl.where(key_ok[None, :], s, float("-inf"))
             v = tl.load(
                 V + slots[:, None] * stride_vn + kv_head * stride_vh + dv[None, :],
                 mask=key_ok[:, None] & (dv[None, :] < DV),
                 other=0.0,
             )
+            nxt = offs + BLOCK_N
+            slots = tl.load(kv_indices + kv0 + nxt, mask=nxt < hi, other=0).to(tl.int64)
+            # float32 even where a caller passes the scalars as float64 (torch.compile does)
+            s = (_mma(q, tl.trans(k), PRECISION, UPCAST) * sm_scale).to(tl.float32)
+            if USE_SOFTCAP:
+                s = _softcap(s, logit_softcap).to(tl.float32)
+            s = tl.where(key_ok[None, :], s, float("-inf"))
             acc, m, l_sum = _online_softmax_update(acc, m, l_sum, s, v, False, PRECISION, UPCAST)
 
         seen = l_sum > 0

@@ -9,12 +9,17 @@ griddepcontrol.wait, ready, until that kernel has completed and its writes are v
 - Small kernels (norm, activation, rope, KV store, attention, routing, activation quantization)
   call `enter`: they release their dependents first thing (griddepcontrol.launch_dependents),
   then wait. A run of small kernels is thus resident at once, each starting the moment its
-  predecessor ends.
+  predecessor ends. Rope and decode attention release, then read what the rule below allows
+  (positions, cache slots, the cos/sin table, norm weights; the KV extent and the first block's
+  slots), then wait: those loads' latency overlaps the kernel before.
 - Weight-streaming kernels (the GEMVs, the MoE decode GEMVs) wait first and release their
   dependents only after their main loop: the small kernels after them start during their tail.
 
-Rule for a kernel launched with PDL: nothing before `wait_for_inputs` but index arithmetic; no
-loads of anything a kernel of the step writes, no stores, no atomics. Kernels launched without
+Rule for a kernel launched with PDL: before `wait_for_inputs`, no stores, no atomics, and no
+loads of anything a kernel of the step writes; only the weights and the step's inputs (the
+ForwardBatch's positions, out_cache_loc, kv_indptr, kv_indices), which are written before the
+forward's first kernel starts (copied into a graph's static buffers before its replay; built
+by torch's kernels, which release nothing early, in an eager forward). Kernels launched without
 PDL (torch's, and ours when it is off) serialise as before, and griddepcontrol is a no-op for
 them.
 

@@ -20,6 +20,7 @@ import triton.language as tl
 
 from sglang_triton import pdl
 from sglang_triton.common import next_pow2
+from sglang_triton.kv import MAX_BLOCK, _copy_row
 from sglang_triton.target import warps
 
 TILE = 4096  # elements of one [heads, pairs] tile
@@ -36,7 +37,9 @@ def _rotate_heads(
     sin,
     pairs,
     pmask,
-    weight,
+    w1,
+    w2,
+    wr,
     eps,
     R2: tl.constexpr,
     D: tl.constexpr,
@@ -45,6 +48,8 @@ def _rotate_heads(
     BLOCK_REST: tl.constexpr,
     NORM: tl.constexpr,
 ):
+    """dst's heads = src's rotated (each RMS-normed first with w1 / w2 / wr, the weights of the
+    pairs' two halves and of the dims past the rotary dim, when NORM)."""
     if IS_NEOX:
         i1 = pairs
         i2 = pairs + R2
@@ -52,10 +57,6 @@ def _rotate_heads(
         i1 = 2 * pairs
         i2 = 2 * pairs + 1
     rest = 2 * R2 + tl.arange(0, BLOCK_REST if BLOCK_REST > 0 else 1)
-    if NORM:
-        w1 = tl.load(weight + i1, mask=pmask, other=0.0).to(tl.float32)[None, :]
-        w2 = tl.load(weight + i2, mask=pmask, other=0.0).to(tl.float32)[None, :]
-        wr = tl.load(weight + rest, mask=rest < D, other=0.0).to(tl.float32)[None, :]
     for h0 in range(0, n_heads, BLOCK_H):
         heads = h0 + tl.arange(0, BLOCK_H)
         mask = (heads < n_heads)[:, None] & pmask[None, :]
@@ -85,12 +86,31 @@ def _rotate_heads(
 
 
 @triton.jit
-def _copy_heads(src, dst, stride_sh, stride_dh, n_heads, D: tl.constexpr, BLOCK_D: tl.constexpr):
-    """dst[h, :D] = src[h, :D] for h < n_heads (one token's value heads into its cache slot)."""
-    cols = tl.arange(0, BLOCK_D)
-    for h in range(0, n_heads):
-        x = tl.load(src + h * stride_sh + cols, mask=cols < D)
-        tl.store(dst + h * stride_dh + cols, x.to(dst.dtype.element_ty), mask=cols < D)
+def _norm_weights(
+    weight,
+    pairs,
+    pmask,
+    R2: tl.constexpr,
+    D: tl.constexpr,
+    IS_NEOX: tl.constexpr,
+    BLOCK_REST: tl.constexpr,
+    ON,
+):
+    """A head norm's weights at the pairs' two halves and past the rotary dim, as rows (zeros
+    where ON is false: the program's role has no norm)."""
+    if IS_NEOX:
+        i1 = pairs
+        i2 = pairs + R2
+    else:
+        i1 = 2 * pairs
+        i2 = 2 * pairs + 1
+    rest = 2 * R2 + tl.arange(0, BLOCK_REST if BLOCK_REST > 0 else 1)
+    on = (tl.zeros_like(pairs) + ON) != 0  # a vector: a scalar term in a mask fails in the interpreter
+    w1 = tl.load(weight + i1, mask=pmask & on, other=0.0).to(tl.float32)[None, :]
+    w2 = tl.load(weight + i2, mask=pmask & on, other=0.0).to(tl.float32)[None, :]
+    on_r = (tl.zeros_like(rest) + ON) != 0
+    wr = tl.load(weight + rest, mask=(rest < D) & on_r, other=0.0).to(tl.float32)[None, :]
+    return w1, w2, wr
 
 
 @triton.jit(do_not_specialize_on_alignment=["loc_ptr"])
@@ -130,14 +150,20 @@ def _rope_kernel(
     BLOCK_REST: tl.constexpr,
     NORM: tl.constexpr,
     STORE: tl.constexpr,
-    BLOCK_D: tl.constexpr,
+    BLOCK_V: tl.constexpr,
     PDL: tl.constexpr,
 ):
-    """One token per program. STORE (rope.kv_store): ko_ptr is the key cache and the rotated
-    key heads go to slot loc[t] (stride_kot: the cache's slot stride), and v[t]'s heads are
-    copied to the value cache's slot; else ko_ptr is k_out, row t."""
-    pdl.enter(PDL)
+    """Program (t, role) does one role of token t: role 0 rotates q's heads into qo, role 1
+    k's heads (into k_out row t, or with STORE into the key cache's slot loc[t], stride_kot the
+    cache's slot stride), role 2 (STORE) copies v[t]'s heads into the value cache's slot. Three
+    short programs instead of one walking q, k and v in turn: at batch 1 their loads overlap.
+
+    Before waiting for the kernel before it (PDL), a program reads only what no kernel of the
+    step writes (sglang_triton.pdl): the position and the slot (the step's inputs), the
+    cos/sin row and the norm weights; so these loads overlap that kernel's tail."""
+    pdl.release_dependents(PDL)
     t = tl.program_id(0).to(tl.int64)
+    role = tl.program_id(1)
     k_row = t
     if STORE:
         k_row = tl.load(loc_ptr + t).to(tl.int64)
@@ -147,53 +173,72 @@ def _rope_kernel(
     row = cache_ptr + pos * stride_cache
     cos = tl.load(row + pairs, mask=pmask, other=0.0).to(tl.float32)
     sin = tl.load(row + R2 + pairs, mask=pmask, other=0.0).to(tl.float32)
-    _rotate_heads(
-        q_ptr + t * stride_qt,
-        qo_ptr + t * stride_qot,
-        stride_qh,
-        stride_qoh,
-        H,
-        cos,
-        sin,
-        pairs,
-        pmask,
-        qw_ptr,
-        eps,
-        R2,
-        D,
-        IS_NEOX,
-        BLOCK_H,
-        BLOCK_REST,
-        NORM,
-    )
-    _rotate_heads(
-        k_ptr + t * stride_kt,
-        ko_ptr + k_row * stride_kot,
-        stride_kh,
-        stride_koh,
-        HKV,
-        cos,
-        sin,
-        pairs,
-        pmask,
-        kw_ptr,
-        eps,
-        R2,
-        D,
-        IS_NEOX,
-        BLOCK_H,
-        BLOCK_REST,
-        NORM,
-    )
-    if STORE:
-        _copy_heads(
+    if NORM:  # q's weights for role 0, k's for role 1 (the other load masked off)
+        qw1, qw2, qwr = _norm_weights(
+            qw_ptr, pairs, pmask, R2, D, IS_NEOX, BLOCK_REST, (role == 0).to(tl.int32)
+        )
+        kw1, kw2, kwr = _norm_weights(
+            kw_ptr, pairs, pmask, R2, D, IS_NEOX, BLOCK_REST, (role == 1).to(tl.int32)
+        )
+        w1, w2, wr = qw1 + kw1, qw2 + kw2, qwr + kwr
+    else:
+        w1 = tl.zeros([1, BLOCK_R2], tl.float32)
+        w2 = w1
+        wr = w1
+    pdl.wait_for_inputs(PDL)
+    if role == 0:
+        _rotate_heads(
+            q_ptr + t * stride_qt,
+            qo_ptr + t * stride_qot,
+            stride_qh,
+            stride_qoh,
+            H,
+            cos,
+            sin,
+            pairs,
+            pmask,
+            w1,
+            w2,
+            wr,
+            eps,
+            R2,
+            D,
+            IS_NEOX,
+            BLOCK_H,
+            BLOCK_REST,
+            NORM,
+        )
+    elif role == 1:
+        _rotate_heads(
+            k_ptr + t * stride_kt,
+            ko_ptr + k_row * stride_kot,
+            stride_kh,
+            stride_koh,
+            HKV,
+            cos,
+            sin,
+            pairs,
+            pmask,
+            w1,
+            w2,
+            wr,
+            eps,
+            R2,
+            D,
+            IS_NEOX,
+            BLOCK_H,
+            BLOCK_REST,
+            NORM,
+        )
+    elif STORE:
+        _copy_row(
             v_ptr + t * stride_vt,
             vc_ptr + k_row * stride_vct,
             stride_vh,
             stride_vch,
             HKV,
             D,
-            BLOCK_D,
+            BLOCK_V,
         )
 
 
@@ -260,7 +305,7 @@ def _rope(
     block_r2 = next_pow2(r2)
     block_h = max(1, min(next_pow2(max(h, hkv)), TILE // block_r2))
     rest = d - 2 * r2
-    _rope_kernel[(t,)](
+    _rope_kernel[(t, 2 if store is None else 3)](
         positions,
         q,
         k,
@@ -296,7 +341,7 @@ def _rope(
         BLOCK_REST=next_pow2(rest) if rest else 0,
         NORM=q_weight is not None,
         STORE=store is not None,
-        BLOCK_D=next_pow2(d),
+        BLOCK_V=min(next_pow2(hkv * d), MAX_BLOCK),
         num_warps=warps(4 if block_h * block_r2 >= 1024 else 2, launch),
         **pdl.args(q.device),
     )
