@@ -105,7 +105,9 @@ def _norm_weights(
         i1 = 2 * pairs
         i2 = 2 * pairs + 1
     rest = 2 * R2 + tl.arange(0, BLOCK_REST if BLOCK_REST > 0 else 1)
-    on = (tl.zeros_like(pairs) + ON) != 0  # a vector: a scalar term in a mask fails in the interpreter
+    on = (
+        tl.zeros_like(pairs) + ON
+    ) != 0  # a vector: a scalar term in a mask fails in the interpreter
     w1 = tl.load(weight + i1, mask=pmask & on, other=0.0).to(tl.float32)[None, :]
     w2 = tl.load(weight + i2, mask=pmask & on, other=0.0).to(tl.float32)[None, :]
     on_r = (tl.zeros_like(rest) + ON) != 0
