@@ -47,6 +47,7 @@ ATTN = "sglang_triton.attention"
 PDL = "sglang_triton.pdl"
 INT4_CUDA = "sglang_cuda.kernels.gemv_int4_cuda"
 FP8 = "sglang_cuda.kernels.gemv_fp8"
+DENSE_CUDA = "sglang_cuda.kernels.gemv_dense_cuda"
 
 
 def _gemv_grid(**fixed):
@@ -102,6 +103,20 @@ _ATTN = {
         {"num_stages": 2},
     ],
 }
+_DENSE_CUDA = {
+    "name": "dense cuda gemv (bf16 weights at one row)",
+    "module": DENSE_CUDA,
+    "table": "GEMV_DENSE_CUDA_LAUNCH",
+    "values": [
+        {"enabled": True},
+        {"enabled": True, "unroll": 4},
+        {"enabled": True, "unroll": 1},
+        {"enabled": True, "rows": 8},
+        {"enabled": True, "rows": 2},
+        {"enabled": True, "warps": 8},
+        {"enabled": True, "warps": 2},
+    ],
+}
 _PDL = {"module": PDL, "table": "PDL_LAUNCH", "values": [{"enabled": False}]}
 _LM_HEAD = {
     "name": "gemv (LM head and other large weights)",
@@ -122,6 +137,7 @@ PRESETS = {
     "qwen3": {
         "config": "benchmarks/configs/qwen3-30b-a3b",
         "axes": [
+            _DENSE_CUDA,
             {
                 "name": "gemv tier: router",
                 "module": GEMV,
@@ -175,6 +191,8 @@ PRESETS = {
             {"name": "pdl", **_PDL},
         ],
     },
+    # Qwen3-30B-A3B, bf16: the CUDA C++ dense GEMV against the Triton one (qkv, o, router, LM head)
+    "qwen3-dense": {"config": "benchmarks/configs/qwen3-30b-a3b", "axes": [_DENSE_CUDA]},
     # gpt-oss-20b with its MXFP4 experts kept: the 4-bit experts' launches (PACKED_LAUNCH).
     "gpt-oss": {
         "config": "benchmarks/configs/gpt-oss-20b",
@@ -197,6 +215,7 @@ PRESETS = {
     "llama8b-awq": {
         "quant": "awq",
         "axes": [
+            {**_DENSE_CUDA, "name": "dense cuda gemv (the LM head)"},
             {**_INT4_WARPS, "values": [*_INT4_WARPS["values"], {"early": True}]},
             {"name": "attention", **_ATTN},
             _LM_HEAD,
@@ -232,6 +251,7 @@ PRESETS = {
     "llama8b": {
         "quant": "none",
         "axes": [
+            _DENSE_CUDA,
             {
                 "name": "gemv (every bf16 weight)",
                 "module": GEMV,

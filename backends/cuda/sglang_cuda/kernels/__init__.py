@@ -1,6 +1,7 @@
 """The cuda kernels: the shared GPU kernels of sglang_triton (norm, activation, rope, kv,
 attention, moe, gemm.dense, the W4A16 int4/fp4 GEMMs, sampling, the grammar mask), launched
 with their module defaults (the tables were tuned on H100/H200), plus cuda's own modules:
+gemm.dense at one row (a CUDA C++ GEMV, where its launch table turns it on),
 gemm.int8 (cuBLASLt int8), gemm.fp8 (torch._scaled_mm and the Triton scaled GEMM) and gemm.int4
 at a few rows (a CUDA C++ tensor-core GEMV compiled by NVRTC, before the Triton kernels).
 """
@@ -14,6 +15,7 @@ from sglang_triton.target import TritonTarget
 CUDA = TritonTarget("cuda", blas="cublas")
 
 KERNEL_MODULES: tuple[str, ...] = (
+    "sglang_cuda.kernels.dense",
     "sglang_cuda.kernels.gemm",
     "sglang_cuda.kernels.gemm_fp8",
     "sglang_cuda.kernels.gemm_int4",

@@ -1,0 +1,98 @@
+"""gemm.dense at one row of 16-bit x (batch-1 decode): a CUDA C++ GEMV (csrc/gemv_dense.cu,
+compiled by NVRTC: sglang_cuda.nvrtc) ahead of the Triton GEMV (sglang_triton.gemv).
+
+Why: Qwen3-30B-A3B's attention weights are small (qkv 21 MB, o 17 MB, router 0.5 MB in bf16),
+and on an H100 the Triton GEMV read them at ~1.85 TB/s inside the decode graph (8.2 us a call
+on the profile, docs/benchmarks.md): a batch-1 GEMV of that size is its ramp and its loads'
+latency more than its bytes. Here each warp issues all of a step group's loads at once (ROWS
+rows x UNROLL x 16 bytes a lane) and a block reduces once through shared memory.
+
+Falls back (returns None from `plan`) for more than one row, float32, K not a multiple of 8,
+W's rows not 16-byte aligned or not contiguous, where NVRTC or a GPU is missing, and while
+torch.compile traces.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+from sglang_triton import pdl
+
+from sglang_cuda import nvrtc
+
+GEMV_DENSE_CUDA_LAUNCH = {"enabled": False, "rows": "auto", "warps": "auto", "unroll": 2}
+"""enabled: the A/B switch (off until timed on a GPU against the Triton GEMV); rows: output
+rows a block ("auto": 8, fewer while that leaves the GPU short of blocks); warps: a block's
+warps, which split K ("auto": enough that each has about `unroll` 256-element steps, 1 to 8);
+unroll: steps whose loads a warp issues together."""
+
+SOURCE = "gemv_dense.cu"
+STEP = 256  # elements of K a warp step covers (32 lanes x 8)
+
+
+def _pow2_floor(v: int) -> int:
+    return 1 << max(0, v.bit_length() - 1)
+
+
+def launch_shape(n: int, k: int, processors: int, cfg: dict) -> tuple[int, int, int]:
+    """(rows a block, warps a block, unroll) for an N x K weight on `processors` SMs."""
+    unroll = int(cfg["unroll"])
+    rows = cfg["rows"]
+    if rows == "auto":
+        rows = 8
+        while rows > 1 and -(-n // rows) < 2 * processors:
+            rows //= 2
+    warps = cfg["warps"]
+    if warps == "auto":
+        steps = -(-k // STEP)
+        warps = min(8, _pow2_floor(max(1, steps // unroll)))
+    return int(rows), int(warps), unroll
+
+
+def plan(x: torch.Tensor, weight: torch.Tensor, launch=None) -> dict | None:
+    """The launch for x @ weight.T here, or None when this kernel does not apply."""
+    cfg = {**GEMV_DENSE_CUDA_LAUNCH, **(launch or {})}
+    if not cfg["enabled"] or x.device.type != "cuda" or torch.compiler.is_compiling():
+        return None
+    if x.dim() != 2 or x.shape[0] != 1 or x.dtype not in (torch.bfloat16, torch.float16):
+        return None
+    if weight.dim() != 2 or weight.dtype != x.dtype or weight.device != x.device:
+        return None
+    n, k = weight.shape
+    if n == 0 or k == 0 or k % 8 or x.shape[1] != k or weight.stride(1) != 1 or x.stride(1) != 1:
+        return None
+    if weight.stride(0) % 8 or not nvrtc.aligned(x, weight) or nvrtc.available() is not None:
+        return None
+    index = x.device.index if x.device.index is not None else torch.cuda.current_device()
+    rows, warps, unroll = launch_shape(n, k, nvrtc.processors(index), cfg)
+    return {"rows": rows, "warps": warps, "unroll": unroll}
+
+
+def gemv_dense(x: torch.Tensor, weight: torch.Tensor, bias, cfg: dict) -> torch.Tensor:
+    """x [1, K] @ weight [N, K].T (+ bias) -> [1, N] in x.dtype; cfg from `plan`."""
+    n, k = weight.shape
+    y = torch.empty((1, n), dtype=x.dtype, device=x.device)
+    defines = (
+        ("FP16", int(x.dtype == torch.float16)),
+        ("ROWS", cfg["rows"]),
+        ("WARPS", cfg["warps"]),
+        ("UNROLL", cfg["unroll"]),
+    )
+    kern = nvrtc.kernel(SOURCE, "gemv_dense", x.device, defines)
+    if bias is not None:
+        bias = bias.to(x.dtype).contiguous()
+    args = [
+        ctypes.c_void_p(x.data_ptr()),
+        ctypes.c_void_p(weight.data_ptr()),
+        ctypes.c_void_p(bias.data_ptr() if bias is not None else 0),
+        ctypes.c_void_p(y.data_ptr()),
+        ctypes.c_int(n),
+        ctypes.c_int(k),
+        ctypes.c_longlong(weight.stride(0)),
+        ctypes.c_int(int(bias is not None)),
+    ]
+    blocks = -(-n // cfg["rows"])
+    stream = torch.cuda.current_stream(x.device).cuda_stream
+    kern.launch((blocks, 1, 1), (32 * cfg["warps"], 1, 1), args, stream, pdl.enabled(x.device))
+    return y
