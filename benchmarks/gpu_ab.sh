@@ -4,8 +4,10 @@
 # the scheduler loop's ITL for each preset, with the working tree's packages (B) and with the
 # base's copies of the changed files laid over them (A), in the order B A B so that drift shows.
 # Prepare the base here (carried with the call): bash benchmarks/gpu_ab.sh --prepare REV FILE...
-#   (writes .gpu/base/FILE as of REV; .gpu is git-ignored, carry [".wheels", ".gpu"]).
-# On the device: [PRESETS="llama8b-awq qwen3"] bash benchmarks/gpu_ab.sh OUTDIR. Logs in OUTDIR.tgz;
+#   (writes .gpu/base/FILE as of REV, or as of R for an argument R:FILE; .gpu is git-ignored,
+#   carry [".wheels", ".gpu"]).
+# On the device: [PRESETS="llama8b-awq qwen3"] [RUNS="B1 A B2"] bash benchmarks/gpu_ab.sh OUTDIR
+# (a run named A* has the base's files, any other the tree's). Logs in OUTDIR.tgz;
 # OUTDIR/ab.txt lists each run's step and ITL.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +15,9 @@ if [ "${1:-}" = "--prepare" ]; then
     rev=$2; shift 2
     rm -rf .gpu/base && mkdir -p .gpu/base
     for f in "$@"; do
-        mkdir -p ".gpu/base/$(dirname "$f")" && git show "$rev:$f" > ".gpu/base/$f"
+        r=$rev
+        if [[ "$f" == *:* ]]; then r=${f%%:*}; f=${f#*:}; fi
+        mkdir -p ".gpu/base/$(dirname "$f")" && git show "$r:$f" > ".gpu/base/$f"
     done
     echo "$rev" > .gpu/base/REV
     find .gpu/base -type f | sort
@@ -39,8 +43,8 @@ swap() {  # $1 = base | tree: lay those copies of the changed files over the ins
     done
 }
 echo "base $(cat .gpu/base/REV): $FILES" | tee "$DIR/ab.txt"
-for run in B1 A B2; do
-    if [ "$run" = A ]; then swap base; else swap tree; fi
+for run in ${RUNS:-B1 A B2}; do
+    if [[ "$run" == A* ]]; then swap base; else swap tree; fi
     for preset in $PRESETS; do
         step "$run-$preset" 200 python3 benchmarks/sweep_decode_launch.py --preset "$preset" \
             --device cuda --budget-s 1 --itl --out "$DIR/$run-$preset.jsonl" \

@@ -124,12 +124,13 @@ def test_which_calls_it_takes():
     assert gemv_dense_cuda.plan(x[:, :1020], w[:, :1020].contiguous(), on) is None  # K % 8
     assert gemv_dense_cuda.plan(x[:, 8:], w[:, 8:], on) is not None  # strided rows, aligned
     assert gemv_dense_cuda.plan(x[:, 4:1004], w[:, 4:1004], on) is None  # rows not aligned
+    assert gemv_dense_cuda.plan(x, w, {**on, "max_elements": 256 * 1024 - 1}) is None
 
 
 def test_launch_shape():
     """rows: 8 while that gives two blocks a processor, fewer for a small N; warps: about
     `unroll` 256-element steps each, 1 to 8; explicit values are taken as they are."""
-    auto = dict(gemv_dense_cuda.GEMV_DENSE_CUDA_LAUNCH)
+    auto = {"rows": "auto", "warps": "auto", "unroll": 2}
     shape = gemv_dense_cuda.launch_shape
     assert shape(5120, 2048, 132, auto) == (8, 4, 2)  # Qwen3's qkv: 640 blocks
     assert shape(2048, 4096, 132, auto) == (4, 8, 2)  # its o: 512 blocks of 4 rows
@@ -137,6 +138,8 @@ def test_launch_shape():
     assert shape(4096, 14336, 132, auto) == (8, 8, 2)  # 56 steps: 7 a warp
     assert shape(64, 200, 132, auto) == (1, 1, 2)
     assert shape(64, 200, 132, {"rows": 4, "warps": 2, "unroll": 3}) == (4, 2, 3)
+    one = {**auto, "unroll": 1}  # the default: a step a warp, up to 8 warps
+    assert shape(5120, 2048, 132, one) == (8, 8, 1) and shape(2048, 1024, 132, one) == (4, 4, 1)
 
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")

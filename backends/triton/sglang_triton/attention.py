@@ -578,14 +578,15 @@ DECODE_LAUNCH = {
     "num_warps": 4,
     "num_stages": 3,
     "programs_per_sm": 2,
-    "merge": False,
+    "merge": True,
 }
 """Launch parameters of the decode kernels (block_n None: 64 up to head dim 128, else 32).
-A module-level table so that a tuning run (benchmarks/tune_cuda_decode.py) can try others.
+A module-level table so that a tuning run (benchmarks/sweep_decode_launch.py) can try others.
 "merge": the last split of each sequence and head block merges the splits (split_k's counters)
-instead of a second kernel launch (_decode_merge_kernel: ~2.2 us a layer at batch 1 on an H200,
-0.07 ms of Llama-8B's step, 0.1 ms of Qwen3-30B-A3B's). Off until it is timed on a GPU (checked
-in Triton's interpreter only, tests/cuda/test_attention_triton.py::test_decode_split_merges)."""
+instead of a second kernel launch (_decode_merge_kernel, ~2.2 us a layer at batch 1). On the
+H200 it gained nothing while the split kernel read its slots after the PDL wait (Qwen3-30B-A3B
+3.03 against 3.02 ms); with the slots read before the wait, Llama-8B AWQ's batch-1 step on an
+H100 went 2.473 -> 2.421 ms with it (in the model's graph, sweep_decode_launch.py), so it is on."""
 
 
 def decode(

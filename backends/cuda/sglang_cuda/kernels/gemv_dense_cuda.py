@@ -21,11 +21,23 @@ from sglang_triton import pdl
 
 from sglang_cuda import nvrtc
 
-GEMV_DENSE_CUDA_LAUNCH = {"enabled": False, "rows": "auto", "warps": "auto", "unroll": 2}
-"""enabled: the A/B switch (off until timed on a GPU against the Triton GEMV); rows: output
-rows a block ("auto": 8, fewer while that leaves the GPU short of blocks); warps: a block's
-warps, which split K ("auto": enough that each has about `unroll` 256-element steps, 1 to 8);
-unroll: steps whose loads a warp issues together."""
+GEMV_DENSE_CUDA_LAUNCH = {
+    "enabled": True,
+    "max_elements": 12 << 20,
+    "rows": "auto",
+    "warps": "auto",
+    "unroll": 1,
+}
+"""enabled: the A/B switch; max_elements: the largest weight (N x K) it takes, larger ones keep
+the Triton GEMV; rows: output rows a block ("auto": 8, fewer while that leaves the GPU short of
+blocks); warps: a block's warps, which split K ("auto": enough that each has about `unroll`
+256-element steps, 1 to 8); unroll: steps whose loads a warp issues together.
+
+Timed in the model's batch-1 decode graph on an H100 (benchmarks/sweep_decode_launch.py,
+docs/benchmarks.md): Qwen3-30B-A3B bf16 3.327 -> 3.161 ms a step with unroll 1 (3.180 with 2,
+3.227 with 4; rows 2 or 8 warps within 0.1%), scheduler-loop ITL 3.372 -> 3.220. On Llama-8B's
+LM head (525M elements) it was within 0.4% of the Triton GEMV, so weights past max_elements
+(the 8B's and the LM heads) keep the Triton kernel, whose launch was tuned on them."""
 
 SOURCE = "gemv_dense.cu"
 STEP = 256  # elements of K a warp step covers (32 lanes x 8)
@@ -60,6 +72,8 @@ def plan(x: torch.Tensor, weight: torch.Tensor, launch=None) -> dict | None:
     if weight.dim() != 2 or weight.dtype != x.dtype or weight.device != x.device:
         return None
     n, k = weight.shape
+    if n * k > cfg["max_elements"]:
+        return None
     if n == 0 or k == 0 or k % 8 or x.shape[1] != k or weight.stride(1) != 1 or x.stride(1) != 1:
         return None
     if weight.stride(0) % 8 or not nvrtc.aligned(x, weight) or nvrtc.available() is not None:
