@@ -48,6 +48,7 @@ PDL = "sglang_triton.pdl"
 INT4_CUDA = "sglang_cuda.kernels.gemv_int4_cuda"
 FP8 = "sglang_cuda.kernels.gemv_fp8"
 DENSE_CUDA = "sglang_cuda.kernels.gemv_dense_cuda"
+MOE_CUDA = "sglang_cuda.kernels.moe_decode_cuda"
 
 
 def _gemv_grid(**fixed):
@@ -117,6 +118,20 @@ _DENSE_CUDA = {
         {"enabled": True, "warps": 2},
     ],
 }
+_MOE_CUDA = {
+    "name": "moe cuda gemvs (16-bit experts)",
+    "module": MOE_CUDA,
+    "table": "MOE_DECODE_CUDA_LAUNCH",
+    "values": [
+        {"enabled": True},
+        {"enabled": True, "unroll": 2},
+        {"enabled": True, "cols": 8},
+        {"enabled": True, "cols": 2},
+        {"enabled": True, "rows": 16},
+        {"enabled": True, "rows": 4},
+        {"enabled": True, "warps": 4},
+    ],
+}
 _PDL = {"module": PDL, "table": "PDL_LAUNCH", "values": [{"enabled": False}]}
 _LM_HEAD = {
     "name": "gemv (LM head and other large weights)",
@@ -137,6 +152,7 @@ PRESETS = {
     "qwen3": {
         "config": "benchmarks/configs/qwen3-30b-a3b",
         "axes": [
+            _MOE_CUDA,
             _DENSE_CUDA,
             {
                 "name": "gemv tier: router",
@@ -193,6 +209,8 @@ PRESETS = {
     },
     # Qwen3-30B-A3B, bf16: the CUDA C++ dense GEMV against the Triton one (qkv, o, router, LM head)
     "qwen3-dense": {"config": "benchmarks/configs/qwen3-30b-a3b", "axes": [_DENSE_CUDA]},
+    # the same: the CUDA C++ MoE decode GEMVs against the Triton ones
+    "qwen3-moe": {"config": "benchmarks/configs/qwen3-30b-a3b", "axes": [_MOE_CUDA]},
     # gpt-oss-20b with its MXFP4 experts kept: the 4-bit experts' launches (PACKED_LAUNCH).
     "gpt-oss": {
         "config": "benchmarks/configs/gpt-oss-20b",

@@ -45,6 +45,8 @@ def entry_ptx(source: str, entry: str, defines: list[str]) -> tuple[str, str]:
         check=True,
     ).stdout
     body = ptx[ptx.index(f".entry {entry}") :]
+    end = body.find(".entry ", 1)  # a file with several kernels: this one's PTX only
+    body = body if end < 0 else body[:end]
     wait = body.index("griddepcontrol.wait")
     return body[:wait], body[wait:]
 
