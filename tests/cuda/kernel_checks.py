@@ -165,3 +165,25 @@ def check(op: str, fn: Callable, case: Case, prepare: Callable | None = None) ->
 def params(op: str, keep: Callable[[Case], bool] = lambda c: True) -> list:
     """pytest parameters, one per selected case of `op`, with the case name as the id."""
     return [pytest.param(c, id=c.name) for c in cases(op, keep)]
+
+
+def assert_graph_replays(step: Callable[[], torch.Tensor], x: torch.Tensor) -> None:
+    """step() (which reads x) captured in a CUDA graph after a warm-up on a side stream, as the
+    decode graphs are: with x refilled the replay equals a new eager call, and with x restored
+    the first eager call's result, bit for bit."""
+    x0 = x.clone()
+    eager = step()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = step()
+    x.copy_(torch.randn_like(x))
+    graph.replay()
+    torch.testing.assert_close(out, step(), rtol=0, atol=0)
+    x.copy_(x0)
+    graph.replay()
+    torch.testing.assert_close(out, eager, rtol=0, atol=0)

@@ -82,28 +82,13 @@ def test_in_a_cuda_graph_with_pdl():
     w2 = torch.randn(512, 2048, device="cuda", generator=g).bfloat16() * 0.03
     b2 = torch.randn(512, device="cuda", generator=g).bfloat16()
     x = torch.randn(1, 1024, device="cuda", generator=g).bfloat16()
-    x0 = x.clone()
     assert gemv_dense_cuda.plan(x, w1, launch["cuda"]) is not None
 
     def step():
         h = cuda_dense.dense(x, w1, launch=launch)
         return cuda_dense.dense(h, w2, b2, launch=launch)
 
-    eager = step()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = step()
-    x.copy_(torch.randn_like(x))
-    graph.replay()
-    torch.testing.assert_close(out, step(), rtol=0, atol=0)
-    x.copy_(x0)
-    graph.replay()
-    torch.testing.assert_close(out, eager, rtol=0, atol=0)
+    kc.assert_graph_replays(step, x)
 
 
 def test_which_calls_it_takes():

@@ -147,21 +147,7 @@ def test_in_a_cuda_graph_with_pdl():
         h = cuda_int4.int4(x, w1, "awq", 128)
         return cuda_int4.int4((h * 0.05).to(x.dtype), w2, "gptq", 128, bias=a2["bias"])
 
-    eager = step()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = step()
-    x.copy_(torch.randn_like(x))
-    graph.replay()
-    torch.testing.assert_close(out, step(), rtol=0, atol=0)
-    x.copy_(a1["x"])
-    graph.replay()
-    torch.testing.assert_close(out, eager, rtol=0, atol=0)
+    kc.assert_graph_replays(step, x)
 
 
 def test_which_calls_it_takes():

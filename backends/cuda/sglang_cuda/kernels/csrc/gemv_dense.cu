@@ -1,13 +1,10 @@
 // gemm.dense for one row of 16-bit x (batch-1 decode): y[n] = sum_k W[n, k] x[k] (+ bias[n]),
 // W [N, K] row-major (row stride stride_w elements, K a multiple of 8, rows 16-byte aligned).
 //
-// A block owns ROWS output rows; its WARPS warps split K into contiguous ranges of whole
-// 256-element steps. In a step, lane l reads 16 bytes (8 elements) of each of the ROWS rows at
-// columns 256 s + 8 l, and the same 16 bytes of x; UNROLL steps' loads are issued before any of
-// their products (ROWS x UNROLL x 16 bytes a lane in flight), products and sums in float32. At
-// the end each warp reduces its lanes by shuffles and the block its warps through shared memory.
-// A lane past N reads the block's last row again (loads stay in bounds and unpredicated) and
-// nothing is stored for it; a step past K (the last one when K % 256 != 0) is predicated off.
+// A block owns ROWS output rows and runs gemv_rows.cuh's core over them (its WARPS warps split
+// K, each lane issues a step group's 16-byte loads at once); at the end each warp reduces its
+// lanes by shuffles and the block its warps through shared memory. A row past N reads the
+// block's last row again (loads stay in bounds) and nothing is stored for it.
 //
 // Why not the Triton GEMV (sglang_triton.gemv): at batch 1 a small weight (Qwen3-30B-A3B's
 // qkv, o and router: 21, 17 and 0.5 MB) is read in a few microseconds, so a GEMV's time is its
@@ -16,7 +13,7 @@
 // Programmatic dependent launch: griddepcontrol.wait before the first load,
 // launch_dependents after the main loop (no-ops when not launched with PDL).
 
-#include "common.cuh"
+#include "gemv_rows.cuh"
 
 #ifndef ROWS
 #define ROWS 8
@@ -28,31 +25,6 @@
 #define UNROLL 2
 #endif
 
-// sum of the 8 products of two 16-byte vectors of 16-bit floats, added to acc
-__device__ __forceinline__ float dot8(uint4 w, const float (&xf)[8], float acc) {
-    const u32 v[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-#if FP16
-        acc = fmaf(to_float((unsigned short)(v[i] & 0xffffu)), xf[2 * i], acc);
-        acc = fmaf(to_float((unsigned short)(v[i] >> 16)), xf[2 * i + 1], acc);
-#else
-        acc = fmaf(__uint_as_float(v[i] << 16), xf[2 * i], acc);
-        acc = fmaf(__uint_as_float(v[i] & 0xffff0000u), xf[2 * i + 1], acc);
-#endif
-    }
-    return acc;
-}
-
-__device__ __forceinline__ void unpack8(uint4 x, float (&xf)[8]) {
-    const u32 v[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        xf[2 * i] = to_float((unsigned short)(v[i] & 0xffffu));
-        xf[2 * i + 1] = to_float((unsigned short)(v[i] >> 16));
-    }
-}
-
 extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     gemv_dense(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w,
                const unsigned short* __restrict__ bias, unsigned short* __restrict__ y, int n,
@@ -63,7 +35,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     const int steps = (k + 255) >> 8;
     const int s_begin = (int)((long long)steps * warp / WARPS);
     const int s_end = (int)((long long)steps * (warp + 1) / WARPS);
-    const unsigned short* rows[ROWS];
+    const unsigned short* rows[ROWS];  // the lane's 8 elements of column 0, row by row
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) rows[r] = w + (long long)min(n0 + r, n - 1) * stride_w + 8 * lane;
     const unsigned short* xp = x + 8 * lane;
@@ -73,42 +45,13 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-    for (int s = s_begin; s < s_end; s += UNROLL) {
-        uint4 wv[UNROLL][ROWS], xv[UNROLL];
-#pragma unroll
-        for (int u = 0; u < UNROLL; ++u) {
-            const int col = (s + u) * 256;
-            const bool ok = s + u < s_end && col + 8 * lane < k;
-            xv[u] = ok ? ldg16(xp + col) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-            for (int r = 0; r < ROWS; ++r)
-                wv[u][r] = ok ? ldg16(rows[r] + col) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int u = 0; u < UNROLL; ++u) {
-            float xf[8];
-            unpack8(xv[u], xf);
-#pragma unroll
-            for (int r = 0; r < ROWS; ++r) acc[r] = dot8(wv[u][r], xf, acc[r]);
-        }
-    }
+    rows_dot<ROWS, UNROLL>(acc, rows, xp, s_begin, s_end, k, lane);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
-    }
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r) red[warp][r] = acc[r];
-    }
-    __syncthreads();
+    warp_sums<ROWS, WARPS>(acc, red, warp, lane);
     if (threadIdx.x < ROWS && n0 + (int)threadIdx.x < n) {
-        float v = 0.f;
-#pragma unroll
-        for (int i = 0; i < WARPS; ++i) v += red[i][threadIdx.x];
+        float v = row_sum<ROWS, WARPS>(red, threadIdx.x);
         if (has_bias) v += to_float(bias[n0 + threadIdx.x]);
         y[n0 + threadIdx.x] = from_float(v);
     }

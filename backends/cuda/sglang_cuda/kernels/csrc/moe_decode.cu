@@ -1,7 +1,7 @@
 // moe.experts for a few (token, slot) pairs (decode) with 16-bit experts: the two GEMVs of
-// sglang_triton.moe_decode, built as csrc/gemv_dense.cu builds a GEMV (a block owns a few
-// rows, its warps split K in 256-element steps, each lane reads 16 bytes of every row a step,
-// UNROLL steps' loads issued together, one shared-memory reduction).
+// sglang_triton.moe_decode on gemv_rows.cuh's core (a block owns a few rows, its warps split K
+// in 256-element steps, each lane issues a step group's 16-byte loads at once, one
+// shared-memory reduction), as csrc/gemv_dense.cu.
 //
 // moe_gate_up, grid (column blocks of I, pairs): pair p = (token p / TOPK, slot), expert
 // e = ids[p]; the block's rows are the gate rows w13[e, c0 .. c0 + COLS) and the up rows
@@ -17,7 +17,7 @@
 // griddepcontrol.wait before the first load (ids, weights, x and h are written by the kernels
 // before), launch_dependents after the main loop.
 
-#include "common.cuh"
+#include "gemv_rows.cuh"
 
 #ifndef ROWS
 #define ROWS 8  // moe_gate_up: 2 * COLS (gate and up); moe_down: output rows a block
@@ -31,57 +31,6 @@
 #ifndef TOPK
 #define TOPK 8
 #endif
-
-__device__ __forceinline__ float lo_f(u32 v) {
-#if FP16
-    return to_float((unsigned short)(v & 0xffffu));
-#else
-    return __uint_as_float(v << 16);
-#endif
-}
-
-__device__ __forceinline__ float hi_f(u32 v) {
-#if FP16
-    return to_float((unsigned short)(v >> 16));
-#else
-    return __uint_as_float(v & 0xffff0000u);
-#endif
-}
-
-// acc + the 8 products of a 16-byte vector of 16-bit weights and 8 float32 values
-__device__ __forceinline__ float dot8(uint4 w, const float (&xf)[8], float acc) {
-    const u32 v[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        acc = fmaf(lo_f(v[i]), xf[2 * i], acc);
-        acc = fmaf(hi_f(v[i]), xf[2 * i + 1], acc);
-    }
-    return acc;
-}
-
-__device__ __forceinline__ void unpack8(uint4 x, float (&xf)[8]) {
-    const u32 v[4] = {x.x, x.y, x.z, x.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        xf[2 * i] = lo_f(v[i]);
-        xf[2 * i + 1] = hi_f(v[i]);
-    }
-}
-
-// the block's per-row sums: each warp's lanes by shuffles, then the warps in order
-__device__ __forceinline__ void block_sums(float (&acc)[ROWS], float (*red)[ROWS], int warp,
-                                           int lane) {
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) {
-#pragma unroll
-        for (int off = 16; off > 0; off >>= 1) acc[r] += __shfl_xor_sync(0xffffffffu, acc[r], off);
-    }
-    if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < ROWS; ++r) red[warp][r] = acc[r];
-    }
-    __syncthreads();
-}
 
 extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     moe_gate_up(const unsigned short* __restrict__ x, const unsigned short* __restrict__ w13,
@@ -111,36 +60,14 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
         rows[r] = w13 + (long long)e * stride_we + (long long)row * stride_wn + 8 * lane;
     }
     const unsigned short* xp = x + (long long)(pair / TOPK) * stride_x + 8 * lane;
-    for (int s = s_begin; s < s_end; s += UNROLL) {
-        uint4 wv[UNROLL][ROWS], xv[UNROLL];
-#pragma unroll
-        for (int u = 0; u < UNROLL; ++u) {
-            const int col = (s + u) * 256;
-            const bool ok = s + u < s_end && col + 8 * lane < hidden;
-            xv[u] = ok ? ldg16(xp + col) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-            for (int r = 0; r < ROWS; ++r)
-                wv[u][r] = ok ? ldg16(rows[r] + col) : make_uint4(0, 0, 0, 0);
-        }
-#pragma unroll
-        for (int u = 0; u < UNROLL; ++u) {
-            float xf[8];
-            unpack8(xv[u], xf);
-#pragma unroll
-            for (int r = 0; r < ROWS; ++r) acc[r] = dot8(wv[u][r], xf, acc[r]);
-        }
-    }
+    rows_dot<ROWS, UNROLL>(acc, rows, xp, s_begin, s_end, hidden, lane);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-    block_sums(acc, red, warp, lane);
+    warp_sums<ROWS, WARPS>(acc, red, warp, lane);
     if (threadIdx.x < COLS && c0 + (int)threadIdx.x < inter) {
-        float g = 0.f, u = 0.f;
-#pragma unroll
-        for (int i = 0; i < WARPS; ++i) {
-            g += red[i][threadIdx.x];
-            u += red[i][COLS + threadIdx.x];
-        }
+        const float g = row_sum<ROWS, WARPS>(red, threadIdx.x);
+        const float u = row_sum<ROWS, WARPS>(red, COLS + threadIdx.x);
         h[(long long)pair * stride_h + c0 + threadIdx.x] = g / (1.f + __expf(-g)) * u;
     }
 }
@@ -198,11 +125,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-    block_sums(acc, red, warp, lane);
+    warp_sums<ROWS, WARPS>(acc, red, warp, lane);
     if (threadIdx.x < ROWS && n0 + (int)threadIdx.x < hidden) {
-        float v = 0.f;
-#pragma unroll
-        for (int i = 0; i < WARPS; ++i) v += red[i][threadIdx.x];
+        const float v = row_sum<ROWS, WARPS>(red, threadIdx.x);
         out[(long long)token * stride_out + n0 + threadIdx.x] = from_float(v);
     }
 }
