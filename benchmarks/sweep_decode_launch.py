@@ -92,6 +92,13 @@ _INT4_WARPS = {
     "values": [{"warps": 4}, {"warps": 8}, {"warps": 16}],
 }
 
+_INT4_XSMEM = {
+    "name": "int4 cuda: x in shared memory",
+    "module": INT4_CUDA,
+    "table": "GEMV_INT4_CUDA_LAUNCH",
+    "values": [{"x_smem": True}, {"x_smem": True, "buffers": 2}],
+}
+
 _ATTN = {
     "module": ATTN,
     "table": "DECODE_LAUNCH",
@@ -227,6 +234,7 @@ PRESETS = {
         "axes": [
             *_PACKED,
             _INT4_WARPS,
+            _INT4_XSMEM,
         ],
     },
     # Llama-3.1-8B with AWQ g128: the CUDA C++ int4 GEMV's warps, attention, the LM head.
@@ -234,6 +242,7 @@ PRESETS = {
         "quant": "awq",
         "axes": [
             {**_DENSE_CUDA, "name": "dense cuda gemv (the LM head)"},
+            _INT4_XSMEM,
             {**_INT4_WARPS, "values": [*_INT4_WARPS["values"], {"early": True}]},
             {"name": "attention", **_ATTN},
             _LM_HEAD,

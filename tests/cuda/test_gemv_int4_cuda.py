@@ -79,6 +79,9 @@ LAUNCHES = (
     {"warps": 8, "stages": 0},  # two register buffers instead of cp.async
     {"warps": 16, "stages": 0},
     {"warps": 8, "early": True},  # weight copies before griddepcontrol.wait
+    {"warps": 8, "stages": 0, "x_smem": True},  # x staged in shared memory, 3 weight buffers
+    {"warps": 16, "stages": 0, "x_smem": True, "buffers": 2},
+    {"warps": 1, "stages": 0, "x_smem": True},
 )
 
 
@@ -86,7 +89,11 @@ LAUNCHES = (
 @pytest.mark.parametrize(
     "launch",
     LAUNCHES,
-    ids=lambda c: f"w{c['warps']}-s{c.get('stages', 4)}" + ("-early" if c.get("early") else ""),
+    ids=lambda c: (
+        f"w{c['warps']}-s{c.get('stages', 4)}"
+        + ("-early" if c.get("early") else "")
+        + (f"-xsmem{c.get('buffers', 3)}" if c.get("x_smem") else "")
+    ),
 )
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])
 def test_gemv_int4_cuda_launches(case, launch):
@@ -177,12 +184,14 @@ def test_chunk_rows():
 
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
-@pytest.mark.parametrize("stages,early", ((0, 0), (2, 0), (4, 0), (4, 1)))
+@pytest.mark.parametrize(
+    "stages,early,xsmem", ((0, 0, 0), (2, 0, 0), (4, 0, 0), (4, 1, 0), (0, 0, 2), (0, 0, 3))
+)
 @pytest.mark.parametrize("fp16", (0, 1))
 @pytest.mark.parametrize("steps", (1, 2, 3, 4))
-def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages, early):
+def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages, early, xsmem):
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
-    defines.append(f"-DEARLY={early}")
+    defines += [f"-DEARLY={early}", f"-DXSMEM={int(xsmem > 0)}", f"-DBUFFERS={xsmem or 2}"]
     spills = cs.spills(gemv_int4_cuda.SOURCE, defines, tmp_path)
     assert spills and max(spills) == 0, spills
     before, after = cs.entry_ptx(gemv_int4_cuda.SOURCE, "gemv_int4_mma", defines)

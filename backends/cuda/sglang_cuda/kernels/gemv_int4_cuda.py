@@ -27,7 +27,14 @@ from sglang_cuda import nvrtc
 MAX_ROWS = 8
 """x's rows are the MMA's 8 columns: up to 8 cost one weight read."""
 
-GEMV_INT4_CUDA_LAUNCH = {"enabled": True, "warps": "auto", "stages": 0, "early": False}
+GEMV_INT4_CUDA_LAUNCH = {
+    "enabled": True,
+    "warps": "auto",
+    "stages": 0,
+    "early": False,
+    "x_smem": False,
+    "buffers": 3,
+}
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
 tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
 enabled: False keeps the Triton kernels (the A/B switch); warps: a block's warps, which split K
@@ -35,7 +42,17 @@ enabled: False keeps the Triton kernels (the A/B switch); warps: a block's warps
 buffers (50.4 us a Llama-8B layer against Triton's 63.5), N >= 2 for N - 1 chunks in flight
 through cp.async and shared memory (82-87 us: lost); early: with stages, the first chunks'
 weight copies start before griddepcontrol.wait (weights are constants of the step; x is read
-after the wait)."""
+after the wait); x_smem (with stages 0): x's rows staged once in shared memory, so a
+register buffer holds only a chunk's weights and scales, and a warp keeps `buffers` (2 or 3)
+chunks in flight in about the registers two full buffers took (128 against 126 at 3); where x
+would take more than X_SMEM_MAX bytes the plain path runs. Off until timed on a GPU: at 50 us a
+Llama-8B layer (2.25 TB/s on the H200) the kernel keeps ~2 KiB a warp in flight, ~32 KiB a
+processor, short of what Little's law asks at that bandwidth."""
+
+X_SMEM_MAX = 32 << 10
+"""Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
+static 16 KiB at 16 warps, a block stays within the 48 KiB it may use without opting in (one
+row of K 16384, two of 8192)."""
 
 
 SOURCE = "gemv_int4_mma.cu"
@@ -62,6 +79,8 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
     cfg = {**GEMV_INT4_CUDA_LAUNCH, **(launch or {})}
     if int(cfg["stages"]) == 1:
         raise ValueError("stages: 0 (register buffers) or at least 2 (a cp.async pipeline)")
+    if int(cfg["buffers"]) not in (2, 3):
+        raise ValueError(f"buffers: 2 or 3, got {cfg['buffers']!r}")
     if not cfg["enabled"] or x.device.type != "cuda" or torch.compiler.is_compiling():
         return None
     if x.dtype not in (torch.bfloat16, torch.float16) or x.dim() != 2:
@@ -91,15 +110,19 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
     blocks = (w.n + 31) // 32
     warps = nvrtc.warps_for(cfg["warps"], blocks, x.device)
     stages, steps = int(cfg["stages"]), cfg["steps"]
+    x_bytes = min(m, 8) * w.k * 2
+    staged = not stages and bool(cfg["x_smem"]) and x_bytes <= X_SMEM_MAX
     defines = (
         ("FP16", int(x.dtype == torch.float16)),
         ("STEPS", steps),
         ("WARPS", warps),
         ("STAGES", stages),
         ("EARLY", int(bool(cfg["early"]) and stages > 0)),
+        ("XSMEM", int(staged)),
+        ("BUFFERS", int(cfg["buffers"]) if staged else 2),
     )
     # a slot: a lane's 16 bytes a step, and its scale and scaled-zero vectors (csrc's Slot)
-    shared = warps * stages * (steps + 2) * 32 * 16 if stages else 0
+    shared = warps * stages * (steps + 2) * 32 * 16 if stages else (x_bytes if staged else 0)
     kern = nvrtc.kernel(SOURCE, "gemv_int4_mma", x.device, defines)
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()

@@ -18,6 +18,9 @@
 // moves between lanes. The MMAs sum (MAGIC + q) * x in float32; one more MMA with a tile of
 // ones sums x, and each chunk adds  s * (dot - MAGIC * sum(x)) - zs * sum(x)  per output.
 // The next chunk's loads are issued before this chunk's arithmetic (two register buffers).
+// XSMEM: x's rows are staged once in shared memory (a block reads k x min(m, 8) elements), so a
+// register buffer holds only a chunk's weights and scales and a warp can keep BUFFERS (3) of
+// them in flight in about the registers two full buffers took.
 //
 // The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
 // c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
@@ -37,6 +40,12 @@
 #endif
 #ifndef EARLY
 #define EARLY 0  // 1: the first chunks' weight copies start before griddepcontrol.wait
+#endif
+#ifndef XSMEM
+#define XSMEM 0  // 1 (with STAGES 0): x's rows staged once in shared memory, read from there
+#endif
+#ifndef BUFFERS
+#define BUFFERS 2  // with XSMEM: chunks of weights a warp holds in registers (2 or 3)
 #endif
 
 #if FP16
@@ -151,6 +160,40 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], fl
     scale_into(y1, a1, sx, c.s.z, c.s.w, c.zs.z, c.zs.w);
 }
 
+#if XSMEM
+// A chunk's weights and scales only: x is read from shared memory when the chunk is computed,
+// so a register buffer is 24 registers instead of 40 and a warp can hold BUFFERS of them.
+struct ChunkW {
+    uint4 w[STEPS];
+    float4 s, zs;
+};
+
+__device__ __forceinline__ void load_weights(ChunkW& c, const Cursor& p, int chunk,
+                                             int group_shift) {
+    const u32* q = p.q + (long long)chunk * (STEPS * p.q_step);
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) c.w[i] = ldg16(q + i * p.q_step);
+    const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
+    c.s = as_float4(ldg16(p.s + srow));
+    c.zs = as_float4(ldg16(p.zs + srow));
+}
+
+// chunk `chunk` of the weights in c, its x from the staged rows (xs: this lane's x row at its
+// input rows 8t ..)
+__device__ __forceinline__ void compute_staged(const ChunkW& c, const unsigned short* xs,
+                                               int chunk, float (&y0)[4], float (&y1)[4]) {
+    Chunk full;
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i) {
+        full.w[i] = c.w[i];
+        full.x[i] = *reinterpret_cast<const uint4*>(xs + chunk * (32 * STEPS) + 32 * i);
+    }
+    full.s = c.s;
+    full.zs = c.zs;
+    compute_chunk(full, y0, y1);
+}
+#endif
+
 #if STAGES
 // One chunk of a warp's pipeline in shared memory: each lane's own 16-byte words (a lane reads
 // back only what it copied, so cp.async.wait_group alone orders it) and its scale vectors.
@@ -227,6 +270,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
 #else
     __shared__ float red[WARPS][32][8];
 #endif
+#if XSMEM
+    extern __shared__ uint4 xsmem[];  // x's first min(m, 8) rows, k elements each
+#endif
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, t = lane & 3;
     const int n0 = blockIdx.x * 32;
@@ -271,6 +317,44 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     }
     asm volatile("cp.async.wait_all;" ::: "memory");
     __syncthreads();  // every warp is done with its slots: the partial sums reuse them
+#elif XSMEM
+    {
+        // the first chunks' weights first, then x staged (its loads overlap theirs)
+        ChunkW ca, cb;
+#if BUFFERS == 3
+        ChunkW cc;
+#endif
+        if (c_begin < c_end) load_weights(ca, p, c_begin, group_shift);
+        if (c_begin + 1 < c_end) load_weights(cb, p, c_begin + 1, group_shift);
+        unsigned short* xs_all = reinterpret_cast<unsigned short*>(xsmem);
+        const int rows = min(m, 8), vecs = k / 8;
+        for (int i = threadIdx.x; i < rows * vecs; i += WARPS * 32) {
+            const int r = i / vecs, v = i - r * vecs;
+            xsmem[i] = ldg16(x + r * stride_xm + 8 * v);
+        }
+        __syncthreads();
+        const unsigned short* xs = xs_all + min(g, m - 1) * k + 8 * t;
+#if BUFFERS == 3
+        for (int c = c_begin; c < c_end; c += 3) {
+            if (c + 2 < c_end) load_weights(cc, p, c + 2, group_shift);
+            compute_staged(ca, xs, c, y0, y1);
+            if (c + 1 >= c_end) break;
+            if (c + 3 < c_end) load_weights(ca, p, c + 3, group_shift);
+            compute_staged(cb, xs, c + 1, y0, y1);
+            if (c + 2 >= c_end) break;
+            if (c + 4 < c_end) load_weights(cb, p, c + 4, group_shift);
+            compute_staged(cc, xs, c + 2, y0, y1);
+        }
+#else
+        for (int c = c_begin; c < c_end; c += 2) {
+            compute_staged(ca, xs, c, y0, y1);
+            if (c + 1 >= c_end) break;
+            if (c + 2 < c_end) load_weights(ca, p, c + 2, group_shift);
+            compute_staged(cb, xs, c + 1, y0, y1);
+            if (c + 3 < c_end) load_weights(cb, p, c + 3, group_shift);
+        }
+#endif
+    }
 #else
     if (c_begin < c_end) {
         Chunk ca, cb;
