@@ -188,7 +188,7 @@ def test_chunk_rows():
     "stages,early,xsmem", ((0, 0, 0), (2, 0, 0), (4, 0, 0), (4, 1, 0), (0, 0, 2), (0, 0, 3))
 )
 @pytest.mark.parametrize("fp16", (0, 1))
-@pytest.mark.parametrize("steps", (1, 2, 3, 4))
+@pytest.mark.parametrize("steps", (1, 4))
 def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages, early, xsmem):
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
     defines += [f"-DEARLY={early}", f"-DXSMEM={int(xsmem > 0)}", f"-DBUFFERS={xsmem or 2}"]
