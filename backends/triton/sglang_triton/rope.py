@@ -27,6 +27,18 @@ TILE = 4096  # elements of one [heads, pairs] tile
 
 
 @triton.jit
+def _pair_index(pairs, R2: tl.constexpr, IS_NEOX: tl.constexpr):
+    """The elements of rotation pair i: (i, i + r/2) for neox, (2i, 2i + 1) for gpt-j."""
+    if IS_NEOX:
+        i1 = pairs
+        i2 = pairs + R2
+    else:
+        i1 = 2 * pairs
+        i2 = 2 * pairs + 1
+    return i1, i2
+
+
+@triton.jit
 def _rotate_heads(
     src,
     dst,
@@ -50,12 +62,7 @@ def _rotate_heads(
 ):
     """dst's heads = src's rotated (each RMS-normed first with w1 / w2 / wr, the weights of the
     pairs' two halves and of the dims past the rotary dim, when NORM)."""
-    if IS_NEOX:
-        i1 = pairs
-        i2 = pairs + R2
-    else:
-        i1 = 2 * pairs
-        i2 = 2 * pairs + 1
+    i1, i2 = _pair_index(pairs, R2, IS_NEOX)
     rest = 2 * R2 + tl.arange(0, BLOCK_REST if BLOCK_REST > 0 else 1)
     for h0 in range(0, n_heads, BLOCK_H):
         heads = h0 + tl.arange(0, BLOCK_H)
@@ -97,20 +104,14 @@ def _norm_weights(
     ON,
 ):
     """A head norm's weights at the pairs' two halves and past the rotary dim, as rows (zeros
-    where ON is false: the program's role has no norm)."""
-    if IS_NEOX:
-        i1 = pairs
-        i2 = pairs + R2
-    else:
-        i1 = 2 * pairs
-        i2 = 2 * pairs + 1
+    where ON is 0: the program's role has no norm)."""
+    i1, i2 = _pair_index(pairs, R2, IS_NEOX)
     rest = 2 * R2 + tl.arange(0, BLOCK_REST if BLOCK_REST > 0 else 1)
-    on = (
-        tl.zeros_like(pairs) + ON
-    ) != 0  # a vector: a scalar term in a mask fails in the interpreter
+    # ON as vectors: Triton's interpreter takes no scalar term in a mask
+    on = (pairs * 0 + ON) != 0
+    on_r = (rest * 0 + ON) != 0
     w1 = tl.load(weight + i1, mask=pmask & on, other=0.0).to(tl.float32)[None, :]
     w2 = tl.load(weight + i2, mask=pmask & on, other=0.0).to(tl.float32)[None, :]
-    on_r = (tl.zeros_like(rest) + ON) != 0
     wr = tl.load(weight + rest, mask=(rest < D) & on_r, other=0.0).to(tl.float32)[None, :]
     return w1, w2, wr
 
