@@ -106,6 +106,7 @@ _ATTN = {
         {"programs_per_sm": 1},
         {"programs_per_sm": 4},
         {"merge": True},
+        {"skip_empty": True},
         {"block_n": 32},
         {"num_warps": 2},
         {"num_stages": 2},

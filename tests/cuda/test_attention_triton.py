@@ -133,14 +133,19 @@ def test_extend(case):
     check("attention.extend", case)
 
 
-@pytest.mark.parametrize("merge", (False, True), ids=("merge-kernel", "merged-in-split"))
+@pytest.mark.parametrize(
+    "launch",
+    ({"merge": False}, {"merge": True}, {"merge": True, "skip_empty": True}),
+    ids=("merge-kernel", "merged-in-split", "merged-in-split-skip-empty"),
+)
 @pytest.mark.parametrize(
     "case", [c for c in cases("attention.decode") if "splits" in c.name], ids=lambda c: c.name
 )
-def test_decode_split_merges(case, merge):
-    """The splits merged by the last split program (the default) or by the merge kernel, with
+def test_decode_split_merges(case, launch):
+    """The splits merged by the last split program (the default; with skip_empty, the last of
+    the sequence's own splits, the empty ones exiting at once) or by the merge kernel, with
     many splits (programs_per_sm 32: most of them empty at these lengths), sinks and windows."""
-    check("attention.decode", case, {"merge": merge, "programs_per_sm": 32})
+    check("attention.decode", case, {**launch, "programs_per_sm": 32})
 
 
 EXTEND_LAUNCHES = (

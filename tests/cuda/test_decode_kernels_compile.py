@@ -236,7 +236,8 @@ GPT_OSS_SCRIPT = textwrap.dedent(
         out.append(build(attention._extend_kernel, consts, ptrs, 4, 2))
         for direct in (False, True):
             consts = dict(common, GROUP=8, HEAD_BLOCKS=1, BLOCK_H=16, BLOCK_N=64, SPLITS=8,
-                          MIN_SPLIT=64, USE_WINDOW=window, DIRECT=direct, MERGE=not direct)
+                          MIN_SPLIT=64, USE_WINDOW=window, DIRECT=direct, MERGE=not direct,
+                          SKIP_EMPTY=window and not direct)
             ptrs = dict(kv, Out=B if direct else F32, LSE=F32, Final=B, COUNT=I32)
             out.append(build(attention._decode_split_kernel, consts, ptrs, 4, 3))
     tiles = dict(BLOCK_M=64, BLOCK_N=64, BLOCK_K=32)

@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     FLOATS = {"eps", "scale", "sm_scale", "logit_softcap"}
     ATTN = dict(GROUP=8, HEAD_BLOCKS=1, BLOCK_H=16, BLOCK_N=64, D=128, DV=128, BLOCK_D=128,
                 BLOCK_DV=128, SPLITS=8, MIN_SPLIT=64, USE_WINDOW=False, USE_SOFTCAP=False,
-                USE_SINKS=False, DIRECT=False, PRECISION="tf32", UPCAST=False)
+                USE_SINKS=False, DIRECT=False, PRECISION="tf32", UPCAST=False, SKIP_EMPTY=False)
     KERNELS = [
         (norm._rms_norm_kernel, dict(HAS_RESIDUAL=True, BLOCK=4096, ONE_PASS=True), {}),
         (activation._act_mul_kernel, dict(ACT=0, BLOCK=1024), {}),
@@ -47,6 +47,9 @@ SCRIPT = textwrap.dedent(
          {"Out": F, "LSE": F, "Sinks": F, "kv_indptr": I, "kv_indices": L, "Final": B,
           "COUNT": I}),
         (attention._decode_split_kernel, dict(ATTN, MERGE=True),
+         {"Out": F, "LSE": F, "Sinks": F, "kv_indptr": I, "kv_indices": L, "Final": B,
+          "COUNT": I}),
+        (attention._decode_split_kernel, dict(ATTN, MERGE=True, SKIP_EMPTY=True),
          {"Out": F, "LSE": F, "Sinks": F, "kv_indptr": I, "kv_indices": L, "Final": B,
           "COUNT": I}),
         (attention._decode_merge_kernel, dict(DV=128, BLOCK_DV=128, SPLITS=8),
@@ -103,7 +106,7 @@ def test_pdl_kernels_wait_before_touching_memory():
     )
     assert r.returncode == 0, r.stderr[-3000:]
     kernels = json.loads(r.stdout.strip().splitlines()[-1])
-    assert len(kernels) == 11
+    assert len(kernels) == 12
     bad = [k for k in kernels if not k["wait"] or k["early"] or not k["release"]]
     assert not bad, bad
 

@@ -184,6 +184,7 @@ if triton is not None:
         USE_SINKS: tl.constexpr,
         DIRECT: tl.constexpr,
         MERGE: tl.constexpr,
+        SKIP_EMPTY: tl.constexpr,
         PRECISION: tl.constexpr,
         UPCAST: tl.constexpr,
         PDL: tl.constexpr,
@@ -217,6 +218,8 @@ if triton is not None:
             sink = tl.load(Sinks + heads, mask=row_ok, other=0.0).to(tl.float32)
             m = tl.where(split == 0, sink, m)
             l_sum = tl.where(split == 0, 1.0, l_sum)
+        if SKIP_EMPTY and split >= n_splits:  # (MERGE) a split past the sequence's: no work
+            return
         offs = lo + tl.arange(0, BLOCK_N)
         slots = tl.load(kv_indices + kv0 + offs, mask=offs < hi, other=0).to(tl.int64)
         pdl.wait_for_inputs(PDL)
@@ -263,7 +266,8 @@ if triton is not None:
                 tl.debug_barrier()  # every thread's partial is written before the count
                 slot = b * tl.num_programs(1) + tl.program_id(1)
                 arrived = tl.atomic_add(COUNT + slot, 1, sem="acq_rel", scope="gpu")
-                if arrived == SPLITS - 1:
+                last = n_splits - 1 if SKIP_EMPTY else SPLITS - 1  # the splits that arrive
+                if arrived == last:
                     _merge_split_rows(
                         Out + b * stride_ob + heads[:, None] * stride_oh + dv[None, :],
                         LSE + b * stride_lb + heads * stride_lh,
@@ -579,6 +583,7 @@ DECODE_LAUNCH = {
     "num_stages": 3,
     "programs_per_sm": 2,
     "merge": True,
+    "skip_empty": False,
 }
 """Launch parameters of the decode kernels (block_n None: 64 up to head dim 128, else 32).
 A module-level table so that a tuning run (benchmarks/sweep_decode_launch.py) can try others.
@@ -586,7 +591,10 @@ A module-level table so that a tuning run (benchmarks/sweep_decode_launch.py) ca
 instead of a second kernel launch (_decode_merge_kernel, ~2.2 us a layer at batch 1). On the
 H200 it gained nothing while the split kernel read its slots after the PDL wait (Qwen3-30B-A3B
 3.03 against 3.02 ms); with the slots read before the wait, Llama-8B AWQ's batch-1 step on an
-H100 went 2.473 -> 2.421 ms with it (in the model's graph, sweep_decode_launch.py), so it is on."""
+H100 went 2.473 -> 2.421 ms with it (in the model's graph, sweep_decode_launch.py), so it is on.
+"skip_empty" (with merge): the programs of splits past a sequence's own (28 of 32 a KV head at
+context 256) exit at once instead of writing empty partials and counting themselves, and the
+merge waits for the sequence's splits only; off until timed on a GPU."""
 
 
 def decode(
@@ -666,6 +674,7 @@ def decode(
         USE_SINKS=sinks is not None,
         DIRECT=direct,
         MERGE=merge,
+        SKIP_EMPTY=merge and bool(cfg["skip_empty"]),
         PRECISION=_precision(q.dtype),
         UPCAST=_upcast(q),
         num_warps=cfg["num_warps"],
