@@ -33,8 +33,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n0 = blockIdx.x * ROWS;
     const int steps = (k + 255) >> 8;
-    const int s_begin = (int)((long long)steps * warp / WARPS);
-    const int s_end = (int)((long long)steps * (warp + 1) / WARPS);
+    const int2 range = warp_range(steps, warp, WARPS);
+    const int s_begin = range.x, s_end = range.y;
     const unsigned short* rows[ROWS];  // the lane's 8 elements of column 0, row by row
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) rows[r] = w + (long long)min(n0 + r, n - 1) * stride_w + 8 * lane;

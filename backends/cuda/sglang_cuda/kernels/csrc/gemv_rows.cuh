@@ -46,6 +46,12 @@ __device__ __forceinline__ void unpack8(uint4 x, float (&xf)[8]) {
     }
 }
 
+// warp `warp` of `warps`' contiguous share [begin, end) of `total` work units
+__device__ __forceinline__ int2 warp_range(int total, int warp, int warps) {
+    return make_int2((int)((long long)total * warp / warps),
+                     (int)((long long)total * (warp + 1) / warps));
+}
+
 // acc[r] += rows[r][s_begin*256 .. s_end*256) . x over the same columns, this lane's share;
 // rows[r] and xp already point at the lane's 8 elements of column 0
 template <int NR, int NU>

@@ -42,8 +42,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int pair = blockIdx.y, c0 = blockIdx.x * COLS;
     const int steps = (hidden + 255) >> 8;
-    const int s_begin = (int)((long long)steps * warp / WARPS);
-    const int s_end = (int)((long long)steps * (warp + 1) / WARPS);
+    const int2 range = warp_range(steps, warp, WARPS);
+    const int s_begin = range.x, s_end = range.y;
     float acc[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
@@ -82,8 +82,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     const int token = blockIdx.y, n0 = blockIdx.x * ROWS;
     const int steps = (inter + 255) >> 8;
     const int units = TOPK * steps;  // (slot, step), slot-major
-    const int u_begin = (int)((long long)units * warp / WARPS);
-    const int u_end = (int)((long long)units * (warp + 1) / WARPS);
+    const int2 range = warp_range(units, warp, WARPS);
+    const int u_begin = range.x, u_end = range.y;
     long long row_off[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) row_off[r] = (long long)min(n0 + r, hidden - 1) * stride_wn;
