@@ -50,11 +50,14 @@ FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma"
     {"mma": True, "block_n": 32, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 64, "num_warps": 4, "num_stages": 4, "split_k": "auto"},
     {"mma": "fused", "block_n": 128, "num_warps": 8, "num_stages": 4, "split_k": "auto"},
-    # the cuda backend's CUDA C++ kernel (gemv_fp8_cuda)
+    # the cuda backend's CUDA C++ tensor-core kernel (gemv_fp8_cuda; lost on the H200, 12-05)
     {"cuda": {"enabled": True}},
-    {"cuda": {"enabled": True, "warps": 4}},
-    {"cuda": {"enabled": True, "warps": 8}},
-    {"cuda": {"enabled": True, "warps": 16}},
+    # its CUDA-core kernel at one row, x quantized inside (gemv_fp8_rows_cuda)
+    {"rows_cuda": {"enabled": True}},
+    {"rows_cuda": {"enabled": True, "cvt": 0}},
+    {"rows_cuda": {"enabled": True, "rows": 4}},
+    {"rows_cuda": {"enabled": True, "rows": 16, "warps": 4}},
+    {"rows_cuda": {"enabled": True, "unroll": 2}},
 ]
 INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma": False: the
     # CUDA-core GEMV (its words are rows of N: wide blocks of N, split along K)

@@ -49,6 +49,7 @@ INT4_CUDA = "sglang_cuda.kernels.gemv_int4_cuda"
 FP8 = "sglang_cuda.kernels.gemv_fp8"
 DENSE_CUDA = "sglang_cuda.kernels.gemv_dense_cuda"
 MOE_CUDA = "sglang_cuda.kernels.moe_decode_cuda"
+FP8_ROWS_CUDA = "sglang_cuda.kernels.gemv_fp8_rows_cuda"
 
 
 def _gemv_grid(**fixed):
@@ -137,6 +138,19 @@ _MOE_CUDA = {
         {"enabled": True, "cols": 2},
         {"enabled": True, "rows": 16},
         {"enabled": True, "rows": 4},
+        {"enabled": True, "warps": 4},
+    ],
+}
+_FP8_ROWS_CUDA = {
+    "name": "fp8 block: cuda-core gemv, x quantized inside (one row)",
+    "module": FP8_ROWS_CUDA,
+    "table": "GEMV_FP8_ROWS_CUDA_LAUNCH",
+    "values": [
+        {"enabled": True},
+        {"enabled": True, "cvt": 0},
+        {"enabled": True, "rows": 4},
+        {"enabled": True, "rows": 16, "warps": 4},
+        {"enabled": True, "unroll": 2},
         {"enabled": True, "warps": 4},
     ],
 }
@@ -250,11 +264,13 @@ PRESETS = {
             {"name": "pdl", **_PDL},
         ],
     },
-    # Llama-3.1-8B with FP8 blocks of 128 x 128: the tensor-core GEMV (with x quantized in a
-    # launch of its own or inside its loop), attention, the LM head.
+    # Llama-3.1-8B with FP8 blocks of 128 x 128: the CUDA-core GEMV (x quantized inside it), the
+    # tensor-core GEMV (with x quantized in a launch of its own or inside its loop), attention,
+    # the LM head.
     "llama8b-fp8": {
         "quant": "fp8-block",
         "axes": [
+            _FP8_ROWS_CUDA,
             {
                 "name": "fp8 block gemv",
                 "module": FP8,

@@ -529,6 +529,12 @@ def gemv_fp8(
     else:
         group_n, kg, kc = block_n, 1, block_k
     xs = input_scale.float() if input_scale is not None else ws
+    if scheme == "block" and not cfg.get("dot"):  # one row: the CUDA C++ GEMV where it is on
+        from sglang_cuda.kernels import gemv_fp8_rows_cuda
+
+        plan = gemv_fp8_rows_cuda.plan(x, weight, ws, block_size, cfg.get("rows_cuda"))
+        if plan is not None:
+            return gemv_fp8_rows_cuda.gemv_fp8_rows(x, weight, ws, bias, plan, y)
     if scheme == "block" and cfg.get("dot"):
         _fp8_block_dot_kernel[(triton.cdiv(n, block_n),)](
             x,
