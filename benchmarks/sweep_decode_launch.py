@@ -148,6 +148,7 @@ _FP8_ROWS_CUDA = {
     "values": [
         {"enabled": True},
         {"enabled": True, "cvt": 0},
+        {"enabled": True, "min_blocks": 1},
         {"enabled": True, "rows": 4},
         {"enabled": True, "rows": 16, "warps": 4},
         {"enabled": True, "unroll": 2},

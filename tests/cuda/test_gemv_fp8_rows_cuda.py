@@ -62,6 +62,7 @@ def test_gemv_fp8_rows_cuda(case, cvt):
 
 
 LAUNCHES = (
+    {"rows": 8, "warps": 8, "unroll": 1, "min_blocks": 1},
     {"rows": 1, "warps": 1, "unroll": 1},
     {"rows": 4, "warps": 8, "unroll": 2},
     {"rows": 16, "warps": 4, "unroll": 1},
@@ -155,10 +156,15 @@ def test_launch_shape():
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize("fp16,cvt", ((0, 0), (0, 1), (1, 1)))
-@pytest.mark.parametrize("rows,warps,unroll", ((8, 8, 1), (16, 4, 1), (4, 8, 2), (1, 1, 1)))
-def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, cvt, rows, warps, unroll):
+@pytest.mark.parametrize(
+    "rows,warps,unroll,blocks",
+    ((8, 8, 1, 2), (8, 8, 1, 1), (16, 4, 1, 2), (4, 8, 2, 2), (1, 1, 1, 2)),
+)
+def test_source_compiles_for_hopper_without_spills(
+    tmp_path, fp16, cvt, rows, warps, unroll, blocks
+):
     defines = [f"-DFP16={fp16}", f"-DCVT={cvt}", f"-DROWS={rows}", f"-DWARPS={warps}"]
-    defines.append(f"-DUNROLL={unroll}")
+    defines += [f"-DUNROLL={unroll}", f"-DMIN_BLOCKS={blocks}"]
     spills = cs.spills(gemv_fp8_rows_cuda.SOURCE, defines, tmp_path)
     assert spills and max(spills) == 0, spills
     before, after = cs.entry_ptx(gemv_fp8_rows_cuda.SOURCE, "gemv_fp8_rows", defines)

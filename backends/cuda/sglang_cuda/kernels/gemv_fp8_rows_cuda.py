@@ -30,12 +30,16 @@ GEMV_FP8_ROWS_CUDA_LAUNCH = {
     "warps": "auto",
     "unroll": 1,
     "cvt": 1,
+    "min_blocks": 2,
 }
 """enabled: the A/B switch (off until timed on a GPU); rows: output rows a block, a power of two
 up to 16 ("auto": 8, fewer while that leaves the GPU short of blocks); warps: a block's warps,
 which split K ("auto": about `unroll` 512-column steps each, 1 to 8); unroll: steps whose loads
 a warp issues together; cvt: how weight bytes become f16 pairs (csrc/gemv_fp8_rows.cu: 1 the
-F2FP conversion, 0 integer operations)."""
+F2FP conversion, 0 integer operations); min_blocks: __launch_bounds__' blocks a processor must
+hold (2: at most 128 registers at 8 warps, no spills at either cvt in the sm_90a build, and
+every load of a step still issued before its first product; 1: 146 / 211 registers, one
+block of 8 warps a processor)."""
 
 SOURCE = "gemv_fp8_rows.cu"
 STEP = 512  # columns a warp step covers (32 lanes x 16 bytes)
@@ -95,7 +99,13 @@ def plan(x, weight, ws, block_size, launch=None) -> dict | None:
         raise ValueError(
             f"rows must be a power of two up to 16 (they share a scale row), not {rows}"
         )
-    return {"rows": rows, "warps": warps, "unroll": unroll, "cvt": int(cfg["cvt"])}
+    return {
+        "rows": rows,
+        "warps": warps,
+        "unroll": unroll,
+        "cvt": int(cfg["cvt"]),
+        "min_blocks": int(cfg["min_blocks"]),
+    }
 
 
 def gemv_fp8_rows(x, weight, ws, bias, cfg, y=None) -> torch.Tensor:
@@ -109,6 +119,7 @@ def gemv_fp8_rows(x, weight, ws, bias, cfg, y=None) -> torch.Tensor:
         ("WARPS", cfg["warps"]),
         ("UNROLL", cfg["unroll"]),
         ("CVT", cfg["cvt"]),
+        ("MIN_BLOCKS", cfg["min_blocks"]),
     )
     kern = nvrtc.kernel(SOURCE, "gemv_fp8_rows", x.device, defines)
     if bias is not None:

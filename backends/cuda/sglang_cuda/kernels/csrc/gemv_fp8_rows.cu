@@ -41,6 +41,9 @@
 #ifndef CVT
 #define CVT 0
 #endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1  // blocks a processor must hold: 2 caps the registers (at 8 warps, 128)
+#endif
 
 #define E4M3_MAX 448.f
 
@@ -178,7 +181,7 @@ __device__ __forceinline__ void rows_dot_fp8(float (&acc)[NR], const unsigned ch
     }
 }
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     gemv_fp8_rows(const unsigned short* __restrict__ x, const unsigned char* __restrict__ w,
                   const float* __restrict__ ws, const unsigned short* __restrict__ bias,
                   unsigned short* __restrict__ y, int n, int k, long long stride_w,
