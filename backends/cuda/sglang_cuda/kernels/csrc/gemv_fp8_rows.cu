@@ -17,7 +17,8 @@
 // correction, not a division per element).
 //
 // Exactness: an e4m3 value times 2^-8 is exact in f16 (subnormals included), and so is the
-// product of two such values scaled so that it stays below 2^10 (448 x 448 x 2^-8 = 784); a
+// product of two such values scaled so that it stays below 2^10 (448 x 448 x 2^-8 = 784),
+// except a product below f16's normal range (2^-14: a tiny code times a tiny code); a
 // step's 16 products a row are summed in f16 (two chains of 4 packed FMAs, then their sum: at
 // most 16 x 784, below f16's 65504), then in float32 with the group's scales.
 // CVT selects how the weight bytes become f16 pairs:
