@@ -56,6 +56,7 @@ FP8_LAUNCHES = [  # the GEMV (x quantized once per call, float32 FMAs) and "mma"
     {"rows_cuda": {"enabled": True}},
     {"rows_cuda": {"enabled": True, "cvt": 0}},
     {"rows_cuda": {"enabled": True, "min_blocks": 1}},
+    {"rows_cuda": {"enabled": True, "early": True}},
     {"rows_cuda": {"enabled": True, "rows": 4}},
     {"rows_cuda": {"enabled": True, "rows": 16, "warps": 4}},
     {"rows_cuda": {"enabled": True, "unroll": 2}},

@@ -149,6 +149,7 @@ _FP8_ROWS_CUDA = {
         {"enabled": True},
         {"enabled": True, "cvt": 0},
         {"enabled": True, "min_blocks": 1},
+        {"enabled": True, "early": True},
         {"enabled": True, "rows": 4},
         {"enabled": True, "rows": 16, "warps": 4},
         {"enabled": True, "unroll": 2},

@@ -63,6 +63,8 @@ def test_gemv_fp8_rows_cuda(case, cvt):
 
 LAUNCHES = (
     {"rows": 8, "warps": 8, "unroll": 1, "min_blocks": 1},
+    {"rows": 8, "warps": 4, "unroll": 2, "early": True},
+    {"rows": 2, "warps": 8, "unroll": 1, "early": True, "cvt": 0},
     {"rows": 1, "warps": 1, "unroll": 1},
     {"rows": 4, "warps": 8, "unroll": 2},
     {"rows": 16, "warps": 4, "unroll": 1},
@@ -71,7 +73,9 @@ LAUNCHES = (
 
 
 @gpu
-@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: "r{rows}-w{warps}-u{unroll}".format(**c))
+@pytest.mark.parametrize(
+    "launch", LAUNCHES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())
+)
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[4]], ids=[IDS[0], IDS[2], IDS[4]])
 def test_gemv_fp8_rows_cuda_launches(case, launch):
     kc.check("gemm.fp8", _cuda_only(launch), case)
@@ -171,3 +175,19 @@ def test_source_compiles_for_hopper_without_spills(
     assert not re.search(cs.GLOBAL_ACCESS, before)  # the PDL rule
     # the main loop's 16-byte loads before the release (the bias is read after it)
     assert after.index("griddepcontrol.launch_dependents") > after.rindex("ld.global.nc.v4")
+
+
+@pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("rows,unroll", ((8, 1), (4, 2), (16, 1)))
+def test_early_reads_only_the_weights_before_the_wait(tmp_path, rows, unroll):
+    """EARLY: before griddepcontrol.wait only the first step group's weight vectors (rows x
+    unroll) and block scales (unroll) are read, nothing is written, and x is read after it;
+    the build has no spills."""
+    defines = ["-DEARLY=1", f"-DROWS={rows}", "-DWARPS=8", f"-DUNROLL={unroll}"]
+    spills = cs.spills(gemv_fp8_rows_cuda.SOURCE, defines, tmp_path)
+    assert spills and max(spills) == 0, spills
+    before, _ = cs.entry_ptx(gemv_fp8_rows_cuda.SOURCE, "gemv_fp8_rows", defines)
+    assert not re.search(r"\b(st|atom|red)\.global", before)
+    assert len(re.findall(r"ld\.global\.nc\.v4", before)) == rows * unroll
+    assert len(re.findall(r"ld\.global\.nc\.f32", before)) == unroll
+    assert len(re.findall(r"ld\.global", before)) == rows * unroll + unroll

@@ -31,6 +31,7 @@ GEMV_FP8_ROWS_CUDA_LAUNCH = {
     "unroll": 1,
     "cvt": 1,
     "min_blocks": 2,
+    "early": False,
 }
 """enabled: the A/B switch (off until timed on a GPU); rows: output rows a block, a power of two
 up to 16 ("auto": 8, fewer while that leaves the GPU short of blocks); warps: a block's warps,
@@ -39,7 +40,9 @@ a warp issues together; cvt: how weight bytes become f16 pairs (csrc/gemv_fp8_ro
 F2FP conversion, 0 integer operations); min_blocks: __launch_bounds__' blocks a processor must
 hold (2: at most 128 registers at 8 warps, no spills at either cvt in the sm_90a build, and
 every load of a step still issued before its first product; 1: 146 / 211 registers, one
-block of 8 warps a processor)."""
+block of 8 warps a processor); early: a warp's first step group of weights and scales loaded
+before griddepcontrol.wait (they are constants of the step; x is read after it), so under PDL
+the GEMV's first loads overlap the previous kernel's tail."""
 
 SOURCE = "gemv_fp8_rows.cu"
 STEP = 512  # columns a warp step covers (32 lanes x 16 bytes)
@@ -105,6 +108,7 @@ def plan(x, weight, ws, block_size, launch=None) -> dict | None:
         "unroll": unroll,
         "cvt": int(cfg["cvt"]),
         "min_blocks": int(cfg["min_blocks"]),
+        "early": int(bool(cfg["early"])),
     }
 
 
@@ -120,6 +124,7 @@ def gemv_fp8_rows(x, weight, ws, bias, cfg, y=None) -> torch.Tensor:
         ("UNROLL", cfg["unroll"]),
         ("CVT", cfg["cvt"]),
         ("MIN_BLOCKS", cfg["min_blocks"]),
+        ("EARLY", cfg["early"]),
     )
     kern = nvrtc.kernel(SOURCE, "gemv_fp8_rows", x.device, defines)
     if bias is not None:

@@ -25,8 +25,9 @@
 //   0: integer operations (sign | exponent-and-mantissa >> 1: q x 2^-8, the pairs (0, 2), (1, 3)
 //      of each 4 bytes), on the integer pipes;
 //   1: cvt.rn.f16x2.e4m3x2 (F2FP: q exactly, pairs (0, 1), (2, 3)); x's codes then carry 2^-8.
-// Programmatic dependent launch: griddepcontrol.wait before the first load, launch_dependents
-// after the main loop (no-ops when not launched with PDL).
+// Programmatic dependent launch: griddepcontrol.wait before the first load of x (EARLY: a warp's
+// first step group of weights and scales is loaded before it, as they are constants of the
+// step), launch_dependents after the main loop (no-ops when not launched with PDL).
 
 #include "gemv_rows.cuh"
 
@@ -41,6 +42,9 @@
 #endif
 #ifndef CVT
 #define CVT 0
+#endif
+#ifndef EARLY
+#define EARLY 0  // 1: a warp's first weight loads (and scales) issued before griddepcontrol.wait
 #endif
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1  // blocks a processor must hold: 2 caps the registers (at 8 warps, 128)
@@ -138,26 +142,41 @@ __device__ __forceinline__ float quantize_x(uint4 a, uint4 b, u32 (&xp)[8]) {
     return sx;
 }
 
-// acc[r] += this lane's share of rows[r] . x over steps [s_begin, s_end) (512 columns each);
-// rows[r] and xp point at the lane's 16 columns of column 0, sw at the rows' block scales
+// a group of NU steps' weight bytes and block scales, from step s: a step past the warp's
+// range or past K reads column 0 again (every load in bounds, none predicated) and its scale 0
+// cancels it
 template <int NR, int NU>
-__device__ __forceinline__ void rows_dot_fp8(float (&acc)[NR], const unsigned char* const (&rows)[NR],
+__device__ __forceinline__ void load_weights(uint4 (&wv)[NU][NR], float (&swv)[NU],
+                                             const unsigned char* const (&rows)[NR], const float* sw,
+                                             int s, int s_end, int k, int lane) {
+#pragma unroll
+    for (int u = 0; u < NU; ++u) {
+        const bool ok = s + u < s_end && (s + u) * 512 + 16 * lane < k;
+        const int col = ok ? (s + u) * 512 : 0;
+        swv[u] = ok ? __ldg(sw + ((col + 16 * lane) >> 7)) : 0.f;
+#pragma unroll
+        for (int r = 0; r < NR; ++r) wv[u][r] = ldg16(rows[r] + col);
+    }
+}
+
+// acc[r] += this lane's share of rows[r] . x over steps [s_begin, s_end) (512 columns each);
+// rows[r] and xp point at the lane's 16 columns of column 0, sw at the rows' block scales.
+// wv / swv hold the first group's weights when `first_loaded` (EARLY: loaded before the wait).
+template <int NR, int NU>
+__device__ __forceinline__ void rows_dot_fp8(float (&acc)[NR], uint4 (&wv)[NU][NR], float (&swv)[NU],
+                                             bool first_loaded,
+                                             const unsigned char* const (&rows)[NR],
                                              const unsigned short* xp, const float* sw, int s_begin,
                                              int s_end, int k, int lane) {
     for (int s = s_begin; s < s_end; s += NU) {
-        uint4 wv[NU][NR], xa[NU], xb[NU];
-        float swv[NU];
+        if (!(first_loaded && s == s_begin)) load_weights<NR, NU>(wv, swv, rows, sw, s, s_end, k, lane);
+        uint4 xa[NU], xb[NU];
 #pragma unroll
         for (int u = 0; u < NU; ++u) {
-            // a step past the warp's range or past K reads column 0 again (every load in
-            // bounds, none predicated) and its scale 0 cancels it
             const bool ok = s + u < s_end && (s + u) * 512 + 16 * lane < k;
             const int col = ok ? (s + u) * 512 : 0;
             xa[u] = ldg16(xp + col);
             xb[u] = ldg16(xp + col + 8);
-            swv[u] = ok ? __ldg(sw + ((col + 16 * lane) >> 7)) : 0.f;
-#pragma unroll
-            for (int r = 0; r < NR; ++r) wv[u][r] = ldg16(rows[r] + col);
         }
 #pragma unroll
         for (int u = 0; u < NU; ++u) {
@@ -199,10 +218,16 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     float acc[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
+    uint4 wv[UNROLL][ROWS];
+    float swv[UNROLL];
+#if EARLY  // the weights and their scales are constants of the step: read before the wait
+    load_weights<ROWS, UNROLL>(wv, swv, rows, sw, range.x, range.y, k, lane);
+#endif
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-    rows_dot_fp8<ROWS, UNROLL>(acc, rows, x + 16 * lane, sw, range.x, range.y, k, lane);
+    rows_dot_fp8<ROWS, UNROLL>(acc, wv, swv, EARLY != 0, rows, x + 16 * lane, sw, range.x, range.y,
+                               k, lane);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
