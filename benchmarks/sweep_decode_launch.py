@@ -125,6 +125,7 @@ _DENSE_CUDA = {
         {"enabled": True, "rows": 2},
         {"enabled": True, "warps": 8},
         {"enabled": True, "warps": 2},
+        {"enabled": True, "early": True},
     ],
 }
 _MOE_CUDA = {

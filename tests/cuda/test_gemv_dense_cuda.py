@@ -58,6 +58,7 @@ def test_gemv_dense_cuda(case):
 
 
 LAUNCHES = (
+    {"rows": 8, "warps": 4, "unroll": 2, "early": True},
     {"rows": 1, "warps": 1, "unroll": 1},
     {"rows": 2, "warps": 8, "unroll": 4},
     {"rows": 16, "warps": 4, "unroll": 2},
@@ -66,7 +67,9 @@ LAUNCHES = (
 
 
 @gpu
-@pytest.mark.parametrize("launch", LAUNCHES, ids=lambda c: "r{rows}-w{warps}-u{unroll}".format(**c))
+@pytest.mark.parametrize(
+    "launch", LAUNCHES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())
+)
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[6]], ids=[IDS[0], IDS[3], IDS[6]])
 def test_gemv_dense_cuda_launches(case, launch):
     kc.check("gemm.dense", _cuda_only(launch), case)
@@ -138,3 +141,17 @@ def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, rows, warps, 
     assert not re.search(cs.GLOBAL_ACCESS, before)  # the PDL rule
     # the main loop's 16-byte loads before the release (the bias is read after it)
     assert after.index("griddepcontrol.launch_dependents") > after.rindex("ld.global.nc.v4")
+
+
+@pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("rows,unroll", ((8, 1), (4, 2)))
+def test_early_reads_only_the_weights_before_the_wait(tmp_path, rows, unroll):
+    """EARLY: before griddepcontrol.wait only the first step group's weight vectors (rows x
+    unroll) are read and nothing is written; x is read after it; no spills."""
+    defines = ["-DEARLY=1", f"-DROWS={rows}", "-DWARPS=8", f"-DUNROLL={unroll}"]
+    spills = cs.spills(gemv_dense_cuda.SOURCE, defines, tmp_path)
+    assert spills and max(spills) == 0, spills
+    before, _ = cs.entry_ptx(gemv_dense_cuda.SOURCE, "gemv_dense", defines)
+    assert not re.search(r"\b(st|atom|red)\.global", before)
+    assert len(re.findall(r"ld\.global", before)) == rows * unroll
+    assert len(re.findall(r"ld\.global\.nc\.v4", before)) == rows * unroll

@@ -27,11 +27,15 @@ GEMV_DENSE_CUDA_LAUNCH = {
     "rows": "auto",
     "warps": "auto",
     "unroll": 1,
+    "early": False,
 }
 """enabled: the A/B switch; max_elements: the largest weight (N x K) it takes, larger ones keep
 the Triton GEMV; rows: output rows a block ("auto": 8, fewer while that leaves the GPU short of
 blocks); warps: a block's warps, which split K ("auto": enough that each has about `unroll`
-256-element steps, 1 to 8); unroll: steps whose loads a warp issues together.
+256-element steps, 1 to 8); unroll: steps whose loads a warp issues together; early: a warp's
+first step group of weights loaded before griddepcontrol.wait (weights are constants of the
+step; x is read after it), so under PDL a small GEMV's first loads overlap the previous
+kernel's tail (off until timed on a GPU).
 
 Timed in the model's batch-1 decode graph on an H100 (benchmarks/sweep_decode_launch.py,
 docs/benchmarks.md): Qwen3-30B-A3B bf16 3.327 -> 3.161 ms a step with unroll 1 (3.180 with 2,
@@ -80,7 +84,7 @@ def plan(x: torch.Tensor, weight: torch.Tensor, launch=None) -> dict | None:
         return None
     index = x.device.index if x.device.index is not None else torch.cuda.current_device()
     rows, warps, unroll = launch_shape(n, k, nvrtc.processors(index), cfg)
-    return {"rows": rows, "warps": warps, "unroll": unroll}
+    return {"rows": rows, "warps": warps, "unroll": unroll, "early": int(bool(cfg["early"]))}
 
 
 def gemv_dense(x: torch.Tensor, weight: torch.Tensor, bias, cfg: dict) -> torch.Tensor:
@@ -92,6 +96,7 @@ def gemv_dense(x: torch.Tensor, weight: torch.Tensor, bias, cfg: dict) -> torch.
         ("ROWS", cfg["rows"]),
         ("WARPS", cfg["warps"]),
         ("UNROLL", cfg["unroll"]),
+        ("EARLY", cfg.get("early", 0)),
     )
     kern = nvrtc.kernel(SOURCE, "gemv_dense", x.device, defines)
     if bias is not None:

@@ -10,8 +10,9 @@
 // qkv, o and router: 21, 17 and 0.5 MB) is read in a few microseconds, so a GEMV's time is its
 // ramp and its loads' latency more than its bytes: here every warp has all of its loads in
 // flight at once, and the only synchronisation is one shared-memory reduction.
-// Programmatic dependent launch: griddepcontrol.wait before the first load,
-// launch_dependents after the main loop (no-ops when not launched with PDL).
+// Programmatic dependent launch: griddepcontrol.wait before the first load (EARLY: before the
+// first load of x, a warp's first weights already in flight), launch_dependents after the main
+// loop (no-ops when not launched with PDL).
 
 #include "gemv_rows.cuh"
 
@@ -23,6 +24,9 @@
 #endif
 #ifndef UNROLL
 #define UNROLL 2
+#endif
+#ifndef EARLY
+#define EARLY 0  // 1: a warp's first step group of weights loaded before griddepcontrol.wait
 #endif
 
 extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
@@ -42,10 +46,14 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     float acc[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) acc[r] = 0.f;
+    uint4 wv[UNROLL][ROWS];
+#if EARLY  // the weights are constants of the step: a warp's first group read before the wait
+    load_rows<ROWS, UNROLL>(wv, rows, s_begin, s_end, k, lane);
+#endif
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-    rows_dot<ROWS, UNROLL>(acc, rows, xp, s_begin, s_end, k, lane);
+    rows_dot_loaded<ROWS, UNROLL>(acc, wv, EARLY != 0, rows, xp, s_begin, s_end, k, lane);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif

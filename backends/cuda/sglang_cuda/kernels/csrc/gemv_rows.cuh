@@ -52,23 +52,38 @@ __device__ __forceinline__ int2 warp_range(int total, int warp, int warps) {
                      (int)((long long)total * (warp + 1) / warps));
 }
 
-// acc[r] += rows[r][s_begin*256 .. s_end*256) . x over the same columns, this lane's share;
-// rows[r] and xp already point at the lane's 8 elements of column 0
+// a group of NU steps' 16-byte weight vectors from step s (a step past s_end or K: zeros)
 template <int NR, int NU>
-__device__ __forceinline__ void rows_dot(float (&acc)[NR], const unsigned short* const (&rows)[NR],
-                                         const unsigned short* xp, int s_begin, int s_end,
-                                         int k, int lane) {
+__device__ __forceinline__ void load_rows(uint4 (&wv)[NU][NR],
+                                          const unsigned short* const (&rows)[NR], int s,
+                                          int s_end, int k, int lane) {
+#pragma unroll
+    for (int u = 0; u < NU; ++u) {
+        const int col = (s + u) * 256;
+        const bool ok = s + u < s_end && col + 8 * lane < k;
+#pragma unroll
+        for (int r = 0; r < NR; ++r) wv[u][r] = ok ? ldg16(rows[r] + col) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+// acc[r] += rows[r][s_begin*256 .. s_end*256) . x over the same columns, this lane's share;
+// rows[r] and xp already point at the lane's 8 elements of column 0. wv holds the first step
+// group's weights already when `first_loaded` (loaded before griddepcontrol.wait: EARLY).
+template <int NR, int NU>
+__device__ __forceinline__ void rows_dot_loaded(float (&acc)[NR], uint4 (&wv)[NU][NR],
+                                                bool first_loaded,
+                                                const unsigned short* const (&rows)[NR],
+                                                const unsigned short* xp, int s_begin, int s_end,
+                                                int k, int lane) {
     for (int s = s_begin; s < s_end; s += NU) {
-        uint4 wv[NU][NR], xv[NU];
+        uint4 xv[NU];
 #pragma unroll
         for (int u = 0; u < NU; ++u) {
             const int col = (s + u) * 256;
             const bool ok = s + u < s_end && col + 8 * lane < k;
             xv[u] = ok ? ldg16(xp + col) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-            for (int r = 0; r < NR; ++r)
-                wv[u][r] = ok ? ldg16(rows[r] + col) : make_uint4(0, 0, 0, 0);
         }
+        if (!(first_loaded && s == s_begin)) load_rows<NR, NU>(wv, rows, s, s_end, k, lane);
 #pragma unroll
         for (int u = 0; u < NU; ++u) {
             float xf[8];
@@ -77,6 +92,14 @@ __device__ __forceinline__ void rows_dot(float (&acc)[NR], const unsigned short*
             for (int r = 0; r < NR; ++r) acc[r] = dot8(wv[u][r], xf, acc[r]);
         }
     }
+}
+
+template <int NR, int NU>
+__device__ __forceinline__ void rows_dot(float (&acc)[NR], const unsigned short* const (&rows)[NR],
+                                         const unsigned short* xp, int s_begin, int s_end,
+                                         int k, int lane) {
+    uint4 wv[NU][NR];
+    rows_dot_loaded<NR, NU>(acc, wv, false, rows, xp, s_begin, s_end, k, lane);
 }
 
 // the block's per-row sums, step 1: each warp's lanes by shuffles into red[warp][r]; after it
