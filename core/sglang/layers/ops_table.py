@@ -28,6 +28,7 @@ OPS = {
     "mla_extend": "attention.mla_extend",
     "mla_decode": "attention.mla_decode",
     "gemm_dense": "gemm.dense",
+    "gemm_dense_rms": "gemm.dense_rms",
     "gemm_int4": "gemm.int4",
     "gemm_int8": "gemm.int8",
     "gemm_fp8": "gemm.fp8",

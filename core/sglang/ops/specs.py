@@ -16,6 +16,7 @@ SPEC_MODULES = (
     "sglang.ops.mla",
     "sglang.ops.moe",
     "sglang.ops.gemm",
+    "sglang.ops.gemm_dense_rms",
     "sglang.ops.gemm_fp8",
     "sglang.ops.gemm_int4",
     "sglang.ops.gemm_w8a16",

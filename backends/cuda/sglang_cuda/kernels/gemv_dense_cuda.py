@@ -28,6 +28,7 @@ GEMV_DENSE_CUDA_LAUNCH = {
     "warps": "auto",
     "unroll": 1,
     "early": False,
+    "rms": False,
 }
 """enabled: the A/B switch; max_elements: the largest weight (N x K) it takes, larger ones keep
 the Triton GEMV; rows: output rows a block ("auto": 8, fewer while that leaves the GPU short of
@@ -35,7 +36,10 @@ blocks); warps: a block's warps, which split K ("auto": enough that each has abo
 256-element steps, 1 to 8); unroll: steps whose loads a warp issues together; early: a warp's
 first step group of weights loaded before griddepcontrol.wait (weights are constants of the
 step; x is read after it), so under PDL a small GEMV's first loads overlap the previous
-kernel's tail (off until timed on a GPU).
+kernel's tail (off until timed on a GPU); rms: gemm.dense_rms (a decoder layer's RMS norm and
+the projection after it) as this GEMV with the norm inside (gemv_dense_rms: the row's sum of
+squares beside the products, its reciprocal RMS applied to the sums), off until timed on a GPU;
+else the norm and the GEMV are two launches.
 
 Timed in the model's batch-1 decode graph on an H100 (benchmarks/sweep_decode_launch.py,
 docs/benchmarks.md): Qwen3-30B-A3B bf16 3.327 -> 3.161 ms a step with unroll 1 (3.180 with 2,
@@ -115,3 +119,70 @@ def gemv_dense(x: torch.Tensor, weight: torch.Tensor, bias, cfg: dict) -> torch.
     stream = torch.cuda.current_stream(x.device).cuda_stream
     kern.launch((blocks, 1, 1), (32 * cfg["warps"], 1, 1), args, stream, pdl.enabled(x.device))
     return y
+
+
+def plan_rms(x, norm_weight, weight, residual=None, launch=None) -> dict | None:
+    """`plan` for gemm.dense_rms: also the norm's weight [K] and the residual [1, K] in x's
+    dtype, contiguous and 16-byte aligned."""
+    cfg = plan(x, weight, launch)
+    if cfg is None:
+        return None
+    k = x.shape[1]
+    if norm_weight.shape != (k,) or norm_weight.dtype != x.dtype or norm_weight.stride(0) != 1:
+        return None
+    if not nvrtc.aligned(norm_weight) or norm_weight.device != x.device:
+        return None
+    if residual is not None:
+        if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
+            return None
+        if not nvrtc.aligned(residual) or residual.device != x.device:
+            return None
+    return cfg
+
+
+def gemv_dense_rms(x, norm_weight, weight, eps, bias, residual, return_normed, cfg):
+    """gemm.dense_rms at one row (the spec's returns); cfg from `plan_rms`."""
+    n, k = weight.shape
+    y = torch.empty((1, n), dtype=x.dtype, device=x.device)
+    h = torch.empty_like(x) if residual is not None else None
+    normed = torch.empty_like(x) if return_normed else None
+    defines = (
+        ("FP16", int(x.dtype == torch.float16)),
+        ("ROWS", cfg["rows"]),
+        ("WARPS", cfg["warps"]),
+        ("UNROLL", cfg["unroll"]),
+        ("EARLY", cfg.get("early", 0)),
+    )
+    kern = nvrtc.kernel(SOURCE, "gemv_dense_rms", x.device, defines)
+    if bias is not None:
+        bias = bias.to(x.dtype).contiguous()
+    flags = (
+        int(bias is not None)
+        | (2 if residual is not None else 0)
+        | (4 if h is not None else 0)
+        | (8 if normed is not None else 0)
+    )
+
+    def ptr(t):
+        return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
+
+    args = [
+        ptr(x),
+        ptr(residual),
+        ptr(norm_weight),
+        ctypes.c_float(eps),
+        ptr(weight),
+        ptr(bias),
+        ptr(y),
+        ptr(h),
+        ptr(normed),
+        ctypes.c_int(n),
+        ctypes.c_int(k),
+        ctypes.c_longlong(weight.stride(0)),
+        ctypes.c_int(flags),
+    ]
+    blocks = -(-n // cfg["rows"])
+    stream = torch.cuda.current_stream(x.device).cuda_stream
+    kern.launch((blocks, 1, 1), (32 * cfg["warps"], 1, 1), args, stream, pdl.enabled(x.device))
+    out = [y] + ([h] if h is not None else []) + ([normed] if normed is not None else [])
+    return out[0] if len(out) == 1 else tuple(out)

@@ -64,3 +64,86 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
         y[n0 + threadIdx.x] = from_float(v);
     }
 }
+
+// gemm.dense_rms for one row (batch-1 decode): y = gemm.dense(norm.rms(x + residual)), the norm
+// inside the GEMV. Lane l's step reads x, the residual and the norm's weight g at its 8
+// columns: h = x + residual, sum of h^2 beside the products W . (h g); the block's warps cover
+// all of K, so after the block's reduction every block has the row's reciprocal RMS rs and
+// scales its sums by it: y[n] = rs * sum_k W[n, k] h[k] g[k] (+ bias[n]). (The composition
+// rounds the normed row to the dtype before the GEMV; here it is not rounded: the spec's
+// tolerance has that rounding.) Block 0 then writes h (the new residual stream; never in
+// place: other blocks read the old one) and, when asked, the normed row (h rs) g in the dtype.
+// flags: 1 bias, 2 residual, 4 h_out, 8 normed_out.
+extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
+    gemv_dense_rms(const unsigned short* __restrict__ x, const unsigned short* __restrict__ residual,
+                   const unsigned short* __restrict__ g, float eps,
+                   const unsigned short* __restrict__ w, const unsigned short* __restrict__ bias,
+                   unsigned short* __restrict__ y, unsigned short* __restrict__ h_out,
+                   unsigned short* __restrict__ normed_out, int n, int k, long long stride_w,
+                   int flags) {
+    __shared__ float red[WARPS][ROWS + 1];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n0 = blockIdx.x * ROWS;
+    const int steps = (k + 255) >> 8;
+    const int2 range = warp_range(steps, warp, WARPS);
+    const int s_begin = range.x, s_end = range.y;
+    const bool has_residual = flags & 2;
+    const unsigned short* rows[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) rows[r] = w + (long long)min(n0 + r, n - 1) * stride_w + 8 * lane;
+    float acc[ROWS + 1];  // the rows' sums, then the sum of h^2
+#pragma unroll
+    for (int r = 0; r <= ROWS; ++r) acc[r] = 0.f;
+    uint4 wv[UNROLL][ROWS];
+#if EARLY
+    load_rows<ROWS, UNROLL>(wv, rows, s_begin, s_end, k, lane);
+#endif
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+    for (int s = s_begin; s < s_end; s += UNROLL) {
+        uint4 xv[UNROLL], rv[UNROLL], gv[UNROLL];
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) {
+            const int col = (s + u) * 256 + 8 * lane;
+            const bool ok = s + u < s_end && col < k;
+            const uint4 zero = make_uint4(0, 0, 0, 0);
+            xv[u] = ok ? ldg16(x + col) : zero;
+            rv[u] = ok && has_residual ? ldg16(residual + col) : zero;
+            gv[u] = ok ? ldg16(g + col) : zero;
+        }
+        if (!(EARLY && s == s_begin)) load_rows<ROWS, UNROLL>(wv, rows, s, s_end, k, lane);
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) {
+            float hf[8], rf[8], gf[8];
+            unpack8(xv[u], hf);
+            unpack8(rv[u], rf);
+            unpack8(gv[u], gf);
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                hf[i] += rf[i];
+                acc[ROWS] = fmaf(hf[i], hf[i], acc[ROWS]);
+                hf[i] *= gf[i];
+            }
+#pragma unroll
+            for (int r = 0; r < ROWS; ++r) acc[r] = dot8(wv[u][r], hf, acc[r]);
+        }
+    }
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+    warp_sums<ROWS + 1, WARPS>(acc, red, warp, lane);
+    const float rs = rsqrtf(row_sum<ROWS + 1, WARPS>(red, ROWS) / (float)k + eps);
+    if (threadIdx.x < ROWS && n0 + (int)threadIdx.x < n) {
+        float v = row_sum<ROWS + 1, WARPS>(red, threadIdx.x) * rs;
+        if (flags & 1) v += to_float(bias[n0 + threadIdx.x]);
+        y[n0 + threadIdx.x] = from_float(v);
+    }
+    if (blockIdx.x == 0 && (flags & 12)) {
+        for (int e = threadIdx.x; e < k; e += WARPS * 32) {
+            const float h = to_float(x[e]) + (has_residual ? to_float(residual[e]) : 0.f);
+            if (flags & 4) h_out[e] = from_float(h);
+            if (flags & 8) normed_out[e] = from_float(h * rs * to_float(g[e]));
+        }
+    }
+}
