@@ -37,7 +37,7 @@ CASES = [
     _case(torch.bfloat16, 14336, 136, False),  # the 8B's down projection's K: 28 steps
     _case(torch.bfloat16, 1152, 300, True),  # K % 512 != 0; N across three scale rows
     _case(torch.float16, 2048, 512, False),
-    _case(torch.float16, 128, 40, True),  # one group; fewer rows than a block
+    _case(torch.float16, 128, 40, True),  # one group: lanes past K; fewer rows than a block
 ]
 IDS = [c.name for c in CASES]
 
@@ -84,15 +84,18 @@ def test_gemv_fp8_rows_cuda_launches(case, launch):
 @gpu
 @pytest.mark.parametrize("dtype", (torch.bfloat16, torch.float16))
 def test_zero_group_and_large_values(dtype):
-    """A group of x that is all zeros (scale 0: the spec divides by 1 instead) and groups whose
-    values reach 6e4 (their codes' products with the weight's stay finite in f16), against the
-    spec's reference in float64 within the spec's rel_rms for the dtype."""
+    """A group of x that is all zeros (scale 0: the spec divides by 1 instead), groups whose
+    values reach 6e4 (their codes' products with the weight's stay finite in f16) and a group
+    whose scale is a subnormal float32, against the spec's reference in float64 within the
+    spec's rel_rms for the dtype."""
     g = torch.Generator().manual_seed(3)
     k, n = 1024, 256
     x = torch.randn(1, k, generator=g)
     x[0, 128:256] = 0
     x[0, 512:640] *= 1.5e4
     x[0, 700] = -6e4
+    x[0, 768:896] = 0
+    x[0, 800] = 1e-37  # bf16: a subnormal float32 scale (1 / scale overflows); fp16: 0
     w = torch.randn(n, k, generator=g) * 0.05
     weight, ws = q8.quantize_fp8_block(w, (128, 128))
     x = x.to(dtype)

@@ -112,6 +112,8 @@ __device__ __forceinline__ float quotient(float v, float d, float inv) {
     return __fmaf_rn(__fmaf_rn(-q, d, v), inv, q);
 }
 
+#define F32_MIN_NORMAL 1.17549435e-38f
+
 // x's 16 elements of a step (32 bytes) -> its group's scale and the 8 f16 pairs of their codes
 // that weight_pairs' p0 / p1 of the 4 words meet
 __device__ __forceinline__ float quantize_x(uint4 a, uint4 b, u32 (&xp)[8]) {
@@ -126,8 +128,13 @@ __device__ __forceinline__ float quantize_x(uint4 a, uint4 b, u32 (&xp)[8]) {
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 4));
     const float sx = __fdiv_rn(amax, E4M3_MAX);
     const float d = sx > 0.f ? sx : 1.f, inv = __frcp_rn(d);
+    if (d >= F32_MIN_NORMAL) {
 #pragma unroll
-    for (int i = 0; i < 16; ++i) xf[i] = quotient(xf[i], d, inv);
+        for (int i = 0; i < 16; ++i) xf[i] = quotient(xf[i], d, inv);
+    } else {  // a subnormal scale (amax below ~5e-36): 1 / d overflows; divide (rare)
+#pragma unroll
+        for (int i = 0; i < 16; ++i) xf[i] = __fdiv_rn(xf[i], d);
+    }
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
         const float* v = &xf[4 * w];
@@ -195,7 +202,10 @@ __device__ __forceinline__ void rows_dot_fp8(float (&acc)[NR], uint4 (&wv)[NU][N
                     s0 = hfma2(p0, xq[2 * i], s0);
                     s1 = hfma2(p1, xq[2 * i + 1], s1);
                 }
-                acc[r] = fmaf(f16x2_sum(hadd2(s0, s1)), scale, acc[r]);
+                // scale 0: a step past the range (its bytes are another step's, or past the
+                // tensors' ends when K < 512) or an all-zero group; skipped, not multiplied by
+                // 0, so that stray bytes (an e4m3 NaN code) cannot reach the sums
+                if (scale != 0.f) acc[r] = fmaf(f16x2_sum(hadd2(s0, s1)), scale, acc[r]);
             }
         }
     }
@@ -211,9 +221,12 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     const int n0 = blockIdx.x * ROWS;
     const int steps = (k + 511) >> 9;
     const int2 range = warp_range(steps, warp, WARPS);
-    const unsigned char* rows[ROWS];  // the lane's 16 bytes of column 0, row by row
+    // the lane's 16 columns of step 0; a lane past K (K < 512) reads the last 16 instead, so
+    // that every load stays inside x's and the rows' K (its steps are all cancelled)
+    const int lane_col = min(16 * lane, k - 16);
+    const unsigned char* rows[ROWS];  // row by row
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) rows[r] = w + (long long)min(n0 + r, n - 1) * stride_w + 16 * lane;
+    for (int r = 0; r < ROWS; ++r) rows[r] = w + (long long)min(n0 + r, n - 1) * stride_w + lane_col;
     const float* sw = ws + (long long)(n0 >> 7) * stride_ws;
     float acc[ROWS];
 #pragma unroll
@@ -226,7 +239,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-    rows_dot_fp8<ROWS, UNROLL>(acc, wv, swv, EARLY != 0, rows, x + 16 * lane, sw, range.x, range.y,
+    rows_dot_fp8<ROWS, UNROLL>(acc, wv, swv, EARLY != 0, rows, x + lane_col, sw, range.x, range.y,
                                k, lane);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
