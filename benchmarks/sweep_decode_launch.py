@@ -126,6 +126,8 @@ _DENSE_CUDA = {
         {"enabled": True, "warps": 8},
         {"enabled": True, "warps": 2},
         {"enabled": True, "early": True},
+        {"enabled": True, "rms": True},
+        {"enabled": True, "rms": True, "early": True},
     ],
 }
 _MOE_CUDA = {
@@ -234,8 +236,9 @@ PRESETS = {
     },
     # Qwen3-30B-A3B, bf16: the CUDA C++ dense GEMV against the Triton one (qkv, o, router, LM head)
     "qwen3-dense": {"config": "benchmarks/configs/qwen3-30b-a3b", "axes": [_DENSE_CUDA]},
-    # the same: the CUDA C++ MoE decode GEMVs against the Triton ones
-    "qwen3-moe": {"config": "benchmarks/configs/qwen3-30b-a3b", "axes": [_MOE_CUDA]},
+    # the same: the CUDA C++ MoE decode GEMVs against the Triton ones, then the dense GEMV's
+    # variants (its RMS norm inside: gemm.dense_rms)
+    "qwen3-moe": {"config": "benchmarks/configs/qwen3-30b-a3b", "axes": [_MOE_CUDA, _DENSE_CUDA]},
     # gpt-oss-20b with its MXFP4 experts kept: the 4-bit experts' launches (PACKED_LAUNCH).
     "gpt-oss": {
         "config": "benchmarks/configs/gpt-oss-20b",

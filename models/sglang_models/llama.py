@@ -16,6 +16,7 @@ from sglang.layers.embedding import LMHead, VocabEmbedding
 from sglang.layers.linear import Linear
 from sglang.layers.merged_linear import QKVLinear
 from sglang.layers.mlp import GatedMLP
+from sglang.layers.moe import SparseMoE
 from sglang.layers.norm import RMSNorm
 from sglang.layers.ops_table import OpTable
 from sglang.layers.quantization.experts import ExpertLoader
@@ -188,17 +189,47 @@ class LlamaDecoderLayer(Layer):
             config.hidden_size, ops, eps=eps, dtype=dtype, device=device
         )
 
+        self._pending: tuple[bool, bool] | None = None  # see pending_norms
+
+    def pending_norms(self) -> tuple[bool, bool]:
+        """(input norm, post-attention norm): whether each is left to the block after it (a
+        PendingNorm) because that block's first projection runs the norm inside its GEMM
+        (gemm.dense_rms on the backend's own kernel, the layer served dense): one launch fewer
+        a norm. Only blocks whose forward is known to take one. Decided at the first forward,
+        once the weights are prepared."""
+        if self._pending is None:
+            attn, mlp = self.self_attn, self.mlp
+            first = None
+            if type(mlp).forward is GatedMLP.forward:
+                first = mlp.gate_up_proj
+            elif type(mlp).forward is SparseMoE.forward:
+                first = mlp.gate
+            self._pending = (
+                type(attn).forward is LlamaAttention.forward and attn.qkv_proj.takes_pending_norm,
+                first is not None and first.takes_pending_norm,
+            )
+        return self._pending
+
     def make_mlp(self, config, layer_id: int, ops: OpTable, dtype, device) -> Layer:
         """The feed-forward block of layer `layer_id` (mixture-of-experts models override)."""
         return LlamaMLP(config, ops, dtype, device)
 
     def forward(self, positions, hidden, residual, batch):
-        if residual is None:
-            residual = hidden
-            hidden = self.input_layernorm(hidden)
+        pending_input, pending_post = self._pending or self.pending_norms()
+        if pending_input:
+            pending = self.input_layernorm.pending(hidden, residual)
+            hidden = self.self_attn(positions, pending, batch)
+            residual = pending.residual_out()
         else:
-            hidden, residual = self.input_layernorm(hidden, residual)
-        hidden = self.self_attn(positions, hidden, batch)
+            if residual is None:
+                residual = hidden
+                hidden = self.input_layernorm(hidden)
+            else:
+                hidden, residual = self.input_layernorm(hidden, residual)
+            hidden = self.self_attn(positions, hidden, batch)
+        if pending_post:
+            pending = self.post_attention_layernorm.pending(hidden, residual)
+            return self.mlp(pending), pending.residual_out()
         hidden, residual = self.post_attention_layernorm(hidden, residual)
         return self.mlp(hidden), residual
 

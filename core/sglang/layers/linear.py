@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from sglang.backend.registry import REFERENCE
 from sglang.layers.base import Layer
+from sglang.layers.norm import PendingNorm
 from sglang.layers.ops_table import OpTable
 from sglang.model_loader.gguf_blocks import CodesTensor
 from sglang.ops.quant import int4 as q4
@@ -140,8 +142,15 @@ class Linear(Layer):
         self._fn = None
         self._weights: dict[str, Any] = {}
         self._call = None
+        # gemm.dense_rms with the weight and bias bound, where this layer runs the norm before
+        # it inside its GEMM (set by `prepare`; see fuses_norm)
+        self._rms_call = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | PendingNorm) -> torch.Tensor:
+        if isinstance(x, PendingNorm):  # the norm inside this GEMM where the backend fuses them
+            if self._rms_call is not None:
+                return x.project(self._rms_call)
+            x = x.normed()
         if self._call is None:
             out = self.ops.gemm_dense(x=x, weight=self.weight, bias=self._own_bias())
             return self.tp.comm.all_reduce(out) if self.parallel == "row" else out
@@ -279,8 +288,39 @@ class Linear(Layer):
         else:
             self.gemm_op, args = "gemm.dense", {"weight": weight}
         self.set_prepared(*self.ops.prepared(self.gemm_op, args))
+        if self.gemm_op == "gemm.dense" and self.fuses_norm():
+            # gemm.dense_rms takes the weight as the same backend's gemm.dense prepared it
+            self._rms_call = functools.partial(
+                self.ops.gemm_dense_rms, bias=self._own_bias(), **self._weights
+            )
         if not any(v is weight for v in self._weights.values()):
             self.weight = None
+
+    fuse_norm = True
+    """Where the backend has a kernel of its own for gemm.dense_rms, a dense layer handed a
+    PendingNorm runs the norm inside its GEMM (False: the norm's own launch, then the GEMM)."""
+
+    def fuses_norm(self) -> bool:
+        """Whether this layer, served dense, takes a PendingNorm into its GEMM: the switch on, not
+        row-parallel (its x is a slice), and gemm.dense_rms served by a kernel of the backend
+        that serves gemm.dense (not the reference fallback), which takes that kernel's weight
+        layout (it has no prepare of its own)."""
+        kernels = getattr(self.ops, "kernels", None) or {}
+        dense, rms = kernels.get("gemm.dense"), kernels.get("gemm.dense_rms")
+        return (
+            self.fuse_norm
+            and self.parallel != "row"
+            and dense is not None
+            and rms is not None
+            and rms.backend == dense.backend
+            and rms.backend != REFERENCE
+            and rms.prepare is None
+        )
+
+    @property
+    def takes_pending_norm(self) -> bool:
+        """Whether handing this layer a PendingNorm saves the norm's launch (after prepare)."""
+        return self._rms_call is not None
 
     def set_prepared(self, fn, weights: dict[str, Any]) -> None:
         """Run `fn` with these prepared weight arguments from now on. They are bound once, with

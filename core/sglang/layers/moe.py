@@ -24,6 +24,7 @@ from torch import nn
 from sglang.layers.base import Layer
 from sglang.layers.linear import Linear, tensors_in
 from sglang.layers.moe_quantized import QuantizedExperts, copy_checked
+from sglang.layers.norm import PendingNorm
 from sglang.layers.ops_table import OpTable
 from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
 from sglang.parallel.sharding import local_size, split_part
@@ -298,8 +299,14 @@ class SparseMoE(Layer):
             if router is not None:
                 router.quantizable = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.experts(x, self.gate(x))
+    def forward(self, x: torch.Tensor | PendingNorm) -> torch.Tensor:
+        if isinstance(x, PendingNorm):  # the router's GEMM runs the norm, and keeps its row
+            x.keep_normed = True
+            logits = self.gate(x)
+            x = x.normed()
+        else:
+            logits = self.gate(x)
+        out = self.experts(x, logits)
         shared = self._modules.get(self.shared_name)
         if shared is not None:
             shared = shared(x)

@@ -29,6 +29,10 @@ class RMSNorm(Layer):
     def load(self, tensor: torch.Tensor) -> None:
         self.weight.data.copy_(tensor.float() + self.offset)
 
+    def pending(self, x: torch.Tensor, residual: torch.Tensor | None) -> PendingNorm:
+        """This norm of x (+ residual), left for the next dense projection to run (PendingNorm)."""
+        return PendingNorm(self, x, residual)
+
     def forward(
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -36,3 +40,62 @@ class RMSNorm(Layer):
         if residual is None:
             return self.ops.rms_norm(x=x, weight=weight, eps=self.eps)
         return self.ops.rms_norm(x=x, weight=weight, eps=self.eps, residual=residual)
+
+
+class PendingNorm:
+    """A norm's input, not yet normed: what a decoder layer hands its attention or MLP block
+    where the backend runs gemm.dense_rms on a kernel of its own, so that the block's first
+    dense projection runs the norm inside its GEMV (`Linear.forward`) instead of a launch of
+    its own. Anything else reads `normed()` (the norm then runs as before, once). After either,
+    `residual_out()` is the new residual stream (x + residual; x itself for the first layer's
+    norm, which has no residual).
+
+    keep_normed: the first projection also returns the normed row, for a second reader (the
+    experts after a mixture-of-experts block's router)."""
+
+    __slots__ = ("x", "residual", "norm", "keep_normed", "_normed", "_residual_out")
+
+    def __init__(self, norm: RMSNorm, x: torch.Tensor, residual: torch.Tensor | None) -> None:
+        self.x, self.residual, self.norm = x, residual, norm
+        self.keep_normed = False
+        self._normed: torch.Tensor | None = None
+        self._residual_out: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.x.shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.x.dtype
+
+    def normed(self) -> torch.Tensor:
+        if self._normed is None:
+            if self.residual is None:
+                self._normed, self._residual_out = self.norm(self.x), self.x
+            else:
+                self._normed, self._residual_out = self.norm(self.x, self.residual)
+        return self._normed
+
+    def residual_out(self) -> torch.Tensor:
+        if self._residual_out is None:
+            self.normed()
+        return self._residual_out
+
+    def project(self, fn, **weights) -> torch.Tensor:
+        """y = fn (a gemm.dense_rms kernel with its weights bound) of this norm; records the
+        new residual stream (and the normed row when kept)."""
+        out = fn(
+            x=self.x,
+            norm_weight=self.norm._parameters["weight"],
+            eps=self.norm.eps,
+            residual=self.residual,
+            return_normed=self.keep_normed,
+            **weights,
+        )
+        out = out if isinstance(out, tuple) else (out,)
+        y, rest = out[0], list(out[1:])
+        self._residual_out = rest.pop(0) if self.residual is not None else self.x
+        if self.keep_normed:
+            self._normed = rest.pop(0)
+        return y

@@ -88,6 +88,8 @@ def plan(x: torch.Tensor, weight: torch.Tensor, launch=None) -> dict | None:
         return None
     index = x.device.index if x.device.index is not None else torch.cuda.current_device()
     rows, warps, unroll = launch_shape(n, k, nvrtc.processors(index), cfg)
+    if rows > 32 * warps:  # a block's first `rows` threads store its outputs
+        raise ValueError(f"dense GEMV launch: {rows} rows a block need at least {rows} threads")
     return {"rows": rows, "warps": warps, "unroll": unroll, "early": int(bool(cfg["early"]))}
 
 

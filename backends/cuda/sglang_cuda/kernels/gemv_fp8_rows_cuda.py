@@ -98,7 +98,7 @@ def plan(x, weight, ws, block_size, launch=None) -> dict | None:
     if not _has_fp8_conversions(index):
         return None
     rows, warps, unroll = launch_shape(n, k, nvrtc.processors(index), cfg)
-    if rows not in (1, 2, 4, 8, 16):
+    if rows not in (1, 2, 4, 8, 16) or rows > 32 * warps:
         raise ValueError(
             f"rows must be a power of two up to 16 (they share a scale row), not {rows}"
         )

@@ -74,13 +74,17 @@ def plan(
     if not nvrtc.aligned(x, w13, w2) or nvrtc.available() is not None:
         return None
     cols, rows, unroll = int(cfg["cols"]), int(cfg["rows"]), int(cfg["unroll"])
-    return {
+    out = {
         "cols": cols,
         "rows": rows,
         "unroll": unroll,
         "gate_up_warps": _warps(-(-hidden // STEP), cfg),
         "down_warps": _warps(top_k * -(-inter // STEP), cfg),
     }
+    # a block's first `cols` / `rows` threads store its outputs: it needs that many
+    if cols > 32 * out["gate_up_warps"] or rows > 32 * out["down_warps"]:
+        raise ValueError(f"MoE decode launch {out}: cols / rows exceed the block's threads")
+    return out
 
 
 def experts_decode(x, w13, w2, topk_weights, topk_ids, cfg: dict) -> torch.Tensor:

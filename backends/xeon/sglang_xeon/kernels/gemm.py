@@ -235,6 +235,26 @@ def int8(
     return out.to(x.dtype)
 
 
+def dense_rms(x, norm_weight, weight, eps=1e-6, bias=None, residual=None, return_normed=False):
+    """gemm.dense_rms as the two ops it is made of (this backend's norm.rms, then `dense`; no
+    fused CPU kernel: on the CPU the norm is not a launch to save), so that layers take the
+    fused op's path here as on a GPU. weight: as prepare_dense left it (gemm.dense_rms has no
+    prepare of its own: layers hand it gemm.dense's prepared weight)."""
+    from sglang_xeon import native
+    from sglang_xeon.kernels import norm
+
+    rms = norm.native_rms_norm if native.why_unavailable() is None else norm.rms_norm
+    if residual is None:
+        normed, h = rms(x, norm_weight, eps), None
+    else:
+        normed, h = rms(x, norm_weight, eps, residual)
+    out = [dense(normed, weight, bias)]
+    out += [h] if h is not None else []
+    out += [normed] if return_normed else []
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 def register(registry) -> None:
     registry.register("gemm.dense", dense, name="xeon.linear", prepare=prepare_dense)
+    registry.register("gemm.dense_rms", dense_rms, name="xeon.linear_rms")
     registry.register("gemm.int8", int8, name="xeon.int8_int_mm")
