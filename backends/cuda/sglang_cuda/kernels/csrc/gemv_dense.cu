@@ -71,8 +71,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
 // all of K, so after the block's reduction every block has the row's reciprocal RMS rs and
 // scales its sums by it: y[n] = rs * sum_k W[n, k] h[k] g[k] (+ bias[n]). (The composition
 // rounds the normed row to the dtype before the GEMV; here it is not rounded: the spec's
-// tolerance has that rounding.) Block 0 then writes h (the new residual stream; never in
-// place: other blocks read the old one) and, when asked, the normed row (h rs) g in the dtype.
+// tolerance has that rounding.) Then each block writes its slice of h (the new residual
+// stream; never in place: other blocks read the old one) and, when asked, of the normed row
+// (h rs) g in the dtype: every block has rs, and no block is left with all of K to write.
 // flags: 1 bias, 2 residual, 4 h_out, 8 normed_out.
 extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     gemv_dense_rms(const unsigned short* __restrict__ x, const unsigned short* __restrict__ residual,
@@ -139,8 +140,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
         if (flags & 1) v += to_float(bias[n0 + threadIdx.x]);
         y[n0 + threadIdx.x] = from_float(v);
     }
-    if (blockIdx.x == 0 && (flags & 12)) {
-        for (int e = threadIdx.x; e < k; e += WARPS * 32) {
+    if (flags & 12) {  // every block writes its slice of h / the normed row (no serial tail)
+        const int per = (k + gridDim.x - 1) / gridDim.x;
+        const int end = min(k, ((int)blockIdx.x + 1) * per);
+        for (int e = blockIdx.x * per + threadIdx.x; e < end; e += WARPS * 32) {
             const float h = to_float(x[e]) + (has_residual ? to_float(residual[e]) : 0.f);
             if (flags & 4) h_out[e] = from_float(h);
             if (flags & 8) normed_out[e] = from_float(h * rs * to_float(g[e]));
