@@ -111,7 +111,14 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
     warps = nvrtc.warps_for(cfg["warps"], blocks, x.device)
     stages, steps = int(cfg["stages"]), cfg["steps"]
     x_bytes = min(m, 8) * w.k * 2
-    staged = not stages and bool(cfg["x_smem"]) and x_bytes <= X_SMEM_MAX
+    # staged x and the static partial sums (1 KiB a warp) within the 48 KiB a block may use
+    # without opting in (the launch opts in for the dynamic part only)
+    staged = (
+        not stages
+        and bool(cfg["x_smem"])
+        and x_bytes <= X_SMEM_MAX
+        and x_bytes + warps * 1024 <= 48 << 10
+    )
     defines = (
         ("FP16", int(x.dtype == torch.float16)),
         ("STEPS", steps),
