@@ -7,8 +7,9 @@ import pytest
 import torch
 from sglang.backend.selection import select_platform
 from sglang.layers.embedding import LMHead, VocabEmbedding
-from sglang.layers.linear import Linear, int4_weight_args, prepare_linear_layers, weight_bytes
+from sglang.layers.linear import Linear, int4_weight_args, prepare_linear_layers
 from sglang.layers.ops_table import OpTable
+from sglang.layers.weight_memory import weight_bytes
 from sglang.ops.quant import int4 as q4
 
 BACKENDS = ["reference", "xeon"]

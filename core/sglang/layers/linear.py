@@ -26,6 +26,7 @@ from sglang.backend.registry import REFERENCE
 from sglang.layers.base import Layer
 from sglang.layers.norm import PendingNorm
 from sglang.layers.ops_table import OpTable
+from sglang.layers.weight_memory import tensors_in
 from sglang.model_loader.gguf_blocks import CodesTensor
 from sglang.ops.quant import int4 as q4
 from sglang.parallel.sharding import check_tiles, local_size, split_part
@@ -344,19 +345,6 @@ class Linear(Layer):
         return list(tensors_in(self._weights))
 
 
-def tensors_in(value: Any):
-    """The tensors inside a kernel's prepared weight arguments (dicts, tuples, lists of them;
-    a prepared NamedTuple is a tuple)."""
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from tensors_in(v)
-    elif isinstance(value, (tuple, list)):
-        for v in value:
-            yield from tensors_in(v)
-
-
 def prepare_linear_layers(
     model: nn.Module,
     quantization: str | None = None,
@@ -378,24 +366,6 @@ def prepare_linear_layers(
         done = sum(layer.gemm_op != "gemm.dense" for layer in layers)
         how = quantization or "the checkpoint's codes"
         logger.info("%s: %d of %d linear layers quantized", how, done, len(layers))
-
-
-def weight_bytes(model: nn.Module) -> int:
-    """Bytes held by the model's parameters and its linear layers' prepared weights, each
-    storage counted once (a prepared weight is often the parameter itself, detached: another
-    tensor object over the same memory)."""
-    tensors = list(model.parameters())
-    for m in model.modules():
-        if hasattr(m, "prepared_tensors"):  # Linear, FusedMoE
-            tensors += m.prepared_tensors()
-    held: dict[int, int] = {}
-    for t in tensors:
-        try:
-            storage = t.untyped_storage()
-            held[storage.data_ptr()] = storage.nbytes()
-        except (NotImplementedError, RuntimeError):  # opaque tensors (prepacked): no storage
-            held[id(t)] = t.numel() * t.element_size()
-    return sum(held.values())
 
 
 def __getattr__(name: str):

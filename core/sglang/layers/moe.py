@@ -22,10 +22,11 @@ import torch
 from torch import nn
 
 from sglang.layers.base import Layer
-from sglang.layers.linear import Linear, tensors_in
+from sglang.layers.linear import Linear
 from sglang.layers.moe_quantized import QuantizedExperts, copy_checked
 from sglang.layers.norm import PendingNorm
 from sglang.layers.ops_table import OpTable
+from sglang.layers.weight_memory import tensors_in
 from sglang.ops.moe import ACTIVATIONS, SCORING_FUNCS
 from sglang.parallel.sharding import local_size, split_part
 from sglang.parallel.state import SINGLE

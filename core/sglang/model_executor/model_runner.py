@@ -10,7 +10,7 @@ import torch
 
 from sglang.backend.selection import Platform
 from sglang.forward_batch import ForwardBatch
-from sglang.layers.linear import prepare_linear_layers, weight_bytes
+from sglang.layers.linear import prepare_linear_layers
 from sglang.layers.ops_table import OpTable
 from sglang.layers.quantization.gguf import (
     GGUF,
@@ -31,6 +31,7 @@ from sglang.layers.quantization.registry import (
     checkpoint_quantization,
     resolve_quantization,
 )
+from sglang.layers.weight_memory import weight_bytes
 from sglang.mem.kv_cache import KVCache, tokens_that_fit
 from sglang.mem.req_to_token import ReqToTokenPool
 from sglang.mem.slot_allocator import KVSlotAllocator
