@@ -55,8 +55,11 @@ def _pow2_floor(v: int) -> int:
     return 1 << max(0, v.bit_length() - 1)
 
 
-def launch_shape(n: int, k: int, processors: int, cfg: dict) -> tuple[int, int, int]:
-    """(rows a block, warps a block, unroll) for an N x K weight on `processors` SMs."""
+def launch_shape(
+    n: int, k: int, processors: int, cfg: dict, step: int = STEP
+) -> tuple[int, int, int]:
+    """(rows a block, warps a block, unroll) for an N x K weight on `processors` SMs, a warp
+    step covering `step` elements of K (gemv_fp8_rows_cuda's steps are 512 wide)."""
     unroll = int(cfg["unroll"])
     rows = cfg["rows"]
     if rows == "auto":
@@ -65,7 +68,7 @@ def launch_shape(n: int, k: int, processors: int, cfg: dict) -> tuple[int, int, 
             rows //= 2
     warps = cfg["warps"]
     if warps == "auto":
-        steps = -(-k // STEP)
+        steps = -(-k // step)
         warps = min(8, _pow2_floor(max(1, steps // unroll)))
     return int(rows), int(warps), unroll
 
@@ -93,18 +96,21 @@ def plan(x: torch.Tensor, weight: torch.Tensor, launch=None) -> dict | None:
     return {"rows": rows, "warps": warps, "unroll": unroll, "early": int(bool(cfg["early"]))}
 
 
-def gemv_dense(x: torch.Tensor, weight: torch.Tensor, bias, cfg: dict) -> torch.Tensor:
-    """x [1, K] @ weight [N, K].T (+ bias) -> [1, N] in x.dtype; cfg from `plan`."""
-    n, k = weight.shape
-    y = torch.empty((1, n), dtype=x.dtype, device=x.device)
-    defines = (
+def _defines(x: torch.Tensor, cfg: dict) -> tuple:
+    return (
         ("FP16", int(x.dtype == torch.float16)),
         ("ROWS", cfg["rows"]),
         ("WARPS", cfg["warps"]),
         ("UNROLL", cfg["unroll"]),
         ("EARLY", cfg.get("early", 0)),
     )
-    kern = nvrtc.kernel(SOURCE, "gemv_dense", x.device, defines)
+
+
+def gemv_dense(x: torch.Tensor, weight: torch.Tensor, bias, cfg: dict) -> torch.Tensor:
+    """x [1, K] @ weight [N, K].T (+ bias) -> [1, N] in x.dtype; cfg from `plan`."""
+    n, k = weight.shape
+    y = torch.empty((1, n), dtype=x.dtype, device=x.device)
+    kern = nvrtc.kernel(SOURCE, "gemv_dense", x.device, _defines(x, cfg))
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
     args = [
@@ -148,14 +154,7 @@ def gemv_dense_rms(x, norm_weight, weight, eps, bias, residual, return_normed, c
     y = torch.empty((1, n), dtype=x.dtype, device=x.device)
     h = torch.empty_like(x) if residual is not None else None
     normed = torch.empty_like(x) if return_normed else None
-    defines = (
-        ("FP16", int(x.dtype == torch.float16)),
-        ("ROWS", cfg["rows"]),
-        ("WARPS", cfg["warps"]),
-        ("UNROLL", cfg["unroll"]),
-        ("EARLY", cfg.get("early", 0)),
-    )
-    kern = nvrtc.kernel(SOURCE, "gemv_dense_rms", x.device, defines)
+    kern = nvrtc.kernel(SOURCE, "gemv_dense_rms", x.device, _defines(x, cfg))
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
     flags = (

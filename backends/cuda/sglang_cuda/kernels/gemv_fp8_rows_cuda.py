@@ -23,6 +23,7 @@ import torch
 from sglang_triton import pdl
 
 from sglang_cuda import nvrtc
+from sglang_cuda.kernels import gemv_dense_cuda
 
 GEMV_FP8_ROWS_CUDA_LAUNCH = {
     "enabled": False,
@@ -49,23 +50,9 @@ STEP = 512  # columns a warp step covers (32 lanes x 16 bytes)
 GROUP = 128
 
 
-def _pow2_floor(v: int) -> int:
-    return 1 << max(0, v.bit_length() - 1)
-
-
 def launch_shape(n: int, k: int, processors: int, cfg: dict) -> tuple[int, int, int]:
-    """(rows a block, warps a block, unroll) for an N x K weight on `processors` SMs."""
-    unroll = int(cfg["unroll"])
-    rows = cfg["rows"]
-    if rows == "auto":
-        rows = 8
-        while rows > 1 and -(-n // rows) < 2 * processors:
-            rows //= 2
-    warps = cfg["warps"]
-    if warps == "auto":
-        steps = -(-k // STEP)
-        warps = min(8, _pow2_floor(max(1, steps // unroll)))
-    return int(rows), int(warps), unroll
+    """(rows a block, warps a block, unroll): the dense GEMV's rule with 512-column steps."""
+    return gemv_dense_cuda.launch_shape(n, k, processors, cfg, step=STEP)
 
 
 @functools.cache
