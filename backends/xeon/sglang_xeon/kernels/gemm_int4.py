@@ -171,7 +171,7 @@ def prepare_native(args: dict) -> dict:
     return {"qweight": Int4Weight(None, None, None, perm, n, group_size, form)}
 
 
-def _native_int4_unavailable() -> str | None:
+def native_int4_unavailable() -> str | None:
     why = native.why_unavailable()
     if why is None and not native.ops.int4_gemm_supported():
         why = "the native build has no AVX-512 BF16 (this CPU lacks it)"
@@ -223,6 +223,6 @@ def register(registry) -> None:
         int4,
         name="xeon.native_int4",
         priority=1,
-        available=_native_int4_unavailable,
+        available=native_int4_unavailable,
         prepare=prepare_native,
     )

@@ -95,7 +95,13 @@ def native_w4a8(x, qweight, group_size, packing="awq", scales=None, qzeros=None,
 
 
 def prepare(args: dict) -> dict:
-    return gemm_int4.prepare_native(args) if args.get("packing") == "awq" else dict(args)
+    """AWQ weights as gemm.int4 prepares them (its native form where this CPU runs its kernel:
+    AVX-512 BF16), for `w4a8`'s fallback through gemm.int4."""
+    if args.get("packing") != "awq":
+        return dict(args)
+    if gemm_int4.native_int4_unavailable() is None:
+        return gemm_int4.prepare_native(args)
+    return gemm_int4.prepare(args)
 
 
 def w4a8(x, qweight, group_size, packing="awq", scales=None, qzeros=None, bias=None):
