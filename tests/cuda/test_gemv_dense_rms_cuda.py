@@ -23,8 +23,7 @@ gpu = pytest.mark.skipif(not RUNS, reason=f"needs a CUDA GPU and NVRTC ({nvrtc.a
 
 
 def _two_launches(**kw):
-    assert not gemv_dense_cuda.GEMV_DENSE_CUDA_LAUNCH["rms"]  # the default until timed
-    return cuda_dense.dense_rms(**kw)
+    return cuda_dense.dense_rms(**kw, launch={"cuda": {"rms": False}})
 
 
 @pytest.mark.parametrize(

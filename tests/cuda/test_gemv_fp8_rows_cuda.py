@@ -43,7 +43,7 @@ IDS = [c.name for c in CASES]
 
 
 def _cuda_only(launch=None):
-    launch = {"enabled": True, **(launch or {})}  # (off by default until timed on a GPU)
+    launch = {"enabled": True, **(launch or {})}
 
     def run(x, weight, weight_scale, scheme, input_scale=None, block_size=(128, 128), bias=None):
         ws = weight_scale.float().contiguous()
@@ -140,11 +140,15 @@ def test_which_calls_it_takes():
         assert gemv_fp8_rows_cuda.plan(x, w, ws, (128, 128), on) is None
         return
     assert gemv_fp8_rows_cuda.plan(x, w, ws, (128, 128), on) is not None
-    assert gemv_fp8_rows_cuda.plan(x, w, ws, (128, 128)) is None  # off by default
+    assert gemv_fp8_rows_cuda.plan(x, w, ws, (128, 128)) is not None  # on by default
+    assert gemv_fp8_rows_cuda.plan(x, w, ws, (128, 128), {"enabled": False}) is None
     assert gemv_fp8_rows_cuda.plan(x, w, ws, (64, 128), on) is None
     assert gemv_fp8_rows_cuda.plan(x.float(), w, ws, (128, 128), on) is None
     assert gemv_fp8_rows_cuda.plan(x.expand(2, -1).contiguous(), w, ws, (128, 128), on) is None
-    assert gemv_fp8_rows_cuda.plan(x[:, :896], w[:, :896], ws, (128, 128), on) is None  # strided
+    # rows apart by a stride that keeps them 16-byte aligned are taken; other strides are not
+    assert gemv_fp8_rows_cuda.plan(x[:, :896], w[:, :896], ws, (128, 128), on) is not None
+    w_odd = torch.zeros(256, 1032, dtype=torch.float8_e4m3fn, device=dev)[:, :1024]
+    assert gemv_fp8_rows_cuda.plan(x, w_odd, ws, (128, 128), on) is None
     assert gemv_fp8_rows_cuda.plan(x, w, ws.double(), (128, 128), on) is None
     assert gemv_fp8_rows_cuda.plan(x, w, ws[:1], (128, 128), on) is None  # too few scale rows
 

@@ -1,7 +1,7 @@
 """gemm.dense on cuda: the CUDA C++ GEMV (gemv_dense_cuda) for one row of 16-bit x where its
 launch table turns it on, else the path shared with rocm (sglang_triton.dense: the Triton
 GEMVs at a few rows, cuBLAS for the rest). gemm.dense_rms: the same GEMV with the RMS norm
-inside it at one row (off until timed: GEMV_DENSE_CUDA_LAUNCH["rms"]), else the norm and the
+inside it at one row (GEMV_DENSE_CUDA_LAUNCH["rms"], on), else the norm and the
 GEMM as two launches."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def dense_rms(
     """The spec's gemm.dense_rms: the CUDA C++ GEMV with the norm inside at one row where the
     table turns it on, else Triton's norm.rms then `dense`."""
     cuda_launch = (launch or {}).get("cuda")
-    if gemv_dense_cuda.GEMV_DENSE_CUDA_LAUNCH["rms"] or (cuda_launch or {}).get("rms"):
+    if {**gemv_dense_cuda.GEMV_DENSE_CUDA_LAUNCH, **(cuda_launch or {})}["rms"]:
         cfg = gemv_dense_cuda.plan_rms(x, norm_weight, weight, residual, cuda_launch)
         if cfg is not None:
             return gemv_dense_cuda.gemv_dense_rms(
