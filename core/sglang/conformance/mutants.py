@@ -243,12 +243,13 @@ def run_mutants(
     target: Target, specs: list[OpSpec], kernel_pattern: str | None = None
 ) -> list[MutantResult]:
     """Every mutant of the kernel `target` would choose first for each op (its highest-priority
-    kernel, or the ones matching `kernel_pattern`)."""
+    kernel that can run on this machine, or the ones matching `kernel_pattern`)."""
     results = []
     for spec in specs:
         kernels = backend_kernels(target, spec.name, kernel_pattern)
-        if not kernel_pattern:
-            kernels = kernels[:1]
+        if not kernel_pattern:  # (a kernel this CPU lacks the instructions for serves nothing)
+            runnable = [k for k in kernels if k.available is None or k.available() is None]
+            kernels = (runnable or kernels)[:1]
         for kernel in kernels:
             for mutant in MUTANTS:
                 results.append(run_mutant(target, spec, kernel, mutant))

@@ -267,7 +267,7 @@ at::Tensor int4_dequantize(const at::Tensor& packed, int64_t group_size, int64_t
 // of gemm_w4a8.cpp -> [M, n] in x's dtype.
 at::Tensor w4a8_gemm(const at::Tensor& x_in, const at::Tensor& packed, int64_t group_size,
                      int64_t n) {
-  TORCH_CHECK(sgl::w4a8_supported(), "w4a8_gemm: built without AVX-512 VNNI");
+  TORCH_CHECK(sgl::w4a8_supported(), "w4a8_gemm: built without AVX-512 VNNI or AVX2");
   const auto dtype = x_in.scalar_type();
   TORCH_CHECK(x_in.dim() == 2 && (dtype == at::kBFloat16 || dtype == at::kFloat),
               "w4a8_gemm: x must be bf16 or float32 [M, K]");

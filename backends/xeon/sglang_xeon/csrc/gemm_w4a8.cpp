@@ -21,6 +21,15 @@
 #if defined(__AVX512VNNI__) && defined(__AVX512F__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #define SGL_W4A8 1
+#elif defined(__AVX2__) && defined(__FMA__)
+// AVX2 (no VNNI): vpmaddubsw multiplies the u8 codes by the s8 activations and adds pairs into
+// int16 lanes (at most 2 x 15 x 127 = 3810, so never saturating), vpmaddwd by ones adds those
+// pairs into the int32 lane of a column's four codes: vpdpbusd's sum in two instructions, as
+// llama.cpp's AVX2 Q4_1 x Q8_1 dot does it. The int16 partials of up to 4 chunks (8 products
+// of 3810 at most: 30480 < 32767) are added before the widening, so the int32 sums, and the
+// float32 arithmetic after them, are exactly the AVX-512 kernel's.
+#include <immintrin.h>
+#define SGL_W4A8_AVX2 1
 #endif
 
 namespace sgl {
@@ -119,6 +128,101 @@ void w4a8_gemm(const int8_t* xq, const float* dx, const int32_t* xsum, int64_t m
       const int rows = int(m - m0 < 4 ? m - m0 : 4);
       kRows[rows - 1](xq, dx, xsum, k, packed, groups, group_size, out, out_bf16, n, nb, m0);
     }
+  }
+}
+#elif SGL_W4A8_AVX2
+namespace {
+
+inline __m256 bf16x8(const uint8_t* p) {
+  return _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+
+// Rows [m0, m0 + MT) against column block nb: the block's 16 columns as two halves of 8 (a
+// chunk's bytes 0-31 and 32-63), an int32 lane a column.
+template <int MT>
+void w4a8_block_avx2(const int8_t* xq, const float* dx, const int32_t* xsum, int64_t k,
+                     const uint8_t* packed, int64_t groups, int64_t group_size, void* out,
+                     bool out_bf16, int64_t n, int64_t nb, int64_t m0) {
+  __m256 total[2][MT];
+  for (int h = 0; h < 2; ++h)
+    for (int r = 0; r < MT; ++r) total[h][r] = _mm256_setzero_ps();
+  const __m256i low = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+  const int64_t chunks = group_size / 8, stride = 64 + 8 * group_size;
+  for (int64_t g = 0; g < groups; ++g) {
+    const uint8_t* p = packed + (nb * groups + g) * stride;
+    const int8_t* xg = xq + m0 * k + g * group_size;
+    __m256i acc[2][MT];
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < MT; ++r) acc[h][r] = _mm256_setzero_si256();
+    for (int64_t c0 = 0; c0 < chunks; c0 += 4) {
+      const int64_t c1 = chunks < c0 + 4 ? chunks : c0 + 4;
+      __m256i part[2][MT];  // int16 sums of pairs of products
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < MT; ++r) part[h][r] = _mm256_setzero_si256();
+      for (int64_t c = c0; c < c1; ++c) {
+        __m256i xa[MT], xb[MT];
+        for (int r = 0; r < MT; ++r) {
+          const int32_t* xr = reinterpret_cast<const int32_t*>(xg + r * k + 8 * c);
+          xa[r] = _mm256_set1_epi32(xr[0]);
+          xb[r] = _mm256_set1_epi32(xr[1]);
+        }
+        for (int h = 0; h < 2; ++h) {
+          const __m256i v = _mm256_loadu_si256((const __m256i*)(p + 64 + 64 * c + 32 * h));
+          const __m256i lo = _mm256_and_si256(v, low);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+          for (int r = 0; r < MT; ++r)
+            part[h][r] = _mm256_add_epi16(
+                part[h][r], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xa[r]),
+                                             _mm256_maddubs_epi16(hi, xb[r])));
+        }
+      }
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < MT; ++r)
+          acc[h][r] = _mm256_add_epi32(acc[h][r], _mm256_madd_epi16(part[h][r], ones));
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256 s = bf16x8(p + 16 * h), z = bf16x8(p + 32 + 16 * h);
+      for (int r = 0; r < MT; ++r) {
+        const int64_t i = (m0 + r) * groups + g;
+        const __m256 dot = _mm256_cvtepi32_ps(acc[h][r]);
+        const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(float(xsum[i])), dot);
+        total[h][r] = _mm256_fmadd_ps(t, _mm256_mul_ps(s, _mm256_set1_ps(dx[i])), total[h][r]);
+      }
+    }
+  }
+  for (int h = 0; h < 2; ++h) {
+    const int64_t col = nb * 16 + 8 * h, left = n - col;
+    if (left <= 0) break;
+    for (int r = 0; r < MT; ++r) {
+      alignas(32) float v[8];
+      _mm256_store_ps(v, total[h][r]);
+      const int64_t at = (m0 + r) * n + col;
+      for (int64_t i = 0; i < 8 && i < left; ++i) {
+        if (out_bf16) {
+          static_cast<bf16*>(out)[at + i] = from_float<bf16>(v[i]);
+        } else {
+          static_cast<float*>(out)[at + i] = v[i];
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool w4a8_supported() { return true; }
+
+void w4a8_gemm(const int8_t* xq, const float* dx, const int32_t* xsum, int64_t m, int64_t k,
+               const uint8_t* packed, int64_t group_size, void* out, bool out_bf16, int64_t n,
+               int64_t nb_begin, int64_t nb_end) {
+  const int64_t groups = k / group_size;
+  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
+    int64_t m0 = 0;
+    for (; m0 + 2 <= m; m0 += 2)
+      w4a8_block_avx2<2>(xq, dx, xsum, k, packed, groups, group_size, out, out_bf16, n, nb, m0);
+    if (m0 < m)
+      w4a8_block_avx2<1>(xq, dx, xsum, k, packed, groups, group_size, out, out_bf16, n, nb, m0);
   }
 }
 #else

@@ -81,7 +81,7 @@ namespace sgl {
 // gemm.w4a8: x [m, k] quantized per row and group by w4a8_quantize (xq int8 [m, k], dx and
 // xsum [m, k / group_size]), times the packed 4-bit weight of gemm_w4a8.cpp, for column blocks
 // [nb_begin, nb_end) of 16 into out [m, n] (bf16 where out_bf16, else float32). Only where the
-// build targets AVX-512 VNNI (w4a8_supported()).
+// build targets AVX-512 VNNI or AVX2 with FMA (w4a8_supported()); both give the same sums.
 bool w4a8_supported();
 template <typename T>
 void w4a8_quantize(const T* x, int64_t m, int64_t k, int64_t group_size, int8_t* xq, float* dx,

@@ -22,7 +22,7 @@ from sglang.ops.quant.experts import dequantize_experts
 from sglang.ops.quant.fp4 import unpack_fp4
 
 from sglang_xeon import native
-from sglang_xeon.kernels.gemm_int4 import NATIVE_MAX_M, native_int4_unavailable, native_form
+from sglang_xeon.kernels.gemm_int4 import NATIVE_MAX_M, native_form, native_int4_unavailable
 
 INTEGERS, E2M1 = 0, 1  # what the native kernel's codes stand for (csrc/gemm_int4.cpp)
 
