@@ -25,6 +25,10 @@ def has_avx512() -> bool:
     return "avx512f" in cpu_flags()
 
 
+def has_avx2() -> bool:
+    return {"avx2", "fma"} <= cpu_flags()
+
+
 def has_avx512_bf16() -> bool:
     return "avx512_bf16" in cpu_flags()
 

@@ -113,6 +113,9 @@ def sglang_backend_server_defaults(total_memory_bytes: int) -> ServerDefaults:
         chunked_prefill_size=2048,
         max_running_requests=64,
         dtype="bfloat16" if native_bf16 else None,
+        # without it, a GGUF file's 4-bit layers still take bf16 activations natively (the
+        # AVX2 gemm.w4a8 kernel): SmolLM2's decode 9.6 tok/s in float32, 76 in bfloat16
+        gguf_dtype="bfloat16" if not native_bf16 and cpu.has_avx2() else None,
         kv_cache_bytes=min(KV_CACHE_BYTES, total_memory_bytes // 4),
     )
 

@@ -142,10 +142,19 @@ class ServerDefaults:
     # float32 checkpoint or a quantized GGUF file): the fastest type this device computes in
     # at full quality, e.g. "bfloat16" on CPUs with AVX-512 BF16 or AMX. None: float32.
     dtype: str | None = None
+    # The float type for a GGUF file's activations where `dtype` is None: where the kernels
+    # for the file's codes take it natively though the device's dense matmuls do not (xeon on
+    # AVX2 CPUs without AVX-512 BF16: gemm.w4a8 quantizes bf16 activations to int8 as
+    # llama.cpp does, while a float32 checkpoint stays float32). None: `dtype`'s rule.
+    gguf_dtype: str | None = None
     # A cap on the KV pool's bytes for devices whose memory the host shares (vLLM's CPU
     # backend defaults to 4 GiB): a CPU pool sized as a fraction of RAM would take most of
     # it for a small model. It yields to an explicit --mem-fraction-static. None: no cap.
     kv_cache_bytes: int | None = None
+
+    def preferred_dtype(self, gguf: bool) -> str | None:
+        """The type `--dtype auto` takes where the checkpoint leaves it open."""
+        return self.dtype or (self.gguf_dtype if gguf else None)
 
 
 def match_case_id(pattern: str, case_id: str) -> bool:

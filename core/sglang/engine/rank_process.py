@@ -142,7 +142,10 @@ def load_follower(args: ServerArgs, rank: RankInit, stage) -> Any:
     stage.name = "model"
     source = resolve_source(args.model_path)
     config = load_model_config(
-        source, args.dtype, trust_remote_code=args.trust_remote_code, preferred=defaults.dtype
+        source,
+        args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        preferred=defaults.preferred_dtype(source.is_gguf),
     )
     stage.name = "load"
     return ModelRunner(args, platform, config, source, parallel)

@@ -68,7 +68,10 @@ def build_scheduler(
     stage.name = "model"
     source = resolve_source(args.model_path)
     config = load_model_config(
-        source, args.dtype, trust_remote_code=args.trust_remote_code, preferred=defaults.dtype
+        source,
+        args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        preferred=defaults.preferred_dtype(source.is_gguf),
     )
     logger.info("dtype %s (%s)", str(config.dtype).removeprefix("torch."), config.dtype_reason)
     stage.name = "load"

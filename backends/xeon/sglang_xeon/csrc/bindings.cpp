@@ -317,7 +317,7 @@ int64_t w8_packed_bytes(int64_t n, int64_t k, int64_t group_size, bool zeros) {
 }
 
 void check_w8(const at::Tensor& packed, int64_t n, int64_t k, int64_t group_size, bool zeros) {
-  TORCH_CHECK(sgl::w8_supported(), "w8a16: built without AVX-512");
+  TORCH_CHECK(sgl::w8_supported(), "w8a16: built without AVX-512 or AVX2");
   TORCH_CHECK(group_size % 4 == 0 && k % group_size == 0, "w8a16: K must be whole groups of 4k");
   TORCH_CHECK(packed.scalar_type() == at::kByte && packed.is_contiguous() &&
                   packed.numel() == w8_packed_bytes(n, k, group_size, zeros),

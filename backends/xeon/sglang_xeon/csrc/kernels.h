@@ -66,7 +66,7 @@ namespace sgl {
 // per-group sums, read only with zeros) and the packed weight of gemm_w8a16.cpp, for column
 // blocks [nb_begin, nb_end) of 16 into out [m, n] (float32); w8_dequantize writes those
 // blocks' weights, (q - z) s, into out [n, k] (float32). Only where the build targets AVX-512
-// (w8_supported()).
+// or AVX2 with FMA (w8_supported()); both give the same sums.
 bool w8_supported();
 void w8_gemm(const float* x, const float* xsum, int64_t m, int64_t k, const uint8_t* packed,
              int64_t group_size, bool zeros, float* out, int64_t n, int64_t nb_begin,

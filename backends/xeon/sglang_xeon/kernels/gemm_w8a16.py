@@ -1,7 +1,7 @@
 """gemm.w8a16 on the CPU: the int8 weight is repacked once (`prepare`) and stays int8.
 
 - With the native kernels (kernel xeon.native_w8a16): csrc/gemm_w8a16.cpp's layout
-  (`native_form`), multiplied in float32 by AVX-512 FMAs for up to NATIVE_MAX_M rows (decode
+  (`native_form`), multiplied in float32 by AVX-512 (or AVX2) FMAs for up to NATIVE_MAX_M rows (decode
   batches, the LM head: it reads a quarter of the bytes of a float32 weight, half of bf16);
   larger calls (prefill) dequantize the weight natively into x's dtype for one oneDNN matmul,
   which costs a pass over the weight per call but keeps no dense copy.
@@ -87,7 +87,7 @@ def native_w8a16(x, qweight, group_size, scales=None, zeros=None, bias=None):
 def _native_unavailable() -> str | None:
     why = native.why_unavailable()
     if why is None and not native.ops.w8_supported():
-        why = "the native build has no AVX-512 (this CPU lacks it)"
+        why = "the native build has neither AVX-512 nor AVX2 (this CPU lacks them)"
     return why
 
 
