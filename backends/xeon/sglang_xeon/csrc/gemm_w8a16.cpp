@@ -77,34 +77,7 @@ void block_rows(const float* x, const float* xsum, int64_t k, const uint8_t* pac
   for (int r = 0; r < MT; ++r) _mm512_mask_storeu_ps(out + (m0 + r) * n + nb * 16, mask, total[r]);
 }
 
-using BlockFn = void (*)(const float*, const float*, int64_t, const uint8_t*, int64_t, int64_t,
-                         float*, int64_t, int64_t, int64_t);
-
-template <bool ZEROS, int... MT>
-constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
-  BlockFn fns[] = {block_rows<MT + 1, ZEROS>...};
-  return fns[rows - 1];
-}
-
-constexpr int ROWS = 4;  // rows per pass over a block (its weights stay in L1 between passes)
-
 }  // namespace
-
-bool w8_supported() { return true; }
-
-void w8_gemm(const float* x, const float* xsum, int64_t m, int64_t k, const uint8_t* packed,
-             int64_t group_size, bool zeros, float* out, int64_t n, int64_t nb_begin,
-             int64_t nb_end) {
-  const int64_t groups = k / group_size;
-  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
-    for (int64_t m0 = 0; m0 < m; m0 += ROWS) {
-      const int rows = int(std::min<int64_t>(ROWS, m - m0));
-      const auto seq = std::make_integer_sequence<int, ROWS>{};
-      const BlockFn fn = zeros ? pick<true>(rows, seq) : pick<false>(rows, seq);
-      fn(x, xsum, k, packed, groups, group_size, out, n, nb, m0);
-    }
-  }
-}
 
 void w8_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, bool zeros, float* out,
                    int64_t n, int64_t nb_begin, int64_t nb_end) {
@@ -190,34 +163,7 @@ void block_rows(const float* x, const float* xsum, int64_t k, const uint8_t* pac
   }
 }
 
-using BlockFn = void (*)(const float*, const float*, int64_t, const uint8_t*, int64_t, int64_t,
-                         float*, int64_t, int64_t, int64_t);
-
-template <bool ZEROS, int... MT>
-constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
-  BlockFn fns[] = {block_rows<MT + 1, ZEROS>...};
-  return fns[rows - 1];
-}
-
-constexpr int ROWS = 4;
-
 }  // namespace
-
-bool w8_supported() { return true; }
-
-void w8_gemm(const float* x, const float* xsum, int64_t m, int64_t k, const uint8_t* packed,
-             int64_t group_size, bool zeros, float* out, int64_t n, int64_t nb_begin,
-             int64_t nb_end) {
-  const int64_t groups = k / group_size;
-  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
-    for (int64_t m0 = 0; m0 < m; m0 += ROWS) {
-      const int rows = int(std::min<int64_t>(ROWS, m - m0));
-      const auto seq = std::make_integer_sequence<int, ROWS>{};
-      const BlockFn fn = zeros ? pick<true>(rows, seq) : pick<false>(rows, seq);
-      fn(x, xsum, k, packed, groups, group_size, out, n, nb, m0);
-    }
-  }
-}
 
 void w8_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, bool zeros, float* out,
                    int64_t n, int64_t nb_begin, int64_t nb_end) {
@@ -237,6 +183,40 @@ void w8_dequantize(const uint8_t* packed, int64_t k, int64_t group_size, bool ze
     }
   }
 }
+#endif
+
+#if SGL_W8_AVX512 || SGL_W8_AVX2
+namespace {
+
+using BlockFn = void (*)(const float*, const float*, int64_t, const uint8_t*, int64_t, int64_t,
+                         float*, int64_t, int64_t, int64_t);
+
+template <bool ZEROS, int... MT>
+constexpr BlockFn pick(int rows, std::integer_sequence<int, MT...>) {
+  BlockFn fns[] = {block_rows<MT + 1, ZEROS>...};
+  return fns[rows - 1];
+}
+
+constexpr int ROWS = 4;  // rows per pass over a block (its weights stay in L1 between passes)
+
+}  // namespace
+
+bool w8_supported() { return true; }
+
+void w8_gemm(const float* x, const float* xsum, int64_t m, int64_t k, const uint8_t* packed,
+             int64_t group_size, bool zeros, float* out, int64_t n, int64_t nb_begin,
+             int64_t nb_end) {
+  const int64_t groups = k / group_size;
+  for (int64_t nb = nb_begin; nb < nb_end; ++nb) {
+    for (int64_t m0 = 0; m0 < m; m0 += ROWS) {
+      const int rows = int(std::min<int64_t>(ROWS, m - m0));
+      const auto seq = std::make_integer_sequence<int, ROWS>{};
+      const BlockFn fn = zeros ? pick<true>(rows, seq) : pick<false>(rows, seq);
+      fn(x, xsum, k, packed, groups, group_size, out, n, nb, m0);
+    }
+  }
+}
+
 #else
 bool w8_supported() { return false; }
 
