@@ -1,16 +1,17 @@
-"""gemm.w4a8 on the CPU: csrc/gemm_w4a8.cpp's AVX-512 VNNI kernel, or its AVX2 twin on CPUs
-without AVX-512 (int8 activations per row and group, int32 dots on the 4-bit codes: llama.cpp's
-Q4_1 x Q8_1; the two give identical results) for up to NATIVE_MAX_M rows. Larger calls
-(prefill, where the int4 GEMV's per-row cost loses to one dense matmul) quantize the activations as the op says and run one oneDNN matmul on the weight dequantized
-natively per call, so the layer keeps only its 4-bit codes (4.5 bits a weight with s and z).
+"""gemm.w4a8 on the CPU: csrc/gemm_w4a8.cpp's AVX-512 VNNI kernel, or its AVX2 twin on CPUs without
+AVX-512 (int8 activations per row and group, int32 dots on the 4-bit codes: llama.cpp's Q4_1 x
+Q8_1; the two give identical results) for up to NATIVE_MAX_M rows. Larger calls (prefill, where
+the int4 GEMV's per-row cost loses to one dense matmul) quantize the activations as the op says
+and run one oneDNN matmul on the weight dequantized natively per call, so the layer keeps only
+its 4-bit codes (4.5 bits a weight with s and z).
 
 The packed form holds s and z as bf16: the weight is served natively where scales (and float
 zeros) are bf16, the serving dtype the GGUF plan picks this op for; other weights stay on the
 reference kernel's arguments (correct, slow).
 
 Without the native kernels (or neither AVX-512 VNNI nor AVX2), xeon.w4a8 quantizes the
-activations in torch as the op defines and runs gemm.int4's kernels on the dequantized int8 activations (their bf16
-rounding is one of the op's allowed roundings).
+activations in torch as the op defines and runs gemm.int4's kernels on the dequantized int8
+activations (their bf16 rounding is one of the op's allowed roundings).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 - With the native kernels (kernel xeon.native_w8a16): csrc/gemm_w8a16.cpp's layout
   (`native_form`), multiplied in float32 by AVX-512 (or AVX2) FMAs for up to NATIVE_MAX_M rows
-  (decode batches, the LM head: it reads a quarter of the bytes of a float32 weight, half of bf16);
-  larger calls (prefill) dequantize the weight natively into x's dtype for one oneDNN matmul,
-  which costs a pass over the weight per call but keeps no dense copy.
+  (decode batches, the LM head: it reads a quarter of the bytes of a float32 weight, half of
+  bf16); larger calls (prefill) dequantize the weight natively into x's dtype for one oneDNN
+  matmul, which costs a pass over the weight per call but keeps no dense copy.
 - Without them (xeon.w8a16): the int8 tensors as given, dequantized per call.
 """
 
