@@ -86,6 +86,12 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     {"cuda": {"enabled": True, "warps": 4, "stages": 0}},
     {"cuda": {"enabled": True, "warps": 8, "stages": 0}},
     {"cuda": {"enabled": True, "warps": 16, "stages": 0}},
+    # fewer warps a block (gate_up's 896 blocks in one wave), L2 prefetch ahead of the buffers
+    {"cuda": {"enabled": True, "warps": 2, "stages": 0}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "prefetch": 2}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "prefetch": 4}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "prefetch": 8}},
+    {"cuda": {"enabled": True, "warps": 2, "stages": 0, "prefetch": 4}},
 ]
 DENSE_LAUNCHES = [
     None,
@@ -527,6 +533,11 @@ def main(argv=None) -> int:
     ap.add_argument("--rows-m", default=None, help="rows: the row counts, e.g. 1,16 (default 1-16)")
     ap.add_argument("--moe-sweep", action="store_true", help="moe: gate/up and down one at a time")
     ap.add_argument("--check", action="store_true", help="CPU plumbing check, tiny shapes")
+    ap.add_argument(
+        "--launch-key",
+        default=None,
+        help="only the launches with this key (e.g. cuda: the CUDA C++ kernels), and the default",
+    )
     ap.add_argument("--rows", metavar="FILE", help="--pick-best from an earlier --out, no timing")
     ap.add_argument(
         "--pick-best",
@@ -536,6 +547,9 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     OUT = args.out
+    if args.launch_key:
+        for table in (FP8_LAUNCHES, INT4_LAUNCHES, DENSE_LAUNCHES):
+            table[:] = [c for c in table if c is None or args.launch_key in c]
     if args.rows_m:
         global ROWS_MS
         ROWS_MS = tuple(int(m) for m in args.rows_m.split(","))

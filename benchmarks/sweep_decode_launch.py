@@ -90,7 +90,16 @@ _INT4_WARPS = {
     "name": "int4 cuda warps",
     "module": INT4_CUDA,
     "table": "GEMV_INT4_CUDA_LAUNCH",
-    "values": [{"warps": 4}, {"warps": 8}, {"warps": 16}],
+    "values": [
+        {"prefetch": 2},
+        {"prefetch": 4},
+        {"prefetch": 8},
+        {"min_warps": 2},
+        {"min_warps": 1},
+        {"warps": 4},
+        {"warps": 8},
+        {"warps": 16},
+    ],
 }
 
 _INT4_XSMEM = {

@@ -82,6 +82,8 @@ LAUNCHES = (
     {"warps": 8, "stages": 0, "x_smem": True},  # x staged in shared memory, 3 weight buffers
     {"warps": 16, "stages": 0, "x_smem": True, "buffers": 2},
     {"warps": 1, "stages": 0, "x_smem": True},
+    {"warps": 4, "stages": 0, "prefetch": 2},  # L2 prefetch ahead of the register buffers
+    {"warps": 1, "stages": 0, "prefetch": 8},
 )
 
 
@@ -93,6 +95,7 @@ LAUNCHES = (
         f"w{c['warps']}-s{c.get('stages', 4)}"
         + ("-early" if c.get("early") else "")
         + (f"-xsmem{c.get('buffers', 3)}" if c.get("x_smem") else "")
+        + (f"-prefetch{c['prefetch']}" if c.get("prefetch") else "")
     ),
 )
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])
@@ -185,13 +188,25 @@ def test_chunk_rows():
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize(
-    "stages,early,xsmem", ((0, 0, 0), (2, 0, 0), (4, 0, 0), (4, 1, 0), (0, 0, 2), (0, 0, 3))
+    "stages,early,xsmem,prefetch",
+    (
+        (0, 0, 0, 0),
+        (2, 0, 0, 0),
+        (4, 0, 0, 0),
+        (4, 1, 0, 0),
+        (0, 0, 2, 0),
+        (0, 0, 3, 0),
+        (0, 0, 0, 4),
+    ),
 )
 @pytest.mark.parametrize("fp16", (0, 1))
 @pytest.mark.parametrize("steps", (1, 4))
-def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, steps, stages, early, xsmem):
+def test_source_compiles_for_hopper_without_spills(
+    tmp_path, fp16, steps, stages, early, xsmem, prefetch
+):
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
     defines += [f"-DEARLY={early}", f"-DXSMEM={int(xsmem > 0)}", f"-DBUFFERS={xsmem or 2}"]
+    defines += [f"-DPREFETCH={prefetch}"]
     spills = cs.spills(gemv_int4_cuda.SOURCE, defines, tmp_path)
     assert spills and max(spills) == 0, spills
     before, after = cs.entry_ptx(gemv_int4_cuda.SOURCE, "gemv_int4_mma", defines)

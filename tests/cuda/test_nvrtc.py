@@ -42,4 +42,6 @@ def test_block_warps():
     assert nvrtc.block_warps(192, 132) == 8  # qkv
     assert nvrtc.block_warps(128, 132) == 16  # o, down
     assert nvrtc.block_warps(1, 132) == 16 and nvrtc.block_warps(10**6, 132) == 4
+    assert nvrtc.block_warps(896, 132, least=2) == 2  # gate_up in one wave
+    assert nvrtc.block_warps(10**6, 132, least=1) == 1
     assert nvrtc.warps_for(8, 128, None) == 8  # a number is taken as it is

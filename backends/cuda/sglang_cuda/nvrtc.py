@@ -239,19 +239,20 @@ def processors(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def block_warps(blocks: int, processors: int) -> int:
+def block_warps(blocks: int, processors: int, least: int = 4) -> int:
     """Warps a block for a grid of `blocks` that split their work along K: the power of two
-    nearest processors * WARPS_PER_SM / blocks, 4 to 16."""
+    nearest processors * WARPS_PER_SM / blocks, `least` to 16."""
     want = processors * WARPS_PER_SM / max(blocks, 1)
-    return min(16, max(4, 1 << max(0, round(math.log2(max(want, 1.0))))))
+    return min(16, max(least, 1 << max(0, round(math.log2(max(want, 1.0))))))
 
 
-def warps_for(cfg_warps, blocks: int, device: torch.device) -> int:
-    """A launch table's "warps": a number, or "auto" (`block_warps` on this device)."""
+def warps_for(cfg_warps, blocks: int, device: torch.device, least: int = 4) -> int:
+    """A launch table's "warps": a number, or "auto" (`block_warps` on this device, at least
+    `least` warps a block)."""
     if cfg_warps != "auto":
         return int(cfg_warps)
     index = device.index if device.index is not None else torch.cuda.current_device()
-    return block_warps(blocks, processors(index))
+    return block_warps(blocks, processors(index), least)
 
 
 def aligned(*tensors: torch.Tensor) -> bool:

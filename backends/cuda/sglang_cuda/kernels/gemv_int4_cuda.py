@@ -34,6 +34,8 @@ GEMV_INT4_CUDA_LAUNCH = {
     "early": False,
     "x_smem": False,
     "buffers": 3,
+    "min_warps": 4,
+    "prefetch": 0,
 }
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
 tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
@@ -45,7 +47,13 @@ weight copies start before griddepcontrol.wait (weights are constants of the ste
 after the wait); x_smem (with stages 0): x's rows staged once in shared memory, so a
 register buffer holds only a chunk's weights and scales, and a warp keeps `buffers` (2 or 3)
 chunks in flight in about the registers two full buffers took (128 against 126 at 3); where x
-would take more than X_SMEM_MAX bytes the plain path runs. Off until timed on a GPU: at 50 us a
+would take more than X_SMEM_MAX bytes the plain path runs. min_warps: the fewest warps "auto"
+gives a block. 4 keeps gate_up (896 blocks) at 4 warps: 1.7 waves of 16 warps a processor
+(registers allow no more), the second 70% full (Nsight Compute on the H200, 2026-12-06); 2 puts
+every block in one wave, each warp streaming twice the K. prefetch (register buffers, x not
+staged): chunks ahead of the buffers a warp asks L2 for (no registers), so more bytes are in
+flight than the two buffers hold (Nsight Compute: 30-40% of issue slots used, stalls on the
+loads, 1.3-2.8 TB/s by shape); 0 until timed on a GPU. Off until timed on a GPU: at 50 us a
 Llama-8B layer (2.25 TB/s on the H200) the kernel keeps ~2 KiB a warp in flight, ~32 KiB a
 processor, short of what Little's law asks at that bandwidth."""
 
@@ -108,7 +116,7 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
     m = x.shape[0]
     y = torch.empty((m, w.n), dtype=x.dtype, device=x.device)
     blocks = (w.n + 31) // 32
-    warps = nvrtc.warps_for(cfg["warps"], blocks, x.device)
+    warps = nvrtc.warps_for(cfg["warps"], blocks, x.device, int(cfg["min_warps"]))
     stages, steps = int(cfg["stages"]), cfg["steps"]
     x_bytes = min(m, 8) * w.k * 2
     # staged x and the static partial sums (1 KiB a warp) within the 48 KiB a block may use
@@ -127,6 +135,7 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
         ("EARLY", int(bool(cfg["early"]) and stages > 0)),
         ("XSMEM", int(staged)),
         ("BUFFERS", int(cfg["buffers"]) if staged else 2),
+        ("PREFETCH", 0 if stages or staged else int(cfg["prefetch"])),
     )
     # a slot: a lane's 16 bytes a step, and its scale and scaled-zero vectors (csrc's Slot)
     shared = warps * stages * (steps + 2) * 32 * 16 if stages else (x_bytes if staged else 0)

@@ -21,6 +21,9 @@
 // XSMEM: x's rows are staged once in shared memory (a block reads k x min(m, 8) elements), so a
 // register buffer holds only a chunk's weights and scales and a warp can keep BUFFERS (3) of
 // them in flight in about the registers two full buffers took.
+// PREFETCH (with STAGES 0, XSMEM 0): a warp also asks L2 for its weights PREFETCH chunks ahead of
+// the register buffers (prefetch.global.L2: no registers), so more than the buffers' two chunks
+// are on their way from DRAM while a chunk computes; a warp's first chunks after the wait.
 //
 // The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
 // c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
@@ -46,6 +49,9 @@
 #endif
 #ifndef BUFFERS
 #define BUFFERS 2  // with XSMEM: chunks of weights a warp holds in registers (2 or 3)
+#endif
+#ifndef PREFETCH
+#define PREFETCH 0  // (register buffers) chunks ahead a warp asks L2 for; 0: none
 #endif
 
 #if FP16
@@ -114,6 +120,26 @@ __device__ __forceinline__ void load_chunk(Chunk& c, const Cursor& p, int chunk,
     const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
     c.s = as_float4(ldg16(p.s + srow));
     c.zs = as_float4(ldg16(p.zs + srow));
+}
+
+// L2 prefetch of this lane's weight words of chunk `chunk` (the scales are small and shared by
+// a group's chunks)
+__device__ __forceinline__ void prefetch_chunk(const Cursor& p, int chunk) {
+    const u32* q = p.q + (long long)chunk * (STEPS * p.q_step);
+#pragma unroll
+    for (int i = 0; i < STEPS; ++i)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(q + i * p.q_step));
+}
+
+// load_chunk of chunk `chunk`, and the prefetch of the chunk PREFETCH after it (within the
+// warp's range [.., c_end); chunks up to c_first + 1 + PREFETCH were asked for at the start)
+__device__ __forceinline__ void load_ahead(Chunk& c, const Cursor& p, int chunk, int c_first,
+                                           int c_end, int group_shift) {
+    load_chunk(c, p, chunk, group_shift);
+#if PREFETCH
+    const int ahead = chunk + PREFETCH;
+    if (chunk >= c_first + 2 && ahead < c_end) prefetch_chunk(p, ahead);
+#endif
 }
 
 __device__ __forceinline__ void tile_mmas(float (&acc)[4], u32 wa, u32 wb, u32 xa0, u32 xa1,
@@ -359,11 +385,15 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     if (c_begin < c_end) {
         Chunk ca, cb;
         load_chunk(ca, p, c_begin, group_shift);
+#if PREFETCH
+        // the chunks after the two register buffers' first loads
+        for (int j = c_begin + 2; j < min(c_begin + 2 + PREFETCH, c_end); ++j) prefetch_chunk(p, j);
+#endif
         for (int c = c_begin; c < c_end; c += 2) {
-            if (c + 1 < c_end) load_chunk(cb, p, c + 1, group_shift);
+            if (c + 1 < c_end) load_ahead(cb, p, c + 1, c_begin, c_end, group_shift);
             compute_chunk(ca, y0, y1);
             if (c + 1 >= c_end) break;
-            if (c + 2 < c_end) load_chunk(ca, p, c + 2, group_shift);
+            if (c + 2 < c_end) load_ahead(ca, p, c + 2, c_begin, c_end, group_shift);
             compute_chunk(cb, y0, y1);
         }
     }
