@@ -34,7 +34,7 @@ GEMV_INT4_CUDA_LAUNCH = {
     "early": False,
     "x_smem": False,
     "buffers": 3,
-    "min_warps": 4,
+    "min_warps": 2,
     "prefetch": 0,
 }
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
@@ -47,15 +47,16 @@ weight copies start before griddepcontrol.wait (weights are constants of the ste
 after the wait); x_smem (with stages 0): x's rows staged once in shared memory, so a
 register buffer holds only a chunk's weights and scales, and a warp keeps `buffers` (2 or 3)
 chunks in flight in about the registers two full buffers took (128 against 126 at 3); where x
-would take more than X_SMEM_MAX bytes the plain path runs. min_warps: the fewest warps "auto"
-gives a block. 4 keeps gate_up (896 blocks) at 4 warps: 1.7 waves of 16 warps a processor
-(registers allow no more), the second 70% full (Nsight Compute on the H200, 2026-12-06); 2 puts
-every block in one wave, each warp streaming twice the K. prefetch (register buffers, x not
-staged): chunks ahead of the buffers a warp asks L2 for (no registers), so more bytes are in
-flight than the two buffers hold (Nsight Compute: 30-40% of issue slots used, stalls on the
-loads, 1.3-2.8 TB/s by shape); 0 until timed on a GPU. Off until timed on a GPU: at 50 us a
-Llama-8B layer (2.25 TB/s on the H200) the kernel keeps ~2 KiB a warp in flight, ~32 KiB a
-processor, short of what Little's law asks at that bandwidth."""
+would take more than X_SMEM_MAX bytes the plain path runs; off: it lost in the AWQ 8B's step on
+an H100 (2.586 ms against 2.426). min_warps: the fewest warps "auto" gives a block: 2 (was 4)
+puts gate_up's 896 blocks in one wave, each warp streaming twice the K, where 4 warps ran 1.7
+waves of 16 warps a processor (registers allow no more), the second 70% full (Nsight Compute on
+the H200). On an H100: gate_up 27.3 -> 26.7 us, the AWQ 8B's step in its graph 2.387 -> 2.370
+ms, ITL 2.447 / 2.448 -> 2.437 ms (docs/benchmarks.md, 2026-12-06). prefetch (register
+buffers, x not staged): chunks ahead of the buffers a warp asks L2 for (prefetch.global.L2, no
+registers); off: it lost at 2, 4 and 8 chunks (the 8B's four shapes 63.0-64.9 us against 55.7,
+the step 2.58-2.63 ms against 2.39, H100). The kernel is latency bound: 126 registers a thread
+allow 16 warps a processor, each with one 2 KiB chunk in flight beside the one it computes."""
 
 X_SMEM_MAX = 32 << 10
 """Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
