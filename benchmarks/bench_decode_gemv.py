@@ -89,9 +89,11 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     # fewer warps a block (gate_up's 896 blocks in one wave), L2 prefetch ahead of the buffers
     {"cuda": {"enabled": True, "warps": 2, "stages": 0}},
     {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "prefetch": 2}},
-    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "prefetch": 4}},
-    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "prefetch": 8}},
-    {"cuda": {"enabled": True, "warps": 2, "stages": 0, "prefetch": 4}},
+    # a ring of 16-byte registers: N chunks of weights in flight a warp (at most 128 registers)
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "ring": 2}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "ring": 3}},
+    {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "ring": 4}},
+    {"cuda": {"enabled": True, "warps": "auto", "min_warps": 4, "stages": 0, "ring": 4}},
 ]
 DENSE_LAUNCHES = [
     None,

@@ -84,6 +84,9 @@ LAUNCHES = (
     {"warps": 1, "stages": 0, "x_smem": True},
     {"warps": 4, "stages": 0, "prefetch": 2},  # L2 prefetch ahead of the register buffers
     {"warps": 1, "stages": 0, "prefetch": 8},
+    {"warps": 8, "stages": 0, "ring": 4},  # a ring of 16 steps of weights a lane
+    {"warps": 2, "stages": 0, "ring": 1},
+    {"warps": 16, "stages": 0, "ring": 3},
 )
 
 
@@ -96,6 +99,7 @@ LAUNCHES = (
         + ("-early" if c.get("early") else "")
         + (f"-xsmem{c.get('buffers', 3)}" if c.get("x_smem") else "")
         + (f"-prefetch{c['prefetch']}" if c.get("prefetch") else "")
+        + (f"-ring{c['ring']}" if c.get("ring") else "")
     ),
 )
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])
@@ -165,6 +169,8 @@ def test_which_calls_it_takes():
     rest goes to the Triton kernels (and so does everything where NVRTC or a GPU is missing)."""
     args, w = _prepared(CASES[0].values[0], kc.DEVICE)
     x = args["x"]
+    with pytest.raises(ValueError, match="ring"):
+        gemv_int4_cuda.plan(x, w, {"ring": 9})
     if not RUNS:
         assert gemv_int4_cuda.plan(x, w) is None
         return
@@ -188,25 +194,27 @@ def test_chunk_rows():
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize(
-    "stages,early,xsmem,prefetch",
+    "stages,early,xsmem,prefetch,ring",
     (
-        (0, 0, 0, 0),
-        (2, 0, 0, 0),
-        (4, 0, 0, 0),
-        (4, 1, 0, 0),
-        (0, 0, 2, 0),
-        (0, 0, 3, 0),
-        (0, 0, 0, 4),
+        (0, 0, 0, 0, 0),
+        (2, 0, 0, 0, 0),
+        (4, 0, 0, 0, 0),
+        (4, 1, 0, 0, 0),
+        (0, 0, 2, 0, 0),
+        (0, 0, 3, 0, 0),
+        (0, 0, 0, 4, 0),
+        (0, 0, 0, 0, 4),  # the ring: 4 chunks, 8 warps x 2 blocks (at most 128 registers)
     ),
 )
 @pytest.mark.parametrize("fp16", (0, 1))
 @pytest.mark.parametrize("steps", (1, 4))
 def test_source_compiles_for_hopper_without_spills(
-    tmp_path, fp16, steps, stages, early, xsmem, prefetch
+    tmp_path, fp16, steps, stages, early, xsmem, prefetch, ring
 ):
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
     defines += [f"-DEARLY={early}", f"-DXSMEM={int(xsmem > 0)}", f"-DBUFFERS={xsmem or 2}"]
-    defines += [f"-DPREFETCH={prefetch}"]
+    defines += [f"-DPREFETCH={prefetch}", f"-DRING={ring * steps}"]
+    defines += [f"-DMIN_BLOCKS={2 if ring else 1}"]
     spills = cs.spills(gemv_int4_cuda.SOURCE, defines, tmp_path)
     assert spills and max(spills) == 0, spills
     before, after = cs.entry_ptx(gemv_int4_cuda.SOURCE, "gemv_int4_mma", defines)

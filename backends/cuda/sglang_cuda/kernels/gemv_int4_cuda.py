@@ -36,6 +36,7 @@ GEMV_INT4_CUDA_LAUNCH = {
     "buffers": 3,
     "min_warps": 2,
     "prefetch": 0,
+    "ring": 0,
 }
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
 tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
@@ -56,7 +57,12 @@ ms, ITL 2.447 / 2.448 -> 2.437 ms (docs/benchmarks.md, 2026-12-06). prefetch (re
 buffers, x not staged): chunks ahead of the buffers a warp asks L2 for (prefetch.global.L2, no
 registers); off: it lost at 2, 4 and 8 chunks (the 8B's four shapes 63.0-64.9 us against 55.7,
 the step 2.58-2.63 ms against 2.39, H100). The kernel is latency bound: 126 registers a thread
-allow 16 warps a processor, each with one 2 KiB chunk in flight beside the one it computes."""
+allow 16 warps a processor, each with one 2 KiB chunk in flight beside the one it computes.
+ring (register buffers, x not staged): N chunks of weights in flight a warp through a ring of
+16-byte registers, one a 32-row step, each refilled as soon as its step is taken (x one step
+ahead, the scales one chunk ahead), with the registers capped at 128 so that 16 warps a processor
+still fit: 4 chunks take 128 registers (nvcc, sm_90a, no spills) against the buffers' 126 for
+one chunk in flight. Built without a GPU in reach (2026-12-06): off until timed."""
 
 X_SMEM_MAX = 32 << 10
 """Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
@@ -90,6 +96,8 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
         raise ValueError("stages: 0 (register buffers) or at least 2 (a cp.async pipeline)")
     if int(cfg["buffers"]) not in (2, 3):
         raise ValueError(f"buffers: 2 or 3, got {cfg['buffers']!r}")
+    if not 0 <= int(cfg["ring"]) <= 8:
+        raise ValueError(f"ring: 0 (off) to 8 chunks, got {cfg['ring']!r}")
     if not cfg["enabled"] or x.device.type != "cuda" or torch.compiler.is_compiling():
         return None
     if x.dtype not in (torch.bfloat16, torch.float16) or x.dim() != 2:
@@ -128,6 +136,7 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
         and x_bytes <= X_SMEM_MAX
         and x_bytes + warps * 1024 <= 48 << 10
     )
+    ring = 0 if stages or staged else int(cfg["ring"])
     defines = (
         ("FP16", int(x.dtype == torch.float16)),
         ("STEPS", steps),
@@ -137,6 +146,9 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
         ("XSMEM", int(staged)),
         ("BUFFERS", int(cfg["buffers"]) if staged else 2),
         ("PREFETCH", 0 if stages or staged else int(cfg["prefetch"])),
+        ("RING", ring * steps),
+        # with the ring, 16 warps a processor whatever a block's warps: at most 128 registers
+        ("MIN_BLOCKS", max(1, 16 // warps) if ring else 1),
     )
     # a slot: a lane's 16 bytes a step, and its scale and scaled-zero vectors (csrc's Slot)
     shared = warps * stages * (steps + 2) * 32 * 16 if stages else (x_bytes if staged else 0)

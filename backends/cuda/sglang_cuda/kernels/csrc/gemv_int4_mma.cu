@@ -24,6 +24,11 @@
 // PREFETCH (with STAGES 0, XSMEM 0): a warp also asks L2 for its weights PREFETCH chunks ahead of
 // the register buffers (prefetch.global.L2: no registers), so more than the buffers' two chunks
 // are on their way from DRAM while a chunk computes; a warp's first chunks after the wait.
+// RING (with STAGES 0, XSMEM 0): the weights stream through a ring of RING 16-byte registers a
+// lane, one 32-row step each (a step's word is reloaded as soon as it is consumed; the weights
+// bypass L1, where x stays), x is loaded one step ahead and the scales one chunk ahead: RING / STEPS chunks in flight a warp in fewer
+// registers than two full buffers, and MIN_BLOCKS blocks a processor asked of the compiler (at
+// most 65536 / (32 x WARPS x MIN_BLOCKS) registers a thread), i.e. more warps a processor too.
 //
 // The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
 // c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
@@ -52,6 +57,15 @@
 #endif
 #ifndef PREFETCH
 #define PREFETCH 0  // (register buffers) chunks ahead a warp asks L2 for; 0: none
+#endif
+#ifndef RING
+#define RING 0  // (register buffers) steps of weights in flight a lane, a multiple of STEPS; 0: off
+#endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 1  // blocks a processor must be able to hold (caps the registers a thread)
+#endif
+#if RING && (RING % STEPS)
+#error "RING must be a multiple of STEPS"
 #endif
 
 #if FP16
@@ -166,25 +180,86 @@ __device__ __forceinline__ void scale_into(float (&y)[4], const float (&acc)[4],
     }
 }
 
+// One 32-row step: the word vector w (row tiles 0 and 1) times x's 16 bytes xv into the chunk's
+// sums a0, a1 and x's sums sx.
+__device__ __forceinline__ void compute_step(uint4 w, uint4 xv, float (&a0)[4], float (&a1)[4],
+                                             float (&sx)[4]) {
+    const u32 ones = ONES_BITS;
+    const u32 xa0 = prmt(xv.x, xv.z, 0x5410u);  // (x0, x4)
+    const u32 xa1 = prmt(xv.y, xv.w, 0x5410u);  // (x2, x6)
+    const u32 xb0 = prmt(xv.x, xv.z, 0x7632u);  // (x1, x5)
+    const u32 xb1 = prmt(xv.y, xv.w, 0x7632u);  // (x3, x7)
+    tile_mmas(a0, w.x, w.y, xa0, xa1, xb0, xb1);
+    tile_mmas(a1, w.z, w.w, xa0, xa1, xb0, xb1);
+    mma(sx, ones, ones, ones, ones, xa0, xa1);
+    mma(sx, ones, ones, ones, ones, xb0, xb1);
+}
+
 __device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], float (&y1)[4]) {
     float a0[4] = {0.f, 0.f, 0.f, 0.f}, a1[4] = {0.f, 0.f, 0.f, 0.f};
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
-    const u32 ones = ONES_BITS;
 #pragma unroll
-    for (int i = 0; i < STEPS; ++i) {
-        const uint4 xv = c.x[i];
-        const u32 xa0 = prmt(xv.x, xv.z, 0x5410u);  // (x0, x4)
-        const u32 xa1 = prmt(xv.y, xv.w, 0x5410u);  // (x2, x6)
-        const u32 xb0 = prmt(xv.x, xv.z, 0x7632u);  // (x1, x5)
-        const u32 xb1 = prmt(xv.y, xv.w, 0x7632u);  // (x3, x7)
-        tile_mmas(a0, c.w[i].x, c.w[i].y, xa0, xa1, xb0, xb1);
-        tile_mmas(a1, c.w[i].z, c.w[i].w, xa0, xa1, xb0, xb1);
-        mma(sx, ones, ones, ones, ones, xa0, xa1);
-        mma(sx, ones, ones, ones, ones, xb0, xb1);
-    }
+    for (int i = 0; i < STEPS; ++i) compute_step(c.w[i], c.x[i], a0, a1, sx);
     scale_into(y0, a0, sx, c.s.x, c.s.y, c.zs.x, c.zs.y);
     scale_into(y1, a1, sx, c.s.z, c.s.w, c.zs.z, c.zs.w);
 }
+
+#if RING
+// 16 bytes of weights that are read once: not kept in L1 (L1::no_allocate), so the streamed
+// weights do not evict x, which every warp of the processor reads again
+__device__ __forceinline__ uint4 ldg16_stream(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+// The warp's chunks [c_begin, c_end) through the ring: step j (0-based within the warp) reads
+// word row 4 (STEPS c_begin + j) + t and x's rows 32 (STEPS c_begin + j) + 8t ..; its ring slot
+// j % RING is refilled with step j + RING as soon as step j's word is taken.
+__device__ __forceinline__ void ring_range(const Cursor& p, int c_begin, int c_end,
+                                           int group_shift, float (&y0)[4], float (&y1)[4]) {
+    const int steps = (c_end - c_begin) * STEPS;
+    const u32* q = p.q + (long long)c_begin * (STEPS * p.q_step);
+    const unsigned short* x = p.x + c_begin * (32 * STEPS);
+    uint4 ring[RING];
+#pragma unroll
+    for (int r = 0; r < RING; ++r)
+        if (r < steps) ring[r] = ldg16_stream(q + r * p.q_step);
+    long long srow = (long long)(c_begin >> group_shift) * p.s_stride;
+    float4 s = as_float4(ldg16(p.s + srow)), zs = as_float4(ldg16(p.zs + srow));
+    uint4 xv = ldg16(x);
+    float a0[4], a1[4], sx[4];
+    for (int base = 0; base < steps; base += RING) {
+#pragma unroll
+        for (int r = 0; r < RING; ++r) {
+            const int j = base + r;
+            if (j < steps) {  // steps is a multiple of STEPS, so a chunk is all in or all out
+                if (r % STEPS == 0) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) a0[e] = a1[e] = sx[e] = 0.f;
+                }
+                const uint4 w = ring[r];
+                if (j + RING < steps) ring[r] = ldg16_stream(q + (long long)(j + RING) * p.q_step);
+                const uint4 xc = xv;
+                if (j + 1 < steps) xv = ldg16(x + 32 * (j + 1));
+                compute_step(w, xc, a0, a1, sx);
+                if (r % STEPS == STEPS - 1) {
+                    scale_into(y0, a0, sx, s.x, s.y, zs.x, zs.y);
+                    scale_into(y1, a1, sx, s.z, s.w, zs.z, zs.w);
+                    const int next = c_begin + j / STEPS + 1;
+                    if (next < c_end) {
+                        srow = (long long)(next >> group_shift) * p.s_stride;
+                        s = as_float4(ldg16(p.s + srow));
+                        zs = as_float4(ldg16(p.zs + srow));
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
 
 #if XSMEM
 // A chunk's weights and scales only: x is read from shared memory when the chunk is computed,
@@ -284,7 +359,7 @@ __device__ __forceinline__ void pipe_chunk(Slot* slots, const Cursor& p, int c, 
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
+extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     gemv_int4_mma(const unsigned short* __restrict__ x, const u32* __restrict__ qw,
                   const float* __restrict__ s, const float* __restrict__ zs,
                   const unsigned short* __restrict__ bias, unsigned short* __restrict__ y,
@@ -381,6 +456,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
         }
 #endif
     }
+#elif RING
+    if (c_begin < c_end) ring_range(p, c_begin, c_end, group_shift, y0, y1);
 #else
     if (c_begin < c_end) {
         Chunk ca, cb;
