@@ -162,9 +162,22 @@ def check(op: str, fn: Callable, case: Case, prepare: Callable | None = None) ->
     assert r.status == PASSED, f"{case.id}: {r.status}: {r.reason}"
 
 
-def params(op: str, keep: Callable[[Case], bool] = lambda c: True) -> list:
-    """pytest parameters, one per selected case of `op`, with the case name as the id."""
-    return [pytest.param(c, id=c.name) for c in cases(op, keep)]
+def params(
+    op: str, keep: Callable[[Case], bool] = lambda c: True, f16_twins_on_gpu: bool = False
+) -> list:
+    """pytest parameters, one per selected case of `op`, with the case name as the id.
+    f16_twins_on_gpu: in Triton's interpreter (no GPU), a float16 case whose bfloat16 twin (the
+    same name, bf16 for f16) is selected too is skipped: for kernels with no float16-specific
+    code the twin runs the same code, and the interpreter is slow. On a GPU both run."""
+    selected = cases(op, keep)
+    names = {c.name for c in selected}
+    out = []
+    for c in selected:
+        twin = c.name.replace("f16", "bf16", 1)
+        skip = f16_twins_on_gpu and not GPU and c.dtype == torch.float16 and twin in names
+        reason = f"Triton's interpreter: {twin} runs the same kernel code (both run on a GPU)"
+        out.append(pytest.param(c, id=c.name, marks=pytest.mark.skip(reason) if skip else ()))
+    return out
 
 
 def assert_graph_replays(step: Callable[[], torch.Tensor], x: torch.Tensor) -> None:
