@@ -18,6 +18,16 @@ __device__ __forceinline__ uint4 ldg16(const void* p) {
     return v;
 }
 
+// 16 bytes read once (streamed weights): not kept in L1 (L1::no_allocate), so they do not evict
+// what the processor's warps read again (x)
+__device__ __forceinline__ uint4 ldg16_stream(const void* p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
 __device__ __forceinline__ float to_float(unsigned short h) {
 #if FP16
     float f;

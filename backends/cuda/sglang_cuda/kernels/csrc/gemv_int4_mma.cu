@@ -205,16 +205,6 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], fl
 }
 
 #if RING
-// 16 bytes of weights that are read once: not kept in L1 (L1::no_allocate), so the streamed
-// weights do not evict x, which every warp of the processor reads again
-__device__ __forceinline__ uint4 ldg16_stream(const void* p) {
-    uint4 v;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                 : "l"(p));
-    return v;
-}
-
 // The warp's chunks [c_begin, c_end) through the ring: step j (0-based within the warp) reads
 // word row 4 (STEPS c_begin + j) + t and x's rows 32 (STEPS c_begin + j) + 8t ..; its ring slot
 // j % RING is refilled with step j + RING as soon as step j's word is taken.
