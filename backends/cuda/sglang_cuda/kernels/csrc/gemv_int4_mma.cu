@@ -26,9 +26,9 @@
 // are on their way from DRAM while a chunk computes; a warp's first chunks after the wait.
 // RING (with STAGES 0, XSMEM 0): the weights stream through a ring of RING 16-byte registers a
 // lane, one 32-row step each (a step's word is reloaded as soon as it is consumed; the weights
-// bypass L1, where x stays), x is loaded one step ahead and the scales one chunk ahead: RING / STEPS chunks in flight a warp in fewer
-// registers than two full buffers, and MIN_BLOCKS blocks a processor asked of the compiler (at
-// most 65536 / (32 x WARPS x MIN_BLOCKS) registers a thread), i.e. more warps a processor too.
+// bypass L1, where x stays), x is loaded one step ahead and the scales one chunk ahead: RING /
+// STEPS chunks in flight a warp, and MIN_BLOCKS blocks a processor asked of the compiler (at
+// most 65536 / (32 x WARPS x MIN_BLOCKS) registers a thread) so that 16 warps a processor fit.
 //
 // The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
 // c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
