@@ -3,6 +3,9 @@ model passes (q / k / v as strided views of one qkv row) and the cases conforman
 stress; and the fallback when they cannot be built."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -121,6 +124,46 @@ def test_kv_store_from_views_and_bounds(ops):
     assert torch.equal(caches[0], caches[2]) and torch.equal(caches[1], caches[3])
     with pytest.raises(RuntimeError, match="outside the cache"):
         kv.native_store(caches[0], caches[1], torch.tensor([0, 1, 2, 50]), k, v)
+
+
+def test_avx2_build_passes_conformance_on_an_avx512_cpu(tmp_path):
+    """The AVX2 twins (w4a8, w8a16, activations, decode attention's plain-loop path) are what an
+    AVX2-only CPU runs; on an AVX-512 CPU they are built and checked under SGLANG_XEON_MAX_ISA=avx2
+    (a build of their own, about a minute on 2 cores) by the conformance suite, mutants
+    included. gemm.int4's native kernel needs AVX-512 BF16, so under the cap it must step aside."""
+    from sglang_xeon import cpu
+
+    if not cpu.has_avx512():
+        pytest.skip("no AVX-512 here: the plain run of the suite already checks the AVX2 kernels")
+    env = dict(os.environ, SGLANG_XEON_MAX_ISA="avx2", ATEN_CPU_CAPABILITY="avx2")
+    report = tmp_path / "avx2.json"
+    ops_ = "gemm.w4a8,gemm.w8a16,act.silu_mul,attention.decode,gemm.int4"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sglang.cli.main",
+            "conformance",
+            "--backend",
+            "xeon",
+            "--ops",
+            ops_,
+            "--kernel",
+            "xeon.native_*",
+            "--report",
+            str(report),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for line in ("xeon.native_w4a8", "xeon.native_w8a16", "xeon.native_attention_decode"):
+        row = next(r for r in run.stdout.splitlines() if line in r).split()
+        assert int(row[-4]) > 0 and int(row[-3]) == 0, row  # passed, failed
+    int4 = next(r for r in run.stdout.splitlines() if "xeon.native_int4" in r).split()
+    assert int(int4[-4]) == 0 and int(int4[-1]) > 0, int4  # unavailable: every case skipped
 
 
 def test_build_failure_falls_back_with_a_logged_reason(monkeypatch, caplog):

@@ -11,7 +11,8 @@ in seconds); bindings.cpp holds the checks and the thread split.
 Nothing here is required: the kernel modules register each native kernel next to its torch
 implementation, with `available=why_unavailable`, so kernel resolution triggers the build and
 takes the torch kernel when it fails (no compiler, no ninja, a compile error: the reason is
-logged once and shown by `sglang backends`). SGLANG_XEON_NATIVE=0 turns them off.
+logged once and shown by `sglang backends`). SGLANG_XEON_NATIVE=0 turns them off;
+SGLANG_XEON_MAX_ISA=avx2 (or avx512) builds them for less than this CPU offers (cpu.py).
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ SOURCES = (
 )
 # -fopenmp: at::parallel_for is inline OpenMP code, compiled into bindings.cpp (without the flag
 # it runs on one thread); the extension then shares the libgomp torch has already loaded.
-CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-DNDEBUG")
+CFLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-DNDEBUG")
+
+
+def cflags() -> tuple[str, ...]:
+    """CFLAGS and the target (-march=native, capped by SGLANG_XEON_MAX_ISA: cpu.march_flags)."""
+    from . import cpu
+
+    return CFLAGS + cpu.march_flags()
 
 
 def build_name() -> str:
@@ -55,7 +63,7 @@ def build_name() -> str:
     every switch between them; an unchanged checkout finds its build again."""
     import torch
 
-    digest = hashlib.sha256(f"{CSRC.resolve()}|{CFLAGS}|{torch.__version__}".encode())
+    digest = hashlib.sha256(f"{CSRC.resolve()}|{cflags()}|{torch.__version__}".encode())
     for path in sorted(CSRC.iterdir()):
         if path.suffix in (".cpp", ".h"):
             digest.update(path.name.encode() + path.read_bytes())
@@ -184,7 +192,7 @@ def _build_and_load() -> None:
                 module = cpp_extension.load(
                     name=name,
                     sources=[str(CSRC / s) for s in SOURCES],
-                    extra_cflags=list(CFLAGS),
+                    extra_cflags=list(cflags()),
                     extra_ldflags=["-fopenmp"],
                     verbose=False,
                 )

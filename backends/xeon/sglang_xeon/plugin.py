@@ -45,12 +45,18 @@ def sglang_backend_info() -> BackendInfo:
 def sglang_backend_probe() -> ProbeResult:
     if not cpu.is_x86():
         return ProbeResult.unavailable(f"not an x86 CPU (machine is {cpu.platform.machine()})")
+    try:
+        cap = cpu.max_isa()
+    except ValueError as e:
+        return ProbeResult.unavailable(str(e))
     notes = [
         "AVX-512" if cpu.has_avx512() else "no AVX-512",
         "AVX-512 BF16" if cpu.has_avx512_bf16() else "no AVX-512 BF16",
         "AMX" if cpu.has_amx() else "no AMX",
         cpu.ipex_status()[1],
     ]
+    if cap is not None:
+        notes.append(f"capped at {cap} by {cpu.MAX_ISA_ENV}")
     return ProbeResult.ok(", ".join(notes))
 
 
