@@ -1,5 +1,6 @@
 // act.silu_mul / act.gelu_mul: act(x[:, :I]) * x[:, I:] in float32, rounded once.
 #include "kernels.h"
+#include "vec256.h"
 #include "vec512.h"
 
 namespace sgl {
@@ -19,6 +20,17 @@ void gated_act(const T* x, int64_t x_stride, T* out, int64_t inter, int act, int
         const __m512 va = load16(a + i, m), vb = load16(b + i, m);
         const __m512 den = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), va)));
         store16(o + i, _mm512_div_ps(_mm512_mul_ps(va, vb), den), m);
+      }
+      continue;
+    }
+#elif SGL_AVX2
+    if (act == 0) {  // the same on 8 lanes
+      const __m256 one = _mm256_set1_ps(1.0f);
+      for (int64_t i = 0; i < inter; i += 8) {
+        const int64_t left = inter - i;
+        const __m256 va = load8(a + i, left), vb = load8(b + i, left);
+        const __m256 den = _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), va)));
+        store8(o + i, _mm256_div_ps(_mm256_mul_ps(va, vb), den), left);
       }
       continue;
     }
