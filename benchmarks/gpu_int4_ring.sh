@@ -8,7 +8,7 @@
 #          row on Llama-3.1-8B's shapes (the ring at 2, 3, 4 chunks among them)
 #   sweep  the int4 axis in the AWQ 8B's batch-1 graph (sweep_decode_launch.py), with the
 #          scheduler loop's ITL for the defaults and the best; the best launch in best-awq.json
-#   itl    batch-1 ITL with main's defaults: FP8 block, Qwen3-30B-A3B bf16, gpt-oss-20b MXFP4
+#   itl    batch-1 ITL with main's defaults: AWQ, FP8 block, Qwen3-30B-A3B bf16, gpt-oss-20b MXFP4
 # Usage: [PARTS="tests micro sweep itl"] bash benchmarks/gpu_int4_ring.sh OUTDIR  (carry .wheels;
 #   the logs in OUTDIR.tgz). About 6 minutes on an H100 with a warm start.
 set -uo pipefail
@@ -38,6 +38,8 @@ json.dump([s._INT4_WARPS], open('$DIR/spec-int4.json', 'w'))"
                 --preset llama8b-awq --spec "$DIR/spec-int4.json" --budget-s 60 --itl \
                 --out "$DIR/sweep.jsonl" --best "$DIR/best-awq.json" ;;
         itl)
+            step awq 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda --quant awq \
+                --only a --out "$DIR/itl.jsonl"
             step fp8 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda --quant fp8-block \
                 --only a --out "$DIR/itl.jsonl"
             step qwen3 70 python3 benchmarks/bench_moe.py --device cuda --only a \
