@@ -62,7 +62,9 @@ ring (register buffers, x not staged): N chunks of weights in flight a warp thro
 16-byte registers, one a 32-row step, each refilled as soon as its step is taken (x one step
 ahead, the scales one chunk ahead), with the registers capped at 128 so that 16 warps a processor
 still fit: 4 chunks take 128 registers (nvcc, sm_90a, no spills) against the buffers' 126 for
-one chunk in flight. Built without a GPU in reach (2026-12-06): off until timed."""
+one chunk in flight. Off: correct (its tests passed on an H100) but it lost by half, the 8B's
+four shapes 85-91 us against 54.3 and the step in its graph 3.37-3.48 ms against 2.37
+(docs/benchmarks.md, 2026-12-06)."""
 
 X_SMEM_MAX = 32 << 10
 """Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
