@@ -94,6 +94,17 @@ INT4_LAUNCHES = [  # None: the default (the tensor-core kernel for bf16 x); "mma
     {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "ring": 3}},
     {"cuda": {"enabled": True, "warps": "auto", "stages": 0, "ring": 4}},
     {"cuda": {"enabled": True, "warps": "auto", "min_warps": 4, "stages": 0, "ring": 4}},
+    # the CUDA-core GEMV at one row (sglang_cuda.kernels.gemv_int4_fma_cuda): x staged in shared
+    # memory as f16 pairs, nibbles as f16 by masks, packed f16 FMAs, ~80 registers
+    {"cuda_fma": {"enabled": True}},
+    {"cuda_fma": {"enabled": True, "center": True}},
+    {"cuda_fma": {"enabled": True, "early": True}},
+    {"cuda_fma": {"enabled": True, "per_sm": 16}},
+    {"cuda_fma": {"enabled": True, "per_sm": 20}},
+    {"cuda_fma": {"enabled": True, "buffers": 3, "per_sm": 16}},
+    {"cuda_fma": {"enabled": True, "min_warps": 4}},
+    {"cuda_fma": {"enabled": True, "warps": 8}},
+    {"cuda_fma": {"enabled": True, "warps": 16}},
 ]
 DENSE_LAUNCHES = [
     None,
@@ -296,11 +307,14 @@ def bench_int4(rows, dev):
 
         def new(launch, x=x, ws=ws):
             gemm_int4.USE_GEMV = True
-            if launch and "cuda" in launch:  # the cuda backend's own kernel, no fallback
-                from sglang_cuda.kernels import gemm_int4 as cuda_int4
-                from sglang_cuda.kernels import gemv_int4_cuda
+            if launch and ("cuda" in launch or "cuda_fma" in launch):  # the cuda backend's own
+                from sglang_cuda.kernels import gemm_int4 as cuda_int4  # kernels, no fallback
+                from sglang_cuda.kernels import gemv_int4_cuda, gemv_int4_fma_cuda
 
-                assert gemv_int4_cuda.plan(x, ws[0], launch["cuda"]) is not None
+                if "cuda_fma" in launch:
+                    assert gemv_int4_fma_cuda.plan(x, ws[0], launch["cuda_fma"]) is not None
+                else:
+                    assert gemv_int4_cuda.plan(x, ws[0], launch["cuda"]) is not None
                 return [lambda w=w: cuda_int4.int4(x, w, "awq", g, launch=launch) for w in ws]
             return [lambda w=w: gemv_int4.gemv_int4(x, w, launch=launch) for w in ws]
 

@@ -50,6 +50,7 @@ FP8 = "sglang_cuda.kernels.gemv_fp8"
 DENSE_CUDA = "sglang_cuda.kernels.gemv_dense_cuda"
 MOE_CUDA = "sglang_cuda.kernels.moe_decode_cuda"
 FP8_ROWS_CUDA = "sglang_cuda.kernels.gemv_fp8_rows_cuda"
+INT4_FMA_CUDA = "sglang_cuda.kernels.gemv_int4_fma_cuda"
 
 
 def _gemv_grid(**fixed):
@@ -99,6 +100,22 @@ _INT4_WARPS = {
         {"warps": 4},
         {"warps": 8},
         {"warps": 16},
+    ],
+}
+
+_INT4_FMA = {
+    "name": "int4: cuda-core gemv (one row)",
+    "module": INT4_FMA_CUDA,
+    "table": "GEMV_INT4_FMA_LAUNCH",
+    "values": [
+        {"enabled": True},
+        {"enabled": True, "early": True},
+        {"enabled": True, "center": True},
+        {"enabled": True, "per_sm": 16},
+        {"enabled": True, "per_sm": 20},
+        {"enabled": True, "buffers": 3, "per_sm": 16},
+        {"enabled": True, "min_warps": 4},
+        {"enabled": True, "warps": 8},
     ],
 }
 
@@ -271,6 +288,7 @@ PRESETS = {
     "llama8b-awq": {
         "quant": "awq",
         "axes": [
+            _INT4_FMA,
             {**_DENSE_CUDA, "name": "dense cuda gemv (the LM head)"},
             _INT4_XSMEM,
             {**_INT4_WARPS, "values": [*_INT4_WARPS["values"], {"early": True}]},

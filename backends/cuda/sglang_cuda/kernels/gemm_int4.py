@@ -1,12 +1,13 @@
-"""gemm.int4 on cuda: the CUDA C++ tensor-core GEMV (gemv_int4_cuda) for 1-8 rows of 16-bit x,
-the shared Triton kernels (sglang_triton.gemm_int4) for everything else. Both read the layout
+"""gemm.int4 on cuda: at one row of 16-bit x the CUDA-core GEMV (gemv_int4_fma_cuda) where its
+launch table enables it, the CUDA C++ tensor-core GEMV (gemv_int4_cuda) for 1-8 rows, the
+shared Triton kernels (sglang_triton.gemm_int4) for everything else. Both read the layout
 of sglang_triton.gemm_int4.prepare, which this kernel registers as its own load-time step."""
 
 from __future__ import annotations
 
 from sglang_triton import gemm_int4 as triton_int4
 
-from sglang_cuda.kernels import gemv_int4_cuda
+from sglang_cuda.kernels import gemv_int4_cuda, gemv_int4_fma_cuda
 
 
 def int4(
@@ -17,6 +18,9 @@ def int4(
     if not isinstance(w, triton_int4.Int4Weight):
         raw = {"qweight": qweight, "scales": scales, "qzeros": qzeros, "g_idx": g_idx}
         w = triton_int4.prepare({**raw, "packing": packing, "group_size": group_size})["qweight"]
+    cfg = gemv_int4_fma_cuda.plan(x, w, (launch or {}).get("cuda_fma"))
+    if cfg is not None:
+        return gemv_int4_fma_cuda.gemv_int4_fma(x, w, bias, cfg)
     cfg = gemv_int4_cuda.plan(x, w, (launch or {}).get("cuda"))
     if cfg is not None:
         return gemv_int4_cuda.gemv_int4(x, w, bias, cfg)
