@@ -209,6 +209,10 @@ def emulate(x: torch.Tensor, w, bias, warps: int = 4, center: bool | None = None
     order (each one rounding), the float32 chunk sums, the warps' split. center: the kernel's
     CENTER (None: as it defaults, on for float16 x)."""
     center = x.dtype == torch.float16 if center is None else center
+    device = x.device  # emulated on the CPU (float64 -> float16 on a GPU may round twice)
+    x = x.cpu()
+    w = w._replace(**{f: getattr(w, f).cpu() for f in ("qweight", "scales", "zs")})
+    bias = None if bias is None else bias.cpu()
     k, n = w.k, w.n
     ch, group_shift = gemv_int4_cuda._chunk_rows(w.group_size, k)
     wrows, chunks = ch // 8, k // ch
@@ -254,7 +258,7 @@ def emulate(x: torch.Tensor, w, bias, warps: int = 4, center: bool | None = None
     out = y.sum(dim=(0, 1))
     if bias is not None:
         out = out + bias.reshape(-1).to(torch.float64)
-    return out.to(x.dtype).reshape(1, n)
+    return out.to(x.dtype).reshape(1, n).to(device)
 
 
 def _codes(words: torch.Tensor, mask: int, center: bool) -> tuple[torch.Tensor, torch.Tensor]:
