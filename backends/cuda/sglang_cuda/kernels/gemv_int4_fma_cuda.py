@@ -146,6 +146,8 @@ def gemv_int4_fma(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> t
         ctypes.c_longlong(w.qweight.stride(0)),
         ctypes.c_longlong(w.scales.stride(0)),
         ctypes.c_int(int(bias is not None)),
+        ctypes.c_longlong(32),  # prepare's layout: the next block's columns are 32 words on
+        ctypes.c_longlong(32),
     ]
     blocks = (w.n + 31) // 32
     stream = torch.cuda.current_stream(x.device).cuda_stream

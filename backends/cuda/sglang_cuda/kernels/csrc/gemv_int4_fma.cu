@@ -225,7 +225,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     gemv_int4_fma(const unsigned short* __restrict__ x, const u32* __restrict__ qw,
                   const float* __restrict__ s, const float* __restrict__ zs,
                   const unsigned short* __restrict__ bias, unsigned short* __restrict__ y, int n,
-                  int k, int group_shift, long long stride_q, long long stride_s, int has_bias) {
+                  int k, int group_shift, long long stride_q, long long stride_s, int has_bias,
+                  long long block_q, long long block_s) {
     // dynamic: xs (k / 8 vectors), then f2 (chunks floats), then sx (4 chunks floats)
     extern __shared__ uint4 smem[];
     __shared__ float red[WARPS][32];
@@ -240,9 +241,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     float* f2 = reinterpret_cast<float*>(smem + (k >> 3));
     float* sx = f2 + chunks;
     Cursor p;
-    p.q = qw + t * stride_q + n_col;
-    p.s = s + n_col;
-    p.zs = zs + n_col;
+    // block_q / block_s: elements from one block's 32 columns to the next's (32 in prepare's
+    // layout; a layout of 32-column strips, each contiguous over K, has (K / 8) x 32 words)
+    p.q = qw + blockIdx.x * block_q + t * stride_q + (n_col - n0);
+    p.s = s + blockIdx.x * block_s + (n_col - n0);
+    p.zs = zs + blockIdx.x * block_s + (n_col - n0);
     p.q_step = (int)(4 * stride_q);  // plan(): below 2^31
     p.s_stride = (int)stride_s;
 
