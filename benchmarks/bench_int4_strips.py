@@ -64,7 +64,6 @@ def bench_shape(name: str, n: int, k: int, launch: dict) -> dict:
         ("CENTER", cfg["center"]),
     )
     kern = nvrtc.kernel(fma.SOURCE, "gemv_int4_fma", dev, defines)
-    stream = torch.cuda.current_stream().cuda_stream
     y = torch.empty(1, n, device=dev, dtype=torch.bfloat16)
 
     def call(i, strip):
@@ -90,7 +89,7 @@ def bench_shape(name: str, n: int, k: int, launch: dict) -> dict:
             (n // 32, 1, 1),
             (32 * cfg["warps"], 1, 1),
             a,
-            stream,
+            torch.cuda.current_stream().cuda_stream,  # the capture's stream in a graph
             pdl.enabled(dev),
             cfg["shared"],
         )
