@@ -34,7 +34,14 @@ GEMV_INT4_FMA_LAUNCH = {
     "min_warps": 2,
     "center": "auto",
 }
-"""enabled: the A/B switch (off until timed on a GPU: docs/benchmarks.md); warps: a block's
+"""enabled: the A/B switch. Off: correct (its tests and AWQ / GPTQ models through it passed on an
+H100) but no faster than the tensor-core kernel it would replace. On an H100 (docs/benchmarks.md,
+2026-12-06): the 8B's four AWQ shapes 55.9-58.3 us a layer at one row against the tensor-core
+kernel's 54.3-55.7 (earlier calls); in the AWQ 8B's batch-1 graph 2.382 ms a step with "early"
+against 2.380 (2.487 without "early", 2.433-2.57 at other launches). Nsight: 31% occupancy
+(80 registers) against 20% (126), yet 66% of DRAM bandwidth against 70%: both wait on their
+loads (long-scoreboard stalls 10.8 against 6.0 cycles an instruction), so more warps a
+processor did not raise the bytes the DRAM delivers. warps: a block's
 warps, which split K by chunks (a block owns 32 output columns), or "auto" (`block_warps`);
 per_sm: the warps a processor should hold, which caps the registers a thread (65536 / (32 x
 per_sm): 85 at 24, where ptxas builds the 2-buffer loop in 80 without spills for sm_90a) and
