@@ -1,0 +1,119 @@
+"""What read bandwidth this GPU gives a kernel that only streams: the ceiling the decode GEMVs
+(which read each weight byte once) are measured against.
+
+    python3 benchmarks/bench_stream_read.py [--mib 1024] [--out FILE.jsonl]
+
+A kernel compiled by NVRTC reads a buffer larger than L2 once, 16 bytes a load, each thread
+issuing UNROLL independent loads before it uses them, over a grid of B blocks of T threads
+(every combination below), and XORs what it read into one word (written only if it is a
+value no input makes, so nothing is optimised away). Also torch's own reduction (`sum` of
+int32) over the same bytes. Prints GB/s for each; the best is what "% of peak" in Nsight
+should be read against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+SOURCE = r"""
+extern "C" __global__ void stream_read(const uint4* __restrict__ p, long long n, unsigned* out) {
+    unsigned acc = 0;
+    const long long stride = (long long)gridDim.x * blockDim.x * UNROLL;
+    for (long long i = (long long)blockIdx.x * blockDim.x * UNROLL + threadIdx.x; i < n;
+         i += stride) {
+        uint4 v[UNROLL];
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) {
+            const long long j = i + (long long)u * blockDim.x;
+            if (j < n) {
+                asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
+                             : "=r"(v[u].x), "=r"(v[u].y), "=r"(v[u].z), "=r"(v[u].w)
+                             : "l"(p + j));
+            } else {
+                v[u] = make_uint4(0, 0, 0, 0);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+    if (acc == 0x9e3779b9u) out[0] = acc;
+}
+"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    from sglang_cuda import nvrtc
+
+    dev = torch.device("cuda")
+    nbytes = args.mib << 20
+    buf = torch.randint(0, 2**31 - 1, (nbytes // 4,), dtype=torch.int32, device=dev)
+    out = torch.zeros(1, dtype=torch.int32, device=dev)
+    sms = nvrtc.processors(dev.index or 0)
+    arch = nvrtc.arch_of(dev)
+    rows = []
+
+    def timed(fn, reps=10) -> float:
+        fn()
+        torch.cuda.synchronize()
+        t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0.record()
+        for _ in range(reps):
+            fn()
+        t1.record()
+        torch.cuda.synchronize()
+        return t0.elapsed_time(t1) / reps * 1e-3
+
+    s = timed(lambda: buf.sum())
+    rows.append({"kernel": "torch int32 sum", "gbs": round(nbytes / s / 1e9)})
+    print(json.dumps(rows[-1]), flush=True)
+    import ctypes
+
+    n16 = nbytes // 16
+    for unroll in (1, 2, 4, 8):
+        cubin = nvrtc.compile_cubin(SOURCE, "stream_read.cu", arch, (f"-DUNROLL={unroll}",))
+        kern = nvrtc.Kernel(cubin, "stream_read", dev)
+        for threads in (256, 512, 1024):
+            for per_sm in (1, 2, 4, 8):
+                blocks = sms * per_sm
+                if threads * per_sm > 2048:
+                    continue
+                a = [
+                    ctypes.c_void_p(buf.data_ptr()),
+                    ctypes.c_longlong(n16),
+                    ctypes.c_void_p(out.data_ptr()),
+                ]
+
+                def run(kern=kern, blocks=blocks, threads=threads, a=a):
+                    stream = torch.cuda.current_stream().cuda_stream
+                    kern.launch((blocks, 1, 1), (threads, 1, 1), a, stream)
+
+                s = timed(run)
+                rows.append(
+                    {
+                        "kernel": "stream_read",
+                        "unroll": unroll,
+                        "threads": threads,
+                        "blocks_per_sm": per_sm,
+                        "warps_per_sm": threads * per_sm // 32,
+                        "bytes_in_flight_per_sm_kib": threads * per_sm * unroll * 16 // 1024,
+                        "gbs": round(nbytes / s / 1e9),
+                    }
+                )
+                print(json.dumps(rows[-1]), flush=True)
+    best = max(rows, key=lambda r: r["gbs"])
+    print(f"best: {best}")
+    if args.out:
+        with open(args.out, "a") as f:
+            for r in rows:
+                f.write(json.dumps({**r, "device": torch.cuda.get_device_name()}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
