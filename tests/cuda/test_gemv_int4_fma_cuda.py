@@ -332,13 +332,18 @@ def test_emulation_fails_with_a_wrong_pairing():
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
 @pytest.mark.parametrize(
-    "warps,min_blocks,buffers,early",
-    ((3, 8, 2, 0), (12, 2, 2, 0), (24, 1, 2, 0), (24, 1, 2, 1), (8, 2, 3, 0), (1, 24, 2, 0)),
+    "warps,min_blocks,buffers,early,fp16,center,steps",
+    (  # the default launches of the 8B's shapes (3, 12, 24 warps), early, 3 buffers, centred
+        (3, 8, 2, 0, 0, 0, 4),
+        (12, 2, 2, 0, 1, 1, 4),
+        (24, 1, 2, 1, 0, 0, 4),
+        (24, 1, 2, 1, 0, 1, 2),
+        (8, 2, 3, 0, 1, 1, 1),
+        (1, 24, 2, 0, 0, 0, 1),
+    ),
 )
-@pytest.mark.parametrize("fp16,center", ((0, 0), (0, 1), (1, 1)))
-@pytest.mark.parametrize("steps", (1, 2, 4))
 def test_source_compiles_for_hopper_without_spills(
-    tmp_path, fp16, center, steps, warps, min_blocks, buffers, early
+    tmp_path, warps, min_blocks, buffers, early, fp16, center, steps
 ):
     defines = [f"-DFP16={fp16}", f"-DCENTER={center}", f"-DSTEPS={steps}", f"-DWARPS={warps}"]
     defines += [f"-DBUFFERS={buffers}"]
