@@ -5,7 +5,8 @@
 
 A kernel compiled by NVRTC reads a buffer larger than L2 once, 16 bytes a load, each thread
 issuing UNROLL independent loads before it uses them, over a grid of B blocks of T threads
-(every combination below), and XORs what it read into one word (written only if it is a
+(every combination below), in three orders (the whole grid striding over one window; each
+block, or each warp, over a contiguous part of its own: the GEMVs' order), and XORs what it read into one word (written only if it is a
 value no input makes, so nothing is optimised away). Also torch's own reduction (`sum` of
 int32) over the same bytes. Prints GB/s for each; the best is what "% of peak" in Nsight
 should be read against.
@@ -19,16 +20,34 @@ import json
 import torch
 
 SOURCE = r"""
+// MODE 0: grid-stride (at any moment the whole GPU reads one window of memory);
+// MODE 1: block b reads its own contiguous part (the GPU reads as many places as blocks);
+// MODE 2: each warp reads its own contiguous part (as a GEMV whose warps split K).
 extern "C" __global__ void stream_read(const uint4* __restrict__ p, long long n, unsigned* out) {
     unsigned acc = 0;
+#if MODE == 0
+    const long long begin = (long long)blockIdx.x * blockDim.x * UNROLL + threadIdx.x;
+    const long long end = n, lanes = blockDim.x;
     const long long stride = (long long)gridDim.x * blockDim.x * UNROLL;
-    for (long long i = (long long)blockIdx.x * blockDim.x * UNROLL + threadIdx.x; i < n;
-         i += stride) {
+#elif MODE == 1
+    const long long part = (n + gridDim.x - 1) / gridDim.x;
+    const long long begin = blockIdx.x * part + threadIdx.x;
+    const long long end = min(n, (blockIdx.x + 1) * part), lanes = blockDim.x;
+    const long long stride = (long long)blockDim.x * UNROLL;
+#else
+    const long long warps = (long long)gridDim.x * (blockDim.x / 32);
+    const long long w = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    const long long part = (n + warps - 1) / warps;
+    const long long begin = w * part + threadIdx.x % 32;
+    const long long end = min(n, (w + 1) * part), lanes = 32;
+    const long long stride = 32LL * UNROLL;
+#endif
+    for (long long i = begin; i < end; i += stride) {
         uint4 v[UNROLL];
 #pragma unroll
         for (int u = 0; u < UNROLL; ++u) {
-            const long long j = i + (long long)u * blockDim.x;
-            if (j < n) {
+            const long long j = i + (long long)u * lanes;
+            if (j < end) {
                 asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];"
                              : "=r"(v[u].x), "=r"(v[u].y), "=r"(v[u].z), "=r"(v[u].w)
                              : "l"(p + j));
@@ -76,8 +95,9 @@ def main() -> None:
     import ctypes
 
     n16 = nbytes // 16
-    for unroll in (1, 2, 4, 8):
-        cubin = nvrtc.compile_cubin(SOURCE, "stream_read.cu", arch, (f"-DUNROLL={unroll}",))
+    for mode, unroll in [(0, u) for u in (1, 2, 4, 8)] + [(1, 4), (2, 4), (2, 8)]:
+        opts = (f"-DUNROLL={unroll}", f"-DMODE={mode}")
+        cubin = nvrtc.compile_cubin(SOURCE, "stream_read.cu", arch, opts)
         kern = nvrtc.Kernel(cubin, "stream_read", dev)
         for threads in (256, 512, 1024):
             for per_sm in (1, 2, 4, 8):
@@ -98,6 +118,7 @@ def main() -> None:
                 rows.append(
                     {
                         "kernel": "stream_read",
+                        "mode": ("grid-stride", "block parts", "warp parts")[mode],
                         "unroll": unroll,
                         "threads": threads,
                         "blocks_per_sm": per_sm,
