@@ -63,9 +63,79 @@ extern "C" __global__ void stream_read(const uint4* __restrict__ p, long long n,
 """
 
 
+def graph_sizes(mib: int, arch: str, sms: int, dev) -> list[dict]:
+    """Kernels reading `mib` MiB each from copies larger than L2 together, in a CUDA graph."""
+    import ctypes
+
+    from sglang_cuda import nvrtc
+
+    nbytes = mib << 20
+    copies = max(2, (256 << 20) // nbytes)
+    bufs = [
+        torch.empty(nbytes // 4, dtype=torch.int32, device=dev).fill_(i + 1) for i in range(copies)
+    ]
+    out = torch.zeros(1, dtype=torch.int32, device=dev)
+    rows = []
+    for mode, unroll, threads, per_sm in (
+        (0, 4, 512, 2),
+        (1, 4, 1024, 1),
+        (2, 4, 1024, 1),
+        (2, 8, 256, 4),
+    ):
+        opts = (f"-DUNROLL={unroll}", f"-DMODE={mode}")
+        kern = nvrtc.Kernel(
+            nvrtc.compile_cubin(SOURCE, "stream_read.cu", arch, opts), "stream_read", dev
+        )
+
+        def run_all(kern=kern, threads=threads, per_sm=per_sm):
+            stream = torch.cuda.current_stream().cuda_stream
+            for b in bufs:
+                a = [
+                    ctypes.c_void_p(b.data_ptr()),
+                    ctypes.c_longlong(nbytes // 16),
+                    ctypes.c_void_p(out.data_ptr()),
+                ]
+                kern.launch((sms * per_sm, 1, 1), (threads, 1, 1), a, stream)
+
+        run_all()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(10):
+                run_all()
+        graph.replay()
+        torch.cuda.synchronize()
+        t0, t1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        t0.record()
+        for _ in range(5):
+            graph.replay()
+        t1.record()
+        torch.cuda.synchronize()
+        us = t0.elapsed_time(t1) * 1e3 / (5 * 10 * copies)
+        rows.append(
+            {
+                "kernel": f"stream_read in a graph, {mib} MiB a kernel",
+                "mode": ("grid-stride", "block parts", "warp parts")[mode],
+                "unroll": unroll,
+                "threads": threads,
+                "blocks_per_sm": per_sm,
+                "us": round(us, 2),
+                "gbs": round(nbytes / us / 1e3),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument(
+        "--graph-mib",
+        type=int,
+        default=0,
+        help="also: kernels of this size, each over its own buffer (copies past L2), replayed "
+        "back to back in a CUDA graph (the GEMV benchmarks' harness): a kernel's ramp and tail",
+    )
     ap.add_argument("--out")
     args = ap.parse_args()
     from sglang_cuda import nvrtc
@@ -128,6 +198,8 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
+    if args.graph_mib:
+        rows += graph_sizes(args.graph_mib, arch, sms, dev)
     best = max(rows, key=lambda r: r["gbs"])
     print(f"best: {best}")
     if args.out:
