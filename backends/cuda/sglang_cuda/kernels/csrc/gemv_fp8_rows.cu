@@ -52,26 +52,6 @@
 
 #define E4M3_MAX 448.f
 
-__device__ __forceinline__ u32 hfma2(u32 a, u32 b, u32 c) {
-    u32 d;
-    asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-}
-
-__device__ __forceinline__ u32 hadd2(u32 a, u32 b) {
-    u32 d;
-    asm("add.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
-    return d;
-}
-
-__device__ __forceinline__ float f16x2_sum(u32 v) {
-    float lo, hi;
-    asm("{ .reg .b16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }"
-        : "=f"(lo), "=f"(hi)
-        : "r"(v));
-    return lo + hi;
-}
-
 // two float32 values already in e4m3's range -> their e4m3 codes as an f16 pair (lo, hi),
 // exact (saturating round to nearest even, as the spec's cast after its clamp)
 __device__ __forceinline__ u32 e4m3_pair(float lo, float hi) {
