@@ -228,22 +228,23 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
 #if BUFFERS == 3
     WChunk cc;
 #endif
-#if EARLY  // weights and scales are constants of the step
-    if (c_begin < c_end) load_chunk(ca, p, c_begin, group_shift);
-    if (c_begin + 1 < c_end) load_chunk(cb, p, c_begin + 1, group_shift);
+    // the first BUFFERS chunks of weights and scales (constants of the step: EARLY loads them
+    // before griddepcontrol.wait), so they are on their way while x is staged
+    auto load_first = [&]() {
+        if (c_begin < c_end) load_chunk(ca, p, c_begin, group_shift);
+        if (c_begin + 1 < c_end) load_chunk(cb, p, c_begin + 1, group_shift);
 #if BUFFERS == 3
-    if (c_begin + 2 < c_end) load_chunk(cc, p, c_begin + 2, group_shift);
+        if (c_begin + 2 < c_end) load_chunk(cc, p, c_begin + 2, group_shift);
 #endif
+    };
+#if EARLY
+    load_first();
 #endif
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 #if !EARLY
-    if (c_begin < c_end) load_chunk(ca, p, c_begin, group_shift);
-    if (c_begin + 1 < c_end) load_chunk(cb, p, c_begin + 1, group_shift);
-#if BUFFERS == 3
-    if (c_begin + 2 < c_end) load_chunk(cc, p, c_begin + 2, group_shift);
-#endif
+    load_first();
 #endif
     stage_x(x, xs, f2, sx, k);
     __syncthreads();
