@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("int4",)
 INT4_GROUP_SIZE = 32
+NORM_FUSED_OPS = {"gemm.dense": "gemm.dense_rms", "gemm.int4": "gemm.int4_rms"}
+"""A GEMM op -> its form with a decoder layer's RMS norm inside (PendingNorm), which takes the
+weights as the same backend's plain op prepared them."""
 
 
 def int4_weight_args(
@@ -259,6 +262,7 @@ class Linear(Layer):
             setattr(self, name, None)
         self.gemm_op = method.op
         self.set_prepared(*self.ops.prepared(method.op, args))
+        self._bind_norm_fusion()
 
     def prepare(
         self, quantization: str | None = None, quantized: tuple[str, dict] | None = None
@@ -289,31 +293,38 @@ class Linear(Layer):
         else:
             self.gemm_op, args = "gemm.dense", {"weight": weight}
         self.set_prepared(*self.ops.prepared(self.gemm_op, args))
-        if self.gemm_op == "gemm.dense" and self.fuses_norm():
-            # gemm.dense_rms takes the weight as the same backend's gemm.dense prepared it
-            self._rms_call = functools.partial(
-                self.ops.gemm_dense_rms, bias=self._own_bias(), **self._weights
-            )
+        self._bind_norm_fusion()
         if not any(v is weight for v in self._weights.values()):
             self.weight = None
 
     fuse_norm = True
-    """Where the backend has a kernel of its own for gemm.dense_rms, a dense layer handed a
-    PendingNorm runs the norm inside its GEMM (False: the norm's own launch, then the GEMM)."""
+    """Where the backend has a kernel of its own for the layer's GEMM with the norm inside
+    (NORM_FUSED_OPS), a layer handed a PendingNorm runs the norm inside its GEMM (False: the
+    norm's own launch, then the GEMM)."""
+
+    def _bind_norm_fusion(self) -> None:
+        """After prepare: the fused op with this layer's prepared weights and bias bound, where
+        fuses_norm says so."""
+        fused = NORM_FUSED_OPS.get(self.gemm_op)
+        if fused is not None and self.fuses_norm():
+            # the fused op takes the weights as the same backend's plain op prepared them
+            fn = getattr(self.ops, fused.replace(".", "_"))
+            self._rms_call = functools.partial(fn, bias=self._own_bias(), **self._weights)
 
     def fuses_norm(self) -> bool:
-        """Whether this layer, served dense, takes a PendingNorm into its GEMM: the switch on, not
-        row-parallel (its x is a slice), and gemm.dense_rms served by a kernel of the backend
-        that serves gemm.dense (not the reference fallback), which takes that kernel's weight
-        layout (it has no prepare of its own)."""
+        """Whether this layer takes a PendingNorm into its GEMM: the switch on, not row-parallel
+        (its x is a slice), and its op's fused form (NORM_FUSED_OPS) served by a kernel of the
+        backend that serves the op itself (not the reference fallback), which takes that
+        kernel's weight layout (it has no prepare of its own)."""
         kernels = getattr(self.ops, "kernels", None) or {}
-        dense, rms = kernels.get("gemm.dense"), kernels.get("gemm.dense_rms")
+        fused = NORM_FUSED_OPS.get(self.gemm_op)
+        plain, rms = kernels.get(self.gemm_op), kernels.get(fused)
         return (
             self.fuse_norm
             and self.parallel != "row"
-            and dense is not None
+            and plain is not None
             and rms is not None
-            and rms.backend == dense.backend
+            and rms.backend == plain.backend
             and rms.backend != REFERENCE
             and rms.prepare is None
         )

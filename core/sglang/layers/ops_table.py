@@ -30,6 +30,7 @@ OPS = {
     "gemm_dense": "gemm.dense",
     "gemm_dense_rms": "gemm.dense_rms",
     "gemm_int4": "gemm.int4",
+    "gemm_int4_rms": "gemm.int4_rms",
     "gemm_int8": "gemm.int8",
     "gemm_fp8": "gemm.fp8",
     "gemm_fp4": "gemm.fp4",

@@ -19,6 +19,7 @@ SPEC_MODULES = (
     "sglang.ops.gemm_dense_rms",
     "sglang.ops.gemm_fp8",
     "sglang.ops.gemm_int4",
+    "sglang.ops.gemm_int4_rms",
     "sglang.ops.gemm_w8a16",
     "sglang.ops.gemm_w4a8",
     "sglang.ops.gemm_fp4",

@@ -37,6 +37,8 @@ GEMV_INT4_CUDA_LAUNCH = {
     "min_warps": 2,
     "prefetch": 0,
     "ring": 0,
+    "rms": True,
+    "rms_early": False,
 }
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
 tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
@@ -64,7 +66,13 @@ ahead, the scales one chunk ahead), with the registers capped at 128 so that 16 
 still fit: 4 chunks take 128 registers (nvcc, sm_90a, no spills) against the buffers' 126 for
 one chunk in flight. Off: correct (its tests passed on an H100) but it lost by half, the 8B's
 four shapes 85-91 us against 54.3 and the step in its graph 3.37-3.48 ms against 2.37
-(docs/benchmarks.md, 2026-12-06)."""
+(docs/benchmarks.md, 2026-12-06).
+rms: gemm.int4_rms (a decoder layer's RMS norm and the W4A16 projection after it) at one row
+as this GEMV with the norm inside (gemv_int4_rms: each warp stages its K range of the norm's
+input times its weight in shared memory with its share of the sum of squares, the block's
+reciprocal RMS scales the sums; two register buffers of weights, 114 registers: three take 139);
+off, the norm and the GEMV are two launches. rms_early: its first two chunks' weights loaded
+before griddepcontrol.wait."""
 
 X_SMEM_MAX = 32 << 10
 """Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
@@ -120,6 +128,80 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
     if not nvrtc.aligned(s, zs):
         return None
     return {**cfg, "steps": chunk[0] // 32, "group_shift": chunk[1]}
+
+
+def plan_rms(x, norm_weight, w, residual=None, launch=None) -> dict | None:
+    """`plan` for gemm.int4_rms at one row: also the norm's weight [K] and the residual [1, K]
+    in x's dtype, contiguous and 16-byte aligned, and h g (K x 2 bytes) within X_SMEM_MAX."""
+    cfg = plan(x, w, launch)
+    if cfg is None or not cfg["rms"] or x.shape[0] != 1 or w.k * 2 > X_SMEM_MAX:
+        return None
+    k = w.k
+    if norm_weight.shape != (k,) or norm_weight.dtype != x.dtype or norm_weight.stride(0) != 1:
+        return None
+    if not nvrtc.aligned(norm_weight) or norm_weight.device != x.device:
+        return None
+    if residual is not None:
+        if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
+            return None
+        if not nvrtc.aligned(residual) or residual.device != x.device:
+            return None
+    return cfg
+
+
+def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
+    """gemm.int4_rms at one row (the spec's returns); cfg from `plan_rms`."""
+    y = torch.empty((1, w.n), dtype=x.dtype, device=x.device)
+    h = torch.empty_like(x) if residual is not None else None
+    normed = torch.empty_like(x) if return_normed else None
+    blocks = (w.n + 31) // 32
+    warps = nvrtc.warps_for(cfg["warps"], blocks, x.device, int(cfg["min_warps"]))
+    defines = (
+        ("FP16", int(x.dtype == torch.float16)),
+        ("STEPS", cfg["steps"]),
+        ("WARPS", warps),
+        ("STAGES", 0),
+        ("EARLY", int(bool(cfg["rms_early"]))),
+        ("BUFFERS", 2),
+        ("NORM", 1),
+    )
+    kern = nvrtc.kernel(SOURCE, "gemv_int4_rms", x.device, defines)
+    if bias is not None:
+        bias = bias.to(x.dtype).contiguous()
+    flags = (
+        int(bias is not None)
+        | (2 if residual is not None else 0)
+        | (4 if h is not None else 0)
+        | (8 if normed is not None else 0)
+    )
+
+    def ptr(t):
+        return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
+
+    args = [
+        ptr(x),
+        ptr(residual),
+        ptr(norm_weight),
+        ctypes.c_float(eps),
+        ptr(w.qweight),
+        ptr(w.scales),
+        ptr(w.zs),
+        ptr(bias),
+        ptr(y),
+        ptr(h),
+        ptr(normed),
+        ctypes.c_int(w.n),
+        ctypes.c_int(w.k),
+        ctypes.c_int(cfg["group_shift"]),
+        ctypes.c_longlong(w.qweight.stride(0)),
+        ctypes.c_longlong(w.scales.stride(0)),
+        ctypes.c_int(flags),
+    ]
+    stream = torch.cuda.current_stream(x.device).cuda_stream
+    pdl_on = pdl.enabled(x.device)
+    kern.launch((blocks, 1, 1), (32 * warps, 1, 1), args, stream, pdl_on, w.k * 2)
+    out = [y] + ([h] if h is not None else []) + ([normed] if normed is not None else [])
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch.Tensor:

@@ -216,7 +216,39 @@ def int4(x, qweight, packing, group_size, scales=None, qzeros=None, g_idx=None, 
     return out
 
 
+def int4_rms(
+    x,
+    norm_weight,
+    qweight,
+    packing,
+    group_size,
+    eps=1e-6,
+    scales=None,
+    qzeros=None,
+    g_idx=None,
+    bias=None,
+    residual=None,
+    return_normed=False,
+):
+    """gemm.int4_rms as the two ops it is made of (this backend's norm.rms, then `int4`; on the
+    CPU the norm is not a launch to save), so that layers take the fused op's path here as on a
+    GPU (gemm.dense_rms's precedent). qweight: as either gemm.int4 kernel's prepare left it
+    (gemm.int4_rms has no prepare of its own), or the raw tensors."""
+    from sglang_xeon.kernels import norm
+
+    rms = norm.native_rms_norm if native.why_unavailable() is None else norm.rms_norm
+    if residual is None:
+        normed, h = rms(x, norm_weight, eps), None
+    else:
+        normed, h = rms(x, norm_weight, eps, residual)
+    out = [int4(normed, qweight, packing, group_size, scales, qzeros, g_idx, bias)]
+    out += [h] if h is not None else []
+    out += [normed] if return_normed else []
+    return out[0] if len(out) == 1 else tuple(out)
+
+
 def register(registry) -> None:
+    registry.register("gemm.int4_rms", int4_rms, name="xeon.int4_rms")
     registry.register("gemm.int4", int4, name="xeon.int4_pack_mm", prepare=prepare)
     registry.register(
         "gemm.int4",

@@ -31,11 +31,14 @@
 // most 65536 / (32 x WARPS x MIN_BLOCKS) registers a thread) so that 16 warps a processor fit.
 //
 // The C fragment of row tile T: c0 (row g, x row 2t), c1 (row g, 2t + 1), c2 (row g + 8, 2t),
-// c3 (row g + 8, 2t + 1). Programmatic dependent launch: griddepcontrol.wait before the first
+// c3 (row g + 8, 2t + 1).
+// gemv_int4_rms (gemm.int4_rms, one row): the plain path's arithmetic with a decoder layer's
+// RMS norm before it; see its comment.
+// Programmatic dependent launch: griddepcontrol.wait before the first
 // load (EARLY: before the first load of x; the weights' first chunks may already be in flight),
 // launch_dependents after the main loop (no-ops when not launched with PDL).
 
-#include "common.cuh"
+#include "gemv_rows.cuh"  // common.cuh, and unpack8 for gemv_int4_rms
 
 #ifndef STEPS
 #define STEPS 4  // 32-row steps a chunk (CH = 32 * STEPS)
@@ -60,6 +63,9 @@
 #endif
 #ifndef RING
 #define RING 0  // (register buffers) steps of weights in flight a lane, a multiple of STEPS; 0: off
+#endif
+#ifndef NORM
+#define NORM 0  // 1: compile gemv_int4_rms (the RMS norm inside), not gemv_int4_mma
 #endif
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 1  // blocks a processor must be able to hold (caps the registers a thread)
@@ -246,7 +252,7 @@ __device__ __forceinline__ void ring_range(const Cursor& p, int c_begin, int c_e
 }
 #endif
 
-#if XSMEM
+#if XSMEM || NORM
 // A chunk's weights and scales only: x is read from shared memory when the chunk is computed,
 // so a register buffer is 24 registers instead of 40 and a warp can hold BUFFERS of them.
 struct ChunkW {
@@ -344,6 +350,7 @@ __device__ __forceinline__ void pipe_chunk(Slot* slots, const Cursor& p, int c, 
 }
 #endif
 
+#if !NORM
 extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     gemv_int4_mma(const unsigned short* __restrict__ x, const u32* __restrict__ qw,
                   const float* __restrict__ s, const float* __restrict__ zs,
@@ -483,3 +490,167 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
         y[row * stride_ym + n0 + col] = from_float(v);
     }
 }
+#endif
+
+#if NORM
+// gemm.int4_rms at one row: y = gemm.int4(norm.rms(x + residual) with weight g) (+ bias).
+// Each warp first stages its own K range (the chunks it computes) of h g in shared memory as
+// 16-bit pairs, h = x + residual in float32, with its share of the sum of h^2; then the
+// weights' chunks run as with staged x (compute_staged: no __syncthreads, a warp reads only what
+// it wrote). The block's warps cover all of K, so after the partial sums' reduction every block
+// has the row's reciprocal RMS rs and scales its sums by it (the MMA sums are linear in x):
+// y = rs * sum_k w h g. (The composition rounds the normed row h rs g to the dtype; here h g is
+// rounded: the spec's tolerance has one rounding more.) float16 stages h g / 256 (2^-8, exact),
+// so a large residual stream times the norm's weight stays within float16's range; rs is
+// scaled back. Block b writes its slice of h (the new residual stream, never in place: other
+// blocks read the old one) while staging, and of the normed row h rs g at the end when asked.
+// flags: 1 bias, 2 residual, 4 h_out, 8 normed_out. EARLY: the first chunks' weights are loaded
+// before griddepcontrol.wait (they are constants of the step).
+#if FP16
+#define STAGE_SCALE 0.00390625f
+#else
+#define STAGE_SCALE 1.0f
+#endif
+
+__device__ __forceinline__ u32 pack2(float lo, float hi) {
+    return (u32)from_float(lo) | ((u32)from_float(hi) << 16);
+}
+
+extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
+    gemv_int4_rms(const unsigned short* __restrict__ x, const unsigned short* __restrict__ residual,
+                  const unsigned short* __restrict__ g_w, float eps, const u32* __restrict__ qw,
+                  const float* __restrict__ s, const float* __restrict__ zs,
+                  const unsigned short* __restrict__ bias, unsigned short* __restrict__ y,
+                  unsigned short* __restrict__ h_out, unsigned short* __restrict__ normed_out,
+                  int n, int k, int group_shift, long long stride_q, long long stride_s,
+                  int flags) {
+    extern __shared__ uint4 xsmem[];  // h g (scaled) for all of K, 8 elements a vector
+    __shared__ float red[WARPS][32][8];
+    __shared__ float ss_red[WARPS];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int n0 = blockIdx.x * 32;
+    const int n_col = min(n0 + 4 * g, n - 4);
+    const int chunks = k / (32 * STEPS);
+    const int c_begin = (int)((long long)chunks * warp / WARPS);
+    const int c_end = (int)((long long)chunks * (warp + 1) / WARPS);
+    const bool has_residual = flags & 2;
+    Cursor p;
+    p.q = qw + t * stride_q + n_col;
+    p.x = nullptr;
+    p.s = s + n_col;
+    p.zs = zs + n_col;
+    p.q_step = 4 * stride_q;
+    p.s_stride = stride_s;
+
+    ChunkW ca, cb;
+#if BUFFERS == 3
+    ChunkW cc;
+#endif
+#if EARLY
+    if (c_begin < c_end) load_weights(ca, p, c_begin, group_shift);
+    if (c_begin + 1 < c_end) load_weights(cb, p, c_begin + 1, group_shift);
+#endif
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+#if !EARLY
+    if (c_begin < c_end) load_weights(ca, p, c_begin, group_shift);
+    if (c_begin + 1 < c_end) load_weights(cb, p, c_begin + 1, group_shift);
+#endif
+    // this warp's K range, staged: h g (scaled), the sum of h^2, block b's slice of h written
+    const int per = (k + gridDim.x - 1) / gridDim.x;
+    const int h_lo = blockIdx.x * per, h_hi = min(k, h_lo + per);
+    float ss = 0.f;
+    {
+        const int e_end = c_end * (32 * STEPS);
+        for (int e0 = c_begin * (32 * STEPS); e0 < e_end; e0 += 2 * 256) {
+            uint4 xv[2], rv[2], gv[2];
+            const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                const int e = e0 + 256 * u + 8 * lane;
+                const bool ok = e < e_end;
+                xv[u] = ok ? ldg16(x + e) : zero;
+                rv[u] = ok && has_residual ? ldg16(residual + e) : zero;
+                gv[u] = ok ? ldg16(g_w + e) : zero;
+            }
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                const int e = e0 + 256 * u + 8 * lane;
+                if (e >= e_end) break;
+                float hf[8], rf[8], gf[8];
+                unpack8(xv[u], hf);
+                unpack8(rv[u], rf);
+                unpack8(gv[u], gf);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    hf[i] += rf[i];
+                    ss = fmaf(hf[i], hf[i], ss);
+                    if ((flags & 4) && e + i >= h_lo && e + i < h_hi) h_out[e + i] = from_float(hf[i]);
+                    gf[i] *= hf[i] * STAGE_SCALE;
+                }
+                xsmem[e >> 3] = make_uint4(pack2(gf[0], gf[1]), pack2(gf[2], gf[3]),
+                                           pack2(gf[4], gf[5]), pack2(gf[6], gf[7]));
+            }
+        }
+    }
+    __syncwarp();
+    float y0[4] = {0.f, 0.f, 0.f, 0.f}, y1[4] = {0.f, 0.f, 0.f, 0.f};
+    const unsigned short* xs = reinterpret_cast<const unsigned short*>(xsmem) + 8 * t;
+#if BUFFERS == 3
+    for (int c = c_begin; c < c_end; c += 3) {
+        if (c + 2 < c_end) load_weights(cc, p, c + 2, group_shift);
+        compute_staged(ca, xs, c, y0, y1);
+        if (c + 1 >= c_end) break;
+        if (c + 3 < c_end) load_weights(ca, p, c + 3, group_shift);
+        compute_staged(cb, xs, c + 1, y0, y1);
+        if (c + 2 >= c_end) break;
+        if (c + 4 < c_end) load_weights(cb, p, c + 4, group_shift);
+        compute_staged(cc, xs, c + 2, y0, y1);
+    }
+#else
+    for (int c = c_begin; c < c_end; c += 2) {
+        compute_staged(ca, xs, c, y0, y1);
+        if (c + 1 >= c_end) break;
+        if (c + 2 < c_end) load_weights(ca, p, c + 2, group_shift);
+        compute_staged(cb, xs, c + 1, y0, y1);
+        if (c + 3 < c_end) load_weights(cb, p, c + 3, group_shift);
+    }
+#endif
+#if __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    if (lane == 0) ss_red[warp] = ss;
+    // partial sums (only x row 0 is real: the MMA's column 2t of lanes t == 0)
+    const int bx = 2 * t;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int col = 4 * g + (j >> 1);
+        red[warp][col][bx + (j & 1)] = y0[j];
+        red[warp][col + 2][bx + (j & 1)] = y1[j];
+    }
+    __syncthreads();
+    float sum_sq = 0.f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) sum_sq += ss_red[w];
+    const float rs = rsqrtf(sum_sq / (float)k + eps);
+    if (threadIdx.x < 32 && n0 + (int)threadIdx.x < n) {
+        const int col = threadIdx.x;
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < WARPS; ++w) v += red[w][col][0];
+        v *= rs * (1.0f / STAGE_SCALE);
+        if (flags & 1) v += to_float(bias[n0 + col]);
+        y[n0 + col] = from_float(v);
+    }
+    if (flags & 8) {  // the normed row's slice of this block
+        for (int e = h_lo + threadIdx.x; e < h_hi; e += WARPS * 32) {
+            const float h = to_float(x[e]) + (has_residual ? to_float(residual[e]) : 0.f);
+            normed_out[e] = from_float(h * rs * to_float(g_w[e]));
+        }
+    }
+}
+#endif
