@@ -45,6 +45,7 @@ json.dump([spec], open('$DIR/spec-rms.json', 'w'))"
                 --only a --out "$DIR/itl.jsonl"
             step awq-rms-off 60 python3 -c "$RMS_OFF
 import runpy, sys
+sys.path.insert(0, 'benchmarks')
 sys.argv = ['bench_cuda_llama8b.py', '--device', 'cuda', '--quant', 'awq', '--only', 'a',
             '--out', '$DIR/itl-rms-off.jsonl']
 runpy.run_path('benchmarks/bench_cuda_llama8b.py', run_name='__main__')"
