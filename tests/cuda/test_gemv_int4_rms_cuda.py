@@ -173,7 +173,7 @@ def test_in_a_cuda_graph_with_pdl():
 
 def test_which_calls_it_takes():
     """plan_rms(): plan()'s rules at one row, and the norm's weight [K] and the residual [1, K]
-    in x's dtype, contiguous and aligned; the table's switch."""
+    in x's dtype, contiguous and aligned; the table's switch and its largest N."""
     args, w = _inputs(CASES[2], kc.DEVICE)
     x, gw, res = args["x"], args["norm_weight"], args["residual"]
     on = {"enabled": True, "rms": True}
@@ -183,6 +183,8 @@ def test_which_calls_it_takes():
     assert gemv_int4_cuda.plan_rms(x, gw, w, res, on) is not None
     assert gemv_int4_cuda.plan_rms(x, gw, w, None, on) is not None
     assert gemv_int4_cuda.plan_rms(x, gw, w, res, {**on, "rms": False}) is None
+    assert gemv_int4_cuda.plan_rms(x, gw, w, res, {**on, "rms_max_n": w.n}) is not None
+    assert gemv_int4_cuda.plan_rms(x, gw, w, res, {**on, "rms_max_n": w.n - 4}) is None
     assert gemv_int4_cuda.plan_rms(x, gw.float(), w, res, on) is None
     assert gemv_int4_cuda.plan_rms(x, gw[:100], w, res, on) is None
     assert gemv_int4_cuda.plan_rms(x, gw, w, res.half(), on) is None

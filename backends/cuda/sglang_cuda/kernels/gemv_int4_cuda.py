@@ -39,6 +39,7 @@ GEMV_INT4_CUDA_LAUNCH = {
     "ring": 0,
     "rms": True,
     "rms_early": False,
+    "rms_max_n": None,
 }
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
 tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
@@ -68,22 +69,18 @@ one chunk in flight. Off: correct (its tests passed on an H100) but it lost by h
 four shapes 85-91 us against 54.3 and the step in its graph 3.37-3.48 ms against 2.37
 (docs/benchmarks.md, 2026-12-06).
 rms: gemm.int4_rms (a decoder layer's RMS norm and the W4A16 projection after it) at one row
-as this GEMV with the norm inside (gemv_int4_rms: each warp copies its K range of x, the
-residual and the norm's weight into shared memory by cp.async and turns it into h g there with
-its share of the sum of squares, the block's reciprocal RMS scales the sums; two register
-buffers of weights, 113 registers: three take 139);
+as this GEMV with the norm inside (gemv_int4_rms: each warp stages its K range of the norm's
+input times its weight in shared memory with its share of the sum of squares, the block's
+reciprocal RMS scales the sums; two register buffers of weights, 114 registers: three take 139);
 off, the norm and the GEMV are two launches. rms_early: its first two chunks' weights loaded
-before griddepcontrol.wait."""
+before griddepcontrol.wait. rms_max_n: the largest N it takes (None: any), larger ones keep
+the two launches."""
 
 X_SMEM_MAX = 32 << 10
 """Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
 static 16 KiB at 16 warps, a block stays within the 48 KiB it may use without opting in (one
 row of K 16384, two of 8192)."""
 
-
-RMS_SMEM_MAX = 96 << 10
-"""Bytes of shared memory gemv_int4_rms may stage x, the residual and the norm's weight in (3 x
-K x 2: K up to 16384); the launch opts in past 48 KiB."""
 
 SOURCE = "gemv_int4_mma.cu"
 
@@ -137,10 +134,12 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
 
 def plan_rms(x, norm_weight, w, residual=None, launch=None) -> dict | None:
     """`plan` for gemm.int4_rms at one row: also the norm's weight [K] and the residual [1, K]
-    in x's dtype, contiguous and 16-byte aligned, and x, the residual and g (3 x K x 2 bytes)
-    within RMS_SMEM_MAX."""
+    in x's dtype, contiguous and 16-byte aligned, h g (K x 2 bytes) within X_SMEM_MAX, and N at
+    most the table's rms_max_n."""
     cfg = plan(x, w, launch)
-    if cfg is None or not cfg["rms"] or x.shape[0] != 1 or 3 * w.k * 2 > RMS_SMEM_MAX:
+    if cfg is None or not cfg["rms"] or x.shape[0] != 1 or w.k * 2 > X_SMEM_MAX:
+        return None
+    if cfg["rms_max_n"] is not None and w.n > int(cfg["rms_max_n"]):
         return None
     k = w.k
     if norm_weight.shape != (k,) or norm_weight.dtype != x.dtype or norm_weight.stride(0) != 1:
@@ -205,8 +204,7 @@ def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
     ]
     stream = torch.cuda.current_stream(x.device).cuda_stream
     pdl_on = pdl.enabled(x.device)
-    shared = (3 if residual is not None else 2) * w.k * 2  # x (then h g), residual, g
-    kern.launch((blocks, 1, 1), (32 * warps, 1, 1), args, stream, pdl_on, shared)
+    kern.launch((blocks, 1, 1), (32 * warps, 1, 1), args, stream, pdl_on, w.k * 2)
     out = [y] + ([h] if h is not None else []) + ([normed] if normed is not None else [])
     return out[0] if len(out) == 1 else tuple(out)
 

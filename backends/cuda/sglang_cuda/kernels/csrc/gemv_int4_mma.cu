@@ -500,8 +500,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
 #if NORM
 // gemm.int4_rms at one row: y = gemm.int4(norm.rms(x + residual) with weight g) (+ bias).
 // Each warp first stages its own K range (the chunks it computes) of h g in shared memory as
-// 16-bit pairs (x, the residual and g copied in by cp.async, then h = x + residual in float32
-// times g written over x), with its share of the sum of h^2; then the
+// 16-bit pairs, h = x + residual in float32, with its share of the sum of h^2 (register loads,
+// two 256-element steps at a time: cp.async copies of x, the residual and g into shared memory
+// lost, 2.80 against 2.48 ms in the AWQ 8B's step on an H100); then the
 // weights' chunks run as with staged x (compute_staged: no __syncthreads, a warp reads only what
 // it wrote). The block's warps cover all of K, so after the partial sums' reduction every block
 // has the row's reciprocal RMS rs and scales its sums by it (the MMA sums are linear in x):
@@ -530,7 +531,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
                   unsigned short* __restrict__ h_out, unsigned short* __restrict__ normed_out,
                   int n, int k, int group_shift, long long stride_q, long long stride_s,
                   int flags) {
-    extern __shared__ uint4 xsmem[];  // x (then h g, scaled), the residual, g: K elements each
+    extern __shared__ uint4 xsmem[];  // h g (scaled) for all of K, 8 elements a vector
     __shared__ float red[WARPS][32][8];
     __shared__ float ss_red[WARPS];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -564,40 +565,42 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     if (c_begin < c_end) load_weights(ca, p, c_begin, group_shift);
     if (c_begin + 1 < c_end) load_weights(cb, p, c_begin + 1, group_shift);
 #endif
-    // this warp's K range, staged: x, the residual and g copied into shared memory through
-    // cp.async, all of a lane's copies in flight at once (no registers: a warp's range is up to
-    // all of K when a block has few warps, and register loads a step at a time paid one L2 round
-    // trip a step), then each lane turns its own vectors into h g (scaled) in place, with its
-    // share of the sum of h^2 and block b's slice of h written
-    unsigned short* xs_all = reinterpret_cast<unsigned short*>(xsmem);
-    unsigned short* rs_all = xs_all + k;
-    unsigned short* gs_all = xs_all + (has_residual ? 2 : 1) * k;
+    // this warp's K range, staged: h g (scaled), the sum of h^2, block b's slice of h written
     const int per = (k + gridDim.x - 1) / gridDim.x;
     const int h_lo = blockIdx.x * per, h_hi = min(k, h_lo + per);
-    const int e_begin = c_begin * (32 * STEPS), e_end = c_end * (32 * STEPS);
-    for (int e = e_begin + 8 * lane; e < e_end; e += 256) {
-        cp16(xs_all + e, x + e);
-        if (has_residual) cp16(rs_all + e, residual + e);
-        cp16(gs_all + e, g_w + e);
-    }
-    asm volatile("cp.async.commit_group;" ::: "memory");
-    asm volatile("cp.async.wait_all;" ::: "memory");
     float ss = 0.f;
-    for (int e = e_begin + 8 * lane; e < e_end; e += 256) {
-        float hf[8], rf[8], gf[8];
-        unpack8(*reinterpret_cast<const uint4*>(xs_all + e), hf);
-        unpack8(has_residual ? *reinterpret_cast<const uint4*>(rs_all + e) : make_uint4(0, 0, 0, 0),
-                rf);
-        unpack8(*reinterpret_cast<const uint4*>(gs_all + e), gf);
+    {
+        const int e_end = c_end * (32 * STEPS);
+        for (int e0 = c_begin * (32 * STEPS); e0 < e_end; e0 += 2 * 256) {
+            uint4 xv[2], rv[2], gv[2];
+            const uint4 zero = make_uint4(0, 0, 0, 0);
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            hf[i] += rf[i];
-            ss = fmaf(hf[i], hf[i], ss);
-            if ((flags & 4) && e + i >= h_lo && e + i < h_hi) h_out[e + i] = from_float(hf[i]);
-            gf[i] *= hf[i] * STAGE_SCALE;
+            for (int u = 0; u < 2; ++u) {
+                const int e = e0 + 256 * u + 8 * lane;
+                const bool ok = e < e_end;
+                xv[u] = ok ? ldg16(x + e) : zero;
+                rv[u] = ok && has_residual ? ldg16(residual + e) : zero;
+                gv[u] = ok ? ldg16(g_w + e) : zero;
+            }
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                const int e = e0 + 256 * u + 8 * lane;
+                if (e >= e_end) break;
+                float hf[8], rf[8], gf[8];
+                unpack8(xv[u], hf);
+                unpack8(rv[u], rf);
+                unpack8(gv[u], gf);
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    hf[i] += rf[i];
+                    ss = fmaf(hf[i], hf[i], ss);
+                    if ((flags & 4) && e + i >= h_lo && e + i < h_hi) h_out[e + i] = from_float(hf[i]);
+                    gf[i] *= hf[i] * STAGE_SCALE;
+                }
+                xsmem[e >> 3] = make_uint4(pack2(gf[0], gf[1]), pack2(gf[2], gf[3]),
+                                           pack2(gf[4], gf[5]), pack2(gf[6], gf[7]));
+            }
         }
-        *reinterpret_cast<uint4*>(xs_all + e) = make_uint4(
-            pack2(gf[0], gf[1]), pack2(gf[2], gf[3]), pack2(gf[4], gf[5]), pack2(gf[6], gf[7]));
     }
     __syncwarp();
     float y0[4] = {0.f, 0.f, 0.f, 0.f}, y1[4] = {0.f, 0.f, 0.f, 0.f};
