@@ -5,7 +5,8 @@
 #          int4 GEMV's own), conformance of gemm.int4_rms and gemm.int4 on cuda, and an AWQ
 #          checkpoint through the model with and without the fusion against transformers
 #   sweep  the int4 table's rms axis (the fusion off: norm and GEMV as two launches; its weights
-#          loaded before griddepcontrol.wait; qkv alone, N <= 8192) in the AWQ 8B's batch-1
+#          loaded before griddepcontrol.wait; qkv alone, N <= 8192; a fixed L1 / shared memory
+#          carveout for the int4 kernels, with x_smem too) in the AWQ 8B's batch-1
 #          decode graph, with the scheduler loop's ITL for the defaults and the best
 #   itl    batch-1 ITL with the defaults, AWQ then the fusion off in the same call; on an H200
 #          also FP8 block and Qwen3-30B-A3B bf16
@@ -35,8 +36,8 @@ for part in $PARTS; do
 import json
 spec = {'name': 'int4 cuda: the norm inside (gemm.int4_rms)',
         'module': 'sglang_cuda.kernels.gemv_int4_cuda', 'table': 'GEMV_INT4_CUDA_LAUNCH',
-        'values': [{'rms': False}, {'rms_early': True}, {'rms_max_n': 8192},
-                   {'rms_max_n': 8192, 'rms_early': True}]}
+        'values': [{'rms': False}, {'rms_max_n': 8192}, {'carveout': 100},
+                   {'carveout': 100, 'rms': False}, {'carveout': 25}, {'x_smem': True, 'carveout': 100}]}
 json.dump([spec], open('$DIR/spec-rms.json', 'w'))"
             step sweep 200 python3 benchmarks/sweep_decode_launch.py --device cuda \
                 --preset llama8b-awq --spec "$DIR/spec-rms.json" --budget-s 90 --itl \

@@ -87,6 +87,7 @@ LAUNCHES = (
     {"warps": 8, "stages": 0, "ring": 4},  # a ring of 16 steps of weights a lane
     {"warps": 2, "stages": 0, "ring": 1},
     {"warps": 16, "stages": 0, "ring": 3},
+    {"warps": 8, "stages": 0, "carveout": 100},  # the preferred shared memory share, fixed
 )
 
 
@@ -100,6 +101,7 @@ LAUNCHES = (
         + (f"-xsmem{c.get('buffers', 3)}" if c.get("x_smem") else "")
         + (f"-prefetch{c['prefetch']}" if c.get("prefetch") else "")
         + (f"-ring{c['ring']}" if c.get("ring") else "")
+        + (f"-carveout{c['carveout']}" if c.get("carveout") is not None else "")
     ),
 )
 @pytest.mark.parametrize("case", [CASES[0], CASES[6], CASES[10]])

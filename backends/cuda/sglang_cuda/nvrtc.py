@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CSRC = Path(__file__).resolve().parent / "kernels" / "csrc"
 _PROGRAMMATIC_STREAM_SERIALIZATION = 6  # CUlaunchAttributeID
 _MAX_DYNAMIC_SHARED = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+_PREFERRED_CARVEOUT = 9  # CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT
 _LOCK = threading.Lock()
 
 
@@ -195,6 +196,7 @@ class Kernel:
         self.name = name
         self.device_index = index
         self._smem_limit = 48 << 10  # dynamic shared memory a launch may ask for without opt-in
+        self._carveout = -1  # the driver's choice
 
     def _allow_shared_memory(self, nbytes: int) -> None:
         if nbytes > self._smem_limit:
@@ -203,6 +205,18 @@ class Kernel:
                 f"cuFuncSetAttribute({self.name}, {nbytes} bytes of shared memory)",
             )
             self._smem_limit = nbytes
+
+    def prefer_carveout(self, percent: int | None) -> None:
+        """The share of a processor's L1 / shared memory this kernel prefers as shared memory,
+        in percent (None: the driver's choice). A hint the driver may round; kept for the
+        function until changed."""
+        value = -1 if percent is None else int(percent)
+        if value != self._carveout:
+            _check_cu(
+                _libcuda().cuFuncSetAttribute(self._fn, _PREFERRED_CARVEOUT, value),
+                f"cuFuncSetAttribute({self.name}, carveout {value})",
+            )
+            self._carveout = value
 
     def launch(
         self,

@@ -40,6 +40,7 @@ GEMV_INT4_CUDA_LAUNCH = {
     "rms": True,
     "rms_early": False,
     "rms_max_n": None,
+    "carveout": None,
 }
 """On by default: its tests passed on the H200 (147 with the Triton int4 and quantized-model
 tests) and the AWQ ITL fell 2.74 -> 2.20 ms in the same call (docs/benchmarks.md).
@@ -74,7 +75,9 @@ input times its weight in shared memory with its share of the sum of squares, th
 reciprocal RMS scales the sums; two register buffers of weights, 114 registers: three take 139);
 off, the norm and the GEMV are two launches. rms_early: its first two chunks' weights loaded
 before griddepcontrol.wait. rms_max_n: the largest N it takes (None: any), larger ones keep
-the two launches."""
+the two launches. carveout: the share of L1 / shared memory both kernels prefer as shared
+memory, in percent (None: the driver's choice); a probe of whether the staged kernels (rms,
+x_smem) lose to a change of the processors' split between them and the kernels around them."""
 
 X_SMEM_MAX = 32 << 10
 """Bytes of x (min(M, 8) rows x K x 2) up to which x_smem stages it: with the partial sums'
@@ -171,6 +174,7 @@ def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
         ("NORM", 1),
     )
     kern = nvrtc.kernel(SOURCE, "gemv_int4_rms", x.device, defines)
+    kern.prefer_carveout(cfg["carveout"])
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
     flags = (
@@ -242,6 +246,7 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
     # a slot: a lane's 16 bytes a step, and its scale and scaled-zero vectors (csrc's Slot)
     shared = warps * stages * (steps + 2) * 32 * 16 if stages else (x_bytes if staged else 0)
     kern = nvrtc.kernel(SOURCE, "gemv_int4_mma", x.device, defines)
+    kern.prefer_carveout(cfg["carveout"])
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
     args = [
