@@ -4,11 +4,11 @@
 #   tests  its tests against the spec's reference (tests/cuda/test_gemv_int4_rms_cuda.py, the
 #          int4 GEMV's own), conformance of gemm.int4_rms and gemm.int4 on cuda, and an AWQ
 #          checkpoint through the model with and without the fusion against transformers
-#   sweep  the int4 table's rms axis (the fusion off: norm and GEMV as two launches; its weights
+#   sweep  the int4 table's rms axis (the fusion on, off by default: norm and GEMV as two launches; its weights
 #          loaded before griddepcontrol.wait; qkv alone, N <= 8192; a fixed L1 / shared memory
 #          carveout for the int4 kernels, with x_smem too) in the AWQ 8B's batch-1
 #          decode graph, with the scheduler loop's ITL for the defaults and the best
-#   itl    batch-1 ITL with the defaults, AWQ then the fusion off in the same call; on an H200
+#   itl    batch-1 ITL with the defaults, AWQ then the fusion on in the same call; on an H200
 #          also FP8 block and Qwen3-30B-A3B bf16
 # Usage: [PARTS="tests sweep itl"] bash benchmarks/gpu_int4_rms.sh OUTDIR  (carry .wheels; the
 #   logs in OUTDIR.tgz).
@@ -21,7 +21,7 @@ KEEP='^== |passed|failed|FAILED|Error|best|total|defaults|scheduler loop|ms$|us 
 source benchmarks/gpu_step.sh
 cat "$DIR/gpu.txt"
 PYTEST="python3 -m pytest -q -p no:cacheprovider -rf --tb=short"
-RMS_OFF="from sglang_cuda.kernels import gemv_int4_cuda as m; m.GEMV_INT4_CUDA_LAUNCH['rms'] = False"
+RMS_ON="from sglang_cuda.kernels import gemv_int4_cuda as m; m.GEMV_INT4_CUDA_LAUNCH['rms'] = True"
 for part in $PARTS; do
     case $part in
         tests)
@@ -36,8 +36,8 @@ for part in $PARTS; do
 import json
 spec = {'name': 'int4 cuda: the norm inside (gemm.int4_rms)',
         'module': 'sglang_cuda.kernels.gemv_int4_cuda', 'table': 'GEMV_INT4_CUDA_LAUNCH',
-        'values': [{'rms': False}, {'rms_max_n': 8192}, {'carveout': 100},
-                   {'carveout': 100, 'rms': False}, {'carveout': 25}, {'x_smem': True, 'carveout': 100}]}
+        'values': [{'rms': True}, {'rms': True, 'rms_max_n': 8192}, {'rms': True, 'carveout': 100},
+                   {'carveout': 100}, {'carveout': 25}, {'x_smem': True, 'carveout': 100}]}
 json.dump([spec], open('$DIR/spec-rms.json', 'w'))"
             step sweep 200 python3 benchmarks/sweep_decode_launch.py --device cuda \
                 --preset llama8b-awq --spec "$DIR/spec-rms.json" --budget-s 90 --itl \
@@ -45,11 +45,11 @@ json.dump([spec], open('$DIR/spec-rms.json', 'w'))"
         itl)
             step awq 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda --quant awq \
                 --only a --out "$DIR/itl.jsonl"
-            step awq-rms-off 60 python3 -c "$RMS_OFF
+            step awq-rms-on 60 python3 -c "$RMS_ON
 import runpy, sys
 sys.path.insert(0, 'benchmarks')
 sys.argv = ['bench_cuda_llama8b.py', '--device', 'cuda', '--quant', 'awq', '--only', 'a',
-            '--out', '$DIR/itl-rms-off.jsonl']
+            '--out', '$DIR/itl-rms-on.jsonl']
 runpy.run_path('benchmarks/bench_cuda_llama8b.py', run_name='__main__')"
             step awq-again 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda --quant awq \
                 --only a --out "$DIR/itl.jsonl"

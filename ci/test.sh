@@ -14,5 +14,8 @@ if ! python -c 'import importlib.metadata as m; m.version("sglang-acme")' 2>/dev
   python -m pip install -q --no-deps --no-build-isolation --target "$example_dir" \
     ./examples/vendor-backend
 fi
+# Two workers (pytest-xdist), a file each at a time, the longest files first (tests/conftest.py,
+# which also gives each worker one torch thread): most of the suite is single-threaded
+# (Triton's interpreter, Python), so on 2 cores this is ~27 -> ~NN minutes.
 PYTHONPATH="$example_dir${PYTHONPATH:+:$PYTHONPATH}" SGLANG_REQUIRE_EXAMPLE_BACKEND=1 \
-  python -m pytest -q --durations=25
+  python -m pytest -q --durations=25 -n 2 --dist loadfile --no-loadscope-reorder

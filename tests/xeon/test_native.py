@@ -25,6 +25,17 @@ def ops():
     return native.ops
 
 
+@pytest.fixture(scope="module", autouse=True)
+def two_threads():
+    """At least two torch threads here, so the kernels' split of rows between them
+    (bindings.cpp's for_rows) runs even where pytest-xdist's workers run on one
+    (tests/conftest.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(2, before))
+    yield
+    torch.set_num_threads(before)
+
+
 def close(a, b, dtype):
     torch.testing.assert_close(a.float(), b.float(), atol=TOL[dtype], rtol=TOL[dtype])
 
@@ -137,6 +148,7 @@ def test_avx2_build_passes_conformance_on_an_avx512_cpu(tmp_path):
     if not cpu.has_avx512():
         pytest.skip("no AVX-512 here: the plain run of the suite already checks the AVX2 kernels")
     env = dict(os.environ, SGLANG_XEON_MAX_ISA="avx2", ATEN_CPU_CAPABILITY="avx2")
+    env["OMP_NUM_THREADS"] = str(torch.get_num_threads())  # two_threads' count in the subprocesses
     report = tmp_path / "avx2.json"
     ops_ = "gemm.w4a8,gemm.w8a16,act.silu_mul,attention.decode,gemm.int4"
     run = subprocess.run(

@@ -37,7 +37,7 @@ GEMV_INT4_CUDA_LAUNCH = {
     "min_warps": 2,
     "prefetch": 0,
     "ring": 0,
-    "rms": True,
+    "rms": False,
     "rms_early": False,
     "rms_max_n": None,
     "carveout": None,
@@ -72,8 +72,10 @@ four shapes 85-91 us against 54.3 and the step in its graph 3.37-3.48 ms against
 rms: gemm.int4_rms (a decoder layer's RMS norm and the W4A16 projection after it) at one row
 as this GEMV with the norm inside (gemv_int4_rms: each warp stages its K range of the norm's
 input times its weight in shared memory with its share of the sum of squares, the block's
-reciprocal RMS scales the sums; two register buffers of weights, 114 registers: three take 139);
-off, the norm and the GEMV are two launches. rms_early: its first two chunks' weights loaded
+reciprocal RMS scales the sums; two register buffers of weights, 114 registers: three take 139).
+Off: the norm and the GEMV as two launches won in the AWQ 8B's decode graph on an H100, 2.399
+ms a step against 2.477 fused (h g staged by register loads) and 2.801 (x, the residual and g
+copied by cp.async); ITL 2.47 against 2.54 (docs/benchmarks.md, 2026-12-06 evening). rms_early: its first two chunks' weights loaded
 before griddepcontrol.wait. rms_max_n: the largest N it takes (None: any), larger ones keep
 the two launches. carveout: the share of L1 / shared memory both kernels prefer as shared
 memory, in percent (None: the driver's choice); a probe of whether the staged kernels (rms,
