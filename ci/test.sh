@@ -16,6 +16,6 @@ if ! python -c 'import importlib.metadata as m; m.version("sglang-acme")' 2>/dev
 fi
 # Two workers (pytest-xdist), a file each at a time, the longest files first (tests/conftest.py,
 # which also gives each worker one torch thread): most of the suite is single-threaded
-# (Triton's interpreter, Python), so on 2 cores this is ~27 -> ~NN minutes.
+# (Triton's interpreter, Python): on 2 cores, ~27 minutes in one process, ~13 in two.
 PYTHONPATH="$example_dir${PYTHONPATH:+:$PYTHONPATH}" SGLANG_REQUIRE_EXAMPLE_BACKEND=1 \
   python -m pytest -q --durations=25 -n 2 --dist loadfile --no-loadscope-reorder

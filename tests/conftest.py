@@ -36,9 +36,10 @@ def example_backend() -> bool:
 
 # Under pytest-xdist (`-n 2`, as ci/test.sh runs it) each worker is one process on one core:
 # torch's OpenMP threads (and those of the engines and servers the tests start, which inherit
-# the variable) are capped at one, as two workers each spinning two threads on two cores ran
-# the suite ~2x slower than one process. tests/xeon/test_native.py raises it again for its own
-# kernels' thread split. Set OMP_NUM_THREADS yourself to choose otherwise.
+# the variable) are capped at one: two workers of two threads each on two cores ran the suite
+# slower than one process (37 minutes against 27), of one thread each in 13.
+# tests/xeon/test_native.py raises it again for its own kernels' thread split. Set
+# OMP_NUM_THREADS yourself to choose otherwise.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if XDIST_WORKER:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
