@@ -8,8 +8,8 @@
 #          loaded before griddepcontrol.wait; qkv alone, N <= 8192; a fixed L1 / shared memory
 #          carveout for the int4 kernels, with x_smem too) in the AWQ 8B's batch-1
 #          decode graph, with the scheduler loop's ITL for the defaults and the best
-#   itl    batch-1 ITL with the defaults, AWQ then the fusion on in the same call; on an H200
-#          also FP8 block and Qwen3-30B-A3B bf16
+#   itl    batch-1 ITL with the defaults: AWQ (on an H200 also FP8 block and Qwen3-30B-A3B
+#          bf16), then AWQ with the fusion on
 # Usage: [PARTS="tests sweep itl"] bash benchmarks/gpu_int4_rms.sh OUTDIR  (carry .wheels; the
 #   logs in OUTDIR.tgz).
 set -uo pipefail
@@ -45,20 +45,18 @@ json.dump([spec], open('$DIR/spec-rms.json', 'w'))"
         itl)
             step awq 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda --quant awq \
                 --only a --out "$DIR/itl.jsonl"
-            step awq-rms-on 60 python3 -c "$RMS_ON
-import runpy, sys
-sys.path.insert(0, 'benchmarks')
-sys.argv = ['bench_cuda_llama8b.py', '--device', 'cuda', '--quant', 'awq', '--only', 'a',
-            '--out', '$DIR/itl-rms-on.jsonl']
-runpy.run_path('benchmarks/bench_cuda_llama8b.py', run_name='__main__')"
-            step awq-again 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda --quant awq \
-                --only a --out "$DIR/itl.jsonl"
             if grep -q H200 "$DIR/gpu.txt"; then
                 step fp8 60 python3 benchmarks/bench_cuda_llama8b.py --device cuda \
                     --quant fp8-block --only a --out "$DIR/itl.jsonl"
                 step qwen3 70 python3 benchmarks/bench_moe.py --device cuda --only a \
                     --config benchmarks/configs/qwen3-30b-a3b --out "$DIR/itl.jsonl"
-            fi ;;
+            fi
+            step awq-rms-on 60 python3 -c "$RMS_ON
+import runpy, sys
+sys.path.insert(0, 'benchmarks')
+sys.argv = ['bench_cuda_llama8b.py', '--device', 'cuda', '--quant', 'awq', '--only', 'a',
+            '--out', '$DIR/itl-rms-on.jsonl']
+runpy.run_path('benchmarks/bench_cuda_llama8b.py', run_name='__main__')" ;;
     esac
 done
 tar czf "$DIR.tgz" -C "$(dirname "$DIR")" "$(basename "$DIR")" && rm -rf "$DIR"
