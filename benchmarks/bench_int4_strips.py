@@ -49,6 +49,7 @@ def bench_shape(name: str, n: int, k: int, launch: dict) -> dict:
             "packing": "awq",
             "group_size": g,
         }
+        gemm_int4.PAIRS = False  # the float32 scales and zs this comparison's strips copy
         w = gemm_int4.prepare(raw)["qweight"]
         ws.append((w, strips(w.qweight), strips(w.scales), strips(w.zs)))
     x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)

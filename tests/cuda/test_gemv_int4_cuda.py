@@ -67,9 +67,27 @@ def _cuda_only(launch=None):
 
 
 @gpu
+@pytest.mark.parametrize("pairs", (True, False), ids=("f16-pairs", "f32-scales"))
 @pytest.mark.parametrize("case", CASES)
-def test_gemv_int4_cuda(case):
+def test_gemv_int4_cuda(case, pairs, monkeypatch):
+    """Both prepared scale layouts (16-bit cases' scales are float16-exact: pairs by default)."""
+    monkeypatch.setattr(gemm_int4, "PAIRS", pairs)
     kc.check("gemm.int4", _cuda_only(), case, prepare=gemm_int4.prepare)
+
+
+@gpu
+@pytest.mark.parametrize("launch", ({"stages": 0}, {"stages": 4}, {"stages": 0, "x_smem": True}))
+def test_both_scale_layouts_give_the_same_output(launch, monkeypatch):
+    """The pairs' zs = z x s is formed in float32 as prepare forms the float32 layout's: the
+    same sums bit for bit on every load path (register buffers, cp.async slots, staged x)."""
+    args, pairs = _prepared(CASES[0].values[0], kc.DEVICE)
+    monkeypatch.setattr(gemm_int4, "PAIRS", False)
+    _, f32 = _prepared(CASES[0].values[0], kc.DEVICE)
+    assert pairs.sz is not None and f32.sz is None
+    x, bias = args["x"], args["bias"]
+    want = gemv_int4_cuda.gemv_int4(x, f32, bias, gemv_int4_cuda.plan(x, f32, launch))
+    got = gemv_int4_cuda.gemv_int4(x, pairs, bias, gemv_int4_cuda.plan(x, pairs, launch))
+    assert torch.equal(got, want)
 
 
 LAUNCHES = (
@@ -208,12 +226,13 @@ def test_chunk_rows():
         (0, 0, 0, 0, 4),  # the ring: 4 chunks, 8 warps x 2 blocks (at most 128 registers)
     ),
 )
-@pytest.mark.parametrize("fp16", (0, 1))
+@pytest.mark.parametrize("fp16,pairs", ((0, 1), (1, 0)))
 @pytest.mark.parametrize("steps", (1, 4))
 def test_source_compiles_for_hopper_without_spills(
-    tmp_path, fp16, steps, stages, early, xsmem, prefetch, ring
+    tmp_path, fp16, pairs, steps, stages, early, xsmem, prefetch, ring
 ):
     defines = [f"-DFP16={fp16}", f"-DSTEPS={steps}", "-DWARPS=8", f"-DSTAGES={stages}"]
+    defines += [f"-DPAIRS={pairs}"]
     defines += [f"-DEARLY={early}", f"-DXSMEM={int(xsmem > 0)}", f"-DBUFFERS={xsmem or 2}"]
     defines += [f"-DPREFETCH={prefetch}", f"-DRING={ring * steps}"]
     defines += [f"-DMIN_BLOCKS={2 if ring else 1}"]

@@ -211,7 +211,8 @@ def emulate(x: torch.Tensor, w, bias, warps: int = 4, center: bool | None = None
     center = x.dtype == torch.float16 if center is None else center
     device = x.device  # emulated on the CPU (float64 -> float16 on a GPU may round twice)
     x = x.cpu()
-    w = w._replace(**{f: getattr(w, f).cpu() for f in ("qweight", "scales", "zs")})
+    fields = ("qweight", "scales", "zs", "sz")
+    w = w._replace(**{f: getattr(w, f).cpu() for f in fields if getattr(w, f) is not None})
     bias = None if bias is None else bias.cpu()
     k, n = w.k, w.n
     ch, group_shift = gemv_int4_cuda._chunk_rows(w.group_size, k)
@@ -236,8 +237,7 @@ def emulate(x: torch.Tensor, w, bias, warps: int = 4, center: bool | None = None
     hi8 = words >> 8
     ops = [_codes(words, 0x000F000F, center), _codes(words, 0x00F000F0, center)]
     ops += [_codes(hi8, 0x000F000F, center), _codes(hi8, 0x00F000F0, center)]
-    s = w.scales.to(torch.float64)
-    zs = w.zs.to(torch.float64)
+    s, zs = (t.to(torch.float64) for t in w.float32_scales())
     y = torch.zeros(warps, 4, n, dtype=torch.float64)  # [warp, t, column]
     for c in range(chunks):
         warp = max(i for i in range(warps) if chunks * i // warps <= c)
@@ -348,6 +348,7 @@ def test_source_compiles_for_hopper_without_spills(
     defines = [f"-DFP16={fp16}", f"-DCENTER={center}", f"-DSTEPS={steps}", f"-DWARPS={warps}"]
     defines += [f"-DBUFFERS={buffers}"]
     defines += [f"-DEARLY={early}", f"-DMIN_BLOCKS={min_blocks}"]
+    defines += [f"-DPAIRS={1 - fp16}"]  # bf16 with float16 scale pairs, fp16 with float32 scales
     spills = cs.spills(gemv_int4_fma_cuda.SOURCE, defines, tmp_path)
     assert spills and max(spills) == 0, spills
     before, after = cs.entry_ptx(gemv_int4_fma_cuda.SOURCE, "gemv_int4_fma", defines)

@@ -193,15 +193,16 @@ def test_which_calls_it_takes():
 
 
 @pytest.mark.skipif(cs.NVCC is None, reason="nvcc is not installed")
-@pytest.mark.parametrize("fp16,early", ((0, 0), (1, 0), (0, 1)))
+@pytest.mark.parametrize("fp16,early,pairs", ((0, 0, 1), (1, 0, 0), (0, 1, 1)))
 @pytest.mark.parametrize("warps", (2, 16))
-def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, early, warps):
+def test_source_compiles_for_hopper_without_spills(tmp_path, fp16, early, pairs, warps):
     defines = [f"-DFP16={fp16}", "-DSTEPS=4", f"-DWARPS={warps}", "-DSTAGES=0", "-DNORM=1"]
-    defines += [f"-DEARLY={early}", "-DBUFFERS=2"]
+    defines += [f"-DEARLY={early}", "-DBUFFERS=2", f"-DPAIRS={pairs}"]
     spills = cs.spills(gemv_int4_cuda.SOURCE, defines, tmp_path)
     assert spills and max(spills) == 0, spills
     before, after = cs.entry_ptx(gemv_int4_cuda.SOURCE, "gemv_int4_rms", defines)
     assert not re.search(r"\b(st|atom|red)\.global", before)  # nothing written before the wait
-    # EARLY: the first two chunks' weights (4 words and 2 scale vectors each) before the wait
-    assert len(re.findall(r"ld\.global", before)) == (12 if early else 0)
+    # EARLY: the first two chunks' weights (4 words, and 1 vector of scale pairs or 2 of float32
+    # scales each) before the wait
+    assert len(re.findall(r"ld\.global", before)) == ((10 if pairs else 12) if early else 0)
     assert after.index("griddepcontrol.launch_dependents") > after.rindex("mma.sync")

@@ -6,6 +6,11 @@
            GPTQ layout; AWQ's N-packed, interleaved words are unpacked and repacked);
   scales   float32 [K/G, N];
   zs       float32 [K/G, N] = zero * scale, so w[k, n] = q * s - zs, one FMA per weight;
+  sz       or, where every scale and zero point is a float16 value (AWQ and GPTQ write float16
+           scales and integer zeros), float16 (scale, zero) pairs [K/G, N, 2] in their place
+           (scales and zs None): half the bytes a decode step reads for them (an eighth of a
+           g128 layer's int4 bytes in float32), and the same products, since kernels form
+           zs = z * s in float32 as this function does (`group_scales`; PAIRS switches it off);
   perm     int32 [K] or None: GPTQ act-order puts the rows in group order (perm = argsort(
            g_idx)), so row j of the packed weight belongs to group j // G; the kernel then
            reads x's columns through perm (x @ w = x[:, perm] @ w[perm]).
@@ -36,16 +41,46 @@ a layer against the tiled kernel's 254 (batch-1 ITL 9.0 -> 5.2 ms); the 16-wide 
 launch lost (14.1 ms). See docs/benchmarks.md, "Decode kernels at one row"."""
 
 
+PAIRS = True
+"""Whether `prepare` keeps float16 (scale, zero) pairs where they are exact (module docstring);
+False: float32 scales and zero x scale always (the A/B switch, set before loading)."""
+
+
 class Int4Weight(NamedTuple):
-    """A prepared gemm.int4 weight (what `prepare` passes as `qweight`)."""
+    """A prepared gemm.int4 weight (what `prepare` passes as `qweight`): scales and zs, or sz."""
 
     qweight: torch.Tensor  # int32 [ceil(K/8), N], packed along K
-    scales: torch.Tensor  # float32 [K/G, N]
-    zs: torch.Tensor  # float32 [K/G, N]: zero point times scale
+    scales: torch.Tensor | None  # float32 [K/G, N]
+    zs: torch.Tensor | None  # float32 [K/G, N]: zero point times scale
     perm: torch.Tensor | None  # int32 [K]: x's columns in the packed rows' order (act-order)
     k: int
     n: int
     group_size: int
+    sz: torch.Tensor | None = None  # float16 [K/G, N, 2]: (scale, zero) pairs
+
+    def scale_args(self) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+        """(S, ZS, S's row stride in scale entries, PAIRS) as the kernels take them: the float32
+        scales and zs, or the pairs twice (a pair is one entry, ZS unused)."""
+        if self.sz is not None:
+            return self.sz, self.sz, self.sz.stride(0) // 2, True
+        return self.scales, self.zs, self.scales.stride(0), False
+
+    def float32_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scales, zs) float32 [K/G, N] in either layout (from pairs: zs = z x s in float32)."""
+        if self.sz is None:
+            return self.scales, self.zs
+        s = self.sz[..., 0].float()
+        return s, self.sz[..., 1].float() * s
+
+
+def _pairs(scales: torch.Tensor, zeros: torch.Tensor) -> torch.Tensor | None:
+    """float16 (scale, zero) pairs [K/G, N, 2] when both convert to float16 exactly, else None."""
+    if not PAIRS:
+        return None
+    s16, z16 = scales.to(torch.float16), zeros.to(torch.float16)
+    if not (torch.equal(s16.float(), scales.float()) and torch.equal(z16.float(), zeros.float())):
+        return None
+    return torch.stack((s16, z16), dim=-1).contiguous()
 
 
 def _unpack(packing, qweight, qzeros):
@@ -80,6 +115,9 @@ def prepare(args: dict) -> dict:
     if pad:
         q = torch.nn.functional.pad(q, (0, 0, 0, pad))
     packed = q4.pack_nibbles(q.t().contiguous()).t().contiguous()  # [ceil(K/8), N]
+    sz = _pairs(args["scales"], zeros)
+    if sz is not None:
+        return {"qweight": Int4Weight(packed, None, None, perm, k, n, group_size, sz)}
     zs = (zeros.float() * scales).contiguous()
     return {"qweight": Int4Weight(packed, scales.contiguous(), zs, perm, k, n, group_size)}
 
@@ -101,6 +139,7 @@ def _w4a16_kernel(
     stride_s,
     stride_om,
     G: tl.constexpr,
+    PAIRS: tl.constexpr,
     ALIGNED: tl.constexpr,
     HAS_PERM: tl.constexpr,
     HAS_BIAS: tl.constexpr,
@@ -133,12 +172,11 @@ def _w4a16_kernel(
         q = ((packed >> ((kk % 8) * 4)[:, None]) & 0xF).to(tl.float32)
         if ALIGNED:  # the whole tile lies in one group: one row of scales
             g_off = (k0 // G) * stride_s + cols
-            s = tl.load(s_ptr + g_off, mask=nmask, other=0.0)[None, :]
-            zs = tl.load(zs_ptr + g_off, mask=nmask, other=0.0)[None, :]
+            s, zs = gemv_int4.group_scales(s_ptr, zs_ptr, g_off, nmask, PAIRS)
+            s, zs = s[None, :], zs[None, :]
         else:
             g_off = (kk // G)[:, None] * stride_s + cols[None, :]
-            s = tl.load(s_ptr + g_off, mask=wmask, other=0.0)
-            zs = tl.load(zs_ptr + g_off, mask=wmask, other=0.0)
+            s, zs = gemv_int4.group_scales(s_ptr, zs_ptr, g_off, wmask, PAIRS)
         w = (q * s - zs).to(a.dtype)
         acc = mma(acc, a, w, IEEE)
     if HAS_BIAS:
@@ -172,11 +210,12 @@ def int4(
     x = x if x.stride(-1) == 1 else x.contiguous()
     bm, bn, bk = _tiles(m, w.group_size)
     grid = (triton.cdiv(m, bm) * triton.cdiv(w.n, bn),)
+    scales, zs, stride_s, pairs = w.scale_args()
     _w4a16_kernel[grid](
         x,
         w.qweight,
-        w.scales,
-        w.zs,
+        scales,
+        zs,
         w.perm if w.perm is not None else w.qweight,
         bias if bias is not None else out,
         out,
@@ -185,9 +224,10 @@ def int4(
         w.k,
         x.stride(0),
         w.qweight.stride(0),
-        w.scales.stride(0),
+        stride_s,
         out.stride(0),
         G=w.group_size,
+        PAIRS=pairs,
         ALIGNED=w.group_size % bk == 0,
         HAS_PERM=w.perm is not None,
         HAS_BIAS=bias is not None,

@@ -1,7 +1,8 @@
 """gemm.int4 for a few rows (decode, M <= MMA_MAX_ROWS): a GEMV over gemm_int4.prepare's layout.
 
 The weight is int32 [ceil(K/8), N] packed along K (nibble i of word row r is input row 8r + i),
-with float32 scales and zero-times-scale [K/G, N] (gemm_int4's module docstring). At M = 1 the
+with float32 scales and zero-times-scale [K/G, N], or float16 (scale, zero) pairs
+(gemm_int4's module docstring; `group_scales` reads either). At M = 1 the
 linear is a read of those 4-bit codes, so each program owns BLOCK_N output columns and streams
 [KP, BLOCK_N] words (8 * KP input rows) down K: the words are unpacked in registers into a
 [KP, 8, BLOCK_N] tile, (q * s - zs) * x accumulated in float32 there, and the tile reduced
@@ -85,6 +86,20 @@ MMA_STEPS = (128, 64, 32)
 
 
 @triton.jit
+def group_scales(S, ZS, off, mask, PAIRS: tl.constexpr):
+    """The scales and scaled zeros (float32) of a prepared int4 weight at scale entries `off`:
+    the float32 scales S and zs ZS, or (PAIRS) float16 (scale, zero) pairs at S, zs = z * s
+    formed in float32 as gemm_int4.prepare forms it (Int4Weight.scale_args)."""
+    if PAIRS:
+        s = tl.load(S + 2 * off, mask=mask, other=0.0).to(tl.float32)
+        zs = tl.load(S + 2 * off + 1, mask=mask, other=0.0).to(tl.float32) * s
+    else:
+        s = tl.load(S + off, mask=mask, other=0.0)
+        zs = tl.load(ZS + off, mask=mask, other=0.0)
+    return s, zs
+
+
+@triton.jit
 def _int4_gemv_kernel(
     X,
     QW,
@@ -111,6 +126,7 @@ def _int4_gemv_kernel(
     GATHER: tl.constexpr,
     SPLIT: tl.constexpr,
     PDL: tl.constexpr,
+    PAIRS: tl.constexpr,
 ):
     pdl.wait_for_inputs(PDL)  # released after the loop, not here (pdl.py)
     pid = tl.program_id(0)
@@ -147,12 +163,12 @@ def _int4_gemv_kernel(
         if GATHER:  # one scale row per word row: [KP, 1, BLOCK_N]
             g_off = ((wr * 8) // G)[:, None] * stride_s + cols[None, :]
             g_ok = (wr < word_rows)[:, None] & col_ok[None, :]
-            s = tl.load(S + g_off, mask=g_ok, other=0.0)[:, None, :]
-            zs = tl.load(ZS + g_off, mask=g_ok, other=0.0)[:, None, :]
+            s, zs = group_scales(S, ZS, g_off, g_ok, PAIRS)
+            s, zs = s[:, None, :], zs[:, None, :]
         else:  # the whole step in one group: one row
             g_off = (k0 // G) * stride_s + cols
-            s = tl.load(S + g_off, mask=col_ok, other=0.0)[None, None, :]
-            zs = tl.load(ZS + g_off, mask=col_ok, other=0.0)[None, None, :]
+            s, zs = group_scales(S, ZS, g_off, col_ok, PAIRS)
+            s, zs = s[None, None, :], zs[None, None, :]
         acc += (q * s - zs) * x[:, :, None]
     y = tl.sum(tl.sum(acc, axis=0), axis=0)
     pdl.release_dependents(PDL)
@@ -258,6 +274,7 @@ def _mma_step_inputs(
     BK: tl.constexpr,
     HAS_PERM: tl.constexpr,
     SUM: tl.constexpr,
+    PAIRS: tl.constexpr,
 ):
     """Step `step`'s x^T [BK, 16] (its M rows in the weight tile's column order, the rest 0),
     the sums of those rows [16] (SUM; else zeros) and its scale group's scales and scaled
@@ -276,8 +293,7 @@ def _mma_step_inputs(
         xn = tl.reshape(xn, [16, 4, JJ, 2, 2, 2])  # [r, c, jj, e2, e1, e0]
         xt = tl.reshape(tl.permute(xn, (2, 4, 5, 1, 3, 0)), [BK, 16])  # [jj, e1, e0, c, e2, r]
     g = k0 // G
-    s = tl.load(S + g * stride_s + rows, mask=row_ok, other=0.0)
-    zs = tl.load(ZS + g * stride_s + rows, mask=row_ok, other=0.0)
+    s, zs = group_scales(S, ZS, g * stride_s + rows, row_ok, PAIRS)
     return xt, xsum, s, zs
 
 
@@ -311,6 +327,7 @@ def _int4_mma_kernel(
     ASM: tl.constexpr,
     ONES: tl.constexpr,
     PDL: tl.constexpr,
+    PAIRS: tl.constexpr,
 ):
     nb = tl.program_id(0)
     ks = tl.program_id(1)
@@ -335,7 +352,22 @@ def _int4_mma_kernel(
     # x^T and the scales of a step are loaded one step ahead (they do not feed the compiler's
     # pipelined weight loads, and each would otherwise stall its step on a global read)
     xt, xsum, s, zs = _mma_step_inputs(
-        X, S, ZS, PERM, s_begin, kp, rows, row_ok, stride_xm, stride_s, M, G, BK, HAS_PERM, not ONES
+        X,
+        S,
+        ZS,
+        PERM,
+        s_begin,
+        kp,
+        rows,
+        row_ok,
+        stride_xm,
+        stride_s,
+        M,
+        G,
+        BK,
+        HAS_PERM,
+        not ONES,
+        PAIRS,
     )
     for step in range(s_begin, s_end):
         ahead = tl.minimum(step + 1, s_end - 1)
@@ -355,6 +387,7 @@ def _int4_mma_kernel(
             BK,
             HAS_PERM,
             not ONES,
+            PAIRS,
         )
         w = tl.load(w_ptr + (step * BK // 8) * stride_qk, mask=row_ok[:, None, None], other=0)
         a = _dequantized_tile(w, BK, MAGIC, DT, ASM)
@@ -407,11 +440,12 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
     blocks = triton.cdiv(w.n, block_n)
     steps = w.k // bk
     split = split_k.choose(cfg["split_k"], blocks * m, steps, x.device, cfg.get("waves", 4))
+    scales, zs, stride_s, pairs = w.scale_args()
     _int4_mma_kernel[(blocks, split)](
         x,
         w.qweight,
-        w.scales,
-        w.zs,
+        scales,
+        zs,
         w.perm if w.perm is not None else w.qweight,
         bias if bias is not None else y,
         y,
@@ -423,7 +457,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         triton.cdiv(steps, split),
         x.stride(0),
         w.qweight.stride(0),
-        w.scales.stride(0),
+        stride_s,
         y.stride(0),
         ROWS=triton.next_power_of_2(m),  # M's columns unrolled (compiled for 1, 2, 4, 8, 16)
         G=w.group_size,
@@ -435,6 +469,7 @@ def _gemv_int4_mma(x, w, bias, cfg) -> torch.Tensor:
         FP16=x.dtype == torch.float16,
         ASM=bool(cfg["asm"]) and _ptx_target(),
         ONES=bool(cfg["ones"]),
+        PAIRS=pairs,
         num_warps=warps(cfg["num_warps"], cfg),
         num_stages=cfg["num_stages"],
         **pdl.args(x.device),
@@ -480,11 +515,12 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
     steps = triton.cdiv(w.k, kp * 8)
     split = split_k.choose(cfg["split_k"], slots, steps, x.device)
     per_split = triton.cdiv(steps, split)
+    scales, zs, stride_s, pairs = w.scale_args()
     _int4_gemv_kernel[(slots, split)](
         x,
         w.qweight,
-        w.scales,
-        w.zs,
+        scales,
+        zs,
         w.perm if w.perm is not None else w.qweight,
         bias if bias is not None else y,
         y,
@@ -496,7 +532,7 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         per_split,
         x.stride(0),
         w.qweight.stride(0),
-        w.scales.stride(0),
+        stride_s,
         y.stride(0),
         G=w.group_size,
         HAS_PERM=w.perm is not None,
@@ -505,6 +541,7 @@ def gemv_int4(x, w, bias=None, launch=None) -> torch.Tensor:
         KP=kp,
         GATHER=not one_group_steps(w.group_size, kp),
         SPLIT=split,
+        PAIRS=pairs,
         num_warps=warps(cfg["num_warps"], launch),
         num_stages=cfg["num_stages"],
         **pdl.args(x.device),

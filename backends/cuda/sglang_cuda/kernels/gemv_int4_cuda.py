@@ -1,6 +1,7 @@
 """gemm.int4 at 1-8 rows of 16-bit x (decode): the tensor-core GEMV in CUDA C++
 (csrc/gemv_int4_mma.cu, compiled by NVRTC: sglang_cuda.nvrtc), over the layout of
-sglang_triton.gemm_int4.prepare, so it serves every W4A16 checkpoint the Triton kernels serve.
+sglang_triton.gemm_int4.prepare, so it serves every W4A16 checkpoint the Triton kernels serve
+(float32 scales and zero x scale, or float16 (scale, zero) pairs: the PAIRS define).
 
 Why not Triton: the Triton mma kernel (sglang_triton.gemv_int4) spends 136 warp-instructions
 per KiB of weights and waits for every MMA before it scales the step's product (SASS,
@@ -106,6 +107,19 @@ def _chunk_rows(group_size: int, k: int) -> tuple[int, int] | None:
     return 128, per.bit_length() - 1
 
 
+def scale_args(w) -> tuple[torch.Tensor, torch.Tensor, int, bool] | None:
+    """w's scales as the CUDA int4 kernels take them (Int4Weight.scale_args: S, ZS, S's row
+    stride in 4-byte entries, PAIRS), or None where a lane's 16-byte loads of four columns'
+    entries would be misaligned."""
+    s, zs, stride, pairs = w.scale_args()
+    if pairs:
+        if s.stride(2) != 1 or s.stride(1) != 2 or s.stride(0) % 8:
+            return None
+    elif s.stride() != zs.stride() or s.stride(1) != 1 or s.stride(0) % 4:
+        return None
+    return (s, zs, stride, pairs) if nvrtc.aligned(s, zs) else None
+
+
 def plan(x: torch.Tensor, w, launch=None) -> dict | None:
     """The launch for x @ w here, or None when this kernel does not apply (module docstring)."""
     cfg = {**GEMV_INT4_CUDA_LAUNCH, **(launch or {})}
@@ -127,14 +141,13 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
         return None
     if x.stride(1) != 1 or x.stride(0) % 8 or not nvrtc.aligned(x):
         return None
-    qw, s, zs = w.qweight, w.scales, w.zs
+    qw = w.qweight
     if qw.stride(1) != 1 or qw.stride(0) % 4 or not nvrtc.aligned(qw):
         return None
-    if s.stride() != zs.stride() or s.stride(1) != 1 or s.stride(0) % 4:
+    scales = scale_args(w)
+    if scales is None:
         return None
-    if not nvrtc.aligned(s, zs):
-        return None
-    return {**cfg, "steps": chunk[0] // 32, "group_shift": chunk[1]}
+    return {**cfg, "steps": chunk[0] // 32, "group_shift": chunk[1], "pairs": scales[3]}
 
 
 def plan_rms(x, norm_weight, w, residual=None, launch=None) -> dict | None:
@@ -174,6 +187,7 @@ def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
         ("EARLY", int(bool(cfg["rms_early"]))),
         ("BUFFERS", 2),
         ("NORM", 1),
+        ("PAIRS", int(cfg["pairs"])),
     )
     kern = nvrtc.kernel(SOURCE, "gemv_int4_rms", x.device, defines)
     kern.prefer_carveout(cfg["carveout"])
@@ -189,14 +203,15 @@ def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
     def ptr(t):
         return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
 
+    scales, zs, stride_s, _ = w.scale_args()
     args = [
         ptr(x),
         ptr(residual),
         ptr(norm_weight),
         ctypes.c_float(eps),
         ptr(w.qweight),
-        ptr(w.scales),
-        ptr(w.zs),
+        ptr(scales),
+        ptr(zs),
         ptr(bias),
         ptr(y),
         ptr(h),
@@ -205,7 +220,7 @@ def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
         ctypes.c_int(w.k),
         ctypes.c_int(cfg["group_shift"]),
         ctypes.c_longlong(w.qweight.stride(0)),
-        ctypes.c_longlong(w.scales.stride(0)),
+        ctypes.c_longlong(stride_s),
         ctypes.c_int(flags),
     ]
     stream = torch.cuda.current_stream(x.device).cuda_stream
@@ -244,18 +259,21 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
         ("RING", ring * steps),
         # with the ring, 16 warps a processor whatever a block's warps: at most 128 registers
         ("MIN_BLOCKS", max(1, 16 // warps) if ring else 1),
+        ("PAIRS", int(cfg["pairs"])),
     )
-    # a slot: a lane's 16 bytes a step, and its scale and scaled-zero vectors (csrc's Slot)
-    shared = warps * stages * (steps + 2) * 32 * 16 if stages else (x_bytes if staged else 0)
+    # a slot: a lane's 16 bytes a step, and its scale vectors (csrc's Slot: one with PAIRS)
+    slot = (steps + (1 if cfg["pairs"] else 2)) * 32 * 16
+    shared = warps * stages * slot if stages else (x_bytes if staged else 0)
     kern = nvrtc.kernel(SOURCE, "gemv_int4_mma", x.device, defines)
     kern.prefer_carveout(cfg["carveout"])
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
+    scales, zs, stride_s, _ = w.scale_args()
     args = [
         ctypes.c_void_p(x.data_ptr()),
         ctypes.c_void_p(w.qweight.data_ptr()),
-        ctypes.c_void_p(w.scales.data_ptr()),
-        ctypes.c_void_p(w.zs.data_ptr()),
+        ctypes.c_void_p(scales.data_ptr()),
+        ctypes.c_void_p(zs.data_ptr()),
         ctypes.c_void_p(bias.data_ptr() if bias is not None else 0),
         ctypes.c_void_p(y.data_ptr()),
         ctypes.c_int(m),
@@ -264,7 +282,7 @@ def gemv_int4(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> torch
         ctypes.c_int(cfg["group_shift"]),
         ctypes.c_longlong(x.stride(0)),
         ctypes.c_longlong(w.qweight.stride(0)),
-        ctypes.c_longlong(w.scales.stride(0)),
+        ctypes.c_longlong(stride_s),
         ctypes.c_longlong(y.stride(0)),
         ctypes.c_int(int(bias is not None)),
     ]

@@ -93,12 +93,11 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
     steps = chunk[0] // 32
     if x.stride(1) != 1 or not nvrtc.aligned(x):
         return None
-    qw, s, zs = w.qweight, w.scales, w.zs
+    qw = w.qweight
     if qw.stride(1) != 1 or qw.stride(0) % 4 or not nvrtc.aligned(qw):
         return None
-    if s.stride() != zs.stride() or s.stride(1) != 1 or s.stride(0) % 4:
-        return None
-    if not nvrtc.aligned(s, zs):
+    scales = gemv_int4_cuda.scale_args(w)
+    if scales is None:
         return None
     index = x.device.index if x.device.index is not None else torch.cuda.current_device()
     blocks = (w.n + 31) // 32
@@ -122,6 +121,7 @@ def plan(x: torch.Tensor, w, launch=None) -> dict | None:
         "early": int(bool(cfg["early"])),
         "center": int(x.dtype == torch.float16 if cfg["center"] == "auto" else bool(cfg["center"])),
         "shared": k * 2 + chunks * 20,
+        "pairs": int(scales[3]),
     }
 
 
@@ -136,22 +136,24 @@ def gemv_int4_fma(x: torch.Tensor, w, bias: torch.Tensor | None, cfg: dict) -> t
         ("EARLY", cfg["early"]),
         ("MIN_BLOCKS", cfg["min_blocks"]),
         ("CENTER", cfg["center"]),
+        ("PAIRS", cfg["pairs"]),
     )
     kern = nvrtc.kernel(SOURCE, "gemv_int4_fma", x.device, defines)
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
+    scales, zs, stride_s, _ = w.scale_args()
     args = [
         ctypes.c_void_p(x.data_ptr()),
         ctypes.c_void_p(w.qweight.data_ptr()),
-        ctypes.c_void_p(w.scales.data_ptr()),
-        ctypes.c_void_p(w.zs.data_ptr()),
+        ctypes.c_void_p(scales.data_ptr()),
+        ctypes.c_void_p(zs.data_ptr()),
         ctypes.c_void_p(bias.data_ptr() if bias is not None else 0),
         ctypes.c_void_p(y.data_ptr()),
         ctypes.c_int(w.n),
         ctypes.c_int(w.k),
         ctypes.c_int(cfg["group_shift"]),
         ctypes.c_longlong(w.qweight.stride(0)),
-        ctypes.c_longlong(w.scales.stride(0)),
+        ctypes.c_longlong(stride_s),
         ctypes.c_int(int(bias is not None)),
         ctypes.c_longlong(32),  # prepare's layout: the next block's columns are 32 words on
         ctypes.c_longlong(32),

@@ -80,3 +80,47 @@ __device__ __forceinline__ float f16x2_sum(u32 v) {
         : "r"(v));
     return lo + hi;
 }
+
+// gemm.int4's prepared scales (sglang_triton.gemm_int4.prepare) for a lane's four output
+// columns of one scale group, as loaded. PAIRS: float16 (scale, zero) pairs [K/G, N, 2], one
+// 16-byte vector (a pair is one 4-byte entry, so the kernels' scale pointers and strides count
+// entries either way); else float32 scales and zero x scale [K/G, N], a vector each.
+#ifndef PAIRS
+#define PAIRS 0
+#endif
+
+struct ScaleWords {
+    uint4 s;  // PAIRS: the four (s, z) pairs; else the float32 scales
+#if !PAIRS
+    uint4 zs;  // the float32 zero x scale
+#endif
+};
+
+__device__ __forceinline__ ScaleWords load_scale_words(const float* s, const float* zs) {
+    ScaleWords v;
+    v.s = ldg16(s);
+#if !PAIRS
+    v.zs = ldg16(zs);
+#endif
+    return v;
+}
+
+// s and zs of the four columns in float32; with PAIRS zs = z * s rounded once, the product
+// prepare forms for the float32 layout, so both layouts give the same sums
+__device__ __forceinline__ void scale_values(const ScaleWords& v, float (&s)[4], float (&zs)[4]) {
+#if PAIRS
+    const u32 w[4] = {v.s.x, v.s.y, v.s.z, v.s.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        float z;
+        asm("{ .reg .b16 l, h; mov.b32 {l, h}, %2; cvt.f32.f16 %0, l; cvt.f32.f16 %1, h; }"
+            : "=f"(s[j]), "=f"(z)
+            : "r"(w[j]));
+        zs[j] = __fmul_rn(z, s[j]);
+    }
+#else
+    const float4 a = as_float4(v.s), b = as_float4(v.zs);
+    s[0] = a.x, s[1] = a.y, s[2] = a.z, s[3] = a.w;
+    zs[0] = b.x, zs[1] = b.y, zs[2] = b.z, zs[3] = b.w;
+#endif
+}

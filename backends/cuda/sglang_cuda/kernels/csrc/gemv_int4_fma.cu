@@ -1,7 +1,8 @@
 // gemm.int4 for one row of 16-bit x (batch-1 decode) on the CUDA cores, over
 // sglang_triton.gemm_int4.prepare's layout (the one csrc/gemv_int4_mma.cu reads):
 //   qweight int32 [K/8, N]: nibble i of word (r, n) is the code of input row 8r + i, column n;
-//   scales, zs float32 [K/G, N]: w[k, n] = q[k, n] * s - zs (zs = zero * scale).
+//   scales, zs float32 [K/G, N]: w[k, n] = q[k, n] * s - zs (zs = zero * scale), or (PAIRS)
+//   float16 (scale, zero) pairs [K/G, N, 2] in the scales' place (common.cuh's ScaleWords).
 //
 // Why: at one row the tensor-core kernel (gemv_int4_mma.cu) holds 126 registers a thread for
 // its MMA operands, x's fragments and two chunks of weights, so a processor runs 16 of its warps
@@ -77,7 +78,7 @@
 
 struct WChunk {
     uint4 w[STEPS];
-    float4 s, zs;
+    ScaleWords sc;
 };
 
 // (lo, hi) rounded to an f16 pair (lo in the low half)
@@ -105,8 +106,7 @@ __device__ __forceinline__ void load_chunk(WChunk& c, const Cursor& p, int chunk
 #pragma unroll
     for (int i = 0; i < STEPS; ++i) c.w[i] = ldg16(q + i * p.q_step);
     const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
-    c.s = as_float4(ldg16(p.s + srow));
-    c.zs = as_float4(ldg16(p.zs + srow));
+    c.sc = load_scale_words(p.s + srow, p.zs + srow);
 }
 
 // x [K] -> xs (a 16-byte vector a word row: the f16 pairs of the module comment), f2[c] =
@@ -184,7 +184,8 @@ __device__ __forceinline__ void compute_chunk(const WChunk& c, const uint4* xs, 
         }
     }
     const float f = f2[chunk], sxt = sx[4 * chunk + t];
-    const float s[4] = {c.s.x, c.s.y, c.s.z, c.s.w}, zs[4] = {c.zs.x, c.zs.y, c.zs.z, c.zs.w};
+    float s[4], zs[4];
+    scale_values(c.sc, s, zs);
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
 #if CENTER  // s (q - 8) x + (8 s - zs) x

@@ -1,7 +1,8 @@
 // gemm.int4 for 1-8 rows of 16-bit x on the tensor cores (sm_80 and later), over
 // sglang_triton.gemm_int4.prepare's layout:
 //   qweight int32 [K/8, N]: nibble i of word (r, n) is the code of input row 8r + i, column n;
-//   scales, zs float32 [K/G, N]: w[k, n] = q[k, n] * s - zs (zs = zero * scale).
+//   scales, zs float32 [K/G, N]: w[k, n] = q[k, n] * s - zs (zs = zero * scale), or (PAIRS)
+//   float16 (scale, zero) pairs [K/G, N, 2] in the scales' place (common.cuh's ScaleWords).
 //
 // group_shift: log2 of the chunks a scale group (31: one group over all of K).
 //
@@ -89,7 +90,7 @@
 struct Chunk {
     uint4 w[STEPS];
     uint4 x[STEPS];
-    float4 s, zs;
+    ScaleWords sc;
 };
 
 __device__ __forceinline__ u32 nibble_pair(u32 w) {
@@ -133,8 +134,7 @@ __device__ __forceinline__ void load_chunk(Chunk& c, const Cursor& p, int chunk,
         c.x[i] = ldg16(x + 32 * i);
     }
     const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
-    c.s = as_float4(ldg16(p.s + srow));
-    c.zs = as_float4(ldg16(p.zs + srow));
+    c.sc = load_scale_words(p.s + srow, p.zs + srow);
 }
 
 // L2 prefetch of this lane's weight words of chunk `chunk` (the scales are small and shared by
@@ -181,6 +181,16 @@ __device__ __forceinline__ void scale_into(float (&y)[4], const float (&acc)[4],
     }
 }
 
+// A chunk's sums into the outputs: y0 (row tile 0: columns 4g, 4g + 1), y1 (4g + 2, 4g + 3)
+__device__ __forceinline__ void scale_chunk(float (&y0)[4], float (&y1)[4], const float (&a0)[4],
+                                            const float (&a1)[4], const float (&sx)[4],
+                                            const ScaleWords& sc) {
+    float s[4], zs[4];
+    scale_values(sc, s, zs);
+    scale_into(y0, a0, sx, s[0], s[1], zs[0], zs[1]);
+    scale_into(y1, a1, sx, s[2], s[3], zs[2], zs[3]);
+}
+
 // One 32-row step: the word vector w (row tiles 0 and 1) times x's 16 bytes xv into the chunk's
 // sums a0, a1 and x's sums sx.
 __device__ __forceinline__ void compute_step(uint4 w, uint4 xv, float (&a0)[4], float (&a1)[4],
@@ -201,8 +211,7 @@ __device__ __forceinline__ void compute_chunk(const Chunk& c, float (&y0)[4], fl
     float sx[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
     for (int i = 0; i < STEPS; ++i) compute_step(c.w[i], c.x[i], a0, a1, sx);
-    scale_into(y0, a0, sx, c.s.x, c.s.y, c.zs.x, c.zs.y);
-    scale_into(y1, a1, sx, c.s.z, c.s.w, c.zs.z, c.zs.w);
+    scale_chunk(y0, y1, a0, a1, sx, c.sc);
 }
 
 #if RING
@@ -219,7 +228,9 @@ __device__ __forceinline__ void ring_range(const Cursor& p, int c_begin, int c_e
     for (int r = 0; r < RING; ++r)
         if (r < steps) ring[r] = ldg16_stream(q + r * p.q_step);
     long long srow = (long long)(c_begin >> group_shift) * p.s_stride;
-    float4 s = as_float4(ldg16(p.s + srow)), zs = as_float4(ldg16(p.zs + srow));
+    // the scales decoded as loaded (decoded at use, float16 pairs spill at the ring's 128 registers)
+    float s[4], zs[4];
+    scale_values(load_scale_words(p.s + srow, p.zs + srow), s, zs);
     uint4 xv = ldg16(x);
     float a0[4], a1[4], sx[4];
     for (int base = 0; base < steps; base += RING) {
@@ -237,13 +248,12 @@ __device__ __forceinline__ void ring_range(const Cursor& p, int c_begin, int c_e
                 if (j + 1 < steps) xv = ldg16(x + 32 * (j + 1));
                 compute_step(w, xc, a0, a1, sx);
                 if (r % STEPS == STEPS - 1) {
-                    scale_into(y0, a0, sx, s.x, s.y, zs.x, zs.y);
-                    scale_into(y1, a1, sx, s.z, s.w, zs.z, zs.w);
+                    scale_into(y0, a0, sx, s[0], s[1], zs[0], zs[1]);
+                    scale_into(y1, a1, sx, s[2], s[3], zs[2], zs[3]);
                     const int next = c_begin + j / STEPS + 1;
                     if (next < c_end) {
                         srow = (long long)(next >> group_shift) * p.s_stride;
-                        s = as_float4(ldg16(p.s + srow));
-                        zs = as_float4(ldg16(p.zs + srow));
+                        scale_values(load_scale_words(p.s + srow, p.zs + srow), s, zs);
                     }
                 }
             }
@@ -257,7 +267,7 @@ __device__ __forceinline__ void ring_range(const Cursor& p, int c_begin, int c_e
 // so a register buffer is 24 registers instead of 40 and a warp can hold BUFFERS of them.
 struct ChunkW {
     uint4 w[STEPS];
-    float4 s, zs;
+    ScaleWords sc;
 };
 
 __device__ __forceinline__ void load_weights(ChunkW& c, const Cursor& p, int chunk,
@@ -266,8 +276,7 @@ __device__ __forceinline__ void load_weights(ChunkW& c, const Cursor& p, int chu
 #pragma unroll
     for (int i = 0; i < STEPS; ++i) c.w[i] = ldg16(q + i * p.q_step);
     const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
-    c.s = as_float4(ldg16(p.s + srow));
-    c.zs = as_float4(ldg16(p.zs + srow));
+    c.sc = load_scale_words(p.s + srow, p.zs + srow);
 }
 
 // chunk `chunk` of the weights in c, its x from the staged rows (xs: this lane's x row at its
@@ -280,8 +289,7 @@ __device__ __forceinline__ void compute_staged(const ChunkW& c, const unsigned s
         full.w[i] = c.w[i];
         full.x[i] = *reinterpret_cast<const uint4*>(xs + chunk * (32 * STEPS) + 32 * i);
     }
-    full.s = c.s;
-    full.zs = c.zs;
+    full.sc = c.sc;
     compute_chunk(full, y0, y1);
 }
 #endif
@@ -298,7 +306,9 @@ __device__ __forceinline__ void cp16(void* smem, const void* gmem) {
 struct Slot {
     uint4 w[STEPS][32];
     uint4 s[32];
+#if !PAIRS
     uint4 zs[32];
+#endif
 };
 
 __device__ __forceinline__ void issue_chunk(Slot& slot, const Cursor& p, int chunk,
@@ -308,7 +318,9 @@ __device__ __forceinline__ void issue_chunk(Slot& slot, const Cursor& p, int chu
     for (int i = 0; i < STEPS; ++i) cp16(&slot.w[i][lane], q + i * p.q_step);
     const long long srow = (long long)(chunk >> group_shift) * p.s_stride;
     cp16(&slot.s[lane], p.s + srow);
+#if !PAIRS
     cp16(&slot.zs[lane], p.zs + srow);
+#endif
 }
 
 __device__ __forceinline__ void load_x(uint4 (&xv)[STEPS], const Cursor& p, int chunk) {
@@ -345,8 +357,10 @@ __device__ __forceinline__ void pipe_chunk(Slot* slots, const Cursor& p, int c, 
         ch.w[i] = slot.w[i][lane];
         ch.x[i] = xv[i];
     }
-    ch.s = as_float4(slot.s[lane]);
-    ch.zs = as_float4(slot.zs[lane]);
+    ch.sc.s = slot.s[lane];
+#if !PAIRS
+    ch.sc.zs = slot.zs[lane];
+#endif
     compute_chunk(ch, y0, y1);
 }
 #endif
