@@ -284,7 +284,7 @@ def bench_int4(rows, dev):
 
     g = 128
     for name, (n, k) in SHAPES_8B.items():
-        nbytes = n * k // 2 + 2 * (k // g) * n * 4
+        nbytes = n * k // 2 + (k // g) * n * (4 if gemm_int4.PAIRS else 8)  # scales: pairs
         ws = []
         for _ in range(copies(nbytes)):
             raw = {
@@ -294,7 +294,11 @@ def bench_int4(rows, dev):
                 "qzeros": torch.randint(
                     -(2**31), 2**31 - 1, (k // g, n // 8), dtype=torch.int32, device=dev
                 ),
-                "scales": torch.rand(k // g, n, device=dev, dtype=torch.bfloat16) * 0.01,
+                # float16 scales served in bfloat16, as an AWQ checkpoint is (prepare keeps them as
+                # float16 pairs; random bfloat16 values would take the float32 layout)
+                "scales": (
+                    torch.rand(k // g, n, device=dev, dtype=torch.float16) * 0.01
+                ).bfloat16(),
                 "packing": "awq",
                 "group_size": g,
             }

@@ -36,7 +36,8 @@ def int4_calls(launch: dict | None, calls: int, fma: bool = False) -> None:
         raw = {
             "qweight": torch.randint(-(2**31), 2**31 - 1, (k, n // 8), dtype=torch.int32),
             "qzeros": torch.randint(-(2**31), 2**31 - 1, (k // g, n // 8), dtype=torch.int32),
-            "scales": torch.rand(k // g, n, dtype=torch.bfloat16) * 0.01,
+            # float16 scales served in bfloat16, as an AWQ checkpoint is (float16 pairs)
+            "scales": (torch.rand(k // g, n, dtype=torch.float16) * 0.01).bfloat16(),
             "packing": "awq",
             "group_size": g,
         }
