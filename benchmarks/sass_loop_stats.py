@@ -36,13 +36,14 @@ def int4_mma(launch: dict, rows: int):
     from sglang_triton import gemv_int4
 
     cfg = {**gemv_int4.GEMV_INT4_MMA_LAUNCH, **launch}
-    sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
+    # the scales as float16 (scale, zero) pairs: the layout AWQ / GPTQ checkpoints get
+    sig = dict(X=B, QW="*i32", S="*fp16", ZS="*fp16", PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
                stride_s=I32, stride_ym=I32, ROWS=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C,
-               BLOCK_N=C, SPLIT=C, FP16=C, ASM=C, ONES=C)  # fmt: skip
+               BLOCK_N=C, SPLIT=C, FP16=C, ASM=C, ONES=C, PAIRS=C)  # fmt: skip
     consts = dict(ROWS=rows, G=128, BK=128, HAS_PERM=False, HAS_BIAS=False,
                   BLOCK_N=cfg["block_n"], SPLIT=1, FP16=False, ASM=bool(cfg["asm"]),
-                  ONES=bool(cfg["ones"]))  # fmt: skip
+                  ONES=bool(cfg["ones"]), PAIRS=True)  # fmt: skip
     # bytes of weights per loop iteration: a [BLOCK_N, 128] tile of nibbles
     return gemv_int4._int4_mma_kernel, sig, consts, cfg, cfg["block_n"] * 128 // 2
 
