@@ -121,28 +121,31 @@ SCRIPT = textwrap.dedent(
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
                stride_s=I32, stride_ym=I32, G=C, HAS_PERM=C, HAS_BIAS=C, BLOCK_N=C, KP=C,
-               GATHER=C, SPLIT=C)
+               GATHER=C, SPLIT=C, PAIRS=C)
+    # the scales as float16 (scale, zero) pairs (AWQ / GPTQ) or float32 scale and zero x scale
+    pair_types = {True: dict(S="*fp16", ZS="*fp16"), False: dict(S=F32, ZS=F32)}
     kp = gemv_int4.words_per_step(128, g["block_k"])
-    for perm, split in ((False, 1), (True, 1), (False, 4)):
+    for perm, split, pairs in ((False, 1, True), (True, 1, False), (False, 4, True)):
         consts = dict(G=128, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"], KP=kp,
-                      GATHER=not gemv_int4.one_group_steps(128, kp), SPLIT=split)
-        out.append(build(gemv_int4._int4_gemv_kernel, sig, consts, g["num_warps"],
-                         g["num_stages"]))
+                      GATHER=not gemv_int4.one_group_steps(128, kp), SPLIT=split, PAIRS=pairs)
+        out.append(build(gemv_int4._int4_gemv_kernel, dict(sig, **pair_types[pairs]), consts,
+                         g["num_warps"], g["num_stages"]))
     g = gemv_int4.GEMV_INT4_MMA_LAUNCH
     sig = dict(X=B, QW="*i32", S=F32, ZS=F32, PERM="*i32", B=B, Y=B, PART=F32, COUNT="*i32",
                M=I32, N=I32, K=I32, steps_per_split=I32, stride_xm=I32, stride_qk=I32,
                stride_s=I32, stride_ym=I32, ROWS=C, G=C, BK=C, HAS_PERM=C, HAS_BIAS=C,
-               BLOCK_N=C, SPLIT=C, FP16=C, ASM=C, ONES=C)
-    for m, grp, bk, perm, split, fp16, asm, ones in ((1, 128, 128, False, 1, False, True, True),
-                                                     (1, 128, 128, False, 4, False, False, False),
-                                                     (16, 128, 128, True, 4, False, True, False),
-                                                     (2, 32, 32, False, 1, True, True, True)):
+               BLOCK_N=C, SPLIT=C, FP16=C, ASM=C, ONES=C, PAIRS=C)
+    for m, grp, bk, perm, split, fp16, asm, ones, pairs in (
+            (1, 128, 128, False, 1, False, True, True, True),
+            (1, 128, 128, False, 4, False, False, False, False),
+            (16, 128, 128, True, 4, False, True, False, True),
+            (2, 32, 32, False, 1, True, True, True, True)):
         if fp16:
             sig.update(X="*fp16", B="*fp16", Y="*fp16")
         consts = dict(ROWS=m, G=grp, BK=bk, HAS_PERM=perm, HAS_BIAS=True, BLOCK_N=g["block_n"],
-                      SPLIT=split, FP16=fp16, ASM=asm, ONES=ones)
-        out.append(build(gemv_int4._int4_mma_kernel, sig, consts, g["num_warps"],
-                         g["num_stages"]))
+                      SPLIT=split, FP16=fp16, ASM=asm, ONES=ones, PAIRS=pairs)
+        out.append(build(gemv_int4._int4_mma_kernel, dict(sig, **pair_types[pairs]), consts,
+                         g["num_warps"], g["num_stages"]))
     gu, dn = moe_decode.DECODE_LAUNCH["gate_up"], moe_decode.DECODE_LAUNCH["down"]
     scales = dict(stride_se=I32, stride_sn=I32, stride_sk=I32, FP8=C, BN_Q=C, BK_Q=C, MXFP4=C,
                   INT4=C, GROUP=C, SUB=C)

@@ -53,7 +53,7 @@ def test_prepare_keeps_float16_pairs_where_they_are_exact(monkeypatch):
     monkeypatch.setattr(gemm_int4, "PAIRS", True)
     assert f32.sz is None and f32.scales.dtype == torch.float32
     assert torch.equal(w.sz[..., 1].float() * w.sz[..., 0].float(), f32.zs)  # z exact, zs = z s
-    for scales in (args["scales"].float() * (1 + 2**-15), args["scales"] * 1e5):
+    for scales in (args["scales"].float() * (1 + 2**-15), args["scales"] * 1e7):
         w = gemm_int4.prepare({**args, "scales": scales})["qweight"]
         assert w.sz is None and torch.equal(w.scales, scales.float())
 
