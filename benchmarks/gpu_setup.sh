@@ -1,5 +1,6 @@
 # Sourced by the GPU scripts (benchmarks/gpu_*.sh) on the lent machine: installs the carried
-# wheels (.wheels: what the machine's Python lacks) and the repo's packages into /tmp/site
+# wheels (.wheels: what the machine's Python lacks, built by benchmarks/gpu_wheels.sh) and the
+# repo's packages into /tmp/site
 # (nothing written into the image's own site-packages; SGLANG_GPU_EDITABLE=1 installs them in
 # editable mode there instead), and records the GPU and the commit in $1/gpu.txt.
 export PYTHONUNBUFFERED=1
