@@ -292,6 +292,35 @@ __device__ __forceinline__ void compute_staged(const ChunkW& c, const unsigned s
     full.sc = c.sc;
     compute_chunk(full, y0, y1);
 }
+
+// The warp's chunks [c_begin, c_end) with x staged at xs (compute_staged), the first two chunks'
+// weights already in ca and cb: BUFFERS register buffers of weights, each refilled with the
+// chunk BUFFERS ahead as soon as its chunk is computed (the third buffer is loaded here)
+__device__ __forceinline__ void staged_chunks(ChunkW& ca, ChunkW& cb, const Cursor& p,
+                                              const unsigned short* xs, int c_begin, int c_end,
+                                              int group_shift, float (&y0)[4], float (&y1)[4]) {
+#if BUFFERS == 3
+    ChunkW cc;
+    for (int c = c_begin; c < c_end; c += 3) {
+        if (c + 2 < c_end) load_weights(cc, p, c + 2, group_shift);
+        compute_staged(ca, xs, c, y0, y1);
+        if (c + 1 >= c_end) break;
+        if (c + 3 < c_end) load_weights(ca, p, c + 3, group_shift);
+        compute_staged(cb, xs, c + 1, y0, y1);
+        if (c + 2 >= c_end) break;
+        if (c + 4 < c_end) load_weights(cb, p, c + 4, group_shift);
+        compute_staged(cc, xs, c + 2, y0, y1);
+    }
+#else
+    for (int c = c_begin; c < c_end; c += 2) {
+        compute_staged(ca, xs, c, y0, y1);
+        if (c + 1 >= c_end) break;
+        if (c + 2 < c_end) load_weights(ca, p, c + 2, group_shift);
+        compute_staged(cb, xs, c + 1, y0, y1);
+        if (c + 3 < c_end) load_weights(cb, p, c + 3, group_shift);
+    }
+#endif
+}
 #endif
 
 // 16 bytes global -> shared through cp.async (no registers; cp.async.wait_* orders them)
@@ -429,9 +458,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
     {
         // the first chunks' weights first, then x staged (its loads overlap theirs)
         ChunkW ca, cb;
-#if BUFFERS == 3
-        ChunkW cc;
-#endif
         if (c_begin < c_end) load_weights(ca, p, c_begin, group_shift);
         if (c_begin + 1 < c_end) load_weights(cb, p, c_begin + 1, group_shift);
         unsigned short* xs_all = reinterpret_cast<unsigned short*>(xsmem);
@@ -446,26 +472,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
         asm volatile("cp.async.wait_all;" ::: "memory");
         __syncthreads();
         const unsigned short* xs = xs_all + min(g, m - 1) * k + 8 * t;
-#if BUFFERS == 3
-        for (int c = c_begin; c < c_end; c += 3) {
-            if (c + 2 < c_end) load_weights(cc, p, c + 2, group_shift);
-            compute_staged(ca, xs, c, y0, y1);
-            if (c + 1 >= c_end) break;
-            if (c + 3 < c_end) load_weights(ca, p, c + 3, group_shift);
-            compute_staged(cb, xs, c + 1, y0, y1);
-            if (c + 2 >= c_end) break;
-            if (c + 4 < c_end) load_weights(cb, p, c + 4, group_shift);
-            compute_staged(cc, xs, c + 2, y0, y1);
-        }
-#else
-        for (int c = c_begin; c < c_end; c += 2) {
-            compute_staged(ca, xs, c, y0, y1);
-            if (c + 1 >= c_end) break;
-            if (c + 2 < c_end) load_weights(ca, p, c + 2, group_shift);
-            compute_staged(cb, xs, c + 1, y0, y1);
-            if (c + 3 < c_end) load_weights(cb, p, c + 3, group_shift);
-        }
-#endif
+        staged_chunks(ca, cb, p, xs, c_begin, c_end, group_shift, y0, y1);
     }
 #elif RING
     if (c_begin < c_end) ring_range(p, c_begin, c_end, group_shift, y0, y1);
@@ -565,9 +572,6 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     p.s_stride = stride_s;
 
     ChunkW ca, cb;
-#if BUFFERS == 3
-    ChunkW cc;
-#endif
 #if EARLY
     if (c_begin < c_end) load_weights(ca, p, c_begin, group_shift);
     if (c_begin + 1 < c_end) load_weights(cb, p, c_begin + 1, group_shift);
@@ -619,26 +623,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     __syncwarp();
     float y0[4] = {0.f, 0.f, 0.f, 0.f}, y1[4] = {0.f, 0.f, 0.f, 0.f};
     const unsigned short* xs = reinterpret_cast<const unsigned short*>(xsmem) + 8 * t;
-#if BUFFERS == 3
-    for (int c = c_begin; c < c_end; c += 3) {
-        if (c + 2 < c_end) load_weights(cc, p, c + 2, group_shift);
-        compute_staged(ca, xs, c, y0, y1);
-        if (c + 1 >= c_end) break;
-        if (c + 3 < c_end) load_weights(ca, p, c + 3, group_shift);
-        compute_staged(cb, xs, c + 1, y0, y1);
-        if (c + 2 >= c_end) break;
-        if (c + 4 < c_end) load_weights(cb, p, c + 4, group_shift);
-        compute_staged(cc, xs, c + 2, y0, y1);
-    }
-#else
-    for (int c = c_begin; c < c_end; c += 2) {
-        compute_staged(ca, xs, c, y0, y1);
-        if (c + 1 >= c_end) break;
-        if (c + 2 < c_end) load_weights(ca, p, c + 2, group_shift);
-        compute_staged(cb, xs, c + 1, y0, y1);
-        if (c + 3 < c_end) load_weights(cb, p, c + 3, group_shift);
-    }
-#endif
+    staged_chunks(ca, cb, p, xs, c_begin, c_end, group_shift, y0, y1);
 #if __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
