@@ -134,19 +134,23 @@ def plan_rms(x, norm_weight, weight, residual=None, launch=None) -> dict | None:
     """`plan` for gemm.dense_rms: also the norm's weight [K] and the residual [1, K] in x's
     dtype, contiguous and 16-byte aligned."""
     cfg = plan(x, weight, launch)
-    if cfg is None:
-        return None
+    return cfg if cfg is not None and norm_inputs_fit(x, norm_weight, residual) else None
+
+
+def norm_inputs_fit(x, norm_weight, residual) -> bool:
+    """Whether a norm-fused GEMV's norm inputs are as its kernels read them: the norm's weight
+    [K] and the residual (None, or x's shape) in x's dtype and device, contiguous along K and
+    16-byte aligned (gemv_int4_cuda.plan_rms shares it)."""
     k = x.shape[1]
     if norm_weight.shape != (k,) or norm_weight.dtype != x.dtype or norm_weight.stride(0) != 1:
-        return None
+        return False
     if not nvrtc.aligned(norm_weight) or norm_weight.device != x.device:
-        return None
-    if residual is not None:
-        if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
-            return None
-        if not nvrtc.aligned(residual) or residual.device != x.device:
-            return None
-    return cfg
+        return False
+    if residual is None:
+        return True
+    if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
+        return False
+    return nvrtc.aligned(residual) and residual.device == x.device
 
 
 def gemv_dense_rms(x, norm_weight, weight, eps, bias, residual, return_normed, cfg):

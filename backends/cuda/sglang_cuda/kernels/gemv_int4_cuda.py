@@ -24,6 +24,7 @@ import torch
 from sglang_triton import pdl
 
 from sglang_cuda import nvrtc
+from sglang_cuda.kernels import gemv_dense_cuda
 
 MAX_ROWS = 8
 """x's rows are the MMA's 8 columns: up to 8 cost one weight read."""
@@ -159,17 +160,7 @@ def plan_rms(x, norm_weight, w, residual=None, launch=None) -> dict | None:
         return None
     if cfg["rms_max_n"] is not None and w.n > int(cfg["rms_max_n"]):
         return None
-    k = w.k
-    if norm_weight.shape != (k,) or norm_weight.dtype != x.dtype or norm_weight.stride(0) != 1:
-        return None
-    if not nvrtc.aligned(norm_weight) or norm_weight.device != x.device:
-        return None
-    if residual is not None:
-        if residual.shape != x.shape or residual.dtype != x.dtype or residual.stride(1) != 1:
-            return None
-        if not nvrtc.aligned(residual) or residual.device != x.device:
-            return None
-    return cfg
+    return cfg if gemv_dense_cuda.norm_inputs_fit(x, norm_weight, residual) else None
 
 
 def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
