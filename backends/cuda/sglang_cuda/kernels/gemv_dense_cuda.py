@@ -137,6 +137,18 @@ def plan_rms(x, norm_weight, weight, residual=None, launch=None) -> dict | None:
     return cfg if cfg is not None and norm_inputs_fit(x, norm_weight, residual) else None
 
 
+def norm_flags(bias, residual, h, normed) -> int:
+    """The norm-fused GEMV kernels' flags argument: 1 bias, 2 residual, 4 h_out, 8 normed_out
+    (each set where that tensor is given; gemv_int4_cuda shares it)."""
+    flags = int(bias is not None) | (2 if residual is not None else 0)
+    return flags | (4 if h is not None else 0) | (8 if normed is not None else 0)
+
+
+def pointer(t) -> ctypes.c_void_p:
+    """A kernel argument for an optional tensor: its data pointer, or null for None."""
+    return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
+
+
 def norm_inputs_fit(x, norm_weight, residual) -> bool:
     """Whether a norm-fused GEMV's norm inputs are as its kernels read them: the norm's weight
     [K] and the residual (None, or x's shape) in x's dtype and device, contiguous along K and
@@ -162,15 +174,8 @@ def gemv_dense_rms(x, norm_weight, weight, eps, bias, residual, return_normed, c
     kern = nvrtc.kernel(SOURCE, "gemv_dense_rms", x.device, _defines(x, cfg))
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
-    flags = (
-        int(bias is not None)
-        | (2 if residual is not None else 0)
-        | (4 if h is not None else 0)
-        | (8 if normed is not None else 0)
-    )
-
-    def ptr(t):
-        return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
+    flags = norm_flags(bias, residual, h, normed)
+    ptr = pointer
 
     args = [
         ptr(x),

@@ -184,15 +184,8 @@ def gemv_int4_rms(x, norm_weight, w, eps, bias, residual, return_normed, cfg):
     kern.prefer_carveout(cfg["carveout"])
     if bias is not None:
         bias = bias.to(x.dtype).contiguous()
-    flags = (
-        int(bias is not None)
-        | (2 if residual is not None else 0)
-        | (4 if h is not None else 0)
-        | (8 if normed is not None else 0)
-    )
-
-    def ptr(t):
-        return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
+    flags = gemv_dense_cuda.norm_flags(bias, residual, h, normed)
+    ptr = gemv_dense_cuda.pointer
 
     scales, zs, stride_s, _ = w.scale_args()
     args = [

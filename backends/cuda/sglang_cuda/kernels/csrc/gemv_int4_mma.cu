@@ -323,6 +323,19 @@ __device__ __forceinline__ void staged_chunks(ChunkW& ca, ChunkW& cb, const Curs
 }
 #endif
 
+// A warp's partial sums into red_w [column in the block][row of x]: lane (g, t) holds columns
+// 4g, 4g + 1 (y0) and 4g + 2, 4g + 3 (y1) at x rows 2t, 2t + 1 (the C fragments' layout)
+__device__ __forceinline__ void store_partials(float (*red_w)[8], int g, int t,
+                                               const float (&y0)[4], const float (&y1)[4]) {
+    const int bx = 2 * t;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const int col = 4 * g + (j >> 1);
+        red_w[col][bx + (j & 1)] = y0[j];
+        red_w[col + 2][bx + (j & 1)] = y1[j];
+    }
+}
+
 // 16 bytes global -> shared through cp.async (no registers; cp.async.wait_* orders them)
 __device__ __forceinline__ void cp16(void* smem, const void* gmem) {
     const u32 dst = (u32)__cvta_generic_to_shared(smem);
@@ -498,13 +511,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, MIN_BLOCKS)
 #endif
 
     // partial sums -> shared memory [warp][column in the block][row of x]
-    const int bx = 2 * t;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const int col = 4 * g + (j >> 1);
-        red[warp][col][bx + (j & 1)] = y0[j];
-        red[warp][col + 2][bx + (j & 1)] = y1[j];
-    }
+    store_partials(red[warp], g, t, y0, y1);
     __syncthreads();
     for (int i = threadIdx.x; i < 32 * 8; i += WARPS * 32) {
         const int col = i >> 3, row = i & 7;
@@ -631,13 +638,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32, 1)
     for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
     if (lane == 0) ss_red[warp] = ss;
     // partial sums (only x row 0 is real: the MMA's column 2t of lanes t == 0)
-    const int bx = 2 * t;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const int col = 4 * g + (j >> 1);
-        red[warp][col][bx + (j & 1)] = y0[j];
-        red[warp][col + 2][bx + (j & 1)] = y1[j];
-    }
+    store_partials(red[warp], g, t, y0, y1);
     __syncthreads();
     float sum_sq = 0.f;
 #pragma unroll
